@@ -1,0 +1,5 @@
+//! shipway: rehearse a Scalingo deployment (Heroku classic buildpack API) on a Linux laptop.
+
+pub fn run() -> i32 {
+    0
+}
