@@ -1,0 +1,290 @@
+//! Copying a folder faithfully and fast: files with their modes, symbolic links as links
+//! (never followed), empty folders kept. Used for sources outside git and by other steps
+//! (a buildpack is copied before each use because buildpacks write into their own folder).
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use walkdir::{DirEntry, WalkDir};
+
+use super::SourceError;
+
+/// What a copy carried.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Regular files copied.
+    pub files: u64,
+    /// Folders created below the destination itself.
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of regular files.
+    pub bytes: u64,
+    /// Sockets, fifos and devices found and left out (relative paths): reading a fifo would
+    /// block forever, and none of them means anything in another folder.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// Which entries a copy leaves out.
+#[derive(Default)]
+pub(crate) struct Exclude {
+    /// Leave out anything named `.git` (a folder, or the file of a worktree or submodule).
+    pub(crate) git: bool,
+    /// Leave out these folders, by (device, inode): the destination when it lies inside the
+    /// source (`shipway build . --out ./out`), so the copy never copies itself.
+    pub(crate) dirs: Vec<(u64, u64)>,
+}
+
+/// Copies everything below `from` into `to`, which must not exist (it is created, its
+/// parent must exist) or be an empty folder. `from` itself is followed if it is a link.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<CopyStats, SourceError> {
+    copy_tree_excluding(from, to, Exclude::default())
+}
+
+pub(crate) fn copy_tree_excluding(
+    from: &Path,
+    to: &Path,
+    mut exclude: Exclude,
+) -> Result<CopyStats, SourceError> {
+    let root_meta = fs::metadata(from).map_err(|e| SourceError::io("read", from, e))?;
+    if !root_meta.is_dir() {
+        return Err(SourceError::io(
+            "copy",
+            from,
+            std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"),
+        ));
+    }
+    let created = prepare_destination(to)?;
+    let to_meta = fs::metadata(to).map_err(|e| SourceError::io("read", to, e))?;
+    exclude.dirs.push((to_meta.dev(), to_meta.ino()));
+
+    let mut stats = CopyStats::default();
+    // Folder modes are applied last: a read-only source folder must not stop the copy of
+    // its own content.
+    let mut modes = Vec::new();
+    if created {
+        modes.push((to.to_path_buf(), root_meta.mode()));
+    }
+    let walk = WalkDir::new(from)
+        .min_depth(1)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|entry| !excluded(entry, &exclude));
+    for entry in walk {
+        let entry = entry.map_err(|e| walk_error(from, e))?;
+        let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
+        let target = to.join(rel);
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            let meta = entry.metadata().map_err(|e| walk_error(entry.path(), e))?;
+            fs::create_dir(&target).map_err(|e| SourceError::io("create", &target, e))?;
+            modes.push((target, meta.mode()));
+            stats.dirs += 1;
+        } else {
+            copy_entry(entry.path(), &target, kind, rel, &mut stats)?;
+        }
+    }
+    for (dir, mode) in modes {
+        set_dir_mode(&dir, mode)?;
+    }
+    Ok(stats)
+}
+
+/// Copies one non-folder entry whose type is known.
+pub(crate) fn copy_entry(
+    source: &Path,
+    target: &Path,
+    kind: fs::FileType,
+    rel: &Path,
+    stats: &mut CopyStats,
+) -> Result<(), SourceError> {
+    if kind.is_symlink() {
+        let link =
+            fs::read_link(source).map_err(|e| SourceError::io("read the link", source, e))?;
+        std::os::unix::fs::symlink(&link, target)
+            .map_err(|e| SourceError::io("create the link", target, e))?;
+        stats.symlinks += 1;
+    } else if kind.is_file() {
+        // std::fs::copy keeps the mode and uses copy_file_range, which clones on
+        // filesystems that can (btrfs, xfs) and stays in the kernel elsewhere.
+        let bytes = fs::copy(source, target).map_err(|e| SourceError::io("copy", source, e))?;
+        stats.files += 1;
+        stats.bytes += bytes;
+    } else {
+        stats.skipped.push(rel.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Folders keep their mode, but always stay writable and searchable by their owner: later
+/// steps write into the app (the build) and remove old copies.
+pub(crate) fn set_dir_mode(dir: &Path, mode: u32) -> Result<(), SourceError> {
+    fs::set_permissions(dir, fs::Permissions::from_mode((mode & 0o7777) | 0o700))
+        .map_err(|e| SourceError::io("set the mode of", dir, e))
+}
+
+fn excluded(entry: &DirEntry, exclude: &Exclude) -> bool {
+    if exclude.git && entry.file_name() == ".git" {
+        return true;
+    }
+    if entry.file_type().is_dir() && !exclude.dirs.is_empty() {
+        use walkdir::DirEntryExt;
+        let ino = entry.ino();
+        // The inode comes free with readdir; the device costs a stat, paid only on a match.
+        if exclude.dirs.iter().any(|&(_, i)| i == ino) {
+            if let Ok(meta) = entry.metadata() {
+                return exclude.dirs.contains(&(meta.dev(), meta.ino()));
+            }
+        }
+    }
+    false
+}
+
+/// Creates `to`, or accepts it when it is an empty folder. Returns whether it was created.
+fn prepare_destination(to: &Path) -> Result<bool, SourceError> {
+    match fs::symlink_metadata(to) {
+        Ok(meta) if meta.is_dir() => {
+            let mut content = fs::read_dir(to).map_err(|e| SourceError::io("read", to, e))?;
+            if content.next().is_some() {
+                return Err(SourceError::DestinationNotEmpty { path: to.into() });
+            }
+            Ok(false)
+        }
+        Ok(_) => Err(SourceError::DestinationExists { path: to.into() }),
+        Err(_) => {
+            let parent = to.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(parent) = parent {
+                if !parent.is_dir() {
+                    return Err(SourceError::DestinationParentMissing {
+                        path: to.into(),
+                        parent: parent.into(),
+                    });
+                }
+            }
+            fs::create_dir(to).map_err(|e| SourceError::io("create", to, e))?;
+            Ok(true)
+        }
+    }
+}
+
+fn walk_error(fallback: &Path, error: walkdir::Error) -> SourceError {
+    let path = error.path().unwrap_or(fallback).to_path_buf();
+    let source = error
+        .into_io_error()
+        .unwrap_or_else(|| std::io::Error::other("file system loop"));
+    SourceError::io("read", path, source)
+}
+
+/// Creates the folders above `rel` inside `root` that do not exist yet, remembering them so
+/// that a long sorted list of files costs one check per folder, not per file.
+pub(crate) fn create_parents(
+    root: &Path,
+    rel: &Path,
+    known: &mut HashSet<PathBuf>,
+) -> Result<(), SourceError> {
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if known.contains(parent) {
+        return Ok(());
+    }
+    let dir = root.join(parent);
+    fs::create_dir_all(&dir).map_err(|e| SourceError::io("create", &dir, e))?;
+    let mut current = Some(parent);
+    while let Some(p) = current.filter(|p| !p.as_os_str().is_empty()) {
+        if !known.insert(p.to_path_buf()) {
+            break;
+        }
+        current = p.parent();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! copy_tree: a faithful copy (modes, links as links, empty folders), never of itself.
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn copies_modes_links_and_empty_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let from = tmp.path().join("from");
+        fs::create_dir_all(from.join("bin")).unwrap();
+        fs::create_dir_all(from.join("empty")).unwrap();
+        fs::create_dir_all(from.join(".git/objects")).unwrap();
+        fs::write(from.join("bin/run"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(from.join("bin/run"), fs::Permissions::from_mode(0o751)).unwrap();
+        fs::write(from.join("readme"), "hello").unwrap();
+        symlink("/etc/passwd", from.join("outside")).unwrap();
+        symlink("bin/run", from.join("run")).unwrap();
+        let fifo = from.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+
+        let to = tmp.path().join("to");
+        let stats = copy_tree(&from, &to).unwrap();
+        assert_eq!(mode(&to.join("bin/run")), 0o751);
+        assert_eq!(fs::read_to_string(to.join("readme")).unwrap(), "hello");
+        assert!(to.join("empty").is_dir());
+        assert_eq!(
+            fs::read_link(to.join("outside")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(fs::symlink_metadata(to.join("run")).unwrap().is_symlink());
+        assert!(!to.join("fifo").exists());
+        // copy_tree is a faithful copy: `.git` is only left out by intake.
+        assert!(to.join(".git/objects").is_dir());
+        assert_eq!(stats.files, 2);
+        assert_eq!(stats.symlinks, 2);
+        assert_eq!(stats.bytes, 15);
+        assert_eq!(stats.dirs, 4);
+        assert_eq!(stats.skipped, vec![PathBuf::from("fifo")]);
+    }
+
+    #[test]
+    fn read_only_folder_is_copied_and_stays_owner_writable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let from = tmp.path().join("from");
+        fs::create_dir_all(from.join("ro")).unwrap();
+        fs::write(from.join("ro/f"), "x").unwrap();
+        fs::set_permissions(from.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        let to = tmp.path().join("to");
+        copy_tree(&from, &to).unwrap();
+        assert_eq!(mode(&to.join("ro")), 0o755);
+        assert_eq!(fs::read_to_string(to.join("ro/f")).unwrap(), "x");
+        fs::set_permissions(from.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn destination_inside_source_is_not_copied_into_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let from = tmp.path().join("app");
+        fs::create_dir_all(from.join("src")).unwrap();
+        fs::write(from.join("src/main"), "x").unwrap();
+        let to = from.join("out");
+        let stats = copy_tree(&from, &to).unwrap();
+        assert!(to.join("src/main").is_file());
+        assert!(!to.join("out").exists());
+        assert_eq!(stats.files, 1);
+    }
+
+    #[test]
+    fn refuses_a_non_empty_destination_and_accepts_an_empty_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let from = tmp.path().join("from");
+        fs::create_dir(&from).unwrap();
+        fs::write(from.join("f"), "x").unwrap();
+        let to = tmp.path().join("to");
+        fs::create_dir(&to).unwrap();
+        copy_tree(&from, &to).unwrap();
+        assert!(matches!(
+            copy_tree(&from, &to),
+            Err(SourceError::DestinationNotEmpty { .. })
+        ));
+    }
+}

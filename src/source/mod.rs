@@ -1,0 +1,399 @@
+//! Source intake, the first step of a deployment: turn what the user deploys (a folder, a
+//! git work tree, one commit of a repository, a `.tar.gz` archive, a `.war`/`.jar` file)
+//! into a new folder holding exactly the app's files, the way the platform would receive
+//! them (PLATFORM.md §1), and say what was taken. It owns reading the source and the safety
+//! of archive extraction; it never builds, and never writes anywhere but beside `dest`.
+//!
+//! Decisions worth knowing:
+//! - A folder inside a git work tree gives what a push carries plus the working changes a
+//!   developer expects to rehearse: tracked and untracked files, never ignored ones, never
+//!   `.git`. Its version is HEAD's SHA even when the tree has changes; the description then
+//!   says "with uncommitted changes", since the build log must not claim a commit's content.
+//! - `--ref` gives exactly that commit's tree (`git archive`, so `export-ignore` applies as
+//!   on a push); submodule content is not in it, as in any `git archive`.
+//! - Modification times are not kept: nothing in a fresh build depends on them, and setting
+//!   them costs a system call per file.
+
+mod archive;
+mod copy;
+mod error;
+mod git;
+mod staging;
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYTES};
+pub use copy::{copy_tree, CopyStats};
+pub use error::SourceError;
+
+use archive::{single_top_folder, unpack_tar_gz_into};
+use copy::{copy_entry, copy_tree_excluding, create_parents, Exclude};
+use staging::Staging;
+
+/// What was taken, for logs and deployment history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// One line saying where the files came from, e.g. "git work tree /src/app on branch
+    /// main at 1a2b3c4d5e6f with uncommitted changes".
+    pub description: String,
+    /// The full commit SHA when known: SOURCE_VERSION for the build.
+    pub version: Option<String>,
+    /// The ref given with `--ref`, else the branch checked out in the work tree.
+    pub git_ref: Option<String>,
+    /// Regular files in the app.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Fill `dest` (must not exist; created, with its parent existing) with the app's files
+/// from `input`. `git_ref`: take exactly that commit's tree (git archive). `project_dir`:
+/// the PROJECT_DIR config var: only that subfolder of the source becomes the app.
+///
+/// The files are gathered in a temporary folder beside `dest` and renamed into place at
+/// the end: on error `dest` does not exist.
+pub fn intake(
+    input: &Path,
+    git_ref: Option<&str>,
+    project_dir: Option<&str>,
+    dest: &Path,
+) -> Result<SourceInfo, SourceError> {
+    let input = local_path(input)?;
+    let project_dir = parse_project_dir(project_dir)?;
+    let meta = match fs::metadata(&input) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(SourceError::InputNotFound { path: input })
+        }
+        Err(e) => return Err(SourceError::io("read", &input, e)),
+    };
+    let input = fs::canonicalize(&input).map_err(|e| SourceError::io("read", &input, e))?;
+    let staging = Staging::beside(dest)?;
+    let mut taken = match git_ref {
+        Some(git_ref) if meta.is_dir() => take_commit(&input, git_ref, &staging)?,
+        Some(git_ref) => {
+            return Err(SourceError::NotAGitRepository {
+                path: input,
+                git_ref: git_ref.into(),
+            })
+        }
+        None if meta.is_dir() => match git::work_tree(&input)? {
+            Some(work_tree) => take_work_tree(&input, work_tree, project_dir.as_deref(), &staging)?,
+            None => take_folder(&input, project_dir.as_deref(), &staging)?,
+        },
+        None => match InputFile::of(&input) {
+            Some(InputFile::Archive) => take_archive(&input, &staging)?,
+            Some(InputFile::Java) => take_java_file(&input, &staging)?,
+            None => return Err(SourceError::UnsupportedInput { path: input }),
+        },
+    };
+    // Folders and work trees were taken from the subfolder directly; extracted trees are
+    // whole and the subfolder is picked now.
+    if let (Some(project_dir), false) = (&project_dir, taken.picked) {
+        taken.built = pick_project_dir(&taken.built, project_dir, &taken.description)?;
+        (taken.files, taken.bytes) = count_files(&taken.built)?;
+    }
+    if let Some(project_dir) = &project_dir {
+        taken
+            .description
+            .push_str(&format!(", PROJECT_DIR={}", project_dir.display()));
+    }
+    staging.finish(&taken.built)?;
+    Ok(SourceInfo {
+        description: taken.description,
+        version: taken.version,
+        git_ref: taken.git_ref,
+        files: taken.files,
+        bytes: taken.bytes,
+    })
+}
+
+/// A source gathered in the staging folder, not yet moved into place.
+struct Taken {
+    built: PathBuf,
+    /// Whether PROJECT_DIR was already applied while taking.
+    picked: bool,
+    description: String,
+    version: Option<String>,
+    git_ref: Option<String>,
+    files: u64,
+    bytes: u64,
+}
+
+enum InputFile {
+    Archive,
+    Java,
+}
+
+impl InputFile {
+    fn of(path: &Path) -> Option<InputFile> {
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            Some(InputFile::Archive)
+        } else if name.ends_with(".war") || name.ends_with(".jar") {
+            Some(InputFile::Java)
+        } else {
+            None
+        }
+    }
+}
+
+/// Refuses remote addresses (shipway is offline) and reads `file://` as a path.
+fn local_path(input: &Path) -> Result<PathBuf, SourceError> {
+    let text = input.to_string_lossy();
+    if let Some(path) = text.strip_prefix("file://") {
+        return Ok(PathBuf::from(path));
+    }
+    let remote = ["http://", "https://", "ssh://", "git://"]
+        .iter()
+        .any(|scheme| text.starts_with(scheme))
+        // scp-like `git@github.com:org/app.git`, unless a local file has that name.
+        || (text.contains('@') && text.contains(':') && !input.exists());
+    if remote {
+        return Err(SourceError::RemoteInput { url: text.into() });
+    }
+    Ok(input.to_path_buf())
+}
+
+/// PROJECT_DIR as a relative path: a leading `/` means the source's root, `..` is refused,
+/// and an empty value or `.` means the whole source.
+fn parse_project_dir(project_dir: Option<&str>) -> Result<Option<PathBuf>, SourceError> {
+    let Some(raw) = project_dir else {
+        return Ok(None);
+    };
+    let mut rel = PathBuf::new();
+    for component in Path::new(raw.trim()).components() {
+        match component {
+            Component::Normal(part) => rel.push(part),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(SourceError::ProjectDirInvalid {
+                    project_dir: raw.into(),
+                })
+            }
+        }
+    }
+    Ok((!rel.as_os_str().is_empty()).then_some(rel))
+}
+
+/// `root/project_dir`, when each step of it is a real folder: a symbolic link could lead
+/// out of the source.
+fn pick_project_dir(root: &Path, project_dir: &Path, origin: &str) -> Result<PathBuf, SourceError> {
+    let mut path = root.to_path_buf();
+    let mut shown = PathBuf::new();
+    for part in project_dir.iter() {
+        path.push(part);
+        shown.push(part);
+        let not_folder = |kind| SourceError::ProjectDirNotFolder {
+            project_dir: project_dir.display().to_string(),
+            path: shown.display().to_string(),
+            origin: origin.into(),
+            kind,
+        };
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.is_symlink() => return Err(not_folder("symbolic link")),
+            Ok(_) => return Err(not_folder("file")),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(SourceError::ProjectDirMissing {
+                    project_dir: project_dir.display().to_string(),
+                    origin: origin.into(),
+                })
+            }
+            Err(e) => return Err(SourceError::io("read", &path, e)),
+        }
+    }
+    Ok(path)
+}
+
+fn take_folder(
+    input: &Path,
+    project_dir: Option<&Path>,
+    staging: &Staging,
+) -> Result<Taken, SourceError> {
+    let description = format!("folder {}", input.display());
+    let root = match project_dir {
+        Some(project_dir) => pick_project_dir(input, project_dir, &description)?,
+        None => input.to_path_buf(),
+    };
+    let built = staging.path().join("app");
+    // The staging folder lies beside `dest`, which may be inside the source.
+    let staging_meta =
+        fs::metadata(staging.path()).map_err(|e| SourceError::io("read", staging.path(), e))?;
+    let exclude = Exclude {
+        git: true,
+        dirs: vec![(staging_meta.dev(), staging_meta.ino())],
+    };
+    let stats = copy_tree_excluding(&root, &built, exclude)?;
+    Ok(Taken {
+        built,
+        picked: true,
+        description,
+        version: None,
+        git_ref: None,
+        files: stats.files,
+        bytes: stats.bytes,
+    })
+}
+
+fn take_work_tree(
+    input: &Path,
+    work_tree: git::WorkTree,
+    project_dir: Option<&Path>,
+    staging: &Staging,
+) -> Result<Taken, SourceError> {
+    let mut description = format!("git work tree {}", input.display());
+    let root = match project_dir {
+        Some(project_dir) => pick_project_dir(input, project_dir, &description)?,
+        None => input.to_path_buf(),
+    };
+    let files = git::list_files(&root)?;
+    let built = staging.path().join("app");
+    let stats = copy_listed(&root, &files, &built)?;
+    if let Some(branch) = &work_tree.branch {
+        description.push_str(&format!(" on branch {branch}"));
+    }
+    match &work_tree.head {
+        Some(head) => description.push_str(&format!(" at {}", short(head))),
+        None => description.push_str(" before its first commit"),
+    }
+    if work_tree.head.is_some() && git::has_changes(&root)? {
+        description.push_str(" with uncommitted changes");
+    }
+    Ok(Taken {
+        built,
+        picked: true,
+        description,
+        version: work_tree.head,
+        git_ref: work_tree.branch,
+        files: stats.files,
+        bytes: stats.bytes,
+    })
+}
+
+fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, SourceError> {
+    let commit = git::resolve_commit(input, git_ref)?;
+    let built = staging.path().join("tree");
+    let stats = git::extract_commit(input, &commit, &built)?;
+    Ok(Taken {
+        built,
+        picked: false,
+        description: format!(
+            "git ref {git_ref} at {} of {}",
+            short(&commit),
+            input.display()
+        ),
+        version: Some(commit),
+        git_ref: Some(git_ref.into()),
+        files: stats.files + stats.hard_links,
+        bytes: stats.bytes,
+    })
+}
+
+fn take_archive(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
+    let unpacked = staging.path().join("unpacked");
+    let stats = unpack_tar_gz_into(input, &unpacked, ARCHIVE_LIMIT_BYTES)?;
+    let built = single_top_folder(&unpacked, &input.display().to_string())?;
+    let top = built.file_name().unwrap_or_default().to_string_lossy();
+    Ok(Taken {
+        description: format!("archive {} (folder {top}/)", input.display()),
+        built,
+        picked: false,
+        version: None,
+        git_ref: None,
+        files: stats.files + stats.hard_links,
+        bytes: stats.bytes,
+    })
+}
+
+/// The platform wraps a deployed `.war` or `.jar` in the app folder (PLATFORM.md §1).
+fn take_java_file(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
+    let built = staging.path().join("app");
+    fs::create_dir(&built).map_err(|e| SourceError::io("create", &built, e))?;
+    let name = input.file_name().unwrap_or_default();
+    let bytes = fs::copy(input, built.join(name)).map_err(|e| SourceError::io("copy", input, e))?;
+    Ok(Taken {
+        built,
+        picked: false,
+        description: format!("file {}", input.display()),
+        version: None,
+        git_ref: None,
+        files: 1,
+        bytes,
+    })
+}
+
+/// Copies the files git listed (relative to `base`) into `to`, created here.
+fn copy_listed(base: &Path, files: &[PathBuf], to: &Path) -> Result<CopyStats, SourceError> {
+    fs::create_dir(to).map_err(|e| SourceError::io("create", to, e))?;
+    let mut known = HashSet::new();
+    let mut stats = CopyStats::default();
+    for rel in files {
+        if rel.iter().any(|part| part == ".git") {
+            continue;
+        }
+        let source = base.join(rel);
+        let meta = match fs::symlink_metadata(&source) {
+            Ok(meta) => meta,
+            // Tracked, then deleted in the work tree: the developer's change is the deletion.
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(SourceError::io("read", &source, e)),
+        };
+        create_parents(to, rel, &mut known)?;
+        let target = to.join(rel);
+        if meta.is_dir() {
+            // A submodule, or a nested repository git lists as one untracked folder: its
+            // files as checked out, without its own `.git`.
+            let exclude = Exclude {
+                git: true,
+                dirs: Vec::new(),
+            };
+            let sub = copy_tree_excluding(&source, &target, exclude)?;
+            stats.files += sub.files;
+            stats.dirs += sub.dirs;
+            stats.symlinks += sub.symlinks;
+            stats.bytes += sub.bytes;
+            stats
+                .skipped
+                .extend(sub.skipped.into_iter().map(|p| rel.join(p)));
+        } else {
+            copy_entry(&source, &target, meta.file_type(), rel, &mut stats)?;
+        }
+    }
+    Ok(stats)
+}
+
+fn count_files(root: &Path) -> Result<(u64, u64), SourceError> {
+    let (mut files, mut bytes) = (0, 0);
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            SourceError::io(
+                "read",
+                path,
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("loop")),
+            )
+        })?;
+        if entry.file_type().is_file() {
+            files += 1;
+            bytes += entry
+                .metadata()
+                .map_err(|e| SourceError::io("read", entry.path(), e.into()))?
+                .len();
+        }
+    }
+    Ok((files, bytes))
+}
+
+/// Twelve hex digits: enough to be unique in any real repository, short enough to read.
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests;
