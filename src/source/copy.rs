@@ -383,6 +383,30 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_failing_on_a_worker_is_reported_and_stops_the_walk() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("real"), "x").unwrap();
+        let kind = fs::metadata(tmp.path().join("real")).unwrap().file_type();
+        let mut queued = 0;
+        let result = in_parallel(|copier| {
+            for i in 0..100_000 {
+                let source = tmp.path().join(format!("missing{i}"));
+                let target = tmp.path().join(format!("out{i}"));
+                if !copier.copy(source, target, kind, PathBuf::from("x")) {
+                    break;
+                }
+                queued += 1;
+            }
+            Ok(())
+        });
+        assert!(
+            matches!(result, Err(SourceError::Io { action: "copy", .. })),
+            "{result:?}"
+        );
+        assert!(queued < 100_000, "the walk went on after a failure");
+    }
+
+    #[test]
     fn refuses_a_non_empty_destination_and_accepts_an_empty_one() {
         let tmp = tempfile::tempdir().unwrap();
         let from = tmp.path().join("from");
