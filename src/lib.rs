@@ -1,5 +1,7 @@
 //! shipway: rehearse a Scalingo deployment (Heroku classic buildpack API) on a Linux laptop.
 
+pub mod router;
+
 pub fn run() -> i32 {
     0
 }
