@@ -117,42 +117,42 @@ impl HttpConn {
             return Verdict::Close;
         }
         loop {
-            let mut progress = false;
+            if !self.closing {
+                match self.step_any(ctx) {
+                    Step::Progress => continue,
+                    Step::Wait => {}
+                    Step::Close => return Verdict::Close,
+                    Step::Upgrade => return Verdict::Upgrade,
+                }
+            }
+            // Flushing only once nothing else can be done sends a response head and its
+            // body in one segment, not two: half the packets, half the client wake-ups.
+            let mut flushed = false;
             if !self.cout.is_empty() {
                 match self.cout.write_to(&mut self.client) {
-                    Ok(0) => {}
-                    Ok(_) => {
-                        progress = true;
-                        self.last_activity = ctx.now;
-                    }
+                    Ok(n) => flushed = n > 0,
                     Err(_) => return Verdict::Close,
                 }
+                if flushed {
+                    self.last_activity = ctx.now;
+                }
             }
-            if self.closing {
-                if self.cout.is_empty() {
-                    // FIN before close, so the client reads the whole response.
-                    let _ = self.client.shutdown(Shutdown::Write);
-                    return Verdict::Close;
-                }
-                if progress {
-                    continue;
-                }
+            if self.closing && self.cout.is_empty() {
+                // FIN before close, so the client reads the whole response.
+                let _ = self.client.shutdown(Shutdown::Write);
+                return Verdict::Close;
+            }
+            if !flushed {
                 return Verdict::Keep;
             }
-            let step = if self.ex.is_some() {
-                self.step(ctx)
-            } else {
-                self.next_request(ctx)
-            };
-            match step {
-                Step::Progress => progress = true,
-                Step::Wait => {}
-                Step::Close => return Verdict::Close,
-                Step::Upgrade => return Verdict::Upgrade,
-            }
-            if !progress {
-                return Verdict::Keep;
-            }
+        }
+    }
+
+    fn step_any(&mut self, ctx: &mut Ctx) -> Step {
+        if self.ex.is_some() {
+            self.step(ctx)
+        } else {
+            self.next_request(ctx)
         }
     }
 
