@@ -45,7 +45,7 @@ pub(crate) struct Request {
     /// Safe to send twice (RFC 9110 §9.2.2): what nginx's `proxy_next_upstream` retries.
     pub(crate) idempotent: bool,
     pub(crate) expect_continue: bool,
-    /// We asked the upstream to close after answering (HTTP/1.0 or a closing client).
+    /// We asked the upstream to close after answering (HTTP/1.0).
     pub(crate) upstream_close: bool,
     pub(crate) http10: bool,
 }
@@ -87,7 +87,9 @@ pub(crate) fn parse_request(
     let upgrade = conn.upgrade && has_upgrade_header && !http10;
     let keep_alive = if http10 { conn.keep_alive } else { !conn.close };
     // HTTP/1.0 upstream exchanges end with a close so we never have to guess their framing.
-    let upstream_close = http10 || !keep_alive;
+    // A client's `Connection: close` is about its own connection only: the upstream
+    // connection is the router's, and goes back to the worker's pool for the next client.
+    let upstream_close = http10;
 
     let mut out = Vec::with_capacity(len + 256);
     push(

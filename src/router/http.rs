@@ -209,6 +209,14 @@ impl HttpConn {
         self.drive(ctx)
     }
 
+    /// The upstream connection a closing client leaves, if it can serve another client.
+    pub(crate) fn into_idle_upstream(self) -> Option<Upstream> {
+        if self.ex.is_some() || !self.uin.is_empty() {
+            return None;
+        }
+        self.up.filter(Upstream::is_connected)
+    }
+
     /// The tunnel this connection becomes after `101 Switching Protocols`.
     pub(crate) fn into_tunnel(self) -> Option<Tunnel> {
         let up = self.up?;
@@ -602,6 +610,12 @@ impl HttpConn {
 
     /// The upstream connection failed before any byte of the response arrived.
     fn upstream_lost(&mut self, ctx: &mut Ctx) -> Step {
+        // An upstream of a release that has been switched away from since is stopping:
+        // losing it says nothing about the request, so it does not use up the resend.
+        let switched_away = self
+            .up
+            .as_ref()
+            .is_some_and(|up| up.generation != ctx.routes.generation());
         self.drop_upstream();
         let Some(ex) = &mut self.ex else {
             return Step::Close;
@@ -614,10 +628,11 @@ impl HttpConn {
             // Nothing reached the app (a kept-alive connection it had just closed): `uout`
             // still holds the whole request, any upstream may take it.
             self.dial(ctx);
-        } else if ex.req.idempotent && !ex.retried && ex.replay.is_some() {
-            // The app closed a kept-alive connection just as we reused it: resend once, as
+        } else if ex.req.idempotent && (!ex.retried || switched_away) && ex.replay.is_some() {
+            // The app closed a kept-alive connection just as we reused it, or an old
+            // container stopped with our request unread: resend, once per release, as
             // nginx's proxy_next_upstream does for idempotent methods.
-            ex.retried = true;
+            ex.retried |= !switched_away;
             ex.wrote = false;
             ex.sent_at = None;
             ex.attempts = Attempts::default();

@@ -529,6 +529,34 @@ fn a_kept_alive_client_follows_a_switch() {
 }
 
 #[test]
+fn clients_that_close_share_pooled_upstream_connections_within_a_release() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let router = router(
+        Protocol::Http,
+        RouterConfig {
+            workers: 1,
+            ..RouterConfig::default()
+        },
+    );
+    router.switch(vec![a.addr]);
+    for _ in 0..3 {
+        let res = fetch(router.local_addr(), &get_close("/name")).unwrap();
+        assert_eq!(res.text(), "a");
+        assert_eq!(res.head.header("connection"), Some("close"));
+    }
+    assert_eq!(a.accepted.load(Ordering::SeqCst), 1);
+    // Both apps still run: only the generation check keeps the pooled one from serving.
+    router.switch(vec![b.addr]);
+    assert_eq!(
+        fetch(router.local_addr(), &get_close("/name"))
+            .unwrap()
+            .text(),
+        "b"
+    );
+    router.shutdown();
+}
+
+#[test]
 fn no_request_fails_across_twenty_switches() {
     let router = http_router();
     let addr = router.local_addr();

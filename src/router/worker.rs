@@ -23,7 +23,7 @@ use super::head::RequestIds;
 use super::http::HttpConn;
 use super::routes::{RouteCache, RouteTable};
 use super::tunnel::Tunnel;
-use super::upstream;
+use super::upstream::{self, Pool};
 use super::{Protocol, RouterConfig};
 
 const LISTENER: u64 = u64::MAX;
@@ -91,6 +91,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) epoll: &'a Epoll,
     slot: usize,
     pub(crate) routes: &'a mut RouteCache,
+    pub(crate) pool: &'a mut Pool,
     pub(crate) ids: &'a mut RequestIds,
     pub(crate) scratch: &'a mut [u8],
     pub(crate) config: &'a RouterConfig,
@@ -154,6 +155,7 @@ struct Env {
     shared: Arc<Shared>,
     epoll: Epoll,
     routes: RouteCache,
+    pool: Pool,
     ids: RequestIds,
     scratch: Box<[u8]>,
 }
@@ -165,6 +167,7 @@ impl Env {
             epoll: &self.epoll,
             slot,
             routes: &mut self.routes,
+            pool: &mut self.pool,
             ids: &mut self.ids,
             scratch: &mut self.scratch,
             config: &self.shared.config,
@@ -195,6 +198,7 @@ impl Worker {
         Ok(Worker {
             env: Env {
                 routes: RouteCache::new(shared.table.clone()),
+                pool: Pool::default(),
                 shared,
                 epoll,
                 ids: RequestIds::new(index),
@@ -319,7 +323,7 @@ impl Worker {
     fn settle(&mut self, slot: usize, verdict: Verdict, now: Instant) {
         match verdict {
             Verdict::Keep => self.arm(slot),
-            Verdict::Close => self.remove(slot),
+            Verdict::Close => self.remove(slot, now),
             Verdict::Upgrade => {
                 let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
                     return;
@@ -342,11 +346,15 @@ impl Worker {
         }
     }
 
-    fn remove(&mut self, slot: usize) {
-        if let Some(entry) = self.slots.get_mut(slot) {
-            if entry.take().is_some() {
-                // Dropping the sockets closes them, which also removes them from epoll.
-                self.free.push(slot);
+    fn remove(&mut self, slot: usize, now: Instant) {
+        // Dropping the sockets closes them, which also removes them from epoll.
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot);
+        if let Conn::Http(http) = entry.conn {
+            if let Some(up) = http.into_idle_upstream() {
+                self.env.pool.put(up, now);
             }
         }
     }
