@@ -83,21 +83,38 @@ start_nginx stream "$WORKERS" "load_module $STREAM_MODULE;" "stream {
 
 echo "building the router bench binary..." >&2
 bin=$(cd "$root" && cargo bench --bench router --no-run --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+    grep '"kind":\["bench"\]' | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$bin" ] || { echo "could not build benches/router.rs" >&2; exit 1; }
 mkfifo "$work/router.in"
 "$bin" "127.0.0.1:$backend_port" http "$WORKERS" <"$work/router.in" >"$work/router.out" &
-pids+=($!)
+shipway_pid=$!
+pids+=($shipway_pid)
 exec 3>"$work/router.in" # the router runs until this descriptor closes
-for _ in $(seq 1 100); do [ -s "$work/router.out" ] && break; sleep 0.05; done
+for _ in $(seq 1 200); do [ -s "$work/router.out" ] && break; sleep 0.05; done
 shipway_addr=$(head -1 "$work/router.out")
+[ -n "$shipway_addr" ] || { echo "the router did not start (benches/router.rs)" >&2; exit 1; }
 
 wait_port "$backend_port"
 wait_port "$stream_port"
 wait_port "${shipway_addr##*:}"
 
 declare -A addr=([direct]="127.0.0.1:$backend_port" [stream]="127.0.0.1:$stream_port" [shipway]="$shipway_addr")
-declare -A rps p99
+declare -A rps p99 cpu
+declare -A proxy_pids=([direct]="" [stream]="$(cat "$work/stream/nginx.pid" 2>/dev/null || true)" [shipway]="$shipway_pid")
+
+# CPU time (user + system, in clock ticks) used so far by a process and its children's
+# threads: the proxy's cost per request, a steadier figure than req/s on a shared laptop.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$@"; do
+        [ -n "$pid" ] || continue
+        for p in $pid $(pgrep -P "$pid" || true); do
+            [ -r "/proc/$p/stat" ] || continue
+            total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+        done
+    done
+    echo "$total"
+}
 
 # wrk prints latency percentiles in us/ms/s: normalise to milliseconds.
 to_ms() {
@@ -109,13 +126,19 @@ to_ms() {
 run_wrk() { # target mode
     local header=()
     [ "$2" = close ] && header=(-H 'Connection: close')
-    local out
+    local out before after
+    before=$(cpu_ticks ${proxy_pids[$1]})
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${header[@]}" "http://${addr[$1]}/")
-    local r l errors
+    after=$(cpu_ticks ${proxy_pids[$1]})
+    local r l errors n us
     r=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+    n=$(awk '/requests in/ { print $1 }' <<<"$out")
+    us=$(awk -v t=$((after - before)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')
     l=$(awk '$1 == "99%" { print $2 }' <<<"$out")
     errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';' || true)
-    printf '  %-8s %-10s %10s req/s   p99 %8s ms  %s\n' "$1" "$2" "$r" "$(to_ms "$l")" "$errors"
+    [ -n "${proxy_pids[$1]}" ] || us=-
+    printf '  %-8s %-10s %10s req/s   p99 %8s ms   proxy CPU %5s us/req  %s\n' "$1" "$2" "$r" "$(to_ms "$l")" "$us" "$errors"
+    cpu[$1.$2]="${cpu[$1.$2]:-} $us"
     rps[$1.$2]="${rps[$1.$2]:-} $r"
     p99[$1.$2]="${p99[$1.$2]:-} $(to_ms "$l")"
 }
@@ -133,10 +156,11 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo
 echo "median of $ROUNDS rounds"
-printf '  %-10s %12s %12s %12s   %s\n' mode direct stream shipway "shipway/stream (req/s, p99)"
+printf '  %-10s %12s %12s %12s   %s\n' mode direct stream shipway "shipway/stream (req/s, p99, proxy CPU per request)"
 for mode in keepalive close; do
     d=$(median <<<"${rps[direct.$mode]}"); s=$(median <<<"${rps[stream.$mode]}"); w=$(median <<<"${rps[shipway.$mode]}")
     sl=$(median <<<"${p99[stream.$mode]}"); wl=$(median <<<"${p99[shipway.$mode]}")
-    printf '  %-10s %12.0f %12.0f %12.0f   %.2fx, p99 %s vs %s ms\n' "$mode" "$d" "$s" "$w" \
-        "$(awk -v a="$w" -v b="$s" 'BEGIN { print a / b }')" "$wl" "$sl"
+    sc=$(median <<<"${cpu[stream.$mode]}"); wc=$(median <<<"${cpu[shipway.$mode]}")
+    printf '  %-10s %12.0f %12.0f %12.0f   %.2fx, p99 %s vs %s ms, %s vs %s us\n' "$mode" "$d" "$s" "$w" \
+        "$(awk -v a="$w" -v b="$s" 'BEGIN { print a / b }')" "$wl" "$sl" "$wc" "$sc"
 done

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
-use std::net::IpAddr;
+use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -52,8 +52,9 @@ pub(crate) struct Request {
 
 /// The connection facts the router adds to each request.
 pub(crate) struct Forwarding<'a> {
-    pub(crate) client_ip: IpAddr,
-    pub(crate) router_port: u16,
+    /// Rendered once per connection, not per request.
+    pub(crate) client_ip: &'a str,
+    pub(crate) router_port: &'a str,
     pub(crate) ids: &'a mut RequestIds,
 }
 
@@ -62,9 +63,15 @@ pub(crate) fn parse_request(
     buf: &[u8],
     fwd: &mut Forwarding,
 ) -> Result<Option<(usize, Request)>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf)? {
+    // Uninitialised: zeroing 100 headers per request would cost more than parsing them.
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req,
+        buf,
+        &mut headers,
+    )?;
+    let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -92,10 +99,15 @@ pub(crate) fn parse_request(
     let upstream_close = http10;
 
     let mut out = Vec::with_capacity(len + 256);
-    push(
-        &mut out,
-        format_args!("{method} {path} HTTP/1.{}\r\n", u8::from(!http10)),
-    );
+    // Built by hand, not with `format!`: this runs for every request.
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(if http10 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut request_id = false;
     let mut expect_continue = false;
@@ -141,21 +153,19 @@ pub(crate) fn parse_request(
     }
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    push(
-        &mut out,
-        format_args!(
-            "{ip}\r\nX-Real-IP: {ip}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {port}\r\nX-Request-Start: t={ms}\r\n",
-            ip = fwd.client_ip,
-            port = fwd.router_port,
-        ),
-    );
+        .map_or(0, |d| d.as_millis() as u64);
+    out.extend_from_slice(fwd.client_ip.as_bytes());
+    out.extend_from_slice(b"\r\nX-Real-IP: ");
+    out.extend_from_slice(fwd.client_ip.as_bytes());
+    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
+    out.extend_from_slice(fwd.router_port.as_bytes());
+    out.extend_from_slice(b"\r\nX-Request-Start: t=");
+    push_decimal(&mut out, ms);
+    out.extend_from_slice(b"\r\n");
     if !request_id {
-        push(
-            &mut out,
-            format_args!("X-Request-ID: {}\r\n", fwd.ids.next_id()),
-        );
+        out.extend_from_slice(b"X-Request-ID: ");
+        fwd.ids.push_next(&mut out);
+        out.extend_from_slice(b"\r\n");
     }
     if upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -205,9 +215,14 @@ pub(crate) fn parse_response(
     buf: &[u8],
     req: &Request,
 ) -> Result<Option<(usize, Response)>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    let len = match res.parse(buf)? {
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        buf,
+        &mut headers,
+    )?;
+    let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -236,7 +251,11 @@ pub(crate) fn parse_response(
     let client_keep_alive = req.keep_alive && body != Body::UntilClose;
 
     let mut out = Vec::with_capacity(len + 64);
-    push(&mut out, format_args!("HTTP/1.1 {code} {reason}\r\n"));
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(&mut out, u64::from(code));
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for h in res.headers.iter() {
         if is_hop_by_hop(h.name) || conn.lists(h.name) {
             if switching && h.name.eq_ignore_ascii_case("upgrade") {
@@ -322,28 +341,39 @@ impl RequestIds {
         }
     }
 
-    fn next_id(&mut self) -> impl fmt::Display {
+    /// Appends the next id, shaped `8-4-4-4-12` hex digits.
+    fn push_next(&mut self, out: &mut Vec<u8>) {
         self.counter += 1;
-        let (a, b) = (self.seed, self.counter);
-        RequestId(a, b)
+        let mut digits = [0u8; 32];
+        for (i, d) in digits.iter_mut().enumerate() {
+            let word = if i < 16 { self.seed } else { self.counter };
+            let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
+            *d = b"0123456789abcdef"[nibble as usize];
+        }
+        for (i, part) in [0..8, 8..12, 12..16, 16..20, 20..32]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(b'-');
+            }
+            out.extend_from_slice(&digits[part]);
+        }
     }
 }
 
-struct RequestId(u64, u64);
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (a, b) = (self.0, self.1);
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xffff,
-            b >> 48,
-            b & 0xffff_ffff_ffff
-        )
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,8 +486,8 @@ mod tests {
     fn rewrite(raw: &str) -> Request {
         let mut ids = RequestIds::new(0);
         let mut fwd = Forwarding {
-            client_ip: "10.0.0.7".parse().unwrap(),
-            router_port: 8080,
+            client_ip: "10.0.0.7",
+            router_port: "8080",
             ids: &mut ids,
         };
         let (len, req) = parse_request(raw.as_bytes(), &mut fwd).unwrap().unwrap();
@@ -492,8 +522,8 @@ mod tests {
     fn conflicting_lengths_are_refused_and_chunked_beats_length() {
         let mut ids = RequestIds::new(0);
         let mut fwd = Forwarding {
-            client_ip: "127.0.0.1".parse().unwrap(),
-            router_port: 1,
+            client_ip: "127.0.0.1",
+            router_port: "1",
             ids: &mut ids,
         };
         let bad = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
@@ -525,9 +555,20 @@ mod tests {
     #[test]
     fn request_ids_differ() {
         let mut ids = RequestIds::new(1);
-        let a = ids.next_id().to_string();
-        let b = ids.next_id().to_string();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        ids.push_next(&mut a);
+        ids.push_next(&mut b);
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
+        assert_eq!(a.iter().filter(|&&c| c == b'-').count(), 4);
+    }
+
+    #[test]
+    fn decimals() {
+        let mut out = Vec::new();
+        push_decimal(&mut out, 0);
+        out.push(b' ');
+        push_decimal(&mut out, 1_732_000_000_123);
+        assert_eq!(out, b"0 1732000000123");
     }
 }

@@ -37,7 +37,8 @@ const BAD_RESPONSE: &str = "the app sent a response that is not valid HTTP/1.1; 
 
 pub(crate) struct HttpConn {
     client: TcpStream,
-    client_ip: IpAddr,
+    /// Rendered once: every request of the connection carries it in three headers.
+    client_ip: Box<str>,
     client_ready: Readiness,
     /// Bytes from the client not yet forwarded (a partial head, body, pipelined requests).
     cin: Buf,
@@ -95,7 +96,7 @@ impl HttpConn {
     pub(crate) fn new(client: TcpStream, client_ip: IpAddr, now: Instant) -> HttpConn {
         HttpConn {
             client,
-            client_ip,
+            client_ip: client_ip.to_string().into_boxed_str(),
             client_ready: Readiness::default(),
             cin: Buf::default(),
             cout: Buf::default(),
@@ -238,7 +239,7 @@ impl HttpConn {
         self.check_idle_upstream(ctx);
         if !self.cin.is_empty() {
             let mut fwd = Forwarding {
-                client_ip: self.client_ip,
+                client_ip: &self.client_ip,
                 router_port: ctx.router_port,
                 ids: &mut *ctx.ids,
             };

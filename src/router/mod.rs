@@ -96,7 +96,7 @@ impl Router {
             config,
             protocol,
             listener,
-            router_port: local_addr.port(),
+            router_port: local_addr.port().to_string(),
             stop: AtomicBool::new(false),
             wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
         });

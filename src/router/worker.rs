@@ -39,7 +39,8 @@ pub(crate) struct Shared {
     pub(crate) config: RouterConfig,
     pub(crate) protocol: Protocol,
     pub(crate) listener: TcpListener,
-    pub(crate) router_port: u16,
+    /// Rendered once for the `X-Forwarded-Port` of every request.
+    pub(crate) router_port: String,
     pub(crate) stop: AtomicBool,
     /// Readable once shutdown begins; watched level-triggered by every worker.
     pub(crate) wake: EventFd,
@@ -95,7 +96,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) ids: &'a mut RequestIds,
     pub(crate) scratch: &'a mut [u8],
     pub(crate) config: &'a RouterConfig,
-    pub(crate) router_port: u16,
+    pub(crate) router_port: &'a str,
     pub(crate) now: Instant,
     pub(crate) client_event: Option<EpollFlags>,
     pub(crate) upstream_event: Option<EpollFlags>,
@@ -171,7 +172,7 @@ impl Env {
             ids: &mut self.ids,
             scratch: &mut self.scratch,
             config: &self.shared.config,
-            router_port: self.shared.router_port,
+            router_port: &self.shared.router_port,
             now,
             client_event: on(Side::Client),
             upstream_event: on(Side::Upstream),
