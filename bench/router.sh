@@ -9,7 +9,8 @@
 # stream, shipway) is measured with wrk keep-alive and with `Connection: close` (one
 # connection per request), rounds interleaved (A B A B) so drift on a laptop hits all
 # targets alike. Settings: DURATION (10s), ROUNDS (2), CONNECTIONS (50), THREADS (2),
-# WORKERS (shipway and nginx-stream workers, default: number of cores).
+# WORKERS (shipway and nginx-stream workers, default: number of cores), IDLE (5000: idle
+# keep-alive connections held at the end to measure the router's memory per connection).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -18,9 +19,13 @@ CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-$(nproc)}
 STREAM_MODULE=${STREAM_MODULE:-/usr/lib/nginx/modules/ngx_stream_module.so}
+IDLE=${IDLE:-5000}
+# Each idle client costs the router two descriptors (client and upstream).
+ulimit -n $((IDLE * 3 + 1024)) 2>/dev/null || echo "cannot raise the descriptor limit: lower IDLE" >&2
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
+command -v python3 >/dev/null || missing+=(python3)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -f "$STREAM_MODULE" ] || missing+=(libnginx-mod-stream)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -54,7 +59,7 @@ worker_processes $2;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections $((IDLE + 4096)); }
 $4
 CONF
     "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
@@ -164,3 +169,37 @@ for mode in keepalive close; do
     printf '  %-10s %12.0f %12.0f %12.0f   %.2fx, p99 %s vs %s ms, %s vs %s us\n' "$mode" "$d" "$s" "$w" \
         "$(awk -v a="$w" -v b="$s" 'BEGIN { print a / b }')" "$wl" "$sl" "$wc" "$sc"
 done
+
+echo
+echo "holding $IDLE idle keep-alive connections (one request each) through shipway"
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$shipway_pid/status"; }
+before=$(rss)
+python3 - "$shipway_addr" "$IDLE" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+conns = []
+for _ in range(int(sys.argv[2])):
+    s = socket.create_connection((host, int(port)))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+    data = b""
+    while not data.endswith(b"ok"):
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("connection closed")
+        data += chunk
+    conns.append(s)
+print("  holding them", flush=True)
+time.sleep(3600)  # until the script kills this process
+PY
+holder=$!
+pids+=($holder)
+for _ in $(seq 1 1200); do
+    [ "$(ls /proc/$shipway_pid/fd | wc -l)" -ge $((IDLE * 2)) ] && break
+    kill -0 $holder 2>/dev/null || break
+    sleep 0.1
+done
+after=$(rss)
+latency=$(wrk -t1 -c1 -d2s --latency "http://$shipway_addr/" | awk '$1 == "99%" { print $2 }')
+printf '  router RSS %s KiB -> %s KiB with %s idle connections: %s bytes per connection; p99 of a request meanwhile %s\n' \
+    "$before" "$after" "$IDLE" "$(( (after - before) * 1024 / IDLE ))" "$latency"
+kill $holder 2>/dev/null || true
