@@ -32,6 +32,14 @@ const WAKE: u64 = u64::MAX - 1;
 /// rest to the other workers that `EPOLLEXCLUSIVE` wakes: it spreads connect storms.
 const ACCEPT_BATCH: usize = 8;
 const SCRATCH: usize = 64 * 1024;
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn is_resource_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
 
 /// What the router's workers share.
 pub(crate) struct Shared {
@@ -186,6 +194,8 @@ pub(crate) struct Worker {
     free: Vec<usize>,
     serial: u64,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Set while the listener is out of this worker's epoll after EMFILE and the like.
+    accept_paused: Option<Instant>,
 }
 
 impl Worker {
@@ -209,6 +219,7 @@ impl Worker {
             free: Vec::new(),
             serial: 0,
             timers: BinaryHeap::new(),
+            accept_paused: None,
         })
     }
 
@@ -246,11 +257,21 @@ impl Worker {
             if !self.timers.is_empty() {
                 self.expire(Instant::now());
             }
+            if self
+                .accept_paused
+                .is_some_and(|until| until <= Instant::now())
+            {
+                self.resume_accepting();
+            }
         }
     }
 
     fn next_timeout(&self) -> EpollTimeout {
-        let Some(Reverse((deadline, _, _))) = self.timers.peek() else {
+        let next = self
+            .timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| *deadline);
+        let Some(deadline) = next.into_iter().chain(self.accept_paused).min() else {
             return EpollTimeout::NONE;
         };
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -263,8 +284,18 @@ impl Worker {
         for _ in 0..ACCEPT_BATCH {
             let (stream, peer) = match self.env.shared.listener.accept() {
                 Ok(accepted) => accepted,
-                // WouldBlock: another worker took it. Errors such as EMFILE leave the
-                // connection in the backlog for a later wake-up.
+                Err(e) if is_resource_shortage(&e) => {
+                    // Out of descriptors or memory: the connection stays in the backlog and
+                    // the level-triggered listener would wake us again at once, spinning a
+                    // core. Stop watching it for a moment; connections closing meanwhile
+                    // free what the next accept needs.
+                    if self.env.epoll.delete(&self.env.shared.listener).is_ok() {
+                        self.accept_paused = Some(now + ACCEPT_PAUSE);
+                    }
+                    return;
+                }
+                // WouldBlock: another worker took it; other errors concern that connection
+                // only (it was reset while queued, for instance).
                 Err(_) => return,
             };
             if stream.set_nonblocking(true).is_err() {
@@ -273,6 +304,15 @@ impl Worker {
             // Small responses must leave at once, not wait for Nagle's 40 ms.
             let _ = stream.set_nodelay(true);
             self.insert(stream, peer.ip(), now);
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER);
+        if self.env.epoll.add(&self.env.shared.listener, event).is_ok() {
+            self.accept_paused = None;
+        } else {
+            self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
         }
     }
 
