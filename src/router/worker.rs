@@ -298,11 +298,11 @@ impl Worker {
                 // only (it was reset while queued, for instance).
                 Err(_) => return,
             };
+            // TCP_NODELAY is inherited from the listener (set in `Router::start`); the
+            // nonblocking flag is not.
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            // Small responses must leave at once, not wait for Nagle's 40 ms.
-            let _ = stream.set_nodelay(true);
             self.insert(stream, peer.ip(), now);
         }
     }
