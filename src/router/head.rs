@@ -256,11 +256,16 @@ pub(crate) fn parse_response(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let chunked = matches!(body, Body::Chunked(_));
     for h in res.headers.iter() {
         if is_hop_by_hop(h.name) || conn.lists(h.name) {
             if switching && h.name.eq_ignore_ascii_case("upgrade") {
                 copy_header(&mut out, h.name, h.value);
             }
+            continue;
+        }
+        if chunked && h.name.eq_ignore_ascii_case("content-length") {
+            // As for requests: the client must not see a length that chunking overrides.
             continue;
         }
         copy_header(&mut out, h.name, h.value);
@@ -550,6 +555,21 @@ mod tests {
         assert!(String::from_utf8(res.bytes)
             .unwrap()
             .contains("Connection: close"));
+    }
+
+    #[test]
+    fn response_to_head_has_no_body_and_chunked_drops_length() {
+        let head = rewrite("HEAD / HTTP/1.1\r\n\r\n");
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (_, res) = parse_response(raw, &head).unwrap().unwrap();
+        assert!(res.body.is_done() && res.client_keep_alive && res.upstream_reusable);
+        let get = rewrite("GET / HTTP/1.1\r\n\r\n");
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (_, res) = parse_response(raw, &get).unwrap().unwrap();
+        assert_eq!(res.body, Body::chunked());
+        assert!(!String::from_utf8(res.bytes)
+            .unwrap()
+            .contains("Content-Length"));
     }
 
     #[test]
