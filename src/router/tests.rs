@@ -209,7 +209,8 @@ type Served = Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
 
 /// A small HTTP/1.1 app: `/name` answers its name, `/echo` its request body, `/headers` its
 /// request head, `/chunked` a chunked body, `/close` a close-delimited body, `/slow`
-/// nothing, `/upgrade` a 101 and then echoes raw bytes.
+/// nothing, `/once` nothing after the first request of a connection, `/upgrade` a 101 and
+/// then echoes raw bytes.
 struct Backend {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -286,7 +287,9 @@ fn serve(stream: TcpStream, name: &str) {
 }
 
 fn answer(wire: &mut Wire, name: &str) {
+    let mut served = 0;
     while let Ok(Some(raw)) = wire.head() {
+        served += 1;
         let head = Head::parse(&raw);
         let Ok(body) = wire.body(&head, false) else {
             return;
@@ -324,6 +327,9 @@ fn answer(wire: &mut Wire, name: &str) {
                 return;
             }
             "/slow" => continue,
+            // A kept-alive connection the app has given up on: the second request on it is
+            // read and dropped unanswered.
+            "/once" if served > 1 => return,
             "/upgrade" => {
                 let _ = wire.stream.write_all(
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
@@ -356,6 +362,13 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         thread::yield_now();
     }
+}
+
+#[test]
+fn a_router_can_be_shared_between_threads() {
+    // The rollout switches from its own thread while the platform holds the router.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Router>();
 }
 
 #[test]
@@ -552,6 +565,29 @@ fn clients_that_close_share_pooled_upstream_connections_within_a_release() {
             .unwrap()
             .text(),
         "b"
+    );
+    router.shutdown();
+}
+
+#[test]
+fn idempotent_requests_are_resent_once_when_a_kept_alive_upstream_drops_them() {
+    let backend = Backend::start("web-1");
+    let router = http_router();
+    router.switch(vec![backend.addr]);
+    let mut client = Wire::connect(router.local_addr());
+    client.send(&get("/once"));
+    assert_eq!(client.response(false).unwrap().text(), "web-1");
+    client.send(&get("/once"));
+    assert_eq!(client.response(false).unwrap().text(), "web-1");
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
+    // A POST may have been acted upon: it is not resent, the client learns what happened.
+    client.send(b"POST /once HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    let res = client.response(false).unwrap();
+    assert_eq!(res.status, 502);
+    assert!(
+        res.text().contains("closed the connection"),
+        "{}",
+        res.text()
     );
     router.shutdown();
 }
