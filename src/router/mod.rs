@@ -1,14 +1,27 @@
 //! The router: shipway's own reverse proxy in front of an app's web (or tcp) containers.
 //!
-//! It owns the listening socket of one app, a small fixed pool of worker threads (see
-//! `worker`) and the upstream list (see `routes`). The rollout hands it a new list with
-//! `switch` once the new containers accept connections; from the moment `switch` returns,
-//! every new request goes to the new list, and no request in flight or kept-alive client
-//! connection is lost (PLATFORM.md §4 step 4, §5). It does not start, probe or stop
-//! containers: that is the rollout's job.
+//! It owns the listening socket of one app, a small fixed pool of worker threads and the
+//! upstream list. The rollout hands it a new list with `switch` once the new containers
+//! accept connections; from the moment `switch` returns, every new request goes to the new
+//! list, and no request in flight or kept-alive client connection is lost (PLATFORM.md §4
+//! step 4, §5). It does not start, probe or stop containers: that is the rollout's job.
 //!
-//! HTTP is proxied request by request (`http`), adding the platform's `X-Forwarded-*` and
-//! `X-Request-*` headers (`head`); the `tcp` process type gets a raw tunnel (`tunnel`).
+//! How it is built, and why:
+//! - `worker`: one epoll loop per core over nonblocking sockets, all watching the listener
+//!   with `EPOLLEXCLUSIVE`. A connection is a slot in a `Vec`, never a thread, so thousands
+//!   of idle keep-alive clients cost about a kilobyte each.
+//! - `routes`: the upstream list is an immutable snapshot swapped whole under a mutex; a
+//!   request only loads a generation counter (one atomic load) and compares it with the one
+//!   its upstream connection was opened under.
+//! - `http` (with `head` and `body`): HTTP/1.1 proxied request by request, so a switch
+//!   changes the upstream connection under a kept-alive client, never the client's own.
+//!   Bodies are forwarded byte for byte; only heads are rewritten, to add the platform's
+//!   `X-Forwarded-*` and `X-Request-*` headers.
+//! - `upstream`: nonblocking connects, the retry rules (a refused connect, or a kept-alive
+//!   connection found closed, never costs the client its request) and a per-worker pool of
+//!   idle upstream connections for clients that open a connection per request.
+//! - `tunnel`: raw bytes both ways with half-close, for the `tcp` process type and for
+//!   websockets after `101 Switching Protocols`.
 
 mod body;
 mod buf;
