@@ -1,0 +1,446 @@
+//! One router worker: an epoll loop over nonblocking sockets.
+//!
+//! A router runs a small fixed pool of these (one per core by default), so a long-lived
+//! keep-alive connection costs a slot in a `Vec`, never a thread. Every worker watches the
+//! one listening socket with `EPOLLEXCLUSIVE`, so the kernel wakes one worker per incoming
+//! connection instead of all of them; the worker that accepts a connection owns it (and its
+//! upstream connection) until it closes. Timeouts live in a per-worker heap with at most a
+//! couple of entries per connection: see `arm`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::EventFd;
+
+use super::head::RequestIds;
+use super::http::HttpConn;
+use super::routes::{RouteCache, RouteTable};
+use super::tunnel::Tunnel;
+use super::upstream::{self, Pool};
+use super::{Protocol, RouterConfig};
+
+const LISTENER: u64 = u64::MAX;
+const WAKE: u64 = u64::MAX - 1;
+/// Accepting a few connections per wake-up, rather than draining the backlog, leaves the
+/// rest to the other workers that `EPOLLEXCLUSIVE` wakes: it spreads connect storms.
+const ACCEPT_BATCH: usize = 8;
+const SCRATCH: usize = 64 * 1024;
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn is_resource_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// What the router's workers share.
+pub(crate) struct Shared {
+    pub(crate) table: Arc<RouteTable>,
+    pub(crate) config: RouterConfig,
+    pub(crate) protocol: Protocol,
+    pub(crate) listener: TcpListener,
+    /// Rendered once for the `X-Forwarded-Port` of every request.
+    pub(crate) router_port: String,
+    pub(crate) stop: AtomicBool,
+    /// Readable once shutdown begins; watched level-triggered by every worker.
+    pub(crate) wake: EventFd,
+}
+
+/// Whether a socket may have bytes to read, as last learned from epoll or from a read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Readiness {
+    pub(crate) readable: bool,
+    /// The peer's FIN (or an error) has been announced: reads must go on until they see it,
+    /// since no further edge will come.
+    pub(crate) eof_pending: bool,
+    /// Reset or closed both ways.
+    pub(crate) hup: bool,
+}
+
+impl Default for Readiness {
+    fn default() -> Readiness {
+        Readiness {
+            readable: true,
+            eof_pending: false,
+            hup: false,
+        }
+    }
+}
+
+impl Readiness {
+    pub(crate) fn update(&mut self, event: Option<EpollFlags>) {
+        let Some(flags) = event else { return };
+        if flags.intersects(
+            EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLRDHUP
+                | EpollFlags::EPOLLHUP
+                | EpollFlags::EPOLLERR,
+        ) {
+            self.readable = true;
+        }
+        if flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+            self.eof_pending = true;
+        }
+        if flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+            self.hup = true;
+        }
+    }
+}
+
+/// What a connection needs from its worker while it runs.
+pub(crate) struct Ctx<'a> {
+    pub(crate) epoll: &'a Epoll,
+    slot: usize,
+    pub(crate) routes: &'a mut RouteCache,
+    pub(crate) pool: &'a mut Pool,
+    pub(crate) ids: &'a mut RequestIds,
+    pub(crate) scratch: &'a mut [u8],
+    pub(crate) config: &'a RouterConfig,
+    pub(crate) router_port: &'a str,
+    pub(crate) now: Instant,
+    pub(crate) client_event: Option<EpollFlags>,
+    pub(crate) upstream_event: Option<EpollFlags>,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn upstream_token(&self) -> u64 {
+        token(self.slot, Side::Upstream)
+    }
+}
+
+pub(crate) enum Verdict {
+    Keep,
+    Close,
+    /// The HTTP connection switched protocols: it becomes a tunnel.
+    Upgrade,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Upstream,
+}
+
+fn token(slot: usize, side: Side) -> u64 {
+    ((slot as u64) << 1) | u64::from(side == Side::Upstream)
+}
+
+// Nearly every connection is `Http`: boxing it to shrink the rarer `Tunnel` case would cost
+// an allocation per connection for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Conn {
+    Http(HttpConn),
+    Tunnel(Tunnel),
+}
+
+struct Entry {
+    conn: Conn,
+    /// Tells a reused slot's timers apart from those of the connection that held it before.
+    serial: u64,
+    /// The earliest deadline this connection has in the heap.
+    armed: Option<Instant>,
+}
+
+impl Conn {
+    fn deadline(&self, config: &RouterConfig) -> Option<Instant> {
+        match self {
+            Conn::Http(http) => http.deadline(config),
+            Conn::Tunnel(tunnel) => tunnel.deadline(config),
+        }
+    }
+}
+
+/// Everything of a worker but its connections, so a connection can borrow it while the
+/// worker holds the connection.
+struct Env {
+    shared: Arc<Shared>,
+    epoll: Epoll,
+    routes: RouteCache,
+    pool: Pool,
+    ids: RequestIds,
+    scratch: Box<[u8]>,
+}
+
+impl Env {
+    fn ctx(&mut self, slot: usize, now: Instant, event: Option<(Side, EpollFlags)>) -> Ctx<'_> {
+        let on = |wanted: Side| event.and_then(|(side, f)| (side == wanted).then_some(f));
+        Ctx {
+            epoll: &self.epoll,
+            slot,
+            routes: &mut self.routes,
+            pool: &mut self.pool,
+            ids: &mut self.ids,
+            scratch: &mut self.scratch,
+            config: &self.shared.config,
+            router_port: &self.shared.router_port,
+            now,
+            client_event: on(Side::Client),
+            upstream_event: on(Side::Upstream),
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    env: Env,
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    serial: u64,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Set while the listener is out of this worker's epoll after EMFILE and the like.
+    accept_paused: Option<Instant>,
+}
+
+impl Worker {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>) -> io::Result<Worker> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(
+            &shared.listener,
+            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER),
+        )?;
+        epoll.add(&shared.wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        Ok(Worker {
+            env: Env {
+                routes: RouteCache::new(shared.table.clone()),
+                pool: Pool::default(),
+                shared,
+                epoll,
+                ids: RequestIds::new(index),
+                scratch: vec![0; SCRATCH].into_boxed_slice(),
+            },
+            slots: Vec::new(),
+            free: Vec::new(),
+            serial: 0,
+            timers: BinaryHeap::new(),
+            accept_paused: None,
+        })
+    }
+
+    /// Runs until shutdown; returning drops (closes) every connection of this worker.
+    pub(crate) fn run(mut self) {
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            let timeout = self.next_timeout();
+            let n = match self.env.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                // Only a bad epoll fd fails here, which would be a bug; stop rather than spin.
+                Err(_) => return,
+            };
+            let now = Instant::now();
+            for event in &events[..n] {
+                match event.data() {
+                    WAKE => {
+                        if self.env.shared.stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                    }
+                    LISTENER => self.accept(now),
+                    token => {
+                        let slot = (token >> 1) as usize;
+                        let side = if token & 1 == 1 {
+                            Side::Upstream
+                        } else {
+                            Side::Client
+                        };
+                        self.drive(slot, now, Some((side, event.events())));
+                    }
+                }
+            }
+            if !self.timers.is_empty() {
+                self.expire(Instant::now());
+            }
+            if self
+                .accept_paused
+                .is_some_and(|until| until <= Instant::now())
+            {
+                self.resume_accepting();
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> EpollTimeout {
+        let next = self
+            .timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| *deadline);
+        let Some(deadline) = next.into_iter().chain(self.accept_paused).min() else {
+            return EpollTimeout::NONE;
+        };
+        let wait = deadline.saturating_duration_since(Instant::now());
+        // Round up: waking a millisecond early would just spin until the deadline.
+        let ms = wait.as_nanos().div_ceil(1_000_000).min(60_000) as u16;
+        EpollTimeout::from(ms)
+    }
+
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPT_BATCH {
+            let (stream, peer) = match self.env.shared.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if is_resource_shortage(&e) => {
+                    // Out of descriptors or memory: the connection stays in the backlog and
+                    // the level-triggered listener would wake us again at once, spinning a
+                    // core. Stop watching it for a moment; connections closing meanwhile
+                    // free what the next accept needs.
+                    if self.env.epoll.delete(&self.env.shared.listener).is_ok() {
+                        self.accept_paused = Some(now + ACCEPT_PAUSE);
+                    }
+                    return;
+                }
+                // WouldBlock: another worker took it; other errors concern that connection
+                // only (it was reset while queued, for instance).
+                Err(_) => return,
+            };
+            // TCP_NODELAY is inherited from the listener (set in `Router::start`); the
+            // nonblocking flag is not.
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.insert(stream, peer.ip(), now);
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER);
+        if self.env.epoll.add(&self.env.shared.listener, event).is_ok() {
+            self.accept_paused = None;
+        } else {
+            self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
+        }
+    }
+
+    fn insert(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let event = EpollEvent::new(upstream::interest(), token(slot, Side::Client));
+        if self.env.epoll.add(&stream, event).is_err() {
+            self.free.push(slot);
+            return;
+        }
+        let conn = match self.env.shared.protocol {
+            Protocol::Http => Conn::Http(HttpConn::new(stream, ip, now)),
+            Protocol::Tcp => match Tunnel::dial(stream, &mut self.env.ctx(slot, now, None)) {
+                Some(tunnel) => Conn::Tunnel(tunnel),
+                // Not deployed, or nothing accepts: the platform's TCP gateway closes.
+                None => {
+                    self.free.push(slot);
+                    return;
+                }
+            },
+        };
+        self.serial += 1;
+        self.slots[slot] = Some(Entry {
+            conn,
+            serial: self.serial,
+            armed: None,
+        });
+        self.drive(slot, now, None);
+    }
+
+    fn drive(&mut self, slot: usize, now: Instant, event: Option<(Side, EpollFlags)>) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            // A stale event for a connection closed earlier in this batch.
+            return;
+        };
+        let mut ctx = self.env.ctx(slot, now, event);
+        let verdict = match &mut entry.conn {
+            Conn::Http(http) => http.drive(&mut ctx),
+            Conn::Tunnel(tunnel) => tunnel.drive(&mut ctx),
+        };
+        self.settle(slot, verdict, now);
+    }
+
+    /// Applies what a connection decided: keep it (and re-arm its timer), close it, or turn
+    /// it into a tunnel.
+    fn settle(&mut self, slot: usize, verdict: Verdict, now: Instant) {
+        match verdict {
+            Verdict::Keep => self.arm(slot),
+            Verdict::Close => self.remove(slot, now),
+            Verdict::Upgrade => {
+                let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
+                    return;
+                };
+                let tunnel = match entry.conn {
+                    Conn::Http(http) => http.into_tunnel(),
+                    Conn::Tunnel(tunnel) => Some(tunnel),
+                };
+                let Some(tunnel) = tunnel else {
+                    self.free.push(slot);
+                    return;
+                };
+                self.slots[slot] = Some(Entry {
+                    conn: Conn::Tunnel(tunnel),
+                    ..entry
+                });
+                // A tunnel never upgrades again, so this recursion is one level deep.
+                self.drive(slot, now, None);
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize, now: Instant) {
+        // Dropping the sockets closes them, which also removes them from epoll.
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot);
+        if let Conn::Http(http) = entry.conn {
+            if let Some(up) = http.into_idle_upstream() {
+                self.env.pool.put(up, now);
+            }
+        }
+    }
+
+    /// Makes sure the heap holds an entry no later than the connection's deadline. Deadlines
+    /// mostly move later (each request pushes the idle deadline), so an entry is pushed only
+    /// when the deadline moves earlier; a later one is re-armed when the early entry fires.
+    fn arm(&mut self, slot: usize) {
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(deadline) = entry.conn.deadline(&self.env.shared.config) else {
+            return;
+        };
+        if entry.armed.is_some_and(|armed| armed <= deadline) {
+            return;
+        }
+        entry.armed = Some(deadline);
+        self.timers.push(Reverse((deadline, slot, entry.serial)));
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((at, slot, serial))) = self.timers.peek() {
+            if at > now {
+                return;
+            }
+            self.timers.pop();
+            let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if entry.serial != serial || entry.armed != Some(at) {
+                continue;
+            }
+            entry.armed = None;
+            match entry.conn.deadline(&self.env.shared.config) {
+                Some(deadline) if deadline <= now => {
+                    let mut ctx = self.env.ctx(slot, now, None);
+                    let verdict = match &mut entry.conn {
+                        Conn::Http(http) => http.on_deadline(&mut ctx),
+                        Conn::Tunnel(tunnel) => tunnel.on_deadline(&mut ctx),
+                    };
+                    self.settle(slot, verdict, now);
+                }
+                _ => self.arm(slot),
+            }
+        }
+    }
+}
