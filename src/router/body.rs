@@ -40,10 +40,7 @@ pub(crate) enum Chunk {
 
 impl Body {
     pub(crate) fn chunked() -> Body {
-        Body::Chunked(Chunk::Size {
-            value: 0,
-            digits: 0,
-        })
+        Body::Chunked(Chunk::Size { value: 0, digits: 0 })
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -110,17 +107,11 @@ fn advance_chunked(state: &mut Chunk, input: &[u8]) -> Result<usize, BodyError> 
             },
             Chunk::DataCr => match byte {
                 b'\r' => Chunk::DataLf,
-                b'\n' => Chunk::Size {
-                    value: 0,
-                    digits: 0,
-                },
+                b'\n' => Chunk::Size { value: 0, digits: 0 },
                 _ => return Err(BodyError::ChunkEnd),
             },
             Chunk::DataLf => match byte {
-                b'\n' => Chunk::Size {
-                    value: 0,
-                    digits: 0,
-                },
+                b'\n' => Chunk::Size { value: 0, digits: 0 },
                 _ => return Err(BodyError::ChunkEnd),
             },
             Chunk::TrailerLineStart => match byte {
@@ -190,14 +181,8 @@ mod tests {
         let mut b = Body::chunked();
         assert_eq!(b.advance(b"0\r\n\r\n").unwrap(), 5);
         assert!(b.is_done());
-        assert_eq!(
-            Body::chunked().advance(b"zz\r\n"),
-            Err(BodyError::ChunkSize)
-        );
-        assert_eq!(
-            Body::chunked().advance(b"1\r\nab\r\n"),
-            Err(BodyError::ChunkEnd)
-        );
+        assert_eq!(Body::chunked().advance(b"zz\r\n"), Err(BodyError::ChunkSize));
+        assert_eq!(Body::chunked().advance(b"1\r\nab\r\n"), Err(BodyError::ChunkEnd));
     }
 
     #[test]

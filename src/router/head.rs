@@ -59,18 +59,12 @@ pub(crate) struct Forwarding<'a> {
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet.
-pub(crate) fn parse_request(
-    buf: &[u8],
-    fwd: &mut Forwarding,
-) -> Result<Option<(usize, Request)>, HeadError> {
+pub(crate) fn parse_request(buf: &[u8], fwd: &mut Forwarding) -> Result<Option<(usize, Request)>, HeadError> {
     // Uninitialised: zeroing 100 headers per request would cost more than parsing them.
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut req,
-        buf,
-        &mut headers,
-    )?;
+    let parsed =
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut headers)?;
     let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
@@ -87,10 +81,7 @@ pub(crate) fn parse_request(
         Framing::None => Body::Length(0),
         Framing::OtherEncoding => return Err(HeadError::TransferEncoding),
     };
-    let has_upgrade_header = req
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    let has_upgrade_header = req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade"));
     let upgrade = conn.upgrade && has_upgrade_header && !http10;
     let keep_alive = if http10 { conn.keep_alive } else { !conn.close };
     // HTTP/1.0 upstream exchanges end with a close so we never have to guess their framing.
@@ -174,10 +165,7 @@ pub(crate) fn parse_request(
     }
     out.extend_from_slice(b"\r\n");
 
-    let idempotent = matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
-    );
+    let idempotent = matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE");
     Ok(Some((
         len,
         Request {
@@ -211,17 +199,11 @@ pub(crate) struct Response {
 }
 
 /// Parses a response head at the start of `buf` for request `req`. `Ok(None)`: not complete.
-pub(crate) fn parse_response(
-    buf: &[u8],
-    req: &Request,
-) -> Result<Option<(usize, Response)>, HeadError> {
+pub(crate) fn parse_response(buf: &[u8], req: &Request) -> Result<Option<(usize, Response)>, HeadError> {
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut res,
-        buf,
-        &mut headers,
-    )?;
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut headers)?;
     let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
@@ -355,10 +337,7 @@ impl RequestIds {
             let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
             *d = b"0123456789abcdef"[nibble as usize];
         }
-        for (i, part) in [0..8, 8..12, 12..16, 16..20, 20..32]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, part) in [0..8, 8..12, 12..16, 16..20, 20..32].into_iter().enumerate() {
             if i > 0 {
                 out.push(b'-');
             }
@@ -508,15 +487,9 @@ mod tests {
         );
         let text = String::from_utf8(req.bytes).unwrap();
         assert!(text.starts_with("GET /a HTTP/1.1\r\nHost: x\r\n"), "{text}");
-        assert!(
-            text.contains("X-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n"),
-            "{text}"
-        );
+        assert!(text.contains("X-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n"), "{text}");
         assert!(text.contains("X-Real-IP: 10.0.0.7\r\n"), "{text}");
-        assert!(
-            !text.contains("6.6.6.6") && !text.contains("X-Secret"),
-            "{text}"
-        );
+        assert!(!text.contains("6.6.6.6") && !text.contains("X-Secret"), "{text}");
         assert!(text.contains("X-Forwarded-Port: 8080\r\n"), "{text}");
         assert!(text.contains("X-Request-ID: "), "{text}");
         assert!(!text.to_ascii_lowercase().contains("connection:"), "{text}");
@@ -536,20 +509,15 @@ mod tests {
             parse_request(bad, &mut fwd),
             Err(HeadError::ContentLength)
         ));
-        let req =
-            rewrite("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let req = rewrite("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(req.body, Body::chunked());
-        assert!(!String::from_utf8(req.bytes)
-            .unwrap()
-            .contains("Content-Length"));
+        assert!(!String::from_utf8(req.bytes).unwrap().contains("Content-Length"));
     }
 
     #[test]
     fn response_without_length_closes_the_client() {
         let req = rewrite("GET / HTTP/1.1\r\n\r\n");
-        let (_, res) = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &req)
-            .unwrap()
-            .unwrap();
+        let (_, res) = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &req).unwrap().unwrap();
         assert_eq!(res.body, Body::UntilClose);
         assert!(!res.client_keep_alive && !res.upstream_reusable);
         assert!(String::from_utf8(res.bytes)
@@ -567,9 +535,7 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
         let (_, res) = parse_response(raw, &get).unwrap().unwrap();
         assert_eq!(res.body, Body::chunked());
-        assert!(!String::from_utf8(res.bytes)
-            .unwrap()
-            .contains("Content-Length"));
+        assert!(!String::from_utf8(res.bytes).unwrap().contains("Content-Length"));
     }
 
     #[test]

@@ -167,15 +167,10 @@ impl HttpConn {
             return Some(idle);
         }
         match ex.stage {
-            Stage::Connecting => self
-                .up
-                .as_ref()
-                .map(|up| up.started + config.connect_timeout),
+            Stage::Connecting => self.up.as_ref().map(|up| up.started + config.connect_timeout),
             Stage::Answered => Some(idle),
             Stage::Proxying => match (&ex.resp, ex.sent_at) {
-                (Resp::Head, Some(sent)) if self.uin.is_empty() => {
-                    Some(sent + config.first_byte_timeout)
-                }
+                (Resp::Head, Some(sent)) if self.uin.is_empty() => Some(sent + config.first_byte_timeout),
                 _ if !ex.req.body.is_done() => Some(idle),
                 // A response is streaming: it may legitimately last (server-sent events).
                 _ => None,
@@ -366,12 +361,8 @@ impl HttpConn {
         // A client waiting for `100 Continue` will never send the body we would have to
         // skip to read its next request, so that connection must end.
         let keep_alive = ex.req.keep_alive && (ex.req.body.is_done() || !ex.req.expect_continue);
-        self.cout.extend(&head::error_response(
-            code,
-            message,
-            keep_alive,
-            ex.req.is_head,
-        ));
+        self.cout
+            .extend(&head::error_response(code, message, keep_alive, ex.req.is_head));
         ex.stage = Stage::Answered;
         ex.resp = Resp::Done;
         ex.client_keep_alive = keep_alive;

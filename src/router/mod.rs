@@ -94,11 +94,7 @@ pub struct Router {
 impl Router {
     /// Serves `listener` until `shutdown`. Until the first `switch` every HTTP request gets
     /// a 404 (and every TCP connection is closed).
-    pub fn start(
-        listener: TcpListener,
-        protocol: Protocol,
-        config: RouterConfig,
-    ) -> io::Result<Router> {
+    pub fn start(listener: TcpListener, protocol: Protocol, config: RouterConfig) -> io::Result<Router> {
         // Workers share the socket through epoll; a blocking accept would stall a worker
         // that lost the race for a connection.
         listener.set_nonblocking(true)?;
@@ -144,12 +140,7 @@ impl Router {
     }
 
     pub fn upstreams(&self) -> Vec<SocketAddr> {
-        self.shared
-            .table
-            .snapshot()
-            .upstreams
-            .clone()
-            .unwrap_or_default()
+        self.shared.table.snapshot().upstreams.clone().unwrap_or_default()
     }
 
     /// Stops accepting, closes every connection and joins every worker thread.

@@ -227,12 +227,8 @@ impl Backend {
         let accepted = Arc::new(AtomicUsize::new(0));
         let conns: Served = Arc::default();
         let acceptor = {
-            let (stop, accepted, conns, name) = (
-                stop.clone(),
-                accepted.clone(),
-                conns.clone(),
-                name.to_string(),
-            );
+            let (stop, accepted, conns, name) =
+                (stop.clone(), accepted.clone(), conns.clone(), name.to_string());
             thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -377,11 +373,7 @@ fn answers_404_before_the_first_deploy() {
     let res = fetch(router.local_addr(), &get("/")).unwrap();
     assert_eq!(res.status, 404);
     assert!(res.text().contains("shipway deploy"), "{}", res.text());
-    assert!(res
-        .head
-        .header("content-type")
-        .unwrap()
-        .starts_with("text/plain"));
+    assert!(res.head.header("content-type").unwrap().starts_with("text/plain"));
     router.shutdown();
 }
 
@@ -469,15 +461,10 @@ fn upstream_sees_the_platform_headers() {
     assert_eq!(seen.header("x-forwarded-for"), Some("10.1.1.1, 127.0.0.1"));
     assert_eq!(seen.header("x-real-ip"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(
-        seen.header("x-forwarded-port"),
-        Some(port.to_string().as_str())
-    );
+    assert_eq!(seen.header("x-forwarded-port"), Some(port.to_string().as_str()));
     let id = seen.header("x-request-id").unwrap().to_string();
     assert!(id.len() >= 16, "{id}");
-    let start: u128 = seen.header("x-request-start").unwrap()[2..]
-        .parse()
-        .unwrap();
+    let start: u128 = seen.header("x-request-start").unwrap()[2..].parse().unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -509,11 +496,7 @@ fn round_robins_between_two_upstreams() {
     let router = http_router();
     router.switch(vec![a.addr, b.addr]);
     let names: Vec<String> = (0..6)
-        .map(|_| {
-            fetch(router.local_addr(), &get_close("/name"))
-                .unwrap()
-                .text()
-        })
+        .map(|_| fetch(router.local_addr(), &get_close("/name")).unwrap().text())
         .collect();
     assert_eq!(names.iter().filter(|n| *n == "a").count(), 3, "{names:?}");
     assert_eq!(names.iter().filter(|n| *n == "b").count(), 3, "{names:?}");
@@ -561,9 +544,7 @@ fn clients_that_close_share_pooled_upstream_connections_within_a_release() {
     // Both apps still run: only the generation check keeps the pooled one from serving.
     router.switch(vec![b.addr]);
     assert_eq!(
-        fetch(router.local_addr(), &get_close("/name"))
-            .unwrap()
-            .text(),
+        fetch(router.local_addr(), &get_close("/name")).unwrap().text(),
         "b"
     );
     router.shutdown();
@@ -584,11 +565,7 @@ fn idempotent_requests_are_resent_once_when_a_kept_alive_upstream_drops_them() {
     client.send(b"POST /once HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
     let res = client.response(false).unwrap();
     assert_eq!(res.status, 502);
-    assert!(
-        res.text().contains("closed the connection"),
-        "{}",
-        res.text()
-    );
+    assert!(res.text().contains("closed the connection"), "{}", res.text());
     router.shutdown();
 }
 
@@ -610,9 +587,7 @@ fn no_request_fails_across_twenty_switches() {
                 while !stop.load(Ordering::SeqCst) {
                     let result = if keep_alive {
                         let w = wire.get_or_insert_with(|| Wire::connect(addr));
-                        w.stream
-                            .write_all(&get("/name"))
-                            .and_then(|()| w.response(false))
+                        w.stream.write_all(&get("/name")).and_then(|()| w.response(false))
                     } else {
                         fetch(addr, &get_close("/name"))
                     };
@@ -620,12 +595,10 @@ fn no_request_fails_across_twenty_switches() {
                         Ok(res) if res.status == 200 && res.text().starts_with("gen-") => {
                             done.fetch_add(1, Ordering::SeqCst);
                         }
-                        Ok(res) => {
-                            failures
-                                .lock()
-                                .unwrap()
-                                .push(format!("{} {}", res.status, res.text()))
-                        }
+                        Ok(res) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{} {}", res.status, res.text())),
                         Err(e) => {
                             failures.lock().unwrap().push(e.to_string());
                             wire = None;
@@ -638,9 +611,7 @@ fn no_request_fails_across_twenty_switches() {
     for generation in 1..=20 {
         let next = Backend::start(&format!("gen-{generation}"));
         let before = done.load(Ordering::SeqCst);
-        eventually("requests to flow", || {
-            done.load(Ordering::SeqCst) >= before + 20
-        });
+        eventually("requests to flow", || done.load(Ordering::SeqCst) >= before + 20);
         router.switch(vec![next.addr]);
         // The old container stops right after the switch, as in a rollout.
         current.stop();
@@ -667,10 +638,7 @@ fn no_request_fails_across_twenty_switches() {
 
 #[test]
 fn answers_502_when_no_upstream_accepts() {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let router = http_router();
     router.switch(vec![closed, closed]);
     let mut client = Wire::connect(router.local_addr());
@@ -838,11 +806,6 @@ fn shutdown_closes_connections_and_joins_workers() {
     // ...and the listener with them.
     assert!(TcpStream::connect(addr).is_err());
     eventually("the backend to see its connection closed", || {
-        backend
-            .conns
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|(_, t)| t.is_finished())
+        backend.conns.lock().unwrap().iter().all(|(_, t)| t.is_finished())
     });
 }

@@ -79,10 +79,7 @@ impl Readiness {
     pub(crate) fn update(&mut self, event: Option<EpollFlags>) {
         let Some(flags) = event else { return };
         if flags.intersects(
-            EpollFlags::EPOLLIN
-                | EpollFlags::EPOLLRDHUP
-                | EpollFlags::EPOLLHUP
-                | EpollFlags::EPOLLERR,
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
         ) {
             self.readable = true;
         }
@@ -257,20 +254,14 @@ impl Worker {
             if !self.timers.is_empty() {
                 self.expire(Instant::now());
             }
-            if self
-                .accept_paused
-                .is_some_and(|until| until <= Instant::now())
-            {
+            if self.accept_paused.is_some_and(|until| until <= Instant::now()) {
                 self.resume_accepting();
             }
         }
     }
 
     fn next_timeout(&self) -> EpollTimeout {
-        let next = self
-            .timers
-            .peek()
-            .map(|Reverse((deadline, _, _))| *deadline);
+        let next = self.timers.peek().map(|Reverse((deadline, _, _))| *deadline);
         let Some(deadline) = next.into_iter().chain(self.accept_paused).min() else {
             return EpollTimeout::NONE;
         };

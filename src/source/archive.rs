@@ -37,11 +37,7 @@ pub struct ArchiveStats {
 /// Extracts a platform archive: a gzip tar holding a single folder at its root, whose
 /// content becomes `dest` (which must not exist; its parent must). Everything is extracted
 /// into a temporary folder beside `dest` first, so a refused archive leaves nothing behind.
-pub fn extract_tar_gz(
-    archive: &Path,
-    dest: &Path,
-    limit_bytes: u64,
-) -> Result<ArchiveStats, SourceError> {
+pub fn extract_tar_gz(archive: &Path, dest: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
     let staging = Staging::beside(dest)?;
     let unpacked = staging.path().join("unpacked");
     let stats = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
@@ -52,11 +48,7 @@ pub fn extract_tar_gz(
 
 /// Extracts a gzip tar as it is, whatever its root holds, into `dest` (which must not
 /// exist): buildpack tarballs keep `bin/` at their root.
-pub fn unpack_tar_gz(
-    archive: &Path,
-    dest: &Path,
-    limit_bytes: u64,
-) -> Result<ArchiveStats, SourceError> {
+pub fn unpack_tar_gz(archive: &Path, dest: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
     let staging = Staging::beside(dest)?;
     let unpacked = staging.path().join("unpacked");
     let stats = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
@@ -230,9 +222,7 @@ impl Unpacker<'_> {
             .map_err(|e| SourceError::io("create", &path, e))?;
         let mut written = 0u64;
         loop {
-            let n = entry
-                .read(&mut self.buffer)
-                .map_err(|e| corrupt(self.label, e))?;
+            let n = entry.read(&mut self.buffer).map_err(|e| corrupt(self.label, e))?;
             if n == 0 {
                 break;
             }
@@ -377,11 +367,7 @@ impl Unpacker<'_> {
         Ok(rel)
     }
 
-    fn link_name<R: Read>(
-        &self,
-        entry: &tar::Entry<'_, R>,
-        name: &str,
-    ) -> Result<PathBuf, SourceError> {
+    fn link_name<R: Read>(&self, entry: &tar::Entry<'_, R>, name: &str) -> Result<PathBuf, SourceError> {
         match entry.link_name().map_err(|e| self.corrupt(e))? {
             Some(target) if !target.as_os_str().is_empty() => Ok(target.into_owned()),
             _ => Err(self.corrupt(io::Error::new(
@@ -569,9 +555,7 @@ mod tests {
             error
         }
         fn assert_untouched(&self) {
-            let work: Vec<_> = fs::read_dir(self.tmp.path().join("work"))
-                .unwrap()
-                .collect();
+            let work: Vec<_> = fs::read_dir(self.tmp.path().join("work")).unwrap().collect();
             assert!(work.is_empty(), "left behind: {work:?}");
             let mut top: Vec<_> = fs::read_dir(self.tmp.path())
                 .unwrap()
@@ -606,10 +590,7 @@ mod tests {
         ]);
         let stats = case.extract(ARCHIVE_LIMIT_BYTES).unwrap();
         let dest = case.dest();
-        let mode = fs::metadata(dest.join("bin/run"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(dest.join("bin/run")).unwrap().permissions().mode();
         assert_eq!(mode & 0o100, 0o100, "executable bit lost");
         assert_eq!(fs::read_to_string(dest.join("run")).unwrap(), "#!/bin/sh\n");
         assert_eq!(
@@ -630,9 +611,7 @@ mod tests {
             }
         );
         // Only `app` was added beside the archive's work folder.
-        let work: Vec<_> = fs::read_dir(case.tmp.path().join("work"))
-            .unwrap()
-            .collect();
+        let work: Vec<_> = fs::read_dir(case.tmp.path().join("work")).unwrap().collect();
         assert_eq!(work.len(), 1);
     }
 
@@ -643,10 +622,7 @@ mod tests {
         assert_eq!(fs::read_to_string(case.dest().join("f")).unwrap(), "new");
 
         let case = Case::new(&[file("a/d/f", b"x"), file("a/d", b"file over a folder")]);
-        assert!(matches!(
-            case.refused(),
-            SourceError::ArchiveEntryConflict { .. }
-        ));
+        assert!(matches!(case.refused(), SourceError::ArchiveEntryConflict { .. }));
     }
 
     #[test]
@@ -685,9 +661,7 @@ mod tests {
         let name = format!("{}/evil", outside.path().display());
         let case = Case::new(&[file("app/ok", b"x"), file(&name, b"owned")]);
         let error = case.refused();
-        assert!(
-            matches!(error, SourceError::ArchiveAbsolutePath { ref entry, .. } if *entry == name)
-        );
+        assert!(matches!(error, SourceError::ArchiveAbsolutePath { ref entry, .. } if *entry == name));
         assert!(!outside.path().join("evil").exists());
     }
 
@@ -707,13 +681,7 @@ mod tests {
             let case = Case::new(&[dir("app/"), link(EntryType::Symlink, "app/x", target)]);
             let error = case.refused();
             assert!(
-                matches!(
-                    error,
-                    SourceError::ArchiveLinkOutside {
-                        kind: "symbolic",
-                        ..
-                    }
-                ),
+                matches!(error, SourceError::ArchiveLinkOutside { kind: "symbolic", .. }),
                 "{target}: {error}"
             );
         }
@@ -747,10 +715,7 @@ mod tests {
             link(EntryType::Symlink, "app/alias", "real"),
             file("app/alias/f", b"x"),
         ]);
-        assert!(matches!(
-            case.refused(),
-            SourceError::ArchiveEntryConflict { .. }
-        ));
+        assert!(matches!(case.refused(), SourceError::ArchiveEntryConflict { .. }));
     }
 
     #[test]
@@ -799,10 +764,7 @@ mod tests {
                 },
             ]);
             let error = case.refused();
-            assert!(
-                matches!(error, SourceError::ArchiveSpecialFile { .. }),
-                "{error}"
-            );
+            assert!(matches!(error, SourceError::ArchiveSpecialFile { .. }), "{error}");
             assert!(error.to_string().contains(word), "{error}");
         }
     }
@@ -854,10 +816,7 @@ mod tests {
     #[test]
     fn refuses_broken_gzip_clearly() {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
-        let gz = gzip(&tar_bytes(&[
-            file("app/data", &data),
-            file("app/more", b"x"),
-        ]));
+        let gz = gzip(&tar_bytes(&[file("app/data", &data), file("app/more", b"x")]));
         // Cut in the middle, cut in the trailer, not gzip at all.
         for broken in [
             &gz[..gz.len() / 2],
@@ -866,10 +825,7 @@ mod tests {
         ] {
             let case = Case::from_gz(broken);
             let error = case.refused();
-            assert!(
-                matches!(error, SourceError::ArchiveCorrupt { .. }),
-                "{error}"
-            );
+            assert!(matches!(error, SourceError::ArchiveCorrupt { .. }), "{error}");
             assert!(error.to_string().contains("gzip -t"), "{error}");
         }
     }

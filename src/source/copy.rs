@@ -118,13 +118,7 @@ struct Job {
 
 impl Copier {
     /// Queues a copy; false once a worker failed, so the producer stops early.
-    pub(crate) fn copy(
-        &self,
-        source: PathBuf,
-        target: PathBuf,
-        kind: fs::FileType,
-        rel: PathBuf,
-    ) -> bool {
+    pub(crate) fn copy(&self, source: PathBuf, target: PathBuf, kind: fs::FileType, rel: PathBuf) -> bool {
         !self.failed.load(Ordering::Relaxed)
             && self
                 .jobs
@@ -157,8 +151,7 @@ pub(crate) fn in_parallel(
                 scope.spawn(move || {
                     let mut stats = CopyStats::default();
                     for job in queue {
-                        let copied =
-                            copy_entry(&job.source, &job.target, job.kind, &job.rel, &mut stats);
+                        let copied = copy_entry(&job.source, &job.target, job.kind, &job.rel, &mut stats);
                         if let Err(error) = copied {
                             failed.store(true, Ordering::Relaxed);
                             return Err(error);
@@ -209,8 +202,7 @@ fn copy_entry(
     stats: &mut CopyStats,
 ) -> Result<(), SourceError> {
     if kind.is_symlink() {
-        let link =
-            fs::read_link(source).map_err(|e| SourceError::io("read the link", source, e))?;
+        let link = fs::read_link(source).map_err(|e| SourceError::io("read the link", source, e))?;
         std::os::unix::fs::symlink(&link, target)
             .map_err(|e| SourceError::io("create the link", target, e))?;
         stats.symlinks += 1;

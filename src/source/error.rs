@@ -8,9 +8,7 @@ use std::path::PathBuf;
 /// wrong and what to do; the caller adds the step ("cannot take the source: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error(
-        "source {path} does not exist; give a folder, a .tar.gz/.tgz archive or a .war/.jar file"
-    )]
+    #[error("source {path} does not exist; give a folder, a .tar.gz/.tgz archive or a .war/.jar file")]
     InputNotFound { path: PathBuf },
 
     #[error("source {url} is a remote address and shipway works offline; download or clone it first, then deploy the local folder or archive")]
@@ -19,7 +17,9 @@ pub enum SourceError {
     #[error("source {path} is neither a folder, a .tar.gz/.tgz archive nor a .war/.jar file; a plain .tar or .zip must be repacked with `tar -czf app.tar.gz app/`")]
     UnsupportedInput { path: PathBuf },
 
-    #[error("destination {path} already exists; shipway only fills a new folder, remove it or choose another")]
+    #[error(
+        "destination {path} already exists; shipway only fills a new folder, remove it or choose another"
+    )]
     DestinationExists { path: PathBuf },
 
     #[error("destination {path} is not an empty folder; copy into a new or empty folder")]
@@ -52,9 +52,7 @@ pub enum SourceError {
         stderr: String,
     },
 
-    #[error(
-        "cannot read {archive}: {source}; is it a complete gzip-compressed tar? `gzip -t` tells"
-    )]
+    #[error("cannot read {archive}: {source}; is it a complete gzip-compressed tar? `gzip -t` tells")]
     ArchiveCorrupt { archive: String, source: io::Error },
 
     #[error("{archive}: entry `{entry}` has an absolute path, which would write outside the app folder; repack it with relative names (`tar -czf app.tar.gz app/`)")]
@@ -85,9 +83,7 @@ pub enum SourceError {
         existing: String,
     },
 
-    #[error(
-        "{archive}: entry `{entry}` is a {kind}, which an app cannot ship; remove it and repack"
-    )]
+    #[error("{archive}: entry `{entry}` is a {kind}, which an app cannot ship; remove it and repack")]
     ArchiveSpecialFile {
         archive: String,
         entry: String,
@@ -97,11 +93,7 @@ pub enum SourceError {
     /// The capitalised opening is the platform's own message, kept word for word so that
     /// what users search for matches (PLATFORM.md §1).
     #[error("The archive is too heavy (more than {limit} bytes): {archive} unpacks to at least {seen} bytes; leave build outputs and dependencies out of it")]
-    ArchiveTooHeavy {
-        archive: String,
-        limit: u64,
-        seen: u64,
-    },
+    ArchiveTooHeavy { archive: String, limit: u64, seen: u64 },
 
     #[error("{archive} must hold a single folder at its root (that folder is the app), but its root holds {}; repack it with `tar -czf app.tar.gz app/`", describe_root(.root))]
     ArchiveNotSingleFolder { archive: String, root: Vec<String> },

@@ -119,13 +119,7 @@ pub(crate) fn work_tree(dir: &Path) -> Result<Option<WorkTree>, SourceError> {
 /// files that are not ignored, relative to `dir`. Tracked files deleted in the work tree
 /// are listed too; the caller skips what is gone.
 pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
-    let args = [
-        "ls-files",
-        "-z",
-        "--cached",
-        "--others",
-        "--exclude-standard",
-    ];
+    let args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"];
     let output = run(dir, &args)?;
     if !output.status.success() {
         return Err(failed(dir, &args, &output));
@@ -170,13 +164,7 @@ pub(crate) fn resolve_commit(dir: &Path, git_ref: &str) -> Result<String, Source
     // --end-of-options: a ref such as `--output=x` is a name, never an option.
     let output = run(
         dir,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &spec,
-        ],
+        &["rev-parse", "--verify", "--quiet", "--end-of-options", &spec],
     )?;
     if !output.status.success() {
         return Err(SourceError::UnknownRef {
@@ -189,11 +177,7 @@ pub(crate) fn resolve_commit(dir: &Path, git_ref: &str) -> Result<String, Source
 
 /// Extracts the tree of `commit` into `into` (created here) through the safe extractor.
 /// Run in a subfolder, git archives that subfolder only, as `ls-files` lists it.
-pub(crate) fn extract_commit(
-    dir: &Path,
-    commit: &str,
-    into: &Path,
-) -> Result<ArchiveStats, SourceError> {
+pub(crate) fn extract_commit(dir: &Path, commit: &str, into: &Path) -> Result<ArchiveStats, SourceError> {
     let args = ["archive", "--format=tar", commit];
     let mut child = git(dir)
         .args(args)

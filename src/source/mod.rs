@@ -66,9 +66,7 @@ pub fn intake(
     let project_dir = parse_project_dir(project_dir)?;
     let meta = match fs::metadata(&input) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(SourceError::InputNotFound { path: input })
-        }
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(SourceError::InputNotFound { path: input }),
         Err(e) => return Err(SourceError::io("read", &input, e)),
     };
     let input = fs::canonicalize(&input).map_err(|e| SourceError::io("read", &input, e))?;
@@ -210,11 +208,7 @@ fn pick_project_dir(root: &Path, project_dir: &Path, origin: &str) -> Result<Pat
     Ok(path)
 }
 
-fn take_folder(
-    input: &Path,
-    project_dir: Option<&Path>,
-    staging: &Staging,
-) -> Result<Taken, SourceError> {
+fn take_folder(input: &Path, project_dir: Option<&Path>, staging: &Staging) -> Result<Taken, SourceError> {
     let description = format!("folder {}", input.display());
     let root = match project_dir {
         Some(project_dir) => pick_project_dir(input, project_dir, &description)?,
@@ -295,11 +289,7 @@ fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, 
     Ok(Taken {
         built,
         picked: false,
-        description: format!(
-            "git ref {git_ref} at {} of {}",
-            short(&commit),
-            input.display()
-        ),
+        description: format!("git ref {git_ref} at {} of {}", short(&commit), input.display()),
         version: Some(commit),
         git_ref: Some(git_ref.into()),
         files: stats.files + stats.hard_links,
@@ -390,8 +380,7 @@ fn count_files(root: &Path) -> Result<(u64, u64), SourceError> {
             SourceError::io(
                 "read",
                 path,
-                e.into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("loop")),
+                e.into_io_error().unwrap_or_else(|| std::io::Error::other("loop")),
             )
         })?;
         if entry.file_type().is_file() {

@@ -61,9 +61,7 @@ impl Staging {
 fn rename_no_replace(from: &Path, to: &Path) -> Result<(), SourceError> {
     match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(()),
-        Err(Errno::EEXIST) | Err(Errno::ENOTEMPTY) => {
-            Err(SourceError::DestinationExists { path: to.into() })
-        }
+        Err(Errno::EEXIST) | Err(Errno::ENOTEMPTY) => Err(SourceError::DestinationExists { path: to.into() }),
         Err(Errno::EINVAL) | Err(Errno::ENOSYS) => {
             if to.symlink_metadata().is_ok() {
                 return Err(SourceError::DestinationExists { path: to.into() });

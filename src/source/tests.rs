@@ -50,12 +50,7 @@ impl Scratch {
         let output = Command::new("git")
             .current_dir(self.src())
             .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-            .args([
-                "-c",
-                "commit.gpgsign=false",
-                "-c",
-                "init.defaultBranch=main",
-            ])
+            .args(["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
             .args(args)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -72,11 +67,7 @@ impl Scratch {
         self.git(&["rev-parse", "HEAD"])
     }
 
-    fn intake(
-        &self,
-        git_ref: Option<&str>,
-        project_dir: Option<&str>,
-    ) -> Result<SourceInfo, SourceError> {
+    fn intake(&self, git_ref: Option<&str>, project_dir: Option<&str>) -> Result<SourceInfo, SourceError> {
         intake(&self.src(), git_ref, project_dir, &self.dest())
     }
 
@@ -138,11 +129,7 @@ fn work_tree_gives_tracked_and_untracked_files_but_not_ignored_ones() {
         "{}",
         info.description
     );
-    assert!(
-        info.description.contains(&head[..12]),
-        "{}",
-        info.description
-    );
+    assert!(info.description.contains(&head[..12]), "{}", info.description);
     // .gitignore, app.py, bin/run, ignored-but-tracked.log, notes/new.txt
     assert_eq!(info.files, 5);
     assert!(
@@ -158,11 +145,7 @@ fn clean_work_tree_is_described_as_its_commit() {
     let head = s.commit_all("first");
     let info = s.intake(None, None).unwrap();
     assert_eq!(info.version, Some(head));
-    assert!(
-        !info.description.contains("uncommitted"),
-        "{}",
-        info.description
-    );
+    assert!(!info.description.contains("uncommitted"), "{}", info.description);
     assert_eq!((info.files, info.bytes), (1, 5));
 }
 
@@ -197,11 +180,7 @@ fn ref_takes_exactly_an_older_commit() {
     );
     assert_eq!(info.version.as_deref(), Some(first.as_str()));
     assert_eq!(info.git_ref.as_deref(), Some("v1"));
-    assert!(
-        info.description.contains("git ref v1"),
-        "{}",
-        info.description
-    );
+    assert!(info.description.contains("git ref v1"), "{}", info.description);
 }
 
 #[test]
@@ -221,10 +200,7 @@ fn ref_outside_a_repository_is_refused() {
     let s = Scratch::new();
     s.write("index.php", "<?php");
     let error = s.intake(Some("main"), None).unwrap_err();
-    assert!(
-        matches!(error, SourceError::NotAGitRepository { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, SourceError::NotAGitRepository { .. }), "{error}");
     s.assert_nothing_written();
 }
 
@@ -254,11 +230,7 @@ fn folder_outside_git_is_copied_whole_except_git() {
     assert!(s.has("index.php") && s.has("debug.log") && s.has("empty"));
     assert!(!s.has(".git"));
     assert_eq!(info.version, None);
-    assert!(
-        info.description.starts_with("folder "),
-        "{}",
-        info.description
-    );
+    assert!(info.description.starts_with("folder "), "{}", info.description);
 }
 
 #[test]
@@ -300,23 +272,15 @@ fn project_dir_missing_invalid_or_a_file_is_refused() {
     let s = Scratch::new();
     s.write("api/Procfile", "web: ./api");
     let error = s.intake(None, Some("backend")).unwrap_err();
+    assert!(matches!(error, SourceError::ProjectDirMissing { .. }), "{error}");
     assert!(
-        matches!(error, SourceError::ProjectDirMissing { .. }),
-        "{error}"
-    );
-    assert!(
-        error
-            .to_string()
-            .contains("PROJECT_DIR `backend` does not exist"),
+        error.to_string().contains("PROJECT_DIR `backend` does not exist"),
         "{error}"
     );
     s.assert_nothing_written();
 
     let error = s.intake(None, Some("api/../..")).unwrap_err();
-    assert!(
-        matches!(error, SourceError::ProjectDirInvalid { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, SourceError::ProjectDirInvalid { .. }), "{error}");
 
     let error = s.intake(None, Some("api/Procfile")).unwrap_err();
     assert!(
@@ -342,10 +306,7 @@ fn project_dir_missing_invalid_or_a_file_is_refused() {
 /// Writes `src/app.tar.gz` holding the given (path, content) files.
 fn archive(s: &Scratch, files: &[(&str, &str)]) -> PathBuf {
     let path = s.src().join("app.tar.gz");
-    let gz = flate2::write::GzEncoder::new(
-        fs::File::create(&path).unwrap(),
-        flate2::Compression::fast(),
-    );
+    let gz = flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
     for (name, content) in files {
         let mut header = tar::Header::new_gnu();
@@ -379,10 +340,7 @@ fn archive_with_one_top_folder_and_project_dir() {
     fs::remove_dir_all(s.dest()).unwrap();
 
     let error = intake(&path, None, Some("worker"), &s.dest()).unwrap_err();
-    assert!(
-        matches!(error, SourceError::ProjectDirMissing { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, SourceError::ProjectDirMissing { .. }), "{error}");
     s.assert_nothing_written();
 }
 
@@ -421,16 +379,10 @@ fn remote_missing_and_unknown_inputs_are_refused_clearly() {
         assert!(error.to_string().contains("offline"), "{error}");
     }
     let error = intake(&s.src().join("nope"), None, None, &s.dest()).unwrap_err();
-    assert!(
-        matches!(error, SourceError::InputNotFound { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, SourceError::InputNotFound { .. }), "{error}");
     s.write("app.zip", "PK");
     let error = intake(&s.src().join("app.zip"), None, None, &s.dest()).unwrap_err();
-    assert!(
-        matches!(error, SourceError::UnsupportedInput { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, SourceError::UnsupportedInput { .. }), "{error}");
     s.assert_nothing_written();
 }
 
@@ -441,9 +393,6 @@ fn existing_destination_is_never_touched() {
     fs::create_dir(s.dest()).unwrap();
     fs::write(s.dest().join("keep"), "mine").unwrap();
     let error = s.intake(None, None).unwrap_err();
-    assert!(
-        matches!(error, SourceError::DestinationExists { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, SourceError::DestinationExists { .. }), "{error}");
     assert_eq!(s.read("keep"), "mine");
 }

@@ -1,0 +1,557 @@
+//! The build: from a source to a release folder, as the platform builds (PLATFORM.md
+//! §1–3). Source intake, buildpack selection (BUILDPACK_URL, BUILDPACK_NAME,
+//! `.buildpacks`, then detection in the official order), compile with the app's cache
+//! and ENV_DIR, `export` chaining, release YAML, Procfile, `.slugignore`, slug size.
+//!
+//! It returns a [`Release`] and never starts the app: that is the rollout's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::buildpack::{self, Buildpack, BuildpackError, Detection, Locator, ScriptContext, Verdict};
+use crate::config_vars::ConfigVars;
+use crate::procfile::{Procfile, ProcfileError};
+use crate::release::Release;
+use crate::settings::{render_duration, Settings};
+use crate::source::{self, SourceError, SourceInfo};
+use crate::state::{self, StateError};
+use crate::ui::{human_bytes, Output};
+
+/// The platform's image size limit.
+pub const SLUG_LIMIT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Buildpack(#[from] BuildpackError),
+    #[error("We didn't find the type of technology you are using...\n{details}")]
+    NoMatch { details: String },
+    #[error("App not compatible with buildpack: {spec}\n(its bin/detect {verdict})")]
+    NotCompatible { spec: String, verdict: String },
+    #[error(".buildpacks lists no buildpack: add one URL or path per line")]
+    EmptyBuildpacks,
+    #[error(transparent)]
+    Procfile(#[from] ProcfileError),
+    #[error(transparent)]
+    Slugignore(#[from] crate::slugignore::SlugignoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("the image is too large: {size} (the platform allows {limit} at most); add what the app does not need at run time to .slugignore")]
+    SlugTooLarge { size: String, limit: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl BuildError {
+    pub fn was_cancelled(&self) -> bool {
+        matches!(self, BuildError::Buildpack(BuildpackError::Cancelled { .. }))
+    }
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
+    move |source| BuildError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Why these buildpacks were chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    Flag,
+    BuildpackUrl,
+    BuildpackName,
+    DotBuildpacks,
+    Detection,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reason::Flag => "--buildpack",
+            Reason::BuildpackUrl => "the BUILDPACK_URL config var",
+            Reason::BuildpackName => "the BUILDPACK_NAME config var",
+            Reason::DotBuildpacks => "the .buildpacks file",
+            Reason::Detection => "detection",
+        })
+    }
+}
+
+/// The buildpacks a build will run, in order, with the reason.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub specs: Vec<String>,
+    pub reason: Reason,
+}
+
+/// Apply the platform's selection rules, first one that applies (PLATFORM.md §2).
+/// Detection is not run here: `specs` is empty for [`Reason::Detection`].
+pub fn select(flags: &[String], vars: &ConfigVars, app_dir: &Path) -> Result<Selection, BuildError> {
+    if !flags.is_empty() {
+        return Ok(Selection {
+            specs: flags.to_vec(),
+            reason: Reason::Flag,
+        });
+    }
+    if let Some(url) = vars.get("BUILDPACK_URL").filter(|u| !u.trim().is_empty()) {
+        return Ok(Selection {
+            specs: vec![url.trim().to_string()],
+            reason: Reason::BuildpackUrl,
+        });
+    }
+    if let Some(name) = vars.get("BUILDPACK_NAME").filter(|u| !u.trim().is_empty()) {
+        return Ok(Selection {
+            specs: vec![name.trim().to_string()],
+            reason: Reason::BuildpackName,
+        });
+    }
+    let listed = app_dir.join(".buildpacks");
+    if listed.is_file() {
+        let text = std::fs::read_to_string(&listed).map_err(io("read", &listed))?;
+        let specs: Vec<String> = text
+            .lines()
+            .map(|l| l.trim_end_matches('\r').trim())
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect();
+        if specs.is_empty() {
+            return Err(BuildError::EmptyBuildpacks);
+        }
+        return Ok(Selection {
+            specs,
+            reason: Reason::DotBuildpacks,
+        });
+    }
+    Ok(Selection {
+        specs: Vec::new(),
+        reason: Reason::Detection,
+    })
+}
+
+/// The clean environment of a buildpack script (PLATFORM.md §2): nothing of the
+/// host's but PATH and the variables the user listed.
+pub fn build_env(
+    settings: &Settings,
+    app: &str,
+    version: Option<&str>,
+    request_id: &str,
+    home: &Path,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        ),
+        ("HOME".to_string(), home.display().to_string()),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+        ("STACK".to_string(), settings.stack.clone()),
+        ("REQUEST_ID".to_string(), request_id.to_string()),
+        ("APP".to_string(), app.to_string()),
+        ("BUILDPACK_LOG_FILE".to_string(), "/dev/null".to_string()),
+    ];
+    if let Some(v) = version {
+        env.push(("SOURCE_VERSION".to_string(), v.to_string()));
+    }
+    for name in &settings.pass_env {
+        if let Ok(value) = std::env::var(name) {
+            env.retain(|(k, _)| k != name);
+            env.push((name.clone(), value));
+        }
+    }
+    env
+}
+
+/// The outcome of running every candidate's detect.
+pub struct DetectReport {
+    pub detections: Vec<Detection>,
+    /// Index of the winner in `detections`.
+    pub winner: Option<usize>,
+}
+
+/// Run `bin/detect` of each buildpack in order; the first that applies wins.
+pub fn detect_all(
+    buildpacks: &[Buildpack],
+    app_dir: &Path,
+    ctx: &ScriptContext<'_>,
+) -> Result<DetectReport, BuildError> {
+    let mut detections = Vec::new();
+    for bp in buildpacks {
+        detections.push(bp.detect(app_dir, ctx)?);
+    }
+    let winner = detections
+        .iter()
+        .position(|d| matches!(d.verdict, Verdict::Detected(_)));
+    Ok(DetectReport { detections, winner })
+}
+
+/// Fetch fresh copies of `specs` into `scratch`, saying so for custom ones.
+pub fn fetch_all(
+    specs: &[String],
+    app_dir: &Path,
+    settings: &Settings,
+    scratch: &Path,
+    out: Option<&Output>,
+) -> Result<Vec<Buildpack>, BuildError> {
+    let mut buildpacks = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let locator = Locator::parse(
+            spec,
+            &std::env::current_dir().unwrap_or_else(|_| app_dir.to_path_buf()),
+        );
+        if let (Some(out), true) = (out, locator.is_custom()) {
+            out.step(&format!("Cloning custom buildpack: {spec}"));
+        }
+        let dest = scratch.join(format!("buildpack-{i}"));
+        buildpacks.push(buildpack::fetch(
+            spec,
+            &locator,
+            settings.buildpacks_dir.as_deref(),
+            &dest,
+        )?);
+    }
+    Ok(buildpacks)
+}
+
+/// What to build.
+pub struct BuildRequest {
+    pub app: String,
+    pub input: PathBuf,
+    pub git_ref: Option<String>,
+    /// `--buildpack` flags: they replace every other selection rule.
+    pub buildpacks: Vec<String>,
+    pub config_vars: ConfigVars,
+    /// The release folder to create: the slug goes to `app/` inside it.
+    pub release_dir: PathBuf,
+    pub number: u32,
+    pub cache_dir: PathBuf,
+    pub request_id: String,
+}
+
+/// Time spent, for the deploy overhead report.
+#[derive(Debug, Default, Clone)]
+pub struct BuildTimings {
+    pub intake: Duration,
+    pub detect: Duration,
+    pub compile: Duration,
+    pub total: Duration,
+}
+
+pub struct Built {
+    pub release: Release,
+    pub source: SourceInfo,
+    pub timings: BuildTimings,
+}
+
+/// Build `req` into `req.release_dir`. On failure the release folder is removed and
+/// the cache is left as it was before the build.
+pub fn build(
+    req: &BuildRequest,
+    settings: &Settings,
+    out: &Output,
+    cancel: &Receiver<()>,
+) -> Result<Built, BuildError> {
+    let result = build_inner(req, settings, out, cancel);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&req.release_dir);
+    }
+    result
+}
+
+fn build_inner(
+    req: &BuildRequest,
+    settings: &Settings,
+    out: &Output,
+    cancel: &Receiver<()>,
+) -> Result<Built, BuildError> {
+    let started = Instant::now();
+    let mut timings = BuildTimings::default();
+    let parent = req.release_dir.parent().unwrap_or(Path::new("/"));
+    state::private_dir(parent)?;
+    // Scratch beside the release, so that renames stay on one filesystem.
+    let scratch = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(parent)
+        .map_err(io("create a folder in", parent))?;
+    state::private_dir(&req.release_dir)?;
+    let app_dir = Release::app_dir(&req.release_dir);
+
+    let project_dir = req
+        .config_vars
+        .get("PROJECT_DIR")
+        .map(String::as_str)
+        .filter(|p| !p.is_empty());
+    let source = source::intake(&req.input, req.git_ref.as_deref(), project_dir, &app_dir)?;
+    out.step(&format!("Source: {}", source.description));
+    if let Some(v) = &source.version {
+        out.detail(&format!("SOURCE_VERSION={v}"));
+    }
+    timings.intake = started.elapsed();
+
+    let home = scratch.path().join("home");
+    state::private_dir(&home)?;
+    let env = build_env(
+        settings,
+        &req.app,
+        source.version.as_deref(),
+        &req.request_id,
+        &home,
+    );
+    let deadline = started + settings.build_timeout;
+    let ctx = ScriptContext {
+        env: &env,
+        deadline,
+        limit: render_duration(settings.build_timeout),
+        cancel,
+    };
+
+    // Selection, then detection where the platform detects.
+    let detect_started = Instant::now();
+    let selection = select(&req.buildpacks, &req.config_vars, &app_dir)?;
+    let mut buildpacks;
+    match selection.reason {
+        Reason::Detection => {
+            let specs: Vec<String> = buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect();
+            let candidates = fetch_all(&specs, &app_dir, settings, scratch.path(), None)?;
+            let report = detect_all(&candidates, &app_dir, &ctx)?;
+            let winner = report.winner.and_then(|w| match &report.detections[w].verdict {
+                Verdict::Detected(framework) => Some((w, framework.clone())),
+                _ => None,
+            });
+            let Some((w, framework)) = winner else {
+                return Err(BuildError::NoMatch {
+                    details: no_match_details(&report),
+                });
+            };
+            out.step(&format!("{framework} app detected"));
+            let others: Vec<String> = report
+                .detections
+                .iter()
+                .skip(w + 1)
+                .filter_map(|d| match &d.verdict {
+                    Verdict::Detected(n) => Some(format!("{} ({n})", d.buildpack)),
+                    _ => None,
+                })
+                .collect();
+            if !others.is_empty() {
+                out.detail(&format!(
+                    "note: {} matched too; {} wins because it comes first in the platform's order. Set BUILDPACK_NAME to choose.",
+                    others.join(", "),
+                    report.detections[w].buildpack
+                ));
+            }
+            buildpacks = candidates;
+            let winner = buildpacks.swap_remove(w);
+            buildpacks = vec![winner];
+        }
+        Reason::BuildpackName => {
+            buildpacks = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(out))?;
+            out.step(&format!(
+                "Using buildpack {} (BUILDPACK_NAME)",
+                buildpacks[0].name
+            ));
+        }
+        _ => {
+            buildpacks = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(out))?;
+            for bp in &buildpacks {
+                let detection = bp.detect(&app_dir, &ctx)?;
+                match detection.verdict {
+                    Verdict::Detected(framework) => out.step(&format!("{framework} app detected")),
+                    other => {
+                        return Err(BuildError::NotCompatible {
+                            spec: bp.spec.clone(),
+                            verdict: describe_verdict(&other),
+                        })
+                    }
+                }
+            }
+        }
+    }
+    timings.detect = detect_started.elapsed();
+
+    // Compile with a working copy of the cache: a failed build must not leave it half-written.
+    let compile_started = Instant::now();
+    let cache_work = scratch.path().join("cache");
+    if req.cache_dir.is_dir() {
+        out.line("Fetching deployment cache");
+        source::copy_tree(&req.cache_dir, &cache_work)?;
+    } else {
+        state::private_dir(&cache_work)?;
+    }
+    let env_dir = scratch.path().join("env");
+    write_env_dir(&env_dir, &req.config_vars)?;
+
+    let mut compile_env = env.clone();
+    for bp in &buildpacks {
+        let ctx = ScriptContext {
+            env: &compile_env,
+            deadline,
+            limit: render_duration(settings.build_timeout),
+            cancel,
+        };
+        bp.compile(&app_dir, &cache_work, &env_dir, &ctx, out.sink())?;
+        if let Some(exported) = bp.exported_env(&compile_env)? {
+            compile_env = exported;
+        }
+    }
+    let Some(last) = buildpacks.last() else {
+        return Err(BuildError::EmptyBuildpacks);
+    };
+    let release_ctx = ScriptContext {
+        env: &compile_env,
+        deadline,
+        limit: render_duration(settings.build_timeout),
+        cancel,
+    };
+    let release_yaml = last.release(&app_dir, &release_ctx, out.sink())?;
+    timings.compile = compile_started.elapsed();
+
+    for addon in &release_yaml.addons {
+        out.detail(&format!(
+            "addon {addon} requested by the buildpack: not provided here (no addons on this machine)"
+        ));
+    }
+    let process_types = process_types(&app_dir, &release_yaml.default_process_types, out)?;
+
+    let removed = crate::slugignore::apply(&app_dir)?;
+    if !removed.entries.is_empty() {
+        out.step(&format!(
+            "Removed {} entries listed in .slugignore",
+            removed.entries.len()
+        ));
+    }
+
+    // The build succeeded: its cache replaces the previous one.
+    out.step("Build complete, uploading deployment cache.");
+    replace_dir(&cache_work, &req.cache_dir)?;
+
+    let slug_bytes = tree_size(&app_dir);
+    if slug_bytes > SLUG_LIMIT_BYTES {
+        return Err(BuildError::SlugTooLarge {
+            size: human_bytes(slug_bytes),
+            limit: human_bytes(SLUG_LIMIT_BYTES),
+        });
+    }
+    out.step(&format!("Image size is {}", human_bytes(slug_bytes)));
+
+    let release = Release {
+        number: req.number,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        app: req.app.clone(),
+        source: source.description.clone(),
+        git_ref: source.git_ref.clone(),
+        version: source.version.clone(),
+        buildpacks: buildpacks.iter().map(|b| b.spec.clone()).collect(),
+        process_types,
+        config_defaults: release_yaml.config_vars,
+        addons: release_yaml.addons,
+        slug_bytes,
+    };
+    release.save(&req.release_dir)?;
+    timings.total = started.elapsed();
+    Ok(Built {
+        release,
+        source,
+        timings,
+    })
+}
+
+/// The Procfile's types over the buildpack's defaults, reported the platform's way.
+fn process_types(
+    app_dir: &Path,
+    defaults: &BTreeMap<String, String>,
+    out: &Output,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut types = defaults.clone();
+    match Procfile::load(app_dir)? {
+        Some(procfile) => {
+            for (name, command) in procfile.types {
+                types.insert(name, command);
+            }
+        }
+        None if !defaults.is_empty() => {
+            out.step(&format!(
+                "Default types for buildpack -> {}",
+                defaults.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        None => {}
+    }
+    if types.remove("release").is_some() {
+        out.detail("note: the Procfile's `release:` type means nothing on this platform; it is ignored (use `postdeploy:`)");
+    }
+    if types.is_empty() {
+        out.detail("warning: no process type declared (no Procfile, no buildpack default): nothing will run");
+    } else {
+        out.step(&format!(
+            "Procfile declares types -> {}",
+            types.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(types)
+}
+
+/// ENV_DIR: one file per config var, content = value, no newline added (0600 in 0700).
+fn write_env_dir(dir: &Path, vars: &ConfigVars) -> Result<(), BuildError> {
+    state::private_dir(dir)?;
+    for (name, value) in vars {
+        state::write_atomic(&dir.join(name), value.as_bytes(), 0o600)?;
+    }
+    Ok(())
+}
+
+/// Replace `target` with `new` (same filesystem): rename aside, rename in, remove old.
+fn replace_dir(new: &Path, target: &Path) -> Result<(), BuildError> {
+    let old = target.with_extension("old");
+    let _ = std::fs::remove_dir_all(&old);
+    if target.exists() {
+        std::fs::rename(target, &old).map_err(io("move aside", target))?;
+    }
+    std::fs::rename(new, target).map_err(io("replace", target))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Bytes of every file below `dir`, links not followed.
+pub fn tree_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+pub fn describe_verdict(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Detected(name) => format!("detected {name}"),
+        Verdict::NotDetected => "did not detect it (exit 1)".into(),
+        Verdict::Error { status, stderr } if stderr.is_empty() => format!("failed: {status}"),
+        Verdict::Error { status, stderr } => format!("failed: {status}: {}", stderr.trim()),
+    }
+}
+
+fn no_match_details(report: &DetectReport) -> String {
+    let mut lines = vec!["No buildpack's bin/detect applies to this app:".to_string()];
+    for d in &report.detections {
+        lines.push(format!("  {:<8} {}", d.buildpack, describe_verdict(&d.verdict)));
+    }
+    lines.push(
+        "Add the file your language's buildpack looks for (package.json, requirements.txt, ...),".into(),
+    );
+    lines.push("or choose a buildpack with the BUILDPACK_NAME or BUILDPACK_URL config var.".into());
+    lines.join("\n")
+}

@@ -1,0 +1,260 @@
+//! `shipway detect` and `shipway build`: the build half, without a platform.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::build::{self, BuildRequest, Reason};
+use crate::buildpack::{self, ScriptContext, Verdict};
+use crate::cli::EnvArgs;
+use crate::error::{exit, Error};
+use crate::settings::{render_duration, Settings};
+use crate::signals;
+use crate::ui::{human_duration, Output};
+
+use super::{app_name, env_args, home, source_path};
+
+#[derive(Serialize)]
+struct DetectRow {
+    buildpack: String,
+    verdict: &'static str,
+    framework: Option<String>,
+    status: Option<String>,
+    stderr: Option<String>,
+    millis: u128,
+    winner: bool,
+}
+
+pub fn detect(
+    settings: &Settings,
+    dir: Option<PathBuf>,
+    flags: Vec<String>,
+    app: Option<String>,
+    env: &EnvArgs,
+    json: bool,
+) -> Result<i32, Error> {
+    let input = source_path(dir)?;
+    let mut vars = env_args(env)?;
+    if let Some(app) = app {
+        // The app's stored config vars (BUILDPACK_URL, BUILDPACK_NAME) apply too.
+        let app = home(settings)?.existing_app(&app)?;
+        let mut stored = app.load_config()?.config_vars;
+        stored.extend(vars);
+        vars = stored;
+    }
+    let scratch = tempfile::tempdir().map_err(|source| Error::Io {
+        action: "create",
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let app_dir = scratch.path().join("app");
+    let project_dir = vars
+        .get("PROJECT_DIR")
+        .map(String::as_str)
+        .filter(|p| !p.is_empty());
+    crate::source::intake(&input, None, project_dir, &app_dir).map_err(build::BuildError::from)?;
+
+    let selection = build::select(&flags, &vars, &app_dir)?;
+    let specs: Vec<String> = match selection.reason {
+        Reason::Detection => buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect(),
+        _ => selection.specs.clone(),
+    };
+    let out = if json { Output::new() } else { Output::stdout() };
+    let buildpacks = build::fetch_all(&specs, &app_dir, settings, scratch.path(), Some(&out))?;
+    let home_dir = scratch.path().join("home");
+    std::fs::create_dir_all(&home_dir).map_err(|source| Error::Io {
+        action: "create",
+        path: home_dir.clone(),
+        source,
+    })?;
+    let env = build::build_env(settings, "detect", None, "detect", &home_dir);
+    let cancel = signals::cancel_on_interrupt();
+    let ctx = ScriptContext {
+        env: &env,
+        deadline: std::time::Instant::now() + settings.build_timeout,
+        limit: render_duration(settings.build_timeout),
+        cancel: &cancel,
+    };
+    let report = build::detect_all(&buildpacks, &app_dir, &ctx)?;
+
+    // With an explicit selection every listed buildpack must apply; with detection, the first wins.
+    let ok = match selection.reason {
+        Reason::Detection => report.winner.is_some(),
+        _ => report
+            .detections
+            .iter()
+            .all(|d| matches!(d.verdict, Verdict::Detected(_))),
+    };
+    if json {
+        let rows: Vec<DetectRow> = report
+            .detections
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let (verdict, framework, status, stderr) = match &d.verdict {
+                    Verdict::Detected(n) => ("detected", Some(n.clone()), None, None),
+                    Verdict::NotDetected => ("not-detected", None, None, None),
+                    Verdict::Error { status, stderr } => {
+                        ("error", None, Some(status.clone()), Some(stderr.clone()))
+                    }
+                };
+                DetectRow {
+                    buildpack: d.buildpack.clone(),
+                    verdict,
+                    framework,
+                    status,
+                    stderr,
+                    millis: d.elapsed.as_millis(),
+                    winner: Some(i) == report.winner && selection.reason == Reason::Detection,
+                }
+            })
+            .collect();
+        let doc = serde_json::json!({ "selection": selection.reason.to_string(), "candidates": rows, "applies": ok });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(if ok { exit::SUCCESS } else { exit::ERROR });
+    }
+
+    out.step(&format!(
+        "Buildpack selection for {}: {}",
+        input.display(),
+        selection.reason
+    ));
+    for (i, d) in report.detections.iter().enumerate() {
+        let mut text = match &d.verdict {
+            Verdict::Detected(n) => format!("detected: {n}"),
+            Verdict::NotDetected => "not detected".to_string(),
+            Verdict::Error { status, .. } => format!("error: bin/detect {status}"),
+        };
+        if selection.reason == Reason::Detection {
+            match report.winner {
+                Some(w) if w == i => text.push_str("   <- wins"),
+                Some(w) if i > w && matches!(d.verdict, Verdict::Detected(_)) => {
+                    text.push_str("   (matches too, but comes later)")
+                }
+                _ => {}
+            }
+        }
+        out.detail(&format!(
+            "{:<12} {:<44} {:>7}",
+            d.buildpack,
+            text,
+            human_duration(d.elapsed)
+        ));
+        if let Verdict::Error { stderr, .. } = &d.verdict {
+            for line in stderr.lines().take(10) {
+                out.detail(&format!("             | {line}"));
+            }
+        }
+    }
+    match (&selection.reason, report.winner) {
+        (Reason::Detection, Some(w)) => {
+            let others = report
+                .detections
+                .iter()
+                .skip(w + 1)
+                .filter(|d| matches!(d.verdict, Verdict::Detected(_)))
+                .count();
+            let why = if others > 0 {
+                format!(
+                    ", first of {} that apply in the platform's order (set BUILDPACK_NAME to choose another)",
+                    others + 1
+                )
+            } else {
+                String::new()
+            };
+            out.step(&format!("{} wins{why}", report.detections[w].buildpack));
+        }
+        (Reason::Detection, None) => {
+            out.error("We didn't find the type of technology you are using...");
+            out.error(
+                "Add the file your language's buildpack looks for, or set BUILDPACK_NAME / BUILDPACK_URL.",
+            );
+        }
+        (reason, _) if ok => out.step(&format!(
+            "{} will build this app (chosen by {reason})",
+            specs.join(", ")
+        )),
+        (reason, _) => out.error(&format!(
+            "chosen by {reason}, but its bin/detect does not apply: the build would fail"
+        )),
+    }
+    Ok(if ok { exit::SUCCESS } else { exit::ERROR })
+}
+
+pub fn build(
+    settings: &Settings,
+    source: Option<PathBuf>,
+    app: Option<String>,
+    git_ref: Option<String>,
+    flags: Vec<String>,
+    out_dir: Option<PathBuf>,
+    env: &EnvArgs,
+) -> Result<i32, Error> {
+    let input = source_path(source)?;
+    let name = app_name(app, &input)?;
+    let extra = env_args(env)?;
+    let home = home(settings)?;
+    let app = home.app(&name)?;
+    app.create()?;
+    let _lock = app.lock()?;
+    let mut vars = app.load_config()?.config_vars;
+    vars.extend(extra);
+
+    let number = app.release_numbers().last().copied().unwrap_or(0) + 1;
+    let release_dir = match &out_dir {
+        Some(dir) => {
+            if dir.exists()
+                && std::fs::read_dir(dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+            {
+                return Err(Error::Usage(format!(
+                    "{} exists and is not empty: give --out a new folder",
+                    dir.display()
+                )));
+            }
+            let _ = std::fs::remove_dir(dir);
+            std::path::absolute(dir).map_err(|source| Error::Io {
+                action: "resolve",
+                path: dir.clone(),
+                source,
+            })?
+        }
+        None => app.release(number),
+    };
+    let out = Output::stdout();
+    out.line(&format!("<-- Start build of {name} -->"));
+    let request = BuildRequest {
+        app: name.clone(),
+        input,
+        git_ref,
+        buildpacks: flags,
+        config_vars: vars,
+        release_dir: release_dir.clone(),
+        number,
+        cache_dir: app.cache(),
+        request_id: format!("build-{name}-{number}"),
+    };
+    let cancel = signals::cancel_on_interrupt();
+    match build::build(&request, settings, &out, &cancel) {
+        Ok(built) => {
+            out.line(&format!(
+                "<-- Build complete: release {} in {} ({}) -->",
+                built.release.number,
+                release_dir.display(),
+                human_duration(built.timings.total)
+            ));
+            Ok(exit::SUCCESS)
+        }
+        Err(e) => {
+            out.error(&e.to_string());
+            let code = Error::Build(e).exit_code();
+            out.line(if code == exit::ABORTED {
+                "<-- Build aborted -->"
+            } else {
+                "<-- Build failed: build-error -->"
+            });
+            Ok(code)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! One function per verb: turn validated arguments into calls on the pipeline's
+//! modules and say what happened. The only place that prints is ui::Output (and
+//! the final error line below).
+
+mod build;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command, EnvArgs};
+use crate::config_vars::{self, ConfigVars};
+use crate::error::Error;
+use crate::platform::protocol::Request;
+use crate::platform::{client, server, watchdog};
+use crate::settings::Settings;
+use crate::state::{self, Home};
+
+pub fn run(cli: Cli) -> i32 {
+    let result = dispatch(cli);
+    match result {
+        Ok(code) => code,
+        Err(Error::Deployment { code, .. }) => code,
+        Err(e) => {
+            for (i, line) in e.to_string().lines().enumerate() {
+                if i == 0 {
+                    eprintln!(" !     {line}");
+                } else {
+                    eprintln!("       {line}");
+                }
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32, Error> {
+    let settings = Settings::load()?;
+    match cli.command {
+        Command::Detect {
+            dir,
+            buildpacks,
+            app,
+            env,
+            json,
+        } => build::detect(&settings, dir, buildpacks, app, &env, json),
+        Command::Build {
+            source,
+            app,
+            git_ref,
+            buildpacks,
+            out,
+            env,
+        } => build::build(&settings, source, app, git_ref, buildpacks, out, &env),
+        Command::Deploy {
+            source,
+            app,
+            git_ref,
+            port,
+            env,
+        } => {
+            let input = source_path(source)?;
+            let name = app_name(app, &input)?;
+            let env = env_args(&env)?;
+            let input = std::path::absolute(&input).map_err(|source| Error::Io {
+                action: "resolve",
+                path: input.clone(),
+                source,
+            })?;
+            let request = Request::Deploy {
+                app: name,
+                input,
+                git_ref,
+                port: port.or(settings.port),
+                env,
+            };
+            client::deploy(&home(&settings)?, request)
+        }
+        Command::Up { detach: true } => client::up_detached(&home(&settings)?),
+        Command::Up { detach: false } => server::run(settings, true),
+        Command::Platform => server::run(settings, false),
+        Command::Down => client::down(&home(&settings)?),
+        Command::Watchdog => Ok(watchdog::run()),
+    }
+}
+
+/// The source argument, `.` by default, which must exist.
+fn source_path(source: Option<PathBuf>) -> Result<PathBuf, Error> {
+    let path = source.unwrap_or_else(|| PathBuf::from("."));
+    let text = path.to_string_lossy();
+    if text.starts_with("http://") || text.starts_with("https://") {
+        return Ok(path);
+    }
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "{} does not exist: give a folder or a .tar.gz archive",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// `-a APP`, else the source folder's name.
+fn app_name(app: Option<String>, source: &Path) -> Result<String, Error> {
+    let name = app.unwrap_or_else(|| state::app_name_from(source));
+    state::validate_app_name(&name)?;
+    Ok(name)
+}
+
+/// Config vars given with --env and --env-file (validated).
+fn env_args(env: &EnvArgs) -> Result<ConfigVars, Error> {
+    let mut vars = ConfigVars::new();
+    if let Some(file) = &env.env_file {
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Io {
+            action: "read",
+            path: file.clone(),
+            source,
+        })?;
+        vars.extend(config_vars::parse_env_file(&file.display().to_string(), &text)?);
+    }
+    for pair in &env.env {
+        let (k, v) = config_vars::parse_pair(pair)?;
+        vars.insert(k, v);
+    }
+    Ok(vars)
+}
+
+fn home(settings: &Settings) -> Result<Home, Error> {
+    Ok(Home::open(&settings.home)?)
+}

@@ -1,0 +1,294 @@
+//! A container: one process of a release, started the platform's way (PLATFORM.md §4):
+//! through bash, after sourcing `.profile.d/*.sh` (sorted) then `.profile`, with the
+//! runtime environment (config vars, then PORT, CONTAINER, CONTAINER_VERSION, ...),
+//! HOME = the app folder, in its own process group.
+//!
+//! It starts and stops one container and keeps the last lines it printed; deciding
+//! which containers run, and when, is the rollout's.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::process::{Child, Exit, LineSink, ProcessError, Spawn, Stream};
+use crate::release::Release;
+use crate::settings::Settings;
+
+/// How many of its last lines a container keeps, for crash reports.
+const TAIL_LINES: usize = 20;
+
+/// The platform's M container (CONTAINER_SIZE / CONTAINER_MEMORY).
+const CONTAINER_SIZE: &str = "M";
+const CONTAINER_MEMORY: &str = "536870912";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("cannot start {name}: {source}")]
+    Start { name: String, source: ProcessError },
+    #[error("cannot find a free port for {name}: {source}")]
+    Port { name: String, source: std::io::Error },
+}
+
+/// Whether a process type gets a PORT and is probed (PLATFORM.md §3).
+pub fn is_routed(process_type: &str) -> bool {
+    process_type == "web" || process_type == "tcp"
+}
+
+/// What to start: `web-1` running the `web` command.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub process_type: String,
+    pub index: u32,
+    pub command: String,
+}
+
+impl ContainerSpec {
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.process_type, self.index)
+    }
+}
+
+/// A port the OS says is free now. Another program may take it before the container
+/// binds it; the probe then fails with a diagnosis rather than hanging.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A container's whole environment, in the platform's order: config vars (the
+/// buildpack's defaults overridden by the app's), then the platform's own variables.
+pub fn runtime_env(
+    settings: &Settings,
+    release: &Release,
+    app_dir: &Path,
+    config_vars: &BTreeMap<String, String>,
+    name: &str,
+    port: Option<u16>,
+) -> Vec<(String, String)> {
+    let mut vars: BTreeMap<String, String> = release.config_defaults.clone();
+    vars.extend(config_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let home = app_dir.display().to_string();
+    let platform = [
+        ("CONTAINER", name.to_string()),
+        ("CONTAINER_VERSION", release.container_version()),
+        ("CONTAINER_SIZE", CONTAINER_SIZE.to_string()),
+        ("CONTAINER_MEMORY", CONTAINER_MEMORY.to_string()),
+        ("APP", release.app.clone()),
+        ("HOSTNAME", format!("{}-{name}", release.app)),
+        ("STACK", settings.stack.clone()),
+        ("HOME", home.clone()),
+        ("PATH", format!("{home}/bin:{host_path}")),
+        (
+            "LANG",
+            vars.get("LANG").cloned().unwrap_or_else(|| "C.UTF-8".into()),
+        ),
+    ];
+    for (k, v) in platform {
+        vars.insert(k.to_string(), v);
+    }
+    match port {
+        Some(p) => {
+            vars.insert("PORT".into(), p.to_string());
+        }
+        None => {
+            vars.remove("PORT");
+        }
+    }
+    vars.into_iter().collect()
+}
+
+/// The bash script that runs a command the platform's way.
+pub fn boot_script(command: &str) -> String {
+    // Globs sort, so .profile.d scripts run in name order, as on the platform.
+    format!(
+        "cd \"$HOME\" || exit 1\nfor f in \"$HOME\"/.profile.d/*.sh; do [ -f \"$f\" ] && . \"$f\"; done\n[ -f \"$HOME/.profile\" ] && . \"$HOME/.profile\"\n{command}\n"
+    )
+}
+
+/// The last lines a container printed.
+#[derive(Clone, Default)]
+pub struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn push(&self, line: &str) {
+        if let Ok(mut t) = self.0.lock() {
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line.to_string());
+        }
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A running container.
+pub struct Container {
+    pub spec: ContainerSpec,
+    pub name: String,
+    pub port: Option<u16>,
+    pub child: Child,
+    pub started: Instant,
+    pub tail: Tail,
+}
+
+/// Start `spec` of `release`, its output (prefixed by nothing: `log` adds what it
+/// wants) going to `log`.
+pub fn start(
+    settings: &Settings,
+    release: &Release,
+    release_dir: &Path,
+    config_vars: &BTreeMap<String, String>,
+    spec: ContainerSpec,
+    log: LineSink,
+) -> Result<Container, ContainerError> {
+    let name = spec.name();
+    let port = if is_routed(&spec.process_type) {
+        Some(free_port().map_err(|source| ContainerError::Port {
+            name: name.clone(),
+            source,
+        })?)
+    } else {
+        None
+    };
+    let app_dir = Release::app_dir(release_dir);
+    let env = runtime_env(settings, release, &app_dir, config_vars, &name, port);
+    let tail = Tail::default();
+    let t = tail.clone();
+    let sink: LineSink = Arc::new(move |stream: Stream, line: &str| {
+        t.push(line);
+        log(stream, line);
+    });
+    let child = Spawn::new("bash", &app_dir)
+        .args(["-c".to_string(), boot_script(&spec.command)])
+        .env(env)
+        .start(sink)
+        .map_err(|source| ContainerError::Start {
+            name: name.clone(),
+            source,
+        })?;
+    Ok(Container {
+        spec,
+        name,
+        port,
+        child,
+        started: Instant::now(),
+        tail,
+    })
+}
+
+impl Container {
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// SIGTERM to the whole group, SIGKILL to what is left after `grace`, reaped.
+    pub fn stop(&mut self, grace: Duration) -> Exit {
+        self.child.stop(Signal::SIGTERM, grace)
+    }
+}
+
+/// A one-off container (the postdeploy hook, `shipway run`): same environment, no PORT.
+pub fn one_off(
+    settings: &Settings,
+    release: &Release,
+    release_dir: &Path,
+    config_vars: &BTreeMap<String, String>,
+    name: &str,
+    command: &str,
+) -> Spawn {
+    let app_dir: PathBuf = Release::app_dir(release_dir);
+    let env = runtime_env(settings, release, &app_dir, config_vars, name, None);
+    Spawn::new("bash", &app_dir)
+        .args(["-c".to_string(), boot_script(command)])
+        .env(env)
+}
+
+/// Stop every container at once (SIGTERM to all groups in parallel, then SIGKILL
+/// after `grace`), and return when all are reaped.
+pub fn stop_all(containers: Vec<Container>, grace: Duration) -> Vec<(String, Exit)> {
+    let handles: Vec<_> = containers
+        .into_iter()
+        .map(|mut c| std::thread::spawn(move || (c.name.clone(), c.stop(grace))))
+        .collect();
+    handles.into_iter().filter_map(|h| h.join().ok()).collect()
+}
+
+/// A container whose leader exited: the group is cleaned up, the exit returned.
+pub fn reap(container: &mut Container, status: std::io::Result<Exit>) -> Exit {
+    let exit = container.child.record(status);
+    container.child.reap_group(Duration::from_secs(1));
+    exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release() -> Release {
+        Release {
+            number: 3,
+            created: 0,
+            app: "demo".into(),
+            source: "test".into(),
+            git_ref: None,
+            version: None,
+            buildpacks: vec![],
+            process_types: BTreeMap::new(),
+            config_defaults: [
+                ("A".to_string(), "default".to_string()),
+                ("B".to_string(), "default".to_string()),
+            ]
+            .into(),
+            addons: vec![],
+            slug_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn environment_layers_like_the_platform() {
+        let settings = Settings::defaults("/tmp/x".into());
+        let vars: BTreeMap<String, String> = [
+            ("B".to_string(), "app".to_string()),
+            ("PORT".to_string(), "1".to_string()),
+        ]
+        .into();
+        let env: BTreeMap<_, _> = runtime_env(
+            &settings,
+            &release(),
+            Path::new("/srv/app"),
+            &vars,
+            "web-1",
+            Some(5001),
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(env["A"], "default");
+        assert_eq!(env["B"], "app", "config vars override the buildpack's defaults");
+        assert_eq!(env["PORT"], "5001", "the platform's PORT wins over a config var");
+        assert_eq!(env["CONTAINER"], "web-1");
+        assert_eq!(env["CONTAINER_VERSION"], "v3");
+        assert_eq!(env["HOSTNAME"], "demo-web-1");
+        assert_eq!(env["HOME"], "/srv/app");
+        assert!(env["PATH"].starts_with("/srv/app/bin:"));
+        let worker: BTreeMap<_, _> = runtime_env(
+            &settings,
+            &release(),
+            Path::new("/srv/app"),
+            &vars,
+            "worker-1",
+            None,
+        )
+        .into_iter()
+        .collect();
+        assert!(!worker.contains_key("PORT"));
+    }
+}

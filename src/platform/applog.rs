@@ -1,0 +1,105 @@
+//! An app's log: every container's output, one line each with a timestamp and the
+//! container's name (`2026-11-27T09:30:01.123Z [web-1] listening`), in `app.log`,
+//! rotated to `app.log.1` past a size so it cannot grow without bound.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Past this size the log is rotated (one previous file is kept).
+const ROTATE_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppLog {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    path: PathBuf,
+    file: File,
+    size: u64,
+}
+
+impl AppLog {
+    pub fn open(path: &Path) -> std::io::Result<AppLog> {
+        let file = open_append(path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(AppLog {
+            inner: Arc::new(Mutex::new(Inner {
+                path: path.to_path_buf(),
+                file,
+                size,
+            })),
+        })
+    }
+
+    pub fn line(&self, prefix: &str, text: &str) {
+        let Ok(mut inner) = self.inner.lock() else { return };
+        let line = format!("{} {prefix} {text}\n", timestamp());
+        if inner.size + line.len() as u64 > ROTATE_BYTES {
+            let rotated = inner.path.with_extension("log.1");
+            let _ = std::fs::rename(&inner.path, rotated);
+            if let Ok(f) = open_append(&inner.path) {
+                inner.file = f;
+                inner.size = 0;
+            }
+        }
+        if inner.file.write_all(line.as_bytes()).is_ok() {
+            inner.size += line.len() as u64;
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options().create(true).append(true).mode(0o600).open(path)
+}
+
+/// UTC, RFC 3339 with milliseconds, computed without a date library.
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = timestamp();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.starts_with("20"), "{t}");
+        assert!(t.ends_with('Z'));
+    }
+
+    #[test]
+    fn lines_are_prefixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AppLog::open(&dir.path().join("app.log")).unwrap();
+        log.line("[web-1]", "hello");
+        let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+        assert!(text.ends_with(" [web-1] hello\n"), "{text}");
+    }
+}

@@ -1,0 +1,160 @@
+//! The CLI side of the platform socket: find a running platform or start one in the
+//! background, send one request, print what comes back.
+
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::protocol::{self, Event, Request};
+use crate::error::{exit, Error};
+use crate::settings::Settings;
+use crate::state::Home;
+use crate::ui::Output;
+
+/// How long a freshly started platform may take to open its socket.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn connect(home: &Home) -> Option<UnixStream> {
+    UnixStream::connect(home.socket()).ok()
+}
+
+/// Start `shipway platform` in its own session, detached from this terminal, with
+/// this command's environment (so it reads the same settings), logging to platform.log.
+pub fn start_detached(home: &Home) -> Result<u32, Error> {
+    let log_path = home.log_file();
+    let io_err =
+        |action: &'static str, path: std::path::PathBuf| move |source| Error::Io { action, path, source };
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io_err("write", log_path.clone()))?;
+    let log2 = log.try_clone().map_err(io_err("write", log_path.clone()))?;
+    let exe = std::env::current_exe().map_err(io_err("find", "shipway".into()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("platform").stdin(Stdio::null()).stdout(log).stderr(log2);
+    // SAFETY: setsid is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    let child = cmd.spawn().map_err(io_err("start", "shipway platform".into()))?;
+    let pid = child.id();
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if connect(home).is_some() {
+            return Ok(pid);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(Error::Platform {
+        message: format!(
+            "the platform did not open {} within {}s: see {}",
+            home.socket().display(),
+            START_TIMEOUT.as_secs(),
+            log_path.display()
+        ),
+    })
+}
+
+/// A connection to the platform, starting one if none runs (and saying so).
+pub fn connect_or_start(home: &Home, out: &Output) -> Result<UnixStream, Error> {
+    if let Some(s) = connect(home) {
+        return Ok(s);
+    }
+    let pid = start_detached(home)?;
+    out.step(&format!(
+        "Started the shipway platform in the background (pid {pid}, log {}); `shipway down` stops it",
+        home.log_file().display()
+    ));
+    connect(home).ok_or_else(|| Error::Platform {
+        message: "the platform went away right after it started".into(),
+    })
+}
+
+/// Send a deploy request and print its events; Ctrl-C aborts the deployment.
+pub fn deploy(home: &Home, request: Request) -> Result<i32, Error> {
+    let out = Output::stdout();
+    let mut stream = connect_or_start(home, &out)?;
+    let sock_err = |source| Error::Io {
+        action: "talk to the platform on",
+        path: home.socket(),
+        source,
+    };
+    protocol::write(&mut stream, &request).map_err(sock_err)?;
+    // Closing our writing side tells the platform to abort; the events still come back.
+    let cancel = crate::signals::cancel_on_interrupt();
+    let half = stream.try_clone().map_err(sock_err)?;
+    std::thread::spawn(move || {
+        let _ = cancel.recv();
+        let _ = half.shutdown(std::net::Shutdown::Write);
+    });
+    let mut reader = BufReader::new(stream);
+    loop {
+        match protocol::read::<Event>(&mut reader) {
+            Ok(Some(Event::Line { text })) => out.line(&text),
+            Ok(Some(Event::Status { .. })) | Ok(Some(Event::Info { .. })) => {}
+            Ok(Some(Event::Error { message })) => out.error(&message),
+            Ok(Some(Event::Done { code, .. })) => return Ok(code),
+            Ok(None) | Err(_) => {
+                out.error("the platform closed the connection before the deployment ended: see its log");
+                out.detail(&home.log_file().display().to_string());
+                return Ok(exit::ERROR);
+            }
+        }
+    }
+}
+
+/// `shipway up --detach`.
+pub fn up_detached(home: &Home) -> Result<i32, Error> {
+    if connect(home).is_some() {
+        println!(
+            "-----> The shipway platform already runs ({})",
+            home.socket().display()
+        );
+        return Ok(exit::SUCCESS);
+    }
+    let pid = start_detached(home)?;
+    println!(
+        "-----> Started the shipway platform in the background (pid {pid}, log {})",
+        home.log_file().display()
+    );
+    Ok(exit::SUCCESS)
+}
+
+/// `shipway down`: ask the platform to stop and wait until it has.
+pub fn down(home: &Home) -> Result<i32, Error> {
+    let Some(mut stream) = connect(home) else {
+        println!("-----> No shipway platform runs for {}", home.root.display());
+        return Ok(exit::SUCCESS);
+    };
+    let sock_err = |source| Error::Io {
+        action: "talk to the platform on",
+        path: home.socket(),
+        source,
+    };
+    protocol::write(&mut stream, &Request::Down).map_err(sock_err)?;
+    println!(
+        "-----> Stopping the shipway platform: every app gets SIGTERM, then SIGKILL after the grace period"
+    );
+    let mut reader = BufReader::new(stream);
+    while let Ok(Some(_)) = protocol::read::<Event>(&mut reader) {}
+    // The reply ends early; the platform is gone when its socket no longer answers.
+    let started = Instant::now();
+    while connect(home).is_some() || home.pid_file().exists() {
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(Error::Platform {
+                message: "the platform did not stop within 10 minutes".into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("-----> Stopped");
+    Ok(exit::SUCCESS)
+}
+
+/// The settings a new platform would start with are those of this environment.
+pub fn describe(settings: &Settings) -> Vec<(String, String)> {
+    settings.describe()
+}

@@ -1,0 +1,102 @@
+//! What the CLI and the platform say to each other over the Unix socket: one JSON
+//! request line from the client, then JSON event lines from the platform.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::deployment::Status;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    Deploy {
+        app: String,
+        input: PathBuf,
+        git_ref: Option<String>,
+        port: Option<u16>,
+        /// Config vars to store on the app before the build.
+        env: BTreeMap<String, String>,
+    },
+    Status,
+    Down,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub name: String,
+    pub release: Option<u32>,
+    pub url: Option<String>,
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Line {
+        text: String,
+    },
+    Status {
+        status: Status,
+    },
+    Done {
+        status: Option<Status>,
+        code: i32,
+        url: Option<String>,
+    },
+    Info {
+        pid: u32,
+        settings: Vec<(String, String)>,
+        apps: Vec<AppInfo>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+pub fn write<T: Serialize>(w: &mut impl Write, value: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line)?;
+    w.flush()
+}
+
+pub fn read<T: for<'de> Deserialize<'de>>(r: &mut impl BufRead) -> std::io::Result<Option<T>> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_as_json_lines() {
+        let mut buf = Vec::new();
+        write(
+            &mut buf,
+            &Event::Status {
+                status: Status::TimeoutError,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&buf),
+            "{\"event\":\"status\",\"status\":\"timeout-error\"}\n"
+        );
+        let back: Event = read(&mut buf.as_slice()).unwrap().unwrap();
+        assert!(matches!(
+            back,
+            Event::Status {
+                status: Status::TimeoutError
+            }
+        ));
+    }
+}

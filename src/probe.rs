@@ -1,0 +1,275 @@
+//! Readiness, the platform's way (PLATFORM.md §4 step 2): a `web` or `tcp` container is
+//! ready when a raw TCP connect to its PORT succeeds (no HTTP); it must be so within
+//! the boot timeout, and a container that exits first has crashed.
+//!
+//! Beyond the platform: when a container is not ready, say what it is doing instead,
+//! read from /proc (the sockets its process group listens on).
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Select};
+
+use crate::container::{self, Container};
+use crate::process::{self, Exit};
+use crate::settings::LoopbackBind;
+
+/// How often a container's port is tried: a loopback connect costs microseconds, and
+/// readiness must be seen within a few milliseconds of the listen.
+const POLL: Duration = Duration::from_millis(2);
+
+#[derive(Debug)]
+pub enum ProbeFailure {
+    /// The leader exited before every container was ready.
+    Crashed {
+        container: String,
+        exit: Exit,
+        tail: Vec<String>,
+    },
+    TimedOut {
+        container: String,
+        port: u16,
+        diagnosis: String,
+        tail: Vec<String>,
+    },
+    Cancelled,
+}
+
+/// Wait until every routed container accepts connections on its PORT.
+/// `on_note` receives hints worth showing at once (a loopback-only bind).
+pub fn wait_ready(
+    containers: &mut [Container],
+    timeout: Duration,
+    loopback: LoopbackBind,
+    cancel: &Receiver<()>,
+    on_note: &dyn Fn(&str),
+) -> Result<(), ProbeFailure> {
+    let deadline = Instant::now() + timeout;
+    let mut ready: Vec<bool> = containers.iter().map(|c| c.port.is_none()).collect();
+    let mut noted: BTreeSet<String> = BTreeSet::new();
+    loop {
+        for (i, c) in containers.iter_mut().enumerate() {
+            if let Ok(status) = c.child.exited().try_recv() {
+                let exit = container::reap(c, status);
+                return Err(ProbeFailure::Crashed {
+                    container: c.name.clone(),
+                    exit,
+                    tail: c.tail.lines(),
+                });
+            }
+            let Some(port) = c.port else { continue };
+            if ready[i] || !accepts(port) {
+                continue;
+            }
+            let binds = listening_addresses(&process::group_members(nix::unistd::Pid::from_raw(
+                c.pid() as i32
+            )));
+            if loopback == LoopbackBind::Fail && loopback_only(&binds, port) {
+                if noted.insert(c.name.clone()) {
+                    on_note(&format!(
+                        "{} listens on 127.0.0.1:{port} only: on the platform the router cannot reach it and the deployment times out. Bind 0.0.0.0 (or set SHIPWAY_LOOPBACK_BIND=allow to rehearse anyway).",
+                        c.name
+                    ));
+                }
+                continue;
+            }
+            ready[i] = true;
+        }
+        if ready.iter().all(|r| *r) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let i = ready.iter().position(|r| !r).unwrap_or(0);
+            let c = &containers[i];
+            let port = c.port.unwrap_or(0);
+            return Err(ProbeFailure::TimedOut {
+                container: c.name.clone(),
+                port,
+                diagnosis: diagnose(c, port),
+                tail: c.tail.lines(),
+            });
+        }
+        // Sleep until the next try, waking at once if a container exits or the user cancels.
+        let fired = {
+            let mut sel = Select::new();
+            let cancel_index = sel.recv(cancel);
+            for c in containers.iter() {
+                sel.recv(c.child.exited());
+            }
+            match sel.select_timeout(POLL.min(deadline - now)) {
+                Err(_) => None,
+                Ok(op) if op.index() == cancel_index => {
+                    let _ = op.recv(cancel);
+                    Some(None)
+                }
+                Ok(op) => {
+                    let i = op.index() - 1;
+                    let status = op.recv(containers[i].child.exited());
+                    Some(Some((
+                        i,
+                        status.unwrap_or_else(|_| Err(std::io::Error::other("waiter gone"))),
+                    )))
+                }
+            }
+        };
+        match fired {
+            None => {}
+            Some(None) => return Err(ProbeFailure::Cancelled),
+            Some(Some((i, status))) => {
+                let c = &mut containers[i];
+                let exit = container::reap(c, status);
+                return Err(ProbeFailure::Crashed {
+                    container: c.name.clone(),
+                    exit,
+                    tail: c.tail.lines(),
+                });
+            }
+        }
+    }
+}
+
+fn accepts(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+}
+
+fn loopback_only(binds: &[SocketAddr], port: u16) -> bool {
+    let on_port: Vec<&SocketAddr> = binds.iter().filter(|a| a.port() == port).collect();
+    !on_port.is_empty() && on_port.iter().all(|a| a.ip().is_loopback())
+}
+
+/// Why a container is not ready, in words a user can act on.
+fn diagnose(c: &Container, port: u16) -> String {
+    let members = process::group_members(nix::unistd::Pid::from_raw(c.pid() as i32));
+    let binds = listening_addresses(&members);
+    if members.is_empty() {
+        return format!("{} has no process left running", c.name);
+    }
+    if loopback_only(&binds, port) {
+        return format!(
+            "{} listens on 127.0.0.1:{port}, which only the container itself can reach: bind 0.0.0.0:$PORT (the commonest cause of a boot timeout)",
+            c.name
+        );
+    }
+    let others: Vec<String> = binds
+        .iter()
+        .filter(|a| a.port() != port)
+        .map(|a| a.to_string())
+        .collect();
+    if !others.is_empty() {
+        return format!(
+            "{} was given PORT={port} but listens on {} instead: read the port from the PORT environment variable",
+            c.name,
+            others.join(", ")
+        );
+    }
+    format!(
+        "{} was given PORT={port} but listens on no TCP port at all: is its command a server, and does it start within the boot timeout?",
+        c.name
+    )
+}
+
+/// The addresses the given processes listen on (TCP, IPv4 and IPv6), from /proc.
+pub fn listening_addresses(pids: &[nix::unistd::Pid]) -> Vec<SocketAddr> {
+    let mut inodes = BTreeSet::new();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let t = target.to_string_lossy();
+                if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                    inodes.insert(inode.to_string());
+                }
+            }
+        }
+    }
+    let mut addrs = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            if fields.len() < 10 || fields[3] != "0A" || !inodes.contains(fields[9]) {
+                continue;
+            }
+            if let Some(addr) = parse_proc_addr(fields[1]) {
+                addrs.push(addr);
+            }
+        }
+    }
+    addrs
+}
+
+/// `0100007F:1F90` (IPv4) or 32 hex digits + port (IPv6), as /proc/net/tcp* writes them.
+fn parse_proc_addr(field: &str) -> Option<SocketAddr> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    match ip.len() {
+        8 => {
+            let raw = u32::from_str_radix(ip, 16).ok()?;
+            Some(SocketAddr::from((Ipv4Addr::from(u32::from_be(raw)), port)))
+        }
+        32 => {
+            let mut bytes = [0u8; 16];
+            for word in 0..4 {
+                let raw = u32::from_str_radix(&ip[word * 8..word * 8 + 8], 16).ok()?;
+                bytes[word * 4..word * 4 + 4].copy_from_slice(&u32::from_be(raw).to_be_bytes());
+            }
+            let v6 = std::net::Ipv6Addr::from(bytes);
+            // An IPv4-mapped address is the IPv4 one for our purposes.
+            let ip = v6
+                .to_ipv4_mapped()
+                .map(std::net::IpAddr::V4)
+                .unwrap_or(std::net::IpAddr::V6(v6));
+            Some(SocketAddr::new(ip, port))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_addresses() {
+        assert_eq!(
+            parse_proc_addr("0100007F:1F90"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_proc_addr("00000000:0050"),
+            Some("0.0.0.0:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_proc_addr("00000000000000000000000001000000:0050"),
+            Some("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_proc_addr("00000000000000000000000000000000:0050"),
+            Some("[::]:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_proc_addr("0000000000000000FFFF00000100007F:0050"),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn finds_this_process_listening_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let addrs = listening_addresses(&[nix::unistd::getpid()]);
+        assert!(
+            addrs.contains(&SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            "{addrs:?}"
+        );
+        assert!(loopback_only(&addrs, port));
+    }
+}

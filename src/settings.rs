@@ -1,0 +1,352 @@
+//! The settings in force: the platform's numbers by default, overridden by
+//! `$SHIPWAY_HOME/config.toml`, then by `SHIPWAY_*` environment variables.
+//!
+//! This module only reads and validates; it never creates folders or starts anything.
+//! Defaults are the platform's own (PLATFORM.md): tests shrink them through the
+//! environment, never by changing them here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{name}: cannot read {value:?} as a duration (write e.g. 500ms, 5s, 2m, 1h)")]
+    Duration { name: String, value: String },
+    #[error("{name}: cannot read {value:?} as {expected}")]
+    Value {
+        name: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{path}: unknown setting {key:?} (known: {known})")]
+    Unknown {
+        path: PathBuf,
+        key: String,
+        known: String,
+    },
+    #[error("cannot find a home folder for shipway: set SHIPWAY_HOME")]
+    NoHome,
+}
+
+/// What to do with a web/tcp process that accepts connections on 127.0.0.1 only.
+/// On the platform it is unreachable from the router, so the deployment times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopbackBind {
+    /// Faithful: the container is not ready until it listens on every interface.
+    Fail,
+    /// Accept it, with a warning (tests, which must bind 127.0.0.1 only).
+    Allow,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub home: PathBuf,
+    pub stack: String,
+    pub build_timeout: Duration,
+    pub boot_timeout: Duration,
+    pub hook_timeout: Duration,
+    pub grace_period: Duration,
+    pub first_byte_timeout: Duration,
+    /// The router port of an app's first deploy, when given; else the first free port from 5000.
+    pub port: Option<u16>,
+    pub loopback_bind: LoopbackBind,
+    /// Host variables passed into the build environment by name.
+    pub pass_env: Vec<String>,
+    /// A folder of buildpacks that replaces the bundled ones (for buildpack authors).
+    pub buildpacks_dir: Option<PathBuf>,
+    /// How many releases of an app are kept on disk.
+    pub releases_kept: usize,
+}
+
+/// One setting: its name in config.toml, its variable, and how to apply a value.
+struct Key {
+    name: &'static str,
+    apply: fn(&mut Settings, &str, &str) -> Result<(), SettingsError>,
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "stack",
+        apply: |s, _, v| {
+            s.stack = v.to_string();
+            Ok(())
+        },
+    },
+    Key {
+        name: "build_timeout",
+        apply: |s, n, v| duration(n, v).map(|d| s.build_timeout = d),
+    },
+    Key {
+        name: "boot_timeout",
+        apply: |s, n, v| duration(n, v).map(|d| s.boot_timeout = d),
+    },
+    Key {
+        name: "hook_timeout",
+        apply: |s, n, v| duration(n, v).map(|d| s.hook_timeout = d),
+    },
+    Key {
+        name: "grace_period",
+        apply: |s, n, v| duration(n, v).map(|d| s.grace_period = d),
+    },
+    Key {
+        name: "first_byte_timeout",
+        apply: |s, n, v| duration(n, v).map(|d| s.first_byte_timeout = d),
+    },
+    Key {
+        name: "port",
+        apply: |s, n, v| number(n, v, "a port number").map(|p| s.port = Some(p)),
+    },
+    Key {
+        name: "loopback_bind",
+        apply: |s, n, v| {
+            s.loopback_bind = match v {
+                "fail" => LoopbackBind::Fail,
+                "allow" => LoopbackBind::Allow,
+                _ => {
+                    return Err(SettingsError::Value {
+                        name: n.to_string(),
+                        value: v.to_string(),
+                        expected: "fail or allow",
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "pass_env",
+        apply: |s, _, v| {
+            s.pass_env = v
+                .split([',', ' '])
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect();
+            Ok(())
+        },
+    },
+    Key {
+        name: "buildpacks_dir",
+        apply: |s, _, v| {
+            s.buildpacks_dir = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Key {
+        name: "releases_kept",
+        apply: |s, n, v| number(n, v, "a whole number").map(|k| s.releases_kept = k),
+    },
+];
+
+impl Settings {
+    /// The platform's numbers, with `home` as given.
+    pub fn defaults(home: PathBuf) -> Settings {
+        Settings {
+            home,
+            stack: "scalingo-24".to_string(),
+            build_timeout: Duration::from_secs(30 * 60),
+            boot_timeout: Duration::from_secs(60),
+            hook_timeout: Duration::from_secs(20 * 60),
+            grace_period: Duration::from_secs(30),
+            first_byte_timeout: Duration::from_secs(30),
+            port: None,
+            loopback_bind: LoopbackBind::Fail,
+            pass_env: Vec::new(),
+            buildpacks_dir: None,
+            releases_kept: 10,
+        }
+    }
+
+    /// Settings from the process environment and `$SHIPWAY_HOME/config.toml`.
+    pub fn load() -> Result<Settings, SettingsError> {
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        Settings::from_vars(&vars)
+    }
+
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Settings, SettingsError> {
+        let home = match vars.get("SHIPWAY_HOME").filter(|h| !h.is_empty()) {
+            Some(h) => PathBuf::from(h),
+            None => match (vars.get("XDG_STATE_HOME"), vars.get("HOME")) {
+                (Some(x), _) if !x.is_empty() => Path::new(x).join("shipway"),
+                (_, Some(h)) if !h.is_empty() => Path::new(h).join(".local/state/shipway"),
+                _ => return Err(SettingsError::NoHome),
+            },
+        };
+        let mut settings = Settings::defaults(home);
+        let file = settings.home.join("config.toml");
+        match std::fs::read_to_string(&file) {
+            Ok(text) => settings.apply_toml(&file, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(SettingsError::Read { path: file, source }),
+        }
+        for key in KEYS {
+            let var = format!("SHIPWAY_{}", key.name.to_uppercase());
+            if let Some(value) = vars.get(&var) {
+                (key.apply)(&mut settings, &var, value)?;
+            }
+        }
+        Ok(settings)
+    }
+
+    fn apply_toml(&mut self, path: &Path, text: &str) -> Result<(), SettingsError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Toml {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        for (name, value) in table {
+            let key = KEYS
+                .iter()
+                .find(|k| k.name == name)
+                .ok_or_else(|| SettingsError::Unknown {
+                    path: path.to_path_buf(),
+                    key: name.clone(),
+                    known: KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+                })?;
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (key.apply)(self, &name, &value)?;
+        }
+        Ok(())
+    }
+
+    /// The settings as `name = value` lines, for `shipway up`.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        vec![
+            ("home".into(), self.home.display().to_string()),
+            ("stack".into(), self.stack.clone()),
+            ("build_timeout".into(), render_duration(self.build_timeout)),
+            ("boot_timeout".into(), render_duration(self.boot_timeout)),
+            ("hook_timeout".into(), render_duration(self.hook_timeout)),
+            ("grace_period".into(), render_duration(self.grace_period)),
+            (
+                "first_byte_timeout".into(),
+                render_duration(self.first_byte_timeout),
+            ),
+            (
+                "port".into(),
+                self.port.map_or("first free from 5000".into(), |p| p.to_string()),
+            ),
+            (
+                "loopback_bind".into(),
+                match self.loopback_bind {
+                    LoopbackBind::Fail => "fail".into(),
+                    LoopbackBind::Allow => "allow".into(),
+                },
+            ),
+            ("releases_kept".into(), self.releases_kept.to_string()),
+        ]
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str, expected: &'static str) -> Result<T, SettingsError> {
+    value.trim().parse().map_err(|_| SettingsError::Value {
+        name: name.to_string(),
+        value: value.to_string(),
+        expected,
+    })
+}
+
+/// Reads `500ms`, `5s`, `2m`, `1h` (and a bare number of seconds).
+pub fn duration(name: &str, value: &str) -> Result<Duration, SettingsError> {
+    let bad = || SettingsError::Duration {
+        name: name.to_string(),
+        value: value.to_string(),
+    };
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let num: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "ms" => num / 1000.0,
+        "" | "s" => num,
+        "m" => num * 60.0,
+        "h" => num * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The inverse of [`duration`], for messages: `30s`, `20m`, `500ms`.
+pub fn render_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn durations_read_every_unit() {
+        assert_eq!(duration("x", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(duration("x", "5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(duration("x", "2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(duration("x", "1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(duration("x", "7").unwrap(), Duration::from_secs(7));
+        assert!(duration("x", "5 parsecs").is_err());
+        assert!(duration("x", "").is_err());
+        assert_eq!(render_duration(Duration::from_secs(1800)), "30m");
+        assert_eq!(render_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn defaults_are_the_platform_numbers() {
+        let s = Settings::from_vars(&vars(&[("SHIPWAY_HOME", "/nonexistent/x")])).unwrap();
+        assert_eq!(s.boot_timeout, Duration::from_secs(60));
+        assert_eq!(s.grace_period, Duration::from_secs(30));
+        assert_eq!(s.hook_timeout, Duration::from_secs(1200));
+        assert_eq!(s.build_timeout, Duration::from_secs(1800));
+        assert_eq!(s.loopback_bind, LoopbackBind::Fail);
+    }
+
+    #[test]
+    fn environment_overrides_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "boot_timeout = \"9s\"\ngrace_period = \"4s\"\n",
+        )
+        .unwrap();
+        let home = dir.path().to_str().unwrap();
+        let s =
+            Settings::from_vars(&vars(&[("SHIPWAY_HOME", home), ("SHIPWAY_GRACE_PERIOD", "1s")])).unwrap();
+        assert_eq!(s.boot_timeout, Duration::from_secs(9));
+        assert_eq!(s.grace_period, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn unknown_config_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), "boot_timeuot = \"9s\"\n").unwrap();
+        let err = Settings::from_vars(&vars(&[("SHIPWAY_HOME", dir.path().to_str().unwrap())]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("boot_timeuot"), "{err}");
+    }
+}

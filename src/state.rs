@@ -1,0 +1,348 @@
+//! shipway's files under `SHIPWAY_HOME` (DESIGN.md "On disk"): where each thing lives,
+//! atomic writes (temporary file beside, then rename), modes that keep config vars
+//! private (0600 files in 0700 folders), and one lock per app.
+//!
+//! It stores and loads; it never decides what a deployment does.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged ({message}); move it aside to start that app afresh")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("app name {0:?} is invalid: use lowercase letters, digits and dashes, starting with a letter, at most 48 characters")]
+    AppName(String),
+    #[error("app {0:?} does not exist: create it with `shipway create {0}` (or deploy it once)")]
+    UnknownApp(String),
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Create a private folder (0700) and its parents.
+pub fn private_dir(path: &Path) -> Result<(), StateError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io("create", path))
+}
+
+/// Write `bytes` to `path` so that a reader sees the old file or the new one, never half.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io("write", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(io("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(io("replace", path))
+}
+
+pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
+    match fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map(Some).map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+pub fn write_toml<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<(), StateError> {
+    let text = toml::to_string(value).map_err(|e| StateError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes(), mode)
+}
+
+/// The root of shipway's state.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+impl Home {
+    pub fn open(root: &Path) -> Result<Home, StateError> {
+        private_dir(&root.join("apps"))?;
+        Ok(Home {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("platform.sock")
+    }
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("platform.pid")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("platform.log")
+    }
+
+    pub fn app(&self, name: &str) -> Result<AppDir, StateError> {
+        validate_app_name(name)?;
+        Ok(AppDir {
+            name: name.to_string(),
+            root: self.root.join("apps").join(name),
+        })
+    }
+
+    /// An app that must exist already.
+    pub fn existing_app(&self, name: &str) -> Result<AppDir, StateError> {
+        let app = self.app(name)?;
+        if !app.root.join("app.toml").exists() {
+            return Err(StateError::UnknownApp(name.to_string()));
+        }
+        Ok(app)
+    }
+
+    pub fn apps(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.root.join("apps"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().join("app.toml").exists())
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+pub fn validate_app_name(name: &str) -> Result<(), StateError> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::AppName(name.to_string()))
+    }
+}
+
+/// An app name from a folder name: lowercase, other characters turned into dashes.
+pub fn app_name_from(folder: &Path) -> String {
+    let base = folder
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "app".into());
+    let base = base
+        .strip_suffix(".tar.gz")
+        .or_else(|| base.strip_suffix(".tgz"))
+        .unwrap_or(&base)
+        .to_string();
+    let mut name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name = name.trim_matches('-').to_string();
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name = format!("app-{name}");
+    }
+    name.truncate(48);
+    name.trim_end_matches('-').to_string()
+}
+
+/// What is stored about an app besides its releases: config vars, formation, ports.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AppConfig {
+    #[serde(default)]
+    pub config_vars: BTreeMap<String, String>,
+    #[serde(default)]
+    pub formation: BTreeMap<String, u32>,
+    pub router_port: Option<u16>,
+    pub tcp_port: Option<u16>,
+}
+
+/// One app's folder.
+#[derive(Debug, Clone)]
+pub struct AppDir {
+    pub name: String,
+    pub root: PathBuf,
+}
+
+impl AppDir {
+    pub fn cache(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+    pub fn releases(&self) -> PathBuf {
+        self.root.join("releases")
+    }
+    pub fn release(&self, number: u32) -> PathBuf {
+        self.releases().join(number.to_string())
+    }
+    pub fn deployments(&self) -> PathBuf {
+        self.root.join("deployments")
+    }
+    pub fn current_file(&self) -> PathBuf {
+        self.root.join("current")
+    }
+
+    /// Create the app's folders; an app exists once its app.toml does.
+    pub fn create(&self) -> Result<(), StateError> {
+        private_dir(&self.root)?;
+        private_dir(&self.releases())?;
+        private_dir(&self.deployments())?;
+        if !self.root.join("app.toml").exists() {
+            self.save_config(&AppConfig::default())?;
+        }
+        Ok(())
+    }
+
+    pub fn exists(&self) -> bool {
+        self.root.join("app.toml").exists()
+    }
+
+    pub fn load_config(&self) -> Result<AppConfig, StateError> {
+        Ok(read_toml(&self.root.join("app.toml"))?.unwrap_or_default())
+    }
+
+    pub fn save_config(&self, config: &AppConfig) -> Result<(), StateError> {
+        write_toml(&self.root.join("app.toml"), config, 0o600)
+    }
+
+    /// The release being served, if any.
+    pub fn current(&self) -> Option<u32> {
+        fs::read_to_string(self.current_file()).ok()?.trim().parse().ok()
+    }
+
+    pub fn set_current(&self, number: u32) -> Result<(), StateError> {
+        write_atomic(&self.current_file(), format!("{number}\n").as_bytes(), 0o600)
+    }
+
+    /// Release numbers on disk, oldest first.
+    pub fn release_numbers(&self) -> Vec<u32> {
+        let mut numbers: Vec<u32> = fs::read_dir(self.releases())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        numbers.sort_unstable();
+        numbers
+    }
+
+    /// Take the app's lock: held while a deployment or a build of it runs.
+    pub fn lock(&self) -> Result<AppLock, StateError> {
+        private_dir(&self.root)?;
+        let path = self.root.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        let flock =
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+                StateError::Io {
+                    action: "lock",
+                    path: path.clone(),
+                    source: e.into(),
+                }
+            })?;
+        Ok(AppLock { _flock: flock })
+    }
+}
+
+/// Released when dropped (or when the process dies: flock dies with its holder).
+pub struct AppLock {
+    _flock: nix::fcntl::Flock<File>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn config_is_private_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::open(dir.path()).unwrap();
+        let app = home.app("my-app").unwrap();
+        app.create().unwrap();
+        let mut config = app.load_config().unwrap();
+        config.config_vars.insert("SECRET".into(), "s3cr3t".into());
+        config.formation.insert("web".into(), 2);
+        app.save_config(&config).unwrap();
+        assert_eq!(app.load_config().unwrap(), config);
+        let mode = fs::metadata(app.root.join("app.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = fs::metadata(&app.root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(home.apps(), vec!["my-app".to_string()]);
+    }
+
+    #[test]
+    fn app_names_are_checked_and_derived() {
+        assert!(validate_app_name("my-app-2").is_ok());
+        assert!(validate_app_name("My_App").is_err());
+        assert!(validate_app_name("../x").is_err());
+        assert!(validate_app_name("").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("My_Cool.App");
+        fs::create_dir(&f).unwrap();
+        assert_eq!(app_name_from(&f), "my-cool-app");
+    }
+
+    #[test]
+    fn damaged_file_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::open(dir.path()).unwrap();
+        let app = home.app("x").unwrap();
+        app.create().unwrap();
+        fs::write(app.root.join("app.toml"), "formation = [").unwrap();
+        let err = app.load_config().unwrap_err().to_string();
+        assert!(err.contains("app.toml"), "{err}");
+    }
+}
