@@ -1,0 +1,253 @@
+//! The test harness: the real binary in a temporary SHIPWAY_HOME, with short timeouts
+//! set through settings, fixtures copied before use, and every process reaped on drop.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shipway");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_buildpack(name: &str) -> PathBuf {
+    repo().join("fixtures/buildpacks").join(name)
+}
+
+/// One isolated shipway installation.
+pub struct Env {
+    pub home: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+    pub vars: BTreeMap<String, String>,
+}
+
+/// What a command did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code,
+            0,
+            "expected success, got {}:\n{}",
+            self.code,
+            self.all()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code,
+            code,
+            "expected exit {code}, got {}:\n{}",
+            self.code,
+            self.all()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn has(self, text: &str) -> Run {
+        assert!(self.all().contains(text), "expected {text:?} in:\n{}", self.all());
+        self
+    }
+    #[track_caller]
+    pub fn lacks(self, text: &str) -> Run {
+        assert!(
+            !self.all().contains(text),
+            "did not expect {text:?} in:\n{}",
+            self.all()
+        );
+        self
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let home = tempfile::Builder::new().prefix("sw-home").tempdir().unwrap();
+        let work = tempfile::Builder::new().prefix("sw-work").tempdir().unwrap();
+        let mut vars = BTreeMap::new();
+        vars.insert("SHIPWAY_HOME".to_string(), home.path().display().to_string());
+        vars.insert("SHIPWAY_BOOT_TIMEOUT".to_string(), "10s".to_string());
+        vars.insert("SHIPWAY_GRACE_PERIOD".to_string(), "1s".to_string());
+        vars.insert("SHIPWAY_LOOPBACK_BIND".to_string(), "allow".to_string());
+        vars.insert("SHIPWAY_PORT".to_string(), "0".to_string());
+        Env { home, work, vars }
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Env {
+        self.vars.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.work.path())
+            .envs(&self.vars)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out: Output = self.command(args).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A copy of `fixtures/apps/<name>` in the work folder, at `<work>/<as_name>`.
+    pub fn app(&self, name: &str) -> PathBuf {
+        self.app_as(name, name)
+    }
+
+    pub fn app_as(&self, name: &str, as_name: &str) -> PathBuf {
+        let dest = self.work.path().join(as_name);
+        copy_dir(&repo().join("fixtures/apps").join(name), &dest);
+        dest
+    }
+
+    /// `shipway deploy` of `dir` as app `app`, binding 127.0.0.1 only.
+    pub fn deploy(&self, dir: &Path, app: &str, extra: &[&str]) -> Run {
+        let d = dir.display().to_string();
+        let mut args = vec!["deploy", d.as_str(), "-a", app, "--env", "BIND_HOST=127.0.0.1"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    pub fn platform_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.home.path().join("platform.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let pid = self.platform_pid();
+        let _ = self
+            .command(&["down"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Some(pid) = pid {
+            // Whatever `down` did, nothing of this test may outlive it.
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+/// The URL a deploy printed: `<-- http://127.0.0.1:PORT -->`.
+pub fn url_of(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("<-- http://")
+                .and_then(|r| r.strip_suffix(" -->"))
+        })
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| panic!("no URL in:\n{}", run.all()))
+}
+
+/// GET / over a new connection: (status, body).
+pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Poll `check` until it holds or `limit` passes.
+#[track_caller]
+pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie is dead for our purposes.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every live pid whose working folder is `dir` (a container's app folder).
+pub fn pids_in(dir: &Path) -> Vec<i32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(dir.as_path()) && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}

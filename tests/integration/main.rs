@@ -1,0 +1,5 @@
+//! Integration tests: the real `shipway` binary driven on fixtures.
+
+mod build;
+mod deploy;
+mod harness;
