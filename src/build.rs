@@ -318,6 +318,7 @@ fn build_inner(
     let detect_started = Instant::now();
     let selection = select(&req.buildpacks, &req.config_vars, &app_dir)?;
     let mut buildpacks;
+    let mut detect_each = false;
     match selection.reason {
         Reason::Detection => {
             let specs: Vec<String> = buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect();
@@ -361,19 +362,10 @@ fn build_inner(
             ));
         }
         _ => {
+            // Each listed buildpack's detect runs just before its compile (below), so that
+            // it sees what the previous ones built, as the platform's multi-buildpack does.
             buildpacks = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(out))?;
-            for bp in &buildpacks {
-                let detection = bp.detect(&app_dir, &ctx)?;
-                match detection.verdict {
-                    Verdict::Detected(framework) => out.step(&format!("{framework} app detected")),
-                    other => {
-                        return Err(BuildError::NotCompatible {
-                            spec: bp.spec.clone(),
-                            verdict: describe_verdict(&other),
-                        })
-                    }
-                }
-            }
+            detect_each = true;
         }
     }
     timings.detect = detect_started.elapsed();
@@ -398,6 +390,17 @@ fn build_inner(
             limit: render_duration(settings.build_timeout),
             cancel,
         };
+        if detect_each {
+            match bp.detect(&app_dir, &ctx)?.verdict {
+                Verdict::Detected(framework) => out.step(&format!("{framework} app detected")),
+                other => {
+                    return Err(BuildError::NotCompatible {
+                        spec: bp.spec.clone(),
+                        verdict: describe_verdict(&other),
+                    })
+                }
+            }
+        }
         bp.compile(&app_dir, &cache_work, &env_dir, &ctx, out.sink())?;
         if let Some(exported) = bp.exported_env(&compile_env)? {
             compile_env = exported;

@@ -33,7 +33,7 @@ pub enum BuildpackError {
     Missing { spec: String, path: PathBuf },
     #[error("buildpack {spec} has no bin/compile: a classic buildpack needs bin/detect and bin/compile")]
     NotABuildpack { spec: String },
-    #[error("cannot fetch buildpack {spec}: {url} needs the network, which this machine does not reach.\n       Clone it once and point BUILDPACK_URL at the local copy (a folder, or file:///path/to/repo.git#ref)")]
+    #[error("cannot fetch buildpack {spec}: {url} needs the network, which this machine does not reach.\nClone it once and point BUILDPACK_URL at the local copy (a folder, or file:///path/to/repo.git#ref)")]
     Offline { spec: String, url: String },
     #[error("cannot clone buildpack {spec}: git {action} failed:\n{output}")]
     Git {

@@ -1,4 +1,4 @@
-//! The build pipeline (PLATFORM.md §1–3): detection, selection rules, the buildpack script contract, cache, sources, limits and interruption.
+//! The build (PLATFORM.md §1–3): detection, selection, the script contract, cache, sources, limits, abort.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
