@@ -83,6 +83,121 @@ pub enum Command {
     },
     /// Stop the platform and every app process, gracefully
     Down,
+    /// Create an app, so that its config vars (e.g. BUILDPACK_URL) can be set before the first deploy
+    Create { app: String },
+    /// Stop an app's containers and remove all its state
+    Destroy {
+        app: String,
+        /// Confirm: everything of the app is deleted (config vars, releases, history, cache)
+        #[arg(long)]
+        force: bool,
+    },
+    /// The apps known, their current release, router URL and status
+    Apps {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The app's containers: name, status, command, PORT, pid, uptime, restarts
+    Ps {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The containers' output, with timestamps and [web-1] prefixes
+    Logs {
+        #[arg(short, long)]
+        app: Option<String>,
+        /// How many lines (from the end)
+        #[arg(short = 'n', long = "lines", default_value_t = 100)]
+        lines: usize,
+        /// Keep printing new lines until Ctrl-C
+        #[arg(short, long)]
+        follow: bool,
+        /// Only this process type (web) or container (web-1)
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Change how many containers of each type run: `web=2 worker=1` (or `web:2`)
+    Scale {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(required = true, value_name = "TYPE=COUNT")]
+        counts: Vec<String>,
+    },
+    /// Restart every container, a type (web) or one container (web-1), new ones first
+    Restart {
+        #[arg(short, long)]
+        app: Option<String>,
+        target: Option<String>,
+    },
+    /// The app's config vars
+    Env {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One config var's value
+    EnvGet {
+        #[arg(short, long)]
+        app: Option<String>,
+        name: String,
+    },
+    /// Set config vars (restarts nothing: run `shipway restart` to apply them)
+    EnvSet {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(value_name = "NAME=VALUE")]
+        pairs: Vec<String>,
+        /// Also read NAME=value lines from this .env file
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Remove config vars (restarts nothing)
+    EnvUnset {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// The app's deployments: id, date, duration, git ref, status, image size
+    Deployments {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The full output of a deployment (default: the last one)
+    DeploymentLogs {
+        #[arg(short, long)]
+        app: Option<String>,
+        id: Option<String>,
+    },
+    /// Delete the app's build cache (CACHE_DIR)
+    DeploymentDeleteCache {
+        #[arg(short, long)]
+        app: Option<String>,
+    },
+    /// Roll out the release of an earlier successful deployment again, without building
+    Rollback {
+        #[arg(short, long)]
+        app: Option<String>,
+        /// A deployment id (default: the previous successful deployment)
+        id: Option<String>,
+    },
+    /// Run a command in a one-off container of the current release, in this terminal
+    Run {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+    },
     /// The platform itself when started by `up --detach` or `deploy` (internal)
     #[command(hide = true)]
     Platform,

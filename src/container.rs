@@ -132,6 +132,14 @@ impl Tail {
 
 /// A running container.
 pub struct Container {
+    /// Unique for the life of the platform: names are reused by restarts, ids never.
+    pub id: u64,
+    /// The release it runs.
+    pub release: u32,
+    /// How many times a container of this name was restarted after crashing.
+    pub restarts: u32,
+    /// Consecutive quick crashes before this start (the crash policy's memory).
+    pub crash_streak: u32,
     pub spec: ContainerSpec,
     pub name: String,
     pub port: Option<u16>,
@@ -175,7 +183,12 @@ pub fn start(
             name: name.clone(),
             source,
         })?;
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Ok(Container {
+        id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        release: release.number,
+        restarts: 0,
+        crash_streak: 0,
         spec,
         name,
         port,
@@ -223,10 +236,12 @@ pub fn stop_all(containers: Vec<Container>, grace: Duration) -> Vec<(String, Exi
 }
 
 /// A container whose leader exited: the group is cleaned up, the exit returned.
-pub fn reap(container: &mut Container, status: std::io::Result<Exit>) -> Exit {
-    let exit = container.child.record(status);
+pub fn reap(container: &mut Container) -> Exit {
     container.child.reap_group(Duration::from_secs(1));
-    exit
+    container
+        .child
+        .status()
+        .unwrap_or(Exit(std::os::unix::process::ExitStatusExt::from_raw(255 << 8)))
 }
 
 #[cfg(test)]

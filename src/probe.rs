@@ -50,8 +50,8 @@ pub fn wait_ready(
     let mut noted: BTreeSet<String> = BTreeSet::new();
     loop {
         for (i, c) in containers.iter_mut().enumerate() {
-            if let Ok(status) = c.child.exited().try_recv() {
-                let exit = container::reap(c, status);
+            if c.child.status().is_some() {
+                let exit = container::reap(c);
                 return Err(ProbeFailure::Crashed {
                     container: c.name.clone(),
                     exit,
@@ -106,20 +106,17 @@ pub fn wait_ready(
                 }
                 Ok(op) => {
                     let i = op.index() - 1;
-                    let status = op.recv(containers[i].child.exited());
-                    Some(Some((
-                        i,
-                        status.unwrap_or_else(|_| Err(std::io::Error::other("waiter gone"))),
-                    )))
+                    let _ = op.recv(containers[i].child.exited());
+                    Some(Some(i))
                 }
             }
         };
         match fired {
             None => {}
             Some(None) => return Err(ProbeFailure::Cancelled),
-            Some(Some((i, status))) => {
+            Some(Some(i)) => {
                 let c = &mut containers[i];
-                let exit = container::reap(c, status);
+                let exit = container::reap(c);
                 return Err(ProbeFailure::Crashed {
                     container: c.name.clone(),
                     exit,

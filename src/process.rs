@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -166,19 +166,27 @@ impl Spawn {
         if let Some(err) = child.stderr.take() {
             drains.push(drain(err, Stream::Stderr, sink));
         }
-        let (tx, exited) = bounded(1);
+        // Nothing is ever sent: the channel disconnects when the leader has exited, which
+        // every clone of the receiver sees (the rollout and the supervisor both watch).
+        let (tx, exited) = bounded::<()>(0);
+        let exit = Arc::new(OnceLock::new());
+        let cell = exit.clone();
         let waiter = std::thread::spawn(move || {
-            let status = child.wait();
+            let status = child
+                .wait()
+                .map(Exit)
+                .unwrap_or(Exit(ExitStatus::from_raw(255 << 8)));
+            let _ = cell.set(status);
             // The pipes close when the last holder exits; a grandchild may hold them
             // longer, so the exit is reported as soon as the leader is gone.
-            let _ = tx.send(status.map(Exit));
+            drop(tx);
             drains
         });
         Ok(Child {
             pid,
             exited,
+            exit,
             waiter: Some(waiter),
-            status: None,
         })
     }
 
@@ -224,9 +232,9 @@ fn drain(pipe: impl Read + Send + 'static, stream: Stream, sink: LineSink) -> Jo
 /// A started child: the leader of its own process group.
 pub struct Child {
     pid: Pid,
-    exited: Receiver<std::io::Result<Exit>>,
+    exited: Receiver<()>,
+    exit: Arc<OnceLock<Exit>>,
     waiter: Option<JoinHandle<Vec<JoinHandle<()>>>>,
-    status: Option<Exit>,
 }
 
 /// Why `wait_until` returned without an exit.
@@ -241,31 +249,32 @@ impl Child {
         self.pid.as_raw() as u32
     }
 
-    /// The channel that fires once when the leader exits (for `select!`).
-    pub fn exited(&self) -> &Receiver<std::io::Result<Exit>> {
+    /// A receiver that becomes ready (disconnected) when the leader exits, for
+    /// `select!`; clone it to watch from another thread.
+    pub fn exited(&self) -> &Receiver<()> {
         &self.exited
     }
 
-    /// Record an exit received from [`Child::exited`] elsewhere.
-    pub fn record(&mut self, status: std::io::Result<Exit>) -> Exit {
-        let exit = status.unwrap_or(Exit(ExitStatus::from_raw(255 << 8)));
-        self.status = Some(exit);
-        exit
+    /// How the leader ended, once it has.
+    pub fn status(&self) -> Option<Exit> {
+        self.exit.get().copied()
     }
 
-    pub fn status(&self) -> Option<Exit> {
-        self.status
+    /// Block until the leader has exited.
+    fn wait_exit(&self) -> Exit {
+        let _ = self.exited.recv();
+        self.status().unwrap_or(Exit(ExitStatus::from_raw(255 << 8)))
     }
 
     /// Wait for the leader, at most `timeout`, or until `cancel` fires (its sender
     /// dropped). The group is left as it is: the caller decides how to stop it.
     pub fn wait_until(&mut self, timeout: Duration, cancel: &Receiver<()>) -> Result<Exit, Interrupted> {
-        if let Some(exit) = self.status {
+        if let Some(exit) = self.status() {
             return Ok(exit);
         }
         let deadline = after(timeout);
         select! {
-            recv(self.exited) -> status => Ok(self.record(status.unwrap_or_else(|_| Err(gone())))),
+            recv(self.exited) -> _ => Ok(self.wait_exit()),
             recv(deadline) -> _ => Err(Interrupted::TimedOut),
             recv(cancel) -> _ => Err(Interrupted::Cancelled),
         }
@@ -276,15 +285,14 @@ impl Child {
     pub fn stop(&mut self, signal: Signal, grace: Duration) -> Exit {
         signal_group(self.pid, signal);
         let deadline = Instant::now() + grace;
-        let exit = match self.status {
+        let exit = match self.status() {
             Some(exit) => exit,
             None => {
                 select! {
-                    recv(self.exited) -> status => self.record(status.unwrap_or_else(|_| Err(gone()))),
+                    recv(self.exited) -> _ => self.wait_exit(),
                     recv(after(grace)) -> _ => {
                         signal_group(self.pid, Signal::SIGKILL);
-                        let status = self.exited.recv().unwrap_or_else(|_| Err(gone()));
-                        self.record(status)
+                        self.wait_exit()
                     }
                 }
             }
@@ -320,18 +328,12 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         // A child must never outlive the value that owns it.
-        if self.status.is_none() || group_alive(self.pid) {
+        if self.status().is_none() || group_alive(self.pid) {
             signal_group(self.pid, Signal::SIGKILL);
-            if self.status.is_none() {
-                let _ = self.exited.recv();
-            }
+            self.wait_exit();
         }
         notify(GroupEvent::Ended(self.pid()));
     }
-}
-
-fn gone() -> std::io::Error {
-    std::io::Error::other("the waiter thread ended without a status")
 }
 
 /// Send `signal` to the group led by `pid`. ESRCH means already gone: not an error.

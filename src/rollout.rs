@@ -120,8 +120,19 @@ pub fn start(
     out: &Output,
     cancel: &Receiver<()>,
 ) -> Result<Vec<Container>, RolloutError> {
+    start_specs(plan, specs(plan.release, plan.formation), log, out, cancel)
+}
+
+/// Start these containers of the plan's release and wait until the routed ones are ready.
+pub fn start_specs(
+    plan: &Plan<'_>,
+    specs: Vec<ContainerSpec>,
+    log: &dyn Fn(&str) -> LineSink,
+    out: &Output,
+    cancel: &Receiver<()>,
+) -> Result<Vec<Container>, RolloutError> {
     let mut containers = Vec::new();
-    for spec in specs(plan.release, plan.formation) {
+    for spec in specs {
         let name = spec.name();
         match container::start(
             plan.settings,

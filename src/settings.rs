@@ -61,6 +61,11 @@ pub struct Settings {
     pub buildpacks_dir: Option<PathBuf>,
     /// How many releases of an app are kept on disk.
     pub releases_kept: usize,
+    /// The first pause before restarting a container that crashed again soon after a
+    /// restart; it doubles at each further crash (the first restart is immediate).
+    pub crash_backoff: Duration,
+    /// Consecutive quick crashes after which a container is left `crashed`.
+    pub crash_limit: u32,
 }
 
 /// One setting: its name in config.toml, its variable, and how to apply a value.
@@ -137,6 +142,14 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "crash_backoff",
+        apply: |s, n, v| duration(n, v).map(|d| s.crash_backoff = d),
+    },
+    Key {
+        name: "crash_limit",
+        apply: |s, n, v| number(n, v, "a whole number").map(|k| s.crash_limit = k),
+    },
+    Key {
         name: "releases_kept",
         apply: |s, n, v| number(n, v, "a whole number").map(|k| s.releases_kept = k),
     },
@@ -158,6 +171,8 @@ impl Settings {
             pass_env: Vec::new(),
             buildpacks_dir: None,
             releases_kept: 10,
+            crash_backoff: Duration::from_secs(1),
+            crash_limit: 10,
         }
     }
 
@@ -240,6 +255,8 @@ impl Settings {
                 },
             ),
             ("releases_kept".into(), self.releases_kept.to_string()),
+            ("crash_backoff".into(), render_duration(self.crash_backoff)),
+            ("crash_limit".into(), self.crash_limit.to_string()),
         ]
     }
 }

@@ -247,6 +247,30 @@ impl AppDir {
         write_toml(&self.root.join("app.toml"), config, 0o600)
     }
 
+    /// Read, change and write app.toml under the app's config lock, so that two
+    /// writers (the platform saving a port, `env-set`) never lose each other's change.
+    pub fn update_config<T>(&self, change: impl FnOnce(&mut AppConfig) -> T) -> Result<T, StateError> {
+        let path = self.root.join(".config.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        let _lock =
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+                StateError::Io {
+                    action: "lock",
+                    path: path.clone(),
+                    source: e.into(),
+                }
+            })?;
+        let mut config = self.load_config()?;
+        let result = change(&mut config);
+        self.save_config(&config)?;
+        Ok(result)
+    }
+
     /// The release being served, if any.
     pub fn current(&self) -> Option<u32> {
         fs::read_to_string(self.current_file()).ok()?.trim().parse().ok()

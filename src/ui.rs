@@ -101,8 +101,39 @@ pub fn human_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// UTC, RFC 3339 with milliseconds (`2026-11-27T09:30:01.123Z`), without a date library.
+pub fn utc(time: std::time::SystemTime) -> String {
+    let now = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_dates_are_civil() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_771_809_848);
+        assert_eq!(utc(t), "2026-11-27T09:30:09.848Z");
+        assert_eq!(utc(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@
 //! the final error line below).
 
 mod build;
+mod ops;
 
 use std::path::{Path, PathBuf};
 
@@ -72,13 +73,34 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 port: port.or(settings.port),
                 env,
             };
-            client::deploy(&home(&settings)?, request)
+            client::stream(&home(&settings)?, request)
         }
         Command::Up { detach: true } => client::up_detached(&home(&settings)?),
         Command::Up { detach: false } => server::run(settings, true),
         Command::Platform => server::run(settings, false),
         Command::Down => client::down(&home(&settings)?),
         Command::Watchdog => Ok(watchdog::run()),
+        Command::Create { app } => ops::create(&settings, app),
+        Command::Destroy { app, force } => ops::destroy(&settings, app, force),
+        Command::Apps { json } => ops::apps(&settings, json),
+        Command::Ps { app, json } => ops::ps(&settings, app, json),
+        Command::Logs {
+            app,
+            lines,
+            follow,
+            filter,
+        } => ops::logs(&settings, app, lines, follow, filter),
+        Command::Scale { app, counts } => ops::scale(&settings, app, counts),
+        Command::Restart { app, target } => ops::restart(&settings, app, target),
+        Command::Env { app, json } => ops::env(&settings, app, json),
+        Command::EnvGet { app, name } => ops::env_get(&settings, app, name),
+        Command::EnvSet { app, pairs, file } => ops::env_set(&settings, app, pairs, file),
+        Command::EnvUnset { app, names } => ops::env_unset(&settings, app, names),
+        Command::Deployments { app, json } => ops::deployments(&settings, app, json),
+        Command::DeploymentLogs { app, id } => ops::deployment_logs(&settings, app, id),
+        Command::DeploymentDeleteCache { app } => ops::delete_cache(&settings, app),
+        Command::Rollback { app, id } => ops::rollback(&settings, app, id),
+        Command::Run { app, command } => ops::run(&settings, app, command),
     }
 }
 

@@ -56,30 +56,9 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     File::options().create(true).append(true).mode(0o600).open(path)
 }
 
-/// UTC, RFC 3339 with milliseconds, computed without a date library.
+/// Now, as `ui::utc` writes it.
 pub fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        now.subsec_millis()
-    )
+    crate::ui::utc(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -92,6 +71,20 @@ mod tests {
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.starts_with("20"), "{t}");
         assert!(t.ends_with('Z'));
+    }
+
+    #[test]
+    fn the_log_is_rotated_past_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let log = AppLog::open(&path).unwrap();
+        let line = "x".repeat(1024);
+        for _ in 0..(ROTATE_BYTES / 1024 + 10) {
+            log.line("[web-1]", &line);
+        }
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size < ROTATE_BYTES / 2, "app.log was not rotated: {size} bytes");
+        assert!(dir.path().join("app.log.1").exists());
     }
 
     #[test]

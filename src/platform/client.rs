@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{self, Event, Request};
 use crate::error::{exit, Error};
-use crate::settings::Settings;
 use crate::state::Home;
 use crate::ui::Output;
 
@@ -73,8 +72,10 @@ pub fn connect_or_start(home: &Home, out: &Output) -> Result<UnixStream, Error> 
     })
 }
 
-/// Send a deploy request and print its events; Ctrl-C aborts the deployment.
-pub fn deploy(home: &Home, request: Request) -> Result<i32, Error> {
+/// Send a request that streams output (deploy, scale, restart, rollback), starting a
+/// platform if none runs, print its events, and return its exit status. Ctrl-C closes
+/// our side, which aborts a deployment.
+pub fn stream(home: &Home, request: Request) -> Result<i32, Error> {
     let out = Output::stdout();
     let mut stream = connect_or_start(home, &out)?;
     let sock_err = |source| Error::Io {
@@ -83,7 +84,6 @@ pub fn deploy(home: &Home, request: Request) -> Result<i32, Error> {
         source,
     };
     protocol::write(&mut stream, &request).map_err(sock_err)?;
-    // Closing our writing side tells the platform to abort; the events still come back.
     let cancel = crate::signals::cancel_on_interrupt();
     let half = stream.try_clone().map_err(sock_err)?;
     std::thread::spawn(move || {
@@ -94,16 +94,31 @@ pub fn deploy(home: &Home, request: Request) -> Result<i32, Error> {
     loop {
         match protocol::read::<Event>(&mut reader) {
             Ok(Some(Event::Line { text })) => out.line(&text),
-            Ok(Some(Event::Status { .. })) | Ok(Some(Event::Info { .. })) => {}
             Ok(Some(Event::Error { message })) => out.error(&message),
             Ok(Some(Event::Done { code, .. })) => return Ok(code),
+            Ok(Some(_)) => {}
             Ok(None) | Err(_) => {
-                out.error("the platform closed the connection before the deployment ended: see its log");
+                out.error("the platform closed the connection before the request ended: see its log");
                 out.detail(&home.log_file().display().to_string());
                 return Ok(exit::ERROR);
             }
         }
     }
+}
+
+/// Ask a running platform for one answer (no platform: `None`).
+pub fn ask(home: &Home, request: &Request) -> Result<Option<Event>, Error> {
+    let Some(mut stream) = connect(home) else {
+        return Ok(None);
+    };
+    let sock_err = |source| Error::Io {
+        action: "talk to the platform on",
+        path: home.socket(),
+        source,
+    };
+    protocol::write(&mut stream, request).map_err(sock_err)?;
+    let mut reader = BufReader::new(stream);
+    protocol::read::<Event>(&mut reader).map_err(sock_err)
 }
 
 /// `shipway up --detach`.
@@ -152,9 +167,4 @@ pub fn down(home: &Home) -> Result<i32, Error> {
     }
     println!("-----> Stopped");
     Ok(exit::SUCCESS)
-}
-
-/// The settings a new platform would start with are those of this environment.
-pub fn describe(settings: &Settings) -> Vec<(String, String)> {
-    settings.describe()
 }

@@ -4,6 +4,8 @@
 
 mod applog;
 pub mod client;
+mod operations;
 pub mod protocol;
 pub mod server;
+mod supervisor;
 pub mod watchdog;

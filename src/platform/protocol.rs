@@ -22,6 +22,42 @@ pub enum Request {
     },
     Status,
     Down,
+    Ps {
+        app: String,
+    },
+    /// `web=2 worker=1`: the new counts of these types.
+    Scale {
+        app: String,
+        counts: BTreeMap<String, u32>,
+    },
+    /// All containers, a type (`web`) or one container (`web-1`).
+    Restart {
+        app: String,
+        target: Option<String>,
+    },
+    /// The release of this deployment (default: the previous successful one).
+    Rollback {
+        app: String,
+        deployment: Option<String>,
+    },
+    Destroy {
+        app: String,
+    },
+}
+
+/// One row of `shipway ps`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRow {
+    pub name: String,
+    pub status: String,
+    pub command: String,
+    pub port: Option<u16>,
+    pub pid: Option<u32>,
+    pub uptime_secs: Option<u64>,
+    pub restarts: u32,
+    pub release: Option<u32>,
+    /// How a crashed container last ended.
+    pub exit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +86,9 @@ pub enum Event {
         pid: u32,
         settings: Vec<(String, String)>,
         apps: Vec<AppInfo>,
+    },
+    Ps {
+        rows: Vec<ContainerRow>,
     },
     Error {
         message: String,

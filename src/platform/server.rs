@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -21,10 +21,10 @@ use crossbeam_channel::{bounded, Receiver};
 
 use super::applog::AppLog;
 use super::protocol::{self, AppInfo, Event, Request};
+use super::supervisor::{AppRuntime, Serving};
 use super::watchdog::Watchdog;
 use crate::build::{self, BuildRequest};
 use crate::config_vars;
-use crate::container::Container;
 use crate::deployment::{Deployment, Status};
 use crate::error::{exit, Error};
 use crate::process::{self, GroupEvent, LineSink};
@@ -35,33 +35,20 @@ use crate::settings::Settings;
 use crate::state::{AppDir, Home};
 use crate::ui::{human_duration, Output};
 
-/// What serves an app now.
-#[derive(Default)]
-struct Serving {
-    router: Option<Router>,
-    tcp_router: Option<Router>,
-    release: Option<u32>,
-    containers: Vec<Container>,
-}
-
-struct AppRuntime {
-    /// Held for the whole of a deployment: deployments of one app never run in parallel.
-    deploying: Mutex<()>,
-    serving: Mutex<Serving>,
-    log: AppLog,
-}
-
 pub struct Platform {
-    settings: Settings,
-    home: Home,
+    pub(super) settings: Settings,
+    pub(super) home: Home,
     foreground: bool,
     apps: Mutex<BTreeMap<String, Arc<AppRuntime>>>,
-    stopping: AtomicBool,
+    pub(super) stopping: AtomicBool,
+    /// Dropped when the platform stops: every wait selects on its receiver.
+    stop_tx: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    stop_rx: Receiver<()>,
     /// Old containers being stopped in the background; joined before exit.
-    background: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) background: Mutex<Vec<JoinHandle<()>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicked holder leaves the data as consistent as any kill would: go on.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -105,12 +92,15 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
         GroupEvent::Ended(pgid) => w.forget(pgid),
     }));
 
+    let (stop_tx, stop_rx) = bounded::<()>(0);
     let platform = Arc::new(Platform {
         settings,
         home,
         foreground,
         apps: Mutex::new(BTreeMap::new()),
         stopping: AtomicBool::new(false),
+        stop_tx: Mutex::new(Some(stop_tx)),
+        stop_rx,
         background: Mutex::new(Vec::new()),
     });
     platform.say(&format!(
@@ -150,13 +140,14 @@ impl Platform {
         let _ = writeln!(out, "{text}");
     }
 
-    fn runtime(&self, app: &str) -> Result<Arc<AppRuntime>, Error> {
+    pub(super) fn runtime(&self, app: &str) -> Result<Arc<AppRuntime>, Error> {
         let mut apps = lock(&self.apps);
         if let Some(rt) = apps.get(app) {
             return Ok(rt.clone());
         }
         let dir = self.home.app(app)?;
         let rt = Arc::new(AppRuntime {
+            name: app.to_string(),
             deploying: Mutex::new(()),
             serving: Mutex::new(Serving::default()),
             log: AppLog::open(&dir.root.join("app.log")).map_err(|source| Error::Io {
@@ -170,7 +161,7 @@ impl Platform {
     }
 
     /// The sink of a container's output: the app's log, and the terminal under `up`.
-    fn container_log(&self, app: &str, rt: &Arc<AppRuntime>, name: &str) -> LineSink {
+    pub(super) fn container_log(&self, app: &str, rt: &Arc<AppRuntime>, name: &str) -> LineSink {
         let log = rt.log.clone();
         let prefix = format!("[{name}]");
         let echo = self.foreground.then(|| format!("{app} [{name}]"));
@@ -195,8 +186,14 @@ impl Platform {
         });
     }
 
+    /// A receiver that becomes ready when the platform stops.
+    pub(super) fn stop_signal(&self) -> Receiver<()> {
+        self.stop_rx.clone()
+    }
+
     fn request_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        lock(&self.stop_tx).take();
         let _ = UnixStream::connect(self.home.socket());
     }
 
@@ -213,6 +210,7 @@ impl Platform {
             if let Some(r) = serving.tcp_router.take() {
                 r.shutdown();
             }
+            serving.epoch += 1;
             let containers = std::mem::take(&mut serving.containers);
             stops.push(rollout::discard(containers, self.settings.grace_period));
         }
@@ -249,6 +247,41 @@ impl Platform {
                     apps: self.infos(),
                 };
                 let _ = protocol::write(&mut writer, &info);
+            }
+            Request::Ps { app } => {
+                let event = match self
+                    .home
+                    .existing_app(&app)
+                    .map_err(Error::from)
+                    .and_then(|_| self.runtime(&app))
+                {
+                    Ok(rt) => Event::Ps { rows: rt.rows() },
+                    Err(e) => Event::Error {
+                        message: e.to_string(),
+                    },
+                };
+                let _ = protocol::write(&mut writer, &event);
+            }
+            Request::Scale { app, counts } => {
+                let result = self.with_output(&writer, |out| {
+                    self.scale(&app, counts, out).map(|_| Status::Success)
+                });
+                self.finish(&mut writer, result);
+            }
+            Request::Restart { app, target } => {
+                let result = self.with_output(&writer, |out| {
+                    self.restart(&app, target.as_deref(), out)
+                        .map(|_| Status::Success)
+                });
+                self.finish(&mut writer, result);
+            }
+            Request::Rollback { app, deployment } => {
+                let result = self.with_output(&writer, |out| self.rollback(&app, deployment.as_deref(), out));
+                self.finish(&mut writer, result);
+            }
+            Request::Destroy { app } => {
+                let result = self.destroy(&app).map(|_| Status::Success);
+                self.finish(&mut writer, result);
             }
             Request::Down => {
                 self.request_stop();
@@ -300,6 +333,52 @@ impl Platform {
         }
     }
 
+    /// Run `f` with an output whose lines go to the client.
+    fn with_output<T>(
+        &self,
+        client: &UnixStream,
+        f: impl FnOnce(&Output) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let out = Output::new();
+        let stream = client.try_clone().map_err(|source| Error::Io {
+            action: "answer on",
+            path: self.home.socket(),
+            source,
+        })?;
+        out.attach(Box::new(EventWriter(stream)));
+        f(&out)
+    }
+
+    /// The last event of a request: its status and exit code, or the error.
+    fn finish(&self, client: &mut UnixStream, result: Result<Status, Error>) {
+        let done = match result {
+            Ok(status) => Event::Done {
+                status: Some(status),
+                code: status.exit_code(),
+                url: None,
+            },
+            Err(e) => {
+                let _ = protocol::write(
+                    client,
+                    &Event::Error {
+                        message: e.to_string(),
+                    },
+                );
+                Event::Done {
+                    status: None,
+                    code: e.exit_code(),
+                    url: None,
+                }
+            }
+        };
+        let _ = protocol::write(client, &done);
+    }
+
+    /// Drop an app's runtime (destroy): returns it so its containers can be stopped.
+    pub(super) fn forget(&self, app: &str) -> Option<Arc<AppRuntime>> {
+        lock(&self.apps).remove(app)
+    }
+
     fn infos(&self) -> Vec<AppInfo> {
         let apps: Vec<(String, Arc<AppRuntime>)> = lock(&self.apps)
             .iter()
@@ -330,23 +409,21 @@ impl Platform {
         wants_tcp: bool,
     ) -> Result<(String, Option<String>), Error> {
         let mut serving = lock(&rt.serving);
-        let mut config = app.load_config()?;
+        let config = app.load_config()?;
         if serving.router.is_none() {
             let (listener, p) = bind_port(config.router_port.or(port).or(self.settings.port), None)?;
             serving.router = Some(self.start_router(listener, Protocol::Http)?);
             if config.router_port != Some(p) {
-                config.router_port = Some(p);
-                app.save_config(&config)?;
+                app.update_config(|c| c.router_port = Some(p))?;
             }
         }
         if wants_tcp && serving.tcp_router.is_none() {
-            let avoid = config.router_port;
+            let avoid = app.load_config()?.router_port;
             let os_port = (self.settings.port == Some(0)).then_some(0);
             let (listener, p) = bind_port(config.tcp_port.or(os_port), avoid)?;
             serving.tcp_router = Some(self.start_router(listener, Protocol::Tcp)?);
             if config.tcp_port != Some(p) {
-                config.tcp_port = Some(p);
-                app.save_config(&config)?;
+                app.update_config(|c| c.tcp_port = Some(p))?;
             }
         }
         let url = serving
@@ -375,7 +452,7 @@ impl Platform {
 
     #[allow(clippy::too_many_arguments)]
     fn deploy(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         input: &Path,
         git_ref: Option<&str>,
@@ -387,12 +464,10 @@ impl Platform {
         let app = self.home.app(name)?;
         app.create()?;
         if !env.is_empty() {
-            let mut config = app.load_config()?;
             for (k, v) in &env {
                 config_vars::validate(k, v)?;
             }
-            config.config_vars.extend(env);
-            app.save_config(&config)?;
+            app.update_config(|c| c.config_vars.extend(env))?;
         }
         let rt = self.runtime(name)?;
 
@@ -549,29 +624,16 @@ impl Platform {
 
         // The switch: from this instant every new request goes to the new release.
         let switch_started = Instant::now();
-        let old = {
-            let mut serving = lock(&rt.serving);
-            let web = addresses(&containers, "web");
-            if let Some(r) = &serving.router {
-                r.switch(web);
-            }
-            if let Some(r) = &serving.tcp_router {
-                r.switch(addresses(&containers, "tcp"));
-            }
-            serving.release = Some(release.number);
-            std::mem::replace(&mut serving.containers, containers)
-        };
+        let old = self.switch_release(&rt, release.number, containers);
         app.set_current(release.number)?;
         deployment
             .timings
             .insert("switch".into(), switch_started.elapsed().as_millis() as u64);
-        if !old.is_empty() {
+        if old > 0 {
             out.step(&format!(
-                "Stopping {} old container(s): SIGTERM, then SIGKILL after {}",
-                old.len(),
+                "Stopping {old} old container(s): SIGTERM, then SIGKILL after {}",
                 crate::settings::render_duration(self.settings.grace_period)
             ));
-            lock(&self.background).push(rollout::discard(old, self.settings.grace_period));
         }
         self.prune_releases(&app, release.number);
         set(&mut deployment, Status::Success, client)?;
@@ -620,7 +682,7 @@ impl Platform {
         }
     }
 
-    fn restore_app(&self, app: &AppDir, number: u32) -> Result<(), Error> {
+    fn restore_app(self: &Arc<Self>, app: &AppDir, number: u32) -> Result<(), Error> {
         let rt = self.runtime(&app.name)?;
         let _deploying = lock(&rt.deploying);
         let release_dir = app.release(number);
@@ -641,26 +703,10 @@ impl Platform {
                 message: e.to_string(),
             }
         })?;
-        let mut serving = lock(&rt.serving);
-        if let Some(r) = &serving.router {
-            r.switch(addresses(&containers, "web"));
-        }
-        if let Some(r) = &serving.tcp_router {
-            r.switch(addresses(&containers, "tcp"));
-        }
-        serving.release = Some(number);
-        serving.containers = containers;
+        self.switch_release(&rt, number, containers);
         self.say(&format!("{}: release {number} serves at {url}", app.name));
         Ok(())
     }
-}
-
-fn addresses(containers: &[Container], process_type: &str) -> Vec<SocketAddr> {
-    containers
-        .iter()
-        .filter(|c| c.spec.process_type == process_type)
-        .filter_map(|c| c.port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p))))
-        .collect()
 }
 
 /// Bind 127.0.0.1:`wanted` (0: a port the OS chooses), or the first free port from

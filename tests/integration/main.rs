@@ -3,3 +3,4 @@
 mod build;
 mod deploy;
 mod harness;
+mod ops;
