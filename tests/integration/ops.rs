@@ -273,3 +273,41 @@ fn up_brings_current_releases_back_after_down() {
         get(&addr, "/").map(|(s, _)| s == 200).unwrap_or(false)
     });
 }
+
+#[test]
+fn logs_follow_prints_new_lines_until_stopped() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let app = env.app("python");
+    env.deploy(&app, "tail", &[]).ok();
+    let mut follow = env
+        .command(&["logs", "-a", "tail", "-f", "-n", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    env.run(&["restart", "-a", "tail"]).ok();
+    eventually(
+        Duration::from_secs(20),
+        "the new container's output to be followed",
+        || {
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("[web-1] python listening"))
+        },
+    );
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    reader.join().unwrap();
+}
