@@ -24,6 +24,8 @@ pub enum StateError {
     Corrupt { path: PathBuf, message: String },
     #[error("app name {0:?} is invalid: use lowercase letters, digits and dashes, starting with a letter, at most 48 characters")]
     AppName(String),
+    #[error("cannot write shipway's state in {path}: {source}. Set SHIPWAY_HOME to a folder you can write")]
+    HomeNotWritable { path: PathBuf, source: std::io::Error },
     #[error("app {0:?} does not exist: create it with `shipway create {0}` (or deploy it once)")]
     UnknownApp(String),
 }
@@ -97,7 +99,15 @@ pub struct Home {
 
 impl Home {
     pub fn open(root: &Path) -> Result<Home, StateError> {
-        private_dir(&root.join("apps"))?;
+        let apps = root.join("apps");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&apps)
+            .map_err(|source| StateError::HomeNotWritable {
+                path: root.to_path_buf(),
+                source,
+            })?;
         Ok(Home {
             root: root.to_path_buf(),
         })

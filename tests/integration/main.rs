@@ -2,5 +2,6 @@
 
 mod build;
 mod deploy;
+mod faults;
 mod harness;
 mod ops;

@@ -1,0 +1,412 @@
+//! Reliability: a soak of consecutive deploys under load, faults at every step of a
+//! rollout, bad environments, and what must stay private.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::harness::*;
+
+fn procfile_only() -> String {
+    format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A deployment record: its release, and its statuses as (status, ms since the epoch).
+type Record = (Option<u64>, Vec<(String, u64)>);
+
+/// Every deployment record of an app.
+fn history(home: &Path, app: &str) -> Vec<Record> {
+    let mut records = Vec::new();
+    for e in std::fs::read_dir(home.join("apps").join(app).join("deployments"))
+        .unwrap()
+        .flatten()
+    {
+        if e.path().extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let value: toml::Value = toml::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+        let release = value
+            .get("release")
+            .and_then(|r| r.as_integer())
+            .map(|r| r as u64);
+        let statuses = value["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["status"].as_str().unwrap().to_string(),
+                    s["at"].as_integer().unwrap() as u64,
+                )
+            })
+            .collect();
+        records.push((release, statuses));
+    }
+    records
+}
+
+/// One GET on a kept-alive connection; the body, or None on any failure.
+fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> Option<String> {
+    if conn.is_none() {
+        let s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        *conn = Some(BufReader::new(s));
+    }
+    let reader = conn.as_mut()?;
+    let result = (|| {
+        reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .ok()?;
+        let mut status = String::new();
+        if reader.read_line(&mut status).ok()? == 0 || !status.contains(" 200 ") {
+            return None;
+        }
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().ok()?;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        String::from_utf8(body).ok()
+    })();
+    if result.is_none() {
+        *conn = None;
+    }
+    result
+}
+
+#[test]
+fn soak_twenty_deploys_under_load_lose_nothing_and_serve_only_current_releases() {
+    let env = Env::new();
+    let app = env.app("python");
+    std::fs::write(app.join("VERSION"), "1").unwrap();
+    let addr = url_of(&env.deploy(&app, "soak", &["--env", &procfile_only()]).ok());
+    let stop = Arc::new(AtomicBool::new(false));
+    // (version served, request start ms, request end ms), or a failure.
+    let seen: Arc<Mutex<Vec<(u64, u64, u64)>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut clients = Vec::new();
+    for keep_alive in [false, true, false, true] {
+        let (stop, seen, failures, addr) = (stop.clone(), seen.clone(), failures.clone(), addr.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut conn = None;
+            while !stop.load(Ordering::SeqCst) {
+                let t0 = now_ms();
+                let body = if keep_alive {
+                    keep_alive_get(&addr, &mut conn)
+                } else {
+                    get(&addr, "/").ok().filter(|(s, _)| *s == 200).map(|(_, b)| b)
+                };
+                let t1 = now_ms();
+                let version = body
+                    .as_deref()
+                    .and_then(|b| b.split_whitespace().find_map(|w| w.strip_prefix("version=")))
+                    .and_then(|v| v.parse::<u64>().ok());
+                match version {
+                    Some(v) => seen.lock().unwrap().push((v, t0, t1)),
+                    None => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{body:?} keep_alive={keep_alive}")),
+                }
+            }
+        }));
+    }
+    for version in 2..=21u64 {
+        std::fs::write(app.join("VERSION"), version.to_string()).unwrap();
+        env.deploy(&app, "soak", &[]).ok();
+    }
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    // Release n serves VERSION n: it became current after its `starting` status and
+    // stopped being current before the next release's `success` status.
+    let records = history(env.home.path(), "soak");
+    let mut starting = std::collections::BTreeMap::new();
+    let mut success = std::collections::BTreeMap::new();
+    for (release, statuses) in &records {
+        let Some(r) = release else { continue };
+        for (s, at) in statuses {
+            if s == "starting" {
+                starting.insert(*r, *at);
+            }
+            if s == "success" {
+                success.insert(*r, *at);
+            }
+        }
+    }
+    assert_eq!(success.len(), 21, "every deploy succeeded");
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() > 100, "the clients hardly ran: {}", seen.len());
+    for (v, t0, t1) in seen.iter() {
+        let became_current = starting[v];
+        let replaced = success.get(&(v + 1)).copied().unwrap_or(u64::MAX);
+        assert!(
+            became_current <= *t1 && replaced >= *t0,
+            "version {v} answered a request made from {t0} to {t1}, outside its time as current release ({became_current}..{replaced})"
+        );
+    }
+}
+
+/// Wait for a deployment of `app` to reach `status`.
+fn wait_status(env: &Env, app: &str, status: &str) {
+    eventually(Duration::from_secs(30), status, || {
+        std::fs::read_dir(env.home.path().join("apps").join(app).join("deployments"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+                    .any(|e| {
+                        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                        text.contains(&format!("status = \"{status}\""))
+                            && !text.contains("status = \"success\"")
+                    })
+            })
+            .unwrap_or(false)
+    });
+}
+
+#[test]
+fn platform_killed_mid_rollout_leaves_nothing_and_up_serves_the_last_good_release() {
+    let env = Env::new();
+    let good = env.app_as("python", "good");
+    let addr = url_of(&env.deploy(&good, "killed", &["--env", &procfile_only()]).ok());
+    let slow = env.app("slow-postdeploy");
+    let mut deploy = env
+        .command(&["deploy", slow.to_str().unwrap(), "-a", "killed"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_status(&env, "killed", "starting");
+    let release2 = env.home.path().join("apps/killed/releases/2/app");
+    eventually(Duration::from_secs(20), "the hook to run", || {
+        pids_in(&release2).len() >= 2
+    });
+    let mut app_pids = pids_in(&release2);
+    app_pids.extend(pids_in(&env.home.path().join("apps/killed/releases/1/app")));
+    let platform = env.platform_pid().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &platform.to_string()])
+        .status()
+        .unwrap();
+    let _ = deploy.wait();
+    eventually(Duration::from_secs(10), "no app process to survive", || {
+        app_pids.iter().all(|p| !alive(*p))
+    });
+    env.run(&["up", "--detach"]).ok();
+    eventually(Duration::from_secs(20), "the last good release to serve", || {
+        get(&addr, "/")
+            .map(|(_, b)| b == "python version=1 container=web-1\n")
+            .unwrap_or(false)
+    });
+    let records = history(env.home.path(), "killed");
+    let interrupted = records
+        .iter()
+        .find(|(r, _)| *r == Some(2))
+        .expect("the interrupted deployment's record");
+    let statuses: Vec<&str> = interrupted.1.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(statuses.last(), Some(&"aborted"), "{statuses:?}");
+}
+
+/// Deploy `fixture` after a good release, interrupt it with Ctrl-C once `ready` holds,
+/// and check it is aborted with nothing left and the good release still serving.
+fn interrupt(fixture: &str, vars: &[&str], ready: &dyn Fn(&Env) -> bool) {
+    let env = Env::new();
+    let good = env.app_as("python", "good");
+    let addr = url_of(&env.deploy(&good, "intr", &["--env", &procfile_only()]).ok());
+    let bad = env.app(fixture);
+    let mut args = vec!["deploy", bad.to_str().unwrap(), "-a", "intr"];
+    for v in vars {
+        args.extend(["--env", v]);
+    }
+    let child = env
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "the step to interrupt", || ready(&env));
+    let new_pids = pids_in(&env.home.path().join("apps/intr/releases/2/app"));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(text.contains("aborted"), "{text}");
+    eventually(
+        Duration::from_secs(10),
+        "the new release's processes to stop",
+        || new_pids.iter().all(|p| !alive(*p)),
+    );
+    assert_eq!(get(&addr, "/").unwrap().1, "python version=1 container=web-1\n");
+}
+
+#[test]
+fn ctrl_c_during_boot_aborts() {
+    interrupt("never-listens", &[], &|env| {
+        !pids_in(&env.home.path().join("apps/intr/releases/2/app")).is_empty()
+    });
+}
+
+#[test]
+fn ctrl_c_during_the_hook_aborts() {
+    interrupt("slow-postdeploy", &[], &|env| {
+        let log = std::fs::read_dir(env.home.path().join("apps/intr/deployments"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
+        log.contains("Running postdeploy hook")
+            && pids_in(&env.home.path().join("apps/intr/releases/2/app")).len() >= 2
+    });
+}
+
+#[test]
+fn a_router_port_held_by_another_program_is_a_clear_error() {
+    let env = Env::new();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let app = env.app("python");
+    env.deploy(&app, "blocked", &["--port", &port])
+        .code(1)
+        .has(&format!("cannot listen on 127.0.0.1:{port}"))
+        .has("Another program holds it");
+    // Nothing was built or recorded as deployed.
+    assert!(!env.home.path().join("apps/blocked/current").exists());
+}
+
+#[test]
+fn a_read_only_shipway_home_is_a_clear_error() {
+    let mut env = Env::new();
+    let ro = env.work.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&ro)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    // Without the right to mount, a folder under /proc is as unwritable.
+    let home = if mounted {
+        ro.join("home")
+    } else {
+        Path::new("/proc/self/shipway-home").to_path_buf()
+    };
+    env.set("SHIPWAY_HOME", home.to_str().unwrap());
+    let app = env.app("python");
+    let run = env.deploy(&app, "nowhere", &[]);
+    if mounted {
+        let _ = std::process::Command::new("umount").arg(&ro).status();
+    }
+    run.code(1)
+        .has("cannot write shipway's state in")
+        .has("Set SHIPWAY_HOME")
+        .lacks("panicked");
+}
+
+#[test]
+fn an_app_flooding_stdout_loses_no_line_and_blocks_nothing() {
+    let env = Env::new();
+    let app = env.app("flood-stdout");
+    let addr = url_of(&env.deploy(&app, "flood", &["--env", &procfile_only()]).ok());
+    assert_eq!(get(&addr, "/").unwrap().0, 200);
+    let log = env.home.path().join("apps/flood/app.log");
+    eventually(Duration::from_secs(30), "every flood line in the log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("flood line 200000\n")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("] flood line ").count(), 200_000);
+}
+
+#[test]
+fn the_platform_is_private_to_this_user_and_machine() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let app = env.app("python");
+    let secret = "s3cr3t-value-7f9a";
+    let run = env
+        .deploy(&app, "private", &["--env", &format!("API_TOKEN={secret}")])
+        .ok();
+    let port: u16 = url_of(&run).rsplit(':').next().unwrap().parse().unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.home.path().join("platform.sock")), 0o600);
+    assert_eq!(mode(&env.home.path().join("apps")), 0o700);
+    assert_eq!(mode(&env.home.path().join("apps/private")), 0o700);
+    assert_eq!(mode(&env.home.path().join("apps/private/app.toml")), 0o600);
+    // The router listens on 127.0.0.1 only.
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let hex_port = format!(":{port:04X}");
+    let listening: Vec<&str> = tcp
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| a.ends_with(&hex_port))
+        })
+        .filter(|l| l.split_whitespace().nth(3) == Some("0A"))
+        .collect();
+    assert!(!listening.is_empty(), "router not found in /proc/net/tcp");
+    assert!(
+        listening
+            .iter()
+            .all(|l| l.split_whitespace().nth(1).unwrap().starts_with("0100007F")),
+        "{listening:?}"
+    );
+    // Config vars are in no process's command line (what `ps` shows other users), and in no log.
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            assert!(
+                !String::from_utf8_lossy(&cmd).contains(secret),
+                "secret in the command line of {:?}",
+                e.path()
+            );
+        }
+    }
+    for e in walkdir(&env.home.path().join("apps/private/deployments")) {
+        assert!(
+            !std::fs::read_to_string(&e).unwrap_or_default().contains(secret),
+            "secret in {e:?}"
+        );
+    }
+    let platform_log = std::fs::read_to_string(env.home.path().join("platform.log")).unwrap_or_default();
+    assert!(!platform_log.contains(secret));
+    assert!(
+        !std::fs::read_to_string(env.home.path().join("apps/private/app.log"))
+            .unwrap()
+            .contains(secret)
+    );
+}
+
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
