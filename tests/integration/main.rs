@@ -4,3 +4,4 @@ mod build;
 mod deploy;
 mod harness;
 mod ops;
+mod triggers;
