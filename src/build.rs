@@ -73,6 +73,8 @@ pub enum Reason {
     BuildpackName,
     DotBuildpacks,
     Detection,
+    /// A `.war` or `.jar` file was deployed.
+    DeployedFile,
 }
 
 impl std::fmt::Display for Reason {
@@ -83,6 +85,7 @@ impl std::fmt::Display for Reason {
             Reason::BuildpackName => "the BUILDPACK_NAME config var",
             Reason::DotBuildpacks => "the .buildpacks file",
             Reason::Detection => "detection",
+            Reason::DeployedFile => "the deployed .war or .jar file",
         })
     }
 }
@@ -316,7 +319,17 @@ fn build_inner(
 
     // Selection, then detection where the platform detects.
     let detect_started = Instant::now();
-    let selection = select(&req.buildpacks, &req.config_vars, &app_dir)?;
+    let mut selection = select(&req.buildpacks, &req.config_vars, &app_dir)?;
+    // A deployed .war or .jar is built by the platform's buildpack for it, not detected.
+    if let (Reason::Detection, Some(name)) = (&selection.reason, source::java_file_buildpack(&req.input)) {
+        out.step(&format!(
+            "Using buildpack {name} for the deployed file (BUILDPACK_NAME or BUILDPACK_URL chooses another)"
+        ));
+        selection = Selection {
+            specs: vec![name.to_string()],
+            reason: Reason::DeployedFile,
+        };
+    }
     let mut buildpacks;
     let mut detect_each = false;
     match selection.reason {

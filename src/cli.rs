@@ -30,7 +30,7 @@ pub struct EnvArgs {
 pub enum Command {
     /// Build SOURCE and roll it out: the app is served at http://127.0.0.1:PORT afterwards
     Deploy {
-        /// A folder (default: .) or a .tar.gz/.tgz archive with one top folder
+        /// A folder (default: .), a .tar.gz/.tgz archive with one top folder, or a .war/.jar file
         source: Option<PathBuf>,
         /// The app (default: the source folder's name)
         #[arg(short, long)]
@@ -74,6 +74,48 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         env: EnvArgs,
+    },
+    /// Add a git remote (default `shipway`) whose pushes to main/master deploy APP
+    GitSetup {
+        /// The app (default: the work tree's folder name)
+        #[arg(short, long)]
+        app: Option<String>,
+        /// The name of the remote to add
+        #[arg(short, long, default_value = "shipway")]
+        remote: String,
+        /// Replace a remote of that name that points elsewhere
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the git remote that deploys APP
+    GitShow {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(short, long, default_value = "shipway")]
+        remote: String,
+    },
+    /// Write the archive `scalingo deploy` takes (a .tar.gz with one top folder) from SOURCE
+    Archive {
+        /// A folder (default: .); in a git work tree, what `deploy` would take from it
+        source: Option<PathBuf>,
+        /// The app, which names the top folder (default: the source folder's name)
+        #[arg(short, long)]
+        app: Option<String>,
+        /// Archive exactly this commit's tree (git archive)
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// The file to write (default: APP.tar.gz in the current folder)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// The pre-receive hook of a `git-setup` repository: deploys what is pushed (internal)
+    #[command(hide = true)]
+    GitReceive {
+        #[arg(short, long)]
+        app: String,
+        /// The remote's name in the user's repository, for advice
+        #[arg(long, default_value = "shipway")]
+        remote: String,
     },
     /// Run the platform (routers and containers) in the foreground; Ctrl-C stops it
     Up {

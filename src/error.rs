@@ -26,6 +26,8 @@ pub enum Error {
     ConfigVar(#[from] ConfigVarError),
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    GitRemote(#[from] crate::git_remote::GitRemoteError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot {action} {path}: {source}")]

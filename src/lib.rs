@@ -9,6 +9,7 @@ pub mod config_vars;
 pub mod container;
 pub mod deployment;
 pub mod error;
+pub mod git_remote;
 pub mod platform;
 pub mod probe;
 pub mod process;

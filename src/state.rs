@@ -179,6 +179,8 @@ pub fn app_name_from(folder: &Path) -> String {
     let base = base
         .strip_suffix(".tar.gz")
         .or_else(|| base.strip_suffix(".tgz"))
+        .or_else(|| base.strip_suffix(".war"))
+        .or_else(|| base.strip_suffix(".jar"))
         .unwrap_or(&base)
         .to_string();
     let mut name: String = base
@@ -367,6 +369,9 @@ mod tests {
         let f = dir.path().join("My_Cool.App");
         fs::create_dir(&f).unwrap();
         assert_eq!(app_name_from(&f), "my-cool-app");
+        let war = dir.path().join("shop.war");
+        fs::write(&war, "").unwrap();
+        assert_eq!(app_name_from(&war), "shop");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! modules and say what happened. The only place that prints is ui::Output (and
 //! the final error line below).
 
+mod archive;
 mod build;
+mod git;
 mod ops;
 
 use std::path::{Path, PathBuf};
@@ -75,6 +77,15 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             };
             client::stream(&home(&settings)?, request)
         }
+        Command::GitSetup { app, remote, force } => git::setup(&settings, app, &remote, force),
+        Command::GitShow { app, remote } => git::show(&settings, app, &remote),
+        Command::GitReceive { app, remote } => git::receive(&settings, &app, &remote),
+        Command::Archive {
+            source,
+            app,
+            git_ref,
+            output,
+        } => archive::write(source, app, git_ref, output),
         Command::Up { detach: true } => client::up_detached(&home(&settings)?),
         Command::Up { detach: false } => server::run(settings, true),
         Command::Platform => server::run(settings, false),
@@ -109,7 +120,9 @@ fn source_path(source: Option<PathBuf>) -> Result<PathBuf, Error> {
     let path = source.unwrap_or_else(|| PathBuf::from("."));
     let text = path.to_string_lossy();
     if text.starts_with("http://") || text.starts_with("https://") {
-        return Ok(path);
+        return Err(Error::Usage(format!(
+            "{text} is a remote address and shipway works offline: download it first (`curl -LO {text}`), then deploy the local file"
+        )));
     }
     if !path.exists() {
         return Err(Error::Usage(format!(

@@ -18,6 +18,7 @@ mod archive;
 mod copy;
 mod error;
 mod git;
+mod pack;
 mod staging;
 
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ use std::path::{Component, Path, PathBuf};
 pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYTES};
 pub use copy::{copy_tree, CopyStats};
 pub use error::SourceError;
+pub use pack::{pack_tar_gz, PackStats};
 
 use archive::{single_top_folder, unpack_tar_gz_into};
 use copy::{copy_tree_excluding, create_parents, in_parallel, Exclude};
@@ -137,6 +139,23 @@ impl InputFile {
         } else {
             None
         }
+    }
+}
+
+/// The bundled buildpack the platform builds a deployed `.war` or `.jar` file with
+/// (PLATFORM.md §1: the WAR buildpack, the JVM common buildpack), or None for any other
+/// source, which goes through the usual selection.
+pub fn java_file_buildpack(input: &Path) -> Option<&'static str> {
+    if !input.is_file() {
+        return None;
+    }
+    let name = input.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".war") {
+        Some("java-war")
+    } else if name.ends_with(".jar") {
+        Some("jvm-common")
+    } else {
+        None
     }
 }
 

@@ -1,0 +1,136 @@
+//! `git-setup`, `git-show` and the hidden `git-receive` that the remote's `pre-receive`
+//! hook runs: the `git push` trigger of PLATFORM.md §1, on top of git_remote.
+
+use std::io::BufRead;
+
+use crate::error::{exit, Error};
+use crate::git_remote::{self, GitRemoteError, HookEnv, IncomingView, RefUpdate, RemoteChange};
+use crate::platform::client;
+use crate::platform::protocol::Request;
+use crate::settings::Settings;
+use crate::state::{self, Home};
+use crate::ui::Output;
+
+fn current_dir() -> Result<std::path::PathBuf, Error> {
+    std::env::current_dir().map_err(|source| Error::Io {
+        action: "find",
+        path: ".".into(),
+        source,
+    })
+}
+
+/// `shipway git-setup [-a APP] [--remote NAME] [--force]`.
+pub fn setup(settings: &Settings, app: Option<String>, remote: &str, force: bool) -> Result<i32, Error> {
+    let top = git_remote::work_tree_top(&current_dir()?)?;
+    let name = app.unwrap_or_else(|| state::app_name_from(&top));
+    state::validate_app_name(&name)?;
+    let home = Home::open(&settings.home)?;
+    let app = home.app(&name)?;
+    app.create()?;
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        action: "find",
+        path: "the shipway executable".into(),
+        source,
+    })?;
+    let home_root = std::path::absolute(&home.root).map_err(|source| Error::Io {
+        action: "resolve",
+        path: home.root.clone(),
+        source,
+    })?;
+    let change = git_remote::setup(&top, &app, remote, force, &exe, &home_root)?;
+    let repo = git_remote::repository(&app);
+    let out = Output::stdout();
+    match change {
+        RemoteChange::Added => out.step(&format!("Added the git remote {remote} -> {}", repo.display())),
+        RemoteChange::Unchanged => out.step(&format!(
+            "The git remote {remote} already points to {} (hook rewritten)",
+            repo.display()
+        )),
+        RemoteChange::Replaced { previous } => out.step(&format!(
+            "The git remote {remote} now points to {} (was {previous})",
+            repo.display()
+        )),
+    }
+    out.detail(&format!(
+        "`git push {remote} main` deploys the app {name}; a failed deployment refuses the push"
+    ));
+    Ok(exit::SUCCESS)
+}
+
+/// `shipway git-show`: the remote's URL in this repository, else the app's repository.
+pub fn show(settings: &Settings, app: Option<String>, remote: &str) -> Result<i32, Error> {
+    let cwd = current_dir()?;
+    if let Ok(top) = git_remote::work_tree_top(&cwd) {
+        if let Some(url) = git_remote::remote_url(&top, remote)? {
+            println!("{url}");
+            return Ok(exit::SUCCESS);
+        }
+        if app.is_none() {
+            return Err(GitRemoteError::NoRemote {
+                remote: remote.into(),
+            }
+            .into());
+        }
+    }
+    let Some(name) = app else {
+        return Err(GitRemoteError::NotAWorkTree { dir: cwd }.into());
+    };
+    let home = Home::open(&settings.home)?;
+    let repo = git_remote::repository(&home.app(&name)?);
+    if !repo.join("HEAD").exists() {
+        return Err(Error::Usage(format!(
+            "the app {name} has no git repository yet: run `shipway git-setup -a {name}` in its work tree"
+        )));
+    }
+    println!("{}", repo.display());
+    Ok(exit::SUCCESS)
+}
+
+/// `shipway git-receive -a APP`, run by the `pre-receive` hook: judge the push, deploy
+/// the pushed commit, and exit non-zero (git then declines the push) unless it succeeded.
+pub fn receive(settings: &Settings, app: &str, remote: &str) -> Result<i32, Error> {
+    let hook = HookEnv::take()?;
+    let mut updates = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|source| Error::Io {
+            action: "read the push from",
+            path: "git".into(),
+            source,
+        })?;
+        if !line.trim().is_empty() {
+            updates.push(RefUpdate::parse(&line)?);
+        }
+    }
+    let out = Output::stdout();
+    let shallow = git_remote::is_shallow_push(hook.shallow_file.as_deref());
+    if let Err(refusal) = git_remote::judge(&updates, shallow, remote) {
+        out.line("");
+        out.error(&refusal.to_string());
+        out.line("");
+        return Ok(exit::ERROR);
+    }
+    let home = Home::open(&settings.home)?;
+    for update in &updates {
+        let branch = update.branch().unwrap_or("main");
+        let view = IncomingView::create(&hook, branch, &update.new)?;
+        let request = Request::Deploy {
+            app: app.to_string(),
+            input: view.path().to_path_buf(),
+            git_ref: Some(branch.to_string()),
+            port: settings.port,
+            env: Default::default(),
+        };
+        let code = client::stream(&home, request)?;
+        if code != exit::SUCCESS {
+            let kept = match update.previous() {
+                Some(old) => format!("stays at {}", git_remote::short(old)),
+                None => "is not created".to_string(),
+            };
+            out.error(&format!(
+                "The deployment failed, so the push is refused: {remote}/{branch} {kept}."
+            ));
+            return Ok(code);
+        }
+    }
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,71 @@
+//! The reverse of archive intake: a folder packed as the `.tar.gz` the platform's archive
+//! deployment takes (PLATFORM.md §1): one top folder, relative names, links kept as
+//! links, and no more than the platform's 300 MB once unpacked.
+//!
+//! Entries are written in name order with fixed owners and times (tar's deterministic
+//! mode), so the same source gives the same archive.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use super::{SourceError, ARCHIVE_LIMIT_BYTES};
+
+/// What went into an archive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackStats {
+    pub files: u64,
+    /// Bytes of the files, uncompressed: what the platform's limit counts.
+    pub bytes: u64,
+}
+
+/// Pack the content of `dir` under the folder `top` into `out` (gzip tar). Fails before
+/// writing anything when the files exceed the platform's limit.
+pub fn pack_tar_gz(dir: &Path, top: &str, out: &mut File) -> Result<PackStats, SourceError> {
+    let entries = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            SourceError::io(
+                "read",
+                path,
+                e.into_io_error().unwrap_or_else(|| std::io::Error::other("loop")),
+            )
+        })?;
+    let mut stats = PackStats::default();
+    for entry in &entries {
+        if entry.file_type().is_file() {
+            stats.files += 1;
+            stats.bytes += entry
+                .metadata()
+                .map_err(|e| SourceError::io("read", entry.path(), e.into()))?
+                .len();
+        }
+    }
+    if stats.bytes > ARCHIVE_LIMIT_BYTES {
+        return Err(SourceError::ArchiveTooHeavy {
+            archive: format!("the archive of {}", dir.display()),
+            limit: ARCHIVE_LIMIT_BYTES,
+            seen: stats.bytes,
+        });
+    }
+    let label = |e: std::io::Error| SourceError::io("write the archive of", dir, e);
+    let mut tar = tar::Builder::new(GzEncoder::new(out, Compression::default()));
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.follow_symlinks(false);
+    for entry in &entries {
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let name = Path::new(top).join(rel);
+        tar.append_path_with_name(entry.path(), &name).map_err(label)?;
+    }
+    let gz = tar.into_inner().map_err(label)?;
+    let file = gz.finish().map_err(label)?;
+    file.flush().map_err(label)?;
+    Ok(stats)
+}
