@@ -262,21 +262,7 @@ impl AppDir {
     /// Read, change and write app.toml under the app's config lock, so that two
     /// writers (the platform saving a port, `env-set`) never lose each other's change.
     pub fn update_config<T>(&self, change: impl FnOnce(&mut AppConfig) -> T) -> Result<T, StateError> {
-        let path = self.root.join(".config.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        let _lock =
-            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
-                StateError::Io {
-                    action: "lock",
-                    path: path.clone(),
-                    source: e.into(),
-                }
-            })?;
+        let _lock = exclusive_lock(&self.root.join(".config.lock"))?;
         let mut config = self.load_config()?;
         let result = change(&mut config);
         self.save_config(&config)?;
@@ -309,23 +295,26 @@ impl AppDir {
     /// Take the app's lock: held while a deployment or a build of it runs.
     pub fn lock(&self) -> Result<AppLock, StateError> {
         private_dir(&self.root)?;
-        let path = self.root.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        let flock =
-            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
-                StateError::Io {
-                    action: "lock",
-                    path: path.clone(),
-                    source: e.into(),
-                }
-            })?;
-        Ok(AppLock { _flock: flock })
+        Ok(AppLock {
+            _flock: exclusive_lock(&self.root.join(".lock"))?,
+        })
     }
+}
+
+/// An exclusive flock on `path` (created if needed), released when dropped or when the
+/// process dies.
+fn exclusive_lock(path: &Path) -> Result<nix::fcntl::Flock<File>, StateError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io("open", path))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
+        action: "lock",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// Released when dropped (or when the process dies: flock dies with its holder).

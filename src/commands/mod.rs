@@ -142,16 +142,22 @@ fn app_name(app: Option<String>, source: &Path) -> Result<String, Error> {
 
 /// Config vars given with --env and --env-file (validated).
 fn env_args(env: &EnvArgs) -> Result<ConfigVars, Error> {
+    read_vars(env.env_file.as_deref(), &env.env)
+}
+
+/// Config vars from a `.env` file and `NAME=value` pairs (the pairs win), all
+/// validated before any is used.
+fn read_vars(file: Option<&Path>, pairs: &[String]) -> Result<ConfigVars, Error> {
     let mut vars = ConfigVars::new();
-    if let Some(file) = &env.env_file {
+    if let Some(file) = file {
         let text = std::fs::read_to_string(file).map_err(|source| Error::Io {
             action: "read",
-            path: file.clone(),
+            path: file.to_path_buf(),
             source,
         })?;
         vars.extend(config_vars::parse_env_file(&file.display().to_string(), &text)?);
     }
-    for pair in &env.env {
+    for pair in pairs {
         let (k, v) = config_vars::parse_pair(pair)?;
         vars.insert(k, v);
     }

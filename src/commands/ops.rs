@@ -8,7 +8,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::config_vars;
 use crate::deployment::{Deployment, Status};
 use crate::error::{exit, Error};
 use crate::platform::client;
@@ -330,19 +329,7 @@ pub fn env_set(
 ) -> Result<i32, Error> {
     let (_, app) = existing(settings, app)?;
     // Everything is validated before anything is written.
-    let mut vars = BTreeMap::new();
-    if let Some(file) = &file {
-        let text = std::fs::read_to_string(file).map_err(|source| Error::Io {
-            action: "read",
-            path: file.clone(),
-            source,
-        })?;
-        vars.extend(config_vars::parse_env_file(&file.display().to_string(), &text)?);
-    }
-    for pair in &pairs {
-        let (k, v) = config_vars::parse_pair(pair)?;
-        vars.insert(k, v);
-    }
+    let vars = super::read_vars(file.as_deref(), &pairs)?;
     if vars.is_empty() {
         return Err(usage("give NAME=value pairs or --file .env".into()));
     }
