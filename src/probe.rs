@@ -59,13 +59,13 @@ pub fn wait_ready(
                 });
             }
             let Some(port) = c.port else { continue };
-            if ready[i] || !accepts(port) {
+            if ready[i] || !accepts(Ipv4Addr::LOCALHOST, port) {
                 continue;
             }
-            let binds = listening_addresses(&process::group_members(nix::unistd::Pid::from_raw(
-                c.pid() as i32
-            )));
-            if loopback == LoopbackBind::Fail && loopback_only(&binds, port) {
+            // All of 127/8 is this machine: a listener bound to every interface also
+            // accepts on 127.0.0.2, one bound to 127.0.0.1 does not. One connect, where
+            // reading /proc would cost milliseconds on the path from listen to switch.
+            if loopback == LoopbackBind::Fail && !accepts(Ipv4Addr::new(127, 0, 0, 2), port) {
                 if noted.insert(c.name.clone()) {
                     on_note(&format!(
                         "{} listens on 127.0.0.1:{port} only: on the platform the router cannot reach it and the deployment times out. Bind 0.0.0.0 (or set SHIPWAY_LOOPBACK_BIND=allow to rehearse anyway).",
@@ -127,8 +127,8 @@ pub fn wait_ready(
     }
 }
 
-fn accepts(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+fn accepts(ip: Ipv4Addr, port: u16) -> bool {
+    let addr = SocketAddr::from((ip, port));
     TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
 }
 
