@@ -120,12 +120,7 @@ fn cp_a(from: &Path, to: &Path) {
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
         .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Bench",
-            "-c",
-            "user.email=bench@example.com",
-        ])
+        .args(["-c", "user.name=Bench", "-c", "user.email=bench@example.com"])
         .args(["-c", "commit.gpgsign=false"])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")

@@ -11,10 +11,7 @@ use std::process::ExitCode;
 use shipway::router::{Protocol, Router, RouterConfig};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let Some(upstream) = args.first().and_then(|a| a.parse::<SocketAddr>().ok()) else {
         eprintln!("usage: router <upstream ip:port> [http|tcp] [workers]");
         return ExitCode::from(2);
