@@ -28,7 +28,7 @@ set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
 APPS=${APPS:-python nodejs}
-[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 8 ] || { echo "ROUNDS must be 1 to 8" >&2; exit 1; }
+if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 8 ]; then echo "ROUNDS must be 1 to 8" >&2; exit 1; fi
 command -v python3 >/dev/null || { echo "missing: python3 (sudo apt-get install python3)" >&2; exit 1; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -113,7 +113,8 @@ for app in apps:
             sys.exit(f"{app}: deployment {record['id']} ended {record['statuses'][-1]['status']}")
         at = {s["status"]: s["at"] for s in record["statuses"]}
         t = record.get("timings", {})
-        row = {"wall": wall, **{p: t.get(p, 0) for p in phases}}
+        # A phase the deployment did not go through (no postdeploy hook) shows as "-".
+        row = {"wall": wall, **{p: t.get(p) for p in phases}}
         row["own"] = wall - sum(t.get(p, 0) for p in ("detect", "compile", "boot", "hook"))
         # The line this deployment's container printed: the last one before success.
         seen = [l for l in listens if at["starting"] <= l <= at["success"]]
@@ -126,8 +127,10 @@ for app in apps:
 
     first, rest = rows[0], rows[1:]
     print("  %-8s" % app + "".join("%16s" % ("%s [%s]" % (cell([r[c] for r in rest]), cell([first[c]]))) for c in columns))
-    print("  %-8s" % "" + "".join("%16s" % ("%s-%s" % (cell([min((r[c] for r in rest if r[c] is not None), default=None)]),
-                                                     cell([max((r[c] for r in rest if r[c] is not None), default=None)])))
-                                 for c in columns) + "   (range of the redeploys)")
+    def spread(c):
+        values = [r[c] for r in rest if r[c] is not None]
+        return "%d-%d" % (min(values), max(values)) if values else "-"
+
+    print("  %-8s" % "" + "".join("%16s" % spread(c) for c in columns) + "   (range of the redeploys)")
 PY
-echo "own = wall - (detect + compile + boot + hook): a lower bound, see the head of bench/deploy.sh"
+echo "own = wall - (detect + compile + boot + hook), a lower bound; listen->switch: from the app's \"listening on\" line to the success status, an upper bound (see the head of bench/deploy.sh)"

@@ -121,7 +121,7 @@ start_served() { # name fd binary args...
     mkfifo "$work/$name.in"
     "$@" <"$work/$name.in" >"$work/$name.out" &
     started_pid=$!
-    pids+=($started_pid)
+    pids+=("$started_pid")
     eval "exec $fd>\"\$work/\$name.in\""
     for _ in $(seq 1 200); do [ -s "$work/$name.out" ] && break; sleep 0.05; done
     started_addr=$(head -1 "$work/$name.out")
@@ -276,7 +276,7 @@ print("  holding them", flush=True)
 time.sleep(3600)  # until the script kills this process
 PY
 holder=$!
-pids+=($holder)
+pids+=("$holder")
 for _ in $(seq 1 1200); do
     [ "$(ls /proc/$shipway_pid/fd | wc -l)" -ge $((IDLE * 2)) ] && break
     kill -0 $holder 2>/dev/null || break
