@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Compares shipway's router with a direct connection and with nginx's `stream` TCP proxy.
 #
-# Needs (Debian package names): wrk, nginx, libnginx-mod-stream. This script installs
-# nothing; it says what is missing and stops. Install them with:
+# Best with (Debian package names): wrk, nginx, libnginx-mod-stream. This script installs
+# nothing; when they are missing it says so and falls back on the repository's own tools:
+# without wrk, the load comes from benches/loadgen.rs; without nginx, the backend is
+# benches/backend.rs (a 2-byte body, keep-alive, epoll: python3's http.server would cap
+# the figures far below the router's) and the nginx `stream` column is left out. Install
+# them with:
 #   sudo apt-get install wrk nginx libnginx-mod-stream
+# FORCE_LOADGEN=1 and FORCE_BACKEND=1 use the fallbacks even where the packages are
+# installed, to check them or to compare like with like across machines.
 #
-# A backend nginx serves a fixed 2-byte body on 127.0.0.1; each target (direct, nginx
-# stream, shipway) is measured with wrk keep-alive and with `Connection: close` (one
+# A backend serves a fixed 2-byte body on 127.0.0.1; each target (direct, nginx stream
+# when available, shipway) is measured with keep-alive and with `Connection: close` (one
 # connection per request), rounds interleaved (A B A B) so drift on a laptop hits all
 # targets alike. Settings: DURATION (10s), ROUNDS (2), CONNECTIONS (50), THREADS (2),
 # WORKERS (shipway and nginx-stream workers, default: number of cores), IDLE (5000: idle
@@ -23,23 +29,40 @@ IDLE=${IDLE:-5000}
 # Each idle client costs the router two descriptors (client and upstream).
 ulimit -n $((IDLE * 3 + 1024)) 2>/dev/null || echo "cannot raise the descriptor limit: lower IDLE" >&2
 
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v python3 >/dev/null || missing+=(python3)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-[ -f "$STREAM_MODULE" ] || missing+=(libnginx-mod-stream)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "missing Debian packages: ${missing[*]}" >&2
-    echo "install them with: sudo apt-get install ${missing[*]}" >&2
-    exit 1
+command -v python3 >/dev/null || { echo "missing: python3 (sudo apt-get install python3)" >&2; exit 1; }
+NGINX=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+if [ "${FORCE_LOADGEN:-0}" = 1 ]; then
+    CLIENT=loadgen
+    echo "load client: benches/loadgen.rs (FORCE_LOADGEN=1)" >&2
+elif command -v wrk >/dev/null; then
+    CLIENT=wrk
+else
+    CLIENT=loadgen
+    echo "wrk is not installed: the load client is benches/loadgen.rs (sudo apt-get install wrk for wrk)" >&2
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ "${FORCE_BACKEND:-0}" = 1 ]; then
+    BACKEND=rust
+    echo "backend: benches/backend.rs (FORCE_BACKEND=1), no nginx stream comparison" >&2
+elif [ -n "$NGINX" ]; then
+    BACKEND=nginx
+else
+    BACKEND=rust
+    echo "nginx is not installed: the backend is benches/backend.rs, no nginx stream comparison (sudo apt-get install nginx libnginx-mod-stream)" >&2
+fi
+STREAM=0
+if [ "$BACKEND" = nginx ]; then
+    if [ -f "$STREAM_MODULE" ]; then
+        STREAM=1
+    else
+        echo "no $STREAM_MODULE: no nginx stream comparison (sudo apt-get install libnginx-mod-stream)" >&2
+    fi
+fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 pids=()
 cleanup() {
-    exec 3>&- 2>/dev/null || true
+    exec 3>&- 4>&- 2>/dev/null || true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
@@ -75,35 +98,66 @@ wait_port() {
     exit 1
 }
 
-backend_port=$(free_port)
-start_nginx backend 1 "" "http {
+echo "building the bench binaries..." >&2
+wanted=(router)
+[ "$CLIENT" = loadgen ] && wanted+=(loadgen)
+[ "$BACKEND" = rust ] && wanted+=(backend)
+built=$(cd "$root" && cargo bench "${wanted[@]/#/--bench=}" --no-run --message-format=json 2>/dev/null |
+    grep '"kind":\["bench"\]' || true)
+bench_bin() { # target name
+    local bin
+    bin=$(grep "\"name\":\"$1\"" <<<"$built" | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+    [ -x "$bin" ] || { echo "could not build benches/$1.rs" >&2; exit 1; }
+    echo "$bin"
+}
+router_bin=$(bench_bin router)
+[ "$CLIENT" = loadgen ] && loadgen_bin=$(bench_bin loadgen)
+
+# Starts a bench binary that prints its address and serves until stdin closes; the
+# descriptor given keeps its stdin open. Sets `started_addr` and `started_pid`.
+start_served() { # name fd binary args...
+    local name=$1 fd=$2
+    shift 2
+    mkfifo "$work/$name.in"
+    "$@" <"$work/$name.in" >"$work/$name.out" &
+    started_pid=$!
+    pids+=("$started_pid")
+    eval "exec $fd>\"\$work/\$name.in\""
+    for _ in $(seq 1 200); do [ -s "$work/$name.out" ] && break; sleep 0.05; done
+    started_addr=$(head -1 "$work/$name.out")
+    [ -n "$started_addr" ] || { echo "$name did not start" >&2; exit 1; }
+}
+
+if [ "$BACKEND" = nginx ]; then
+    backend_port=$(free_port)
+    start_nginx backend 1 "" "http {
     access_log off;
     keepalive_requests 100000000;
     server { listen 127.0.0.1:$backend_port reuseport backlog=4096; location / { return 200 'ok'; } }
 }"
-stream_port=$(free_port)
-start_nginx stream "$WORKERS" "load_module $STREAM_MODULE;" "stream {
-    server { listen 127.0.0.1:$stream_port backlog=4096; proxy_pass 127.0.0.1:$backend_port; }
+    backend_addr="127.0.0.1:$backend_port"
+else
+    start_served backend 4 "$(bench_bin backend)" 1
+    backend_addr=$started_addr
+fi
+if [ "$STREAM" = 1 ]; then
+    stream_port=$(free_port)
+    start_nginx stream "$WORKERS" "load_module $STREAM_MODULE;" "stream {
+    server { listen 127.0.0.1:$stream_port backlog=4096; proxy_pass $backend_addr; }
 }"
+fi
 
-echo "building the router bench binary..." >&2
-bin=$(cd "$root" && cargo bench --bench router --no-run --message-format=json 2>/dev/null |
-    grep '"kind":\["bench"\]' | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
-[ -x "$bin" ] || { echo "could not build benches/router.rs" >&2; exit 1; }
-mkfifo "$work/router.in"
-"$bin" "127.0.0.1:$backend_port" http "$WORKERS" <"$work/router.in" >"$work/router.out" &
-shipway_pid=$!
-pids+=($shipway_pid)
-exec 3>"$work/router.in" # the router runs until this descriptor closes
-for _ in $(seq 1 200); do [ -s "$work/router.out" ] && break; sleep 0.05; done
-shipway_addr=$(head -1 "$work/router.out")
-[ -n "$shipway_addr" ] || { echo "the router did not start (benches/router.rs)" >&2; exit 1; }
+start_served router 3 "$router_bin" "$backend_addr" http "$WORKERS"
+shipway_addr=$started_addr
+shipway_pid=$started_pid
 
-wait_port "$backend_port"
-wait_port "$stream_port"
+wait_port "${backend_addr##*:}"
+[ "$STREAM" = 1 ] && wait_port "$stream_port"
 wait_port "${shipway_addr##*:}"
 
-declare -A addr=([direct]="127.0.0.1:$backend_port" [stream]="127.0.0.1:$stream_port" [shipway]="$shipway_addr")
+targets=(direct shipway)
+[ "$STREAM" = 1 ] && targets=(direct stream shipway)
+declare -A addr=([direct]="$backend_addr" [stream]="127.0.0.1:${stream_port:-0}" [shipway]="$shipway_addr")
 declare -A rps p99 cpu
 declare -A proxy_pids=([direct]="" [stream]="$(cat "$work/stream/nginx.pid" 2>/dev/null || true)" [shipway]="$shipway_pid")
 
@@ -128,46 +182,76 @@ to_ms() {
         printf "%.2f", n }'
 }
 
-run_wrk() { # target mode
-    local header=()
-    [ "$2" = close ] && header=(-H 'Connection: close')
-    local out before after
-    before=$(cpu_ticks ${proxy_pids[$1]})
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${header[@]}" "http://${addr[$1]}/")
-    after=$(cpu_ticks ${proxy_pids[$1]})
-    local r l errors n us
-    r=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-    n=$(awk '/requests in/ { print $1 }' <<<"$out")
-    us=$(awk -v t=$((after - before)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')
-    l=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-    errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';' || true)
-    [ -n "${proxy_pids[$1]}" ] || us=-
-    printf '  %-8s %-10s %10s req/s   p99 %8s ms   proxy CPU %5s us/req  %s\n' "$1" "$2" "$r" "$(to_ms "$l")" "$us" "$errors"
-    cpu[$1.$2]="${cpu[$1.$2]:-} $us"
-    rps[$1.$2]="${rps[$1.$2]:-} $r"
-    p99[$1.$2]="${p99[$1.$2]:-} $(to_ms "$l")"
+# One load run against an address; sets `load_rps`, `load_p99` (ms), `load_requests` and
+# `load_errors` (empty when there were none), whichever client runs it.
+load() { # addr mode threads connections duration
+    local out close=()
+    if [ "$CLIENT" = wrk ]; then
+        [ "$2" = close ] && close=(-H 'Connection: close')
+        out=$(wrk -t"$3" -c"$4" -d"$5" --latency "${close[@]}" "http://$1/")
+        load_rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+        load_requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+        load_p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+        load_errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';' || true)
+    else
+        [ "$2" = close ] && close=(--close)
+        out=$("$loadgen_bin" --url "$1" --threads "$3" --connections "$4" --duration "$5" "${close[@]}")
+        field() { tr ' ' '\n' <<<"$out" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+        load_rps=$(field rps)
+        load_requests=$(field requests)
+        load_p99=$(printf '%.2f' "$(field p99_ms)")
+        load_errors=""
+        [ "$(field errors)" = 0 ] || load_errors="errors $(field errors)"
+        [ "$(field non2xx)" = 0 ] || load_errors="$load_errors non-2xx $(field non2xx)"
+    fi
 }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $WORKERS workers, $(nproc) cores"
+run_load() { # target mode
+    local before after us
+    before=$(cpu_ticks ${proxy_pids[$1]})
+    load "${addr[$1]}" "$2" "$THREADS" "$CONNECTIONS" "$DURATION"
+    after=$(cpu_ticks ${proxy_pids[$1]})
+    us=$(awk -v t=$((after - before)) -v n="$load_requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')
+    [ -n "${proxy_pids[$1]}" ] || us=-
+    printf '  %-8s %-10s %10.0f req/s   p99 %8s ms   proxy CPU %5s us/req  %s\n' "$1" "$2" "$load_rps" "$load_p99" "$us" "$load_errors"
+    cpu[$1.$2]="${cpu[$1.$2]:-} $us"
+    rps[$1.$2]="${rps[$1.$2]:-} $load_rps"
+    p99[$1.$2]="${p99[$1.$2]:-} $load_p99"
+}
+
+client_name=$([ "$CLIENT" = wrk ] && echo wrk || echo "benches/loadgen.rs")
+backend_name=$([ "$BACKEND" = nginx ] && echo "nginx" || echo "benches/backend.rs")
+echo "$client_name -t$THREADS -c$CONNECTIONS -d$DURATION, backend $backend_name, $ROUNDS rounds, $WORKERS workers, $(nproc) cores"
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
     for mode in keepalive close; do
-        for target in direct stream shipway; do
-            run_wrk "$target" "$mode"
+        for target in "${targets[@]}"; do
+            run_load "$target" "$mode"
         done
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 echo
-echo "median of $ROUNDS rounds"
-printf '  %-10s %12s %12s %12s   %s\n' mode direct stream shipway "shipway/stream (req/s, p99, proxy CPU per request)"
+echo "median of $ROUNDS rounds (req/s; p99 in ms)"
+if [ "$STREAM" = 1 ]; then
+    printf '  %-10s %12s %12s %12s   %-28s %s\n' mode direct stream shipway "shipway/direct (req/s, p99)" "shipway/stream (req/s, p99, proxy CPU per request)"
+else
+    printf '  %-10s %12s %12s   %s\n' mode direct shipway "shipway/direct (req/s, p99)"
+fi
 for mode in keepalive close; do
-    d=$(median <<<"${rps[direct.$mode]}"); s=$(median <<<"${rps[stream.$mode]}"); w=$(median <<<"${rps[shipway.$mode]}")
-    sl=$(median <<<"${p99[stream.$mode]}"); wl=$(median <<<"${p99[shipway.$mode]}")
-    sc=$(median <<<"${cpu[stream.$mode]}"); wc=$(median <<<"${cpu[shipway.$mode]}")
-    printf '  %-10s %12.0f %12.0f %12.0f   %.2fx, p99 %s vs %s ms, %s vs %s us\n' "$mode" "$d" "$s" "$w" \
-        "$(awk -v a="$w" -v b="$s" 'BEGIN { print a / b }')" "$wl" "$sl" "$wc" "$sc"
+    d=$(median <<<"${rps[direct.$mode]}"); w=$(median <<<"${rps[shipway.$mode]}")
+    dl=$(median <<<"${p99[direct.$mode]}"); wl=$(median <<<"${p99[shipway.$mode]}")
+    vs_direct="$(ratio "$w" "$d")x, p99 $wl vs $dl"
+    if [ "$STREAM" = 1 ]; then
+        s=$(median <<<"${rps[stream.$mode]}"); sl=$(median <<<"${p99[stream.$mode]}")
+        sc=$(median <<<"${cpu[stream.$mode]}"); wc=$(median <<<"${cpu[shipway.$mode]}")
+        printf '  %-10s %12.0f %12.0f %12.0f   %-28s %sx, p99 %s vs %s ms, %s vs %s us\n' "$mode" "$d" "$s" "$w" \
+            "$vs_direct" "$(ratio "$w" "$s")" "$wl" "$sl" "$wc" "$sc"
+    else
+        printf '  %-10s %12.0f %12.0f   %s ms\n' "$mode" "$d" "$w" "$vs_direct"
+    fi
 done
 
 echo
@@ -192,14 +276,14 @@ print("  holding them", flush=True)
 time.sleep(3600)  # until the script kills this process
 PY
 holder=$!
-pids+=($holder)
+pids+=("$holder")
 for _ in $(seq 1 1200); do
     [ "$(ls /proc/$shipway_pid/fd | wc -l)" -ge $((IDLE * 2)) ] && break
     kill -0 $holder 2>/dev/null || break
     sleep 0.1
 done
 after=$(rss)
-latency=$(wrk -t1 -c1 -d2s --latency "http://$shipway_addr/" | awk '$1 == "99%" { print $2 }')
-printf '  router RSS %s KiB -> %s KiB with %s idle connections: %s bytes per connection; p99 of a request meanwhile %s\n' \
-    "$before" "$after" "$IDLE" "$(( (after - before) * 1024 / IDLE ))" "$latency"
+load "$shipway_addr" keepalive 1 1 2s
+printf '  router RSS %s KiB -> %s KiB with %s idle connections: %s bytes per connection; p99 of a request meanwhile %s ms\n' \
+    "$before" "$after" "$IDLE" "$(( (after - before) * 1024 / IDLE ))" "$load_p99"
 kill $holder 2>/dev/null || true
