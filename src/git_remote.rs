@@ -320,11 +320,9 @@ impl HookEnv {
         let cwd = std::env::current_dir().map_err(io("find", Path::new(".")))?;
         let absolute = |value: OsString| {
             let path = PathBuf::from(value);
-            if path.is_absolute() {
-                path
-            } else {
-                cwd.join(path)
-            }
+            let path = if path.is_absolute() { path } else { cwd.join(path) };
+            // git gives "." for GIT_DIR: name the repository itself in messages.
+            path.canonicalize().unwrap_or(path)
         };
         let repo = std::env::var_os("GIT_DIR")
             .map(absolute)

@@ -119,6 +119,7 @@ pub fn receive(settings: &Settings, app: &str, remote: &str) -> Result<i32, Erro
             git_ref: Some(branch.to_string()),
             port: settings.port,
             env: Default::default(),
+            source: Some(format!("git push of {} to {}", update.new, hook.repo.display())),
         };
         let code = client::stream(&home, request)?;
         if code != exit::SUCCESS {

@@ -74,6 +74,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 git_ref,
                 port: port.or(settings.port),
                 env,
+                source: None,
             };
             client::stream(&home(&settings)?, request)
         }

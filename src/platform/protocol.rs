@@ -19,6 +19,9 @@ pub enum Request {
         port: Option<u16>,
         /// Config vars to store on the app before the build.
         env: BTreeMap<String, String>,
+        /// What the deployment records as its source, when `input` is a stand-in (a push).
+        #[serde(default)]
+        source: Option<String>,
     },
     Status,
     Down,

@@ -11,7 +11,6 @@ use std::io::{BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -299,6 +298,7 @@ impl Platform {
                 git_ref,
                 port,
                 env,
+                source,
             } => {
                 // The client closing its side (Ctrl-C) aborts the deployment.
                 let (cancel_tx, cancel) = bounded::<()>(0);
@@ -307,7 +307,14 @@ impl Platform {
                     let _ = std::io::Read::read(&mut reader, &mut buf);
                     drop(cancel_tx);
                 });
-                let result = self.deploy(&app, &input, git_ref.as_deref(), port, env, &mut writer, &cancel);
+                let what = DeployArgs {
+                    input,
+                    git_ref,
+                    port,
+                    env,
+                    source,
+                };
+                let result = self.deploy(&app, what, &mut writer, &cancel);
                 let done = match result {
                     Ok((status, url)) => Event::Done {
                         status: Some(status),
@@ -450,17 +457,21 @@ impl Platform {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn deploy(
         self: &Arc<Self>,
         name: &str,
-        input: &Path,
-        git_ref: Option<&str>,
-        port: Option<u16>,
-        env: BTreeMap<String, String>,
+        what: DeployArgs,
         client: &mut UnixStream,
         cancel: &Receiver<()>,
     ) -> Result<(Status, Option<String>), Error> {
+        let DeployArgs {
+            input,
+            git_ref,
+            port,
+            env,
+            source,
+        } = what;
+        let (input, git_ref) = (input.as_path(), git_ref.as_deref());
         let app = self.home.app(name)?;
         app.create()?;
         if !env.is_empty() {
@@ -499,7 +510,8 @@ impl Platform {
         // A router port held by another program fails here, before anything is built.
         let (url, _) = self.ensure_routers(&app, &rt, port, false)?;
 
-        let mut deployment = Deployment::new(name, &input.display().to_string(), git_ref);
+        let source = source.unwrap_or_else(|| input.display().to_string());
+        let mut deployment = Deployment::new(name, &source, git_ref);
         let log_path = Deployment::log_path(&app, &deployment.id);
         let log = File::options()
             .create(true)
@@ -746,6 +758,15 @@ fn bind_port(wanted: Option<u16>, avoid: Option<u16>) -> Result<(TcpListener, u1
     Err(Error::Platform {
         message: "no free TCP port from 5000 up on 127.0.0.1".into(),
     })
+}
+
+/// What a deploy request asks for (see `Request::Deploy`).
+struct DeployArgs {
+    input: std::path::PathBuf,
+    git_ref: Option<String>,
+    port: Option<u16>,
+    env: BTreeMap<String, String>,
+    source: Option<String>,
 }
 
 /// Deployment output to the client, one JSON event per line.

@@ -115,6 +115,13 @@ fn git_push_deploys_the_commit_and_a_failed_deployment_refuses_the_push() {
     let addr = url_in(&push);
     assert_eq!(container_version(&addr), first);
     assert_eq!(remote_ref(&env, "echo", "main").as_deref(), Some(first.as_str()));
+    let history = run_in(&env, &dir, &["deployments", "--json"]).ok();
+    let history: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(
+        history[0]["source"],
+        format!("git push of {first} to {}", repo.display()),
+        "the record names the push, not the hook's temporary view"
+    );
 
     // A deployment that fails refuses the push: the remote keeps the deployed commit.
     let procfile = std::fs::read_to_string(dir.join("Procfile")).unwrap();
