@@ -300,11 +300,21 @@ impl Platform {
                 env,
                 source,
             } => {
-                // The client closing its side (Ctrl-C) aborts the deployment.
+                // The client closing its side (Ctrl-C) aborts the deployment, and so does
+                // the platform stopping (`down`, Ctrl-C under `up`).
                 let (cancel_tx, cancel) = bounded::<()>(0);
+                let (eof_tx, eof) = bounded::<()>(0);
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 64];
                     let _ = std::io::Read::read(&mut reader, &mut buf);
+                    drop(eof_tx);
+                });
+                let stop = self.stop_signal();
+                std::thread::spawn(move || {
+                    crossbeam_channel::select! {
+                        recv(eof) -> _ => {},
+                        recv(stop) -> _ => {},
+                    }
                     drop(cancel_tx);
                 });
                 let what = DeployArgs {

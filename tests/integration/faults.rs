@@ -410,3 +410,49 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
 }
+
+#[test]
+fn down_during_a_deployment_aborts_it_and_stops_promptly() {
+    let env = Env::new();
+    let app = env.app("python");
+    let pids_file = env.work.path().join("hang.pids");
+    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("compile-hangs").display());
+    let pf = format!("PIDS_FILE={}", pids_file.display());
+    let deploy = env
+        .command(&[
+            "deploy",
+            app.to_str().unwrap(),
+            "-a",
+            "stuck",
+            "--env",
+            &bp,
+            "--env",
+            &pf,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "compile to start", || {
+        std::fs::read_to_string(&pids_file)
+            .map(|t| t.lines().count() == 2)
+            .unwrap_or(false)
+    });
+    let compile: Vec<i32> = std::fs::read_to_string(&pids_file)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let started = std::time::Instant::now();
+    env.run(&["down"]).ok().has("Stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "down waited for the hanging build"
+    );
+    let out = deploy.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        compile.iter().all(|p| !alive(*p)),
+        "the build's processes outlived the platform"
+    );
+}
