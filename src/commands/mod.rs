@@ -76,7 +76,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 env,
                 source: None,
             };
-            client::stream(&home(&settings)?, request)
+            let home = home(&settings)?;
+            warn_stale_settings(&home, &settings)?;
+            client::stream(&home, request)
         }
         Command::GitSetup { app, remote, force } => git::setup(&settings, app, &remote, force),
         Command::GitShow { app, remote } => git::show(&settings, app, &remote),
@@ -114,6 +116,28 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Rollback { app, id } => ops::rollback(&settings, app, id),
         Command::Run { app, command } => ops::run(&settings, app, command),
     }
+}
+
+/// A running platform keeps the settings it started with: say so when this command's
+/// environment asks for others, since they will not apply.
+fn warn_stale_settings(home: &Home, settings: &Settings) -> Result<(), Error> {
+    let Some(crate::platform::protocol::Event::Info {
+        settings: running, ..
+    }) = client::ask(home, &Request::Status)?
+    else {
+        return Ok(());
+    };
+    let wanted = settings.describe();
+    for (key, value) in &wanted {
+        if let Some((_, now)) = running.iter().find(|(k, _)| k == key) {
+            if now != value {
+                eprintln!(
+                    " !     the running platform has {key} = {now}, not {value}: it reads its settings when it starts (`shipway down` first to apply them)"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The source argument, `.` by default, which must exist.

@@ -548,3 +548,16 @@ fn up_runs_in_the_foreground_with_prefixed_logs_and_stops_on_ctrl_c() {
         "app processes stopped with the platform"
     );
 }
+
+#[test]
+fn deploy_says_when_the_running_platform_has_other_settings() {
+    let mut env = Env::new();
+    let app = env.app("python");
+    env.deploy(&app, "stale", &[])
+        .ok()
+        .lacks("the running platform has");
+    env.set("SHIPWAY_BOOT_TIMEOUT", "3s");
+    env.deploy(&app, "stale", &[])
+        .ok()
+        .has("the running platform has boot_timeout = 10s, not 3s");
+}
