@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::EventFd;
 
-use super::head::RequestIds;
+use super::head::Rewriter;
 use super::http::HttpConn;
 use super::routes::{RouteCache, RouteTable};
 use super::tunnel::Tunnel;
@@ -98,10 +98,9 @@ pub(crate) struct Ctx<'a> {
     slot: usize,
     pub(crate) routes: &'a mut RouteCache,
     pub(crate) pool: &'a mut Pool,
-    pub(crate) ids: &'a mut RequestIds,
+    pub(crate) rewriter: &'a mut Rewriter,
     pub(crate) scratch: &'a mut [u8],
     pub(crate) config: &'a RouterConfig,
-    pub(crate) router_port: &'a str,
     pub(crate) now: Instant,
     pub(crate) client_event: Option<EpollFlags>,
     pub(crate) upstream_event: Option<EpollFlags>,
@@ -162,7 +161,7 @@ struct Env {
     epoll: Epoll,
     routes: RouteCache,
     pool: Pool,
-    ids: RequestIds,
+    rewriter: Rewriter,
     scratch: Box<[u8]>,
 }
 
@@ -174,10 +173,9 @@ impl Env {
             slot,
             routes: &mut self.routes,
             pool: &mut self.pool,
-            ids: &mut self.ids,
+            rewriter: &mut self.rewriter,
             scratch: &mut self.scratch,
             config: &self.shared.config,
-            router_port: &self.shared.router_port,
             now,
             client_event: on(Side::Client),
             upstream_event: on(Side::Upstream),
@@ -207,9 +205,9 @@ impl Worker {
             env: Env {
                 routes: RouteCache::new(shared.table.clone()),
                 pool: Pool::default(),
+                rewriter: Rewriter::new(index, &shared.router_port),
                 shared,
                 epoll,
-                ids: RequestIds::new(index),
                 scratch: vec![0; SCRATCH].into_boxed_slice(),
             },
             slots: Vec::new(),
