@@ -653,7 +653,15 @@ mod tests {
         assert_eq!(content_length(b"0"), Some(0));
         assert_eq!(content_length(b" 42 "), Some(42));
         assert_eq!(content_length(b"18446744073709551615"), Some(u64::MAX));
-        for bad in [&b""[..], b"+5", b"-1", b"5,5", b"0x10", b"1 2", b"18446744073709551616"] {
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b"5,5",
+            b"0x10",
+            b"1 2",
+            b"18446744073709551616",
+        ] {
             assert_eq!(content_length(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }
