@@ -31,6 +31,12 @@ impl Buf {
     }
 
     pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.for_append().extend_from_slice(bytes);
+    }
+
+    /// The queue's storage, for a caller that renders bytes straight into it (a rewritten
+    /// head) instead of building them elsewhere and copying: append only.
+    pub(crate) fn for_append(&mut self) -> &mut Vec<u8> {
         if self.is_empty() {
             self.clear();
         } else if self.pos > 0 && self.pos >= self.data.len() / 2 {
@@ -38,7 +44,7 @@ impl Buf {
             self.data.drain(..self.pos);
             self.pos = 0;
         }
-        self.data.extend_from_slice(bytes);
+        &mut self.data
     }
 
     pub(crate) fn consume(&mut self, n: usize) {

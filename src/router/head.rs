@@ -50,16 +50,70 @@ pub(crate) struct Request {
     pub(crate) http10: bool,
 }
 
-/// The connection facts the router adds to each request.
-pub(crate) struct Forwarding<'a> {
-    /// Rendered once per connection, not per request.
-    pub(crate) client_ip: &'a str,
-    pub(crate) router_port: &'a str,
-    pub(crate) ids: &'a mut RequestIds,
+/// What a worker keeps from one request head to the next, so that rewriting a head
+/// allocates nothing and formats little: the platform's headers are added to every request.
+pub(crate) struct Rewriter {
+    ids: RequestIds,
+    router_port: Box<str>,
+    /// `X-Request-Start` changes once a millisecond, while a busy worker rewrites dozens of
+    /// heads in one: its digits are rendered again only when it changes.
+    start_ms: u64,
+    start_digits: Decimal,
+    /// Head buffers of finished requests, handed to the next ones.
+    spare: Vec<Vec<u8>>,
 }
 
-/// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet.
-pub(crate) fn parse_request(buf: &[u8], fwd: &mut Forwarding) -> Result<Option<(usize, Request)>, HeadError> {
+/// Enough for the requests one worker has in flight under load; more are simply freed.
+const SPARE_HEADS: usize = 256;
+/// A buffer grown by an unusually large head is freed rather than kept.
+const SPARE_CAPACITY: usize = 4096;
+
+impl Rewriter {
+    /// `worker` keeps two workers of one router from ever producing the same request id.
+    pub(crate) fn new(worker: usize, router_port: &str) -> Rewriter {
+        Rewriter {
+            ids: RequestIds::new(worker),
+            router_port: router_port.into(),
+            start_ms: 0,
+            start_digits: Decimal::of(0),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Takes back the head of a finished request for reuse.
+    pub(crate) fn recycle(&mut self, mut head: Vec<u8>) {
+        if head.capacity() <= SPARE_CAPACITY && self.spare.len() < SPARE_HEADS {
+            head.clear();
+            self.spare.push(head);
+        }
+    }
+
+    fn head_buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut out = self.spare.pop().unwrap_or_default();
+        // The platform's headers add about 230 bytes to what the client sent.
+        out.reserve(len + 256);
+        out
+    }
+
+    fn push_start(&mut self, out: &mut Vec<u8>) {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if ms != self.start_ms {
+            self.start_ms = ms;
+            self.start_digits = Decimal::of(ms);
+        }
+        out.extend_from_slice(self.start_digits.as_bytes());
+    }
+}
+
+/// Parses a request head at the start of `buf` and rewrites it for the upstream.
+/// `Ok(None)`: not complete yet.
+pub(crate) fn parse_request(
+    buf: &[u8],
+    client_ip: &str,
+    rw: &mut Rewriter,
+) -> Result<Option<(usize, Request)>, HeadError> {
     // Uninitialised: zeroing 100 headers per request would cost more than parsing them.
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -73,15 +127,18 @@ pub(crate) fn parse_request(buf: &[u8], fwd: &mut Forwarding) -> Result<Option<(
     let method = req.method.unwrap_or("GET");
     let path = req.path.unwrap_or("/");
     let http10 = req.version == Some(0);
-    let conn = ConnectionTokens::of(req.headers);
-    let framing = framing_of(req.headers)?;
+    let names = Names::of(req.headers);
+    let conn = ConnectionTokens::of(req.headers, &names);
+    let framing = framing_of(req.headers, &names)?;
     let body = match framing {
         Framing::Chunked => Body::chunked(),
         Framing::Length(n) => Body::Length(n),
         Framing::None => Body::Length(0),
         Framing::OtherEncoding => return Err(HeadError::TransferEncoding),
     };
-    let has_upgrade_header = req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade"));
+    let has_upgrade_header = names
+        .of_headers(req.headers)
+        .any(|(_, name)| name == Name::Upgrade);
     let upgrade = conn.upgrade && has_upgrade_header && !http10;
     let keep_alive = if http10 { conn.keep_alive } else { !conn.close };
     // HTTP/1.0 upstream exchanges end with a close so we never have to guess their framing.
@@ -89,7 +146,7 @@ pub(crate) fn parse_request(buf: &[u8], fwd: &mut Forwarding) -> Result<Option<(
     // connection is the router's, and goes back to the worker's pool for the next client.
     let upstream_close = http10;
 
-    let mut out = Vec::with_capacity(len + 256);
+    let mut out = rw.head_buffer(len);
     // Built by hand, not with `format!`: this runs for every request.
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -102,60 +159,45 @@ pub(crate) fn parse_request(buf: &[u8], fwd: &mut Forwarding) -> Result<Option<(
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut request_id = false;
     let mut expect_continue = false;
-    for h in req.headers.iter() {
-        let name = h.name;
-        if is_hop_by_hop(name) || conn.lists(name) {
-            if upgrade && name.eq_ignore_ascii_case("upgrade") {
-                copy_header(&mut out, name, h.value);
+    for (h, name) in names.of_headers(req.headers) {
+        if name.is_hop_by_hop() || conn.lists(h.name) {
+            if upgrade && name == Name::Upgrade {
+                copy_header(&mut out, h.name, h.value);
             }
             continue;
         }
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for.push(h.value);
-            continue;
-        }
-        if name.eq_ignore_ascii_case("x-forwarded-proto")
-            || name.eq_ignore_ascii_case("x-forwarded-port")
-            || name.eq_ignore_ascii_case("x-real-ip")
-            || name.eq_ignore_ascii_case("x-request-start")
-        {
-            // The platform sets these; a client must not be able to spoof them.
-            continue;
-        }
-        if name.eq_ignore_ascii_case("content-length") && framing == Framing::Chunked {
-            // RFC 9112 §6.3: chunked wins, and forwarding both is a request-smuggling vector.
-            continue;
-        }
-        if name.eq_ignore_ascii_case("x-request-id") {
-            if h.value.is_empty() {
+        match name {
+            Name::XForwardedFor => {
+                forwarded_for.push(h.value);
                 continue;
             }
-            request_id = true;
+            // The platform sets these; a client must not be able to spoof them.
+            Name::XForwardedProto | Name::XForwardedPort | Name::XRealIp | Name::XRequestStart => continue,
+            // RFC 9112 §6.3: chunked wins, and forwarding both is a request-smuggling vector.
+            Name::ContentLength if framing == Framing::Chunked => continue,
+            Name::XRequestId if h.value.is_empty() => continue,
+            Name::XRequestId => request_id = true,
+            Name::Expect if h.value.eq_ignore_ascii_case(b"100-continue") => expect_continue = true,
+            _ => {}
         }
-        if name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue") {
-            expect_continue = true;
-        }
-        copy_header(&mut out, name, h.value);
+        copy_header(&mut out, h.name, h.value);
     }
     out.extend_from_slice(b"X-Forwarded-For: ");
     for value in &forwarded_for {
         out.extend_from_slice(value);
         out.extend_from_slice(b", ");
     }
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    out.extend_from_slice(fwd.client_ip.as_bytes());
+    out.extend_from_slice(client_ip.as_bytes());
     out.extend_from_slice(b"\r\nX-Real-IP: ");
-    out.extend_from_slice(fwd.client_ip.as_bytes());
+    out.extend_from_slice(client_ip.as_bytes());
     out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
-    out.extend_from_slice(fwd.router_port.as_bytes());
+    out.extend_from_slice(rw.router_port.as_bytes());
     out.extend_from_slice(b"\r\nX-Request-Start: t=");
-    push_decimal(&mut out, ms);
+    rw.push_start(&mut out);
     out.extend_from_slice(b"\r\n");
     if !request_id {
         out.extend_from_slice(b"X-Request-ID: ");
-        fwd.ids.push_next(&mut out);
+        rw.ids.push_next(&mut out);
         out.extend_from_slice(b"\r\n");
     }
     if upgrade {
@@ -185,8 +227,6 @@ pub(crate) fn parse_request(buf: &[u8], fwd: &mut Forwarding) -> Result<Option<(
 /// What the router must know about a response it relays.
 #[derive(Debug)]
 pub(crate) struct Response {
-    /// The head to send to the client, already rewritten.
-    pub(crate) bytes: Vec<u8>,
     pub(crate) body: Body,
     /// A 1xx other than 101: relay it and keep waiting for the final response.
     pub(crate) interim: bool,
@@ -198,8 +238,14 @@ pub(crate) struct Response {
     pub(crate) client_keep_alive: bool,
 }
 
-/// Parses a response head at the start of `buf` for request `req`. `Ok(None)`: not complete.
-pub(crate) fn parse_response(buf: &[u8], req: &Request) -> Result<Option<(usize, Response)>, HeadError> {
+/// Parses a response head at the start of `buf` for request `req` and appends it, rewritten
+/// for the client, to `out` (the client's queue: no copy in between). `Ok(None)`: not
+/// complete, and nothing appended.
+pub(crate) fn parse_response(
+    buf: &[u8],
+    req: &Request,
+    out: &mut Vec<u8>,
+) -> Result<Option<(usize, Response)>, HeadError> {
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
     let parsed =
@@ -211,13 +257,14 @@ pub(crate) fn parse_response(buf: &[u8], req: &Request) -> Result<Option<(usize,
     };
     let code = res.code.unwrap_or(502);
     let reason = res.reason.unwrap_or("");
-    let conn = ConnectionTokens::of(res.headers);
+    let names = Names::of(res.headers);
+    let conn = ConnectionTokens::of(res.headers, &names);
     let switching = code == 101 && req.upgrade;
     let interim = (100..200).contains(&code) && !switching;
     let body = if interim || switching || req.is_head || code == 204 || code == 304 {
         Body::Length(0)
     } else {
-        match framing_of(res.headers)? {
+        match framing_of(res.headers, &names)? {
             Framing::Chunked => Body::chunked(),
             Framing::Length(n) => Body::Length(n),
             Framing::None | Framing::OtherEncoding => Body::UntilClose,
@@ -232,25 +279,25 @@ pub(crate) fn parse_response(buf: &[u8], req: &Request) -> Result<Option<(usize,
         upstream_persistent && !req.upstream_close && !switching && body != Body::UntilClose;
     let client_keep_alive = req.keep_alive && body != Body::UntilClose;
 
-    let mut out = Vec::with_capacity(len + 64);
+    out.reserve(len + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(&mut out, u64::from(code));
+    out.extend_from_slice(Decimal::of(u64::from(code)).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let chunked = matches!(body, Body::Chunked(_));
-    for h in res.headers.iter() {
-        if is_hop_by_hop(h.name) || conn.lists(h.name) {
-            if switching && h.name.eq_ignore_ascii_case("upgrade") {
-                copy_header(&mut out, h.name, h.value);
+    for (h, name) in names.of_headers(res.headers) {
+        if name.is_hop_by_hop() || conn.lists(h.name) {
+            if switching && name == Name::Upgrade {
+                copy_header(out, h.name, h.value);
             }
             continue;
         }
-        if chunked && h.name.eq_ignore_ascii_case("content-length") {
+        if chunked && name == Name::ContentLength {
             // As for requests: the client must not see a length that chunking overrides.
             continue;
         }
-        copy_header(&mut out, h.name, h.value);
+        copy_header(out, h.name, h.value);
     }
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -265,7 +312,6 @@ pub(crate) fn parse_response(buf: &[u8], req: &Request) -> Result<Option<(usize,
     Ok(Some((
         len,
         Response {
-            bytes: out,
             body,
             interim,
             switching,
@@ -304,14 +350,18 @@ pub(crate) fn error_response(code: u16, message: &str, keep_alive: bool, is_head
 }
 
 /// Unique `X-Request-ID`s, shaped like UUIDs as the platform's are.
-pub(crate) struct RequestIds {
-    seed: u64,
+struct RequestIds {
+    /// The last id; its first three groups, drawn from the seed, never change.
+    id: [u8; 36],
     counter: u64,
 }
 
+/// Where the hex digits of the counter go in an id: the last two groups.
+const COUNTER_DIGITS: [usize; 16] = [19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35];
+
 impl RequestIds {
     /// `worker` keeps two workers of one router from ever producing the same id.
-    pub(crate) fn new(worker: usize) -> RequestIds {
+    fn new(worker: usize) -> RequestIds {
         // RandomState is seeded from the OS once per process: enough to keep ids of two
         // shipway runs apart, without a dependency on a random-number crate.
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -322,8 +372,14 @@ impl RequestIds {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0),
         );
+        let seed = h.finish();
+        let mut id = [b'-'; 36];
+        let seed_digits = (0..8).chain(9..13).chain(14..18);
+        for (i, at) in seed_digits.enumerate() {
+            id[at] = hex_digit(seed >> (60 - 4 * i));
+        }
         RequestIds {
-            seed: h.finish(),
+            id,
             counter: (worker as u64) << 48,
         }
     }
@@ -331,33 +387,46 @@ impl RequestIds {
     /// Appends the next id, shaped `8-4-4-4-12` hex digits.
     fn push_next(&mut self, out: &mut Vec<u8>) {
         self.counter += 1;
-        let mut digits = [0u8; 32];
-        for (i, d) in digits.iter_mut().enumerate() {
-            let word = if i < 16 { self.seed } else { self.counter };
-            let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
-            *d = b"0123456789abcdef"[nibble as usize];
+        for (i, at) in COUNTER_DIGITS.into_iter().enumerate() {
+            self.id[at] = hex_digit(self.counter >> (60 - 4 * i));
         }
-        for (i, part) in [0..8, 8..12, 12..16, 16..20, 20..32].into_iter().enumerate() {
-            if i > 0 {
-                out.push(b'-');
-            }
-            out.extend_from_slice(&digits[part]);
-        }
+        out.extend_from_slice(&self.id);
     }
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// The hex digit of the low four bits of `word`.
+fn hex_digit(word: u64) -> u8 {
+    b"0123456789abcdef"[(word & 0xf) as usize]
+}
+
+/// A number's decimal digits, rendered without `format!` and its allocation.
+#[derive(Clone, Copy)]
+struct Decimal {
+    digits: [u8; 20],
+    start: u8,
+}
+
+impl Decimal {
+    fn of(mut n: u64) -> Decimal {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal {
+            digits,
+            start: i as u8,
         }
     }
-    out.extend_from_slice(&digits[i..]);
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[usize::from(self.start)..]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,24 +437,21 @@ enum Framing {
     OtherEncoding,
 }
 
-fn framing_of(headers: &[httparse::Header]) -> Result<Framing, HeadError> {
+fn framing_of(headers: &[httparse::Header], names: &Names) -> Result<Framing, HeadError> {
     let mut length: Option<u64> = None;
     let mut encoding: Option<&[u8]> = None;
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            encoding = Some(h.value);
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or(HeadError::ContentLength)?;
-            // Two different lengths is how request smuggling starts (RFC 9112 §6.3).
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::ContentLength);
+    for (h, name) in names.of_headers(headers) {
+        match name {
+            Name::TransferEncoding => encoding = Some(h.value),
+            Name::ContentLength => {
+                let n = content_length(h.value).ok_or(HeadError::ContentLength)?;
+                // Two different lengths is how request smuggling starts (RFC 9112 §6.3).
+                if length.is_some_and(|l| l != n) {
+                    return Err(HeadError::ContentLength);
+                }
+                length = Some(n);
             }
-            length = Some(n);
+            _ => {}
         }
     }
     if let Some(te) = encoding {
@@ -399,12 +465,88 @@ fn framing_of(headers: &[httparse::Header]) -> Result<Framing, HeadError> {
     Ok(length.map_or(Framing::None, Framing::Length))
 }
 
-fn is_hop_by_hop(name: &str) -> bool {
-    name.eq_ignore_ascii_case("connection")
-        || name.eq_ignore_ascii_case("keep-alive")
-        || name.eq_ignore_ascii_case("proxy-connection")
-        || name.eq_ignore_ascii_case("te")
-        || name.eq_ignore_ascii_case("upgrade")
+/// Digits only (RFC 9110 §8.6): no sign, no list, no overflow.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// The headers the router acts on. Each name is told once per message, mostly by its length
+/// alone, instead of being compared with every known name at every use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Connection,
+    KeepAlive,
+    ProxyConnection,
+    Te,
+    Upgrade,
+    TransferEncoding,
+    ContentLength,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedPort,
+    XRealIp,
+    XRequestStart,
+    XRequestId,
+    Expect,
+    Other,
+}
+
+impl Name {
+    fn of(name: &str) -> Name {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            2 if is("te") => Name::Te,
+            6 if is("expect") => Name::Expect,
+            7 if is("upgrade") => Name::Upgrade,
+            9 if is("x-real-ip") => Name::XRealIp,
+            10 if is("connection") => Name::Connection,
+            10 if is("keep-alive") => Name::KeepAlive,
+            12 if is("x-request-id") => Name::XRequestId,
+            14 if is("content-length") => Name::ContentLength,
+            15 if is("x-forwarded-for") => Name::XForwardedFor,
+            15 if is("x-request-start") => Name::XRequestStart,
+            16 if is("proxy-connection") => Name::ProxyConnection,
+            16 if is("x-forwarded-port") => Name::XForwardedPort,
+            17 if is("x-forwarded-proto") => Name::XForwardedProto,
+            17 if is("transfer-encoding") => Name::TransferEncoding,
+            _ => Name::Other,
+        }
+    }
+
+    /// RFC 9110 §7.6.1: meant for one hop only, never forwarded as is.
+    fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Name::Connection | Name::KeepAlive | Name::ProxyConnection | Name::Te | Name::Upgrade
+        )
+    }
+}
+
+/// The `Name` of each header of one message, in order.
+struct Names([Name; MAX_HEADERS]);
+
+impl Names {
+    fn of(headers: &[httparse::Header]) -> Names {
+        let mut names = [Name::Other; MAX_HEADERS];
+        for (name, h) in names.iter_mut().zip(headers) {
+            *name = Name::of(h.name);
+        }
+        Names(names)
+    }
+
+    fn of_headers<'h, 'b>(
+        &'h self,
+        headers: &'h [httparse::Header<'b>],
+    ) -> impl Iterator<Item = (&'h httparse::Header<'b>, Name)> + 'h {
+        headers.iter().zip(self.0.iter().copied())
+    }
 }
 
 /// The tokens of every `Connection` header of one message.
@@ -417,15 +559,15 @@ struct ConnectionTokens<'a> {
 }
 
 impl<'a> ConnectionTokens<'a> {
-    fn of(headers: &[httparse::Header<'a>]) -> ConnectionTokens<'a> {
+    fn of(headers: &[httparse::Header<'a>], names: &Names) -> ConnectionTokens<'a> {
         let mut tokens = ConnectionTokens {
             close: false,
             keep_alive: false,
             upgrade: false,
             others: Vec::new(),
         };
-        for h in headers {
-            if !h.name.eq_ignore_ascii_case("connection") {
+        for (h, name) in names.of_headers(headers) {
+            if name != Name::Connection {
                 continue;
             }
             for token in h.value.split(|&b| b == b',') {
@@ -468,13 +610,10 @@ mod tests {
     use super::*;
 
     fn rewrite(raw: &str) -> Request {
-        let mut ids = RequestIds::new(0);
-        let mut fwd = Forwarding {
-            client_ip: "10.0.0.7",
-            router_port: "8080",
-            ids: &mut ids,
-        };
-        let (len, req) = parse_request(raw.as_bytes(), &mut fwd).unwrap().unwrap();
+        let mut rw = Rewriter::new(0, "8080");
+        let (len, req) = parse_request(raw.as_bytes(), "10.0.0.7", &mut rw)
+            .unwrap()
+            .unwrap();
         assert_eq!(len, raw.len());
         req
     }
@@ -498,15 +637,10 @@ mod tests {
 
     #[test]
     fn conflicting_lengths_are_refused_and_chunked_beats_length() {
-        let mut ids = RequestIds::new(0);
-        let mut fwd = Forwarding {
-            client_ip: "127.0.0.1",
-            router_port: "1",
-            ids: &mut ids,
-        };
+        let mut rw = Rewriter::new(0, "1");
         let bad = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert!(matches!(
-            parse_request(bad, &mut fwd),
+            parse_request(bad, "127.0.0.1", &mut rw),
             Err(HeadError::ContentLength)
         ));
         let req = rewrite("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -515,27 +649,47 @@ mod tests {
     }
 
     #[test]
+    fn content_length_is_digits_only() {
+        assert_eq!(content_length(b"0"), Some(0));
+        assert_eq!(content_length(b" 42 "), Some(42));
+        assert_eq!(content_length(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b"5,5",
+            b"0x10",
+            b"1 2",
+            b"18446744073709551616",
+        ] {
+            assert_eq!(content_length(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
     fn response_without_length_closes_the_client() {
         let req = rewrite("GET / HTTP/1.1\r\n\r\n");
-        let (_, res) = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &req).unwrap().unwrap();
+        let mut out = Vec::new();
+        let (_, res) = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &req, &mut out)
+            .unwrap()
+            .unwrap();
         assert_eq!(res.body, Body::UntilClose);
         assert!(!res.client_keep_alive && !res.upstream_reusable);
-        assert!(String::from_utf8(res.bytes)
-            .unwrap()
-            .contains("Connection: close"));
+        assert!(String::from_utf8(out).unwrap().contains("Connection: close"));
     }
 
     #[test]
     fn response_to_head_has_no_body_and_chunked_drops_length() {
         let head = rewrite("HEAD / HTTP/1.1\r\n\r\n");
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let (_, res) = parse_response(raw, &head).unwrap().unwrap();
+        let (_, res) = parse_response(raw, &head, &mut Vec::new()).unwrap().unwrap();
         assert!(res.body.is_done() && res.client_keep_alive && res.upstream_reusable);
         let get = rewrite("GET / HTTP/1.1\r\n\r\n");
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let (_, res) = parse_response(raw, &get).unwrap().unwrap();
+        let mut out = Vec::new();
+        let (_, res) = parse_response(raw, &get, &mut out).unwrap().unwrap();
         assert_eq!(res.body, Body::chunked());
-        assert!(!String::from_utf8(res.bytes).unwrap().contains("Content-Length"));
+        assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
     }
 
     #[test]
@@ -547,14 +701,17 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(a.iter().filter(|&&c| c == b'-').count(), 4);
+        let groups: Vec<usize> = a.split(|&c| c == b'-').map(<[u8]>::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert!(a.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'));
+        // Same seed groups, counter in the last two.
+        assert_eq!(a[..19], b[..19]);
     }
 
     #[test]
     fn decimals() {
-        let mut out = Vec::new();
-        push_decimal(&mut out, 0);
-        out.push(b' ');
-        push_decimal(&mut out, 1_732_000_000_123);
-        assert_eq!(out, b"0 1732000000123");
+        assert_eq!(Decimal::of(0).as_bytes(), b"0");
+        assert_eq!(Decimal::of(1_732_000_000_123).as_bytes(), b"1732000000123");
+        assert_eq!(Decimal::of(u64::MAX).as_bytes(), u64::MAX.to_string().as_bytes());
     }
 }

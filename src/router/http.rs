@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::body::Body;
 use super::buf::Buf;
-use super::head::{self, Forwarding, HeadError, Request};
+use super::head::{self, HeadError, Request};
 use super::tunnel::{read_some, Tunnel};
 use super::upstream::{self, Attempts, Dial, Upstream};
 use super::worker::{Ctx, Readiness, Verdict};
@@ -233,12 +233,7 @@ impl HttpConn {
     fn next_request(&mut self, ctx: &mut Ctx) -> Step {
         self.check_idle_upstream(ctx);
         if !self.cin.is_empty() {
-            let mut fwd = Forwarding {
-                client_ip: &self.client_ip,
-                router_port: ctx.router_port,
-                ids: &mut *ctx.ids,
-            };
-            match head::parse_request(self.cin.as_slice(), &mut fwd) {
+            match head::parse_request(self.cin.as_slice(), &self.client_ip, ctx.rewriter) {
                 Ok(Some((len, req))) => {
                     self.cin.consume(len);
                     self.begin(req, ctx);
@@ -369,8 +364,9 @@ impl HttpConn {
         ex.upstream_reusable = false;
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, ctx: &mut Ctx) {
         let Some(ex) = self.ex.take() else { return };
+        ctx.rewriter.recycle(ex.req.bytes);
         if !ex.upstream_reusable || !self.uin.is_empty() {
             self.drop_upstream();
         }
@@ -418,7 +414,7 @@ impl HttpConn {
             return Step::Wait;
         };
         if ex.req.body.is_done() || !ex.client_keep_alive {
-            self.finish();
+            self.finish(ctx);
             return Step::Progress;
         }
         if !self.cin.is_empty() {
@@ -426,7 +422,7 @@ impl HttpConn {
                 Ok(n) => self.cin.consume(n),
                 Err(_) => {
                     ex.client_keep_alive = false;
-                    self.finish();
+                    self.finish(ctx);
                 }
             }
             return Step::Progress;
@@ -503,30 +499,31 @@ impl HttpConn {
             let mut need_bytes = self.uin.is_empty();
             if !self.uin.is_empty() {
                 match &mut ex.resp {
-                    Resp::Head => match head::parse_response(self.uin.as_slice(), &ex.req) {
-                        Ok(None) => need_bytes = true,
-                        Ok(Some((len, res))) => {
-                            self.uin.consume(len);
-                            self.cout.extend(&res.bytes);
-                            progress = true;
-                            if res.switching {
-                                return Step::Upgrade;
+                    Resp::Head => {
+                        match head::parse_response(self.uin.as_slice(), &ex.req, self.cout.for_append()) {
+                            Ok(None) => need_bytes = true,
+                            Ok(Some((len, res))) => {
+                                self.uin.consume(len);
+                                progress = true;
+                                if res.switching {
+                                    return Step::Upgrade;
+                                }
+                                if !res.interim {
+                                    ex.upstream_reusable = res.upstream_reusable;
+                                    ex.client_keep_alive = res.client_keep_alive;
+                                    ex.resp = if res.body.is_done() {
+                                        Resp::Done
+                                    } else {
+                                        Resp::Body(res.body)
+                                    };
+                                }
                             }
-                            if !res.interim {
-                                ex.upstream_reusable = res.upstream_reusable;
-                                ex.client_keep_alive = res.client_keep_alive;
-                                ex.resp = if res.body.is_done() {
-                                    Resp::Done
-                                } else {
-                                    Resp::Body(res.body)
-                                };
+                            Err(_) => {
+                                self.answer(502, BAD_RESPONSE);
+                                return Step::Progress;
                             }
                         }
-                        Err(_) => {
-                            self.answer(502, BAD_RESPONSE);
-                            return Step::Progress;
-                        }
-                    },
+                    }
                     Resp::Body(body) => {
                         let Ok(n) = body.advance(self.uin.as_slice()) else {
                             // Chunking broken midway: the client must not mistake a partial
@@ -563,7 +560,7 @@ impl HttpConn {
                 ex.client_keep_alive = false;
                 ex.upstream_reusable = false;
             }
-            self.finish();
+            self.finish(ctx);
             return Step::Progress;
         }
         if progress {
@@ -588,13 +585,13 @@ impl HttpConn {
                 ex.resp = Resp::Done;
                 ex.upstream_reusable = false;
                 ex.client_keep_alive = false;
-                self.finish();
+                self.finish(ctx);
                 Step::Progress
             }
             // Truncated: closing is the only way left to tell the client.
             Resp::Body(_) => Step::Close,
             Resp::Done => {
-                self.finish();
+                self.finish(ctx);
                 Step::Progress
             }
         }

@@ -491,6 +491,23 @@ fn upstream_sees_the_platform_headers() {
 }
 
 #[test]
+fn an_ipv6_client_is_forwarded_with_its_address() {
+    // The worker reads the peer address that `accept4` wrote, family by family.
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here: nothing to check");
+        return;
+    };
+    let backend = Backend::start("web-1");
+    let router = Router::start(listener, Protocol::Http, RouterConfig::default()).unwrap();
+    router.switch(vec![backend.addr]);
+    let res = fetch(router.local_addr(), &get("/headers")).unwrap();
+    let seen = Head::parse(&res.text());
+    assert_eq!(seen.header("x-real-ip"), Some("::1"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("::1"));
+    router.shutdown();
+}
+
+#[test]
 fn round_robins_between_two_upstreams() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let router = http_router();
