@@ -52,41 +52,57 @@ fn history(home: &Path, app: &str) -> Vec<Record> {
     records
 }
 
-/// One GET on a kept-alive connection; the body, or None on any failure.
-fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> Option<String> {
+/// One GET on a kept-alive connection: the body, or what went wrong.
+fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> Result<String, String> {
     if conn.is_none() {
-        let s = TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
         *conn = Some(BufReader::new(s));
     }
-    let reader = conn.as_mut()?;
+    let reader = conn.as_mut().ok_or("no connection")?;
     let result = (|| {
         reader
             .get_mut()
             .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .ok()?;
+            .map_err(|e| format!("write: {e}"))?;
         let mut status = String::new();
-        if reader.read_line(&mut status).ok()? == 0 || !status.contains(" 200 ") {
-            return None;
+        if reader
+            .read_line(&mut status)
+            .map_err(|e| format!("read status: {e}"))?
+            == 0
+        {
+            return Err("connection closed before the status line".to_string());
         }
         let mut length = 0;
         loop {
             let mut line = String::new();
-            if reader.read_line(&mut line).ok()? == 0 {
-                return None;
+            if reader
+                .read_line(&mut line)
+                .map_err(|e| format!("read head: {e}"))?
+                == 0
+            {
+                return Err("connection closed in the head".to_string());
             }
             if line == "\r\n" {
                 break;
             }
             if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().ok()?;
+                length = v.trim().parse().map_err(|_| "bad content-length".to_string())?;
             }
         }
         let mut body = vec![0; length];
-        reader.read_exact(&mut body).ok()?;
-        String::from_utf8(body).ok()
+        reader
+            .read_exact(&mut body)
+            .map_err(|e| format!("read body: {e}"))?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if status.contains(" 200 ") {
+            Ok(body)
+        } else {
+            Err(format!("{} {}", status.trim(), body.trim()))
+        }
     })();
-    if result.is_none() {
+    if result.is_err() {
         *conn = None;
     }
     result
@@ -112,19 +128,25 @@ fn soak_twenty_deploys_under_load_lose_nothing_and_serve_only_current_releases()
                 let body = if keep_alive {
                     keep_alive_get(&addr, &mut conn)
                 } else {
-                    get(&addr, "/").ok().filter(|(s, _)| *s == 200).map(|(_, b)| b)
+                    match get(&addr, "/") {
+                        Ok((200, b)) => Ok(b),
+                        Ok((s, b)) => Err(format!("{s} {}", b.trim())),
+                        Err(e) => Err(format!("new connection: {e}")),
+                    }
                 };
                 let t1 = now_ms();
-                let version = body
-                    .as_deref()
-                    .and_then(|b| b.split_whitespace().find_map(|w| w.strip_prefix("version=")))
-                    .and_then(|v| v.parse::<u64>().ok());
+                let version = body.and_then(|b| {
+                    b.split_whitespace()
+                        .find_map(|w| w.strip_prefix("version="))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .ok_or(format!("no version in {b:?}"))
+                });
                 match version {
-                    Some(v) => seen.lock().unwrap().push((v, t0, t1)),
-                    None => failures
+                    Ok(v) => seen.lock().unwrap().push((v, t0, t1)),
+                    Err(e) => failures
                         .lock()
                         .unwrap()
-                        .push(format!("{body:?} keep_alive={keep_alive}")),
+                        .push(format!("{e} (keep_alive={keep_alive}, at {t0})")),
                 }
             }
         }));
