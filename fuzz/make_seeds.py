@@ -95,6 +95,8 @@ archives = {
     "parent": [("app", "dir", None), ("app/../../escape", "file", "x")],
     "absolute": [("/tmp/escape", "file", "x")],
     "link-out": [("app", "dir", None), ("app/up", "sym", ".."), ("app/up2", "sym", "../.."), ("app/up/x", "file", "x")],
+    # The first finding: inside the archive, but `..` from the top folder is not the app.
+    "link-to-parent": [("app", "dir", None), ("app/up", "sym", "..")],
     "link-chain": [("app", "dir", None), ("app/a", "sym", "b/.."), ("app/b", "sym", "."), ("app/c", "sym", "a/../..")],
     "link-then-file": [("app", "dir", None), ("app/d", "sym", "/tmp"), ("app/d/x", "file", "x")],
     "hard-out": [("app", "dir", None), ("app/h", "hard", "../outside/sentinel"), ("app/h2", "hard", "/etc/passwd")],
