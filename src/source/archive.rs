@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
-use super::copy::set_dir_mode;
+use super::copy::{set_dir_mode, walk_error};
 use super::staging::Staging;
 use super::SourceError;
 
@@ -40,8 +40,12 @@ pub struct ArchiveStats {
 pub fn extract_tar_gz(archive: &Path, dest: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
     let staging = Staging::beside(dest)?;
     let unpacked = staging.path().join("unpacked");
+    let label = archive.display().to_string();
     let stats = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
-    let top = single_top_folder(&unpacked, &archive.display().to_string())?;
+    let top = single_top_folder(&unpacked, &label)?;
+    if stats.symlinks > 0 {
+        check_links_stay_inside(&unpacked, &top, &label)?;
+    }
     staging.finish(&top)?;
     Ok(stats)
 }
@@ -128,10 +132,79 @@ pub(crate) fn unpack_tar<R: Read>(
     }
     // Checked once the whole tree exists: a link that stays inside on its own can lead out
     // through another link extracted later.
-    for (link, target) in std::mem::take(&mut unpacker.links) {
-        unpacker.check_link_stays_inside(&link, &target)?;
+    for (link, target) in &unpacker.links {
+        check_link_stays_inside(into, label, &link.display().to_string(), link, target)?;
     }
     Ok(unpacker.stats)
+}
+
+/// Checks the symbolic links under `app`, a folder of the tree extracted into `unpacked`
+/// that alone becomes the app (the archive's single top folder, or PROJECT_DIR in it).
+/// `unpack_tar` only knows the whole tree, and a link that stays inside the tree can still
+/// lead out of `app`: `app/up -> ..` names the extraction folder, which is not shipped.
+pub(crate) fn check_links_stay_inside(unpacked: &Path, app: &Path, label: &str) -> Result<(), SourceError> {
+    for entry in walkdir::WalkDir::new(app).min_depth(1) {
+        let entry = entry.map_err(|e| walk_error(app, e))?;
+        if !entry.path_is_symlink() {
+            continue;
+        }
+        let target =
+            fs::read_link(entry.path()).map_err(|e| SourceError::io("read the link", entry.path(), e))?;
+        let link = entry.path().strip_prefix(app).unwrap_or(entry.path());
+        // Named as in the archive, top folder included.
+        let name = entry.path().strip_prefix(unpacked).unwrap_or(link);
+        check_link_stays_inside(app, label, &name.display().to_string(), link, &target)?;
+    }
+    Ok(())
+}
+
+/// Follows `target` from the folder holding `link` (relative to `root`) the way the kernel
+/// would, through the links under `root`, and refuses it if it ever rises above `root`.
+/// `name` is the link's name in messages.
+fn check_link_stays_inside(
+    root: &Path,
+    label: &str,
+    name: &str,
+    link: &Path,
+    target: &Path,
+) -> Result<(), SourceError> {
+    let outside = || link_outside(label, name, target, "symbolic");
+    let mut at: Vec<OsString> = link
+        .parent()
+        .map(|p| p.iter().map(|c| c.to_os_string()).collect())
+        .unwrap_or_default();
+    // `..` stands for a parent step: a normal component can never be named so.
+    let mut queue: VecDeque<OsString> = steps(target).ok_or_else(outside)?.into();
+    let mut hops = 0;
+    while let Some(part) = queue.pop_front() {
+        if part == ".." {
+            if at.pop().is_none() {
+                return Err(outside());
+            }
+            continue;
+        }
+        at.push(part);
+        let here: PathBuf = at.iter().collect();
+        let Ok(meta) = fs::symlink_metadata(root.join(&here)) else {
+            // Nothing there: what follows is resolved by name alone, and no later
+            // component can be a link since none exists below a missing folder.
+            continue;
+        };
+        if !meta.is_symlink() {
+            continue;
+        }
+        hops += 1;
+        if hops > MAX_LINK_HOPS {
+            return Err(outside());
+        }
+        let next = fs::read_link(root.join(&here))
+            .map_err(|e| SourceError::io("read the link", root.join(&here), e))?;
+        at.pop();
+        for part in steps(&next).ok_or_else(outside)?.into_iter().rev() {
+            queue.push_front(part);
+        }
+    }
+    Ok(())
 }
 
 struct Unpacker<'a> {
@@ -377,56 +450,8 @@ impl Unpacker<'_> {
         }
     }
 
-    /// Follows `target` from the folder holding `link` the way the kernel would, through
-    /// the links extracted here, and refuses it if it ever rises above the root.
-    fn check_link_stays_inside(&self, link: &Path, target: &Path) -> Result<(), SourceError> {
-        let name = link.display().to_string();
-        let outside = || self.link_outside(&name, target, "symbolic");
-        let mut at: Vec<OsString> = link
-            .parent()
-            .map(|p| p.iter().map(|c| c.to_os_string()).collect())
-            .unwrap_or_default();
-        // `..` stands for a parent step: a normal component can never be named so.
-        let mut queue: VecDeque<OsString> = steps(target).ok_or_else(outside)?.into();
-        let mut hops = 0;
-        while let Some(part) = queue.pop_front() {
-            if part == ".." {
-                if at.pop().is_none() {
-                    return Err(outside());
-                }
-                continue;
-            }
-            at.push(part);
-            let here: PathBuf = at.iter().collect();
-            let Ok(meta) = fs::symlink_metadata(self.into.join(&here)) else {
-                // Nothing there: what follows is resolved by name alone, and no later
-                // component can be a link since none exists below a missing folder.
-                continue;
-            };
-            if !meta.is_symlink() {
-                continue;
-            }
-            hops += 1;
-            if hops > MAX_LINK_HOPS {
-                return Err(outside());
-            }
-            let next = fs::read_link(self.into.join(&here))
-                .map_err(|e| SourceError::io("read the link", self.into.join(&here), e))?;
-            at.pop();
-            for part in steps(&next).ok_or_else(outside)?.into_iter().rev() {
-                queue.push_front(part);
-            }
-        }
-        Ok(())
-    }
-
     fn link_outside(&self, name: &str, target: &Path, kind: &'static str) -> SourceError {
-        SourceError::ArchiveLinkOutside {
-            archive: self.label.into(),
-            entry: name.into(),
-            target: target.display().to_string(),
-            kind,
-        }
+        link_outside(self.label, name, target, kind)
     }
 
     fn corrupt(&self, source: io::Error) -> SourceError {
@@ -446,6 +471,15 @@ fn steps(target: &Path) -> Option<Vec<OsString>> {
         }
     }
     Some(steps)
+}
+
+fn link_outside(label: &str, name: &str, target: &Path, kind: &'static str) -> SourceError {
+    SourceError::ArchiveLinkOutside {
+        archive: label.into(),
+        entry: name.into(),
+        target: target.display().to_string(),
+        kind,
+    }
 }
 
 fn corrupt(label: &str, source: io::Error) -> SourceError {
@@ -699,13 +733,44 @@ mod tests {
         assert!(
             matches!(case.refused(), SourceError::ArchiveLinkOutside { ref entry, .. } if entry == "app/y")
         );
-        // The same links without the last step stay inside and are kept.
+        // One step less is still out: `d/l/..` is the folder holding `app`, not shipped.
         let case = Case::new(&[
             dir("app/d/"),
             link(EntryType::Symlink, "app/d/l", ".."),
             link(EntryType::Symlink, "app/y", "d/l/.."),
         ]);
+        assert!(
+            matches!(case.refused(), SourceError::ArchiveLinkOutside { ref entry, .. } if entry == "app/y")
+        );
+        // Back down into the app through the same link: kept.
+        let case = Case::new(&[
+            dir("app/d/"),
+            link(EntryType::Symlink, "app/d/l", ".."),
+            link(EntryType::Symlink, "app/y", "d/l/d"),
+        ]);
         case.extract(ARCHIVE_LIMIT_BYTES).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_link_to_the_folder_above_the_top_one() {
+        // Found by `cargo fuzz run archive`: the check followed links within the whole
+        // extracted tree, but only the top folder becomes the app, so `app/up -> ..`
+        // passed and pointed at the destination's parent.
+        let specs = || vec![dir("app/"), link(EntryType::Symlink, "app/up", "..")];
+        let case = Case::new(&specs());
+        let error = case.refused();
+        assert!(
+            matches!(error, SourceError::ArchiveLinkOutside { ref entry, ref target, .. }
+                if entry == "app/up" && target == ".."),
+            "{error}"
+        );
+        // Kept as it is, the archive's root is the destination and `..` is inside it.
+        let case = Case::new(&specs());
+        unpack_tar_gz(&case.archive(), &case.dest(), ARCHIVE_LIMIT_BYTES).unwrap();
+        assert_eq!(
+            fs::read_link(case.dest().join("app/up")).unwrap(),
+            Path::new("..")
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ fn prepare_destination(to: &Path) -> Result<bool, SourceError> {
     }
 }
 
-fn walk_error(fallback: &Path, error: walkdir::Error) -> SourceError {
+pub(crate) fn walk_error(fallback: &Path, error: walkdir::Error) -> SourceError {
     let path = error.path().unwrap_or(fallback).to_path_buf();
     let source = error
         .into_io_error()

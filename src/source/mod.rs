@@ -32,7 +32,7 @@ pub use copy::{copy_tree, CopyStats};
 pub use error::SourceError;
 pub use pack::{pack_tar_gz, PackStats};
 
-use archive::{single_top_folder, unpack_tar_gz_into};
+use archive::{check_links_stay_inside, single_top_folder, unpack_tar_gz_into};
 use copy::{copy_tree_excluding, create_parents, in_parallel, Exclude};
 use staging::Staging;
 
@@ -94,7 +94,9 @@ pub fn intake(
     // Folders and work trees were taken from the subfolder directly; extracted trees are
     // whole and the subfolder is picked now.
     if let (Some(project_dir), false) = (&project_dir, taken.picked) {
-        taken.built = pick_project_dir(&taken.built, project_dir, &taken.description)?;
+        let whole = taken.built;
+        taken.built = pick_project_dir(&whole, project_dir, &taken.description)?;
+        check_links_stay_inside(&whole, &taken.built, &taken.description)?;
         (taken.files, taken.bytes) = count_files(&taken.built)?;
     }
     if let Some(project_dir) = &project_dir {
@@ -318,8 +320,12 @@ fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, 
 
 fn take_archive(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
     let unpacked = staging.path().join("unpacked");
+    let label = input.display().to_string();
     let stats = unpack_tar_gz_into(input, &unpacked, ARCHIVE_LIMIT_BYTES)?;
-    let built = single_top_folder(&unpacked, &input.display().to_string())?;
+    let built = single_top_folder(&unpacked, &label)?;
+    if stats.symlinks > 0 {
+        check_links_stay_inside(&unpacked, &built, &label)?;
+    }
     let top = built.file_name().unwrap_or_default().to_string_lossy();
     Ok(Taken {
         description: format!("archive {} (folder {top}/)", input.display()),

@@ -345,6 +345,33 @@ fn archive_with_one_top_folder_and_project_dir() {
 }
 
 #[test]
+fn archive_link_leading_out_of_the_app_folder_is_refused() {
+    // Inside the archive, but not inside what becomes the app: the top folder, or the
+    // PROJECT_DIR subfolder of it (the fuzz target `archive` found the first).
+    for (name, target, project_dir, entry) in [
+        ("mono/up", "..", None, "mono/up"),
+        ("mono/api/lib", "../lib", Some("api"), "api/lib"),
+    ] {
+        let s = Scratch::new();
+        let path = s.src().join("app.tar.gz");
+        let gz = flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        builder.append_link(&mut header, name, target).unwrap();
+        builder.into_inner().unwrap().finish().unwrap();
+        let error = intake(&path, None, project_dir, &s.dest()).unwrap_err();
+        assert!(
+            matches!(error, SourceError::ArchiveLinkOutside { entry: ref e, .. } if e == entry),
+            "{error}"
+        );
+        s.assert_nothing_written();
+    }
+}
+
+#[test]
 fn archive_with_two_top_entries_is_refused() {
     let s = Scratch::new();
     let path = archive(&s, &[("app/index.php", "<?php"), ("notes.txt", "x")]);

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Seeds fuzz/corpus/<target>/ (libFuzzer's corpus, not committed) from the fixtures and
+from hand-made hostile cases, as files named seed-*; what libFuzzer adds stays beside them.
+
+Run from anywhere: python3 fuzz/make_seeds.py. The archive seeds start with the
+mode byte fuzz_targets/archive.rs reads (bit 0: the rest is a plain tar to gzip; bit 1:
+extract_tar_gz rather than unpack_tar_gz).
+"""
+import gzip
+import io
+import pathlib
+import tarfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "fuzz" / "corpus"
+
+
+def put(target, name, data):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"seed-{name}").write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+for p in sorted(ROOT.glob("fixtures/apps/*/Procfile")):
+    put("procfile", f"fixture-{p.parent.name}", p.read_bytes())
+put("procfile", "crlf-comments", "# app\r\nweb: python app.py --port $PORT\r\n\nworker:  sidekiq \n")
+put("procfile", "errors", "web: a\nweb: b\nweb-1: c\nrelease:\nno colon\n")
+
+for p in sorted(ROOT.glob("buildpacks/*/bin/release")):
+    text = p.read_text()
+    if "<<'YAML'" in text:
+        put("release_yaml", f"bundled-{p.parent.parent.name}", text.split("<<'YAML'\n", 1)[1].split("YAML\n", 1)[0])
+for name, text in {
+    "empty-map": "--- {}\n",
+    "dashes": "---\n",
+    "full": "---\naddons:\n  - heroku-postgresql:hobby-dev\nconfig_vars:\n  JAVA_OPTS: -Xmx300m\n  N: 3\ndefault_process_types:\n  web: npm start\n",
+    "anchors": "a: &a [x, y]\nb: *a\nconfig_vars: {K: *a}\n",
+    "flow": "{addons: [a, 1, true, ~], config_vars: {? [k] : v}}\n",
+    "tags": "!!map {default_process_types: !!str web}\n",
+    "multi-doc": "---\na: 1\n---\nb: 2\n",
+    "block-scalars": "default_process_types:\n  web: |\n    line1\n    line2\n  worker: >-\n    folded\n",
+}.items():
+    put("release_yaml", name, text)
+
+for name, text in {
+    "dotenv": "# c\nexport A=1\nB='two words'\nC=\"line\\nnext\"\nD=plain # note\nE=\n",
+    "bad": "A=1\nnot a pair\n_X=1\nexport  Y = \"unterminated\n",
+    "pair": "DATABASE_URL=postgres://u:p@h/db?x=1",
+    "escapes": "A=\"\\\\\\\"\\n\\\"\"\nB='it''s'\r\n",
+}.items():
+    put("env_file", name, text)
+
+for name, text in {
+    "two": "https://github.com/heroku/heroku-buildpack-nodejs\nhttps://github.com/Scalingo/python-buildpack#v1\n",
+    "local": "# comment\n\r\n./buildpacks/nodejs\nfile:///srv/bp.git#main\n/abs/bp.tgz\n",
+    "only-comments": "# nothing\n\n   \n",
+}.items():
+    put("buildpacks_file", name, text)
+
+put("slugignore", "fixture", (ROOT / "fixtures/apps/slugignore/.slugignore").read_bytes())
+for name, text in {
+    "globs": "**/*.log\n!keep.txt\nsub/**\n/deep/a/\n*\n",
+    "escapes": "\\#not-comment\n\\!bang\n[a-z]*.txt\n{a,b}.log\n",
+    "links": "out\nsentinel.log\nsub/dir\n../outside\n/../outside/sentinel\n",
+}.items():
+    put("slugignore", name, text)
+
+
+def tar_bytes(members, fmt=tarfile.GNU_FORMAT):
+    """members: (name, kind, payload) with kind file/dir/sym/hard/fifo/chr."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o755 if kind == "dir" else 0o644
+            data = None
+            if kind == "file":
+                data = payload.encode()
+                info.size = len(data)
+            else:
+                info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
+                             "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE}[kind]
+                if kind in ("sym", "hard"):
+                    info.linkname = payload
+            t.addfile(info, io.BytesIO(data) if data is not None else None)
+    raw = buf.getvalue().rstrip(b"\0")
+    # Keep the two end-of-archive blocks, drop the padding to tar's 10 KiB record.
+    return raw + b"\0" * (-len(raw) % 512) + b"\0" * 1024
+
+
+archives = {
+    "app": [("app", "dir", None), ("app/Procfile", "file", "web: ./run\n"), ("app/bin", "dir", None),
+            ("app/bin/run", "file", "#!/bin/sh\n"), ("app/link", "sym", "bin/run"), ("app/hard", "hard", "app/Procfile")],
+    "dot-root": [(".", "dir", None), ("./app", "dir", None), ("./app/a", "file", "a")],
+    "parent": [("app", "dir", None), ("app/../../escape", "file", "x")],
+    "absolute": [("/tmp/escape", "file", "x")],
+    "link-out": [("app", "dir", None), ("app/up", "sym", ".."), ("app/up2", "sym", "../.."), ("app/up/x", "file", "x")],
+    # The first finding: inside the archive, but `..` from the top folder is not the app.
+    "link-to-parent": [("app", "dir", None), ("app/up", "sym", "..")],
+    "link-chain": [("app", "dir", None), ("app/a", "sym", "b/.."), ("app/b", "sym", "."), ("app/c", "sym", "a/../..")],
+    "link-then-file": [("app", "dir", None), ("app/d", "sym", "/tmp"), ("app/d/x", "file", "x")],
+    "hard-out": [("app", "dir", None), ("app/h", "hard", "../outside/sentinel"), ("app/h2", "hard", "/etc/passwd")],
+    "special": [("app", "dir", None), ("app/fifo", "fifo", None), ("app/dev", "chr", None)],
+    "replace": [("app", "dir", None), ("app/x", "file", "1"), ("app/x", "sym", "y"), ("app/x", "file", "2"), ("app/x", "dir", None)],
+    "long-names": [("app", "dir", None), ("app/" + "n" * 200, "file", "x"), ("app/" + "d" * 120 + "/" + "f" * 120, "file", "y")],
+}
+for name, members in archives.items():
+    fmt = tarfile.PAX_FORMAT if name == "long-names" else tarfile.GNU_FORMAT
+    tar = tar_bytes(members, fmt)
+    put("archive", f"{name}-tar-extract", b"\x03" + tar)
+    put("archive", f"{name}-tar-unpack", b"\x01" + tar)
+    put("archive", f"{name}-gz-extract", b"\x02" + gzip.compress(tar, mtime=0))
+big = tar_bytes([("app", "dir", None), ("app/big", "file", "z" * 70000)])
+put("archive", "over-limit-gz", b"\x02" + gzip.compress(big, mtime=0))
