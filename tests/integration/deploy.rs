@@ -446,33 +446,7 @@ fn ctrl_c_aborts_the_deployment_and_stops_what_it_started() {
     let env = Env::new();
     let good = env.app_as("python", "good");
     let addr = url_of(&env.deploy(&good, "abort", &[]).ok());
-    let pids_file = env.work.path().join("hang.pids");
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("compile-hangs").display());
-    let pf = format!("PIDS_FILE={}", pids_file.display());
-    let child = env
-        .command(&[
-            "deploy",
-            good.to_str().unwrap(),
-            "-a",
-            "abort",
-            "--env",
-            &bp,
-            "--env",
-            &pf,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "compile to start", || {
-        std::fs::read_to_string(&pids_file)
-            .map(|t| t.lines().count() == 2)
-            .unwrap_or(false)
-    });
-    let compile_pids: Vec<i32> = std::fs::read_to_string(&pids_file)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let (child, compile_pids) = start_hanging_deploy(&env, &good, "abort");
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

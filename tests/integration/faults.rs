@@ -437,33 +437,7 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
 fn down_during_a_deployment_aborts_it_and_stops_promptly() {
     let env = Env::new();
     let app = env.app("python");
-    let pids_file = env.work.path().join("hang.pids");
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("compile-hangs").display());
-    let pf = format!("PIDS_FILE={}", pids_file.display());
-    let deploy = env
-        .command(&[
-            "deploy",
-            app.to_str().unwrap(),
-            "-a",
-            "stuck",
-            "--env",
-            &bp,
-            "--env",
-            &pf,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "compile to start", || {
-        std::fs::read_to_string(&pids_file)
-            .map(|t| t.lines().count() == 2)
-            .unwrap_or(false)
-    });
-    let compile: Vec<i32> = std::fs::read_to_string(&pids_file)
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let (deploy, compile) = start_hanging_deploy(&env, &app, "stuck");
     let started = std::time::Instant::now();
     env.run(&["down"]).ok().has("Stopped");
     assert!(

@@ -251,3 +251,34 @@ pub fn pids_in(dir: &Path) -> Vec<i32> {
     }
     pids
 }
+
+/// Start `shipway deploy` of `dir` as `app` with the `compile-hangs` buildpack and wait
+/// until its compile runs: the deploy process, and the compile's pids (script and child).
+pub fn start_hanging_deploy(env: &Env, dir: &Path, app: &str) -> (std::process::Child, Vec<i32>) {
+    let pids_file = env.work.path().join(format!("{app}-hang.pids"));
+    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("compile-hangs").display());
+    let pf = format!("PIDS_FILE={}", pids_file.display());
+    let child = env
+        .command(&[
+            "deploy",
+            dir.to_str().unwrap(),
+            "-a",
+            app,
+            "--env",
+            &bp,
+            "--env",
+            &pf,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = || -> Vec<i32> {
+        std::fs::read_to_string(&pids_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    eventually(Duration::from_secs(20), "compile to start", || read().len() == 2);
+    (child, read())
+}
