@@ -325,27 +325,7 @@ impl Platform {
                     source,
                 };
                 let result = self.deploy(&app, what, &mut writer, &cancel);
-                let done = match result {
-                    Ok((status, url)) => Event::Done {
-                        status: Some(status),
-                        code: status.exit_code(),
-                        url,
-                    },
-                    Err(e) => {
-                        let _ = protocol::write(
-                            &mut writer,
-                            &Event::Error {
-                                message: e.to_string(),
-                            },
-                        );
-                        Event::Done {
-                            status: None,
-                            code: e.exit_code(),
-                            url: None,
-                        }
-                    }
-                };
-                let _ = protocol::write(&mut writer, &done);
+                self.finish(&mut writer, result);
             }
         }
     }
@@ -367,12 +347,12 @@ impl Platform {
     }
 
     /// The last event of a request: its status and exit code, or the error.
-    fn finish(&self, client: &mut UnixStream, result: Result<Status, Error>) {
-        let done = match result {
-            Ok(status) => Event::Done {
+    fn finish(&self, client: &mut UnixStream, result: Result<impl Into<Finished>, Error>) {
+        let done = match result.map(Into::into) {
+            Ok(Finished(status, url)) => Event::Done {
                 status: Some(status),
                 code: status.exit_code(),
-                url: None,
+                url,
             },
             Err(e) => {
                 let _ = protocol::write(
@@ -768,6 +748,21 @@ fn bind_port(wanted: Option<u16>, avoid: Option<u16>) -> Result<(TcpListener, u1
     Err(Error::Platform {
         message: "no free TCP port from 5000 up on 127.0.0.1".into(),
     })
+}
+
+/// How a request ended: its status, and the app's URL after a deploy.
+struct Finished(Status, Option<String>);
+
+impl From<Status> for Finished {
+    fn from(status: Status) -> Finished {
+        Finished(status, None)
+    }
+}
+
+impl From<(Status, Option<String>)> for Finished {
+    fn from((status, url): (Status, Option<String>)) -> Finished {
+        Finished(status, url)
+    }
 }
 
 /// What a deploy request asks for (see `Request::Deploy`).
