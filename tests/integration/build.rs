@@ -452,40 +452,22 @@ fn buildpack_url_tgz_is_unpacked_and_used() {
 fn buildpack_url_over_https_fails_offline_at_once() {
     let env = Env::new();
     let app = env.app("python");
-    let url = "https://example.invalid/bp.git";
-    run_within(
-        &env,
-        &[
+    for url in ["https://example.invalid/bp.git", "https://example.invalid/bp.tgz"] {
+        let args = [
             "build",
             &s(&app),
             "-a",
             "offline",
             "--env",
             &format!("BUILDPACK_URL={url}"),
-        ],
-        Duration::from_secs(60),
-    )
-    .code(10)
-    .has(&format!("Cloning custom buildpack: {url}"))
-    .has("needs the network")
-    .has("build-error");
-    assert!(!release_dir(&env, "offline", 1).exists());
-
-    let url = "https://example.invalid/bp.tgz";
-    run_within(
-        &env,
-        &[
-            "build",
-            &s(&app),
-            "-a",
-            "offline",
-            "--env",
-            &format!("BUILDPACK_URL={url}"),
-        ],
-        Duration::from_secs(60),
-    )
-    .code(10)
-    .has("needs the network");
+        ];
+        run_within(&env, &args, Duration::from_secs(60))
+            .code(10)
+            .has(&format!("Cloning custom buildpack: {url}"))
+            .has("needs the network")
+            .has("build-error");
+        assert!(!release_dir(&env, "offline", 1).exists());
+    }
 }
 
 #[test]
