@@ -71,6 +71,7 @@ fn fails_keeping_old(env: &Env, fixture: &str, code: i32, expect: &[&str]) {
     fails_keeping_old_with(env, fixture, &[], code, expect)
 }
 
+/// The same, with config vars (`NAME=value`) given to the failing deploy.
 fn fails_keeping_old_with(env: &Env, fixture: &str, vars: &[&str], code: i32, expect: &[&str]) {
     let good = env.app_as("python", "good");
     let addr = url_of(&env.deploy(&good, "keeper", &[]).ok());
@@ -84,13 +85,12 @@ fn fails_keeping_old_with(env: &Env, fixture: &str, vars: &[&str], code: i32, ex
     for e in expect {
         run = run.has(e);
     }
+    drop(run);
     assert_eq!(
         body(&addr),
         "python version=1 container=web-1\n",
         "old release must keep serving"
     );
-    // The next good deploy must not carry the bad app's BUILDPACK_URL by accident.
-    let _ = run;
 }
 
 #[test]
@@ -120,11 +120,19 @@ fn never_listening_is_timeout_error_with_a_diagnosis() {
 fn wrong_port_is_named_in_the_timeout() {
     let mut env = Env::new();
     env.set("SHIPWAY_BOOT_TIMEOUT", "2s");
-    fails_keeping_old(
+    // A free port below the range the OS hands out for port 0 (32768 and up here), so
+    // that no other test's listener can take it between this check and the app's bind.
+    let wrong = (20_000 + std::process::id() % 5_000..30_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p as u16)).is_ok())
+        .expect("a free port below 30000") as u16;
+    let var = format!("WRONG_PORT={wrong}");
+    let expect = format!("but listens on 127.0.0.1:{wrong} instead");
+    fails_keeping_old_with(
         &env,
         "wrong-port",
+        &[&var],
         12,
-        &["but listens on 127.0.0.1:", "read the port from the PORT"],
+        &[&expect, "read the port from the PORT"],
     );
 }
 
