@@ -52,9 +52,25 @@ impl ContainerSpec {
     }
 }
 
-/// A port the OS says is free now. Another program may take it before the container
-/// binds it; the probe then fails with a diagnosis rather than hanging.
+/// Where container ports come from: below the range Linux takes local ports of outgoing
+/// connections from (32768 and up by default), so that no client socket can be handed a
+/// port between the check here and the container's bind.
+const PORTS: std::ops::Range<u32> = 10_000..20_000;
+
+/// A port free now, tried from a cursor that moves on at each call (and differs between
+/// processes), so that two containers starting together are not offered the same one.
+/// Another program may still take it first; the probe then fails with a diagnosis.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(0);
+    let span = PORTS.end - PORTS.start;
+    let seed = std::process::id().wrapping_mul(7_919);
+    for _ in 0..span {
+        let port = PORTS.start + (seed.wrapping_add(CURSOR.fetch_add(1, Ordering::Relaxed)) % span);
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return Ok(port as u16);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
