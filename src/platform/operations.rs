@@ -317,18 +317,8 @@ impl Platform {
             out.detail("the postdeploy hook is not run again: a rollback ships no new code");
         }
         let config = app.load_config()?;
-        let release_dir = app.release(number);
-        let plan = Plan {
-            settings: &self.settings,
-            release: &release,
-            release_dir: &release_dir,
-            config_vars: &config.config_vars,
-            formation: &config.formation,
-        };
-        let log_for = |c: &str| self.container_log(name, &rt, c);
-        match rollout::start(&plan, &log_for, out, &self.stop_signal()) {
-            Ok(containers) => {
-                self.switch_release(&rt, number, containers);
+        match self.roll_out_built(&app, &rt, &release, &config, out) {
+            Ok(()) => {
                 app.set_current(number)?;
                 record.set_status(Status::Success, &app)?;
                 Ok(Status::Success)

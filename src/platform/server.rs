@@ -691,21 +691,10 @@ impl Platform {
         let release = Release::load(&release_dir)?;
         let config = app.load_config()?;
         let (url, _) = self.ensure_routers(app, &rt, None, release.process_types.contains_key("tcp"))?;
-        let plan = Plan {
-            settings: &self.settings,
-            release: &release,
-            release_dir: &release_dir,
-            config_vars: &config.config_vars,
-            formation: &config.formation,
-        };
-        let out = Output::new();
-        let log_for = |c: &str| self.container_log(&app.name, &rt, c);
-        let containers = rollout::start(&plan, &log_for, &out, &crossbeam_channel::never()).map_err(|e| {
-            Error::Platform {
+        self.roll_out_built(app, &rt, &release, &config, &Output::new())
+            .map_err(|e| Error::Platform {
                 message: e.to_string(),
-            }
-        })?;
-        self.switch_release(&rt, number, containers);
+            })?;
         self.say(&format!("{}: release {number} serves at {url}", app.name));
         Ok(())
     }

@@ -21,7 +21,10 @@ use crate::container::{self, Container, ContainerSpec};
 use crate::probe;
 use crate::process::Exit;
 use crate::release::Release;
+use crate::rollout::{self, Plan, RolloutError};
 use crate::router::Router;
+use crate::state::{AppConfig, AppDir};
+use crate::ui::Output;
 
 /// A run longer than this resets the count of quick crashes.
 const QUICK_CRASH: Duration = Duration::from_secs(60);
@@ -193,6 +196,30 @@ impl Platform {
         let count = old.len();
         self.retire(rt, &mut serving, old);
         count
+    }
+
+    /// Start an already built release for the app's formation and, once it is ready,
+    /// switch to it (rollback, and `up` starting current releases again: no hook).
+    pub(super) fn roll_out_built(
+        self: &Arc<Self>,
+        app: &AppDir,
+        rt: &Arc<AppRuntime>,
+        release: &Release,
+        config: &AppConfig,
+        out: &Output,
+    ) -> Result<(), RolloutError> {
+        let release_dir = app.release(release.number);
+        let plan = Plan {
+            settings: &self.settings,
+            release,
+            release_dir: &release_dir,
+            config_vars: &config.config_vars,
+            formation: &config.formation,
+        };
+        let log_for = |c: &str| self.container_log(&app.name, rt, c);
+        let containers = rollout::start(&plan, &log_for, out, &self.stop_signal())?;
+        self.switch_release(rt, release.number, containers);
+        Ok(())
     }
 
     /// Stop containers that leave the serving set: SIGTERM, SIGKILL after the grace
