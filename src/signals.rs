@@ -32,8 +32,3 @@ pub fn cancel_on_interrupt() -> Receiver<()> {
 fn tx_keep(tx: crossbeam_channel::Sender<()>) {
     std::mem::forget(tx);
 }
-
-/// A receiver that never fires.
-pub fn never() -> Receiver<()> {
-    crossbeam_channel::never()
-}
