@@ -44,12 +44,10 @@ impl Output {
             return;
         };
         // A destination that fails (a client that went away) is dropped; the others go on.
-        writers.retain_mut(|w| {
-            w.write_all(text.as_bytes())
-                .and_then(|_| w.write_all(b"\n"))
-                .and_then(|_| w.flush())
-                .is_ok()
-        });
+        // One write per line: a destination that frames writes (the platform's client
+        // events) receives whole lines.
+        let line = format!("{text}\n");
+        writers.retain_mut(|w| w.write_all(line.as_bytes()).and_then(|_| w.flush()).is_ok());
     }
 
     pub fn step(&self, text: &str) {

@@ -768,11 +768,9 @@ struct EventWriter(UnixStream);
 
 impl Write for EventWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // ui::Output writes a line, then "\n": send the line, drop the newline.
-        if buf == b"\n" {
-            return Ok(1);
-        }
-        let text = String::from_utf8_lossy(buf).into_owned();
+        // ui::Output writes one whole line per call; the event carries it without its newline.
+        let line = buf.strip_suffix(b"\n").unwrap_or(buf);
+        let text = String::from_utf8_lossy(line).into_owned();
         protocol::write(&mut self.0, &Event::Line { text })?;
         Ok(buf.len())
     }
