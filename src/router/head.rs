@@ -8,7 +8,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::mem::MaybeUninit;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
@@ -56,7 +56,9 @@ pub(crate) struct Rewriter {
     ids: RequestIds,
     router_port: Box<str>,
     /// `X-Request-Start` changes once a millisecond, while a busy worker rewrites dozens of
-    /// heads in one: its digits are rendered again only when it changes.
+    /// heads in one: the clock is read once per worker wake-up (every request read in one
+    /// wake-up was received at that instant) and the digits rendered only when they change.
+    start_at: Option<Instant>,
     start_ms: u64,
     start_digits: Decimal,
     /// Head buffers of finished requests, handed to the next ones.
@@ -74,6 +76,7 @@ impl Rewriter {
         Rewriter {
             ids: RequestIds::new(worker),
             router_port: router_port.into(),
+            start_at: None,
             start_ms: 0,
             start_digits: Decimal::of(0),
             spare: Vec::new(),
@@ -95,24 +98,28 @@ impl Rewriter {
         out
     }
 
-    fn push_start(&mut self, out: &mut Vec<u8>) {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        if ms != self.start_ms {
-            self.start_ms = ms;
-            self.start_digits = Decimal::of(ms);
+    fn push_start(&mut self, out: &mut Vec<u8>, received: Instant) {
+        if self.start_at != Some(received) {
+            self.start_at = Some(received);
+            let ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            if ms != self.start_ms {
+                self.start_ms = ms;
+                self.start_digits = Decimal::of(ms);
+            }
         }
         out.extend_from_slice(self.start_digits.as_bytes());
     }
 }
 
-/// Parses a request head at the start of `buf` and rewrites it for the upstream.
-/// `Ok(None)`: not complete yet.
+/// Parses a request head at the start of `buf`, read from the client at `received`, and
+/// rewrites it for the upstream. `Ok(None)`: not complete yet.
 pub(crate) fn parse_request(
     buf: &[u8],
     client_ip: &str,
     rw: &mut Rewriter,
+    received: Instant,
 ) -> Result<Option<(usize, Request)>, HeadError> {
     // Uninitialised: zeroing 100 headers per request would cost more than parsing them.
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
@@ -127,19 +134,16 @@ pub(crate) fn parse_request(
     let method = req.method.unwrap_or("GET");
     let path = req.path.unwrap_or("/");
     let http10 = req.version == Some(0);
-    let names = Names::of(req.headers);
-    let conn = ConnectionTokens::of(req.headers, &names);
-    let framing = framing_of(req.headers, &names)?;
+    let scan = Scan::of(req.headers);
+    let (names, conn) = (&scan.names, &scan.conn);
+    let framing = scan.framing?;
     let body = match framing {
         Framing::Chunked => Body::chunked(),
         Framing::Length(n) => Body::Length(n),
         Framing::None => Body::Length(0),
         Framing::OtherEncoding => return Err(HeadError::TransferEncoding),
     };
-    let has_upgrade_header = names
-        .of_headers(req.headers)
-        .any(|(_, name)| name == Name::Upgrade);
-    let upgrade = conn.upgrade && has_upgrade_header && !http10;
+    let upgrade = conn.upgrade && scan.has_upgrade && !http10;
     let keep_alive = if http10 { conn.keep_alive } else { !conn.close };
     // HTTP/1.0 upstream exchanges end with a close so we never have to guess their framing.
     // A client's `Connection: close` is about its own connection only: the upstream
@@ -193,7 +197,7 @@ pub(crate) fn parse_request(
     out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
     out.extend_from_slice(rw.router_port.as_bytes());
     out.extend_from_slice(b"\r\nX-Request-Start: t=");
-    rw.push_start(&mut out);
+    rw.push_start(&mut out, received);
     out.extend_from_slice(b"\r\n");
     if !request_id {
         out.extend_from_slice(b"X-Request-ID: ");
@@ -257,14 +261,14 @@ pub(crate) fn parse_response(
     };
     let code = res.code.unwrap_or(502);
     let reason = res.reason.unwrap_or("");
-    let names = Names::of(res.headers);
-    let conn = ConnectionTokens::of(res.headers, &names);
+    let scan = Scan::of(res.headers);
+    let (names, conn) = (&scan.names, &scan.conn);
     let switching = code == 101 && req.upgrade;
     let interim = (100..200).contains(&code) && !switching;
     let body = if interim || switching || req.is_head || code == 204 || code == 304 {
         Body::Length(0)
     } else {
-        match framing_of(res.headers, &names)? {
+        match scan.framing? {
             Framing::Chunked => Body::chunked(),
             Framing::Length(n) => Body::Length(n),
             Framing::None | Framing::OtherEncoding => Body::UntilClose,
@@ -351,9 +355,9 @@ pub(crate) fn error_response(code: u16, message: &str, keep_alive: bool, is_head
 
 /// Unique `X-Request-ID`s, shaped like UUIDs as the platform's are.
 struct RequestIds {
-    /// The last id; its first three groups, drawn from the seed, never change.
+    /// The last id: its first three groups, drawn from the seed, never change; the last two
+    /// hold a counter in hex, which `push_next` advances digit by digit, like an odometer.
     id: [u8; 36],
-    counter: u64,
 }
 
 /// Where the hex digits of the counter go in an id: the last two groups.
@@ -378,17 +382,28 @@ impl RequestIds {
         for (i, at) in seed_digits.enumerate() {
             id[at] = hex_digit(seed >> (60 - 4 * i));
         }
-        RequestIds {
-            id,
-            counter: (worker as u64) << 48,
+        let counter = (worker as u64) << 48;
+        for (i, at) in COUNTER_DIGITS.into_iter().enumerate() {
+            id[at] = hex_digit(counter >> (60 - 4 * i));
         }
+        RequestIds { id }
     }
 
     /// Appends the next id, shaped `8-4-4-4-12` hex digits.
     fn push_next(&mut self, out: &mut Vec<u8>) {
-        self.counter += 1;
-        for (i, at) in COUNTER_DIGITS.into_iter().enumerate() {
-            self.id[at] = hex_digit(self.counter >> (60 - 4 * i));
+        for at in COUNTER_DIGITS.into_iter().rev() {
+            let digit = &mut self.id[at];
+            match *digit {
+                b'f' => *digit = b'0',
+                b'9' => {
+                    *digit = b'a';
+                    break;
+                }
+                _ => {
+                    *digit += 1;
+                    break;
+                }
+            }
         }
         out.extend_from_slice(&self.id);
     }
@@ -437,34 +452,6 @@ enum Framing {
     OtherEncoding,
 }
 
-fn framing_of(headers: &[httparse::Header], names: &Names) -> Result<Framing, HeadError> {
-    let mut length: Option<u64> = None;
-    let mut encoding: Option<&[u8]> = None;
-    for (h, name) in names.of_headers(headers) {
-        match name {
-            Name::TransferEncoding => encoding = Some(h.value),
-            Name::ContentLength => {
-                let n = content_length(h.value).ok_or(HeadError::ContentLength)?;
-                // Two different lengths is how request smuggling starts (RFC 9112 §6.3).
-                if length.is_some_and(|l| l != n) {
-                    return Err(HeadError::ContentLength);
-                }
-                length = Some(n);
-            }
-            _ => {}
-        }
-    }
-    if let Some(te) = encoding {
-        let last = te.rsplit(|&b| b == b',').next().unwrap_or(b"");
-        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            Framing::Chunked
-        } else {
-            Framing::OtherEncoding
-        });
-    }
-    Ok(length.map_or(Framing::None, Framing::Length))
-}
-
 /// Digits only (RFC 9110 §8.6): no sign, no list, no overflow.
 fn content_length(value: &[u8]) -> Option<u64> {
     let digits = value.trim_ascii();
@@ -500,22 +487,22 @@ enum Name {
 
 impl Name {
     fn of(name: &str) -> Name {
-        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        let is = |known: &[u8]| eq_lowercase(name.as_bytes(), known);
         match name.len() {
-            2 if is("te") => Name::Te,
-            6 if is("expect") => Name::Expect,
-            7 if is("upgrade") => Name::Upgrade,
-            9 if is("x-real-ip") => Name::XRealIp,
-            10 if is("connection") => Name::Connection,
-            10 if is("keep-alive") => Name::KeepAlive,
-            12 if is("x-request-id") => Name::XRequestId,
-            14 if is("content-length") => Name::ContentLength,
-            15 if is("x-forwarded-for") => Name::XForwardedFor,
-            15 if is("x-request-start") => Name::XRequestStart,
-            16 if is("proxy-connection") => Name::ProxyConnection,
-            16 if is("x-forwarded-port") => Name::XForwardedPort,
-            17 if is("x-forwarded-proto") => Name::XForwardedProto,
-            17 if is("transfer-encoding") => Name::TransferEncoding,
+            2 if is(b"te") => Name::Te,
+            6 if is(b"expect") => Name::Expect,
+            7 if is(b"upgrade") => Name::Upgrade,
+            9 if is(b"x-real-ip") => Name::XRealIp,
+            10 if is(b"connection") => Name::Connection,
+            10 if is(b"keep-alive") => Name::KeepAlive,
+            12 if is(b"x-request-id") => Name::XRequestId,
+            14 if is(b"content-length") => Name::ContentLength,
+            15 if is(b"x-forwarded-for") => Name::XForwardedFor,
+            15 if is(b"x-request-start") => Name::XRequestStart,
+            16 if is(b"proxy-connection") => Name::ProxyConnection,
+            16 if is(b"x-forwarded-port") => Name::XForwardedPort,
+            17 if is(b"x-forwarded-proto") => Name::XForwardedProto,
+            17 if is(b"transfer-encoding") => Name::TransferEncoding,
             _ => Name::Other,
         }
     }
@@ -529,18 +516,95 @@ impl Name {
     }
 }
 
+/// Whether `bytes` equals `known` (lowercase letters, digits and `-`) ignoring ASCII case,
+/// eight bytes at a time: every message has its header names and `Connection` tokens
+/// compared with these. Setting bit 5 lowercases a letter and leaves `-` and digits alone;
+/// no other byte of a token (RFC 9110 §5.6.2: what httparse lets through in a name) becomes
+/// a letter, `-` or digit that way, so nothing else can match.
+fn eq_lowercase(bytes: &[u8], known: &[u8]) -> bool {
+    if bytes.len() != known.len() {
+        return false;
+    }
+    let mut a = bytes.chunks_exact(8);
+    let mut b = known.chunks_exact(8);
+    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or_default());
+    if !a
+        .by_ref()
+        .zip(b.by_ref())
+        .all(|(x, y)| word(x) | 0x2020_2020_2020_2020 == word(y))
+    {
+        return false;
+    }
+    a.remainder()
+        .iter()
+        .zip(b.remainder())
+        .all(|(x, y)| x | 0x20 == *y)
+}
+
+/// What one pass over a message's headers learns: each header's `Name` (in order, for the
+/// rewrite that follows), the `Connection` tokens and the body's framing.
+struct Scan<'a> {
+    names: Names,
+    conn: ConnectionTokens<'a>,
+    /// An error is only reported where the body's framing matters (not for a 304, say).
+    framing: Result<Framing, HeadError>,
+    has_upgrade: bool,
+}
+
+impl<'a> Scan<'a> {
+    fn of(headers: &[httparse::Header<'a>]) -> Scan<'a> {
+        let mut names = [Name::Other; MAX_HEADERS];
+        let mut conn = ConnectionTokens::default();
+        let mut length: Option<u64> = None;
+        let mut bad_length = false;
+        let mut encoding: Option<&[u8]> = None;
+        let mut has_upgrade = false;
+        for (slot, h) in names.iter_mut().zip(headers) {
+            let name = Name::of(h.name);
+            *slot = name;
+            match name {
+                Name::Other => {}
+                Name::Connection => conn.add(h.value),
+                Name::Upgrade => has_upgrade = true,
+                Name::TransferEncoding => encoding = Some(h.value),
+                Name::ContentLength => {
+                    let n = content_length(h.value);
+                    // Two different lengths is how request smuggling starts (RFC 9112 §6.3).
+                    bad_length |= n.is_none() || length.is_some_and(|l| Some(l) != n);
+                    length = n;
+                }
+                _ => {}
+            }
+        }
+        let framing = match encoding {
+            Some(te) => {
+                let last = te.rsplit(|&b| b == b',').next().unwrap_or(b"");
+                if eq_lowercase(last.trim_ascii(), b"chunked") {
+                    Framing::Chunked
+                } else {
+                    Framing::OtherEncoding
+                }
+            }
+            None => length.map_or(Framing::None, Framing::Length),
+        };
+        let framing = if bad_length {
+            Err(HeadError::ContentLength)
+        } else {
+            Ok(framing)
+        };
+        Scan {
+            names: Names(names),
+            conn,
+            framing,
+            has_upgrade,
+        }
+    }
+}
+
 /// The `Name` of each header of one message, in order.
 struct Names([Name; MAX_HEADERS]);
 
 impl Names {
-    fn of(headers: &[httparse::Header]) -> Names {
-        let mut names = [Name::Other; MAX_HEADERS];
-        for (name, h) in names.iter_mut().zip(headers) {
-            *name = Name::of(h.name);
-        }
-        Names(names)
-    }
-
     fn of_headers<'h, 'b>(
         &'h self,
         headers: &'h [httparse::Header<'b>],
@@ -550,6 +614,7 @@ impl Names {
 }
 
 /// The tokens of every `Connection` header of one message.
+#[derive(Default)]
 struct ConnectionTokens<'a> {
     close: bool,
     keep_alive: bool,
@@ -559,31 +624,19 @@ struct ConnectionTokens<'a> {
 }
 
 impl<'a> ConnectionTokens<'a> {
-    fn of(headers: &[httparse::Header<'a>], names: &Names) -> ConnectionTokens<'a> {
-        let mut tokens = ConnectionTokens {
-            close: false,
-            keep_alive: false,
-            upgrade: false,
-            others: Vec::new(),
-        };
-        for (h, name) in names.of_headers(headers) {
-            if name != Name::Connection {
-                continue;
-            }
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    tokens.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    tokens.keep_alive = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    tokens.upgrade = true;
-                } else if !token.is_empty() {
-                    tokens.others.push(token);
-                }
+    fn add(&mut self, value: &'a [u8]) {
+        for token in value.split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            if eq_lowercase(token, b"close") {
+                self.close = true;
+            } else if eq_lowercase(token, b"keep-alive") {
+                self.keep_alive = true;
+            } else if eq_lowercase(token, b"upgrade") {
+                self.upgrade = true;
+            } else if !token.is_empty() {
+                self.others.push(token);
             }
         }
-        tokens
     }
 
     fn lists(&self, name: &str) -> bool {
@@ -611,7 +664,7 @@ mod tests {
 
     fn rewrite(raw: &str) -> Request {
         let mut rw = Rewriter::new(0, "8080");
-        let (len, req) = parse_request(raw.as_bytes(), "10.0.0.7", &mut rw)
+        let (len, req) = parse_request(raw.as_bytes(), "10.0.0.7", &mut rw, Instant::now())
             .unwrap()
             .unwrap();
         assert_eq!(len, raw.len());
@@ -640,7 +693,7 @@ mod tests {
         let mut rw = Rewriter::new(0, "1");
         let bad = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert!(matches!(
-            parse_request(bad, "127.0.0.1", &mut rw),
+            parse_request(bad, "127.0.0.1", &mut rw, Instant::now()),
             Err(HeadError::ContentLength)
         ));
         let req = rewrite("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -706,6 +759,47 @@ mod tests {
         assert!(a.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-'));
         // Same seed groups, counter in the last two.
         assert_eq!(a[..19], b[..19]);
+    }
+
+    #[test]
+    fn request_id_counter_carries_like_addition() {
+        let mut ids = RequestIds::new(3);
+        let counter = |id: &[u8]| {
+            let hex: String = COUNTER_DIGITS.iter().map(|&at| char::from(id[at])).collect();
+            u64::from_str_radix(&hex, 16).unwrap()
+        };
+        let start = counter(&ids.id);
+        assert_eq!(start, 3 << 48);
+        // Far enough to carry across three digits, including every 9 -> a and f -> 0.
+        for n in 1..=0x1100 {
+            let mut out = Vec::new();
+            ids.push_next(&mut out);
+            assert_eq!(counter(&out), start + n);
+        }
+    }
+
+    #[test]
+    fn lowercase_comparison_matches_exactly_the_case_insensitive_one() {
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        for known in b"abcdefghijklmnopqrstuvwxyz0123456789-" {
+            for b in (0..=255u8).filter(|&b| tchar(b)) {
+                assert_eq!(
+                    eq_lowercase(&[b], &[*known]),
+                    b.eq_ignore_ascii_case(known),
+                    "{b}"
+                );
+            }
+        }
+        for (name, known) in [
+            ("Content-Length", Name::ContentLength),
+            ("X-FORWARDED-PROTO", Name::XForwardedProto),
+            ("transfer-Encoding", Name::TransferEncoding),
+            ("TE", Name::Te),
+            ("Content-Lengti", Name::Other),
+            ("X-Forwarded-Prot0", Name::Other),
+        ] {
+            assert_eq!(Name::of(name), known, "{name}");
+        }
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl HttpConn {
     fn next_request(&mut self, ctx: &mut Ctx) -> Step {
         self.check_idle_upstream(ctx);
         if !self.cin.is_empty() {
-            match head::parse_request(self.cin.as_slice(), &self.client_ip, ctx.rewriter) {
+            match head::parse_request(self.cin.as_slice(), &self.client_ip, ctx.rewriter, ctx.now) {
                 Ok(Some((len, req))) => {
                     self.cin.consume(len);
                     self.begin(req, ctx);
