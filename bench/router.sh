@@ -14,13 +14,13 @@
 # A backend serves a fixed 2-byte body on 127.0.0.1; each target (direct, nginx stream
 # when available, shipway) is measured with keep-alive and with `Connection: close` (one
 # connection per request), rounds interleaved (A B A B) so drift on a laptop hits all
-# targets alike. Settings: DURATION (10s), ROUNDS (2), CONNECTIONS (50), THREADS (2),
+# targets alike. Settings: DURATION (10s), ROUNDS (4), CONNECTIONS (50), THREADS (2),
 # WORKERS (shipway and nginx-stream workers, default: number of cores), IDLE (5000: idle
 # keep-alive connections held at the end to measure the router's memory per connection).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-4}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-$(nproc)}
@@ -216,18 +216,31 @@ run_load() { # target mode
     printf '  %-8s %-10s %10.0f req/s   p99 %8s ms   proxy CPU %5s us/req  %s\n' "$1" "$2" "$load_rps" "$load_p99" "$us" "$load_errors"
     cpu[$1.$2]="${cpu[$1.$2]:-} $us"
     rps[$1.$2]="${rps[$1.$2]:-} $load_rps"
+    printf -v "load_rps_$1" '%s' "$load_rps"
     p99[$1.$2]="${p99[$1.$2]:-} $load_p99"
 }
 
 client_name=$([ "$CLIENT" = wrk ] && echo wrk || echo "benches/loadgen.rs")
 backend_name=$([ "$BACKEND" = nginx ] && echo "nginx" || echo "benches/backend.rs")
 echo "$client_name -t$THREADS -c$CONNECTIONS -d$DURATION, backend $backend_name, $ROUNDS rounds, $WORKERS workers, $(nproc) cores"
+declare -A pair
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
+    # Every other round runs the targets in reverse (A B, B A), so that whatever follows a
+    # given target (a warm cache, a backend still settling) is shared out evenly.
+    order=("${targets[@]}")
+    if [ $((round % 2)) = 0 ]; then
+        order=()
+        for ((i = ${#targets[@]} - 1; i >= 0; i--)); do order+=("${targets[i]}"); done
+    fi
     for mode in keepalive close; do
-        for target in "${targets[@]}"; do
+        for target in "${order[@]}"; do
             run_load "$target" "$mode"
         done
+        # The ratio of two runs a few seconds apart: drift on a shared machine hits both.
+        if [ "$STREAM" = 1 ]; then
+            pair[$mode]="${pair[$mode]:-} $(awk -v a="$load_rps_shipway" -v b="$load_rps_stream" 'BEGIN { printf "%.3f", b ? a / b : 0 }')"
+        fi
     done
 done
 
@@ -253,6 +266,16 @@ for mode in keepalive close; do
         printf '  %-10s %12.0f %12.0f   %s ms\n' "$mode" "$d" "$w" "$vs_direct"
     fi
 done
+if [ "$STREAM" = 1 ]; then
+    echo
+    echo "shipway/stream req/s, round by round (each ratio from two runs a few seconds apart)"
+    for mode in keepalive close; do
+        ratios=$(tr ' ' '\n' <<<"${pair[$mode]}" | grep -v '^$' | sort -g)
+        ahead=$(awk '$1 >= 1' <<<"$ratios" | wc -l)
+        printf '  %-10s median %.2fx, range %.2fx-%.2fx, shipway at or above in %s of %s rounds\n' "$mode" \
+            "$(median <<<"$ratios")" "$(head -1 <<<"$ratios")" "$(tail -1 <<<"$ratios")" "$ahead" "$ROUNDS"
+    done
+fi
 
 echo
 echo "holding $IDLE idle keep-alive connections (one request each) through shipway"
