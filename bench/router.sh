@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Compares shipway's router with a direct connection and with nginx's `stream` TCP proxy.
+# Compares shipway's router with a direct connection, with nginx's `stream` TCP proxy and
+# with nginx as an HTTP reverse proxy that adds the same headers as shipway's router.
 #
 # Best with (Debian package names): wrk, nginx, libnginx-mod-stream. This script installs
 # nothing; when they are missing it says so and falls back on the repository's own tools:
 # without wrk, the load comes from benches/loadgen.rs; without nginx, the backend is
 # benches/backend.rs (a 2-byte body, keep-alive, epoll: python3's http.server would cap
-# the figures far below the router's) and the nginx `stream` column is left out. Install
-# them with:
+# the figures far below the router's) and the nginx columns are left out. Install them with:
 #   sudo apt-get install wrk nginx libnginx-mod-stream
 # FORCE_LOADGEN=1 and FORCE_BACKEND=1 use the fallbacks even where the packages are
 # installed, to check them or to compare like with like across machines.
 #
-# A backend serves a fixed 2-byte body on 127.0.0.1; each target (direct, nginx stream
-# when available, shipway) is measured with keep-alive and with `Connection: close` (one
-# connection per request), rounds interleaved (A B A B) so drift on a laptop hits all
-# targets alike. Settings: DURATION (10s), ROUNDS (4), CONNECTIONS (50), THREADS (2),
-# WORKERS (shipway and nginx-stream workers, default: number of cores), IDLE (5000: idle
-# keep-alive connections held at the end to measure the router's memory per connection).
+# A backend serves a fixed 2-byte body on 127.0.0.1; each target (direct, nginx `stream`,
+# nginx `http` when available, shipway) is measured with keep-alive and with
+# `Connection: close` (one connection per request), rounds interleaved (A B, then B A) so
+# drift on a laptop hits all targets alike. nginx `stream` forwards bytes and parses
+# nothing; nginx `http` (upstream keep-alive, the platform's X-Forwarded-* and X-Request-*
+# headers) does the work shipway's router does. Settings: DURATION (10s), ROUNDS (4),
+# CONNECTIONS (50), THREADS (2), WORKERS (shipway's and each nginx proxy's workers,
+# default: number of cores), IDLE (5000: idle keep-alive connections held at the end to
+# measure the router's memory per connection).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -42,12 +45,12 @@ else
 fi
 if [ "${FORCE_BACKEND:-0}" = 1 ]; then
     BACKEND=rust
-    echo "backend: benches/backend.rs (FORCE_BACKEND=1), no nginx stream comparison" >&2
+    echo "backend: benches/backend.rs (FORCE_BACKEND=1), no nginx comparison" >&2
 elif [ -n "$NGINX" ]; then
     BACKEND=nginx
 else
     BACKEND=rust
-    echo "nginx is not installed: the backend is benches/backend.rs, no nginx stream comparison (sudo apt-get install nginx libnginx-mod-stream)" >&2
+    echo "nginx is not installed: the backend is benches/backend.rs, no nginx comparison (sudo apt-get install nginx libnginx-mod-stream)" >&2
 fi
 STREAM=0
 if [ "$BACKEND" = nginx ]; then
@@ -147,19 +150,50 @@ if [ "$STREAM" = 1 ]; then
 }"
 fi
 
+if [ "$BACKEND" = nginx ]; then
+    http_port=$(free_port)
+    # What a platform router does: pooled upstream connections, HTTP/1.1 both ways, and the
+    # headers shipway's router adds (PLATFORM.md §5).
+    start_nginx http "$WORKERS" "" "http {
+    access_log off;
+    upstream app { server $backend_addr; keepalive 64; }
+    server {
+        listen 127.0.0.1:$http_port backlog=4096;
+        keepalive_requests 100000000;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Port \$server_port;
+            proxy_set_header X-Request-Start t=\${msec};
+            proxy_set_header X-Request-ID \$request_id;
+        }
+    }
+}"
+fi
+
 start_served router 3 "$router_bin" "$backend_addr" http "$WORKERS"
 shipway_addr=$started_addr
 shipway_pid=$started_pid
 
 wait_port "${backend_addr##*:}"
 [ "$STREAM" = 1 ] && wait_port "$stream_port"
+[ "$BACKEND" = nginx ] && wait_port "$http_port"
 wait_port "${shipway_addr##*:}"
 
-targets=(direct shipway)
-[ "$STREAM" = 1 ] && targets=(direct stream shipway)
-declare -A addr=([direct]="$backend_addr" [stream]="127.0.0.1:${stream_port:-0}" [shipway]="$shipway_addr")
+# The proxies shipway is compared with, and everything measured.
+rivals=()
+[ "$STREAM" = 1 ] && rivals+=(stream)
+[ "$BACKEND" = nginx ] && rivals+=(http)
+targets=(direct "${rivals[@]}" shipway)
+declare -A addr=([direct]="$backend_addr" [stream]="127.0.0.1:${stream_port:-0}" [http]="127.0.0.1:${http_port:-0}"
+    [shipway]="$shipway_addr")
 declare -A rps p99 cpu
-declare -A proxy_pids=([direct]="" [stream]="$(cat "$work/stream/nginx.pid" 2>/dev/null || true)" [shipway]="$shipway_pid")
+declare -A proxy_pids=([direct]="" [stream]="$(cat "$work/stream/nginx.pid" 2>/dev/null || true)"
+    [http]="$(cat "$work/http/nginx.pid" 2>/dev/null || true)" [shipway]="$shipway_pid")
 
 # CPU time (user + system, in clock ticks) used so far by a process and its children's
 # threads: the proxy's cost per request, a steadier figure than req/s on a shared laptop.
@@ -238,44 +272,43 @@ for round in $(seq 1 "$ROUNDS"); do
             run_load "$target" "$mode"
         done
         # The ratio of two runs a few seconds apart: drift on a shared machine hits both.
-        if [ "$STREAM" = 1 ]; then
-            pair[$mode]="${pair[$mode]:-} $(awk -v a="$load_rps_shipway" -v b="$load_rps_stream" 'BEGIN { printf "%.3f", b ? a / b : 0 }')"
-        fi
+        for rival in "${rivals[@]}"; do
+            theirs=load_rps_$rival
+            pair[$rival.$mode]="${pair[$rival.$mode]:-} $(awk -v a="$load_rps_shipway" -v b="${!theirs}" 'BEGIN { printf "%.3f", b ? a / b : 0 }')"
+        done
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 echo
-echo "median of $ROUNDS rounds (req/s; p99 in ms)"
-if [ "$STREAM" = 1 ]; then
-    printf '  %-10s %12s %12s %12s   %-28s %s\n' mode direct stream shipway "shipway/direct (req/s, p99)" "shipway/stream (req/s, p99, proxy CPU per request)"
-else
-    printf '  %-10s %12s %12s   %s\n' mode direct shipway "shipway/direct (req/s, p99)"
-fi
+echo "median of $ROUNDS rounds (req/s; p99 in ms; proxy CPU in us per request)"
 for mode in keepalive close; do
-    d=$(median <<<"${rps[direct.$mode]}"); w=$(median <<<"${rps[shipway.$mode]}")
-    dl=$(median <<<"${p99[direct.$mode]}"); wl=$(median <<<"${p99[shipway.$mode]}")
-    vs_direct="$(ratio "$w" "$d")x, p99 $wl vs $dl"
-    if [ "$STREAM" = 1 ]; then
-        s=$(median <<<"${rps[stream.$mode]}"); sl=$(median <<<"${p99[stream.$mode]}")
-        sc=$(median <<<"${cpu[stream.$mode]}"); wc=$(median <<<"${cpu[shipway.$mode]}")
-        printf '  %-10s %12.0f %12.0f %12.0f   %-28s %sx, p99 %s vs %s ms, %s vs %s us\n' "$mode" "$d" "$s" "$w" \
-            "$vs_direct" "$(ratio "$w" "$s")" "$wl" "$sl" "$wc" "$sc"
-    else
-        printf '  %-10s %12.0f %12.0f   %s ms\n' "$mode" "$d" "$w" "$vs_direct"
-    fi
-done
-if [ "$STREAM" = 1 ]; then
-    echo
-    echo "shipway/stream req/s, round by round (each ratio from two runs a few seconds apart)"
-    for mode in keepalive close; do
-        ratios=$(tr ' ' '\n' <<<"${pair[$mode]}" | grep -v '^$' | sort -g)
-        ahead=$(awk '$1 >= 1' <<<"$ratios" | wc -l)
-        printf '  %-10s median %.2fx, range %.2fx-%.2fx, shipway at or above in %s of %s rounds\n' "$mode" \
-            "$(median <<<"$ratios")" "$(head -1 <<<"$ratios")" "$(tail -1 <<<"$ratios")" "$ahead" "$ROUNDS"
+    echo "  $mode"
+    for target in "${targets[@]}"; do
+        c=$(median <<<"${cpu[$target.$mode]}")
+        [ "$target" = direct ] && c=-
+        printf '    %-8s %10.0f req/s   p99 %7s ms   proxy CPU %6s us\n' "$target" \
+            "$(median <<<"${rps[$target.$mode]}")" "$(median <<<"${p99[$target.$mode]}")" "$c"
     done
-fi
+done
+echo
+echo "shipway's ratios (req/s of shipway / req/s of the other; p99 of each)"
+for mode in keepalive close; do
+    w=$(median <<<"${rps[shipway.$mode]}"); wl=$(median <<<"${p99[shipway.$mode]}")
+    for other in direct "${rivals[@]}"; do
+        o=$(median <<<"${rps[$other.$mode]}"); ol=$(median <<<"${p99[$other.$mode]}")
+        line=$(printf '  %-10s vs %-7s %sx of medians, p99 %s vs %s ms' "$mode" "$other" "$(ratio "$w" "$o")" "$wl" "$ol")
+        if [ "$other" != direct ]; then
+            # Round by round: each ratio from two runs a few seconds apart.
+            ratios=$(tr ' ' '\n' <<<"${pair[$other.$mode]}" | grep -v '^$' | sort -g)
+            ahead=$(awk '$1 >= 1' <<<"$ratios" | wc -l)
+            line+=$(printf '; by round: median %.2fx, range %.2fx-%.2fx, at or above in %s of %s' \
+                "$(median <<<"$ratios")" "$(head -1 <<<"$ratios")" "$(tail -1 <<<"$ratios")" "$ahead" "$ROUNDS")
+        fi
+        echo "$line"
+    done
+done
 
 echo
 echo "holding $IDLE idle keep-alive connections (one request each) through shipway"
