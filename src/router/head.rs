@@ -260,6 +260,11 @@ pub(crate) fn parse_response(
         httparse::Status::Partial => return Ok(None),
     };
     let code = res.code.unwrap_or(502);
+    // httparse takes any three digits; a status below 100 has no class (RFC 9110 §15), and
+    // rendered again it would no longer be three digits.
+    if code < 100 {
+        return Err(HeadError::Malformed(httparse::Error::Status));
+    }
     let reason = res.reason.unwrap_or("");
     let scan = Scan::of(res.headers);
     let (names, conn) = (&scan.names, &scan.conn);
@@ -658,6 +663,122 @@ fn push(out: &mut Vec<u8>, args: fmt::Arguments) {
     let _ = out.write_fmt(args);
 }
 
+/// The rewrite's promises, checked on any bytes: `data` read as a request head, and what
+/// follows it as the app's response to that request. Panics when a promise is broken. Used
+/// by the unit tests below and by `fuzz/` (feature `fuzzing`).
+/// - The app reads the request with the framing the router used (no request smuggling),
+///   and the client reads the response with the framing the router used.
+/// - No hop-by-hop header crosses, but those the router writes itself.
+/// - Each of the platform's headers is there exactly once; the client's are never trusted.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_rewrite(data: &[u8]) {
+    let mut rw = Rewriter::new(0, "8080");
+    let now = Instant::now();
+    let Ok(Some((len, req))) = parse_request(data, "10.0.0.1", &mut rw, now) else {
+        return;
+    };
+    assert!(len <= data.len());
+    let (again_len, again) = parse_request(&req.bytes, "10.0.0.1", &mut rw, now)
+        .expect("a rewritten request head parses")
+        .expect("a rewritten request head is complete");
+    assert_eq!(again_len, req.bytes.len(), "one request head, nothing after it");
+    assert_eq!(again.body, req.body, "the app frames the body as the router does");
+    assert_eq!(again.upgrade, req.upgrade);
+    let headers = check::headers(&req.bytes, true);
+    check::hop_by_hop_gone(&headers, req.upgrade);
+    for name in [
+        "x-forwarded-for",
+        "x-real-ip",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-request-start",
+        "x-request-id",
+    ] {
+        assert_eq!(check::count(&headers, name), 1, "{name}");
+    }
+    assert!(check::value(&headers, "x-real-ip") == Some(&b"10.0.0.1"[..]));
+    if matches!(req.body, Body::Chunked(_)) {
+        assert_eq!(check::count(&headers, "content-length"), 0);
+    }
+
+    let rest = &data[len..];
+    let mut out = Vec::new();
+    let Ok(Some((rlen, res))) = parse_response(rest, &req, &mut out) else {
+        return;
+    };
+    assert!(rlen <= rest.len());
+    let mut out_again = Vec::new();
+    let (again_len, again) = parse_response(&out, &req, &mut out_again)
+        .expect("a rewritten response head parses")
+        .expect("a rewritten response head is complete");
+    assert_eq!(again_len, out.len(), "one response head, nothing after it");
+    assert_eq!(
+        again.body, res.body,
+        "the client frames the body as the router does"
+    );
+    assert_eq!(again.client_keep_alive, res.client_keep_alive);
+    let headers = check::headers(&out, false);
+    check::hop_by_hop_gone(&headers, res.switching);
+    if !res.client_keep_alive && !res.interim && !res.switching {
+        assert!(check::value(&headers, "connection") == Some(&b"close"[..]));
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+mod check {
+    use std::mem::MaybeUninit;
+
+    use super::MAX_HEADERS;
+
+    /// The headers of a head the router wrote, lowercase names; panics if it is not HTTP.
+    pub(super) fn headers(head: &[u8], request: bool) -> Vec<(String, Vec<u8>)> {
+        let mut storage = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS + 16];
+        let config = httparse::ParserConfig::default();
+        let headers = if request {
+            let mut req = httparse::Request::new(&mut []);
+            let parsed = config.parse_request_with_uninit_headers(&mut req, head, &mut storage);
+            assert!(matches!(parsed, Ok(httparse::Status::Complete(_))), "{parsed:?}");
+            req.headers.to_vec()
+        } else {
+            let mut res = httparse::Response::new(&mut []);
+            let parsed = config.parse_response_with_uninit_headers(&mut res, head, &mut storage);
+            assert!(matches!(parsed, Ok(httparse::Status::Complete(_))), "{parsed:?}");
+            res.headers.to_vec()
+        };
+        headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+            .collect()
+    }
+
+    pub(super) fn count(headers: &[(String, Vec<u8>)], name: &str) -> usize {
+        headers.iter().filter(|(n, _)| n == name).count()
+    }
+
+    pub(super) fn value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+        headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+
+    /// Only the router's own `Connection` (one, with one token) and, on an upgrade, the
+    /// `Upgrade` header may cross.
+    pub(super) fn hop_by_hop_gone(headers: &[(String, Vec<u8>)], upgrade: bool) {
+        for name in ["keep-alive", "proxy-connection", "te"] {
+            assert_eq!(count(headers, name), 0, "{name}");
+        }
+        assert!(count(headers, "connection") <= 1);
+        if let Some(token) = value(headers, "connection") {
+            assert!(
+                [&b"close"[..], b"keep-alive", b"upgrade"].contains(&token),
+                "{}",
+                String::from_utf8_lossy(token)
+            );
+        }
+        if !upgrade {
+            assert_eq!(count(headers, "upgrade"), 0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -801,6 +922,30 @@ mod tests {
             ("X-Forwarded-Prot0", Name::Other),
         ] {
             assert_eq!(Name::of(name), known, "{name}");
+        }
+    }
+
+    #[test]
+    fn rewrites_keep_their_promises() {
+        let cases: &[&str] = &[
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
+            "POST /p HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\nTE: trailers\r\n\r\n\
+             HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+            "GET / HTTP/1.0\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nHTTP/1.0 200 OK\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nConnection: Upgrade, X-Hop\r\nUpgrade: websocket\r\nX-Hop: 1\r\n\r\n\
+             HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nConnection: close\r\nX-Request-ID: mine\r\nX-Real-IP: 6.6.6.6\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+            "PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n\
+             HTTP/1.1 100 Continue\r\n\r\n",
+            "GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
+            // Found by fuzz/fuzz_targets/router_head.rs: a three-digit status below 100 was
+            // relayed as `HTTP/1.1 50 ...`, which no client can parse.
+            "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
+        ];
+        for case in cases {
+            check_rewrite(case.as_bytes());
         }
     }
 

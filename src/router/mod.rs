@@ -35,6 +35,14 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+/// For `fuzz/` only: checks what the router promises of its rewrite of a request head and
+/// of the response that follows it in `data`; panics when a promise is broken.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn check_head_rewrite(data: &[u8]) {
+    head::check_rewrite(data);
+}
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
