@@ -128,6 +128,8 @@ for name, text in {
     "two-lengths": "POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
     # Found by this target: relayed as `HTTP/1.1 50 ...` before statuses below 100 were refused.
     "status-050": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
+    # Found by this target: both ids reached the app before only the first was kept.
+    "two-request-ids": "GET / HTTP/1.1\r\nX-Request-ID: a\r\nX-Request-ID: b\r\n\r\n",
     "gzip-until-close": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
 }.items():
     put("router_head", name, text)

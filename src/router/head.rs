@@ -179,7 +179,9 @@ pub(crate) fn parse_request(
             Name::XForwardedProto | Name::XForwardedPort | Name::XRealIp | Name::XRequestStart => continue,
             // RFC 9112 §6.3: chunked wins, and forwarding both is a request-smuggling vector.
             Name::ContentLength if framing == Framing::Chunked => continue,
-            Name::XRequestId if h.value.is_empty() => continue,
+            // The client's own id is kept, as on the platform, but one only: the app must
+            // not have to choose.
+            Name::XRequestId if h.value.is_empty() || request_id => continue,
             Name::XRequestId => request_id = true,
             Name::Expect if h.value.eq_ignore_ascii_case(b"100-continue") => expect_continue = true,
             _ => {}
@@ -943,6 +945,8 @@ mod tests {
             // Found by fuzz/fuzz_targets/router_head.rs: a three-digit status below 100 was
             // relayed as `HTTP/1.1 50 ...`, which no client can parse.
             "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
+            // Found by the same target: a client's two X-Request-IDs both reached the app.
+            "GET / HTTP/1.1\r\nX-Request-ID: a\r\nX-Request-ID: b\r\nX-Request-ID:\r\n\r\n",
         ];
         for case in cases {
             check_rewrite(case.as_bytes());
