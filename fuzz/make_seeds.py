@@ -130,6 +130,9 @@ for name, text in {
     "status-050": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
     # Found by this target: both ids reached the app before only the first was kept.
     "two-request-ids": "GET / HTTP/1.1\r\nX-Request-ID: a\r\nX-Request-ID: b\r\n\r\n",
+    # Found by this target: 95 headers became 101 once the router's were added.
+    "many-headers": "GET / HTTP/1.1\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(93)) + "\r\n"
+    "HTTP/1.1 200 OK\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(98)) + "Content-Length: 0\r\n\r\n",
     "gzip-until-close": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
 }.items():
     put("router_head", name, text)

@@ -17,18 +17,33 @@ use super::body::Body;
 /// A head larger than this is refused: nginx's default `large_client_header_buffers` is
 /// 4 × 8 KiB, so real clients stay well below it.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// The most headers a head the router writes may hold, so that it would accept its own output
+/// (and Python's http.server, which refuses more, accepts it too).
 const MAX_HEADERS: usize = 100;
+/// What the router adds to a request: the platform's six headers and its own `Connection`.
+const ADDED_TO_REQUESTS: usize = 7;
+/// A response may gain a `Connection` header.
+const ADDED_TO_RESPONSES: usize = 1;
 
 #[derive(Debug, Error)]
 pub(crate) enum HeadError {
     #[error("malformed head: {0}")]
-    Malformed(#[from] httparse::Error),
+    Malformed(httparse::Error),
     #[error("head larger than {MAX_HEAD} bytes")]
     TooLarge,
+    #[error("more than {} headers", MAX_HEADERS - ADDED_TO_REQUESTS)]
+    TooManyHeaders,
     #[error("invalid Content-Length")]
     ContentLength,
     #[error("unsupported Transfer-Encoding (only chunked is understood)")]
     TransferEncoding,
+}
+
+fn malformed(e: httparse::Error) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        e => HeadError::Malformed(e),
+    }
 }
 
 /// What the router must know about a request it forwards.
@@ -124,13 +139,17 @@ pub(crate) fn parse_request(
     // Uninitialised: zeroing 100 headers per request would cost more than parsing them.
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let parsed =
-        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut headers)?;
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut headers)
+        .map_err(malformed)?;
     let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
     };
+    if req.headers.len() > MAX_HEADERS - ADDED_TO_REQUESTS {
+        return Err(HeadError::TooManyHeaders);
+    }
     let method = req.method.unwrap_or("GET");
     let path = req.path.unwrap_or("/");
     let http10 = req.version == Some(0);
@@ -254,28 +273,35 @@ pub(crate) fn parse_response(
 ) -> Result<Option<(usize, Response)>, HeadError> {
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
-    let parsed =
-        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut headers)?;
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, buf, &mut headers)
+        .map_err(malformed)?;
     let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
     };
+    if res.headers.len() > MAX_HEADERS - ADDED_TO_RESPONSES {
+        return Err(HeadError::TooManyHeaders);
+    }
     let code = res.code.unwrap_or(502);
     // httparse takes any three digits; a status below 100 has no class (RFC 9110 §15), and
     // rendered again it would no longer be three digits.
     if code < 100 {
-        return Err(HeadError::Malformed(httparse::Error::Status));
+        return Err(malformed(httparse::Error::Status));
     }
     let reason = res.reason.unwrap_or("");
     let scan = Scan::of(res.headers);
     let (names, conn) = (&scan.names, &scan.conn);
     let switching = code == 101 && req.upgrade;
     let interim = (100..200).contains(&code) && !switching;
+    // Checked even where there is no body (a 304, a HEAD): clients may check it too, and a
+    // response the router would relay must be valid HTTP whatever its status.
+    let framing = scan.framing?;
     let body = if interim || switching || req.is_head || code == 204 || code == 304 {
         Body::Length(0)
     } else {
-        match scan.framing? {
+        match framing {
             Framing::Chunked => Body::chunked(),
             Framing::Length(n) => Body::Length(n),
             Framing::None | Framing::OtherEncoding => Body::UntilClose,
@@ -553,7 +579,6 @@ fn eq_lowercase(bytes: &[u8], known: &[u8]) -> bool {
 struct Scan<'a> {
     names: Names,
     conn: ConnectionTokens<'a>,
-    /// An error is only reported where the body's framing matters (not for a 304, say).
     framing: Result<Framing, HeadError>,
     has_upgrade: bool,
 }
@@ -670,24 +695,20 @@ fn push(out: &mut Vec<u8>, args: fmt::Arguments) {
 /// by the unit tests below and by `fuzz/` (feature `fuzzing`).
 /// - The app reads the request with the framing the router used (no request smuggling),
 ///   and the client reads the response with the framing the router used.
+/// - A head the router writes is valid HTTP/1.1 of at most `MAX_HEADERS` headers.
 /// - No hop-by-hop header crosses, but those the router writes itself.
 /// - Each of the platform's headers is there exactly once; the client's are never trusted.
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn check_rewrite(data: &[u8]) {
     let mut rw = Rewriter::new(0, "8080");
-    let now = Instant::now();
-    let Ok(Some((len, req))) = parse_request(data, "10.0.0.1", &mut rw, now) else {
+    let Ok(Some((len, req))) = parse_request(data, "10.0.0.1", &mut rw, Instant::now()) else {
         return;
     };
     assert!(len <= data.len());
-    let (again_len, again) = parse_request(&req.bytes, "10.0.0.1", &mut rw, now)
-        .expect("a rewritten request head parses")
-        .expect("a rewritten request head is complete");
-    assert_eq!(again_len, req.bytes.len(), "one request head, nothing after it");
-    assert_eq!(again.body, req.body, "the app frames the body as the router does");
-    assert_eq!(again.upgrade, req.upgrade);
-    let headers = check::headers(&req.bytes, true);
-    check::hop_by_hop_gone(&headers, req.upgrade);
+    let app = check::View::of(&req.bytes, None);
+    assert_eq!(app.body, req.body, "the app frames the body as the router does");
+    assert_eq!(app.upgrade, req.upgrade);
+    check::hop_by_hop_gone(&app.headers, req.upgrade);
     for name in [
         "x-forwarded-for",
         "x-real-ip",
@@ -696,11 +717,11 @@ pub(crate) fn check_rewrite(data: &[u8]) {
         "x-request-start",
         "x-request-id",
     ] {
-        assert_eq!(check::count(&headers, name), 1, "{name}");
+        assert_eq!(check::count(&app.headers, name), 1, "{name}");
     }
-    assert!(check::value(&headers, "x-real-ip") == Some(&b"10.0.0.1"[..]));
+    assert!(check::value(&app.headers, "x-real-ip") == Some(&b"10.0.0.1"[..]));
     if matches!(req.body, Body::Chunked(_)) {
-        assert_eq!(check::count(&headers, "content-length"), 0);
+        assert_eq!(check::count(&app.headers, "content-length"), 0);
     }
 
     let rest = &data[len..];
@@ -709,20 +730,14 @@ pub(crate) fn check_rewrite(data: &[u8]) {
         return;
     };
     assert!(rlen <= rest.len());
-    let mut out_again = Vec::new();
-    let (again_len, again) = parse_response(&out, &req, &mut out_again)
-        .expect("a rewritten response head parses")
-        .expect("a rewritten response head is complete");
-    assert_eq!(again_len, out.len(), "one response head, nothing after it");
+    let client = check::View::of(&out, Some(&req));
     assert_eq!(
-        again.body, res.body,
+        client.body, res.body,
         "the client frames the body as the router does"
     );
-    assert_eq!(again.client_keep_alive, res.client_keep_alive);
-    let headers = check::headers(&out, false);
-    check::hop_by_hop_gone(&headers, res.switching);
+    check::hop_by_hop_gone(&client.headers, res.switching);
     if !res.client_keep_alive && !res.interim && !res.switching {
-        assert!(check::value(&headers, "connection") == Some(&b"close"[..]));
+        assert!(check::value(&client.headers, "connection") == Some(&b"close"[..]));
     }
 }
 
@@ -730,27 +745,66 @@ pub(crate) fn check_rewrite(data: &[u8]) {
 mod check {
     use std::mem::MaybeUninit;
 
-    use super::MAX_HEADERS;
+    use super::{Body, Framing, Request, Scan, MAX_HEADERS};
 
-    /// The headers of a head the router wrote, lowercase names; panics if it is not HTTP.
-    pub(super) fn headers(head: &[u8], request: bool) -> Vec<(String, Vec<u8>)> {
-        let mut storage = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS + 16];
-        let config = httparse::ParserConfig::default();
-        let headers = if request {
-            let mut req = httparse::Request::new(&mut []);
-            let parsed = config.parse_request_with_uninit_headers(&mut req, head, &mut storage);
-            assert!(matches!(parsed, Ok(httparse::Status::Complete(_))), "{parsed:?}");
-            req.headers.to_vec()
-        } else {
-            let mut res = httparse::Response::new(&mut []);
-            let parsed = config.parse_response_with_uninit_headers(&mut res, head, &mut storage);
-            assert!(matches!(parsed, Ok(httparse::Status::Complete(_))), "{parsed:?}");
-            res.headers.to_vec()
-        };
-        headers
-            .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-            .collect()
+    /// A head the router wrote, as the app (a request) or the client (the response to
+    /// `request`) reads it.
+    pub(super) struct View {
+        pub(super) body: Body,
+        pub(super) upgrade: bool,
+        /// Lowercase names.
+        pub(super) headers: Vec<(String, Vec<u8>)>,
+    }
+
+    impl View {
+        /// Panics unless `head` is one whole head of at most `MAX_HEADERS` headers.
+        pub(super) fn of(head: &[u8], request: Option<&Request>) -> View {
+            let mut storage = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+            let config = httparse::ParserConfig::default();
+            let (parsed, headers, upgrade, body_less) = match request {
+                None => {
+                    let mut req = httparse::Request::new(&mut []);
+                    let parsed = config.parse_request_with_uninit_headers(&mut req, head, &mut storage);
+                    let http11 = req.version == Some(1);
+                    (parsed, req.headers, http11, false)
+                }
+                Some(request) => {
+                    let mut res = httparse::Response::new(&mut []);
+                    let parsed = config.parse_response_with_uninit_headers(&mut res, head, &mut storage);
+                    let code = res.code.unwrap_or(0);
+                    let switching = code == 101 && request.upgrade;
+                    let body_less =
+                        (100..200).contains(&code) || request.is_head || code == 204 || code == 304;
+                    (parsed, res.headers, switching, body_less)
+                }
+            };
+            assert!(
+                matches!(parsed, Ok(httparse::Status::Complete(n)) if n == head.len()),
+                "{parsed:?}: {}",
+                String::from_utf8_lossy(head)
+            );
+            let scan = Scan::of(headers);
+            let framing = scan
+                .framing
+                .as_ref()
+                .expect("a head the router wrote frames its body");
+            let body = match (request, framing) {
+                _ if body_less => Body::Length(0),
+                (_, Framing::Chunked) => Body::chunked(),
+                (_, Framing::Length(n)) => Body::Length(*n),
+                (None, Framing::None) => Body::Length(0),
+                (None, Framing::OtherEncoding) => panic!("a request the router cannot frame crossed"),
+                (Some(_), Framing::None | Framing::OtherEncoding) => Body::UntilClose,
+            };
+            View {
+                body,
+                upgrade: upgrade && (request.is_some() || scan.conn.upgrade && scan.has_upgrade),
+                headers: headers
+                    .iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+                    .collect(),
+            }
+        }
     }
 
     pub(super) fn count(headers: &[(String, Vec<u8>)], name: &str) -> usize {
@@ -945,11 +999,22 @@ mod tests {
             // Found by fuzz/fuzz_targets/router_head.rs: a three-digit status below 100 was
             // relayed as `HTTP/1.1 50 ...`, which no client can parse.
             "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
-            // Found by the same target: a client's two X-Request-IDs both reached the app.
+            // Found by the same target: a client's two X-Request-IDs both reached the app, and
+            // a request of 95 headers became one of 101, more than the router itself accepts.
             "GET / HTTP/1.1\r\nX-Request-ID: a\r\nX-Request-ID: b\r\nX-Request-ID:\r\n\r\n",
         ];
         for case in cases {
             check_rewrite(case.as_bytes());
+        }
+        for count in [90, 93, 94, 99, 100, 101] {
+            let headers: String = (0..count).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+            let request = format!("GET / HTTP/1.1\r\n{headers}\r\n");
+            let response = format!("HTTP/1.1 200 OK\r\n{headers}Content-Length: 0\r\n\r\n");
+            check_rewrite(format!("{request}{response}").as_bytes());
+            let mut rw = Rewriter::new(0, "1");
+            let parsed = parse_request(request.as_bytes(), "127.0.0.1", &mut rw, Instant::now());
+            assert_eq!(count <= 93, parsed.is_ok(), "{count}");
+            assert!(count <= 93 || matches!(parsed, Err(HeadError::TooManyHeaders)));
         }
     }
 

@@ -241,7 +241,7 @@ impl HttpConn {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let code = if matches!(e, HeadError::TooLarge) {
+                    let code = if matches!(e, HeadError::TooLarge | HeadError::TooManyHeaders) {
                         431
                     } else {
                         400
