@@ -133,6 +133,9 @@ for name, text in {
     # Found by this target: 95 headers became 101 once the router's were added.
     "many-headers": "GET / HTTP/1.1\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(93)) + "\r\n"
     "HTTP/1.1 200 OK\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(98)) + "Content-Length: 0\r\n\r\n",
+    # Found by this target: Transfer-Encoding named in Connection was dropped, not the framing.
+    "connection-names-framing": "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n"
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length, close\r\n\r\n",
     "gzip-until-close": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
 }.items():
     put("router_head", name, text)

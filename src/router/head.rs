@@ -183,7 +183,7 @@ pub(crate) fn parse_request(
     let mut request_id = false;
     let mut expect_continue = false;
     for (h, name) in names.of_headers(req.headers) {
-        if name.is_hop_by_hop() || conn.lists(h.name) {
+        if stays_behind(name, h, conn) {
             if upgrade && name == Name::Upgrade {
                 copy_header(&mut out, h.name, h.value);
             }
@@ -324,7 +324,7 @@ pub(crate) fn parse_response(
     out.extend_from_slice(b"\r\n");
     let chunked = matches!(body, Body::Chunked(_));
     for (h, name) in names.of_headers(res.headers) {
-        if name.is_hop_by_hop() || conn.lists(h.name) {
+        if stays_behind(name, h, conn) {
             if switching && name == Name::Upgrade {
                 copy_header(out, h.name, h.value);
             }
@@ -547,6 +547,16 @@ impl Name {
             Name::Connection | Name::KeepAlive | Name::ProxyConnection | Name::Te | Name::Upgrade
         )
     }
+}
+
+/// Whether a header is not forwarded: a hop-by-hop one, or one the message's `Connection`
+/// header names (RFC 9110 §7.6.1), unless it frames the body. A client that names
+/// `Transfer-Encoding` there would otherwise have the router frame the body as chunked
+/// while the app, never seeing the header, reads the chunks as its next request: request
+/// smuggling (found by fuzz/fuzz_targets/router_head.rs).
+fn stays_behind(name: Name, h: &httparse::Header, conn: &ConnectionTokens) -> bool {
+    name.is_hop_by_hop()
+        || !matches!(name, Name::TransferEncoding | Name::ContentLength) && conn.lists(h.name)
 }
 
 /// Whether `bytes` equals `known` (lowercase letters, digits and `-`) ignoring ASCII case,
@@ -1000,8 +1010,13 @@ mod tests {
             // relayed as `HTTP/1.1 50 ...`, which no client can parse.
             "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
             // Found by the same target: a client's two X-Request-IDs both reached the app, and
-            // a request of 95 headers became one of 101, more than the router itself accepts.
+            // a request of 95 headers became one of 101, more than the router itself accepts
+            // (the loop below).
             "GET / HTTP/1.1\r\nX-Request-ID: a\r\nX-Request-ID: b\r\nX-Request-ID:\r\n\r\n",
+            // Found by the same target: the app never saw the Transfer-Encoding the router
+            // framed the body with, so the chunks would have been its next request.
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length, close\r\n\r\n",
         ];
         for case in cases {
             check_rewrite(case.as_bytes());

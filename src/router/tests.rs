@@ -413,6 +413,24 @@ fn relays_chunked_bodies_both_ways() {
 }
 
 #[test]
+fn a_framing_header_named_in_connection_still_reaches_the_app() {
+    // Dropping the Transfer-Encoding a client names in `Connection` would leave the app
+    // reading the chunks as its next request: request smuggling.
+    let backend = Backend::start("web-1");
+    let router = http_router();
+    router.switch(vec![backend.addr]);
+    let mut client = Wire::connect(router.local_addr());
+    client.send(
+        b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\
+          Connection: transfer-encoding\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(client.response(false).unwrap().text(), "abc");
+    client.send(&get("/name"));
+    assert_eq!(client.response(false).unwrap().text(), "web-1");
+    router.shutdown();
+}
+
+#[test]
 fn forwards_a_post_body_with_content_length() {
     let backend = Backend::start("web-1");
     let router = http_router();
