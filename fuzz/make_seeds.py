@@ -140,3 +140,13 @@ for name, text in {
 }.items():
     put("router_head", name, text)
 
+# Chunked bodies, followed by what comes next on the connection: fuzz_targets/chunked_body.rs.
+for name, data in {
+    "wiki": b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\nGET /next",
+    "bare-lf": b"3\nabc\n0\n\n",
+    "extensions": b"3 ; a=\"b\"\r\nabc\r\nA;x\r\n0123456789\r\n0\r\nT: \r\r\n\r\n",
+    "huge-size": b"fffffffffffffff\r\n",
+    "bad-data-end": b"2\r\nab\rX",
+}.items():
+    put("chunked_body", name, data)
+

@@ -149,6 +149,139 @@ fn after_size(value: u64) -> Chunk {
     }
 }
 
+/// Where a chunked body ends, checked on any bytes: fed whole, fed byte by byte, and as a
+/// separate line-by-line reading of the same rules decides, the body must end at the same
+/// byte or be refused; a disagreement is a body the router could split differently from the
+/// app. Panics when they disagree. Used by the unit tests below and by `fuzz/` (feature
+/// `fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_chunked(data: &[u8]) {
+    let mut whole = Body::chunked();
+    let at_once = whole.advance(data);
+    let mut bytewise = Body::chunked();
+    let mut one_by_one = Ok(0);
+    for byte in data {
+        if bytewise.is_done() {
+            break;
+        }
+        match bytewise.advance(std::slice::from_ref(byte)) {
+            Ok(n) => one_by_one = one_by_one.map(|used| used + n),
+            Err(e) => {
+                one_by_one = Err(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(at_once, one_by_one, "fed whole and byte by byte");
+    assert_eq!(whole.is_done(), bytewise.is_done());
+    match (reference::end_of_chunked(data), at_once) {
+        (reference::End::At(end), Ok(used)) => {
+            assert_eq!(used, end);
+            assert!(whole.is_done());
+        }
+        (reference::End::Incomplete, Ok(used)) => {
+            assert_eq!(used, data.len());
+            assert!(!whole.is_done());
+        }
+        (reference::End::Invalid, Err(_)) => {}
+        (expected, got) => panic!("the rules say {expected:?}, the parser {got:?}"),
+    }
+}
+
+/// The chunked rules of `advance_chunked` (RFC 9112 §7.1, with a bare LF accepted as a line
+/// end, as §2.2 allows), read line by line rather than byte by byte.
+#[cfg(any(test, feature = "fuzzing"))]
+mod reference {
+    #[derive(Debug)]
+    pub(super) enum End {
+        At(usize),
+        Incomplete,
+        Invalid,
+    }
+
+    /// The line starting at `from` without its line end, and where the next one starts.
+    fn line(data: &[u8], from: usize) -> Option<(&[u8], usize)> {
+        let lf = data[from..].iter().position(|&b| b == b'\n')? + from;
+        Some((&data[from..lf], lf + 1))
+    }
+
+    pub(super) fn end_of_chunked(data: &[u8]) -> End {
+        let mut at = 0;
+        loop {
+            let Some((size_line, next)) = line(data, at) else {
+                return incomplete_or_invalid_size(&data[at..]);
+            };
+            let Some(size) = chunk_size(size_line) else {
+                return End::Invalid;
+            };
+            at = next;
+            if size == 0 {
+                break;
+            }
+            let Some(data_end) = usize::try_from(size).ok().and_then(|s| at.checked_add(s)) else {
+                return End::Incomplete;
+            };
+            match data.get(data_end..) {
+                None | Some([]) | Some([b'\r']) => return End::Incomplete,
+                Some([b'\n', ..]) => at = data_end + 1,
+                Some([b'\r', b'\n', ..]) => at = data_end + 2,
+                Some(_) => return End::Invalid,
+            }
+        }
+        // Trailer lines, up to an empty one (CRLF or LF).
+        loop {
+            match data.get(at..) {
+                None | Some([]) | Some([b'\r']) => return End::Incomplete,
+                Some([b'\n', ..]) => return End::At(at + 1),
+                Some([b'\r', b'\n', ..]) => return End::At(at + 2),
+                Some([b'\r', ..]) => return End::Invalid,
+                Some(_) => match line(data, at) {
+                    Some((_, next)) => at = next,
+                    None => return End::Incomplete,
+                },
+            }
+        }
+    }
+
+    /// A size line: 1 to 15 hex digits, then nothing, or an extension after `;`, space or
+    /// tab; a CR may only end it.
+    fn chunk_size(line: &[u8]) -> Option<u64> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        if digits == 0 || digits > 15 {
+            return None;
+        }
+        let rest = &line[digits..];
+        if !(rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t')) || rest.contains(&b'\r') {
+            return None;
+        }
+        let hex = std::str::from_utf8(&line[..digits]).ok()?;
+        u64::from_str_radix(hex, 16).ok()
+    }
+
+    /// No line end yet: whether what is there can still become a valid size line.
+    fn incomplete_or_invalid_size(partial: &[u8]) -> End {
+        let digits = partial.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let rest = &partial[digits..];
+        let valid = match rest {
+            _ if digits > 15 => false,
+            [] => true,
+            _ if digits == 0 => false,
+            [b'\r'] => true,
+            [b';' | b' ' | b'\t', ext @ ..] => match ext.iter().position(|&b| b == b'\r') {
+                None => true,
+                Some(cr) => cr == ext.len() - 1,
+            },
+            _ => false,
+        };
+        if valid {
+            End::Incomplete
+        } else {
+            End::Invalid
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +316,27 @@ mod tests {
         assert!(b.is_done());
         assert_eq!(Body::chunked().advance(b"zz\r\n"), Err(BodyError::ChunkSize));
         assert_eq!(Body::chunked().advance(b"1\r\nab\r\n"), Err(BodyError::ChunkEnd));
+    }
+
+    #[test]
+    fn chunked_ends_where_the_rules_say_however_it_is_fed() {
+        for case in [
+            &b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\nGET /next"[..],
+            b"0\n\n",
+            b"0\r\n\r",
+            b"3 ; a=\"b\"\r\nabc\nA\r\n0123456789\r\n0\r\nT: \r\r\n\r\n",
+            b"fffffffffffffff\r\n",
+            b"1000000000000000\r\n",
+            b"1x\r\n",
+            b"1;\rx\r\n",
+            b"2\r\nab\rX",
+            b"0\r\n\rX",
+            b"",
+            b"a",
+            b";",
+        ] {
+            check_chunked(case);
+        }
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub fn check_head_rewrite(data: &[u8]) {
     head::check_rewrite(data);
 }
 
+/// For `fuzz/` only: checks that a chunked body in `data` ends at the same byte however it is
+/// fed and as the rules say; panics when it does not.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn check_chunked_body(data: &[u8]) {
+    body::check_chunked(data);
+}
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
