@@ -21,9 +21,9 @@ pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// (and Python's http.server, which refuses more, accepts it too).
 const MAX_HEADERS: usize = 100;
 /// What the router adds to a request: the platform's six headers and its own `Connection`.
-const ADDED_TO_REQUESTS: usize = 7;
+const MOST_REQUEST_HEADERS: usize = MAX_HEADERS - 7;
 /// A response may gain a `Connection` header.
-const ADDED_TO_RESPONSES: usize = 1;
+const MOST_RESPONSE_HEADERS: usize = MAX_HEADERS - 1;
 
 #[derive(Debug, Error)]
 pub(crate) enum HeadError {
@@ -31,17 +31,19 @@ pub(crate) enum HeadError {
     Malformed(httparse::Error),
     #[error("head larger than {MAX_HEAD} bytes")]
     TooLarge,
-    #[error("more than {} headers", MAX_HEADERS - ADDED_TO_REQUESTS)]
-    TooManyHeaders,
+    /// The most this side may send, so that the head the router writes stays within
+    /// `MAX_HEADERS`.
+    #[error("more than {0} headers")]
+    TooManyHeaders(usize),
     #[error("invalid Content-Length")]
     ContentLength,
     #[error("unsupported Transfer-Encoding (only chunked is understood)")]
     TransferEncoding,
 }
 
-fn malformed(e: httparse::Error) -> HeadError {
+fn malformed(e: httparse::Error, most_headers: usize) -> HeadError {
     match e {
-        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders(most_headers),
         e => HeadError::Malformed(e),
     }
 }
@@ -141,14 +143,14 @@ pub(crate) fn parse_request(
     let mut req = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default()
         .parse_request_with_uninit_headers(&mut req, buf, &mut headers)
-        .map_err(malformed)?;
+        .map_err(|e| malformed(e, MOST_REQUEST_HEADERS))?;
     let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
     };
-    if req.headers.len() > MAX_HEADERS - ADDED_TO_REQUESTS {
-        return Err(HeadError::TooManyHeaders);
+    if req.headers.len() > MOST_REQUEST_HEADERS {
+        return Err(HeadError::TooManyHeaders(MOST_REQUEST_HEADERS));
     }
     let method = req.method.unwrap_or("GET");
     let path = req.path.unwrap_or("/");
@@ -275,20 +277,20 @@ pub(crate) fn parse_response(
     let mut res = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut res, buf, &mut headers)
-        .map_err(malformed)?;
+        .map_err(|e| malformed(e, MOST_RESPONSE_HEADERS))?;
     let len = match parsed {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
     };
-    if res.headers.len() > MAX_HEADERS - ADDED_TO_RESPONSES {
-        return Err(HeadError::TooManyHeaders);
+    if res.headers.len() > MOST_RESPONSE_HEADERS {
+        return Err(HeadError::TooManyHeaders(MOST_RESPONSE_HEADERS));
     }
     let code = res.code.unwrap_or(502);
     // httparse takes any three digits; a status below 100 has no class (RFC 9110 §15), and
     // rendered again it would no longer be three digits.
     if code < 100 {
-        return Err(malformed(httparse::Error::Status));
+        return Err(HeadError::Malformed(httparse::Error::Status));
     }
     let reason = res.reason.unwrap_or("");
     let scan = Scan::of(res.headers);
@@ -1029,7 +1031,7 @@ mod tests {
             let mut rw = Rewriter::new(0, "1");
             let parsed = parse_request(request.as_bytes(), "127.0.0.1", &mut rw, Instant::now());
             assert_eq!(count <= 93, parsed.is_ok(), "{count}");
-            assert!(count <= 93 || matches!(parsed, Err(HeadError::TooManyHeaders)));
+            assert!(count <= 93 || matches!(parsed, Err(HeadError::TooManyHeaders(93))));
         }
     }
 

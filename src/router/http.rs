@@ -241,7 +241,7 @@ impl HttpConn {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let code = if matches!(e, HeadError::TooLarge | HeadError::TooManyHeaders) {
+                    let code = if matches!(e, HeadError::TooLarge | HeadError::TooManyHeaders(_)) {
                         431
                     } else {
                         400
@@ -518,8 +518,12 @@ impl HttpConn {
                                     };
                                 }
                             }
-                            Err(_) => {
-                                self.answer(502, BAD_RESPONSE);
+                            Err(e) => {
+                                let message = format!(
+                                    "the app sent a response the router cannot relay ({e}); \
+                                     run shipway logs and check what the web process writes on its socket"
+                                );
+                                self.answer(502, &message);
                                 return Step::Progress;
                             }
                         }

@@ -672,6 +672,31 @@ fn no_request_fails_across_twenty_switches() {
 }
 
 #[test]
+fn answers_502_naming_what_is_wrong_when_the_app_answers_with_a_bad_head() {
+    // An app that reads one request and answers with a status httparse takes but no client
+    // could parse once relayed.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut wire = Wire::new(stream);
+        wire.head().unwrap();
+        wire.send(b"HTTP/1.1 050 Odd\r\nContent-Length: 0\r\n\r\n");
+    });
+    let router = http_router();
+    router.switch(vec![app]);
+    let res = fetch(router.local_addr(), &get("/")).unwrap();
+    assert_eq!(res.status, 502);
+    assert!(
+        res.text().contains("cannot relay (malformed head"),
+        "{}",
+        res.text()
+    );
+    server.join().unwrap();
+    router.shutdown();
+}
+
+#[test]
 fn answers_502_when_no_upstream_accepts() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let router = http_router();
