@@ -254,6 +254,11 @@ impl HttpConn {
                 }
             }
         }
+        self.read_client(ctx)
+    }
+
+    /// Reads what the client sent into `cin`; its EOF or an error ends the connection.
+    fn read_client(&mut self, ctx: &mut Ctx) -> Step {
         if !self.client_ready.readable {
             return Step::Wait;
         }
@@ -427,18 +432,7 @@ impl HttpConn {
             }
             return Step::Progress;
         }
-        if !self.client_ready.readable {
-            return Step::Wait;
-        }
-        match read_some(&mut self.client, &mut self.client_ready, ctx.scratch) {
-            Ok(Some(0)) | Err(_) => Step::Close,
-            Ok(Some(n)) => {
-                self.cin.extend(&ctx.scratch[..n]);
-                self.last_activity = ctx.now;
-                Step::Progress
-            }
-            Ok(None) => Step::Wait,
-        }
+        self.read_client(ctx)
     }
 
     fn step_proxying(&mut self, ctx: &mut Ctx) -> Step {

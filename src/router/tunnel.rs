@@ -36,17 +36,15 @@ impl Tunnel {
         let mut attempts = Attempts::default();
         match upstream::dial(ctx, &mut attempts) {
             Dial::Open(up) => Some(Tunnel {
-                client,
-                up,
-                to_up: Buf::default(),
-                to_client: Buf::default(),
-                client_ready: Readiness::default(),
-                up_ready: Readiness::default(),
-                client_eof: false,
-                up_eof: false,
-                client_shut: false,
-                up_shut: false,
                 attempts,
+                ..Tunnel::upgraded(
+                    client,
+                    up,
+                    Buf::default(),
+                    Buf::default(),
+                    Readiness::default(),
+                    Readiness::default(),
+                )
             }),
             Dial::NotDeployed | Dial::NoUpstreams | Dial::Refused { .. } => None,
         }
