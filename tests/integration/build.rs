@@ -1325,11 +1325,7 @@ fn ctrl_c_aborts_the_build_and_kills_its_processes() {
     );
     let listed = pids.pids();
     assert!(listed.iter().all(|&p| alive(p)));
-    let status = Command::new("kill")
-        .args(["-INT", &build.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    ctrl_c(build.pid());
     build
         .finish(Duration::from_secs(30))
         .code(130)

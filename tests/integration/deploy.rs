@@ -455,10 +455,7 @@ fn ctrl_c_aborts_the_deployment_and_stops_what_it_started() {
     let good = env.app_as("python", "good");
     let addr = url_of(&env.deploy(&good, "abort", &[]).ok());
     let (child, compile_pids) = start_hanging_deploy(&env, &good, "abort");
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    ctrl_c(child.id());
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{text}");
@@ -518,10 +515,7 @@ fn up_runs_in_the_foreground_with_prefixed_logs_and_stops_on_ctrl_c() {
         "the container's output on the terminal",
         || lines.lock().unwrap().iter().any(|l| l.starts_with("fg [web-1] ")),
     );
-    std::process::Command::new("kill")
-        .args(["-INT", &up.id().to_string()])
-        .status()
-        .unwrap();
+    ctrl_c(up.id());
     let status = up.wait().unwrap();
     reader.join().unwrap();
     assert!(status.success(), "up exits 0 after a graceful stop");

@@ -272,10 +272,7 @@ fn interrupt(fixture: &str, vars: &[&str], ready: &dyn Fn(&Env) -> bool) {
         .unwrap();
     eventually(Duration::from_secs(30), "the step to interrupt", || ready(&env));
     let new_pids = pids_in(&env.home.path().join("apps/intr/releases/2/app"));
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    ctrl_c(child.id());
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{text}");

@@ -32,6 +32,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
@@ -103,12 +113,7 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out: Output = self.command(args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(self.command(args).output().unwrap())
     }
 
     /// A copy of `fixtures/apps/<name>` in the work folder, at `<work>/<as_name>`.
@@ -213,27 +218,42 @@ pub fn alive(pid: i32) -> bool {
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgsign=false",
-        ])
+    let config = [
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "init.defaultBranch=main",
+        "-c",
+        "commit.gpgsign=false",
+    ];
+    let all: Vec<&str> = config.iter().chain(args).copied().collect();
+    run_ok(dir, "git", &all)
+}
+
+/// `program ARGS` run in `dir`, which must succeed; its trimmed stdout.
+pub fn run_ok(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
         .args(args)
         .current_dir(dir)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "git {args:?}: {}",
+        "{program} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Ctrl-C for a process: SIGINT.
+pub fn ctrl_c(pid: impl std::fmt::Display) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -INT {pid}");
 }
 
 /// Every live pid whose working folder is `dir` (a container's app folder).

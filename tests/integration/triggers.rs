@@ -8,12 +8,7 @@ use crate::harness::*;
 
 /// `shipway ARGS` run in `dir`.
 fn run_in(env: &Env, dir: &Path, args: &[&str]) -> Run {
-    let out = env.command(args).current_dir(dir).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(env.command(args).current_dir(dir).output().unwrap())
 }
 
 /// `git ARGS` in `dir` with the test's shipway settings in the environment (the hook
@@ -28,11 +23,7 @@ fn git_run(env: &Env, dir: &Path, args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// The router address a deployment printed, wherever it is (git shows it as `remote:`).
@@ -267,19 +258,6 @@ fn archives_follow_the_platform_rules_and_urls_are_refused_offline() {
 /// Tomcat's servlet API from Debian's tomcat10-common (.ci/run installs it).
 const SERVLET_API: &str = "/usr/share/tomcat10/lib/servlet-api.jar";
 
-fn run_tool(dir: &Path, program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `fixtures/apps/war` built into `<copy>/app.war` (see its README).
 fn build_war(env: &Env) -> PathBuf {
     assert!(
@@ -287,12 +265,12 @@ fn build_war(env: &Env) -> PathBuf {
         "{SERVLET_API} is missing: install Debian's tomcat10-common (.ci/run does)"
     );
     let dir = env.app("war");
-    run_tool(
+    run_ok(
         &dir,
         "javac",
         &["-cp", SERVLET_API, "-d", "WEB-INF/classes", "Hello.java"],
     );
-    run_tool(
+    run_ok(
         &dir,
         "jar",
         &["--create", "--file", "app.war", "WEB-INF", "static.txt"],
@@ -303,8 +281,8 @@ fn build_war(env: &Env) -> PathBuf {
 /// `fixtures/apps/jar` built into `<copy>/app.jar` (see its README).
 fn build_jar(env: &Env, name: &str) -> PathBuf {
     let dir = env.app_as("jar", name);
-    run_tool(&dir, "javac", &["-d", "classes", "Main.java"]);
-    run_tool(
+    run_ok(&dir, "javac", &["-d", "classes", "Main.java"]);
+    run_ok(
         &dir,
         "jar",
         &[
