@@ -68,15 +68,18 @@ pub struct Settings {
     pub crash_limit: u32,
 }
 
-/// One setting: its name in config.toml, its variable, and how to apply a value.
+/// One setting: its name in config.toml, its variable, how to show its value and how to
+/// apply one.
 struct Key {
     name: &'static str,
+    show: fn(&Settings) -> String,
     apply: fn(&mut Settings, &str, &str) -> Result<(), SettingsError>,
 }
 
 const KEYS: &[Key] = &[
     Key {
         name: "stack",
+        show: |s| s.stack.clone(),
         apply: |s, _, v| {
             s.stack = v.to_string();
             Ok(())
@@ -84,30 +87,40 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "build_timeout",
+        show: |s| render_duration(s.build_timeout),
         apply: |s, n, v| duration(n, v).map(|d| s.build_timeout = d),
     },
     Key {
         name: "boot_timeout",
+        show: |s| render_duration(s.boot_timeout),
         apply: |s, n, v| duration(n, v).map(|d| s.boot_timeout = d),
     },
     Key {
         name: "hook_timeout",
+        show: |s| render_duration(s.hook_timeout),
         apply: |s, n, v| duration(n, v).map(|d| s.hook_timeout = d),
     },
     Key {
         name: "grace_period",
+        show: |s| render_duration(s.grace_period),
         apply: |s, n, v| duration(n, v).map(|d| s.grace_period = d),
     },
     Key {
         name: "first_byte_timeout",
+        show: |s| render_duration(s.first_byte_timeout),
         apply: |s, n, v| duration(n, v).map(|d| s.first_byte_timeout = d),
     },
     Key {
         name: "port",
+        show: |s| s.port.map_or("first free from 5000".into(), |p| p.to_string()),
         apply: |s, n, v| number(n, v, "a port number").map(|p| s.port = Some(p)),
     },
     Key {
         name: "loopback_bind",
+        show: |s| match s.loopback_bind {
+            LoopbackBind::Fail => "fail".into(),
+            LoopbackBind::Allow => "allow".into(),
+        },
         apply: |s, n, v| {
             s.loopback_bind = match v {
                 "fail" => LoopbackBind::Fail,
@@ -125,6 +138,7 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "pass_env",
+        show: |s| s.pass_env.join(","),
         apply: |s, _, v| {
             s.pass_env = v
                 .split([',', ' '])
@@ -136,6 +150,11 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "buildpacks_dir",
+        show: |s| {
+            s.buildpacks_dir
+                .as_ref()
+                .map_or("bundled".into(), |d| d.display().to_string())
+        },
         apply: |s, _, v| {
             s.buildpacks_dir = Some(PathBuf::from(v));
             Ok(())
@@ -143,14 +162,17 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "crash_backoff",
+        show: |s| render_duration(s.crash_backoff),
         apply: |s, n, v| duration(n, v).map(|d| s.crash_backoff = d),
     },
     Key {
         name: "crash_limit",
+        show: |s| s.crash_limit.to_string(),
         apply: |s, n, v| number(n, v, "a whole number").map(|k| s.crash_limit = k),
     },
     Key {
         name: "releases_kept",
+        show: |s| s.releases_kept.to_string(),
         apply: |s, n, v| number(n, v, "a whole number").map(|k| s.releases_kept = k),
     },
 ];
@@ -230,34 +252,13 @@ impl Settings {
         Ok(())
     }
 
-    /// The settings as `name = value` lines, for `shipway up`.
+    /// The settings as `name = value` lines, for `shipway up` and for telling a running
+    /// platform's settings from the caller's: every setting, since the platform uses each.
     pub fn describe(&self) -> Vec<(String, String)> {
-        vec![
-            ("home".into(), self.home.display().to_string()),
-            ("stack".into(), self.stack.clone()),
-            ("build_timeout".into(), render_duration(self.build_timeout)),
-            ("boot_timeout".into(), render_duration(self.boot_timeout)),
-            ("hook_timeout".into(), render_duration(self.hook_timeout)),
-            ("grace_period".into(), render_duration(self.grace_period)),
-            (
-                "first_byte_timeout".into(),
-                render_duration(self.first_byte_timeout),
-            ),
-            (
-                "port".into(),
-                self.port.map_or("first free from 5000".into(), |p| p.to_string()),
-            ),
-            (
-                "loopback_bind".into(),
-                match self.loopback_bind {
-                    LoopbackBind::Fail => "fail".into(),
-                    LoopbackBind::Allow => "allow".into(),
-                },
-            ),
-            ("releases_kept".into(), self.releases_kept.to_string()),
-            ("crash_backoff".into(), render_duration(self.crash_backoff)),
-            ("crash_limit".into(), self.crash_limit.to_string()),
-        ]
+        let home = ("home".to_string(), self.home.display().to_string());
+        std::iter::once(home)
+            .chain(KEYS.iter().map(|key| (key.name.to_string(), (key.show)(self))))
+            .collect()
     }
 }
 
@@ -355,6 +356,23 @@ mod tests {
             Settings::from_vars(&vars(&[("SHIPWAY_HOME", home), ("SHIPWAY_GRACE_PERIOD", "1s")])).unwrap();
         assert_eq!(s.boot_timeout, Duration::from_secs(9));
         assert_eq!(s.grace_period, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn describe_shows_every_setting_the_platform_uses() {
+        let s = Settings::from_vars(&vars(&[
+            ("SHIPWAY_HOME", "/nonexistent/x"),
+            ("SHIPWAY_PASS_ENV", "WAR_PATH JAVA_HOME"),
+            ("SHIPWAY_BUILDPACKS_DIR", "/opt/packs"),
+        ]))
+        .unwrap();
+        let shown = s.describe();
+        let value = |name: &str| shown.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(value("home"), Some("/nonexistent/x"));
+        assert_eq!(value("pass_env"), Some("WAR_PATH,JAVA_HOME"));
+        assert_eq!(value("buildpacks_dir"), Some("/opt/packs"));
+        assert_eq!(value("boot_timeout"), Some("1m"));
+        assert_eq!(shown.len(), KEYS.len() + 1);
     }
 
     #[test]
