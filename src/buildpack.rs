@@ -52,7 +52,6 @@ pub enum BuildpackError {
         buildpack: String,
         script: &'static str,
         exit: Exit,
-        stderr: String,
     },
     #[error("{script} of {buildpack} did not finish within {limit}: it was stopped, with every process it started")]
     TimedOut {
@@ -459,7 +458,6 @@ impl Buildpack {
                 buildpack: self.name.clone(),
                 script: "bin/compile",
                 exit,
-                stderr: String::new(),
             })
         }
     }
@@ -486,7 +484,6 @@ impl Buildpack {
                 buildpack: self.name.clone(),
                 script: "bin/release",
                 exit,
-                stderr: String::new(),
             });
         }
         let text = out.lock().map(|o| o.join("\n")).unwrap_or_default();

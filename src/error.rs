@@ -38,9 +38,6 @@ pub enum Error {
     },
     #[error("{message}")]
     Platform { message: String },
-    /// A deployment that ended in a failure status; its output was already shown.
-    #[error("deployment {status}")]
-    Deployment { status: String, code: i32 },
 }
 
 impl Error {
@@ -48,7 +45,6 @@ impl Error {
         match self {
             Error::Build(e) if e.was_cancelled() => exit::ABORTED,
             Error::Build(_) => exit::BUILD_ERROR,
-            Error::Deployment { code, .. } => *code,
             _ => exit::ERROR,
         }
     }

@@ -21,7 +21,6 @@ pub fn run(cli: Cli) -> i32 {
     let result = dispatch(cli);
     match result {
         Ok(code) => code,
-        Err(Error::Deployment { code, .. }) => code,
         Err(e) => {
             for (i, line) in e.to_string().lines().enumerate() {
                 if i == 0 {

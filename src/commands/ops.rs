@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::deployment::{Deployment, Status};
+use crate::deployment::Deployment;
 use crate::error::{exit, Error};
 use crate::platform::client;
 use crate::platform::protocol::{ContainerRow, Event, Request};
@@ -459,11 +459,7 @@ pub fn deployment_logs(settings: &Settings, app: Option<String>, id: Option<Stri
             })
         }
     }
-    Ok(if d.status() == Some(Status::Success) {
-        exit::SUCCESS
-    } else {
-        d.status().map_or(exit::ERROR, |s| s.exit_code())
-    })
+    Ok(d.status().map_or(exit::ERROR, |s| s.exit_code()))
 }
 
 pub fn delete_cache(settings: &Settings, app: Option<String>) -> Result<i32, Error> {
