@@ -310,7 +310,7 @@ impl Platform {
         let name = spec.name();
         let log = self.container_log(&rt.name, rt, &name);
         loop {
-            if streak > self.settings.crash_limit {
+            if streak >= self.settings.crash_limit {
                 log(crate::process::Stream::Stderr, &format!(
                     "{name} {exit}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)"
                 ));

@@ -123,7 +123,7 @@ fn scale_balances_round_robin_and_zero_answers_503() {
 fn a_crash_looping_worker_ends_crashed() {
     let mut env = Env::new();
     env.set("SHIPWAY_CRASH_BACKOFF", "50ms")
-        .set("SHIPWAY_CRASH_LIMIT", "2");
+        .set("SHIPWAY_CRASH_LIMIT", "3");
     let app = env.app("crash-loop-worker");
     env.deploy(&app, "loopy", &["--env", &procfile_only()]).ok();
     env.run(&["scale", "-a", "loopy", "worker=1"]).ok();
@@ -143,6 +143,8 @@ fn a_crash_looping_worker_ends_crashed() {
         log.stdout
     );
     assert!(log.stdout.contains("left crashed"), "{}", log.stdout);
+    // SHIPWAY_CRASH_LIMIT=3: restarted at once, then after a pause, then left crashed.
+    assert!(log.stdout.contains("crashed 3 times in a row"), "{}", log.stdout);
     assert!(
         !log.stdout.contains("[web-1]"),
         "--filter keeps worker lines only"
