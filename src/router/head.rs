@@ -145,7 +145,9 @@ pub(crate) fn parse_request(
         .parse_request_with_uninit_headers(&mut req, buf, &mut headers)
         .map_err(|e| malformed(e, MOST_REQUEST_HEADERS))?;
     let len = match parsed {
-        httparse::Status::Complete(len) => len,
+        httparse::Status::Complete(len) if len <= MAX_HEAD => len,
+        // A head that arrived whole in one large read is held to the limit as well.
+        httparse::Status::Complete(_) => return Err(HeadError::TooLarge),
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
     };
@@ -279,7 +281,9 @@ pub(crate) fn parse_response(
         .parse_response_with_uninit_headers(&mut res, buf, &mut headers)
         .map_err(|e| malformed(e, MOST_RESPONSE_HEADERS))?;
     let len = match parsed {
-        httparse::Status::Complete(len) => len,
+        httparse::Status::Complete(len) if len <= MAX_HEAD => len,
+        // A head that arrived whole in one large read is held to the limit as well.
+        httparse::Status::Complete(_) => return Err(HeadError::TooLarge),
         httparse::Status::Partial if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         httparse::Status::Partial => return Ok(None),
     };
@@ -1022,6 +1026,13 @@ mod tests {
         ];
         for case in cases {
             check_rewrite(case.as_bytes());
+        }
+        let mut rw = Rewriter::new(0, "1");
+        for size in [MAX_HEAD - 100, MAX_HEAD + 100] {
+            let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(size));
+            let parsed = parse_request(big.as_bytes(), "127.0.0.1", &mut rw, Instant::now());
+            assert_eq!(size < MAX_HEAD, parsed.is_ok(), "{size}");
+            assert!(size < MAX_HEAD || matches!(parsed, Err(HeadError::TooLarge)));
         }
         for count in [90, 93, 94, 99, 100, 101] {
             let headers: String = (0..count).map(|i| format!("X-H{i}: {i}\r\n")).collect();
