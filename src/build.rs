@@ -98,8 +98,14 @@ pub struct Selection {
 }
 
 /// Apply the platform's selection rules, first one that applies (PLATFORM.md §2).
-/// Detection is not run here: `specs` is empty for [`Reason::Detection`].
-pub fn select(flags: &[String], vars: &ConfigVars, app_dir: &Path) -> Result<Selection, BuildError> {
+/// Detection is not run here: for [`Reason::Detection`], `specs` are the candidates in the
+/// platform's order.
+pub fn select(
+    flags: &[String],
+    vars: &ConfigVars,
+    app_dir: &Path,
+    deployed: &Path,
+) -> Result<Selection, BuildError> {
     if !flags.is_empty() {
         return Ok(Selection {
             specs: flags.to_vec(),
@@ -135,8 +141,15 @@ pub fn select(flags: &[String], vars: &ConfigVars, app_dir: &Path) -> Result<Sel
             reason: Reason::DotBuildpacks,
         });
     }
+    // A deployed .war or .jar is built by the platform's buildpack for it, not detected.
+    if let Some(name) = source::java_file_buildpack(deployed) {
+        return Ok(Selection {
+            specs: vec![name.to_string()],
+            reason: Reason::DeployedFile,
+        });
+    }
     Ok(Selection {
-        specs: Vec::new(),
+        specs: buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect(),
         reason: Reason::Detection,
     })
 }
@@ -319,23 +332,18 @@ fn build_inner(
 
     // Selection, then detection where the platform detects.
     let detect_started = Instant::now();
-    let mut selection = select(&req.buildpacks, &req.config_vars, &app_dir)?;
-    // A deployed .war or .jar is built by the platform's buildpack for it, not detected.
-    if let (Reason::Detection, Some(name)) = (&selection.reason, source::java_file_buildpack(&req.input)) {
+    let selection = select(&req.buildpacks, &req.config_vars, &app_dir, &req.input)?;
+    if selection.reason == Reason::DeployedFile {
         out.step(&format!(
-            "Using buildpack {name} for the deployed file (BUILDPACK_NAME or BUILDPACK_URL chooses another)"
+            "Using buildpack {} for the deployed file (BUILDPACK_NAME or BUILDPACK_URL chooses another)",
+            selection.specs[0]
         ));
-        selection = Selection {
-            specs: vec![name.to_string()],
-            reason: Reason::DeployedFile,
-        };
     }
     let mut buildpacks;
     let mut detect_each = false;
     match selection.reason {
         Reason::Detection => {
-            let specs: Vec<String> = buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect();
-            let candidates = fetch_all(&specs, &app_dir, settings, scratch.path(), None)?;
+            let candidates = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), None)?;
             let report = detect_all(&candidates, &app_dir, &ctx)?;
             let winner = report.winner.and_then(|w| match &report.detections[w].verdict {
                 Verdict::Detected(framework) => Some((w, framework.clone())),

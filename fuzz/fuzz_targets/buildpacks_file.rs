@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         app
     });
     std::fs::write(app.join(".buildpacks"), data).expect("write .buildpacks");
-    let Ok(selection) = select(&[], &ConfigVars::new(), app) else {
+    let Ok(selection) = select(&[], &ConfigVars::new(), app, app) else {
         return;
     };
     assert!(matches!(selection.reason, Reason::DotBuildpacks));

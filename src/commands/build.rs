@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::build::{self, BuildRequest, Reason};
-use crate::buildpack::{self, ScriptContext, Verdict};
+use crate::buildpack::{ScriptContext, Verdict};
 use crate::cli::EnvArgs;
 use crate::error::{exit, Error};
 use crate::settings::{render_duration, Settings};
@@ -54,13 +54,9 @@ pub fn detect(
         .filter(|p| !p.is_empty());
     crate::source::intake(&input, None, project_dir, &app_dir).map_err(build::BuildError::from)?;
 
-    let selection = build::select(&flags, &vars, &app_dir)?;
-    let specs: Vec<String> = match selection.reason {
-        Reason::Detection => buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect(),
-        _ => selection.specs.clone(),
-    };
+    let selection = build::select(&flags, &vars, &app_dir, &input)?;
     let out = if json { Output::new() } else { Output::stdout() };
-    let buildpacks = build::fetch_all(&specs, &app_dir, settings, scratch.path(), Some(&out))?;
+    let buildpacks = build::fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(&out))?;
     let home_dir = scratch.path().join("home");
     std::fs::create_dir_all(&home_dir).map_err(|source| Error::Io {
         action: "create",
@@ -172,7 +168,7 @@ pub fn detect(
         }
         (reason, _) if ok => out.step(&format!(
             "{} will build this app (chosen by {reason})",
-            specs.join(", ")
+            selection.specs.join(", ")
         )),
         (reason, _) => out.error(&format!(
             "chosen by {reason}, but its bin/detect does not apply: the build would fail"

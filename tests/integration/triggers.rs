@@ -368,6 +368,17 @@ fn war_file_runs_on_the_runner_jar_the_user_points_to_the_platforms_way() {
 }
 
 #[test]
+fn detect_of_a_jar_file_names_the_buildpack_deploy_uses() {
+    let env = Env::new();
+    let jar = build_jar(&env, "jar");
+    let d = jar.display().to_string();
+    env.run(&["detect", &d])
+        .ok()
+        .has("jvm-common")
+        .has("the deployed .war or .jar file");
+}
+
+#[test]
 fn jar_file_is_run_by_the_jvm_common_buildpack() {
     let mut env = Env::new();
     env.set("SHIPWAY_BOOT_TIMEOUT", "60s");
