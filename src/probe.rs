@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::container::{self, Container};
 use crate::process::{self, Exit};
@@ -47,7 +47,8 @@ pub fn wait_ready(
 ) -> Result<(), ProbeFailure> {
     let deadline = Instant::now() + timeout;
     let mut ready: Vec<bool> = containers.iter().map(|c| c.port.is_none()).collect();
-    let mut noted: BTreeSet<String> = BTreeSet::new();
+    // Containers found listening on 127.0.0.1 only, and told about.
+    let mut loopback_only: Vec<bool> = vec![false; containers.len()];
     loop {
         for (i, c) in containers.iter_mut().enumerate() {
             if c.child.status().is_some() {
@@ -59,19 +60,28 @@ pub fn wait_ready(
                 });
             }
             let Some(port) = c.port else { continue };
-            if ready[i] || !accepts(Ipv4Addr::LOCALHOST, port) {
+            if ready[i] {
                 continue;
             }
             // All of 127/8 is this machine: a listener bound to every interface also
             // accepts on 127.0.0.2, one bound to 127.0.0.1 does not. One connect, where
             // reading /proc would cost milliseconds on the path from listen to switch.
-            if loopback == LoopbackBind::Fail && !accepts(Ipv4Addr::new(127, 0, 0, 2), port) {
-                if noted.insert(c.name.clone()) {
-                    on_note(&format!(
-                        "{} listens on 127.0.0.1:{port} only: on the platform the router cannot reach it and the deployment times out. Bind 0.0.0.0 (or set SHIPWAY_LOOPBACK_BIND=allow to rehearse anyway).",
-                        c.name
-                    ));
-                }
+            let on_every_interface = || accepts(Ipv4Addr::new(127, 0, 0, 2), port);
+            if loopback_only[i] {
+                // Already told: only a bind to every interface changes anything, and the
+                // app need not accept a connection on 127.0.0.1 every 2 ms meanwhile.
+                ready[i] = on_every_interface();
+                continue;
+            }
+            if !accepts(Ipv4Addr::LOCALHOST, port) {
+                continue;
+            }
+            if loopback == LoopbackBind::Fail && !on_every_interface() {
+                loopback_only[i] = true;
+                on_note(&format!(
+                    "{} listens on 127.0.0.1:{port} only: on the platform the router cannot reach it and the deployment times out. Bind 0.0.0.0 (or set SHIPWAY_LOOPBACK_BIND=allow to rehearse anyway).",
+                    c.name
+                ));
                 continue;
             }
             ready[i] = true;
@@ -91,38 +101,11 @@ pub fn wait_ready(
                 tail: c.tail.lines(),
             });
         }
-        // Sleep until the next try, waking at once if a container exits or the user cancels.
-        let fired = {
-            let mut sel = Select::new();
-            let cancel_index = sel.recv(cancel);
-            for c in containers.iter() {
-                sel.recv(c.child.exited());
-            }
-            match sel.select_timeout(POLL.min(deadline - now)) {
-                Err(_) => None,
-                Ok(op) if op.index() == cancel_index => {
-                    let _ = op.recv(cancel);
-                    Some(None)
-                }
-                Ok(op) => {
-                    let i = op.index() - 1;
-                    let _ = op.recv(containers[i].child.exited());
-                    Some(Some(i))
-                }
-            }
-        };
-        match fired {
-            None => {}
-            Some(None) => return Err(ProbeFailure::Cancelled),
-            Some(Some(i)) => {
-                let c = &mut containers[i];
-                let exit = container::reap(c);
-                return Err(ProbeFailure::Crashed {
-                    container: c.name.clone(),
-                    exit,
-                    tail: c.tail.lines(),
-                });
-            }
+        // Sleep until the next try, waking at once if the user cancels; a container that
+        // exits meanwhile is seen at the top of the next pass, at most 2 ms later.
+        match cancel.recv_timeout(POLL.min(deadline - now)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Err(ProbeFailure::Cancelled),
         }
     }
 }
