@@ -39,15 +39,28 @@ pub struct ArchiveStats {
 /// into a temporary folder beside `dest` first, so a refused archive leaves nothing behind.
 pub fn extract_tar_gz(archive: &Path, dest: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
     let staging = Staging::beside(dest)?;
-    let unpacked = staging.path().join("unpacked");
+    let (stats, top) = unpack_single_folder(archive, staging.path(), limit_bytes)?;
+    staging.finish(&top)?;
+    Ok(stats)
+}
+
+/// The steps of a platform archive's extraction, shared by [`extract_tar_gz`] and source
+/// intake so that the one the fuzzer reaches is the one deployments use: unpacks into
+/// `staging/unpacked`, requires a single top folder, checks that no link leads out of it,
+/// and returns what was written with that top folder (not yet moved into place).
+pub(crate) fn unpack_single_folder(
+    archive: &Path,
+    staging: &Path,
+    limit_bytes: u64,
+) -> Result<(ArchiveStats, PathBuf), SourceError> {
+    let unpacked = staging.join("unpacked");
     let label = archive.display().to_string();
     let stats = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
     let top = single_top_folder(&unpacked, &label)?;
     if stats.symlinks > 0 {
         check_links_stay_inside(&unpacked, &top, &label)?;
     }
-    staging.finish(&top)?;
-    Ok(stats)
+    Ok((stats, top))
 }
 
 /// Extracts a gzip tar as it is, whatever its root holds, into `dest` (which must not
@@ -61,11 +74,7 @@ pub fn unpack_tar_gz(archive: &Path, dest: &Path, limit_bytes: u64) -> Result<Ar
 }
 
 /// Extracts into `into`, a folder created here.
-pub(crate) fn unpack_tar_gz_into(
-    archive: &Path,
-    into: &Path,
-    limit_bytes: u64,
-) -> Result<ArchiveStats, SourceError> {
+fn unpack_tar_gz_into(archive: &Path, into: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
     let label = archive.display().to_string();
     let file = File::open(archive).map_err(|e| SourceError::io("open", archive, e))?;
     // MultiGzDecoder: concatenated gzip members are one valid stream (`cat a.gz b.gz`).
@@ -84,7 +93,7 @@ pub(crate) fn unpack_tar_gz_into(
 }
 
 /// Returns the only entry at the root of `unpacked` when it is a folder.
-pub(crate) fn single_top_folder(unpacked: &Path, label: &str) -> Result<PathBuf, SourceError> {
+fn single_top_folder(unpacked: &Path, label: &str) -> Result<PathBuf, SourceError> {
     let mut root = Vec::new();
     let mut only = None;
     for entry in fs::read_dir(unpacked).map_err(|e| SourceError::io("read", unpacked, e))? {

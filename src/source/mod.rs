@@ -32,7 +32,7 @@ pub use copy::{copy_tree, CopyStats};
 pub use error::SourceError;
 pub use pack::{pack_tar_gz, PackStats};
 
-use archive::{check_links_stay_inside, single_top_folder, unpack_tar_gz_into};
+use archive::{check_links_stay_inside, unpack_single_folder};
 use copy::{copy_tree_excluding, create_parents, in_parallel, Exclude};
 use staging::Staging;
 
@@ -319,13 +319,7 @@ fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, 
 }
 
 fn take_archive(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
-    let unpacked = staging.path().join("unpacked");
-    let label = input.display().to_string();
-    let stats = unpack_tar_gz_into(input, &unpacked, ARCHIVE_LIMIT_BYTES)?;
-    let built = single_top_folder(&unpacked, &label)?;
-    if stats.symlinks > 0 {
-        check_links_stay_inside(&unpacked, &built, &label)?;
-    }
+    let (stats, built) = unpack_single_folder(input, staging.path(), ARCHIVE_LIMIT_BYTES)?;
     let top = built.file_name().unwrap_or_default().to_string_lossy();
     Ok(Taken {
         description: format!("archive {} (folder {top}/)", input.display()),
