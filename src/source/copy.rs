@@ -277,6 +277,37 @@ pub(crate) fn walk_error(fallback: &Path, error: walkdir::Error) -> SourceError 
     SourceError::io("read", path, source)
 }
 
+/// Regular files and their bytes, as a walk that does not follow links finds them (a hard
+/// link counts as often as it is named).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FileCount {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl FileCount {
+    /// Counts `entry` when it is a regular file.
+    pub(crate) fn add(&mut self, entry: &walkdir::DirEntry) -> Result<(), SourceError> {
+        if entry.file_type().is_file() {
+            self.files += 1;
+            self.bytes += entry
+                .metadata()
+                .map_err(|e| SourceError::io("read", entry.path(), e.into()))?
+                .len();
+        }
+        Ok(())
+    }
+}
+
+/// The regular files below `root` and their bytes, links not followed.
+pub fn count_files(root: &Path) -> Result<(u64, u64), SourceError> {
+    let mut count = FileCount::default();
+    for entry in walkdir::WalkDir::new(root) {
+        count.add(&entry.map_err(|e| walk_error(root, e))?)?;
+    }
+    Ok((count.files, count.bytes))
+}
+
 /// Creates the folders above `rel` inside `root` that do not exist yet, remembering them so
 /// that a long sorted list of files costs one check per folder, not per file.
 pub(crate) fn create_parents(

@@ -28,7 +28,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYTES};
-pub use copy::{copy_tree, CopyStats};
+pub use copy::{copy_tree, count_files, CopyStats};
 pub use error::SourceError;
 pub use pack::{pack_tar_gz, PackStats};
 
@@ -389,28 +389,6 @@ fn copy_listed(base: &Path, files: &[PathBuf], to: &Path) -> Result<CopyStats, S
     nested.add(copied);
     nested.skipped.sort();
     Ok(nested)
-}
-
-fn count_files(root: &Path) -> Result<(u64, u64), SourceError> {
-    let (mut files, mut bytes) = (0, 0);
-    for entry in walkdir::WalkDir::new(root) {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(root).to_path_buf();
-            SourceError::io(
-                "read",
-                path,
-                e.into_io_error().unwrap_or_else(|| std::io::Error::other("loop")),
-            )
-        })?;
-        if entry.file_type().is_file() {
-            files += 1;
-            bytes += entry
-                .metadata()
-                .map_err(|e| SourceError::io("read", entry.path(), e.into()))?
-                .len();
-        }
-    }
-    Ok((files, bytes))
 }
 
 /// Twelve hex digits: enough to be unique in any real repository, short enough to read.

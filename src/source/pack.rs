@@ -12,6 +12,7 @@ use std::path::Path;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+use super::copy::{walk_error, FileCount};
 use super::{SourceError, ARCHIVE_LIMIT_BYTES};
 
 /// What went into an archive.
@@ -30,24 +31,15 @@ pub fn pack_tar_gz(dir: &Path, top: &str, out: &mut File) -> Result<PackStats, S
         .sort_by_file_name()
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            let path = e.path().unwrap_or(dir).to_path_buf();
-            SourceError::io(
-                "read",
-                path,
-                e.into_io_error().unwrap_or_else(|| std::io::Error::other("loop")),
-            )
-        })?;
-    let mut stats = PackStats::default();
+        .map_err(|e| walk_error(dir, e))?;
+    let mut count = FileCount::default();
     for entry in &entries {
-        if entry.file_type().is_file() {
-            stats.files += 1;
-            stats.bytes += entry
-                .metadata()
-                .map_err(|e| SourceError::io("read", entry.path(), e.into()))?
-                .len();
-        }
+        count.add(entry)?;
     }
+    let stats = PackStats {
+        files: count.files,
+        bytes: count.bytes,
+    };
     if stats.bytes > ARCHIVE_LIMIT_BYTES {
         return Err(SourceError::ArchiveTooHeavy {
             archive: format!("the archive of {}", dir.display()),
