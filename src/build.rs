@@ -458,7 +458,8 @@ fn build_inner(
     out.step("Build complete, uploading deployment cache.");
     replace_dir(&cache_work, &req.cache_dir)?;
 
-    let slug_bytes = tree_size(&app_dir);
+    // An unreadable part of the slug fails the build rather than escaping the limit.
+    let (_, slug_bytes) = source::count_files(&app_dir)?;
     if slug_bytes > SLUG_LIMIT_BYTES {
         return Err(BuildError::SlugTooLarge {
             size: human_bytes(slug_bytes),
@@ -546,17 +547,6 @@ fn replace_dir(new: &Path, target: &Path) -> Result<(), BuildError> {
     std::fs::rename(new, target).map_err(io("replace", target))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
-}
-
-/// Bytes of every file below `dir`, links not followed.
-pub fn tree_size(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 pub fn describe_verdict(verdict: &Verdict) -> String {
