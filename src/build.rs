@@ -16,7 +16,7 @@ use crate::config_vars::ConfigVars;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::release::Release;
 use crate::settings::{render_duration, Settings};
-use crate::source::{self, SourceError, SourceInfo};
+use crate::source::{self, SourceError};
 use crate::state::{self, StateError};
 use crate::ui::{human_bytes, Output};
 
@@ -264,7 +264,6 @@ pub struct BuildTimings {
 
 pub struct Built {
     pub release: Release,
-    pub source: SourceInfo,
     pub timings: BuildTimings,
 }
 
@@ -475,9 +474,9 @@ fn build_inner(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         app: req.app.clone(),
-        source: source.description.clone(),
-        git_ref: source.git_ref.clone(),
-        version: source.version.clone(),
+        source: source.description,
+        git_ref: source.git_ref,
+        version: source.version,
         buildpacks: buildpacks.iter().map(|b| b.spec.clone()).collect(),
         process_types,
         config_defaults: release_yaml.config_vars,
@@ -486,11 +485,7 @@ fn build_inner(
     };
     release.save(&req.release_dir)?;
     timings.total = started.elapsed();
-    Ok(Built {
-        release,
-        source,
-        timings,
-    })
+    Ok(Built { release, timings })
 }
 
 /// The Procfile's types over the buildpack's defaults, reported the platform's way.
