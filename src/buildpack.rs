@@ -266,6 +266,8 @@ fn clone(spec: &str, url: &str, reference: Option<&str>, dest: &Path) -> Result<
             .args(args)
             .current_dir(cwd)
             .env("GIT_TERMINAL_PROMPT", "0")
+            // Its messages are matched below (the offline advice): keep them in English.
+            .env("LC_ALL", "C")
             .output()
             .map_err(|e| (args.join(" "), e.to_string()))?;
         if out.status.success() {

@@ -381,10 +381,6 @@ impl IncomingView {
 }
 
 /// Twelve hex digits, as the build log shows commits.
-pub fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

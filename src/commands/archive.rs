@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{exit, Error};
 use crate::source::{self, SourceError};
-use crate::state;
 use crate::ui::{human_bytes, Output};
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -35,8 +34,7 @@ pub fn write(
             input.display()
         )));
     }
-    let name = app.unwrap_or_else(|| state::app_name_from(&input));
-    state::validate_app_name(&name)?;
+    let name = super::app_name(app, &input)?;
     let output = output.unwrap_or_else(|| PathBuf::from(format!("{name}.tar.gz")));
     let output = std::path::absolute(&output).map_err(io("resolve", &output))?;
     let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();

@@ -8,7 +8,7 @@ use crate::git_remote::{self, GitRemoteError, HookEnv, IncomingView, RefUpdate, 
 use crate::platform::client;
 use crate::platform::protocol::Request;
 use crate::settings::Settings;
-use crate::state::{self, Home};
+use crate::state::Home;
 use crate::ui::Output;
 
 fn current_dir() -> Result<std::path::PathBuf, Error> {
@@ -22,8 +22,7 @@ fn current_dir() -> Result<std::path::PathBuf, Error> {
 /// `shipway git-setup [-a APP] [--remote NAME] [--force]`.
 pub fn setup(settings: &Settings, app: Option<String>, remote: &str, force: bool) -> Result<i32, Error> {
     let top = git_remote::work_tree_top(&current_dir()?)?;
-    let name = app.unwrap_or_else(|| state::app_name_from(&top));
-    state::validate_app_name(&name)?;
+    let name = super::app_name(app, &top)?;
     let home = Home::open(&settings.home)?;
     let app = home.app(&name)?;
     app.create()?;
@@ -124,7 +123,7 @@ pub fn receive(settings: &Settings, app: &str, remote: &str) -> Result<i32, Erro
         let code = client::stream(&home, request)?;
         if code != exit::SUCCESS {
             let kept = match update.previous() {
-                Some(old) => format!("stays at {}", git_remote::short(old)),
+                Some(old) => format!("stays at {}", crate::source::short(old)),
                 None => "is not created".to_string(),
             };
             out.error(&format!(

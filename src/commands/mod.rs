@@ -157,7 +157,7 @@ fn source_path(source: Option<PathBuf>) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-/// `-a APP`, else the source folder's name.
+/// `-a APP`, else the source folder's name; validated.
 fn app_name(app: Option<String>, source: &Path) -> Result<String, Error> {
     let name = app.unwrap_or_else(|| state::app_name_from(source));
     state::validate_app_name(&name)?;

@@ -98,10 +98,13 @@ pub(crate) fn work_tree(dir: &Path) -> Result<Option<WorkTree>, SourceError> {
         Err(_) => return Ok(None),
     };
     if !output.status.success() {
-        return match is_repository(dir)? {
-            false => Ok(None),
-            true => Err(failed(dir, &args, &output)),
-        };
+        // Outside any repository, the common case of a plain folder: told from the same
+        // run. Anything else ("detected dubious ownership") must not be taken for "no
+        // repository": the whole folder, ignored files included, would then be deployed.
+        if String::from_utf8_lossy(&output.stderr).contains("not a git repository") {
+            return Ok(None);
+        }
+        return Err(failed(dir, &args, &output));
     }
     // "false" inside `.git` itself or in a bare repository: not a work tree.
     if stdout_line(&output) != "true" {
