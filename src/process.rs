@@ -105,11 +105,6 @@ impl Spawn {
         }
     }
 
-    pub fn arg(mut self, arg: impl Into<OsString>) -> Spawn {
-        self.args.push(arg.into());
-        self
-    }
-
     pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Spawn {
         self.args.extend(args.into_iter().map(Into::into));
         self
@@ -127,11 +122,6 @@ impl Spawn {
     }
 
     /// Give the child this terminal's stdin, stdout and stderr (`shipway run`).
-    pub fn attached(mut self) -> Spawn {
-        self.attach = true;
-        self
-    }
-
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
@@ -186,6 +176,7 @@ impl Spawn {
             pid,
             exited,
             exit,
+            ended: false,
             waiter: Some(waiter),
         })
     }
@@ -234,6 +225,8 @@ pub struct Child {
     pid: Pid,
     exited: Receiver<()>,
     exit: Arc<OnceLock<Exit>>,
+    /// The leader is reaped, its group empty and the watchdog told (`stop`, `reap_group`).
+    ended: bool,
     waiter: Option<JoinHandle<Vec<JoinHandle<()>>>>,
 }
 
@@ -300,7 +293,7 @@ impl Child {
         // The leader is gone; grandchildren of the group get what is left of the grace.
         wait_group_empty(self.pid, deadline);
         self.join_drains();
-        notify(GroupEvent::Ended(self.pid()));
+        self.ended();
         exit
     }
 
@@ -311,6 +304,13 @@ impl Child {
             wait_group_empty(self.pid, Instant::now() + grace);
         }
         self.join_drains();
+        self.ended();
+    }
+
+    /// Tells the watchdog the group is gone, once, as soon as it is: a pid told late could
+    /// already lead someone else's group.
+    fn ended(&mut self) {
+        self.ended = true;
         notify(GroupEvent::Ended(self.pid()));
     }
 
@@ -327,21 +327,22 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
         // A child must never outlive the value that owns it.
         if self.status().is_none() || group_alive(self.pid) {
             signal_group(self.pid, Signal::SIGKILL);
             self.wait_exit();
         }
-        notify(GroupEvent::Ended(self.pid()));
+        self.ended();
     }
 }
 
 /// Send `signal` to the group led by `pid`. ESRCH means already gone: not an error.
 pub fn signal_group(pid: Pid, signal: Signal) {
-    match killpg(pid, signal) {
-        Ok(()) | Err(Errno::ESRCH) => {}
-        Err(_) => {}
-    }
+    // ESRCH (already gone) is the expected failure; no other changes what the caller does.
+    let _ = killpg(pid, signal);
 }
 
 /// Whether any live (non-zombie) process is left in the group. Signal 0 is not

@@ -11,7 +11,6 @@ use std::io::{BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -39,7 +38,6 @@ pub struct Platform {
     pub(super) home: Home,
     foreground: bool,
     apps: Mutex<BTreeMap<String, Arc<AppRuntime>>>,
-    pub(super) stopping: AtomicBool,
     /// Dropped when the platform stops: every wait selects on its receiver.
     stop_tx: Mutex<Option<crossbeam_channel::Sender<()>>>,
     stop_rx: Receiver<()>,
@@ -97,7 +95,6 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
         home,
         foreground,
         apps: Mutex::new(BTreeMap::new()),
-        stopping: AtomicBool::new(false),
         stop_tx: Mutex::new(Some(stop_tx)),
         stop_rx,
         background: Mutex::new(Vec::new()),
@@ -115,7 +112,7 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
     platform.watch_signals();
 
     for stream in listener.incoming() {
-        if platform.stopping.load(Ordering::SeqCst) {
+        if platform.is_stopping() {
             break;
         }
         let Ok(stream) = stream else { continue };
@@ -190,8 +187,15 @@ impl Platform {
         self.stop_rx.clone()
     }
 
+    /// Whether the platform is stopping: its stop channel is closed.
+    pub(super) fn is_stopping(&self) -> bool {
+        matches!(
+            self.stop_rx.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
+
     fn request_stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
         lock(&self.stop_tx).take();
         let _ = UnixStream::connect(self.home.socket());
     }

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -270,7 +269,7 @@ impl Platform {
             (c, serving.epoch)
         };
         let exit = container::reap(&mut crashed);
-        if self.stopping.load(Ordering::SeqCst) {
+        if self.is_stopping() {
             return;
         }
         // A container that ran a while before crashing starts a new streak.
@@ -361,9 +360,7 @@ impl Platform {
                     c.restarts = restarts;
                     c.crash_streak = streak;
                     let mut serving = lock(&rt.serving);
-                    if serving.epoch != epoch
-                        || !serving.restarting.contains_key(&name)
-                        || self.stopping.load(Ordering::SeqCst)
+                    if serving.epoch != epoch || !serving.restarting.contains_key(&name) || self.is_stopping()
                     {
                         drop(serving);
                         container::stop_all(vec![c], self.settings.grace_period);
