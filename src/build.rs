@@ -154,6 +154,13 @@ pub fn select(
     })
 }
 
+/// PROJECT_DIR, when set: the subfolder of the source that is the app (PLATFORM.md §1).
+pub fn project_dir(vars: &ConfigVars) -> Option<&str> {
+    vars.get("PROJECT_DIR")
+        .map(String::as_str)
+        .filter(|p| !p.is_empty())
+}
+
 /// The clean environment of a buildpack script (PLATFORM.md §2): nothing of the
 /// host's but PATH and the variables the user listed.
 pub fn build_env(
@@ -300,12 +307,12 @@ fn build_inner(
     state::private_dir(&req.release_dir)?;
     let app_dir = Release::app_dir(&req.release_dir);
 
-    let project_dir = req
-        .config_vars
-        .get("PROJECT_DIR")
-        .map(String::as_str)
-        .filter(|p| !p.is_empty());
-    let source = source::intake(&req.input, req.git_ref.as_deref(), project_dir, &app_dir)?;
+    let source = source::intake(
+        &req.input,
+        req.git_ref.as_deref(),
+        project_dir(&req.config_vars),
+        &app_dir,
+    )?;
     out.step(&format!("Source: {}", source.description));
     if let Some(v) = &source.version {
         out.detail(&format!("SOURCE_VERSION={v}"));

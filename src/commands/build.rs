@@ -48,11 +48,8 @@ pub fn detect(
         source,
     })?;
     let app_dir = scratch.path().join("app");
-    let project_dir = vars
-        .get("PROJECT_DIR")
-        .map(String::as_str)
-        .filter(|p| !p.is_empty());
-    crate::source::intake(&input, None, project_dir, &app_dir).map_err(build::BuildError::from)?;
+    crate::source::intake(&input, None, build::project_dir(&vars), &app_dir)
+        .map_err(build::BuildError::from)?;
 
     let selection = build::select(&flags, &vars, &app_dir, &input)?;
     let out = if json { Output::new() } else { Output::stdout() };

@@ -87,7 +87,7 @@ pub fn intake(
         },
         None => match InputFile::of(&input) {
             Some(InputFile::Archive) => take_archive(&input, &staging)?,
-            Some(InputFile::Java) => take_java_file(&input, &staging)?,
+            Some(InputFile::War | InputFile::Jar) => take_java_file(&input, &staging)?,
             None => return Err(SourceError::UnsupportedInput { path: input }),
         },
     };
@@ -128,7 +128,8 @@ struct Taken {
 
 enum InputFile {
     Archive,
-    Java,
+    War,
+    Jar,
 }
 
 impl InputFile {
@@ -136,8 +137,10 @@ impl InputFile {
         let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
         if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
             Some(InputFile::Archive)
-        } else if name.ends_with(".war") || name.ends_with(".jar") {
-            Some(InputFile::Java)
+        } else if name.ends_with(".war") {
+            Some(InputFile::War)
+        } else if name.ends_with(".jar") {
+            Some(InputFile::Jar)
         } else {
             None
         }
@@ -151,13 +154,10 @@ pub fn java_file_buildpack(input: &Path) -> Option<&'static str> {
     if !input.is_file() {
         return None;
     }
-    let name = input.file_name()?.to_string_lossy().to_ascii_lowercase();
-    if name.ends_with(".war") {
-        Some("java-war")
-    } else if name.ends_with(".jar") {
-        Some("jvm-common")
-    } else {
-        None
+    match InputFile::of(input)? {
+        InputFile::War => Some("java-war"),
+        InputFile::Jar => Some("jvm-common"),
+        InputFile::Archive => None,
     }
 }
 
