@@ -21,7 +21,8 @@ pub fn connect(home: &Home) -> Option<UnixStream> {
 
 /// Start `shipway platform` in its own session, detached from this terminal, with
 /// this command's environment (so it reads the same settings), logging to platform.log.
-pub fn start_detached(home: &Home) -> Result<u32, Error> {
+/// Returns its pid and the first connection that got through.
+pub fn start_detached(home: &Home) -> Result<(u32, UnixStream), Error> {
     let log_path = home.log_file();
     let io_err =
         |action: &'static str, path: std::path::PathBuf| move |source| Error::Io { action, path, source };
@@ -42,8 +43,8 @@ pub fn start_detached(home: &Home) -> Result<u32, Error> {
     let pid = child.id();
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if connect(home).is_some() {
-            return Ok(pid);
+        if let Some(stream) = connect(home) {
+            return Ok((pid, stream));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -62,14 +63,12 @@ pub fn connect_or_start(home: &Home, out: &Output) -> Result<UnixStream, Error> 
     if let Some(s) = connect(home) {
         return Ok(s);
     }
-    let pid = start_detached(home)?;
+    let (pid, stream) = start_detached(home)?;
     out.step(&format!(
         "Started the shipway platform in the background (pid {pid}, log {}); `shipway down` stops it",
         home.log_file().display()
     ));
-    connect(home).ok_or_else(|| Error::Platform {
-        message: "the platform went away right after it started".into(),
-    })
+    Ok(stream)
 }
 
 /// Send a request that streams output (deploy, scale, restart, rollback), starting a
@@ -130,7 +129,7 @@ pub fn up_detached(home: &Home) -> Result<i32, Error> {
         );
         return Ok(exit::SUCCESS);
     }
-    let pid = start_detached(home)?;
+    let (pid, _) = start_detached(home)?;
     println!(
         "-----> Started the shipway platform in the background (pid {pid}, log {})",
         home.log_file().display()

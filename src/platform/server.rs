@@ -419,7 +419,8 @@ impl Platform {
             }
         }
         if wants_tcp && serving.tcp_router.is_none() {
-            let avoid = app.load_config()?.router_port;
+            // The web router's port, which the first branch may just have chosen.
+            let avoid = serving.router.as_ref().map(|r| r.local_addr().port());
             let os_port = (self.settings.port == Some(0)).then_some(0);
             let (listener, p) = bind_port(config.tcp_port.or(os_port), avoid)?;
             serving.tcp_router = Some(self.start_router(listener, Protocol::Tcp)?);
