@@ -142,19 +142,7 @@ fn warn_stale_settings(home: &Home, settings: &Settings) -> Result<(), Error> {
 /// The source argument, `.` by default, which must exist.
 fn source_path(source: Option<PathBuf>) -> Result<PathBuf, Error> {
     let path = source.unwrap_or_else(|| PathBuf::from("."));
-    let text = path.to_string_lossy();
-    if text.starts_with("http://") || text.starts_with("https://") {
-        return Err(Error::Usage(format!(
-            "{text} is a remote address and shipway works offline: download it first (`curl -LO {text}`), then deploy the local file"
-        )));
-    }
-    if !path.exists() {
-        return Err(Error::Usage(format!(
-            "{} does not exist: give a folder or a .tar.gz archive",
-            path.display()
-        )));
-    }
-    Ok(path)
+    crate::source::check_input(&path).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// `-a APP`, else the source folder's name; validated.

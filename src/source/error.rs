@@ -11,7 +11,7 @@ pub enum SourceError {
     #[error("source {path} does not exist; give a folder, a .tar.gz/.tgz archive or a .war/.jar file")]
     InputNotFound { path: PathBuf },
 
-    #[error("source {url} is a remote address and shipway works offline; download or clone it first, then deploy the local folder or archive")]
+    #[error("source {url} is a remote address and shipway works offline; download it (`curl -LO {url}`) or clone it (`git clone {url}`) first, then deploy the local file or folder")]
     RemoteInput { url: String },
 
     #[error("source {path} is neither a folder, a .tar.gz/.tgz archive nor a .war/.jar file; a plain .tar or .zip must be repacked with `tar -czf app.tar.gz app/`")]

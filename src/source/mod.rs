@@ -161,6 +161,16 @@ pub fn java_file_buildpack(input: &Path) -> Option<&'static str> {
     }
 }
 
+/// The source a command was given, as a local path that exists: what a command checks
+/// before it starts work that intake would otherwise refuse later.
+pub fn check_input(input: &Path) -> Result<PathBuf, SourceError> {
+    let path = local_path(input)?;
+    if !path.exists() {
+        return Err(SourceError::InputNotFound { path });
+    }
+    Ok(path)
+}
+
 /// Refuses remote addresses (shipway is offline) and reads `file://` as a path.
 fn local_path(input: &Path) -> Result<PathBuf, SourceError> {
     let text = input.to_string_lossy();
