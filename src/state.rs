@@ -134,7 +134,7 @@ impl Home {
     /// An app that must exist already.
     pub fn existing_app(&self, name: &str) -> Result<AppDir, StateError> {
         let app = self.app(name)?;
-        if !app.root.join("app.toml").exists() {
+        if !app.exists() {
             return Err(StateError::UnknownApp(name.to_string()));
         }
         Ok(app)
@@ -241,22 +241,27 @@ impl AppDir {
         private_dir(&self.root)?;
         private_dir(&self.releases())?;
         private_dir(&self.deployments())?;
-        if !self.root.join("app.toml").exists() {
+        if !self.exists() {
             self.save_config(&AppConfig::default())?;
         }
         Ok(())
     }
 
+    /// An app exists once its app.toml does.
     pub fn exists(&self) -> bool {
-        self.root.join("app.toml").exists()
+        self.config_path().exists()
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.root.join("app.toml")
     }
 
     pub fn load_config(&self) -> Result<AppConfig, StateError> {
-        Ok(read_toml(&self.root.join("app.toml"))?.unwrap_or_default())
+        Ok(read_toml(&self.config_path())?.unwrap_or_default())
     }
 
     pub fn save_config(&self, config: &AppConfig) -> Result<(), StateError> {
-        write_toml(&self.root.join("app.toml"), config, 0o600)
+        write_toml(&self.config_path(), config, 0o600)
     }
 
     /// Read, change and write app.toml under the app's config lock, so that two
