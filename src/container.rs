@@ -183,22 +183,26 @@ pub fn start(
     } else {
         None
     };
-    let app_dir = Release::app_dir(release_dir);
-    let env = runtime_env(settings, release, &app_dir, config_vars, &name, port);
     let tail = Tail::default();
     let t = tail.clone();
     let sink: LineSink = Arc::new(move |stream: Stream, line: &str| {
         t.push(line);
         log(stream, line);
     });
-    let child = Spawn::new("bash", &app_dir)
-        .args(["-c".to_string(), boot_script(&spec.command)])
-        .env(env)
-        .start(sink)
-        .map_err(|source| ContainerError::Start {
-            name: name.clone(),
-            source,
-        })?;
+    let child = boot(
+        settings,
+        release,
+        release_dir,
+        config_vars,
+        &name,
+        &spec.command,
+        port,
+    )
+    .start(sink)
+    .map_err(|source| ContainerError::Start {
+        name: name.clone(),
+        source,
+    })?;
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Ok(Container {
         id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -234,8 +238,22 @@ pub fn one_off(
     name: &str,
     command: &str,
 ) -> Spawn {
+    boot(settings, release, release_dir, config_vars, name, command, None)
+}
+
+/// `command` run the way the platform runs every container: bash in the app folder, after
+/// the profile scripts, with the runtime environment (and PORT when given).
+fn boot(
+    settings: &Settings,
+    release: &Release,
+    release_dir: &Path,
+    config_vars: &BTreeMap<String, String>,
+    name: &str,
+    command: &str,
+    port: Option<u16>,
+) -> Spawn {
     let app_dir: PathBuf = Release::app_dir(release_dir);
-    let env = runtime_env(settings, release, &app_dir, config_vars, name, None);
+    let env = runtime_env(settings, release, &app_dir, config_vars, name, port);
     Spawn::new("bash", &app_dir)
         .args(["-c".to_string(), boot_script(command)])
         .env(env)
