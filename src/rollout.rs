@@ -131,24 +131,7 @@ pub fn start_specs(
     out: &Output,
     cancel: &Receiver<()>,
 ) -> Result<Vec<Container>, RolloutError> {
-    let mut containers = Vec::new();
-    for spec in specs {
-        let name = spec.name();
-        match container::start(
-            plan.settings,
-            plan.release,
-            plan.release_dir,
-            plan.config_vars,
-            spec,
-            log(&name),
-        ) {
-            Ok(c) => containers.push(c),
-            Err(e) => {
-                discard(containers, plan.settings.grace_period);
-                return Err(e.into());
-            }
-        }
-    }
+    let mut containers = start_unprobed(plan, specs, log)?;
     let note = |text: &str| out.detail(text);
     match probe::wait_ready(
         &mut containers,
@@ -186,6 +169,34 @@ pub fn start_specs(
             })
         }
     }
+}
+
+/// Start these containers of the plan's release without waiting for any of them. If one
+/// cannot start, the ones already started are discarded.
+pub fn start_unprobed(
+    plan: &Plan<'_>,
+    specs: Vec<ContainerSpec>,
+    log: &dyn Fn(&str) -> LineSink,
+) -> Result<Vec<Container>, ContainerError> {
+    let mut containers = Vec::new();
+    for spec in specs {
+        let name = spec.name();
+        match container::start(
+            plan.settings,
+            plan.release,
+            plan.release_dir,
+            plan.config_vars,
+            spec,
+            log(&name),
+        ) {
+            Ok(c) => containers.push(c),
+            Err(e) => {
+                discard(containers, plan.settings.grace_period);
+                return Err(e);
+            }
+        }
+    }
+    Ok(containers)
 }
 
 /// Stop containers that will never serve, without holding up the caller.

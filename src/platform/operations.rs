@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use super::server::{lock, Platform};
 use super::supervisor::AppRuntime;
-use crate::container::ContainerSpec;
+use crate::container::{Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
 use crate::error::Error;
 use crate::release::Release;
-use crate::rollout::{self, Plan};
+use crate::rollout;
 use crate::state::AppDir;
 use crate::ui::Output;
 
@@ -23,61 +23,44 @@ fn fail(message: String) -> Error {
 }
 
 impl Platform {
-    fn current_release(&self, app: &AppDir) -> Result<Option<(u32, Release)>, Error> {
+    fn current_release(&self, app: &AppDir) -> Result<Option<Release>, Error> {
         match app.current() {
-            Some(n) => Ok(Some((n, Release::load(&app.release(n))?))),
+            Some(n) => Ok(Some(Release::load(&app.release(n))?)),
             None => Ok(None),
         }
     }
 
-    /// Start `specs` of release `number` and wait until they are ready.
+    /// Start `specs` of the app's current `release`: the routed ones first, until they
+    /// are ready; then the others, without waiting for them (README: a worker is not
+    /// waited for, the crash policy watches it from the start, as after a deploy).
     fn start_ready(
         self: &Arc<Self>,
         app: &AppDir,
         rt: &Arc<AppRuntime>,
-        number: u32,
         release: &Release,
         specs: Vec<ContainerSpec>,
         out: &Output,
-    ) -> Result<Vec<crate::container::Container>, Error> {
+    ) -> Result<Vec<Container>, Error> {
         let config = app.load_config()?;
-        let release_dir = app.release(number);
-        let plan = Plan {
-            settings: &self.settings,
-            release,
-            release_dir: &release_dir,
-            config_vars: &config.config_vars,
-            formation: &config.formation,
-        };
-        let log_for = |c: &str| self.container_log(&app.name, rt, c);
-        // Routed containers must be ready first; the others are watched by the crash
-        // policy from the start, as after a deploy.
         let (routed, others): (Vec<_>, Vec<_>) = specs
             .into_iter()
             .partition(|s| crate::container::is_routed(&s.process_type));
-        let mut ready =
-            rollout::start_specs(&plan, routed, &log_for, out, &self.stop_signal()).map_err(|e| {
+        let mut ready = self
+            .start_containers(app, rt, release, &config, routed, out)
+            .map_err(|e| {
                 out.error(&e.to_string());
                 for line in e.details() {
                     out.error(&line);
                 }
                 fail("nothing was changed".into())
             })?;
-        for spec in others {
-            let name = spec.name();
-            match crate::container::start(
-                &self.settings,
-                release,
-                &release_dir,
-                &config.config_vars,
-                spec,
-                log_for(&name),
-            ) {
-                Ok(c) => ready.push(c),
-                Err(e) => {
-                    rollout::discard(ready, self.settings.grace_period);
-                    return Err(fail(format!("{e}: nothing was changed")));
-                }
+        match self.with_plan(app, rt, release, &config, |plan, log_for| {
+            rollout::start_unprobed(plan, others, log_for)
+        }) {
+            Ok(started) => ready.extend(started),
+            Err(e) => {
+                rollout::discard(ready, self.settings.grace_period);
+                return Err(fail(format!("{e}: nothing was changed")));
             }
         }
         Ok(ready)
@@ -106,7 +89,7 @@ impl Platform {
         let rt = self.runtime(name)?;
         let _deploying = lock(&rt.deploying);
         let current = self.current_release(&app)?;
-        if let Some((number, release)) = &current {
+        if let Some(release) = &current {
             let unknown: Vec<&String> = counts
                 .keys()
                 .filter(|t| !release.process_types.contains_key(*t))
@@ -118,13 +101,14 @@ impl Platform {
                     .filter(|t| *t != "postdeploy")
                     .collect();
                 return Err(fail(format!(
-                    "release {number} has no process type {} (it has: {})",
+                    "release {} has no process type {} (it has: {})",
+                    release.number,
                     unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
                     known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                 )));
             }
         }
-        let Some((number, release)) = current else {
+        let Some(release) = current else {
             app.update_config(|c| c.formation.extend(counts.clone()))?;
             out.step("No release is deployed yet: the formation is saved for the next deploy");
             return Ok(());
@@ -159,7 +143,7 @@ impl Platform {
                 "Starting {}",
                 missing.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
             ));
-            self.start_ready(&app, &rt, number, &release, missing, out)?
+            self.start_ready(&app, &rt, &release, missing, out)?
         };
         app.update_config(|c| c.formation.extend(counts.clone()))?;
         let surplus = |t: &str, index: u32| counts.get(t).is_some_and(|n| index > *n);
@@ -199,7 +183,7 @@ impl Platform {
         let app = self.home.existing_app(name)?;
         let rt = self.runtime(name)?;
         let _deploying = lock(&rt.deploying);
-        let Some((number, release)) = self.current_release(&app)? else {
+        let Some(release) = self.current_release(&app)? else {
             return Err(fail(format!(
                 "{name} has no release deployed yet: deploy it first"
             )));
@@ -237,7 +221,7 @@ impl Platform {
             "Restarting {}",
             names.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
-        let fresh = self.start_ready(&app, &rt, number, &release, chosen, out)?;
+        let fresh = self.start_ready(&app, &rt, &release, chosen, out)?;
         let mut serving = lock(&rt.serving);
         let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut serving.containers)
             .into_iter()

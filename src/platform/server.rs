@@ -27,7 +27,7 @@ use crate::deployment::{Deployment, Status};
 use crate::error::{exit, Error};
 use crate::process::{self, GroupEvent, LineSink};
 use crate::release::Release;
-use crate::rollout::{self, Plan};
+use crate::rollout;
 use crate::router::{Protocol, Router, RouterConfig};
 use crate::settings::Settings;
 use crate::state::{AppDir, Home};
@@ -585,22 +585,13 @@ impl Platform {
             }
         };
         out.line(" Waiting for your application to boot...");
-        let release_dir = app.release(number);
-        let formation = config.formation.clone();
-        let plan = Plan {
-            settings: &self.settings,
-            release: &release,
-            release_dir: &release_dir,
-            config_vars: &config.config_vars,
-            formation: &formation,
-        };
         let boot_started = Instant::now();
-        let log_for = |c: &str| self.container_log(name, &rt, c);
-        let outcome = rollout::start(&plan, &log_for, &out, cancel).and_then(|containers| {
+        let outcome = self.with_plan(&app, &rt, &release, &config, |plan, log_for| {
+            let containers = rollout::start(plan, log_for, &out, cancel)?;
             deployment
                 .timings
                 .insert("boot".into(), boot_started.elapsed().as_millis() as u64);
-            match rollout::run_hook(&plan, &out, cancel) {
+            match rollout::run_hook(plan, &out, cancel) {
                 Ok(hook) => {
                     if let Some(h) = hook {
                         deployment.timings.insert("hook".into(), h.as_millis() as u64);

@@ -17,12 +17,11 @@ use super::applog::AppLog;
 use super::protocol::ContainerRow;
 use super::server::{lock, Platform};
 use crate::container::{self, Container, ContainerSpec};
-use crate::probe;
-use crate::process::Exit;
+use crate::process::{Exit, LineSink, Stream};
 use crate::release::Release;
 use crate::rollout::{self, Plan, RolloutError};
 use crate::router::Router;
-use crate::state::{AppConfig, AppDir};
+use crate::state::{AppConfig, AppDir, StateError};
 use crate::ui::Output;
 
 /// A run longer than this resets the count of quick crashes.
@@ -41,7 +40,59 @@ pub struct Restarting {
 pub struct Crashed {
     pub spec: ContainerSpec,
     pub restarts: u32,
-    pub exit: Exit,
+    /// How its last run or restart ended, for `ps`: `exited with code 1`, or why the
+    /// restart failed.
+    pub reason: String,
+}
+
+/// Why a crashed container could not be started again.
+#[derive(Debug, thiserror::Error)]
+enum RestartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+}
+
+/// How a container's last run, or its last restart, ended.
+struct Ending {
+    /// For the app log, naming the container: `web-1 exited with code 1`.
+    message: String,
+    /// What else the log shows: the probe's diagnosis, the container's last lines.
+    details: Vec<String>,
+    /// For `ps`: `exited with code 1`, or why the restart failed.
+    reason: String,
+}
+
+impl Ending {
+    fn exited(name: &str, exit: Exit) -> Ending {
+        Ending {
+            message: format!("{name} {exit}"),
+            details: Vec::new(),
+            reason: exit.to_string(),
+        }
+    }
+
+    fn failed(name: &str, e: &RestartError) -> Ending {
+        match e {
+            RestartError::State(e) => {
+                let reason = format!("cannot be restarted: {e}");
+                Ending {
+                    message: format!("{name} {reason}"),
+                    details: Vec::new(),
+                    reason,
+                }
+            }
+            RestartError::Rollout(e) => Ending {
+                message: e.to_string(),
+                details: e.details(),
+                reason: match e {
+                    RolloutError::Crashed { exit, .. } => exit.to_string(),
+                    other => other.to_string(),
+                },
+            },
+        }
+    }
 }
 
 /// A container being stopped (SIGTERM sent, SIGKILL at the deadline).
@@ -134,7 +185,7 @@ impl AppRuntime {
             uptime_secs: None,
             restarts: c.restarts,
             release: serving.release,
-            exit: Some(c.exit.to_string()),
+            exit: Some(c.reason.clone()),
         }));
         rows.extend(serving.stopping.values().map(|s| ContainerRow {
             name: s.name.clone(),
@@ -207,6 +258,22 @@ impl Platform {
         config: &AppConfig,
         out: &Output,
     ) -> Result<(), RolloutError> {
+        let specs = rollout::specs(release, &config.formation);
+        let containers = self.start_containers(app, rt, release, config, specs, out)?;
+        self.switch_release(rt, release.number, containers);
+        Ok(())
+    }
+
+    /// Hand the rollout plan of `release` under `config`, and each container's log sink,
+    /// to `start`: the one place they are made for starting a release's containers.
+    pub(super) fn with_plan<T>(
+        &self,
+        app: &AppDir,
+        rt: &Arc<AppRuntime>,
+        release: &Release,
+        config: &AppConfig,
+        start: impl FnOnce(&Plan<'_>, &dyn Fn(&str) -> LineSink) -> T,
+    ) -> T {
         let release_dir = app.release(release.number);
         let plan = Plan {
             settings: &self.settings,
@@ -216,9 +283,23 @@ impl Platform {
             formation: &config.formation,
         };
         let log_for = |c: &str| self.container_log(&app.name, rt, c);
-        let containers = rollout::start(&plan, &log_for, out, &self.stop_signal())?;
-        self.switch_release(rt, release.number, containers);
-        Ok(())
+        start(&plan, &log_for)
+    }
+
+    /// Start `specs` of `release` under `config` and wait until they are ready (every
+    /// one up, the routed ones accepting connections), unless the platform stops.
+    pub(super) fn start_containers(
+        &self,
+        app: &AppDir,
+        rt: &Arc<AppRuntime>,
+        release: &Release,
+        config: &AppConfig,
+        specs: Vec<ContainerSpec>,
+        out: &Output,
+    ) -> Result<Vec<Container>, RolloutError> {
+        self.with_plan(app, rt, release, config, |plan, log_for| {
+            rollout::start_specs(plan, specs, log_for, out, &self.stop_signal())
+        })
     }
 
     /// Stop containers that leave the serving set: SIGTERM, SIGKILL after the grace
@@ -302,23 +383,36 @@ impl Platform {
         spec: ContainerSpec,
         release: u32,
         mut restarts: u32,
-        mut exit: Exit,
+        exit: Exit,
         mut streak: u32,
         epoch: u64,
     ) {
         let name = spec.name();
         let log = self.container_log(&rt.name, rt, &name);
+        let say = |text: &str, details: &[String]| {
+            log(Stream::Stderr, text);
+            for line in details {
+                log(Stream::Stderr, line);
+            }
+        };
+        let mut ended = Ending::exited(&name, exit);
         loop {
             if streak >= self.settings.crash_limit {
-                log(crate::process::Stream::Stderr, &format!(
-                    "{name} {exit}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)"
-                ));
+                say(&format!(
+                    "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
+                    ended.message
+                ), &ended.details);
                 let mut serving = lock(&rt.serving);
                 if serving.epoch == epoch {
                     serving.restarting.remove(&name);
-                    serving
-                        .crashed
-                        .insert(name.clone(), Crashed { spec, restarts, exit });
+                    serving.crashed.insert(
+                        name.clone(),
+                        Crashed {
+                            spec,
+                            restarts,
+                            reason: ended.reason,
+                        },
+                    );
                 }
                 return;
             }
@@ -330,16 +424,17 @@ impl Platform {
                     .saturating_mul(1 << (streak - 2).min(16))
                     .min(MAX_BACKOFF)
             };
-            log(
-                crate::process::Stream::Stderr,
+            say(
                 &format!(
-                    "{name} {exit}: restarting it{}",
+                    "{}: restarting it{}",
+                    ended.message,
                     if pause.is_zero() {
                         String::new()
                     } else {
                         format!(" in {}", crate::ui::human_duration(pause))
                     }
                 ),
+                &ended.details,
             );
             if crossbeam_channel::select! {
                 recv(self.stop_signal()) -> _ => true,
@@ -356,22 +451,26 @@ impl Platform {
             }
             restarts += 1;
             match self.start_one(rt, release, &spec) {
-                Ok(mut c) => {
-                    c.restarts = restarts;
-                    c.crash_streak = streak;
+                Ok(mut fresh) => {
+                    for c in &mut fresh {
+                        c.restarts = restarts;
+                        c.crash_streak = streak;
+                    }
                     let mut serving = lock(&rt.serving);
                     if serving.epoch != epoch || !serving.restarting.contains_key(&name) || self.is_stopping()
                     {
                         drop(serving);
-                        container::stop_all(vec![c], self.settings.grace_period);
+                        container::stop_all(fresh, self.settings.grace_period);
                         return;
                     }
-                    self.adopt(rt, &mut serving, vec![c]);
+                    self.adopt(rt, &mut serving, fresh);
                     serving.reroute();
                     return;
                 }
+                // The platform is stopping: nothing crashed.
+                Err(RestartError::Rollout(RolloutError::Cancelled)) => return,
                 Err(e) => {
-                    exit = e;
+                    ended = Ending::failed(&name, &e);
                     streak += 1;
                     let mut serving = lock(&rt.serving);
                     if let Some(r) = serving.restarting.get_mut(&name) {
@@ -382,44 +481,18 @@ impl Platform {
         }
     }
 
-    /// Start one container of `release` and wait until it is ready.
-    fn start_one(&self, rt: &Arc<AppRuntime>, release: u32, spec: &ContainerSpec) -> Result<Container, Exit> {
-        let failed = Exit(std::os::unix::process::ExitStatusExt::from_raw(255 << 8));
-        let Ok(app) = self.home.app(&rt.name) else {
-            return Err(failed);
-        };
-        let release_dir = app.release(release);
-        let Ok(rel) = Release::load(&release_dir) else {
-            return Err(failed);
-        };
-        let Ok(config) = app.load_config() else {
-            return Err(failed);
-        };
-        let log = self.container_log(&rt.name, rt, &spec.name());
-        let c = container::start(
-            &self.settings,
-            &rel,
-            &release_dir,
-            &config.config_vars,
-            spec.clone(),
-            log,
-        )
-        .map_err(|_| failed)?;
-        let mut batch = vec![c];
-        let note = |_: &str| {};
-        match probe::wait_ready(
-            &mut batch,
-            self.settings.boot_timeout,
-            self.settings.loopback_bind,
-            &self.stop_signal(),
-            &note,
-        ) {
-            Ok(()) => batch.pop().ok_or(failed),
-            Err(probe::ProbeFailure::Crashed { exit, .. }) => Err(exit),
-            Err(_) => {
-                container::stop_all(batch, self.settings.grace_period);
-                Err(failed)
-            }
-        }
+    /// Start the container of `spec` again, from `release` under the app's current
+    /// config, and wait until it is ready. The rollout hands it back as a batch of one.
+    fn start_one(
+        &self,
+        rt: &Arc<AppRuntime>,
+        release: u32,
+        spec: &ContainerSpec,
+    ) -> Result<Vec<Container>, RestartError> {
+        let app = self.home.app(&rt.name)?;
+        let release = Release::load(&app.release(release))?;
+        let config = app.load_config()?;
+        let fresh = self.start_containers(&app, rt, &release, &config, vec![spec.clone()], &Output::new())?;
+        Ok(fresh)
     }
 }

@@ -152,6 +152,71 @@ fn a_crash_looping_worker_ends_crashed() {
 }
 
 #[test]
+fn a_restart_that_times_out_is_reported_as_a_timeout_not_an_exit() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_BOOT_TIMEOUT", "2s")
+        .set("SHIPWAY_CRASH_BACKOFF", "50ms")
+        .set("SHIPWAY_CRASH_LIMIT", "2");
+    let app = env.app_as("crash-loop-worker", "stalls");
+    // Serves until NEVER_LISTEN is set; a restart then reads the new config and stalls.
+    std::fs::write(
+        app.join("Procfile"),
+        "web: test -n \"$NEVER_LISTEN\" && exec sleep 60; exec python3 server.py\n",
+    )
+    .unwrap();
+    env.deploy(&app, "stalls", &["--env", &procfile_only()]).ok();
+    env.run(&["env-set", "-a", "stalls", "NEVER_LISTEN=1"]).ok();
+    let rows = json(&env.run(&["ps", "-a", "stalls", "--json"]).ok());
+    let pid = rows[0]["pid"].as_i64().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let mut crashed = serde_json::Value::Null;
+    eventually(Duration::from_secs(20), "web-1 to be left crashed", || {
+        let rows = json(&env.run(&["ps", "-a", "stalls", "--json"]).ok());
+        match rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "web-1" && r["status"] == "crashed")
+        {
+            Some(r) => {
+                crashed = r.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    let why = crashed["exit"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("did not accept connections on PORT") && why.contains("within 2s"),
+        "ps says why the restart failed: {crashed}"
+    );
+    let log = env
+        .run(&["logs", "-a", "stalls", "--filter", "web-1", "-n", "1000"])
+        .ok();
+    // The crash itself, then the failed restart with the probe's diagnosis.
+    assert!(
+        log.stdout.contains("web-1 killed by SIGKILL: restarting it"),
+        "{}",
+        log.stdout
+    );
+    assert!(
+        log.stdout.contains("did not accept connections on PORT")
+            && log.stdout.contains("listens on no TCP port at all"),
+        "{}",
+        log.stdout
+    );
+    assert!(log.stdout.contains("crashed 2 times in a row"), "{}", log.stdout);
+    assert!(
+        !log.stdout.contains("code 255"),
+        "no made-up exit: {}",
+        log.stdout
+    );
+}
+
+#[test]
 fn a_crashed_web_container_is_restarted_and_served_again() {
     let env = Env::new();
     let app = env.app("python");
