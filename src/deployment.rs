@@ -15,7 +15,6 @@ use crate::state::{self, AppDir, StateError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
-    Queued,
     Building,
     Pushing,
     Starting,
@@ -30,7 +29,6 @@ pub enum Status {
 impl Status {
     pub fn as_str(&self) -> &'static str {
         match self {
-            Status::Queued => "queued",
             Status::Building => "building",
             Status::Pushing => "pushing",
             Status::Starting => "starting",
@@ -44,10 +42,7 @@ impl Status {
     }
 
     pub fn is_final(&self) -> bool {
-        !matches!(
-            self,
-            Status::Queued | Status::Building | Status::Pushing | Status::Starting
-        )
+        !matches!(self, Status::Building | Status::Pushing | Status::Starting)
     }
 
     /// `shipway deploy`'s exit status for this final status.

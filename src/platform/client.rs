@@ -94,7 +94,7 @@ pub fn stream(home: &Home, request: Request) -> Result<i32, Error> {
         match protocol::read::<Event>(&mut reader) {
             Ok(Some(Event::Line { text })) => out.line(&text),
             Ok(Some(Event::Error { message })) => out.error(&message),
-            Ok(Some(Event::Done { code, .. })) => return Ok(code),
+            Ok(Some(Event::Done { code })) => return Ok(code),
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => {
                 out.error("the platform closed the connection before the request ended: see its log");

@@ -7,8 +7,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::deployment::Status;
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
@@ -77,13 +75,9 @@ pub enum Event {
     Line {
         text: String,
     },
-    Status {
-        status: Status,
-    },
+    /// The last event of a request: `shipway`'s exit status for it.
     Done {
-        status: Option<Status>,
         code: i32,
-        url: Option<String>,
     },
     Info {
         pid: u32,
@@ -122,23 +116,12 @@ mod tests {
     #[test]
     fn events_round_trip_as_json_lines() {
         let mut buf = Vec::new();
-        write(
-            &mut buf,
-            &Event::Status {
-                status: Status::TimeoutError,
-            },
-        )
-        .unwrap();
+        write(&mut buf, &Event::Done { code: 12 }).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&buf),
-            "{\"event\":\"status\",\"status\":\"timeout-error\"}\n"
+            "{\"event\":\"done\",\"code\":12}\n"
         );
         let back: Event = read(&mut buf.as_slice()).unwrap().unwrap();
-        assert!(matches!(
-            back,
-            Event::Status {
-                status: Status::TimeoutError
-            }
-        ));
+        assert!(matches!(back, Event::Done { code: 12 }));
     }
 }

@@ -351,12 +351,10 @@ impl Platform {
     }
 
     /// The last event of a request: its status and exit code, or the error.
-    fn finish(&self, client: &mut UnixStream, result: Result<impl Into<Finished>, Error>) {
-        let done = match result.map(Into::into) {
-            Ok(Finished(status, url)) => Event::Done {
-                status: Some(status),
+    fn finish(&self, client: &mut UnixStream, result: Result<Status, Error>) {
+        let done = match result {
+            Ok(status) => Event::Done {
                 code: status.exit_code(),
-                url,
             },
             Err(e) => {
                 let _ = protocol::write(
@@ -365,11 +363,7 @@ impl Platform {
                         message: e.to_string(),
                     },
                 );
-                Event::Done {
-                    status: None,
-                    code: e.exit_code(),
-                    url: None,
-                }
+                Event::Done { code: e.exit_code() }
             }
         };
         let _ = protocol::write(client, &done);
@@ -458,7 +452,7 @@ impl Platform {
         what: DeployArgs,
         client: &mut UnixStream,
         cancel: &Receiver<()>,
-    ) -> Result<(Status, Option<String>), Error> {
+    ) -> Result<Status, Error> {
         let DeployArgs {
             input,
             git_ref,
@@ -488,12 +482,6 @@ impl Platform {
         let _guard = match rt.deploying.try_lock() {
             Ok(g) => g,
             Err(_) => {
-                let _ = protocol::write(
-                    client,
-                    &Event::Status {
-                        status: Status::Queued,
-                    },
-                );
                 out.step(&format!(
                     "Another deployment of {name} is running: this one is queued"
                 ));
@@ -518,12 +506,7 @@ impl Platform {
                 source,
             })?;
         out.attach(Box::new(log));
-        let set = |d: &mut Deployment, status: Status, client: &mut UnixStream| -> Result<(), Error> {
-            d.set_status(status, &app)?;
-            let _ = protocol::write(client, &Event::Status { status });
-            Ok(())
-        };
-        set(&mut deployment, Status::Building, client)?;
+        deployment.set_status(Status::Building, &app)?;
         out.line(&format!(
             "<-- Start deployment of {name} (deployment {}) -->",
             deployment.id
@@ -551,11 +534,11 @@ impl Platform {
                 } else {
                     Status::BuildError
                 };
-                set(&mut deployment, status, client)?;
+                deployment.set_status(status, &app)?;
                 out.line(&format!(
                     "<-- Deployment {status}: the running release, if any, is untouched -->"
                 ));
-                return Ok((status, None));
+                return Ok(status);
             }
         };
         let release = built.release;
@@ -571,17 +554,17 @@ impl Platform {
             deployment.timings.insert(k.into(), v.as_millis() as u64);
         }
         // The slug is already where it runs from: pushing is only a record here.
-        set(&mut deployment, Status::Pushing, client)?;
+        deployment.set_status(Status::Pushing, &app)?;
         out.line("Build complete, shipping your container...");
-        set(&mut deployment, Status::Starting, client)?;
+        deployment.set_status(Status::Starting, &app)?;
 
         let wants_tcp = release.process_types.contains_key("tcp");
         let (_, tcp_url) = match self.ensure_routers(&app, &rt, port, wants_tcp) {
             Ok(urls) => urls,
             Err(e) => {
                 out.error(&e.to_string());
-                set(&mut deployment, Status::CrashedError, client)?;
-                return Ok((Status::CrashedError, None));
+                deployment.set_status(Status::CrashedError, &app)?;
+                return Ok(Status::CrashedError);
             }
         };
         out.line(" Waiting for your application to boot...");
@@ -612,11 +595,11 @@ impl Platform {
                 for line in e.details() {
                     out.error(&line);
                 }
-                set(&mut deployment, status, client)?;
+                deployment.set_status(status, &app)?;
                 out.line(&format!(
                     "<-- Deployment {status}: the running release, if any, keeps serving, untouched -->"
                 ));
-                return Ok((status, None));
+                return Ok(status);
             }
         };
 
@@ -634,7 +617,7 @@ impl Platform {
             ));
         }
         self.prune_releases(&app, release.number);
-        set(&mut deployment, Status::Success, client)?;
+        deployment.set_status(Status::Success, &app)?;
         if let Some(ms) = deployment.duration_ms {
             out.line(&format!(
                 " Deployment success in {}",
@@ -645,7 +628,7 @@ impl Platform {
             out.line(&format!(" <-- {t} (tcp) -->"));
         }
         out.line(&format!(" <-- {url} -->"));
-        Ok((Status::Success, Some(url)))
+        Ok(Status::Success)
     }
 
     /// Keep the newest `releases_kept` releases, and always the current one.
@@ -733,21 +716,6 @@ fn bind_port(wanted: Option<u16>, avoid: Option<u16>) -> Result<(TcpListener, u1
     Err(Error::Platform {
         message: "no free TCP port from 5000 up on 127.0.0.1".into(),
     })
-}
-
-/// How a request ended: its status, and the app's URL after a deploy.
-struct Finished(Status, Option<String>);
-
-impl From<Status> for Finished {
-    fn from(status: Status) -> Finished {
-        Finished(status, None)
-    }
-}
-
-impl From<(Status, Option<String>)> for Finished {
-    fn from((status, url): (Status, Option<String>)) -> Finished {
-        Finished(status, url)
-    }
 }
 
 /// What a deploy request asks for (see `Request::Deploy`).
