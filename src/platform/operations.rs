@@ -148,25 +148,10 @@ impl Platform {
         app.update_config(|c| c.formation.extend(counts.clone()))?;
         let surplus = |t: &str, index: u32| counts.get(t).is_some_and(|n| index > *n);
         let mut serving = lock(&rt.serving);
-        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut serving.containers)
-            .into_iter()
-            .partition(|c| surplus(&c.spec.process_type, c.spec.index));
-        serving.containers = keep;
-        serving
-            .restarting
-            .retain(|_, r| !surplus(&r.spec.process_type, r.spec.index));
-        serving
-            .crashed
-            .retain(|_, c| !surplus(&c.spec.process_type, c.spec.index));
-        self.adopt(&rt, &mut serving, started);
-        serving.reroute();
-        if !old.is_empty() {
-            out.step(&format!(
-                "Stopping {}",
-                old.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")
-            ));
+        let stopped = self.replace(&rt, &mut serving, started, |s| surplus(&s.process_type, s.index));
+        if !stopped.is_empty() {
+            out.step(&format!("Stopping {}", stopped.join(", ")));
         }
-        self.retire(&rt, &mut serving, old);
         if counts.get("web") == Some(&0) {
             out.detail("web is scaled to 0: the router answers 503 until it is scaled up again");
         }
@@ -223,15 +208,7 @@ impl Platform {
         ));
         let fresh = self.start_ready(&app, &rt, &release, chosen, out)?;
         let mut serving = lock(&rt.serving);
-        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut serving.containers)
-            .into_iter()
-            .partition(|c| names.contains(&c.name));
-        serving.containers = keep;
-        serving.restarting.retain(|n, _| !names.contains(n));
-        serving.crashed.retain(|n, _| !names.contains(n));
-        self.adopt(&rt, &mut serving, fresh);
-        serving.reroute();
-        self.retire(&rt, &mut serving, old);
+        self.replace(&rt, &mut serving, fresh, |s| names.contains(&s.name()));
         Ok(())
     }
 

@@ -237,15 +237,31 @@ impl Platform {
     ) -> usize {
         let mut serving = lock(&rt.serving);
         serving.epoch += 1;
-        serving.restarting.clear();
-        serving.crashed.clear();
         serving.release = Some(release);
-        let old = std::mem::take(&mut serving.containers);
-        self.adopt(rt, &mut serving, containers);
+        self.replace(rt, &mut serving, containers, |_| true).len()
+    }
+
+    /// Put `fresh` containers in service in place of those `leaving` selects (running,
+    /// waiting for a restart or crashed): the router switches to the new set, then the
+    /// old containers are stopped gracefully. Returns the names of those stopped.
+    pub(super) fn replace(
+        self: &Arc<Self>,
+        rt: &Arc<AppRuntime>,
+        serving: &mut Serving,
+        fresh: Vec<Container>,
+        leaving: impl Fn(&ContainerSpec) -> bool,
+    ) -> Vec<String> {
+        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut serving.containers)
+            .into_iter()
+            .partition(|c| leaving(&c.spec));
+        serving.containers = keep;
+        serving.restarting.retain(|_, r| !leaving(&r.spec));
+        serving.crashed.retain(|_, c| !leaving(&c.spec));
+        self.adopt(rt, serving, fresh);
         serving.reroute();
-        let count = old.len();
-        self.retire(rt, &mut serving, old);
-        count
+        let names = old.iter().map(|c| c.name.clone()).collect();
+        self.retire(rt, serving, old);
+        names
     }
 
     /// Start an already built release for the app's formation and, once it is ready,
