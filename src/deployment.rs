@@ -97,6 +97,15 @@ pub fn now_ms() -> u64 {
 }
 
 impl Deployment {
+    /// Records what this deployment rolls out: the release, its version, buildpacks and
+    /// slug size.
+    pub fn record_release(&mut self, release: &crate::release::Release) {
+        self.release = Some(release.number);
+        self.version = release.version.clone();
+        self.buildpacks = release.buildpacks.clone();
+        self.slug_bytes = Some(release.slug_bytes);
+    }
+
     /// A new deployment, with an id that sorts by time.
     pub fn new(app: &str, source: &str, git_ref: Option<&str>) -> Deployment {
         let now = now_ms();

@@ -265,10 +265,7 @@ impl Platform {
             &format!("rollback to release {number} (deployment {})", target.id),
             None,
         );
-        record.release = Some(number);
-        record.version = release.version.clone();
-        record.buildpacks = release.buildpacks.clone();
-        record.slug_bytes = Some(release.slug_bytes);
+        record.record_release(&release);
         record.set_status(Status::Starting, &app)?;
         out.step(&format!(
             "Rolling back {name} to release {number} (deployment {}), without rebuilding",

@@ -542,10 +542,7 @@ impl Platform {
             }
         };
         let release = built.release;
-        deployment.version = release.version.clone();
-        deployment.slug_bytes = Some(release.slug_bytes);
-        deployment.buildpacks = release.buildpacks.clone();
-        deployment.release = Some(release.number);
+        deployment.record_release(&release);
         for (k, v) in [
             ("intake", built.timings.intake),
             ("detect", built.timings.detect),
