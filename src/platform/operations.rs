@@ -297,17 +297,7 @@ impl Platform {
         let app = self.home.existing_app(name)?;
         if let Some(rt) = self.forget(name) {
             let _deploying = lock(&rt.deploying);
-            let mut serving = lock(&rt.serving);
-            serving.epoch += 1;
-            if let Some(r) = serving.router.take() {
-                r.shutdown();
-            }
-            if let Some(r) = serving.tcp_router.take() {
-                r.shutdown();
-            }
-            let containers = std::mem::take(&mut serving.containers);
-            serving.restarting.clear();
-            drop(serving);
+            let containers = lock(&rt.serving).dismantle();
             crate::container::stop_all(containers, self.settings.grace_period);
         }
         std::fs::remove_dir_all(&app.root).map_err(|source| Error::Io {

@@ -206,15 +206,7 @@ impl Platform {
         let mut stops = Vec::new();
         for rt in apps {
             let _deploying = lock(&rt.deploying);
-            let mut serving = lock(&rt.serving);
-            if let Some(r) = serving.router.take() {
-                r.shutdown();
-            }
-            if let Some(r) = serving.tcp_router.take() {
-                r.shutdown();
-            }
-            serving.epoch += 1;
-            let containers = std::mem::take(&mut serving.containers);
+            let containers = lock(&rt.serving).dismantle();
             stops.push(rollout::discard(containers, self.settings.grace_period));
         }
         for s in stops {

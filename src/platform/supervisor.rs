@@ -120,6 +120,17 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// Take the app out of service (platform stopping, app destroyed): the routers close,
+    /// pending restarts are called off, and the containers are handed back to be stopped.
+    pub fn dismantle(&mut self) -> Vec<Container> {
+        for router in [self.router.take(), self.tcp_router.take()].into_iter().flatten() {
+            router.shutdown();
+        }
+        self.epoch += 1;
+        self.restarting.clear();
+        std::mem::take(&mut self.containers)
+    }
+
     /// Point the routers at the ready web (and tcp) containers.
     pub fn reroute(&self) {
         if let Some(r) = &self.router {
