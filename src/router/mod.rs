@@ -8,8 +8,9 @@
 //!
 //! How it is built, and why:
 //! - `worker`: one epoll loop per core over nonblocking sockets, all watching the listener
-//!   with `EPOLLEXCLUSIVE`. A connection is a slot in a `Vec`, never a thread, so thousands
-//!   of idle keep-alive clients cost about a kilobyte each.
+//!   with `EPOLLEXCLUSIVE`; a worker holding more connections than the others passes new
+//!   ones to the least loaded. A connection is a slot in a `Vec`, never a thread, so
+//!   thousands of idle keep-alive clients cost about a kilobyte each.
 //! - `routes`: the upstream list is an immutable snapshot swapped whole under a mutex; a
 //!   request only loads a generation counter (one atomic load) and compares it with the one
 //!   its upstream connection was opened under.
@@ -61,7 +62,7 @@ use std::time::Duration;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use routes::RouteTable;
-use worker::{Shared, Worker};
+use worker::{Seat, Shared, Worker};
 
 /// What the router speaks to clients and upstreams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +128,7 @@ impl Router {
             router_port: local_addr.port().to_string(),
             stop: AtomicBool::new(false),
             wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
+            seats: (0..workers).map(|_| Seat::new()).collect::<io::Result<_>>()?,
         });
         let mut router = Router {
             shared,

@@ -465,6 +465,33 @@ fn head_response_has_no_body_and_the_connection_goes_on() {
 }
 
 #[test]
+fn a_burst_of_connections_is_spread_over_the_workers() {
+    let backend = Backend::start("web-1");
+    let router = http_router();
+    router.switch(vec![backend.addr]);
+    // All connected before any request, as a load generator or a browser opening its pool
+    // does: the kernel offers a burst to the same worker first.
+    let mut clients: Vec<Wire> = (0..40).map(|_| Wire::connect(router.local_addr())).collect();
+    let mut per_worker = std::collections::HashMap::<String, usize>::new();
+    for client in &mut clients {
+        client.send(&get("/headers"));
+        let res = client.response(false).unwrap();
+        let id = Head::parse(&res.text())
+            .header("x-request-id")
+            .unwrap()
+            .to_string();
+        // The fourth group of an id holds the index of the worker that made it.
+        *per_worker.entry(id[19..23].to_string()).or_default() += 1;
+    }
+    // Each worker within the slack of an even share, give or take two connections the
+    // workers placed at the same instant.
+    let least = 40 / 2 - super::worker::HANDOFF_SLACK - 2;
+    assert_eq!(per_worker.len(), 2, "{per_worker:?}");
+    assert!(per_worker.values().all(|&n| n >= least), "{per_worker:?}");
+    router.shutdown();
+}
+
+#[test]
 fn upstream_sees_the_platform_headers() {
     let backend = Backend::start("web-1");
     let router = http_router();

@@ -3,7 +3,10 @@
 //! A router runs a small fixed pool of these (one per core by default), so a long-lived
 //! keep-alive connection costs a slot in a `Vec`, never a thread. Every worker watches the
 //! one listening socket with `EPOLLEXCLUSIVE`, so the kernel wakes one worker per incoming
-//! connection instead of all of them; the worker that accepts a connection owns it (and its
+//! connection instead of all of them. The kernel always tries the same worker first, so a
+//! burst of connections can land on one worker while another idles: a worker that already
+//! holds `HANDOFF_SLACK` connections more than the least loaded one passes each new
+//! connection to it (see `place`). The worker that takes a connection in owns it (and its
 //! upstream connection) until it closes. Timeouts live in a per-worker heap with at most a
 //! couple of entries per connection: see `arm`.
 
@@ -12,13 +15,14 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crossbeam_channel::{Receiver, Sender};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::eventfd::EventFd;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::head::Rewriter;
 use super::http::HttpConn;
@@ -29,6 +33,12 @@ use super::{Protocol, RouterConfig};
 
 const LISTENER: u64 = u64::MAX;
 const WAKE: u64 = u64::MAX - 1;
+const HANDOFF: u64 = u64::MAX - 2;
+/// How many connections more than the least loaded worker a worker holds before it passes
+/// new ones on: enough that the connections of a steady stream of short requests, whose
+/// counts jitter by a few, are seldom moved, few enough that a burst of long-lived
+/// keep-alive connections ends up spread within a handful.
+pub(crate) const HANDOFF_SLACK: usize = 4;
 /// Accepting a few connections per wake-up, rather than draining the backlog, leaves the
 /// rest to the other workers that `EPOLLEXCLUSIVE` wakes: it spreads connect storms.
 const ACCEPT_BATCH: usize = 8;
@@ -93,6 +103,31 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     /// Readable once shutdown begins; watched level-triggered by every worker.
     pub(crate) wake: EventFd,
+    /// One per worker, by index.
+    pub(crate) seats: Vec<Seat>,
+}
+
+/// What the other workers need to pass a connection to one worker.
+pub(crate) struct Seat {
+    /// Client connections this worker holds, counting those passed to it and not yet taken
+    /// in: what `place` balances.
+    open: AtomicUsize,
+    sender: Sender<(TcpStream, IpAddr)>,
+    receiver: Receiver<(TcpStream, IpAddr)>,
+    /// Readable while connections wait in the channel.
+    bell: EventFd,
+}
+
+impl Seat {
+    pub(crate) fn new() -> io::Result<Seat> {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        Ok(Seat {
+            open: AtomicUsize::new(0),
+            sender,
+            receiver,
+            bell: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
+        })
+    }
 }
 
 /// Whether a socket may have bytes to read, as last learned from epoll or from a read.
@@ -225,6 +260,7 @@ impl Env {
 }
 
 pub(crate) struct Worker {
+    index: usize,
     env: Env,
     slots: Vec<Option<Entry>>,
     free: Vec<usize>,
@@ -242,7 +278,12 @@ impl Worker {
             EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER),
         )?;
         epoll.add(&shared.wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        epoll.add(
+            &shared.seats[index].bell,
+            EpollEvent::new(EpollFlags::EPOLLIN, HANDOFF),
+        )?;
         Ok(Worker {
+            index,
             env: Env {
                 routes: RouteCache::new(shared.table.clone()),
                 pool: Pool::default(),
@@ -279,6 +320,7 @@ impl Worker {
                         }
                     }
                     LISTENER => self.accept(now),
+                    HANDOFF => self.take_handed(now),
                     token => {
                         let slot = (token >> 1) as usize;
                         let side = if token & 1 == 1 {
@@ -329,8 +371,50 @@ impl Worker {
                 Err(_) => return,
             };
             // TCP_NODELAY is inherited from the listener (set in `Router::start`).
+            self.place(stream, ip, now);
+        }
+    }
+
+    /// Keeps a connection just accepted, or passes it to the least loaded worker when this
+    /// one holds `HANDOFF_SLACK` more. Counting it at once, before the other worker takes
+    /// it in, keeps a burst from all going the same way.
+    fn place(&mut self, stream: TcpStream, ip: IpAddr, now: Instant) {
+        let seats = &self.env.shared.seats;
+        let load = |i: usize| seats[i].open.load(Ordering::Relaxed);
+        let mine = load(self.index);
+        let least = (0..seats.len())
+            .filter(|&i| i != self.index)
+            .min_by_key(|&i| load(i));
+        if let Some(other) = least.filter(|&i| mine >= load(i) + HANDOFF_SLACK) {
+            let seat = &seats[other];
+            seat.open.fetch_add(1, Ordering::Relaxed);
+            // The receiver lives as long as `shared`. A worker that has stopped never takes
+            // the connection in; it is closed with the channel, as shutdown closes the rest.
+            let _ = seat.sender.send((stream, ip));
+            let _ = seat.bell.write(1);
+            return;
+        }
+        seats[self.index].open.fetch_add(1, Ordering::Relaxed);
+        self.insert(stream, ip, now);
+    }
+
+    /// Takes in the connections other workers passed to this one.
+    fn take_handed(&mut self, now: Instant) {
+        let shared = self.env.shared.clone();
+        let seat = &shared.seats[self.index];
+        // Reset the bell before draining: a connection sent after the drain rings it again.
+        let _ = seat.bell.read();
+        for (stream, ip) in seat.receiver.try_iter() {
             self.insert(stream, ip, now);
         }
+    }
+
+    /// Frees a slot whose connection is gone (or never got in).
+    fn vacate(&mut self, slot: usize) {
+        self.free.push(slot);
+        self.env.shared.seats[self.index]
+            .open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     fn resume_accepting(&mut self) {
@@ -349,7 +433,7 @@ impl Worker {
         });
         let event = EpollEvent::new(upstream::interest(), token(slot, Side::Client));
         if self.env.epoll.add(&stream, event).is_err() {
-            self.free.push(slot);
+            self.vacate(slot);
             return;
         }
         let conn = match self.env.shared.protocol {
@@ -358,7 +442,7 @@ impl Worker {
                 Some(tunnel) => Conn::Tunnel(tunnel),
                 // Not deployed, or nothing accepts: the platform's TCP gateway closes.
                 None => {
-                    self.free.push(slot);
+                    self.vacate(slot);
                     return;
                 }
             },
@@ -400,7 +484,7 @@ impl Worker {
                     Conn::Tunnel(tunnel) => Some(tunnel),
                 };
                 let Some(tunnel) = tunnel else {
-                    self.free.push(slot);
+                    self.vacate(slot);
                     return;
                 };
                 self.slots[slot] = Some(Entry {
@@ -418,7 +502,7 @@ impl Worker {
         let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        self.free.push(slot);
+        self.vacate(slot);
         if let Conn::Http(http) = entry.conn {
             if let Some(up) = http.into_idle_upstream() {
                 self.env.pool.put(up, now);
