@@ -12,11 +12,15 @@
 # installed, to check them or to compare like with like across machines.
 #
 # A backend serves a fixed 2-byte body on 127.0.0.1; each target (direct, nginx `stream`,
-# nginx `http` when available, shipway) is measured with keep-alive and with
+# nginx `stream` with `reuseport`, nginx `http` when available, shipway) is measured with
+# keep-alive and with
 # `Connection: close` (one connection per request), rounds interleaved (A B, then B A) so
 # drift on a laptop hits all targets alike. nginx `stream` forwards bytes and parses
-# nothing; nginx `http` (upstream keep-alive, the platform's X-Forwarded-* and X-Request-*
-# headers) does the work shipway's router does. Settings: DURATION (10s), ROUNDS (4),
+# nothing; `stream-rp` is the same with `listen ... reuseport`, one listening socket per
+# worker, which spreads connections over the workers as shipway's hand-off does (plain
+# `listen` can leave most of a burst of connections on one worker); nginx `http` (upstream
+# keep-alive, the platform's X-Forwarded-* and X-Request-* headers) does the work
+# shipway's router does. Settings: DURATION (10s), ROUNDS (4),
 # CONNECTIONS (50), THREADS (2), WORKERS (shipway's and each nginx proxy's workers,
 # default: number of cores), IDLE (5000: idle keep-alive connections held at the end to
 # measure the router's memory per connection).
@@ -148,6 +152,10 @@ if [ "$STREAM" = 1 ]; then
     start_nginx stream "$WORKERS" "load_module $STREAM_MODULE;" "stream {
     server { listen 127.0.0.1:$stream_port backlog=4096; proxy_pass $backend_addr; }
 }"
+    stream_rp_port=$(free_port)
+    start_nginx stream-rp "$WORKERS" "load_module $STREAM_MODULE;" "stream {
+    server { listen 127.0.0.1:$stream_rp_port reuseport backlog=4096; proxy_pass $backend_addr; }
+}"
 fi
 
 if [ "$BACKEND" = nginx ]; then
@@ -180,19 +188,21 @@ shipway_addr=$started_addr
 shipway_pid=$started_pid
 
 wait_port "${backend_addr##*:}"
-[ "$STREAM" = 1 ] && wait_port "$stream_port"
+[ "$STREAM" = 1 ] && wait_port "$stream_port" && wait_port "$stream_rp_port"
 [ "$BACKEND" = nginx ] && wait_port "$http_port"
 wait_port "${shipway_addr##*:}"
 
 # The proxies shipway is compared with, and everything measured.
 rivals=()
-[ "$STREAM" = 1 ] && rivals+=(stream)
+[ "$STREAM" = 1 ] && rivals+=(stream stream-rp)
 [ "$BACKEND" = nginx ] && rivals+=(http)
 targets=(direct "${rivals[@]}" shipway)
-declare -A addr=([direct]="$backend_addr" [stream]="127.0.0.1:${stream_port:-0}" [http]="127.0.0.1:${http_port:-0}"
+declare -A addr=([direct]="$backend_addr" [stream]="127.0.0.1:${stream_port:-0}"
+    [stream-rp]="127.0.0.1:${stream_rp_port:-0}" [http]="127.0.0.1:${http_port:-0}"
     [shipway]="$shipway_addr")
-declare -A rps p99 cpu
+declare -A rps p99 cpu last_rps
 declare -A proxy_pids=([direct]="" [stream]="$(cat "$work/stream/nginx.pid" 2>/dev/null || true)"
+    [stream-rp]="$(cat "$work/stream-rp/nginx.pid" 2>/dev/null || true)"
     [http]="$(cat "$work/http/nginx.pid" 2>/dev/null || true)" [shipway]="$shipway_pid")
 
 # CPU time (user + system, in clock ticks) used so far by a process and its children's
@@ -247,10 +257,10 @@ run_load() { # target mode
     after=$(cpu_ticks ${proxy_pids[$1]})
     us=$(awk -v t=$((after - before)) -v n="$load_requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')
     [ -n "${proxy_pids[$1]}" ] || us=-
-    printf '  %-8s %-10s %10.0f req/s   p99 %8s ms   proxy CPU %5s us/req  %s\n' "$1" "$2" "$load_rps" "$load_p99" "$us" "$load_errors"
+    printf '  %-9s %-10s %10.0f req/s   p99 %8s ms   proxy CPU %5s us/req  %s\n' "$1" "$2" "$load_rps" "$load_p99" "$us" "$load_errors"
     cpu[$1.$2]="${cpu[$1.$2]:-} $us"
     rps[$1.$2]="${rps[$1.$2]:-} $load_rps"
-    printf -v "load_rps_$1" '%s' "$load_rps"
+    last_rps[$1]=$load_rps
     p99[$1.$2]="${p99[$1.$2]:-} $load_p99"
 }
 
@@ -273,8 +283,7 @@ for round in $(seq 1 "$ROUNDS"); do
         done
         # The ratio of two runs a few seconds apart: drift on a shared machine hits both.
         for rival in "${rivals[@]}"; do
-            theirs=load_rps_$rival
-            pair[$rival.$mode]="${pair[$rival.$mode]:-} $(awk -v a="$load_rps_shipway" -v b="${!theirs}" 'BEGIN { printf "%.3f", b ? a / b : 0 }')"
+            pair[$rival.$mode]="${pair[$rival.$mode]:-} $(awk -v a="${last_rps[shipway]}" -v b="${last_rps[$rival]}" 'BEGIN { printf "%.3f", b ? a / b : 0 }')"
         done
     done
 done
@@ -288,7 +297,7 @@ for mode in keepalive close; do
     for target in "${targets[@]}"; do
         c=$(median <<<"${cpu[$target.$mode]}")
         [ "$target" = direct ] && c=-
-        printf '    %-8s %10.0f req/s   p99 %7s ms   proxy CPU %6s us\n' "$target" \
+        printf '    %-9s %10.0f req/s   p99 %7s ms   proxy CPU %6s us\n' "$target" \
             "$(median <<<"${rps[$target.$mode]}")" "$(median <<<"${p99[$target.$mode]}")" "$c"
     done
 done
@@ -298,7 +307,7 @@ for mode in keepalive close; do
     w=$(median <<<"${rps[shipway.$mode]}"); wl=$(median <<<"${p99[shipway.$mode]}")
     for other in direct "${rivals[@]}"; do
         o=$(median <<<"${rps[$other.$mode]}"); ol=$(median <<<"${p99[$other.$mode]}")
-        line=$(printf '  %-10s vs %-7s %sx of medians, p99 %s vs %s ms' "$mode" "$other" "$(ratio "$w" "$o")" "$wl" "$ol")
+        line=$(printf '  %-10s vs %-9s %sx of medians, p99 %s vs %s ms' "$mode" "$other" "$(ratio "$w" "$o")" "$wl" "$ol")
         if [ "$other" != direct ]; then
             # Round by round: each ratio from two runs a few seconds apart.
             ratios=$(tr ' ' '\n' <<<"${pair[$other.$mode]}" | grep -v '^$' | sort -g)
