@@ -831,14 +831,24 @@ fn upgrade_becomes_a_tunnel() {
 }
 
 /// Echoes every connection until EOF, then half-closes back.
-fn echo_server() -> (SocketAddr, JoinHandle<()>) {
+/// Echoes `connections` connections, each on its own thread, half-closing after the client.
+fn echo_server(connections: usize) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut copy = stream.try_clone().unwrap();
-        io::copy(&mut stream, &mut copy).unwrap();
-        copy.shutdown(Shutdown::Write).unwrap();
+        let echoes: Vec<_> = (0..connections)
+            .map(|_| {
+                let (mut stream, _) = listener.accept().unwrap();
+                thread::spawn(move || {
+                    let mut copy = stream.try_clone().unwrap();
+                    io::copy(&mut stream, &mut copy).unwrap();
+                    copy.shutdown(Shutdown::Write).unwrap();
+                })
+            })
+            .collect();
+        for echo in echoes {
+            echo.join().unwrap();
+        }
     });
     (addr, handle)
 }
@@ -856,7 +866,7 @@ fn tcp_protocol_tunnels_bytes_with_half_close() {
     let mut early = Wire::connect(router.local_addr());
     assert_eq!(early.read_to_close().unwrap(), b"");
 
-    let (echo, server) = echo_server();
+    let (echo, server) = echo_server(1);
     router.switch(vec![echo]);
     let mut client = Wire::connect(router.local_addr());
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -868,6 +878,29 @@ fn tcp_protocol_tunnels_bytes_with_half_close() {
     });
     assert_eq!(client.read_to_close().unwrap(), payload);
     sender.join().unwrap();
+    server.join().unwrap();
+    router.shutdown();
+}
+
+#[test]
+fn a_burst_of_tcp_connections_is_tunnelled_by_whichever_worker_takes_each() {
+    let router = router(
+        Protocol::Tcp,
+        RouterConfig {
+            workers: 2,
+            ..RouterConfig::default()
+        },
+    );
+    let (echo, server) = echo_server(12);
+    router.switch(vec![echo]);
+    // More than a worker keeps before it passes connections on, all opened at once.
+    let mut clients: Vec<Wire> = (0..12).map(|_| Wire::connect(router.local_addr())).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let message = format!("connection {i}");
+        client.send(message.as_bytes());
+        client.stream.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(client.read_to_close().unwrap(), message.as_bytes());
+    }
     server.join().unwrap();
     router.shutdown();
 }
