@@ -27,6 +27,16 @@ fn http_router() -> Router {
     )
 }
 
+fn tcp_router() -> Router {
+    router(
+        Protocol::Tcp,
+        RouterConfig {
+            workers: 2,
+            ..RouterConfig::default()
+        },
+    )
+}
+
 /// A buffered reader over a blocking socket, enough HTTP/1.1 for both test ends.
 struct Wire {
     stream: TcpStream,
@@ -855,13 +865,7 @@ fn echo_server(connections: usize) -> (SocketAddr, JoinHandle<()>) {
 
 #[test]
 fn tcp_protocol_tunnels_bytes_with_half_close() {
-    let router = router(
-        Protocol::Tcp,
-        RouterConfig {
-            workers: 2,
-            ..RouterConfig::default()
-        },
-    );
+    let router = tcp_router();
     // Before a deploy the connection is closed at once.
     let mut early = Wire::connect(router.local_addr());
     assert_eq!(early.read_to_close().unwrap(), b"");
@@ -884,13 +888,7 @@ fn tcp_protocol_tunnels_bytes_with_half_close() {
 
 #[test]
 fn a_burst_of_tcp_connections_is_tunnelled_by_whichever_worker_takes_each() {
-    let router = router(
-        Protocol::Tcp,
-        RouterConfig {
-            workers: 2,
-            ..RouterConfig::default()
-        },
-    );
+    let router = tcp_router();
     let (echo, server) = echo_server(12);
     router.switch(vec![echo]);
     // More than a worker keeps before it passes connections on, all opened at once.
