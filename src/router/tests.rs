@@ -17,9 +17,10 @@ fn router(protocol: Protocol, config: RouterConfig) -> Router {
     Router::start(listener, protocol, config).unwrap()
 }
 
-fn http_router() -> Router {
+/// A router with two workers, so that tests cross from one worker to the other.
+fn two_workers(protocol: Protocol) -> Router {
     router(
-        Protocol::Http,
+        protocol,
         RouterConfig {
             workers: 2,
             ..RouterConfig::default()
@@ -27,14 +28,8 @@ fn http_router() -> Router {
     )
 }
 
-fn tcp_router() -> Router {
-    router(
-        Protocol::Tcp,
-        RouterConfig {
-            workers: 2,
-            ..RouterConfig::default()
-        },
-    )
+fn http_router() -> Router {
+    two_workers(Protocol::Http)
 }
 
 /// A buffered reader over a blocking socket, enough HTTP/1.1 for both test ends.
@@ -865,7 +860,7 @@ fn echo_server(connections: usize) -> (SocketAddr, JoinHandle<()>) {
 
 #[test]
 fn tcp_protocol_tunnels_bytes_with_half_close() {
-    let router = tcp_router();
+    let router = two_workers(Protocol::Tcp);
     // Before a deploy the connection is closed at once.
     let mut early = Wire::connect(router.local_addr());
     assert_eq!(early.read_to_close().unwrap(), b"");
@@ -888,7 +883,7 @@ fn tcp_protocol_tunnels_bytes_with_half_close() {
 
 #[test]
 fn a_burst_of_tcp_connections_is_tunnelled_by_whichever_worker_takes_each() {
-    let router = tcp_router();
+    let router = two_workers(Protocol::Tcp);
     let (echo, server) = echo_server(12);
     router.switch(vec![echo]);
     // More than a worker keeps before it passes connections on, all opened at once.
