@@ -320,7 +320,7 @@ impl Platform {
                     env,
                     source,
                 };
-                let result = self.deploy(&app, what, &mut writer, &cancel);
+                let result = self.with_output(&writer, |out| self.deploy(&app, what, out, &cancel));
                 self.finish(&mut writer, result);
             }
         }
@@ -342,7 +342,7 @@ impl Platform {
         f(&out)
     }
 
-    /// The last event of a request: its status and exit code, or the error.
+    /// The last event of a request: its exit code, or the error.
     fn finish(&self, client: &mut UnixStream, result: Result<Status, Error>) {
         let done = match result {
             Ok(status) => Event::Done {
@@ -398,17 +398,16 @@ impl Platform {
         let mut serving = lock(&rt.serving);
         let config = app.load_config()?;
         if serving.router.is_none() {
-            let (listener, p) = bind_port(config.router_port.or(port).or(self.settings.port), None)?;
+            let (listener, p) = bind_port(config.router_port.or(port).or(self.settings.port))?;
             serving.router = Some(self.start_router(listener, Protocol::Http)?);
             if config.router_port != Some(p) {
                 app.update_config(|c| c.router_port = Some(p))?;
             }
         }
         if wants_tcp && serving.tcp_router.is_none() {
-            // The web router's port, which the first branch may just have chosen.
-            let avoid = serving.router.as_ref().map(|r| r.local_addr().port());
+            // The web router's port is skipped by itself: its listener holds it.
             let os_port = (self.settings.port == Some(0)).then_some(0);
-            let (listener, p) = bind_port(config.tcp_port.or(os_port), avoid)?;
+            let (listener, p) = bind_port(config.tcp_port.or(os_port))?;
             serving.tcp_router = Some(self.start_router(listener, Protocol::Tcp)?);
             if config.tcp_port != Some(p) {
                 app.update_config(|c| c.tcp_port = Some(p))?;
@@ -442,7 +441,7 @@ impl Platform {
         self: &Arc<Self>,
         name: &str,
         what: DeployArgs,
-        client: &mut UnixStream,
+        out: &Output,
         cancel: &Receiver<()>,
     ) -> Result<Status, Error> {
         let DeployArgs {
@@ -462,15 +461,6 @@ impl Platform {
             app.update_config(|c| c.config_vars.extend(env))?;
         }
         let rt = self.runtime(name)?;
-
-        let out = Output::new();
-        out.attach(Box::new(EventWriter(client.try_clone().map_err(|source| {
-            Error::Io {
-                action: "answer on",
-                path: self.home.socket(),
-                source,
-            }
-        })?)));
         let _guard = match rt.deploying.try_lock() {
             Ok(g) => g,
             Err(_) => {
@@ -517,7 +507,7 @@ impl Platform {
             cache_dir: app.cache(),
             request_id: deployment.id.clone(),
         };
-        let built = match build::build(&request, &self.settings, &out, cancel) {
+        let built = match build::build(&request, &self.settings, out, cancel) {
             Ok(b) => b,
             Err(e) => {
                 out.error(&e.to_string());
@@ -559,11 +549,11 @@ impl Platform {
         out.line(" Waiting for your application to boot...");
         let boot_started = Instant::now();
         let outcome = self.with_plan(&app, &rt, &release, &config, |plan, log_for| {
-            let containers = rollout::start(plan, log_for, &out, cancel)?;
+            let containers = rollout::start(plan, log_for, out, cancel)?;
             deployment
                 .timings
                 .insert("boot".into(), boot_started.elapsed().as_millis() as u64);
-            match rollout::run_hook(plan, &out, cancel) {
+            match rollout::run_hook(plan, out, cancel) {
                 Ok(hook) => {
                     if let Some(h) = hook {
                         deployment.timings.insert("hook".into(), h.as_millis() as u64);
@@ -669,8 +659,8 @@ impl Platform {
 }
 
 /// Bind 127.0.0.1:`wanted` (0: a port the OS chooses), or the first free port from
-/// 5000 up (skipping `avoid`).
-fn bind_port(wanted: Option<u16>, avoid: Option<u16>) -> Result<(TcpListener, u16), Error> {
+/// 5000 up.
+fn bind_port(wanted: Option<u16>) -> Result<(TcpListener, u16), Error> {
     if wanted == Some(0) {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| Error::Io {
             action: "listen on",
@@ -695,9 +685,6 @@ fn bind_port(wanted: Option<u16>, avoid: Option<u16>) -> Result<(TcpListener, u1
         });
     }
     for p in 5000..=u16::MAX {
-        if Some(p) == avoid {
-            continue;
-        }
         if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, p)) {
             return Ok((l, p));
         }
