@@ -121,7 +121,6 @@ impl Spawn {
         self
     }
 
-    /// Give the child this terminal's stdin, stdout and stderr (`shipway run`).
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
@@ -176,7 +175,6 @@ impl Spawn {
             pid,
             exited,
             exit,
-            ended: false,
             waiter: Some(waiter),
         })
     }
@@ -225,8 +223,8 @@ pub struct Child {
     pid: Pid,
     exited: Receiver<()>,
     exit: Arc<OnceLock<Exit>>,
-    /// The leader is reaped, its group empty and the watchdog told (`stop`, `reap_group`).
-    ended: bool,
+    /// Reaps the leader, then hands back the output drains; taken once the group has ended
+    /// (`stop`, `reap_group`), so `None` means the group is gone and the watchdog told.
     waiter: Option<JoinHandle<Vec<JoinHandle<()>>>>,
 }
 
@@ -309,8 +307,7 @@ impl Child {
 
     /// Tells the watchdog the group is gone, once, as soon as it is: a pid told late could
     /// already lead someone else's group.
-    fn ended(&mut self) {
-        self.ended = true;
+    fn ended(&self) {
         notify(GroupEvent::Ended(self.pid()));
     }
 
@@ -327,7 +324,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.ended {
+        if self.waiter.is_none() {
             return;
         }
         // A child must never outlive the value that owns it.
