@@ -132,7 +132,7 @@ impl Serving {
     }
 
     /// Point the routers at the ready web (and tcp) containers.
-    pub fn reroute(&self) {
+    fn reroute(&self) {
         if let Some(r) = &self.router {
             r.switch(addresses(&self.containers, "web"));
         }
@@ -216,12 +216,7 @@ impl AppRuntime {
 
 impl Platform {
     /// Put ready containers into the serving set, each with its watcher.
-    pub(super) fn adopt(
-        self: &Arc<Self>,
-        rt: &Arc<AppRuntime>,
-        serving: &mut Serving,
-        containers: Vec<Container>,
-    ) {
+    fn adopt(self: &Arc<Self>, rt: &Arc<AppRuntime>, serving: &mut Serving, containers: Vec<Container>) {
         for c in containers {
             serving.restarting.remove(&c.name);
             serving.crashed.remove(&c.name);
@@ -331,7 +326,7 @@ impl Platform {
 
     /// Stop containers that leave the serving set: SIGTERM, SIGKILL after the grace
     /// period, listed as `stopping` meanwhile.
-    pub(super) fn retire(self: &Arc<Self>, rt: &Arc<AppRuntime>, serving: &mut Serving, old: Vec<Container>) {
+    fn retire(self: &Arc<Self>, rt: &Arc<AppRuntime>, serving: &mut Serving, old: Vec<Container>) {
         for c in &old {
             serving.stopping.insert(
                 c.id,
