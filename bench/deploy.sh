@@ -34,7 +34,8 @@ command -v python3 >/dev/null || { echo "missing: python3 (sudo apt-get install 
 root=$(cd "$(dirname "$0")/.." && pwd)
 echo "building shipway (release)..." >&2
 (cd "$root" && cargo build --release --quiet)
-shipway=${CARGO_TARGET_DIR:-$root/target}/release/shipway
+# Cargo built in $root, so a relative CARGO_TARGET_DIR is relative to it.
+shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
 [ -x "$shipway" ] || { echo "no binary at $shipway" >&2; exit 1; }
 
 work=$(mktemp -d)

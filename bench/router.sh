@@ -23,7 +23,8 @@
 # shipway's router does. Settings: DURATION (10s), ROUNDS (4),
 # CONNECTIONS (50), THREADS (2), WORKERS (shipway's and each nginx proxy's workers,
 # default: number of cores), IDLE (5000: idle keep-alive connections held at the end to
-# measure the router's memory per connection).
+# measure the router's memory per connection), STREAM_MODULE (where nginx's stream module
+# is, /usr/lib/nginx/modules/ngx_stream_module.so).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -80,7 +81,8 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-start_nginx() { # name conf-body
+declare -A nginx_pid
+start_nginx() { # name workers conf-head conf-body; records the master's pid (daemon off)
     local dir="$work/$1"
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<CONF
@@ -94,6 +96,7 @@ $4
 CONF
     "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
     pids+=($!)
+    nginx_pid[$1]=$!
 }
 
 wait_port() {
@@ -147,26 +150,27 @@ else
     start_served backend 4 "$(bench_bin backend)" 1
     backend_addr=$started_addr
 fi
+declare -A port_of
 if [ "$STREAM" = 1 ]; then
-    stream_port=$(free_port)
-    start_nginx stream "$WORKERS" "load_module $STREAM_MODULE;" "stream {
-    server { listen 127.0.0.1:$stream_port backlog=4096; proxy_pass $backend_addr; }
+    for target in stream stream-rp; do
+        port_of[$target]=$(free_port)
+        options=""
+        [ "$target" = stream-rp ] && options=" reuseport"
+        start_nginx "$target" "$WORKERS" "load_module $STREAM_MODULE;" "stream {
+    server { listen 127.0.0.1:${port_of[$target]}$options backlog=4096; proxy_pass $backend_addr; }
 }"
-    stream_rp_port=$(free_port)
-    start_nginx stream-rp "$WORKERS" "load_module $STREAM_MODULE;" "stream {
-    server { listen 127.0.0.1:$stream_rp_port reuseport backlog=4096; proxy_pass $backend_addr; }
-}"
+    done
 fi
 
 if [ "$BACKEND" = nginx ]; then
-    http_port=$(free_port)
+    port_of[http]=$(free_port)
     # What a platform router does: pooled upstream connections, HTTP/1.1 both ways, and the
     # headers shipway's router adds (PLATFORM.md §5).
     start_nginx http "$WORKERS" "" "http {
     access_log off;
     upstream app { server $backend_addr; keepalive 64; }
     server {
-        listen 127.0.0.1:$http_port backlog=4096;
+        listen 127.0.0.1:${port_of[http]} backlog=4096;
         keepalive_requests 100000000;
         location / {
             proxy_pass http://app;
@@ -188,8 +192,7 @@ shipway_addr=$started_addr
 shipway_pid=$started_pid
 
 wait_port "${backend_addr##*:}"
-[ "$STREAM" = 1 ] && wait_port "$stream_port" && wait_port "$stream_rp_port"
-[ "$BACKEND" = nginx ] && wait_port "$http_port"
+for port in "${port_of[@]}"; do wait_port "$port"; done
 wait_port "${shipway_addr##*:}"
 
 # The proxies shipway is compared with, and everything measured.
@@ -197,13 +200,13 @@ rivals=()
 [ "$STREAM" = 1 ] && rivals+=(stream stream-rp)
 [ "$BACKEND" = nginx ] && rivals+=(http)
 targets=(direct "${rivals[@]}" shipway)
-declare -A addr=([direct]="$backend_addr" [stream]="127.0.0.1:${stream_port:-0}"
-    [stream-rp]="127.0.0.1:${stream_rp_port:-0}" [http]="127.0.0.1:${http_port:-0}"
-    [shipway]="$shipway_addr")
+declare -A addr=([direct]="$backend_addr" [shipway]="$shipway_addr")
+declare -A proxy_pids=([direct]="" [shipway]="$shipway_pid")
+for rival in "${rivals[@]}"; do
+    addr[$rival]="127.0.0.1:${port_of[$rival]}"
+    proxy_pids[$rival]=${nginx_pid[$rival]}
+done
 declare -A rps p99 cpu last_rps
-declare -A proxy_pids=([direct]="" [stream]="$(cat "$work/stream/nginx.pid" 2>/dev/null || true)"
-    [stream-rp]="$(cat "$work/stream-rp/nginx.pid" 2>/dev/null || true)"
-    [http]="$(cat "$work/http/nginx.pid" 2>/dev/null || true)" [shipway]="$shipway_pid")
 
 # CPU time (user + system, in clock ticks) used so far by a process and its children's
 # threads: the proxy's cost per request, a steadier figure than req/s on a shared laptop.
