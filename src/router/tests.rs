@@ -835,7 +835,6 @@ fn upgrade_becomes_a_tunnel() {
     router.shutdown();
 }
 
-/// Echoes every connection until EOF, then half-closes back.
 /// Echoes `connections` connections, each on its own thread, half-closing after the client.
 fn echo_server(connections: usize) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
