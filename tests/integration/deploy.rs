@@ -45,16 +45,7 @@ fn first_deploy_serves_through_the_router_and_history_is_kept() {
 fn router_answers_404_before_any_successful_deploy() {
     let env = Env::new();
     let app = env.app("crash-at-boot");
-    let run = env
-        .deploy(
-            &app,
-            "crashy",
-            &[
-                "--env",
-                &format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display()),
-            ],
-        )
-        .code(11);
+    let run = env.deploy(&app, "crashy", &["--env", &procfile_only()]).code(11);
     let port = std::fs::read_to_string(env.home.path().join("apps/crashy/app.toml"))
         .unwrap()
         .lines()
@@ -76,7 +67,7 @@ fn fails_keeping_old_with(env: &Env, fixture: &str, vars: &[&str], code: i32, ex
     let good = env.app_as("python", "good");
     let addr = url_of(&env.deploy(&good, "keeper", &[]).ok());
     let bad = env.app(fixture);
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     let mut args = vec!["--env", bp.as_str()];
     for v in vars {
         args.extend(["--env", v]);
@@ -142,7 +133,7 @@ fn loopback_only_bind_fails_like_the_platform_unless_allowed() {
     env.set("SHIPWAY_BOOT_TIMEOUT", "2s")
         .set("SHIPWAY_LOOPBACK_BIND", "fail");
     let app = env.app("loopback-only");
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     env.deploy(&app, "lo", &["--env", &bp])
         .code(12)
         .has("listens on 127.0.0.1:")
@@ -168,7 +159,7 @@ fn failing_postdeploy_is_hook_error() {
 fn postdeploy_runs_once_without_port() {
     let env = Env::new();
     let app = env.app("postdeploy-ok");
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     env.deploy(&app, "hooked", &["--env", &bp])
         .ok()
         .has("postdeploy done");
@@ -182,7 +173,7 @@ fn hook_timeout_is_hook_error() {
     let mut env = Env::new();
     env.set("SHIPWAY_HOOK_TIMEOUT", "1s");
     let app = env.app("slow-postdeploy");
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     env.deploy(&app, "slowhook", &["--env", &bp])
         .code(13)
         .has("did not finish within 1s");
@@ -296,7 +287,7 @@ fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> bool {
 #[test]
 fn sigterm_ignoring_container_is_killed_after_the_grace_period() {
     let env = Env::new();
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     let stubborn = env.app("ignores-sigterm");
     env.deploy(&stubborn, "stubborn", &["--env", &bp]).ok();
     let old = pids_in(&env.home.path().join("apps/stubborn/releases/1/app"));
@@ -326,7 +317,7 @@ fn sigterm_ignoring_container_is_killed_after_the_grace_period() {
 #[test]
 fn grandchildren_do_not_survive_a_redeploy() {
     let env = Env::new();
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     let app = env.app("forks-grandchild");
     env.deploy(&app, "forky", &["--env", &bp]).ok();
     let pidfile = env.home.path().join("apps/forky/releases/1/app/grandchild.pid");
@@ -347,7 +338,7 @@ fn grandchildren_do_not_survive_a_redeploy() {
 #[test]
 fn no_app_process_outlives_a_platform_killed_with_sigkill() {
     let env = Env::new();
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     let app = env.app("forks-grandchild");
     env.deploy(&app, "orphan", &["--env", &bp]).ok();
     let pidfile = env.home.path().join("apps/orphan/releases/1/app/grandchild.pid");
@@ -386,7 +377,7 @@ fn concurrent_deploys_of_one_app_are_queued() {
     env.deploy(&app, "queue", &[]).ok();
     let slow = env.app("slow-postdeploy");
     let first = {
-        let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+        let bp = procfile_only();
         let mut cmd = env.command(&["deploy", slow.to_str().unwrap(), "-a", "queue", "--env", &bp]);
         cmd.stdout(std::process::Stdio::piped()).spawn().unwrap()
     };
@@ -416,7 +407,7 @@ fn concurrent_deploys_of_one_app_are_queued() {
 #[test]
 fn tcp_process_type_is_probed_and_routed() {
     let env = Env::new();
-    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display());
+    let bp = procfile_only();
     let app = env.app("tcp-echo");
     let run = env.deploy(&app, "echo", &["--env", &bp]).ok();
     let tcp = run

@@ -10,10 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::harness::*;
 
-fn procfile_only() -> String {
-    format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display())
-}
-
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }

@@ -18,6 +18,11 @@ pub fn fixture_buildpack(name: &str) -> PathBuf {
     repo().join("fixtures/buildpacks").join(name)
 }
 
+/// The `BUILDPACK_URL=` config var of the `procfile-only` fixture buildpack.
+pub fn procfile_only() -> String {
+    format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display())
+}
+
 /// One isolated shipway installation.
 pub struct Env {
     pub home: tempfile::TempDir,

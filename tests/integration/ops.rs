@@ -5,10 +5,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-fn procfile_only() -> String {
-    format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display())
-}
-
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
 }
