@@ -9,10 +9,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-fn body(addr: &str) -> String {
-    get(addr, "/").unwrap().1
-}
-
 #[test]
 fn first_deploy_serves_through_the_router_and_history_is_kept() {
     let env = Env::new();

@@ -204,6 +204,11 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body))
 }
 
+/// The body of GET / on a new connection (which must succeed).
+pub fn body(addr: &str) -> String {
+    get(addr, "/").unwrap().1
+}
+
 /// Poll `check` until it holds or `limit` passes.
 #[track_caller]
 pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {

@@ -37,10 +37,6 @@ fn url_in(run: &Run) -> String {
     rest[..rest.find(" -->").unwrap()].to_string()
 }
 
-fn body(addr: &str) -> String {
-    get(addr, "/").unwrap().1
-}
-
 /// A copy of `fixture` as a git work tree on `main` with one commit; its apps bind
 /// 127.0.0.1 through `.profile.d` (a push carries no `--env`).
 fn repo_of(env: &Env, fixture: &str, name: &str) -> PathBuf {
