@@ -197,11 +197,7 @@ struct PidsFile(PathBuf);
 
 impl PidsFile {
     fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(&self.0)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        read_pids(&self.0)
     }
 }
 

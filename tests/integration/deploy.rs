@@ -355,15 +355,6 @@ fn no_app_process_outlives_a_platform_killed_with_sigkill() {
     );
 }
 
-/// The pids a fixture wrote, one per line (empty until it has written them all).
-fn read_pids(path: &std::path::Path) -> Vec<i32> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 #[test]
 fn concurrent_deploys_of_one_app_are_queued() {
     let mut env = Env::new();

@@ -266,6 +266,16 @@ pub fn ctrl_c(pid: impl std::fmt::Display) {
     assert!(status.success(), "kill -INT {pid}");
 }
 
+/// The pids a fixture wrote to `path`, one per line: lines that are not (yet) a whole
+/// number are skipped, and a missing file is no pid at all.
+pub fn read_pids(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
 /// Every live pid whose working folder is `dir` (a container's app folder).
 pub fn pids_in(dir: &Path) -> Vec<i32> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
@@ -302,13 +312,8 @@ pub fn start_hanging_deploy(env: &Env, dir: &Path, app: &str) -> (std::process::
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let read = || -> Vec<i32> {
-        std::fs::read_to_string(&pids_file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
-    };
-    eventually(Duration::from_secs(20), "compile to start", || read().len() == 2);
-    (child, read())
+    eventually(Duration::from_secs(20), "compile to start", || {
+        read_pids(&pids_file).len() == 2
+    });
+    (child, read_pids(&pids_file))
 }
