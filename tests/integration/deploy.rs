@@ -203,7 +203,7 @@ fn redeploy_switches_with_no_failed_request() {
             let mut conn: Option<BufReader<TcpStream>> = None;
             while !stop.load(Ordering::SeqCst) {
                 let ok = if keep_alive {
-                    keep_alive_get(&addr, &mut conn)
+                    keep_alive_get(&addr, &mut conn).is_ok_and(|b| b.starts_with("python"))
                 } else {
                     get(&addr, "/")
                         .map(|(s, b)| s == 200 && b.starts_with("python"))
@@ -232,52 +232,6 @@ fn redeploy_switches_with_no_failed_request() {
         0,
         "requests failed during the switch"
     );
-}
-
-/// One GET on a kept-alive connection (reconnecting only if the server closed it
-/// cleanly between requests, as HTTP clients do).
-fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> bool {
-    if conn.is_none() {
-        let Ok(s) = TcpStream::connect(addr) else {
-            return false;
-        };
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        *conn = Some(BufReader::new(s));
-    }
-    let Some(reader) = conn.as_mut() else { return false };
-    if reader
-        .get_mut()
-        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        .is_err()
-    {
-        *conn = None;
-        return false;
-    }
-    let mut status = String::new();
-    if reader.read_line(&mut status).unwrap_or(0) == 0 {
-        *conn = None;
-        return false;
-    }
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            *conn = None;
-            return false;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        *conn = None;
-        return false;
-    }
-    status.contains(" 200 ") && body.starts_with(b"python")
 }
 
 #[test]

@@ -1,8 +1,6 @@
 //! Reliability: a soak of consecutive deploys under load, faults at every step of a
 //! rollout, bad environments, and what must stay private.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,62 +44,6 @@ fn history(home: &Path, app: &str) -> Vec<Record> {
         records.push((release, statuses));
     }
     records
-}
-
-/// One GET on a kept-alive connection: the body, or what went wrong.
-fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> Result<String, String> {
-    if conn.is_none() {
-        let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        *conn = Some(BufReader::new(s));
-    }
-    let reader = conn.as_mut().ok_or("no connection")?;
-    let result = (|| {
-        reader
-            .get_mut()
-            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .map_err(|e| format!("write: {e}"))?;
-        let mut status = String::new();
-        if reader
-            .read_line(&mut status)
-            .map_err(|e| format!("read status: {e}"))?
-            == 0
-        {
-            return Err("connection closed before the status line".to_string());
-        }
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if reader
-                .read_line(&mut line)
-                .map_err(|e| format!("read head: {e}"))?
-                == 0
-            {
-                return Err("connection closed in the head".to_string());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().map_err(|_| "bad content-length".to_string())?;
-            }
-        }
-        let mut body = vec![0; length];
-        reader
-            .read_exact(&mut body)
-            .map_err(|e| format!("read body: {e}"))?;
-        let body = String::from_utf8_lossy(&body).into_owned();
-        if status.contains(" 200 ") {
-            Ok(body)
-        } else {
-            Err(format!("{} {}", status.trim(), body.trim()))
-        }
-    })();
-    if result.is_err() {
-        *conn = None;
-    }
-    result
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! set through settings, fixtures copied before use, and every process reaped on drop.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -202,6 +202,63 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// One GET / on a kept-alive connection, opened when `conn` is empty: the body of a 200,
+/// or what went wrong (and then the connection is dropped, to be opened anew).
+pub fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> Result<String, String> {
+    if conn.is_none() {
+        let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        *conn = Some(BufReader::new(s));
+    }
+    let reader = conn.as_mut().ok_or("no connection")?;
+    let result = (|| {
+        reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .map_err(|e| format!("write: {e}"))?;
+        let mut status = String::new();
+        if reader
+            .read_line(&mut status)
+            .map_err(|e| format!("read status: {e}"))?
+            == 0
+        {
+            return Err("connection closed before the status line".to_string());
+        }
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader
+                .read_line(&mut line)
+                .map_err(|e| format!("read head: {e}"))?
+                == 0
+            {
+                return Err("connection closed in the head".to_string());
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().map_err(|_| "bad content-length".to_string())?;
+            }
+        }
+        let mut body = vec![0; length];
+        reader
+            .read_exact(&mut body)
+            .map_err(|e| format!("read body: {e}"))?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if status.contains(" 200 ") {
+            Ok(body)
+        } else {
+            Err(format!("{} {}", status.trim(), body.trim()))
+        }
+    })();
+    if result.is_err() {
+        *conn = None;
+    }
+    result
 }
 
 /// The body of GET / on a new connection (which must succeed).
