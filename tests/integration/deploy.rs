@@ -298,10 +298,7 @@ fn no_app_process_outlives_a_platform_killed_with_sigkill() {
     let mut app_pids = read_pids(&pidfile);
     app_pids.extend(pids_in(&env.home.path().join("apps/orphan/releases/1/app")));
     let platform = env.platform_pid().unwrap();
-    std::process::Command::new("kill")
-        .args(["-9", &platform.to_string()])
-        .status()
-        .unwrap();
+    kill(platform);
     eventually(
         Duration::from_secs(10),
         "app processes to die with the platform",

@@ -169,10 +169,7 @@ fn platform_killed_mid_rollout_leaves_nothing_and_up_serves_the_last_good_releas
     let mut app_pids = pids_in(&release2);
     app_pids.extend(pids_in(&env.home.path().join("apps/killed/releases/1/app")));
     let platform = env.platform_pid().unwrap();
-    std::process::Command::new("kill")
-        .args(["-9", &platform.to_string()])
-        .status()
-        .unwrap();
+    kill(platform);
     let _ = deploy.wait();
     eventually(Duration::from_secs(10), "no app process to survive", || {
         app_pids.iter().all(|p| !alive(*p))

@@ -314,13 +314,23 @@ pub fn run_ok(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Ctrl-C for a process: SIGINT.
-pub fn ctrl_c(pid: impl std::fmt::Display) {
+/// Send `sig` (a name `kill` knows, without SIG) to a process, which must exist.
+pub fn signal(pid: impl std::fmt::Display, sig: &str) {
     let status = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
+        .args([&format!("-{sig}"), &pid.to_string()])
         .status()
         .unwrap();
-    assert!(status.success(), "kill -INT {pid}");
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
+/// Ctrl-C for a process: SIGINT.
+pub fn ctrl_c(pid: impl std::fmt::Display) {
+    signal(pid, "INT");
+}
+
+/// `kill -9`: SIGKILL, which a process cannot catch.
+pub fn kill(pid: impl std::fmt::Display) {
+    signal(pid, "KILL");
 }
 
 /// The pids a fixture wrote to `path`, one per line: lines that are not (yet) a whole

@@ -9,6 +9,14 @@ fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
 }
 
+/// Crash the first container `ps` lists for `app` with SIGKILL: its pid.
+fn kill_first_container(env: &Env, app: &str) -> i64 {
+    let rows = json(&env.run(&["ps", "-a", app, "--json"]).ok());
+    let pid = rows[0]["pid"].as_i64().unwrap();
+    kill(pid);
+    pid
+}
+
 fn containers_seen(addr: &str, requests: usize) -> std::collections::BTreeSet<String> {
     (0..requests)
         .filter_map(|_| get(addr, "/").ok())
@@ -162,12 +170,7 @@ fn a_restart_that_times_out_is_reported_as_a_timeout_not_an_exit() {
     .unwrap();
     env.deploy(&app, "stalls", &["--env", &procfile_only()]).ok();
     env.run(&["env-set", "-a", "stalls", "NEVER_LISTEN=1"]).ok();
-    let rows = json(&env.run(&["ps", "-a", "stalls", "--json"]).ok());
-    let pid = rows[0]["pid"].as_i64().unwrap();
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill_first_container(&env, "stalls");
     let mut crashed = serde_json::Value::Null;
     eventually(Duration::from_secs(20), "web-1 to be left crashed", || {
         let rows = json(&env.run(&["ps", "-a", "stalls", "--json"]).ok());
@@ -217,12 +220,7 @@ fn a_crashed_web_container_is_restarted_and_served_again() {
     let env = Env::new();
     let app = env.app("python");
     let addr = url_of(&env.deploy(&app, "phoenix", &[]).ok());
-    let rows = json(&env.run(&["ps", "-a", "phoenix", "--json"]).ok());
-    let pid = rows[0]["pid"].as_i64().unwrap();
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    let pid = kill_first_container(&env, "phoenix");
     eventually(Duration::from_secs(20), "web-1 to be restarted", || {
         let rows = json(&env.run(&["ps", "-a", "phoenix", "--json"]).ok());
         rows[0]["status"] == "running" && rows[0]["restarts"] == 1 && rows[0]["pid"].as_i64() != Some(pid)
