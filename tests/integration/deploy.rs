@@ -72,7 +72,6 @@ fn fails_keeping_old_with(env: &Env, fixture: &str, vars: &[&str], code: i32, ex
     for e in expect {
         run = run.has(e);
     }
-    drop(run);
     assert_eq!(
         body(&addr),
         "python version=1 container=web-1\n",
