@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use libfuzzer_sys::fuzz_target;
-use shipway_fuzz::{assert_links_stay_inside, names, remove, scratch, snapshot, Node};
+use shipway_fuzz::{assert_links_stay_inside, names, outside, remove, scratch, snapshot, Node};
 
 /// Small, so that the size limit is reached by inputs libFuzzer can write.
 const LIMIT: u64 = 64 * 1024;
@@ -37,9 +37,7 @@ static FIXTURE: OnceLock<Fixture> = OnceLock::new();
 fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let root = scratch("archive");
-        let outside = root.join("outside");
-        fs::create_dir_all(outside.join("dir")).expect("create the outside folder");
-        fs::write(outside.join("sentinel"), "must survive").expect("write the sentinel");
+        let outside = outside(root, &["sentinel"]);
         let work = root.join("work");
         fs::create_dir(&work).expect("create the destination's parent");
         Fixture {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use shipway_fuzz::{names, remove, scratch, snapshot, Node};
+use shipway_fuzz::{names, outside, remove, scratch, snapshot, Node};
 
 struct Fixture {
     root: &'static Path,
@@ -35,10 +35,7 @@ const FILES: &[&str] = &[
 fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let root = scratch("slugignore");
-        let outside = root.join("outside");
-        fs::create_dir_all(outside.join("dir")).expect("create the outside folder");
-        fs::write(outside.join("sentinel"), "must survive").expect("write the sentinel");
-        fs::write(outside.join("dir/x.log"), "must survive").expect("write the sentinel");
+        let outside = outside(root, &["sentinel", "dir/x.log"]);
         let before = snapshot(&outside);
         Fixture {
             root,

@@ -1,5 +1,5 @@
 //! What the filesystem fuzz targets share: a scratch folder per fuzzing process, a
-//! snapshot of a tree to prove nothing outside the folder under test changed, and the
+//! folder beside the one under test with a snapshot to prove nothing in it changed, and the
 //! kernel's view of where a symbolic link leads.
 //!
 //! It checks the product from outside; it never reaches into shipway's internals.
@@ -30,6 +30,17 @@ pub fn scratch(target: &str) -> &'static Path {
         unsafe { libc::atexit(remove_scratch) };
         dir
     })
+}
+
+/// `root/outside`, the folder a target must leave as it was: a `dir/` and, with the text
+/// `must survive`, each of `files` (paths inside it).
+pub fn outside(root: &Path, files: &[&str]) -> PathBuf {
+    let outside = root.join("outside");
+    fs::create_dir_all(outside.join("dir")).expect("create the outside folder");
+    for file in files {
+        fs::write(outside.join(file), "must survive").expect("write a file outside");
+    }
+    outside
 }
 
 /// One entry of a snapshot: kind, size and, for links, the target.
