@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
-use super::copy::{set_dir_mode, walk_error};
+use super::copy::set_dir_mode;
 use super::staging::Staging;
 use super::SourceError;
 
@@ -39,28 +39,26 @@ pub struct ArchiveStats {
 /// into a temporary folder beside `dest` first, so a refused archive leaves nothing behind.
 pub fn extract_tar_gz(archive: &Path, dest: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
     let staging = Staging::beside(dest)?;
-    let (stats, top) = unpack_single_folder(archive, staging.path(), limit_bytes)?;
+    let (stats, links, top) = unpack_single_folder(archive, staging.path(), limit_bytes)?;
+    links.check_stay_inside(&top)?;
     staging.finish(&top)?;
     Ok(stats)
 }
 
 /// The steps of a platform archive's extraction, shared by [`extract_tar_gz`] and source
 /// intake so that the one the fuzzer reaches is the one deployments use: unpacks into
-/// `staging/unpacked`, requires a single top folder, checks that no link leads out of it,
-/// and returns what was written with that top folder (not yet moved into place).
+/// `staging/unpacked`, requires a single top folder, and returns what was written with
+/// that top folder (not yet moved into place). The links are not checked yet: the caller
+/// knows which folder becomes the app, the top one or PROJECT_DIR in it.
 pub(crate) fn unpack_single_folder(
     archive: &Path,
     staging: &Path,
     limit_bytes: u64,
-) -> Result<(ArchiveStats, PathBuf), SourceError> {
+) -> Result<(ArchiveStats, Links, PathBuf), SourceError> {
     let unpacked = staging.join("unpacked");
-    let label = archive.display().to_string();
-    let stats = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
-    let top = single_top_folder(&unpacked, &label)?;
-    if stats.symlinks > 0 {
-        check_links_stay_inside(&unpacked, &top, &label)?;
-    }
-    Ok((stats, top))
+    let (stats, links) = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
+    let top = single_top_folder(&unpacked, &links.label)?;
+    Ok((stats, links, top))
 }
 
 /// Extracts a gzip tar as it is, whatever its root holds, into `dest` (which must not
@@ -68,18 +66,23 @@ pub(crate) fn unpack_single_folder(
 pub fn unpack_tar_gz(archive: &Path, dest: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
     let staging = Staging::beside(dest)?;
     let unpacked = staging.path().join("unpacked");
-    let stats = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
+    let (stats, links) = unpack_tar_gz_into(archive, &unpacked, limit_bytes)?;
+    links.check_stay_inside(&unpacked)?;
     staging.finish(&unpacked)?;
     Ok(stats)
 }
 
 /// Extracts into `into`, a folder created here.
-fn unpack_tar_gz_into(archive: &Path, into: &Path, limit_bytes: u64) -> Result<ArchiveStats, SourceError> {
+fn unpack_tar_gz_into(
+    archive: &Path,
+    into: &Path,
+    limit_bytes: u64,
+) -> Result<(ArchiveStats, Links), SourceError> {
     let label = archive.display().to_string();
     let file = File::open(archive).map_err(|e| SourceError::io("open", archive, e))?;
     // MultiGzDecoder: concatenated gzip members are one valid stream (`cat a.gz b.gz`).
     let mut gz = MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
-    let stats = unpack_tar(&mut gz, into, &label, limit_bytes)?;
+    let unpacked = unpack_tar(&mut gz, into, &label, limit_bytes)?;
     // tar stops reading at its end-of-archive blocks, before the gzip trailer: read on to
     // the end so that a truncated or corrupt file is reported, not half-trusted. The
     // padding after the end blocks is small; what lies beyond a few MiB is not read.
@@ -89,7 +92,7 @@ fn unpack_tar_gz_into(archive: &Path, into: &Path, limit_bytes: u64) -> Result<A
             source,
         }
     })?;
-    Ok(stats)
+    Ok(unpacked)
 }
 
 /// Returns the only entry at the root of `unpacked` when it is a folder.
@@ -116,13 +119,14 @@ fn single_top_folder(unpacked: &Path, label: &str) -> Result<PathBuf, SourceErro
 }
 
 /// Extracts the tar stream `reader` into `into`, a folder created here (its parent must
-/// exist). `label` names the archive in messages.
+/// exist). `label` names the archive in messages. The symbolic links written are returned
+/// unchecked: see [`Links::check_stay_inside`].
 pub(crate) fn unpack_tar<R: Read>(
     reader: R,
     into: &Path,
     label: &str,
     limit_bytes: u64,
-) -> Result<ArchiveStats, SourceError> {
+) -> Result<(ArchiveStats, Links), SourceError> {
     fs::create_dir(into).map_err(|e| SourceError::io("create", into, e))?;
     let mut unpacker = Unpacker {
         into,
@@ -139,32 +143,51 @@ pub(crate) fn unpack_tar<R: Read>(
         let entry = entry.map_err(|e| unpacker.corrupt(e))?;
         unpacker.entry(entry)?;
     }
-    // Checked once the whole tree exists: a link that stays inside on its own can lead out
-    // through another link extracted later.
-    for (link, target) in &unpacker.links {
-        check_link_stays_inside(into, label, &link.display().to_string(), link, target)?;
-    }
-    Ok(unpacker.stats)
+    let links = Links {
+        into: into.to_path_buf(),
+        label: label.to_string(),
+        written: unpacker.links,
+    };
+    Ok((unpacker.stats, links))
 }
 
-/// Checks the symbolic links under `app`, a folder of the tree extracted into `unpacked`
-/// that alone becomes the app (the archive's single top folder, or PROJECT_DIR in it).
-/// `unpack_tar` only knows the whole tree, and a link that stays inside the tree can still
-/// lead out of `app`: `app/up -> ..` names the extraction folder, which is not shipped.
-pub(crate) fn check_links_stay_inside(unpacked: &Path, app: &Path, label: &str) -> Result<(), SourceError> {
-    for entry in walkdir::WalkDir::new(app).min_depth(1) {
-        let entry = entry.map_err(|e| walk_error(app, e))?;
-        if !entry.path_is_symlink() {
-            continue;
+/// The symbolic links an extraction wrote, not yet checked: only the caller knows which
+/// folder of the extracted tree becomes the app (the whole tree, its single top folder, or
+/// PROJECT_DIR in it), and a link that stays inside the tree can still lead out of that
+/// folder: `app/up -> ..` names the extraction folder, which is not shipped.
+#[derive(Debug)]
+pub(crate) struct Links {
+    /// The extraction folder.
+    into: PathBuf,
+    /// The archive, in messages.
+    label: String,
+    /// Each link relative to `into`, as named in the archive, with its target.
+    written: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Links {
+    /// Refuses any link under `app` (`into` or a folder in it: what becomes the app) that
+    /// leads out of `app`. Links elsewhere in the tree are not shipped and not checked.
+    /// Run once the whole tree exists: a link that stays inside on its own can lead out
+    /// through another link extracted later.
+    pub(crate) fn check_stay_inside(&self, app: &Path) -> Result<(), SourceError> {
+        if self.written.is_empty() {
+            return Ok(());
         }
-        let target =
-            fs::read_link(entry.path()).map_err(|e| SourceError::io("read the link", entry.path(), e))?;
-        let link = entry.path().strip_prefix(app).unwrap_or(entry.path());
-        // Named as in the archive, top folder included.
-        let name = entry.path().strip_prefix(unpacked).unwrap_or(link);
-        check_link_stays_inside(app, label, &name.display().to_string(), link, &target)?;
+        let base = app.strip_prefix(&self.into).map_err(|_| {
+            SourceError::io(
+                "check the links in",
+                app,
+                io::Error::other(format!("not inside {}", self.into.display())),
+            )
+        })?;
+        for (link, target) in &self.written {
+            if let Ok(inside) = link.strip_prefix(base) {
+                check_link_stays_inside(app, &self.label, &link.display().to_string(), inside, target)?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Follows `target` from the folder holding `link` (relative to `root`) the way the kernel

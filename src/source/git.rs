@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 
-use super::archive::{unpack_tar, ArchiveStats};
+use super::archive::{unpack_tar, ArchiveStats, Links};
 use super::SourceError;
 
 /// Variables that redirect git to another repository or index: set when shipway runs from
@@ -179,8 +179,13 @@ pub(crate) fn resolve_commit(dir: &Path, git_ref: &str) -> Result<String, Source
 }
 
 /// Extracts the tree of `commit` into `into` (created here) through the safe extractor.
-/// Run in a subfolder, git archives that subfolder only, as `ls-files` lists it.
-pub(crate) fn extract_commit(dir: &Path, commit: &str, into: &Path) -> Result<ArchiveStats, SourceError> {
+/// Run in a subfolder, git archives that subfolder only, as `ls-files` lists it. The links
+/// are returned unchecked, for the caller to check against what becomes the app.
+pub(crate) fn extract_commit(
+    dir: &Path,
+    commit: &str,
+    into: &Path,
+) -> Result<(ArchiveStats, Links), SourceError> {
     let args = ["archive", "--format=tar", commit];
     let mut child = git(dir)
         .args(args)
@@ -222,7 +227,7 @@ pub(crate) fn extract_commit(dir: &Path, commit: &str, into: &Path) -> Result<Ar
         .wait()
         .map_err(|e| SourceError::io("wait for git archive in", dir, e))?;
     let stderr = stderr_reader.join().unwrap_or_default();
-    let stats = unpacked?;
+    let unpacked = unpacked?;
     if !status.success() {
         return Err(failed(
             dir,
@@ -234,7 +239,7 @@ pub(crate) fn extract_commit(dir: &Path, commit: &str, into: &Path) -> Result<Ar
             },
         ));
     }
-    Ok(stats)
+    Ok(unpacked)
 }
 
 /// "exited with code 3", "killed by SIGKILL": how an exit status reads everywhere.

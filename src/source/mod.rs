@@ -32,7 +32,7 @@ pub use copy::{copy_tree, count_files, CopyStats};
 pub use error::SourceError;
 pub use pack::{pack_tar_gz, PackStats};
 
-use archive::{check_links_stay_inside, unpack_single_folder};
+use archive::{unpack_single_folder, Links};
 use copy::{copy_tree_excluding, create_parents, in_parallel, Exclude};
 use staging::Staging;
 
@@ -94,10 +94,12 @@ pub fn intake(
     // Folders and work trees were taken from the subfolder directly; extracted trees are
     // whole and the subfolder is picked now.
     if let (Some(project_dir), false) = (&project_dir, taken.picked) {
-        let whole = taken.built;
-        taken.built = pick_project_dir(&whole, project_dir, &taken.description)?;
-        check_links_stay_inside(&whole, &taken.built, &taken.description)?;
+        taken.built = pick_project_dir(&taken.built, project_dir, &taken.description)?;
         (taken.files, taken.bytes) = count_files(&taken.built)?;
+    }
+    // Checked against the folder that becomes the app, now that it is known.
+    if let Some(links) = &taken.links {
+        links.check_stay_inside(&taken.built)?;
     }
     if let Some(project_dir) = &project_dir {
         taken
@@ -119,6 +121,8 @@ struct Taken {
     built: PathBuf,
     /// Whether PROJECT_DIR was already applied while taking.
     picked: bool,
+    /// The symbolic links of an extracted tree, still to be checked against `built`.
+    links: Option<Links>,
     description: String,
     version: Option<String>,
     git_ref: Option<String>,
@@ -257,6 +261,7 @@ fn take_folder(input: &Path, project_dir: Option<&Path>, staging: &Staging) -> R
     Ok(Taken {
         built,
         picked: true,
+        links: None,
         description,
         version: None,
         git_ref: None,
@@ -305,6 +310,7 @@ fn take_work_tree(
     Ok(Taken {
         built,
         picked: true,
+        links: None,
         description,
         version: work_tree.head,
         git_ref: work_tree.branch,
@@ -316,10 +322,11 @@ fn take_work_tree(
 fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, SourceError> {
     let commit = git::resolve_commit(input, git_ref)?;
     let built = staging.path().join("tree");
-    let stats = git::extract_commit(input, &commit, &built)?;
+    let (stats, links) = git::extract_commit(input, &commit, &built)?;
     Ok(Taken {
         built,
         picked: false,
+        links: Some(links),
         description: format!("git ref {git_ref} at {} of {}", short(&commit), input.display()),
         version: Some(commit),
         git_ref: Some(git_ref.into()),
@@ -329,12 +336,13 @@ fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, 
 }
 
 fn take_archive(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
-    let (stats, built) = unpack_single_folder(input, staging.path(), ARCHIVE_LIMIT_BYTES)?;
+    let (stats, links, built) = unpack_single_folder(input, staging.path(), ARCHIVE_LIMIT_BYTES)?;
     let top = built.file_name().unwrap_or_default().to_string_lossy();
     Ok(Taken {
         description: format!("archive {} (folder {top}/)", input.display()),
         built,
         picked: false,
+        links: Some(links),
         version: None,
         git_ref: None,
         files: stats.files + stats.hard_links,
@@ -351,6 +359,7 @@ fn take_java_file(input: &Path, staging: &Staging) -> Result<Taken, SourceError>
     Ok(Taken {
         built,
         picked: false,
+        links: None,
         description: format!("file {}", input.display()),
         version: None,
         git_ref: None,

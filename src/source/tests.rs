@@ -350,7 +350,7 @@ fn archive_link_leading_out_of_the_app_folder_is_refused() {
     // PROJECT_DIR subfolder of it (the fuzz target `archive` found the first).
     for (name, target, project_dir, entry) in [
         ("mono/up", "..", None, "mono/up"),
-        ("mono/api/lib", "../lib", Some("api"), "api/lib"),
+        ("mono/api/lib", "../lib", Some("api"), "mono/api/lib"),
     ] {
         let s = Scratch::new();
         let path = s.src().join("app.tar.gz");
