@@ -278,10 +278,11 @@ pub(crate) fn walk_error(fallback: &Path, error: walkdir::Error) -> SourceError 
 }
 
 /// Regular files and their bytes, as a walk that does not follow links finds them (a hard
-/// link counts as often as it is named).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FileCount {
+/// link counts as often as it is named); also what went into a packed archive.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FileCount {
     pub files: u64,
+    /// Bytes of the files, uncompressed: what the platform's archive limit counts.
     pub bytes: u64,
 }
 

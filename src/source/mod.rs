@@ -28,9 +28,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYTES};
-pub use copy::{copy_tree, count_files, CopyStats};
+pub use copy::{copy_tree, count_files, CopyStats, FileCount};
 pub use error::SourceError;
-pub use pack::{pack_tar_gz, PackStats};
+pub use pack::pack_tar_gz;
 
 use archive::{unpack_single_folder, Links};
 use copy::{copy_tree_excluding, create_parents, in_parallel, Exclude};

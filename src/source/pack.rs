@@ -15,31 +15,19 @@ use flate2::Compression;
 use super::copy::{walk_error, FileCount};
 use super::{SourceError, ARCHIVE_LIMIT_BYTES};
 
-/// What went into an archive.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PackStats {
-    pub files: u64,
-    /// Bytes of the files, uncompressed: what the platform's limit counts.
-    pub bytes: u64,
-}
-
 /// Pack the content of `dir` under the folder `top` into `out` (gzip tar). Fails before
-/// writing anything when the files exceed the platform's limit.
-pub fn pack_tar_gz(dir: &Path, top: &str, out: &mut File) -> Result<PackStats, SourceError> {
+/// writing anything when the files exceed the platform's limit. Returns what went in.
+pub fn pack_tar_gz(dir: &Path, top: &str, out: &mut File) -> Result<FileCount, SourceError> {
     let entries = walkdir::WalkDir::new(dir)
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| walk_error(dir, e))?;
-    let mut count = FileCount::default();
+    let mut stats = FileCount::default();
     for entry in &entries {
-        count.add(entry)?;
+        stats.add(entry)?;
     }
-    let stats = PackStats {
-        files: count.files,
-        bytes: count.bytes,
-    };
     if stats.bytes > ARCHIVE_LIMIT_BYTES {
         return Err(SourceError::ArchiveTooHeavy {
             archive: format!("the archive of {}", dir.display()),
