@@ -68,6 +68,13 @@ fn stdout_line(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// Whether a failed `git rev-parse` failed because the folder is in no repository. Only
+/// that message counts: anything else ("detected dubious ownership") must not be taken for
+/// "no repository", or the whole folder, ignored files included, would be deployed.
+fn not_a_repository(output: &Output) -> bool {
+    String::from_utf8_lossy(&output.stderr).contains("not a git repository")
+}
+
 /// Whether `dir` is a git repository (a work tree, or a bare repository).
 fn is_repository(dir: &Path) -> Result<bool, SourceError> {
     let args = ["rev-parse", "--git-dir"];
@@ -75,11 +82,9 @@ fn is_repository(dir: &Path) -> Result<bool, SourceError> {
     if output.status.success() {
         return Ok(true);
     }
-    if String::from_utf8_lossy(&output.stderr).contains("not a git repository") {
+    if not_a_repository(&output) {
         return Ok(false);
     }
-    // Anything else ("detected dubious ownership") must not be taken for "no repository":
-    // the whole folder, ignored files included, would then be deployed.
     Err(failed(dir, &args, &output))
 }
 
@@ -98,10 +103,8 @@ pub(crate) fn work_tree(dir: &Path) -> Result<Option<WorkTree>, SourceError> {
         Err(_) => return Ok(None),
     };
     if !output.status.success() {
-        // Outside any repository, the common case of a plain folder: told from the same
-        // run. Anything else ("detected dubious ownership") must not be taken for "no
-        // repository": the whole folder, ignored files included, would then be deployed.
-        if String::from_utf8_lossy(&output.stderr).contains("not a git repository") {
+        // Outside any repository, the common case of a plain folder: told from the same run.
+        if not_a_repository(&output) {
             return Ok(None);
         }
         return Err(failed(dir, &args, &output));
