@@ -756,24 +756,19 @@ mod tests {
     #[test]
     fn refuses_a_chain_of_links_that_leads_out() {
         // Each link stays inside when read by name; followed, `l` is `app` itself, so
-        // `d/l/../..` climbs above the root.
-        let case = Case::new(&[
-            dir("app/d/"),
-            link(EntryType::Symlink, "app/d/l", ".."),
-            link(EntryType::Symlink, "app/y", "d/l/../.."),
-        ]);
-        assert!(
-            matches!(case.refused(), SourceError::ArchiveLinkOutside { ref entry, .. } if entry == "app/y")
-        );
-        // One step less is still out: `d/l/..` is the folder holding `app`, not shipped.
-        let case = Case::new(&[
-            dir("app/d/"),
-            link(EntryType::Symlink, "app/d/l", ".."),
-            link(EntryType::Symlink, "app/y", "d/l/.."),
-        ]);
-        assert!(
-            matches!(case.refused(), SourceError::ArchiveLinkOutside { ref entry, .. } if entry == "app/y")
-        );
+        // `d/l/../..` climbs above the root. One step less is still out: `d/l/..` is the
+        // folder holding `app`, not shipped.
+        for target in ["d/l/../..", "d/l/.."] {
+            let case = Case::new(&[
+                dir("app/d/"),
+                link(EntryType::Symlink, "app/d/l", ".."),
+                link(EntryType::Symlink, "app/y", target),
+            ]);
+            assert!(
+                matches!(case.refused(), SourceError::ArchiveLinkOutside { ref entry, .. } if entry == "app/y"),
+                "{target}"
+            );
+        }
         // Back down into the app through the same link: kept.
         let case = Case::new(&[
             dir("app/d/"),

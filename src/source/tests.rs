@@ -303,8 +303,9 @@ fn project_dir_missing_invalid_or_a_file_is_refused() {
     s.assert_nothing_written();
 }
 
-/// Writes `src/app.tar.gz` holding the given (path, content) files.
-fn archive(s: &Scratch, files: &[(&str, &str)]) -> PathBuf {
+/// Writes `src/app.tar.gz` holding the given (path, content) files, then the given (path,
+/// target) symbolic links.
+fn archive(s: &Scratch, files: &[(&str, &str)], links: &[(&str, &str)]) -> PathBuf {
     let path = s.src().join("app.tar.gz");
     let gz = flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
@@ -316,6 +317,13 @@ fn archive(s: &Scratch, files: &[(&str, &str)]) -> PathBuf {
             .append_data(&mut header, name, content.as_bytes())
             .unwrap();
     }
+    for (name, target) in links {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        builder.append_link(&mut header, name, target).unwrap();
+    }
     builder.into_inner().unwrap().finish().unwrap();
     path
 }
@@ -323,7 +331,7 @@ fn archive(s: &Scratch, files: &[(&str, &str)]) -> PathBuf {
 #[test]
 fn archive_with_one_top_folder_and_project_dir() {
     let s = Scratch::new();
-    let path = archive(&s, &[("mono/api/Procfile", "web: x"), ("mono/web/a", "y")]);
+    let path = archive(&s, &[("mono/api/Procfile", "web: x"), ("mono/web/a", "y")], &[]);
     let info = intake(&path, None, None, &s.dest()).unwrap();
     assert!(s.has("api/Procfile") && s.has("web/a"));
     assert!(
@@ -353,15 +361,7 @@ fn archive_link_leading_out_of_the_app_folder_is_refused() {
         ("mono/api/lib", "../lib", Some("api"), "mono/api/lib"),
     ] {
         let s = Scratch::new();
-        let path = s.src().join("app.tar.gz");
-        let gz = flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), flate2::Compression::fast());
-        let mut builder = tar::Builder::new(gz);
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Symlink);
-        header.set_mode(0o777);
-        header.set_size(0);
-        builder.append_link(&mut header, name, target).unwrap();
-        builder.into_inner().unwrap().finish().unwrap();
+        let path = archive(&s, &[], &[(name, target)]);
         let error = intake(&path, None, project_dir, &s.dest()).unwrap_err();
         assert!(
             matches!(error, SourceError::ArchiveLinkOutside { entry: ref e, .. } if e == entry),
@@ -374,7 +374,7 @@ fn archive_link_leading_out_of_the_app_folder_is_refused() {
 #[test]
 fn archive_with_two_top_entries_is_refused() {
     let s = Scratch::new();
-    let path = archive(&s, &[("app/index.php", "<?php"), ("notes.txt", "x")]);
+    let path = archive(&s, &[("app/index.php", "<?php"), ("notes.txt", "x")], &[]);
     let error = intake(&path, None, None, &s.dest()).unwrap_err();
     assert!(
         matches!(error, SourceError::ArchiveNotSingleFolder { .. }),
