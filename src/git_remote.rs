@@ -380,7 +380,6 @@ impl IncomingView {
     }
 }
 
-/// Twelve hex digits, as the build log shows commits.
 #[cfg(test)]
 mod tests {
     use super::*;

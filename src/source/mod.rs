@@ -410,7 +410,6 @@ fn copy_listed(base: &Path, files: &[PathBuf], to: &Path) -> Result<CopyStats, S
     Ok(nested)
 }
 
-/// Twelve hex digits: enough to be unique in any real repository, short enough to read.
 /// A commit's first 12 hex digits, as shown in messages.
 pub(crate) fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
