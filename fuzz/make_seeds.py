@@ -30,40 +30,38 @@ for p in sorted(ROOT.glob("buildpacks/*/bin/release")):
     text = p.read_text()
     if "<<'YAML'" in text:
         put("release_yaml", f"bundled-{p.parent.parent.name}", text.split("<<'YAML'\n", 1)[1].split("YAML\n", 1)[0])
-for name, text in {
-    "empty-map": "--- {}\n",
-    "dashes": "---\n",
-    "full": "---\naddons:\n  - heroku-postgresql:hobby-dev\nconfig_vars:\n  JAVA_OPTS: -Xmx300m\n  N: 3\ndefault_process_types:\n  web: npm start\n",
-    "anchors": "a: &a [x, y]\nb: *a\nconfig_vars: {K: *a}\n",
-    "flow": "{addons: [a, 1, true, ~], config_vars: {? [k] : v}}\n",
-    "tags": "!!map {default_process_types: !!str web}\n",
-    "multi-doc": "---\na: 1\n---\nb: 2\n",
-    "block-scalars": "default_process_types:\n  web: |\n    line1\n    line2\n  worker: >-\n    folded\n",
-}.items():
-    put("release_yaml", name, text)
-
-for name, text in {
-    "dotenv": "# c\nexport A=1\nB='two words'\nC=\"line\\nnext\"\nD=plain # note\nE=\n",
-    "bad": "A=1\nnot a pair\n_X=1\nexport  Y = \"unterminated\n",
-    "pair": "DATABASE_URL=postgres://u:p@h/db?x=1",
-    "escapes": "A=\"\\\\\\\"\\n\\\"\"\nB='it''s'\r\n",
-}.items():
-    put("env_file", name, text)
-
-for name, text in {
-    "two": "https://github.com/heroku/heroku-buildpack-nodejs\nhttps://github.com/Scalingo/python-buildpack#v1\n",
-    "local": "# comment\n\r\n./buildpacks/nodejs\nfile:///srv/bp.git#main\n/abs/bp.tgz\n",
-    "only-comments": "# nothing\n\n   \n",
-}.items():
-    put("buildpacks_file", name, text)
-
 put("slugignore", "fixture", (ROOT / "fixtures/apps/slugignore/.slugignore").read_bytes())
-for name, text in {
-    "globs": "**/*.log\n!keep.txt\nsub/**\n/deep/a/\n*\n",
-    "escapes": "\\#not-comment\n\\!bang\n[a-z]*.txt\n{a,b}.log\n",
-    "links": "out\nsentinel.log\nsub/dir\n../outside\n/../outside/sentinel\n",
-}.items():
-    put("slugignore", name, text)
+HAND_MADE = {
+    "release_yaml": {
+        "empty-map": "--- {}\n",
+        "dashes": "---\n",
+        "full": "---\naddons:\n  - heroku-postgresql:hobby-dev\nconfig_vars:\n  JAVA_OPTS: -Xmx300m\n  N: 3\ndefault_process_types:\n  web: npm start\n",
+        "anchors": "a: &a [x, y]\nb: *a\nconfig_vars: {K: *a}\n",
+        "flow": "{addons: [a, 1, true, ~], config_vars: {? [k] : v}}\n",
+        "tags": "!!map {default_process_types: !!str web}\n",
+        "multi-doc": "---\na: 1\n---\nb: 2\n",
+        "block-scalars": "default_process_types:\n  web: |\n    line1\n    line2\n  worker: >-\n    folded\n",
+    },
+    "env_file": {
+        "dotenv": "# c\nexport A=1\nB='two words'\nC=\"line\\nnext\"\nD=plain # note\nE=\n",
+        "bad": "A=1\nnot a pair\n_X=1\nexport  Y = \"unterminated\n",
+        "pair": "DATABASE_URL=postgres://u:p@h/db?x=1",
+        "escapes": "A=\"\\\\\\\"\\n\\\"\"\nB='it''s'\r\n",
+    },
+    "buildpacks_file": {
+        "two": "https://github.com/heroku/heroku-buildpack-nodejs\nhttps://github.com/Scalingo/python-buildpack#v1\n",
+        "local": "# comment\n\r\n./buildpacks/nodejs\nfile:///srv/bp.git#main\n/abs/bp.tgz\n",
+        "only-comments": "# nothing\n\n   \n",
+    },
+    "slugignore": {
+        "globs": "**/*.log\n!keep.txt\nsub/**\n/deep/a/\n*\n",
+        "escapes": "\\#not-comment\n\\!bang\n[a-z]*.txt\n{a,b}.log\n",
+        "links": "out\nsentinel.log\nsub/dir\n../outside\n/../outside/sentinel\n",
+    },
+}
+for target, cases in HAND_MADE.items():
+    for name, text in cases.items():
+        put(target, name, text)
 
 
 def tar_bytes(members, fmt=tarfile.GNU_FORMAT):
