@@ -384,8 +384,9 @@ impl Worker {
         let mine = load(self.index);
         let least = (0..seats.len())
             .filter(|&i| i != self.index)
-            .min_by_key(|&i| load(i));
-        if let Some(other) = least.filter(|&i| mine >= load(i) + HANDOFF_SLACK) {
+            .map(|i| (load(i), i))
+            .min();
+        if let Some((_, other)) = least.filter(|&(theirs, _)| mine >= theirs + HANDOFF_SLACK) {
             let seat = &seats[other];
             seat.open.fetch_add(1, Ordering::Relaxed);
             // The receiver lives as long as `shared`. A worker that has stopped never takes
