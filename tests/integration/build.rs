@@ -1,11 +1,9 @@
 //! The build (PLATFORM.md §1–3): detection, selection, the script contract, cache, sources, limits, abort.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -122,73 +120,6 @@ fn tree(dir: &Path) -> BTreeSet<String> {
         .into_iter()
         .map(|e| e.unwrap().path().strip_prefix(dir).unwrap().display().to_string())
         .collect()
-}
-
-/// A `shipway` run in the background, killed and reaped on drop if still running.
-struct Spawned {
-    child: Child,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Spawned {
-    fn start(env: &Env, args: &[&str]) -> Spawned {
-        let mut child = env
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let drain = |mut r: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = r.read_to_string(&mut text);
-                text
-            })
-        };
-        let stdout = Some(drain(Box::new(child.stdout.take().unwrap())));
-        let stderr = Some(drain(Box::new(child.stderr.take().unwrap())));
-        Spawned {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Waits for the exit, at most `limit`: past it the test fails (and drop kills it).
-    #[track_caller]
-    fn finish(&mut self, limit: Duration) -> Run {
-        let mut status = None;
-        eventually(limit, "shipway to exit", || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        let status = status.unwrap();
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: self.stdout.take().unwrap().join().unwrap(),
-            stderr: self.stderr.take().unwrap().join().unwrap(),
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `env.run`, but a hang fails the test instead of blocking it forever.
-#[track_caller]
-fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
-    Spawned::start(env, args).finish(limit)
 }
 
 /// The PIDS_FILE of `compile-hangs`: on drop, whatever it lists that still lives (and is

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shipway");
@@ -383,4 +384,71 @@ pub fn start_hanging_deploy(env: &Env, dir: &Path, app: &str) -> (std::process::
         read_pids(&pids_file).len() == 2
     });
     (child, read_pids(&pids_file))
+}
+
+/// A `shipway` run in the background, killed and reaped on drop if still running.
+pub struct Spawned {
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Spawned {
+    pub fn start(env: &Env, args: &[&str]) -> Spawned {
+        let mut child = env
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = r.read_to_string(&mut text);
+                text
+            })
+        };
+        let stdout = Some(drain(Box::new(child.stdout.take().unwrap())));
+        let stderr = Some(drain(Box::new(child.stderr.take().unwrap())));
+        Spawned {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for the exit, at most `limit`: past it the test fails (and drop kills it).
+    #[track_caller]
+    pub fn finish(&mut self, limit: Duration) -> Run {
+        let mut status = None;
+        eventually(limit, "shipway to exit", || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        let status = status.unwrap();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `env.run`, but a hang fails the test instead of blocking it forever.
+#[track_caller]
+pub fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
+    Spawned::start(env, args).finish(limit)
 }
