@@ -219,8 +219,9 @@ pub fn start(
 }
 
 impl Container {
+    /// The pid of its program (what `ps` shows and a user would signal), else its shim's.
     pub fn pid(&self) -> u32 {
-        self.child.pid()
+        self.child.program_pid().unwrap_or_else(|| self.child.pid())
     }
 
     /// SIGTERM to the whole group, SIGKILL to what is left after `grace`, reaped.

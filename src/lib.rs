@@ -19,6 +19,7 @@ pub mod release_yaml;
 pub mod rollout;
 pub mod router;
 pub mod settings;
+mod shim;
 pub mod signals;
 pub mod slugignore;
 pub mod source;
@@ -28,5 +29,11 @@ pub mod ui;
 /// Parse the command line, run the command, return the exit status.
 pub fn run() -> i32 {
     use clap::Parser;
+    // The shim sits in front of every child: it reads no settings and parses no flags,
+    // so that it costs a container's start as little as possible.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "shim") {
+        return shim::main(args.collect());
+    }
     commands::run(cli::Cli::parse())
 }

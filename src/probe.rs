@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::container::{self, Container};
-use crate::process::{self, Exit};
+use crate::process::Exit;
 use crate::settings::LoopbackBind;
 
 /// How often a container's port is tried: a loopback connect costs microseconds, and
@@ -122,7 +122,7 @@ fn loopback_only(binds: &[SocketAddr], port: u16) -> bool {
 
 /// Why a container is not ready, in words a user can act on.
 fn diagnose(c: &Container, port: u16) -> String {
-    let members = process::group_members(nix::unistd::Pid::from_raw(c.pid() as i32));
+    let members: Vec<_> = c.child.processes().into_iter().map(|p| p.pid).collect();
     let binds = listening_addresses(&members);
     if members.is_empty() {
         return format!("{} has no process left running", c.name);

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, bounded, select, Receiver};
+use crossbeam_channel::{after, bounded, select, Receiver, RecvTimeoutError, Sender};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -85,6 +85,19 @@ impl std::fmt::Display for Exit {
     }
 }
 
+/// How long what a process left running may take to end after SIGTERM, unless the
+/// caller says otherwise (`Spawn::leftover_grace`).
+const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the output of a child that has ended may still be read: the shim has stopped
+/// everything below it by then, so only a process outside the container can still hold a
+/// pipe (one handed a descriptor over a socket, say).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The longest line a drain hands on whole: a longer one is split, not lost, so that a
+/// process writing without newlines cannot grow shipway's memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
 /// What to start.
 pub struct Spawn {
     program: OsString,
@@ -92,6 +105,7 @@ pub struct Spawn {
     cwd: PathBuf,
     env: Vec<(OsString, OsString)>,
     attach: bool,
+    leftover_grace: Duration,
 }
 
 impl Spawn {
@@ -102,6 +116,7 @@ impl Spawn {
             cwd: cwd.to_path_buf(),
             env: Vec::new(),
             attach: false,
+            leftover_grace: LEFTOVER_GRACE,
         }
     }
 
@@ -121,9 +136,22 @@ impl Spawn {
         self
     }
 
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
+    /// Between SIGTERM and SIGKILL for what the program leaves running when it ends.
+    pub fn leftover_grace(mut self, grace: Duration) -> Spawn {
+        self.leftover_grace = grace;
+        self
+    }
+
+    /// The program behind its shim (`shim.rs`), which keeps everything it starts below it.
+    fn command(&self) -> Result<Command, ProcessError> {
+        self.check_program()?;
+        let mut cmd = Command::new(shim_exe());
+        cmd.arg0("shipway")
+            .arg("shim")
+            .arg(std::process::id().to_string())
+            .arg(self.leftover_grace.as_millis().to_string())
+            .arg(&self.program)
+            .args(&self.args)
             .current_dir(&self.cwd)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -132,13 +160,56 @@ impl Spawn {
             // in the terminal reaches shipway only, which then stops it in order.
             cmd.process_group(0);
         }
-        cmd
+        // SAFETY: close_range is async-signal-safe. With CLOSE_RANGE_CLOEXEC it only marks
+        // descriptors, so std's own error pipe (already close-on-exec) keeps working.
+        unsafe {
+            cmd.pre_exec(|| {
+                // Descriptors shipway inherited (`3>&1` on its command line) must not
+                // reach the child and keep its caller's pipe open. Kernels before 5.11
+                // lack the flag; there the platform's own start closes them.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+                Ok(())
+            });
+        }
+        Ok(cmd)
+    }
+
+    /// The shim reports a program it cannot start only as exit 127: say it here, as the
+    /// "cannot start" error callers keep apart from a program that failed.
+    fn check_program(&self) -> Result<(), ProcessError> {
+        let missing = |kind: std::io::ErrorKind| ProcessError::Spawn {
+            program: self.program.to_string_lossy().into_owned(),
+            source: std::io::Error::from(kind),
+        };
+        let runnable =
+            |path: &Path| nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && path.is_file();
+        let program = Path::new(&self.program);
+        if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+            let path = self.cwd.join(program);
+            return match path.exists() {
+                false => Err(missing(std::io::ErrorKind::NotFound)),
+                true if runnable(&path) => Ok(()),
+                true => Err(missing(std::io::ErrorKind::PermissionDenied)),
+            };
+        }
+        let path_var = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        if std::env::split_paths(&path_var).any(|dir| runnable(&self.cwd.join(dir).join(program))) {
+            Ok(())
+        } else {
+            Err(missing(std::io::ErrorKind::NotFound))
+        }
     }
 
     /// Start it with stdout and stderr drained into `sink` on two threads, so a full
     /// pipe never blocks the child.
     pub fn start(self, sink: LineSink) -> Result<Child, ProcessError> {
-        let mut cmd = self.command();
+        let mut cmd = self.command()?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -148,15 +219,15 @@ impl Spawn {
         })?;
         let pid = Pid::from_raw(child.id() as i32);
         notify(GroupEvent::Started(child.id()));
-        let mut drains = Vec::new();
+        // Nothing is ever sent on either channel: each disconnects when the last holder
+        // of its sender is gone (the drains; the waiter, once the leader has exited).
+        let (drains_tx, drained) = bounded::<()>(0);
         if let Some(out) = child.stdout.take() {
-            drains.push(drain(out, Stream::Stdout, sink.clone()));
+            drain(out, Stream::Stdout, sink.clone(), drains_tx.clone());
         }
         if let Some(err) = child.stderr.take() {
-            drains.push(drain(err, Stream::Stderr, sink));
+            drain(err, Stream::Stderr, sink.clone(), drains_tx);
         }
-        // Nothing is ever sent: the channel disconnects when the leader has exited, which
-        // every clone of the receiver sees (the rollout and the supervisor both watch).
         let (tx, exited) = bounded::<()>(0);
         let exit = Arc::new(OnceLock::new());
         let cell = exit.clone();
@@ -166,15 +237,17 @@ impl Spawn {
                 .map(Exit)
                 .unwrap_or(Exit(ExitStatus::from_raw(255 << 8)));
             let _ = cell.set(status);
-            // The pipes close when the last holder exits; a grandchild may hold them
-            // longer, so the exit is reported as soon as the leader is gone.
+            // The exit is reported as soon as the leader is gone; the pipes close a
+            // moment later, when the shim's last descendant has gone too.
             drop(tx);
-            drains
         });
         Ok(Child {
             pid,
             exited,
             exit,
+            drained,
+            program: OnceLock::new(),
+            sink,
             waiter: Some(waiter),
         })
     }
@@ -183,7 +256,7 @@ impl Spawn {
     /// that Ctrl-C goes to the child, as in a terminal session.
     pub fn run_attached(mut self) -> Result<Exit, ProcessError> {
         self.attach = true;
-        let mut cmd = self.command();
+        let mut cmd = self.command()?;
         let program = self.program.to_string_lossy().into_owned();
         let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             program: program.clone(),
@@ -196,36 +269,97 @@ impl Spawn {
     }
 }
 
-fn drain(pipe: impl Read + Send + 'static, stream: Stream, sink: LineSink) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
-        let mut buf = Vec::with_capacity(256);
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if buf.last() == Some(&b'\n') {
-                        buf.pop();
-                    }
-                    if buf.last() == Some(&b'\r') {
-                        buf.pop();
-                    }
-                    sink(stream, &String::from_utf8_lossy(&buf));
-                }
-            }
+/// The executable that runs `shipway shim`: this one, even if its file was replaced since
+/// it started. Unit tests run inside the test harness, so they use the built `shipway`
+/// beside it (`cargo test` builds it before running any test).
+fn shim_exe() -> PathBuf {
+    if cfg!(test) {
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| Some(e.parent()?.parent()?.to_path_buf()))
+        {
+            return dir.join("shipway");
         }
-    })
+    }
+    PathBuf::from("/proc/self/exe")
 }
 
-/// A started child: the leader of its own process group.
+/// Read `pipe` line by line into `sink` until it closes; `_done` is dropped then.
+fn drain(pipe: impl Read + Send + 'static, stream: Stream, sink: LineSink, _done: Sender<()>) {
+    std::thread::spawn(move || {
+        let _done = _done;
+        let mut reader = BufReader::with_capacity(MAX_LINE, pipe);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            let chunk = match reader.fill_buf() {
+                Ok([]) | Err(_) => break,
+                Ok(chunk) => chunk,
+            };
+            let room = MAX_LINE - line.len();
+            let (take, ends) = match chunk.iter().take(room).position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len().min(room), false),
+            };
+            line.extend_from_slice(&chunk[..take]);
+            reader.consume(take);
+            if ends {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                sink(stream, &String::from_utf8_lossy(&line));
+                line.clear();
+            } else if line.len() == MAX_LINE {
+                // Split at a character boundary: the rest starts the next line.
+                let cut = utf8_cut(&line);
+                sink(stream, &String::from_utf8_lossy(&line[..cut]));
+                line.drain(..cut);
+            }
+        }
+        if !line.is_empty() {
+            sink(stream, &String::from_utf8_lossy(&line));
+        }
+    });
+}
+
+/// Where to cut `bytes` so that no UTF-8 character is split: before a character that is
+/// not whole at the end (at most 3 bytes back), else at the end.
+fn utf8_cut(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    for back in 1..=3.min(n) {
+        let b = bytes[n - back];
+        if b & 0xC0 == 0xC0 {
+            // A leading byte `back` bytes from the end: is its character whole?
+            let len = if b >= 0xF0 {
+                4
+            } else if b >= 0xE0 {
+                3
+            } else {
+                2
+            };
+            return if back < len { n - back } else { n };
+        }
+        if b & 0x80 == 0 {
+            return n;
+        }
+    }
+    n
+}
+
+/// A started child: its shim, the leader of its own process group, with the program
+/// and everything it starts below it.
 pub struct Child {
     pid: Pid,
     exited: Receiver<()>,
     exit: Arc<OnceLock<Exit>>,
-    /// Reaps the leader, then hands back the output drains; taken once the group has ended
-    /// (`stop`, `reap_group`), so `None` means the group is gone and the watchdog told.
-    waiter: Option<JoinHandle<Vec<JoinHandle<()>>>>,
+    /// Disconnects when both output pipes have closed.
+    drained: Receiver<()>,
+    /// The program's pid, once looked up (the shim's first child).
+    program: OnceLock<Pid>,
+    sink: LineSink,
+    /// Reaps the leader; taken once the group has ended (`stop`, `reap_group`), so `None`
+    /// means the group is gone and the watchdog told.
+    waiter: Option<JoinHandle<()>>,
 }
 
 /// Why `wait_until` returned without an exit.
@@ -251,6 +385,25 @@ impl Child {
         self.exit.get().copied()
     }
 
+    /// The live processes of the container: the program and whatever it started, in or
+    /// out of its group.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        descendants(self.pid)
+    }
+
+    /// The pid of the program itself, which people know the container by (the shim's is
+    /// `pid()`): the shim's oldest child, while it runs.
+    pub fn program_pid(&self) -> Option<u32> {
+        if let Some(pid) = self.program.get() {
+            return Some(pid.as_raw() as u32);
+        }
+        let first = processes()
+            .into_iter()
+            .filter(|p| p.ppid == self.pid)
+            .min_by_key(|p| p.start)?;
+        Some(self.program.get_or_init(|| first.pid).as_raw() as u32)
+    }
+
     /// Block until the leader has exited.
     fn wait_exit(&self) -> Exit {
         let _ = self.exited.recv();
@@ -271,8 +424,9 @@ impl Child {
         }
     }
 
-    /// Stop the whole group: `signal`, then SIGKILL whatever is left after `grace`;
-    /// always reaps the leader and waits until the group is empty.
+    /// Stop the whole container: `signal` to its group (the shim passes it on to what
+    /// left the group), then SIGKILL to everything left after `grace`; always reaps the
+    /// leader and waits until the group is empty.
     pub fn stop(&mut self, signal: Signal, grace: Duration) -> Exit {
         signal_group(self.pid, signal);
         let deadline = Instant::now() + grace;
@@ -282,16 +436,15 @@ impl Child {
                 select! {
                     recv(self.exited) -> _ => self.wait_exit(),
                     recv(after(grace)) -> _ => {
-                        signal_group(self.pid, Signal::SIGKILL);
+                        self.kill();
                         self.wait_exit()
                     }
                 }
             }
         };
-        // The leader is gone; grandchildren of the group get what is left of the grace.
+        // The shim is gone; what is left of its group gets what is left of the grace.
         wait_group_empty(self.pid, deadline);
-        self.join_drains();
-        self.ended();
+        self.end();
         exit
     }
 
@@ -301,23 +454,29 @@ impl Child {
             signal_group(self.pid, Signal::SIGTERM);
             wait_group_empty(self.pid, Instant::now() + grace);
         }
-        self.join_drains();
-        self.ended();
+        self.end();
     }
 
-    /// Tells the watchdog the group is gone, once, as soon as it is: a pid told late could
-    /// already lead someone else's group.
-    fn ended(&self) {
-        notify(GroupEvent::Ended(self.pid()));
+    /// SIGKILL to everything below the shim first (killed first, the shim could no longer
+    /// keep them below it), then to its group.
+    fn kill(&self) {
+        kill_descendants(self.pid);
+        signal_group(self.pid, Signal::SIGKILL);
     }
 
-    fn join_drains(&mut self) {
+    /// The group has ended: read what is left of the output, within a deadline, and tell
+    /// the watchdog, once, as soon as it can be (a pid told late could already lead
+    /// someone else's group).
+    fn end(&mut self) {
         if let Some(waiter) = self.waiter.take() {
-            if let Ok(drains) = waiter.join() {
-                for d in drains {
-                    let _ = d.join();
-                }
-            }
+            let _ = waiter.join();
+            notify(GroupEvent::Ended(self.pid()));
+        }
+        if let Err(RecvTimeoutError::Timeout) = self.drained.recv_timeout(DRAIN_DEADLINE) {
+            (self.sink)(
+                Stream::Stderr,
+                "shipway: a process outside the container still holds its output open; going on without the rest",
+            );
         }
     }
 }
@@ -329,10 +488,13 @@ impl Drop for Child {
         }
         // A child must never outlive the value that owns it.
         if self.status().is_none() || group_alive(self.pid) {
-            signal_group(self.pid, Signal::SIGKILL);
+            self.kill();
             self.wait_exit();
         }
-        self.ended();
+        if let Some(waiter) = self.waiter.take() {
+            let _ = waiter.join();
+        }
+        notify(GroupEvent::Ended(self.pid()));
     }
 }
 
@@ -348,32 +510,94 @@ pub fn group_alive(pid: Pid) -> bool {
     if matches!(killpg(pid, None), Err(Errno::ESRCH)) {
         return false;
     }
-    !group_members(pid).is_empty()
+    processes().iter().any(|p| p.pgid == pid)
 }
 
-/// The live processes of a group, read from /proc.
-pub fn group_members(pgid: Pid) -> Vec<Pid> {
+/// A live process, as /proc tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: Pid,
+    pub ppid: Pid,
+    pub pgid: Pid,
+    /// When it started, in clock ticks since boot.
+    pub start: u64,
+}
+
+impl ProcessInfo {
+    /// Its command line, for people: `1234 sleep 300`.
+    pub fn command(&self) -> String {
+        let raw = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        let words: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        // One line: an inline script's newlines and indentation folded into spaces.
+        words.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.pid, self.command())
+    }
+}
+
+/// Every live (non-zombie) process of the machine, read from /proc.
+pub fn processes() -> Vec<ProcessInfo> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                return false;
-            };
+            let rest = &stat[stat.rfind(')')? + 1..];
             let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
-            pgrp == Some(pgid.as_raw()) && state != Some("Z") && state != Some("X")
+            let state = fields.next()?;
+            let ppid = fields.next()?.parse::<i32>().ok()?;
+            let pgid = fields.next()?.parse::<i32>().ok()?;
+            // starttime is field 22; `fields` stands at field 6.
+            let start = fields.nth(16)?.parse::<u64>().ok()?;
+            (state != "Z" && state != "X").then(|| ProcessInfo {
+                pid: Pid::from_raw(pid),
+                ppid: Pid::from_raw(ppid),
+                pgid: Pid::from_raw(pgid),
+                start,
+            })
         })
-        .map(Pid::from_raw)
         .collect()
+}
+
+/// The live processes below `root`, parents before their children. Below a shim nothing
+/// can leave this tree: the shim is a subreaper, so orphans are reparented to it.
+pub fn descendants(root: Pid) -> Vec<ProcessInfo> {
+    let all = processes();
+    let mut found: Vec<ProcessInfo> = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for p in all.iter().filter(|p| p.ppid == parent) {
+            parents.push(p.pid);
+            found.push(p.clone());
+        }
+    }
+    found
+}
+
+/// SIGKILL everything below `root` until a look finds nobody (a process may fork while
+/// it is being killed; its child is found by the next look).
+pub fn kill_descendants(root: Pid) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = descendants(root);
+        if left.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        for p in left {
+            let _ = nix::sys::signal::kill(p.pid, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Wait until no process is left in the group, SIGKILLing it at `deadline`.

@@ -130,6 +130,9 @@ pub fn apps(settings: &Settings, json: bool) -> Result<i32, Error> {
     Ok(exit::SUCCESS)
 }
 
+/// How much of a process's command line `ps` shows on its line (`--json` has it all).
+const COMMAND_WIDTH: usize = 100;
+
 pub fn ps(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
     let (home, app) = existing(settings, app)?;
     let Some(rows) = rows(&home, &app.name)? else {
@@ -168,6 +171,15 @@ pub fn ps(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, E
             r.restarts,
             command
         );
+        // What left the container's process group is still the container's: show it, so
+        // that a daemon started with `setsid` is not a surprise.
+        for p in r.processes.iter().filter(|p| !p.in_group) {
+            let command: String = match p.command.char_indices().nth(COMMAND_WIDTH) {
+                Some((cut, _)) => format!("{}\u{2026}", &p.command[..cut]),
+                None => p.command.clone(),
+            };
+            println!("  \u{2514} {} {command}  (left its process group)", p.pid);
+        }
     }
     Ok(exit::SUCCESS)
 }

@@ -59,6 +59,18 @@ pub struct ContainerRow {
     pub release: Option<u32>,
     /// How a crashed container last ended.
     pub exit: Option<String>,
+    /// Every live process of the container: the program and what it started, including
+    /// what left its process group (which the container still owns).
+    #[serde(default)]
+    pub processes: Vec<ProcessRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessRow {
+    pub pid: u32,
+    pub command: String,
+    /// Whether it is still in the container's process group (`setsid` leaves it).
+    pub in_group: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

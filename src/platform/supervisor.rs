@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::applog::AppLog;
-use super::protocol::ContainerRow;
+use super::protocol::{ContainerRow, ProcessRow};
 use super::server::{lock, Platform};
 use crate::container::{self, Container, ContainerSpec};
 use crate::process::{Exit, LineSink, Stream};
@@ -142,6 +142,20 @@ impl Serving {
     }
 }
 
+/// What runs in a container, as `ps` shows it.
+fn process_rows(c: &Container) -> Vec<ProcessRow> {
+    let group = nix::unistd::Pid::from_raw(c.child.pid() as i32);
+    c.child
+        .processes()
+        .into_iter()
+        .map(|p| ProcessRow {
+            pid: p.pid.as_raw() as u32,
+            command: p.command(),
+            in_group: p.pgid == group,
+        })
+        .collect()
+}
+
 pub fn addresses(containers: &[Container], process_type: &str) -> Vec<SocketAddr> {
     containers
         .iter()
@@ -174,6 +188,7 @@ impl AppRuntime {
                 restarts: c.restarts,
                 release: Some(c.release),
                 exit: None,
+                processes: process_rows(c),
             })
             .collect();
         rows.extend(serving.restarting.iter().map(|(name, r)| ContainerRow {
@@ -186,6 +201,7 @@ impl AppRuntime {
             restarts: r.restarts,
             release: serving.release,
             exit: None,
+            processes: Vec::new(),
         }));
         rows.extend(serving.crashed.iter().map(|(name, c)| ContainerRow {
             name: name.clone(),
@@ -197,6 +213,7 @@ impl AppRuntime {
             restarts: c.restarts,
             release: serving.release,
             exit: Some(c.reason.clone()),
+            processes: Vec::new(),
         }));
         rows.extend(serving.stopping.values().map(|s| ContainerRow {
             name: s.name.clone(),
@@ -208,6 +225,7 @@ impl AppRuntime {
             restarts: 0,
             release: None,
             exit: None,
+            processes: Vec::new(),
         }));
         rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.status.cmp(&b.status)));
         rows

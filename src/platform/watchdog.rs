@@ -4,8 +4,8 @@
 //! pipe closes (the platform is gone, however it died), it SIGKILLs every group still
 //! registered, then exits.
 //!
-//! A process that leaves its group on purpose (setsid) escapes it, as it would escape
-//! any process-group supervisor; containers on the platform use cgroups instead.
+//! A process that leaves its group on purpose (setsid) is still below its container's
+//! shim (`shim.rs`, a subreaper), and is killed through it.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -91,6 +91,10 @@ pub fn run() -> i32 {
         }
     }
     for pgid in groups {
+        // Each group is led by a container's shim: what is below it goes first, while
+        // the shim still keeps it there (SIGKILLed first, the shim would leave its
+        // descendants to init). The shim, seeing the platform gone, does the same.
+        crate::process::kill_descendants(Pid::from_raw(pgid));
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     0

@@ -2,6 +2,7 @@
 
 mod build;
 mod deploy;
+mod escapes;
 mod faults;
 mod harness;
 mod ops;
