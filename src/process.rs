@@ -732,6 +732,44 @@ mod tests {
     }
 
     #[test]
+    fn long_lines_are_split_at_character_boundaries_and_nothing_is_lost() {
+        let (sink, lines) = collect();
+        let dir = tempfile::tempdir().unwrap();
+        // 2.5 lines' worth of "é" (2 bytes each) without a newline, then a short line.
+        let chars = MAX_LINE * 5 / 4;
+        let mut child = Spawn::new("python3", dir.path())
+            .args([
+                "-c",
+                &format!("import sys; sys.stdout.write('\\u00e9' * {chars} + '\\nend\\n')"),
+            ])
+            .env([("PATH", std::env::var("PATH").unwrap())])
+            .start(sink)
+            .unwrap();
+        let (_tx, never) = bounded::<()>(0);
+        assert!(child
+            .wait_until(Duration::from_secs(10), &never)
+            .unwrap()
+            .success());
+        child.reap_group(Duration::from_secs(1));
+        let lines = lines.lock().unwrap().clone();
+        assert!(lines.iter().all(|l| l.len() <= MAX_LINE), "a line over the limit");
+        assert!(lines.len() >= 3, "{} lines", lines.len());
+        let (last, flood) = lines.split_last().unwrap();
+        assert_eq!(last, "end");
+        assert_eq!(flood.concat(), "\u{e9}".repeat(chars));
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        assert_eq!(utf8_cut(b"abc"), 3);
+        assert_eq!(utf8_cut("a\u{e9}".as_bytes()), 3);
+        assert_eq!(utf8_cut(&"a\u{e9}".as_bytes()[..2]), 1);
+        assert_eq!(utf8_cut(&"a\u{20ac}".as_bytes()[..3]), 1);
+        assert_eq!(utf8_cut(&"a\u{1f600}".as_bytes()[..4]), 1);
+        assert_eq!(utf8_cut("a\u{1f600}".as_bytes()), 5);
+    }
+
+    #[test]
     fn scripts_without_execute_bit_run_through_their_shebang() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("s");

@@ -384,3 +384,40 @@ fn down_during_a_deployment_aborts_it_and_stops_promptly() {
         "the build's processes outlived the platform"
     );
 }
+
+#[test]
+fn output_without_newlines_is_split_into_bounded_lines_in_bounded_memory() {
+    let env = Env::new();
+    let app = env.app("no-newline");
+    env.deploy(&app, "nonl", &["--env", &procfile_only()]).ok();
+    let platform = env.platform_pid().unwrap();
+    let log = env.home.path().join("apps/nonl/app.log");
+    eventually(Duration::from_secs(120), "the whole flood in the log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("] flood done\n")
+    });
+    // The peak, not a sample: VmHWM is the most the platform ever held.
+    let status = std::fs::read_to_string(format!("/proc/{platform}/status")).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        peak_kib < 100 * 1024,
+        "the platform's RSS peaked at {peak_kib} KiB"
+    );
+    // The log was rotated many times (16 MiB each); what is left is whole bounded lines.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let floods: Vec<&str> = text.lines().filter(|l| l.contains("] xxxx")).collect();
+    assert!(!floods.is_empty(), "no line of the flood in app.log");
+    for line in floods {
+        let x = line.rsplit(' ').next().unwrap();
+        assert!(
+            x.len() <= 64 * 1024 && x.bytes().all(|b| b == b'x'),
+            "a line of {} bytes",
+            x.len()
+        );
+    }
+}
