@@ -260,15 +260,29 @@ fn extract_bundled(dir: &Dir<'_>, name: &str, dest: &Path) -> std::io::Result<()
     Ok(())
 }
 
+/// A fetch of a buildpack by git: past this it is stopped (a server that accepts and
+/// never answers), and what git may print.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+const GIT_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Sourcing an `export` file: it sets variables, nothing more, so it gets little time;
+/// what `env -0` prints after it is the whole environment, bounded.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(60);
+const EXPORT_LIMIT: usize = 16 * 1024 * 1024;
+
 fn clone(spec: &str, url: &str, reference: Option<&str>, dest: &Path) -> Result<(), BuildpackError> {
     let git = |args: &[&str], cwd: &Path| -> Result<String, (String, String)> {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .env("GIT_TERMINAL_PROMPT", "0")
+        let env = std::env::vars_os()
+            .filter(|(name, _)| name != "LC_ALL" && name != "GIT_TERMINAL_PROMPT")
             // Its messages are matched below (the offline advice): keep them in English.
-            .env("LC_ALL", "C")
-            .output()
+            .chain([
+                ("GIT_TERMINAL_PROMPT".into(), "0".into()),
+                ("LC_ALL".into(), "C".into()),
+            ]);
+        let out = Spawn::new("git", cwd)
+            .args(args)
+            .env(env)
+            .output(GIT_OUTPUT_LIMIT, FETCH_TIMEOUT, None)
             .map_err(|e| (args.join(" "), e.to_string()))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -377,6 +391,7 @@ impl Buildpack {
         let mut child = Spawn::new(program, &self.dir)
             .args(pre)
             .env(ctx.env.iter().cloned())
+            .leftover_grace(Duration::from_secs(2))
             .start(sink)?;
         let left = ctx.deadline.saturating_duration_since(Instant::now());
         match child.wait_until(left, ctx.cancel) {
@@ -505,17 +520,11 @@ impl Buildpack {
         if !export.is_file() {
             return Ok(None);
         }
-        let out = std::process::Command::new("bash")
+        let out = Spawn::new("bash", &self.dir)
             .args(["-c", "set -a; . \"$1\" >/dev/null 2>&1; env -0", "bash"])
-            .arg(&export)
-            .current_dir(&self.dir)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .map_err(|source| process::ProcessError::Spawn {
-                program: "bash".into(),
-                source,
-            })?;
+            .args([&export])
+            .env(env.iter().cloned())
+            .output(EXPORT_LIMIT, EXPORT_TIMEOUT, None)?;
         let vars = out
             .stdout
             .split(|b| *b == 0)

@@ -15,8 +15,10 @@
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+use std::time::Duration;
 
+use crate::process::{Exit, ProcessError, Spawn};
 use crate::state::AppDir;
 
 /// An all-zero SHA: the old value of a ref being created, the new one of a deletion.
@@ -65,23 +67,30 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 }
 
 /// `git` in `dir`, with no variable of a hook's environment pointing it elsewhere.
-fn git(dir: &Path) -> Command {
-    let mut command = Command::new("git");
-    command.current_dir(dir).stdin(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("GIT_") {
-            command.env_remove(name);
-        }
-    }
-    command.env("LC_ALL", "C");
-    command
+fn git(dir: &Path, args: &[&str]) -> Spawn {
+    let env = std::env::vars_os()
+        .filter(|(name, _)| !name.to_string_lossy().starts_with("GIT_") && name != "LC_ALL")
+        .chain([("LC_ALL".into(), "C".into())]);
+    Spawn::new("git", dir).args(args).env(env)
 }
 
+/// How long one git command may take, and how much it may print: these only read a
+/// few refs and paths of local repositories.
+const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+const GIT_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
 fn run(dir: &Path, args: &[&str]) -> Result<Output, GitRemoteError> {
-    git(dir)
-        .args(args)
-        .output()
-        .map_err(|source| GitRemoteError::GitMissing { source })
+    git(dir, args)
+        .output(GIT_OUTPUT_LIMIT, GIT_TIMEOUT, None)
+        .map_err(|e| match e {
+            ProcessError::Spawn { source, .. } => GitRemoteError::GitMissing { source },
+            other => GitRemoteError::GitFailed {
+                command: args.join(" "),
+                dir: dir.to_path_buf(),
+                status: "was stopped".into(),
+                stderr: other.to_string(),
+            },
+        })
 }
 
 fn run_ok(dir: &Path, args: &[&str]) -> Result<String, GitRemoteError> {
@@ -90,10 +99,7 @@ fn run_ok(dir: &Path, args: &[&str]) -> Result<String, GitRemoteError> {
         return Err(GitRemoteError::GitFailed {
             command: args.join(" "),
             dir: dir.to_path_buf(),
-            status: match output.status.code() {
-                Some(code) => format!("exited with code {code}"),
-                None => "was killed".into(),
-            },
+            status: Exit(output.status).to_string(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }

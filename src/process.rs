@@ -5,12 +5,13 @@
 //!
 //! It knows nothing of buildpacks or containers: those modules say what to run.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,12 @@ pub enum ProcessError {
     Spawn { program: String, source: std::io::Error },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("{program} did not finish within {limit:?}; it was stopped")]
+    TimedOut { program: String, limit: Duration },
+    #[error("{program} was stopped: the operation was cancelled")]
+    Cancelled { program: String },
+    #[error("{program} printed more than {limit} bytes on its standard output; it was stopped")]
+    TooMuchOutput { program: String, limit: usize },
 }
 
 /// Told of every process group shipway starts and finishes with (the platform's
@@ -206,21 +213,30 @@ impl Spawn {
         }
     }
 
-    /// Start it with stdout and stderr drained into `sink` on two threads, so a full
-    /// pipe never blocks the child.
-    pub fn start(self, sink: LineSink) -> Result<Child, ProcessError> {
+    /// Start it with stdin closed and both outputs piped: the shim, the leader of its
+    /// group, told to the watchdog.
+    fn launch(&self) -> Result<std::process::Child, ProcessError> {
         let mut cmd = self.command()?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
-            program: self.program.to_string_lossy().into_owned(),
+        let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+            program: self.program(),
             source,
         })?;
-        let pid = Pid::from_raw(child.id() as i32);
         notify(GroupEvent::Started(child.id()));
-        // Nothing is ever sent on either channel: each disconnects when the last holder
-        // of its sender is gone (the drains; the waiter, once the leader has exited).
+        Ok(child)
+    }
+
+    fn program(&self) -> String {
+        self.program.to_string_lossy().into_owned()
+    }
+
+    /// Start it with stdout and stderr drained into `sink` on two threads, so a full
+    /// pipe never blocks the child.
+    pub fn start(self, sink: LineSink) -> Result<Child, ProcessError> {
+        let mut child = self.launch()?;
+        // Nothing is ever sent: the channel disconnects when both drains have ended.
         let (drains_tx, drained) = bounded::<()>(0);
         if let Some(out) = child.stdout.take() {
             drain(out, Stream::Stdout, sink.clone(), drains_tx.clone());
@@ -228,27 +244,87 @@ impl Spawn {
         if let Some(err) = child.stderr.take() {
             drain(err, Stream::Stderr, sink.clone(), drains_tx);
         }
-        let (tx, exited) = bounded::<()>(0);
-        let exit = Arc::new(OnceLock::new());
-        let cell = exit.clone();
-        let waiter = std::thread::spawn(move || {
-            let status = child
-                .wait()
-                .map(Exit)
-                .unwrap_or(Exit(ExitStatus::from_raw(255 << 8)));
-            let _ = cell.set(status);
-            // The exit is reported as soon as the leader is gone; the pipes close a
-            // moment later, when the shim's last descendant has gone too.
-            drop(tx);
-        });
-        Ok(Child {
-            pid,
-            exited,
-            exit,
-            drained,
-            program: OnceLock::new(),
-            sink,
-            waiter: Some(waiter),
+        Ok(Child::watch(child, drained, sink))
+    }
+
+    /// Run it to the end and return what it printed: at most `limit` bytes of stdout
+    /// (more is an error: the program is stopped) and the last 64 KiB of stderr. It is
+    /// stopped, with what it started, at `timeout` or when `cancel` fires.
+    pub fn output(
+        self,
+        limit: usize,
+        timeout: Duration,
+        cancel: Option<&Receiver<()>>,
+    ) -> Result<Output, ProcessError> {
+        let mut piped = self.read_stdout()?;
+        // Read on a thread, so that the timeout holds whatever the program does with its
+        // pipe; past the limit the rest is read and dropped, so it never blocks writing.
+        let (overflow_tx, overflowed) = bounded::<()>(1);
+        // Held here so that the reader's end does not read as an overflow.
+        let _overflow_open = overflow_tx.clone();
+        let (read_tx, read) = bounded::<Vec<u8>>(1);
+        if let Some(mut out) = piped.stdout.take() {
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                let _ = (&mut out).take(limit as u64 + 1).read_to_end(&mut kept);
+                if kept.len() > limit {
+                    let _ = overflow_tx.send(());
+                    let _ = std::io::copy(&mut out, &mut std::io::sink());
+                }
+                let _ = read_tx.send(kept);
+            });
+        }
+        let never = bounded::<()>(0);
+        let cancel = cancel.unwrap_or(&never.1);
+        let stopped = select! {
+            recv(piped.child.exited) -> _ => None,
+            recv(overflowed) -> _ => Some(ProcessError::TooMuchOutput { program: self.program(), limit }),
+            recv(after(timeout)) -> _ => Some(ProcessError::TimedOut { program: self.program(), limit: timeout }),
+            recv(cancel) -> _ => Some(ProcessError::Cancelled { program: self.program() }),
+        };
+        if let Some(error) = stopped {
+            piped.child.stop(Signal::SIGTERM, LEFTOVER_GRACE);
+            return Err(error);
+        }
+        let exit = piped.child.wait_exit();
+        piped.child.reap_group(LEFTOVER_GRACE);
+        // The pipe closes when the group has ended; a holder outside it gets the same
+        // deadline as every drain.
+        let stdout = read.recv_timeout(DRAIN_DEADLINE).unwrap_or_default();
+        Ok(Output {
+            status: exit.0,
+            stdout,
+            stderr: piped.stderr(),
+        })
+    }
+
+    /// Start it with its stdout handed to the caller to read as a stream (`git archive`),
+    /// its stderr kept (the last 64 KiB).
+    pub fn read_stdout(&self) -> Result<Piped, ProcessError> {
+        let mut child = self.launch()?;
+        let stdout = child.stdout.take();
+        let (drains_tx, drained) = bounded::<()>(0);
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(err) = child.stderr.take() {
+            let kept = stderr.clone();
+            std::thread::spawn(move || {
+                let _done = drains_tx;
+                let mut err = err;
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = err.read(&mut buf) {
+                    if let Ok(mut kept) = kept.lock() {
+                        kept.extend(&buf[..n]);
+                        let excess = kept.len().saturating_sub(STDERR_KEPT);
+                        kept.drain(..excess);
+                    }
+                }
+            });
+        }
+        let quiet: LineSink = Arc::new(|_, _| {});
+        Ok(Piped {
+            child: Child::watch(child, drained, quiet),
+            stdout,
+            kept: stderr,
         })
     }
 
@@ -266,6 +342,26 @@ impl Spawn {
             .wait()
             .map(Exit)
             .map_err(|source| ProcessError::Spawn { program, source })
+    }
+}
+
+/// How much of a captured child's stderr is kept: the end, where the error is.
+const STDERR_KEPT: usize = 64 * 1024;
+
+/// A child whose stdout the caller reads (`Spawn::read_stdout`).
+pub struct Piped {
+    pub child: Child,
+    pub stdout: Option<std::process::ChildStdout>,
+    kept: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl Piped {
+    /// The end of what it printed on stderr so far (all of it, once it has ended).
+    pub fn stderr(&self) -> Vec<u8> {
+        self.kept
+            .lock()
+            .map(|k| k.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -370,6 +466,35 @@ pub enum Interrupted {
 }
 
 impl Child {
+    /// Watch a started shim: a thread reaps it and reports its exit.
+    fn watch(mut child: std::process::Child, drained: Receiver<()>, sink: LineSink) -> Child {
+        let pid = Pid::from_raw(child.id() as i32);
+        // Nothing is ever sent: the channel disconnects when the leader has exited, which
+        // every clone of the receiver sees (the rollout and the supervisor both watch).
+        let (tx, exited) = bounded::<()>(0);
+        let exit = Arc::new(OnceLock::new());
+        let cell = exit.clone();
+        let waiter = std::thread::spawn(move || {
+            let status = child
+                .wait()
+                .map(Exit)
+                .unwrap_or(Exit(ExitStatus::from_raw(255 << 8)));
+            let _ = cell.set(status);
+            // The exit is reported as soon as the leader is gone; the pipes close a
+            // moment later, when the shim's last descendant has gone too.
+            drop(tx);
+        });
+        Child {
+            pid,
+            exited,
+            exit,
+            drained,
+            program: OnceLock::new(),
+            sink,
+            waiter: Some(waiter),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid.as_raw() as u32
     }
@@ -757,6 +882,32 @@ mod tests {
         let (last, flood) = lines.split_last().unwrap();
         assert_eq!(last, "end");
         assert_eq!(flood.concat(), "\u{e9}".repeat(chars));
+    }
+
+    #[test]
+    fn output_is_captured_within_its_limits_and_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let sh = |script: &str| {
+            Spawn::new("/bin/sh", dir.path())
+                .args(["-c", script])
+                .env([("PATH", "/usr/bin:/bin")])
+        };
+        let out = sh("printf 'a\\0b'; echo oops >&2; exit 4")
+            .output(16, Duration::from_secs(10), None)
+            .unwrap();
+        assert_eq!(out.stdout, b"a\0b");
+        assert_eq!(out.stderr, b"oops\n");
+        assert_eq!(out.status.code(), Some(4));
+        let too_much = sh("yes").output(1000, Duration::from_secs(10), None);
+        assert!(
+            matches!(too_much, Err(ProcessError::TooMuchOutput { limit: 1000, .. })),
+            "{too_much:?}"
+        );
+        // A daemon holding stdout open does not hold the caller past the timeout.
+        let started = Instant::now();
+        let hung = sh("setsid sleep 1000 & sleep 1000").output(16, Duration::from_millis(300), None);
+        assert!(matches!(hung, Err(ProcessError::TimedOut { .. })), "{hung:?}");
+        assert!(started.elapsed() < Duration::from_secs(8));
     }
 
     #[test]

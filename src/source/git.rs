@@ -4,14 +4,16 @@
 //! variables that would point it at another repository.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::Output;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
 
 use super::archive::{unpack_tar, ArchiveStats, Links};
 use super::SourceError;
+use crate::process::{Exit, ProcessError, Spawn};
 
 /// Variables that redirect git to another repository or index: set when shipway runs from
 /// a git hook, and then every command below would read the wrong tree.
@@ -34,32 +36,46 @@ pub(crate) struct WorkTree {
     pub(crate) branch: Option<String>,
 }
 
-fn git(dir: &Path) -> Command {
-    let mut command = Command::new("git");
-    command.current_dir(dir).stdin(Stdio::null());
-    for name in REPOSITORY_VARIABLES {
-        command.env_remove(name);
-    }
-    // Messages are matched below ("not a git repository"): keep them in English.
-    command.env("LC_ALL", "C");
-    command
+/// How long one git command on a local repository may take before it is stopped (one
+/// waiting on a lock, say), and how much it may print.
+const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+const GIT_OUTPUT_LIMIT: usize = 256 * 1024 * 1024;
+
+fn git(dir: &Path, args: &[&str]) -> Spawn {
+    let env = std::env::vars_os()
+        .filter(|(name, _)| !REPOSITORY_VARIABLES.iter().any(|v| name == v) && name != "LC_ALL")
+        // Messages are matched below ("not a git repository"): keep them in English.
+        .chain([("LC_ALL".into(), "C".into())]);
+    Spawn::new("git", dir).args(args).env(env)
 }
 
 fn run(dir: &Path, args: &[&str]) -> Result<Output, SourceError> {
-    git(dir)
-        .args(args)
-        .output()
-        .map_err(|source| SourceError::GitMissing {
+    git(dir, args)
+        .output(GIT_OUTPUT_LIMIT, GIT_TIMEOUT, None)
+        .map_err(|e| stopped(dir, args, e))
+}
+
+/// A git that could not be run, or was stopped.
+fn stopped(dir: &Path, args: &[&str], error: ProcessError) -> SourceError {
+    match error {
+        ProcessError::Spawn { source, .. } => SourceError::GitMissing {
             path: dir.into(),
             source,
-        })
+        },
+        other => SourceError::GitFailed {
+            command: format!("git {}", args.join(" ")),
+            dir: dir.into(),
+            status: "was stopped".into(),
+            stderr: other.to_string(),
+        },
+    }
 }
 
 fn failed(dir: &Path, args: &[&str], output: &Output) -> SourceError {
     SourceError::GitFailed {
         command: format!("git {}", args.join(" ")),
         dir: dir.into(),
-        status: describe_status(output.status),
+        status: Exit(output.status).to_string(),
         stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
     }
 }
@@ -92,15 +108,12 @@ fn is_repository(dir: &Path) -> Result<bool, SourceError> {
 /// folder under a `.git` cannot be read the way a push would, so that is an error.
 pub(crate) fn work_tree(dir: &Path) -> Result<Option<WorkTree>, SourceError> {
     let args = ["rev-parse", "--is-inside-work-tree"];
-    let output = match git(dir).args(args).output() {
+    let output = match run(dir, &args) {
         Ok(output) => output,
-        Err(source) if dir.ancestors().any(|a| a.join(".git").exists()) => {
-            return Err(SourceError::GitMissing {
-                path: dir.into(),
-                source,
-            })
+        Err(SourceError::GitMissing { .. }) if !dir.ancestors().any(|a| a.join(".git").exists()) => {
+            return Ok(None)
         }
-        Err(_) => return Ok(None),
+        Err(e) => return Err(e),
     };
     if !output.status.success() {
         // Outside any repository, the common case of a plain folder: told from the same run.
@@ -190,27 +203,11 @@ pub(crate) fn extract_commit(
     into: &Path,
 ) -> Result<(ArchiveStats, Links), SourceError> {
     let args = ["archive", "--format=tar", commit];
-    let mut child = git(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| SourceError::GitMissing {
-            path: dir.into(),
-            source,
-        })?;
-    // Drained on its own thread: a full stderr pipe would block git, and the tar reader
-    // with it.
-    let mut stderr = child.stderr.take();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        if let Some(stderr) = stderr.as_mut() {
-            let _ = stderr.read_to_end(&mut text);
-        }
-        text
-    });
+    let mut git = git(dir, &args)
+        .read_stdout()
+        .map_err(|e| stopped(dir, &args, e))?;
     let label = format!("`git archive {commit}` in {}", dir.display());
-    let mut stdout = child.stdout.take();
+    let mut stdout = git.stdout.take();
     let unpacked = match stdout.as_mut() {
         Some(stdout) => unpack_tar(stdout, into, &label, u64::MAX),
         None => Err(SourceError::io(
@@ -221,38 +218,37 @@ pub(crate) fn extract_commit(
     };
     if unpacked.is_err() {
         // git may be blocked writing the rest: stop it, its status means nothing now.
-        let _ = child.kill();
-    } else if let Some(stdout) = stdout.as_mut() {
+        drop(stdout);
+        git.child.stop(Signal::SIGKILL, Duration::ZERO);
+        return unpacked;
+    }
+    if let Some(stdout) = stdout.as_mut() {
         let _ = std::io::copy(stdout, &mut std::io::sink());
     }
     drop(stdout);
-    let status = child
-        .wait()
-        .map_err(|e| SourceError::io("wait for git archive in", dir, e))?;
-    let stderr = stderr_reader.join().unwrap_or_default();
+    let never = crossbeam_channel::never();
+    let status = git.child.wait_until(GIT_TIMEOUT, &never).map_err(|_| {
+        stopped(
+            dir,
+            &args,
+            ProcessError::TimedOut {
+                program: "git".into(),
+                limit: GIT_TIMEOUT,
+            },
+        )
+    })?;
+    git.child.reap_group(Duration::from_secs(1));
     let unpacked = unpacked?;
     if !status.success() {
         return Err(failed(
             dir,
             &args,
             &Output {
-                status,
+                status: status.0,
                 stdout: Vec::new(),
-                stderr,
+                stderr: git.stderr(),
             },
         ));
     }
     Ok(unpacked)
-}
-
-/// "exited with code 3", "killed by SIGKILL": how an exit status reads everywhere.
-fn describe_status(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
-            Ok(name) => format!("killed by {}", name.as_str()),
-            Err(_) => format!("killed by signal {signal}"),
-        },
-        (None, None) => "ended".to_string(),
-    }
 }
