@@ -139,10 +139,16 @@ impl Shim {
         let mut status = None;
         let mut deadline: Option<Instant> = None;
         loop {
-            if let Some(exit) = self.reap() {
+            let (ended, childless) = self.reap();
+            if let Some(exit) = ended {
                 status = Some(exit);
             }
             if let Some(exit) = status {
+                // Below a subreaper every descendant has a child of the shim among its
+                // ancestors (or is one): with no child left, nothing is left.
+                if childless {
+                    return exit;
+                }
                 let left = self.descendants();
                 if left.is_empty() {
                     return exit;
@@ -150,7 +156,7 @@ impl Shim {
                 let at = *deadline.get_or_insert_with(|| self.stop_leftovers(&left));
                 if Instant::now() >= at {
                     process::kill_descendants(getpid());
-                    self.reap();
+                    let _ = self.reap();
                     return exit;
                 }
             }
@@ -173,7 +179,7 @@ impl Shim {
                 // Nobody is left to stop the container in order: end it now, as the
                 // platform's watchdog would.
                 process::kill_descendants(getpid());
-                self.reap();
+                let _ = self.reap();
                 return status.unwrap_or(WaitStatus::Signaled(self.program, Signal::SIGKILL, false));
             }
             if signalled {
@@ -226,13 +232,14 @@ impl Shim {
         }
     }
 
-    /// Reap every child that ended (the program and any orphan reparented here); the
-    /// program's status when it is among them.
-    fn reap(&self) -> Option<WaitStatus> {
+    /// Reap every child that ended (the program and any orphan reparented here): the
+    /// program's status when it is among them, and whether no child is left at all.
+    fn reap(&self) -> (Option<WaitStatus>, bool) {
         let mut program = None;
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return program,
+                Ok(WaitStatus::StillAlive) => return (program, false),
+                Err(e) => return (program, e == Errno::ECHILD),
                 Ok(status) => {
                     if status.pid() == Some(self.program)
                         && matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..))
