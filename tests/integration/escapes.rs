@@ -175,3 +175,39 @@ fn a_compile_that_leaves_a_daemon_holding_its_output_does_not_hold_the_build() {
     assert_eq!(daemon.len(), 1, "{}", run.all());
     assert!(!alive(daemon[0]), "the compile's daemon outlived the build");
 }
+
+#[test]
+fn the_hook_timeout_holds_whatever_the_hook_leaves_running() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_HOOK_TIMEOUT", "2s");
+    let dir = env.app("escapes");
+    // A hook that never ends, whose daemon left the group, ignores SIGTERM and holds the
+    // hook's output: only SIGKILL through the shim ends it.
+    std::fs::write(
+        dir.join("Procfile"),
+        "web: bash start.sh\npostdeploy: setsid bash -c 'trap \"\" TERM; echo $$ >>\"$HOME/escaped.pid\"; while :; do sleep 1000000; done' & trap '' TERM; sleep 1000000\n",
+    )
+    .unwrap();
+    let run = run_within(
+        &env,
+        &[
+            "deploy",
+            dir.to_str().unwrap(),
+            "-a",
+            "stuck",
+            "--env",
+            "BIND_HOST=127.0.0.1",
+            "--env",
+            &procfile_only(),
+        ],
+        Duration::from_secs(60),
+    )
+    .code(13)
+    .has("hook-error");
+    let pids = read_pids(&env.home.path().join("apps/stuck/releases/1/app/escaped.pid"));
+    let _guard = Leftovers(pids.clone());
+    assert_eq!(pids.len(), 3, "{pids:?}\n{}", run.all());
+    eventually(Duration::from_secs(10), "the hook's daemon to be killed", || {
+        !alive(pids[2])
+    });
+}
