@@ -4,6 +4,11 @@
 //! reap) and how an exit status is written everywhere.
 //!
 //! It knows nothing of buildpacks or containers: those modules say what to run.
+//!
+//! Two processes start otherwise, on purpose, because their whole point is to outlive
+//! the process that starts them, which a shim forbids: the platform started in the
+//! background by the CLI (`platform::client`), and the platform's watchdog
+//! (`platform::watchdog`), which must be alive when the platform dies.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
