@@ -2,7 +2,10 @@
 //! (`-----> ` steps, 7-space details, ` !     ` errors) written to every attached
 //! destination at once (the terminal, the deployment log, a client socket).
 //!
-//! It formats and writes; it decides nothing.
+//! It formats and writes; it decides nothing. The everyday verbs' listings are in
+//! [`tables`].
+
+pub mod tables;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,11 +1,22 @@
-//! One function per verb: turn validated arguments into calls on the pipeline's
-//! modules and say what happened. The only place that prints is ui::Output (and
-//! the final error line below).
+//! One file per verb (a family such as `env`, `env-get`, `env-set` shares one): turn
+//! validated arguments into calls on the pipeline's modules and say what happened
+//! through `ui` (`ui::Output` for steps, `ui::tables` for listings), and the final
+//! error line below.
 
+mod apps;
 mod archive;
 mod build;
+mod create;
+mod deployments;
+mod destroy;
+mod env;
 mod git;
-mod ops;
+mod logs;
+mod ps;
+mod restart;
+mod rollback;
+mod run;
+mod scale;
 
 use std::path::{Path, PathBuf};
 
@@ -93,27 +104,27 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Platform => server::run(settings, false),
         Command::Down => client::down(&home(&settings)?),
         Command::Watchdog => Ok(watchdog::run()),
-        Command::Create { app } => ops::create(&settings, app),
-        Command::Destroy { app, force } => ops::destroy(&settings, app, force),
-        Command::Apps { json } => ops::apps(&settings, json),
-        Command::Ps { app, json } => ops::ps(&settings, app, json),
+        Command::Create { app } => create::run(&settings, app),
+        Command::Destroy { app, force } => destroy::run(&settings, app, force),
+        Command::Apps { json } => apps::run(&settings, json),
+        Command::Ps { app, json } => ps::run(&settings, app, json),
         Command::Logs {
             app,
             lines,
             follow,
             filter,
-        } => ops::logs(&settings, app, lines, follow, filter),
-        Command::Scale { app, counts } => ops::scale(&settings, app, counts),
-        Command::Restart { app, target } => ops::restart(&settings, app, target),
-        Command::Env { app, json } => ops::env(&settings, app, json),
-        Command::EnvGet { app, name } => ops::env_get(&settings, app, name),
-        Command::EnvSet { app, pairs, file } => ops::env_set(&settings, app, pairs, file),
-        Command::EnvUnset { app, names } => ops::env_unset(&settings, app, names),
-        Command::Deployments { app, json } => ops::deployments(&settings, app, json),
-        Command::DeploymentLogs { app, id } => ops::deployment_logs(&settings, app, id),
-        Command::DeploymentDeleteCache { app } => ops::delete_cache(&settings, app),
-        Command::Rollback { app, id } => ops::rollback(&settings, app, id),
-        Command::Run { app, command } => ops::run(&settings, app, command),
+        } => logs::run(&settings, app, lines, follow, filter),
+        Command::Scale { app, counts } => scale::run(&settings, app, counts),
+        Command::Restart { app, target } => restart::run(&settings, app, target),
+        Command::Env { app, json } => env::list(&settings, app, json),
+        Command::EnvGet { app, name } => env::get(&settings, app, name),
+        Command::EnvSet { app, pairs, file } => env::set(&settings, app, pairs, file),
+        Command::EnvUnset { app, names } => env::unset(&settings, app, names),
+        Command::Deployments { app, json } => deployments::list(&settings, app, json),
+        Command::DeploymentLogs { app, id } => deployments::logs(&settings, app, id),
+        Command::DeploymentDeleteCache { app } => deployments::delete_cache(&settings, app),
+        Command::Rollback { app, id } => rollback::run(&settings, app, id),
+        Command::Run { app, command } => run::run(&settings, app, command),
     }
 }
 
@@ -174,6 +185,13 @@ fn read_vars(file: Option<&Path>, pairs: &[String]) -> Result<ConfigVars, Error>
         vars.insert(k, v);
     }
     Ok(vars)
+}
+
+/// The app `-a APP` names (else the current folder's), which must exist.
+fn existing_app(settings: &Settings, app: Option<String>) -> Result<(Home, state::AppDir), Error> {
+    let home = home(settings)?;
+    let app = home.existing_app(&app_name(app, Path::new("."))?)?;
+    Ok((home, app))
 }
 
 fn home(settings: &Settings) -> Result<Home, Error> {

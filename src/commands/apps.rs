@@ -1,0 +1,34 @@
+//! `shipway apps`: every app with its release, URL and whether it runs.
+
+use crate::error::{exit, Error};
+use crate::settings::Settings;
+use crate::ui::tables::{self, AppRow};
+
+pub fn run(settings: &Settings, json: bool) -> Result<i32, Error> {
+    let home = super::home(settings)?;
+    let mut list = Vec::new();
+    for name in home.apps() {
+        let app = home.app(&name)?;
+        let config = app.load_config()?;
+        let containers = super::ps::containers(&home, &name)?.unwrap_or_default();
+        let status = if containers.iter().any(|r| r.status == "running") {
+            "running"
+        } else if containers.iter().any(|r| r.status == "crashed") {
+            "crashed"
+        } else {
+            "stopped"
+        };
+        list.push(AppRow {
+            name,
+            release: app.current(),
+            url: config.router_port.map(|p| format!("http://127.0.0.1:{p}")),
+            status,
+        });
+    }
+    if json {
+        tables::print_json(&list);
+    } else {
+        tables::apps(&list);
+    }
+    Ok(exit::SUCCESS)
+}

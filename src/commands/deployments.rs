@@ -1,0 +1,91 @@
+//! `shipway deployments`, `deployment-logs [ID]`, `deployment-delete-cache`: an app's
+//! history, the whole output of one deployment, and its build cache.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::deployment::Deployment;
+use crate::error::{exit, Error};
+use crate::settings::Settings;
+use crate::ui::tables::{self, DeploymentRow};
+use crate::ui::{utc, Output};
+
+pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, app)?;
+    let rows: Vec<DeploymentRow> = Deployment::list(&app)
+        .into_iter()
+        .rev()
+        .map(|d| DeploymentRow {
+            date: d
+                .statuses
+                .first()
+                .map_or("-".into(), |s| utc(UNIX_EPOCH + Duration::from_millis(s.at))),
+            status: d.status().map_or("-".into(), |s| s.to_string()),
+            id: d.id,
+            duration_ms: d.duration_ms,
+            git_ref: d.git_ref,
+            slug_bytes: d.slug_bytes,
+            release: d.release,
+            source: d.source,
+        })
+        .collect();
+    if json {
+        tables::print_json(&rows);
+    } else {
+        tables::deployments(&app.name, &rows);
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Exits with the code of the deployment it shows.
+pub fn logs(settings: &Settings, app: Option<String>, id: Option<String>) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, app)?;
+    let history = Deployment::list(&app);
+    let chosen = match &id {
+        Some(id) => history
+            .iter()
+            .find(|d| &d.id == id || d.id.starts_with(id.as_str())),
+        None => history.last(),
+    };
+    let Some(d) = chosen else {
+        return Err(Error::Usage(match id {
+            Some(id) => format!(
+                "{} has no deployment {id}: `shipway deployments -a {}` lists them",
+                app.name, app.name
+            ),
+            None => format!("{} has no deployment yet", app.name),
+        }));
+    };
+    let path = Deployment::log_path(&app, &d.id);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => print!("{text}"),
+        Err(_) if d.source.starts_with("rollback") => println!("(a rollback: {})", d.source),
+        Err(source) => {
+            return Err(Error::Io {
+                action: "read",
+                path,
+                source,
+            })
+        }
+    }
+    Ok(d.status().map_or(exit::ERROR, |s| s.exit_code()))
+}
+
+pub fn delete_cache(settings: &Settings, app: Option<String>) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, app)?;
+    let cache = app.cache();
+    let out = Output::stdout();
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache).map_err(|source| Error::Io {
+            action: "remove",
+            path: cache.clone(),
+            source,
+        })?;
+        out.step(&format!(
+            "Deleted the build cache of {}: the next build starts from scratch",
+            app.name
+        ));
+    } else {
+        out.step(&format!("{} has no build cache", app.name));
+    }
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! `shipway env`, `env-get`, `env-set`, `env-unset`: an app's config vars, read and
+//! written in its `app.toml`. As on the platform, changing them restarts nothing.
+
+use std::path::PathBuf;
+
+use crate::error::{exit, Error};
+use crate::settings::Settings;
+use crate::ui::{tables, Output};
+
+pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, app)?;
+    let vars = app.load_config()?.config_vars;
+    if json {
+        tables::print_json(&vars);
+    } else {
+        tables::env(&vars);
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub fn get(settings: &Settings, app: Option<String>, name: String) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, app)?;
+    match app.load_config()?.config_vars.get(&name) {
+        Some(v) => {
+            println!("{v}");
+            Ok(exit::SUCCESS)
+        }
+        None => Err(Error::Usage(format!("{name} is not set on {}", app.name))),
+    }
+}
+
+pub fn set(
+    settings: &Settings,
+    app: Option<String>,
+    pairs: Vec<String>,
+    file: Option<PathBuf>,
+) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, app)?;
+    // Everything is validated before anything is written.
+    let vars = super::read_vars(file.as_deref(), &pairs)?;
+    if vars.is_empty() {
+        return Err(Error::Usage("give NAME=value pairs or --file .env".into()));
+    }
+    let names: Vec<String> = vars.keys().cloned().collect();
+    app.update_config(|c| c.config_vars.extend(vars))?;
+    let out = Output::stdout();
+    out.step(&format!("Set {} on {}", names.join(", "), app.name));
+    out.detail(&format!(
+        "Nothing was restarted, as on the platform: `shipway restart -a {}` applies them",
+        app.name
+    ));
+    Ok(exit::SUCCESS)
+}
+
+pub fn unset(settings: &Settings, app: Option<String>, names: Vec<String>) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, app)?;
+    let (removed, missing) = app.update_config(|c| {
+        let mut removed = Vec::new();
+        let mut missing = Vec::new();
+        for n in &names {
+            if c.config_vars.remove(n).is_some() {
+                removed.push(n.clone());
+            } else {
+                missing.push(n.clone());
+            }
+        }
+        (removed, missing)
+    })?;
+    let out = Output::stdout();
+    if !removed.is_empty() {
+        out.step(&format!("Unset {} on {}", removed.join(", "), app.name));
+        out.detail(&format!(
+            "Nothing was restarted, as on the platform: `shipway restart -a {}` applies it",
+            app.name
+        ));
+    }
+    if !missing.is_empty() {
+        out.detail(&format!("not set, nothing to do: {}", missing.join(", ")));
+    }
+    Ok(exit::SUCCESS)
+}

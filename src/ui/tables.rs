@@ -1,0 +1,137 @@
+//! The listings of the everyday verbs (`apps`, `ps`, `deployments`, `env`): each verb
+//! gathers its rows, and they are printed here, as a table for people or as JSON.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{human_bytes, human_duration};
+use crate::platform::protocol::ContainerRow;
+
+/// How much of a process's command line `ps` shows on its line (`--json` has it all).
+const COMMAND_WIDTH: usize = 100;
+
+pub fn print_json(value: &impl Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// One app of `shipway apps`.
+#[derive(Serialize)]
+pub struct AppRow {
+    pub name: String,
+    pub release: Option<u32>,
+    pub url: Option<String>,
+    pub status: &'static str,
+}
+
+pub fn apps(list: &[AppRow]) {
+    if list.is_empty() {
+        println!("No app yet: `shipway deploy` in an app's folder creates one");
+        return;
+    }
+    println!("{:<24} {:<8} {:<9} URL", "NAME", "RELEASE", "STATUS");
+    for a in list {
+        println!(
+            "{:<24} {:<8} {:<9} {}",
+            a.name,
+            release(a.release),
+            a.status,
+            a.url.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+/// `shipway ps` of `app`, or what to say when no platform runs (`rows` is None).
+pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
+    let Some(rows) = rows else {
+        println!("No shipway platform runs: nothing of {app} is running (`shipway up` brings the current releases back)");
+        return;
+    };
+    if rows.is_empty() {
+        println!("{app} has no container running");
+        return;
+    }
+    println!(
+        "{:<12} {:<9} {:<7} {:<8} {:<8} {:<8} COMMAND",
+        "NAME", "STATUS", "PORT", "PID", "UPTIME", "RESTARTS"
+    );
+    for r in rows {
+        let command = match &r.exit {
+            Some(e) => format!("{}  ({e})", r.command),
+            None => r.command.clone(),
+        };
+        println!(
+            "{:<12} {:<9} {:<7} {:<8} {:<8} {:<8} {}",
+            r.name,
+            r.status,
+            dash(r.port),
+            dash(r.pid),
+            r.uptime_secs
+                .map_or("-".into(), |s| human_duration(Duration::from_secs(s))),
+            r.restarts,
+            command
+        );
+        // What left the container's process group is still the container's: show it, so
+        // that a daemon started with `setsid` is not a surprise.
+        for p in r.processes.iter().filter(|p| !p.in_group) {
+            let command: String = match p.command.char_indices().nth(COMMAND_WIDTH) {
+                Some((cut, _)) => format!("{}\u{2026}", &p.command[..cut]),
+                None => p.command.clone(),
+            };
+            println!("  \u{2514} {} {command}  (left its process group)", p.pid);
+        }
+    }
+}
+
+/// One deployment of `shipway deployments`.
+#[derive(Serialize)]
+pub struct DeploymentRow {
+    pub id: String,
+    pub date: String,
+    pub duration_ms: Option<u64>,
+    pub git_ref: Option<String>,
+    pub status: String,
+    pub slug_bytes: Option<u64>,
+    pub release: Option<u32>,
+    pub source: String,
+}
+
+pub fn deployments(app: &str, rows: &[DeploymentRow]) {
+    if rows.is_empty() {
+        println!("{app} has no deployment yet");
+        return;
+    }
+    println!(
+        "{:<20} {:<24} {:<9} {:<14} {:<10} {:<8} REF",
+        "ID", "DATE", "DURATION", "STATUS", "SIZE", "RELEASE"
+    );
+    for r in rows {
+        println!(
+            "{:<20} {:<24} {:<9} {:<14} {:<10} {:<8} {}",
+            r.id,
+            r.date,
+            r.duration_ms
+                .map_or("-".into(), |ms| human_duration(Duration::from_millis(ms))),
+            r.status,
+            r.slug_bytes.map_or("-".into(), human_bytes),
+            release(r.release),
+            r.git_ref.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+/// `shipway env`: `NAME=value` lines.
+pub fn env(vars: &BTreeMap<String, String>) {
+    for (k, v) in vars {
+        println!("{k}={v}");
+    }
+}
+
+fn release(number: Option<u32>) -> String {
+    number.map_or("-".into(), |n| format!("v{n}"))
+}
+
+fn dash(value: Option<impl ToString>) -> String {
+    value.map_or("-".into(), |v| v.to_string())
+}
