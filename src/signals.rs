@@ -1,17 +1,17 @@
-//! Ctrl-C and SIGTERM as a channel: the first one closes a "cancel" channel that every
+//! Ctrl-C, SIGTERM and SIGHUP (a closed terminal) as a channel: the first one closes a "cancel" channel that every
 //! wait in shipway selects on, so whatever runs is stopped in order (process groups
 //! killed, state left readable). A second one exits at once.
 //!
 //! It only turns signals into channel events; what stops is the receivers' business.
 
 use crossbeam_channel::{bounded, Receiver};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// A receiver that becomes ready (disconnected) at the first SIGINT or SIGTERM.
+/// A receiver that becomes ready (disconnected) at the first SIGINT, SIGTERM or SIGHUP.
 pub fn cancel_on_interrupt() -> Receiver<()> {
     let (tx, rx) = bounded::<()>(0);
-    match Signals::new([SIGINT, SIGTERM]) {
+    match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 let mut tx = Some(tx);

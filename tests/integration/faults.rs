@@ -189,9 +189,10 @@ fn platform_killed_mid_rollout_leaves_nothing_and_up_serves_the_last_good_releas
     assert_eq!(statuses.last(), Some(&"aborted"), "{statuses:?}");
 }
 
-/// Deploy `fixture` after a good release, interrupt it with Ctrl-C once `ready` holds,
-/// and check it is aborted with nothing left and the good release still serving.
-fn interrupt(fixture: &str, vars: &[&str], ready: &dyn Fn(&Env) -> bool) {
+/// Deploy `fixture` after a good release, send the client `sig` (INT: Ctrl-C) once
+/// `ready` holds, and check it is aborted with nothing left and the good release still
+/// serving.
+fn interrupt(sig: &str, fixture: &str, vars: &[&str], ready: &dyn Fn(&Env) -> bool) {
     let env = Env::new();
     let good = env.app_as("python", "good");
     let addr = url_of(&env.deploy(&good, "intr", &["--env", &procfile_only()]).ok());
@@ -207,7 +208,7 @@ fn interrupt(fixture: &str, vars: &[&str], ready: &dyn Fn(&Env) -> bool) {
         .unwrap();
     eventually(Duration::from_secs(30), "the step to interrupt", || ready(&env));
     let new_pids = pids_in(&env.home.path().join("apps/intr/releases/2/app"));
-    ctrl_c(child.id());
+    signal(child.id(), sig);
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{text}");
@@ -222,14 +223,28 @@ fn interrupt(fixture: &str, vars: &[&str], ready: &dyn Fn(&Env) -> bool) {
 
 #[test]
 fn ctrl_c_during_boot_aborts() {
-    interrupt("never-listens", &[], &|env| {
+    interrupt("INT", "never-listens", &[], &|env| {
+        !pids_in(&env.home.path().join("apps/intr/releases/2/app")).is_empty()
+    });
+}
+
+#[test]
+fn sigterm_during_boot_aborts_like_ctrl_c() {
+    interrupt("TERM", "never-listens", &[], &|env| {
+        !pids_in(&env.home.path().join("apps/intr/releases/2/app")).is_empty()
+    });
+}
+
+#[test]
+fn sighup_during_boot_aborts_like_ctrl_c() {
+    interrupt("HUP", "never-listens", &[], &|env| {
         !pids_in(&env.home.path().join("apps/intr/releases/2/app")).is_empty()
     });
 }
 
 #[test]
 fn ctrl_c_during_the_hook_aborts() {
-    interrupt("slow-postdeploy", &[], &|env| {
+    interrupt("INT", "slow-postdeploy", &[], &|env| {
         let log = std::fs::read_dir(env.home.path().join("apps/intr/deployments"))
             .unwrap()
             .flatten()
