@@ -17,6 +17,7 @@ pub mod procfile;
 pub mod release;
 pub mod release_yaml;
 pub mod rollout;
+mod sandbox;
 pub mod router;
 pub mod settings;
 mod shim;

@@ -15,6 +15,8 @@
 //! It owns no state of the platform's and prints only when it has to stop leftovers.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpgrp, getpid, getppid, Pid};
 
 use crate::process::{self, ProcessInfo};
+use crate::sandbox;
 
 /// How often what was left behind is looked for again while it is being stopped: nothing
 /// signals the end of a process the shim is not the parent of.
@@ -59,11 +62,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
         .next()
         .and_then(|a| a.to_str()?.parse::<u64>().ok())
         .map(Duration::from_millis);
-    let (Some(parent), Some(grace), Some(program)) = (parent, grace, args.next()) else {
-        eprintln!("usage: shipway shim PARENT_PID GRACE_MS PROGRAM [ARGS...] (internal)");
+    let mut program = args.next();
+    let mut app = None;
+    if let Some(flag) = &program {
+        if flag.as_bytes() == sandbox::APP_FLAG.as_bytes() {
+            app = Some(PathBuf::from(args.next().unwrap_or_default()));
+            program = args.next();
+        }
+    }
+    let (Some(parent), Some(grace), Some(program)) = (parent, grace, program) else {
+        eprintln!("usage: shipway shim PARENT_PID GRACE_MS [--app DIR] PROGRAM [ARGS...] (internal)");
         return 2;
     };
-    match Shim::start(parent, grace, program, args.collect()) {
+    match Shim::start(parent, grace, app, program, args.collect()) {
         Ok(mut shim) => {
             let status = shim.run();
             exit_like(status)
@@ -87,7 +98,13 @@ struct Shim {
 }
 
 impl Shim {
-    fn start(parent: Pid, grace: Duration, program: OsString, args: Vec<OsString>) -> Result<Shim, String> {
+    fn start(
+        parent: Pid,
+        grace: Duration,
+        app: Option<PathBuf>,
+        program: OsString,
+        args: Vec<OsString>,
+    ) -> Result<Shim, String> {
         // SAFETY: prctl with these arguments only sets a flag of this process.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             return Err(format!(
@@ -109,9 +126,15 @@ impl Shim {
             .map_err(|e| format!("cannot read signals: {e}"))?;
         let mut cmd = std::process::Command::new(&program);
         cmd.args(&args);
-        // SAFETY: between fork and exec only async-signal-safe calls (sigprocmask, signal).
+        // SAFETY: the shim is single-threaded, so between fork and exec its child may do
+        // what the shim itself could (the sandbox allocates and writes files).
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                if let Some(app) = &app {
+                    sandbox::enter(app).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("cannot make /app of {}: {e}", app.display()))
+                    })?;
+                }
                 for s in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGINT] {
                     // Dispositions set to "ignore" survive exec: `shipway run` ignores
                     // SIGINT itself, which must not reach the command it runs.
