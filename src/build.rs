@@ -15,6 +15,7 @@ use crate::buildpack::{self, Buildpack, BuildpackError, Detection, Locator, Scri
 use crate::config_vars::ConfigVars;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::release::Release;
+use crate::sandbox::Sandbox;
 use crate::settings::{render_duration, Settings};
 use crate::source::{self, SourceError};
 use crate::state::{self, StateError};
@@ -27,6 +28,8 @@ pub const SLUG_LIMIT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub enum BuildError {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     #[error(transparent)]
     Buildpack(#[from] BuildpackError),
     #[error("We didn't find the type of technology you are using...\n{details}")]
@@ -194,6 +197,45 @@ pub fn build_env(
     env
 }
 
+/// HOME of a build's scripts: `/app` as on the platform, a folder of this build's own
+/// that they see there, so that what buildpacks leave in it (links to BUILD_DIR, caches)
+/// reaches neither the host's `/app` nor another build. Without a sandbox, HOME is that
+/// folder itself.
+pub struct BuildHome {
+    dir: PathBuf,
+    sandboxed: bool,
+}
+
+impl BuildHome {
+    /// In `scratch`; says once why there is no sandbox when the machine is the reason.
+    pub fn new(settings: &Settings, scratch: &Path, out: &Output) -> Result<BuildHome, BuildError> {
+        let sandbox = Sandbox::resolve(settings.sandbox)?;
+        if let Some(warning) = sandbox.warning() {
+            out.detail(&format!("note: {warning}"));
+        }
+        let dir = scratch.join("app");
+        state::private_dir(&dir)?;
+        Ok(BuildHome {
+            dir,
+            sandboxed: sandbox.is_on(),
+        })
+    }
+
+    /// The folder scripts see at `/app`, when sandboxed.
+    pub fn app(&self) -> Option<&Path> {
+        self.sandboxed.then_some(self.dir.as_path())
+    }
+
+    /// HOME, as the scripts see it.
+    pub fn seen_at(&self) -> &Path {
+        if self.sandboxed {
+            Path::new(crate::container::APP)
+        } else {
+            &self.dir
+        }
+    }
+}
+
 /// The outcome of running every candidate's detect.
 pub struct DetectReport {
     pub detections: Vec<Detection>,
@@ -319,14 +361,14 @@ fn build_inner(
     }
     timings.intake = started.elapsed();
 
-    let home = scratch.path().join("home");
-    state::private_dir(&home)?;
+    let home = BuildHome::new(settings, scratch.path(), out)?;
+    let app = home.app();
     let env = build_env(
         settings,
         &req.app,
         source.version.as_deref(),
         &req.request_id,
-        &home,
+        home.seen_at(),
     );
     let deadline = started + settings.build_timeout;
     let ctx = ScriptContext {
@@ -334,6 +376,7 @@ fn build_inner(
         deadline,
         limit: render_duration(settings.build_timeout),
         cancel,
+        app,
     };
 
     // Selection, then detection where the platform detects.
@@ -416,6 +459,7 @@ fn build_inner(
             deadline,
             limit: render_duration(settings.build_timeout),
             cancel,
+            app,
         };
         if detect_each {
             match bp.detect(&app_dir, &ctx)?.verdict {
@@ -441,6 +485,7 @@ fn build_inner(
         deadline,
         limit: render_duration(settings.build_timeout),
         cancel,
+        app,
     };
     let release_yaml = last.release(&app_dir, &release_ctx, out.sink())?;
     timings.compile = compile_started.elapsed();

@@ -375,6 +375,8 @@ pub struct ScriptContext<'a> {
     pub deadline: Instant,
     pub limit: String,
     pub cancel: &'a Receiver<()>,
+    /// The build's own folder that scripts see at `/app`, when sandboxed.
+    pub app: Option<&'a Path>,
 }
 
 impl Buildpack {
@@ -388,11 +390,14 @@ impl Buildpack {
         let path = self.dir.join("bin").join(script);
         let (program, mut pre) = process::script_command(&path)?;
         pre.extend(args.iter().map(|a| a.as_os_str().to_owned()));
-        let mut child = Spawn::new(program, &self.dir)
+        let mut spawn = Spawn::new(program, &self.dir)
             .args(pre)
             .env(ctx.env.iter().cloned())
-            .leftover_grace(Duration::from_secs(2))
-            .start(sink)?;
+            .leftover_grace(Duration::from_secs(2));
+        if let Some(app) = ctx.app {
+            spawn = spawn.app(app);
+        }
+        let mut child = spawn.start(sink)?;
         let left = ctx.deadline.saturating_duration_since(Instant::now());
         match child.wait_until(left, ctx.cancel) {
             Ok(exit) => {

@@ -16,7 +16,8 @@ use nix::sys::signal::Signal;
 
 use crate::process::{Child, Exit, LineSink, ProcessError, Spawn, Stream};
 use crate::release::Release;
-use crate::settings::Settings;
+use crate::sandbox::Sandbox;
+use crate::settings::{SandboxMode, Settings};
 
 /// How many of its last lines a container keeps, for crash reports.
 const TAIL_LINES: usize = 20;
@@ -254,11 +255,27 @@ fn boot(
     port: Option<u16>,
 ) -> Spawn {
     let app_dir: PathBuf = Release::app_dir(release_dir);
-    let env = runtime_env(settings, release, &app_dir, config_vars, name, port);
-    Spawn::new("bash", &app_dir)
+    // Where "required" finds no sandbox, the shim's attempt fails and says why.
+    let sandboxed = settings.sandbox == SandboxMode::Required
+        || matches!(Sandbox::resolve(settings.sandbox), Ok(Sandbox::On));
+    let seen_at = if sandboxed {
+        Path::new(APP)
+    } else {
+        app_dir.as_path()
+    };
+    let env = runtime_env(settings, release, seen_at, config_vars, name, port);
+    let spawn = Spawn::new("bash", &app_dir)
         .args(["-c".to_string(), boot_script(command)])
-        .env(env)
+        .env(env);
+    if sandboxed {
+        spawn.app(&app_dir)
+    } else {
+        spawn
+    }
 }
+
+/// Where a container sees its slug, as on the platform (when sandboxed).
+pub const APP: &str = "/app";
 
 /// Stop every container at once (SIGTERM to all groups in parallel, then SIGKILL
 /// after `grace`), and return when all are reaped.

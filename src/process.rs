@@ -118,6 +118,7 @@ pub struct Spawn {
     env: Vec<(OsString, OsString)>,
     attach: bool,
     leftover_grace: Duration,
+    app: Option<PathBuf>,
 }
 
 impl Spawn {
@@ -129,6 +130,7 @@ impl Spawn {
             env: Vec::new(),
             attach: false,
             leftover_grace: LEFTOVER_GRACE,
+            app: None,
         }
     }
 
@@ -154,6 +156,12 @@ impl Spawn {
         self
     }
 
+    /// Show `dir` to the program at `/app`, in a sandbox (`sandbox.rs`), and start it there.
+    pub fn app(mut self, dir: &Path) -> Spawn {
+        self.app = Some(dir.to_path_buf());
+        self
+    }
+
     /// The program behind its shim (`shim.rs`), which keeps everything it starts below it.
     fn command(&self) -> Result<Command, ProcessError> {
         self.check_program()?;
@@ -161,8 +169,11 @@ impl Spawn {
         cmd.arg0("shipway")
             .arg("shim")
             .arg(std::process::id().to_string())
-            .arg(self.leftover_grace.as_millis().to_string())
-            .arg(&self.program)
+            .arg(self.leftover_grace.as_millis().to_string());
+        if let Some(app) = &self.app {
+            cmd.arg(crate::sandbox::APP_FLAG).arg(app);
+        }
+        cmd.arg(&self.program)
             .args(&self.args)
             .current_dir(&self.cwd)
             .env_clear()

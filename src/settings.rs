@@ -43,6 +43,17 @@ pub enum LoopbackBind {
     Allow,
 }
 
+/// Whether containers and builds see their folder at `/app` (`sandbox.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Where this machine allows it; else as before, said once.
+    Auto,
+    /// Never: containers run in their release folder, HOME is that folder.
+    Off,
+    /// Always: a deployment fails where no sandbox can be made.
+    Required,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub home: PathBuf,
@@ -55,6 +66,7 @@ pub struct Settings {
     /// The router port of an app's first deploy, when given; else the first free port from 5000.
     pub port: Option<u16>,
     pub loopback_bind: LoopbackBind,
+    pub sandbox: SandboxMode,
     /// Host variables passed into the build environment by name.
     pub pass_env: Vec<String>,
     /// A folder of buildpacks that replaces the bundled ones (for buildpack authors).
@@ -137,6 +149,29 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "sandbox",
+        show: |s| match s.sandbox {
+            SandboxMode::Auto => "auto".into(),
+            SandboxMode::Off => "off".into(),
+            SandboxMode::Required => "required".into(),
+        },
+        apply: |s, n, v| {
+            s.sandbox = match v {
+                "auto" => SandboxMode::Auto,
+                "off" => SandboxMode::Off,
+                "required" => SandboxMode::Required,
+                _ => {
+                    return Err(SettingsError::Value {
+                        name: n.to_string(),
+                        value: v.to_string(),
+                        expected: "auto, off or required",
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Key {
         name: "pass_env",
         show: |s| s.pass_env.join(","),
         apply: |s, _, v| {
@@ -190,6 +225,7 @@ impl Settings {
             first_byte_timeout: Duration::from_secs(30),
             port: None,
             loopback_bind: LoopbackBind::Fail,
+            sandbox: SandboxMode::Auto,
             pass_env: Vec::new(),
             buildpacks_dir: None,
             releases_kept: 10,

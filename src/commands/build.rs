@@ -54,19 +54,15 @@ pub fn detect(
     let selection = build::select(&flags, &vars, &app_dir, &input)?;
     let out = if json { Output::new() } else { Output::stdout() };
     let buildpacks = build::fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(&out))?;
-    let home_dir = scratch.path().join("home");
-    std::fs::create_dir_all(&home_dir).map_err(|source| Error::Io {
-        action: "create",
-        path: home_dir.clone(),
-        source,
-    })?;
-    let env = build::build_env(settings, "detect", None, "detect", &home_dir);
+    let home = build::BuildHome::new(settings, scratch.path(), &out)?;
+    let env = build::build_env(settings, "detect", None, "detect", home.seen_at());
     let cancel = signals::cancel_on_interrupt();
     let ctx = ScriptContext {
         env: &env,
         deadline: std::time::Instant::now() + settings.build_timeout,
         limit: render_duration(settings.build_timeout),
         cancel: &cancel,
+        app: home.app(),
     };
     let report = build::detect_all(&buildpacks, &app_dir, &ctx)?;
 

@@ -344,16 +344,22 @@ pub fn read_pids(path: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Every live pid whose working folder is `dir` (a container's app folder).
+/// Every live pid whose working folder is `dir` (a container's app folder), compared as
+/// the same inode: inside the /app sandbox the folder's path is `/app`.
 pub fn pids_in(dir: &Path) -> Vec<i32> {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    use std::os::unix::fs::MetadataExt;
+    let Ok(want) = std::fs::metadata(dir) else {
+        return Vec::new();
+    };
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        if std::fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(dir.as_path()) && alive(pid)
-        {
+        let Ok(cwd) = std::fs::metadata(format!("/proc/{pid}/cwd")) else {
+            continue;
+        };
+        if cwd.dev() == want.dev() && cwd.ino() == want.ino() && alive(pid) {
             pids.push(pid);
         }
     }

@@ -6,4 +6,5 @@ mod escapes;
 mod faults;
 mod harness;
 mod ops;
+mod sandbox;
 mod triggers;
