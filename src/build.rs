@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::buildpack::{self, Buildpack, BuildpackError, Detection, Locator, ScriptContext, Verdict};
+use crate::buildpack_cache::{self, BuildpackCache};
 use crate::config_vars::ConfigVars;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::release::Release;
@@ -277,12 +278,22 @@ pub fn fetch_all(
             out.step(&format!("Cloning custom buildpack: {spec}"));
         }
         let dest = scratch.join(format!("buildpack-{i}"));
-        buildpacks.push(buildpack::fetch(
+        let bp = buildpack::fetch(
             spec,
             &locator,
             settings.buildpacks_dir.as_deref(),
+            &BuildpackCache::new(&settings.home),
             &dest,
-        )?);
+        )?;
+        if let Some(out) = out {
+            if let Some(commit) = &bp.commit {
+                out.detail(&format!("at commit {}", buildpack_cache::short(commit)));
+            }
+            if let Some(note) = &bp.note {
+                out.detail(&format!("note: {note}"));
+            }
+        }
+        buildpacks.push(bp);
     }
     Ok(buildpacks)
 }
@@ -529,7 +540,14 @@ fn build_inner(
         source: source.description,
         git_ref: source.git_ref,
         version: source.version,
-        buildpacks: buildpacks.iter().map(|b| b.spec.clone()).collect(),
+        // A buildpack fetched by URL is recorded with the commit that built the slug.
+        buildpacks: buildpacks
+            .iter()
+            .map(|b| match &b.commit {
+                Some(commit) => format!("{} (commit {commit})", b.spec),
+                None => b.spec.clone(),
+            })
+            .collect(),
         process_types,
         config_defaults: release_yaml.config_vars,
         addons: release_yaml.addons,

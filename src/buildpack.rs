@@ -15,6 +15,7 @@ use crossbeam_channel::Receiver;
 use include_dir::{include_dir, Dir};
 use nix::sys::signal::Signal;
 
+use crate::buildpack_cache::BuildpackCache;
 use crate::process::{self, Exit, Interrupted, LineSink, Spawn, Stream};
 use crate::release_yaml::{ReleaseYaml, ReleaseYamlError};
 
@@ -33,8 +34,6 @@ pub enum BuildpackError {
     Missing { spec: String, path: PathBuf },
     #[error("buildpack {spec} has no bin/compile: a classic buildpack needs bin/detect and bin/compile")]
     NotABuildpack { spec: String },
-    #[error("cannot fetch buildpack {spec}: {url} needs the network, which this machine does not reach.\nClone it once and point BUILDPACK_URL at the local copy (a folder, or file:///path/to/repo.git#ref)")]
-    Offline { spec: String, url: String },
     #[error("cannot clone buildpack {spec}: git {action} failed:\n{output}")]
     Git {
         spec: String,
@@ -47,6 +46,8 @@ pub enum BuildpackError {
     Copy { spec: String, source: std::io::Error },
     #[error(transparent)]
     Process(#[from] process::ProcessError),
+    #[error(transparent)]
+    Cache(#[from] crate::buildpack_cache::CacheError),
     #[error("{script} of {buildpack} {exit}")]
     ScriptFailed {
         buildpack: String,
@@ -148,6 +149,10 @@ pub struct Buildpack {
     /// A short name for messages: the bundled name or the folder's name.
     pub name: String,
     pub dir: PathBuf,
+    /// The commit it was taken from, when fetched by URL (kept in the deployment record).
+    pub commit: Option<String>,
+    /// What the user should know of where it came from (a cached copy standing in).
+    pub note: Option<String>,
 }
 
 /// Make a fresh copy of the buildpack at `dest` (which must not exist).
@@ -156,8 +161,11 @@ pub fn fetch(
     spec: &str,
     locator: &Locator,
     overrides: Option<&Path>,
+    cache: &BuildpackCache,
     dest: &Path,
 ) -> Result<Buildpack, BuildpackError> {
+    let mut commit = None;
+    let mut note = None;
     let copy_err = |source| BuildpackError::Copy {
         spec: spec.to_string(),
         source,
@@ -176,6 +184,14 @@ pub fn fetch(
             }
         },
         Locator::Folder(path) => copy_folder(spec, path, dest)?,
+        Locator::Git { url, reference } if is_remote(url) => {
+            let checkout = cache.git(url, reference.as_deref())?;
+            copy_folder(spec, &checkout.dir, dest)?;
+            // A fresh copy without git's own folder, as the platform's clone is used.
+            let _ = std::fs::remove_dir_all(dest.join(".git"));
+            commit = Some(checkout.entry.commit);
+            note = checkout.note;
+        }
         Locator::Git { url, reference } => clone(spec, url, reference.as_deref(), dest)?,
         Locator::Tarball(path) => {
             if !path.is_file() {
@@ -187,10 +203,10 @@ pub fn fetch(
             unpack(spec, path, dest)?;
         }
         Locator::Remote(url) => {
-            return Err(BuildpackError::Offline {
-                spec: spec.to_string(),
-                url: url.clone(),
-            })
+            let download = cache.archive(url)?;
+            unpack(spec, &download.dir, dest)?;
+            commit = Some(download.entry.commit);
+            note = download.note;
         }
     }
     if !dest.join("bin/compile").is_file() {
@@ -217,7 +233,17 @@ pub fn fetch(
         spec: spec.to_string(),
         name,
         dir: dest.to_path_buf(),
+        commit,
+        note,
     })
+}
+
+/// Whether a git URL names a server, whose answers are cached (`buildpack_cache`), rather
+/// than a repository on this machine.
+fn is_remote(url: &str) -> bool {
+    ["https://", "http://", "git://", "ssh://", "git@"]
+        .iter()
+        .any(|p| url.starts_with(p))
 }
 
 fn copy_folder(spec: &str, from: &Path, dest: &Path) -> Result<(), BuildpackError> {
@@ -296,18 +322,6 @@ fn clone(spec: &str, url: &str, reference: Option<&str>, dest: &Path) -> Result<
     let parent = dest.parent().unwrap_or(Path::new("/"));
     let dest_s = dest.display().to_string();
     if let Err((action, output)) = git(&["clone", "--quiet", url, &dest_s], parent) {
-        let remote = url.starts_with("http") || url.starts_with("git@") || url.starts_with("ssh://");
-        if remote
-            && (output.contains("Could not resolve host")
-                || output.contains("unable to access")
-                || output.contains("Connection refused")
-                || output.contains("Network is unreachable"))
-        {
-            return Err(BuildpackError::Offline {
-                spec: spec.to_string(),
-                url: url.to_string(),
-            });
-        }
         return Err(BuildpackError::Git {
             spec: spec.to_string(),
             action,
@@ -622,7 +636,8 @@ mod tests {
     fn bundled_copy_is_executable_and_complete() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("bp");
-        let bp = fetch("python", &Locator::Bundled("python".into()), None, &dest).unwrap();
+        let cache = BuildpackCache::new(dir.path());
+        let bp = fetch("python", &Locator::Bundled("python".into()), None, &cache, &dest).unwrap();
         assert_eq!(bp.name, "python");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dest.join("bin/compile"))

@@ -221,6 +221,14 @@ pub enum Command {
         #[arg(short, long)]
         app: Option<String>,
     },
+    /// The buildpacks fetched by URL and kept for builds without the network
+    Buildpacks {
+        /// Remove them all (the next build fetches what it needs again)
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Roll out the release of an earlier successful deployment again, without building
     Rollback {
         #[arg(short, long)]

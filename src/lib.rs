@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod buildpack;
+pub mod buildpack_cache;
 pub mod cli;
 mod commands;
 pub mod config_vars;

@@ -6,6 +6,7 @@
 mod apps;
 mod archive;
 mod build;
+mod buildpacks;
 mod create;
 mod deployments;
 mod destroy;
@@ -123,6 +124,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Deployments { app, json } => deployments::list(&settings, app, json),
         Command::DeploymentLogs { app, id } => deployments::logs(&settings, app, id),
         Command::DeploymentDeleteCache { app } => deployments::delete_cache(&settings, app),
+        Command::Buildpacks { clear, json } => buildpacks::run(&settings, clear, json),
         Command::Rollback { app, id } => rollback::run(&settings, app, id),
         Command::Run { app, command } => run::run(&settings, app, command),
     }

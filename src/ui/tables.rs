@@ -2,11 +2,12 @@
 //! gathers its rows, and they are printed here, as a table for people or as JSON.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{human_bytes, human_duration};
+use super::{human_bytes, human_duration, utc};
+use crate::buildpack_cache::{short, Entry};
 use crate::platform::protocol::ContainerRow;
 
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).
@@ -117,6 +118,28 @@ pub fn deployments(app: &str, rows: &[DeploymentRow]) {
             r.slug_bytes.map_or("-".into(), human_bytes),
             release(r.release),
             r.git_ref.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+/// `shipway buildpacks`: what is cached, by URL and ref.
+pub fn buildpacks(entries: &[Entry]) {
+    if entries.is_empty() {
+        println!("No buildpack fetched by URL yet");
+        return;
+    }
+    println!(
+        "{:<12} {:<12} {:<10} {:<24} URL",
+        "REF", "COMMIT", "SIZE", "LAST USED"
+    );
+    for e in entries {
+        println!(
+            "{:<12} {:<12} {:<10} {:<24} {}",
+            e.reference.as_deref().unwrap_or("(default)"),
+            short(&e.commit),
+            human_bytes(e.bytes),
+            utc(UNIX_EPOCH + Duration::from_millis(e.last_used)),
+            e.url
         );
     }
 }

@@ -376,7 +376,7 @@ fn buildpack_url_tgz_is_unpacked_and_used() {
 }
 
 #[test]
-fn buildpack_url_over_https_fails_offline_at_once() {
+fn buildpack_url_whose_host_does_not_resolve_fails_at_once_saying_so() {
     let env = Env::new();
     let app = env.app("python");
     for url in ["https://example.invalid/bp.git", "https://example.invalid/bp.tgz"] {
@@ -391,7 +391,7 @@ fn buildpack_url_over_https_fails_offline_at_once() {
         run_within(&env, &args, Duration::from_secs(60))
             .code(10)
             .has(&format!("Cloning custom buildpack: {url}"))
-            .has("needs the network")
+            .has(&format!("cannot fetch buildpack {url}: the host name does not resolve"))
             .has("build-error");
         assert!(!release_dir(&env, "offline", 1).exists());
     }

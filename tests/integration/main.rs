@@ -1,6 +1,7 @@
 //! Integration tests: the real `shipway` binary driven on fixtures.
 
 mod build;
+mod buildpack_urls;
 mod deploy;
 mod escapes;
 mod faults;

@@ -1,0 +1,438 @@
+//! Buildpacks fetched by URL (`https://`, `http://`, `git://`, `ssh://`, `git@host:path`,
+//! with `#branch`, `#tag` or `#sha`), kept in `SHIPWAY_HOME/buildpacks/` by URL and ref,
+//! so that the next build does not depend on the server:
+//!
+//! - a tag or a commit already cached is never fetched again;
+//! - a branch (or no ref: the default branch) is fetched again at each use; when the server
+//!   cannot be reached, the cached copy is used, and the build says which commit, fetched
+//!   when;
+//! - with nothing cached, a failed fetch says why: name resolution, connection refused,
+//!   not found, authentication.
+//!
+//! It hands back a checked-out folder; copying it for a build is the caller's.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::{Exit, Spawn};
+
+/// A fetch from a server that accepts and never answers is stopped at this.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+const GIT_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot fetch buildpack {url}: {why}\n{detail}")]
+    Fetch {
+        url: String,
+        why: String,
+        detail: String,
+    },
+    #[error("buildpack {url} has no ref {reference}: {detail}")]
+    UnknownRef {
+        url: String,
+        reference: String,
+        detail: String,
+    },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What is kept of one URL and ref.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub url: String,
+    pub reference: Option<String>,
+    pub commit: String,
+    /// Unix milliseconds.
+    pub fetched_at: u64,
+    pub last_used: u64,
+    /// Its size on disk, when listed (never stored).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A cached checkout, ready to copy.
+pub struct Checkout {
+    pub dir: PathBuf,
+    pub entry: Entry,
+    /// Said to the user when the cached copy stands in for a fetch that failed.
+    pub note: Option<String>,
+}
+
+pub struct BuildpackCache {
+    root: PathBuf,
+}
+
+impl BuildpackCache {
+    /// The cache of the shipway installation at `home`.
+    pub fn new(home: &Path) -> BuildpackCache {
+        BuildpackCache {
+            root: home.join("buildpacks"),
+        }
+    }
+
+    fn folder(&self, url: &str, reference: Option<&str>) -> PathBuf {
+        // A stable name from the URL and ref: FNV-1a, enough to tell entries apart.
+        let key = format!("{url}#{}", reference.unwrap_or(""));
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        let name: String = url
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or("buildpack")
+            .trim_end_matches(".git")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(40)
+            .collect();
+        self.root.join(format!("{name}-{hash:016x}"))
+    }
+
+    /// `url` at `reference`, fetched or refreshed as the rules above say.
+    pub fn git(&self, url: &str, reference: Option<&str>) -> Result<Checkout, CacheError> {
+        let folder = self.folder(url, reference);
+        crate::state::private_dir(&self.root).map_err(|e| io_err("create", &self.root, e))?;
+        // One build at a time refreshes an entry; the others wait and then use it.
+        let lock = File::create(folder.with_extension("lock")).map_err(|e| io_err("create", &folder, e))?;
+        let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io_err("lock", &folder, e))?;
+        let repo = folder.join("repo");
+        let cached = read_entry(&folder).filter(|_| repo.join(".git").is_dir());
+        let (mut entry, note) = match cached {
+            Some(entry) if is_fixed(&repo, reference) => (entry, None),
+            Some(entry) => match refresh(&repo, url, reference) {
+                Ok(commit) => (
+                    Entry {
+                        commit,
+                        fetched_at: now_ms(),
+                        ..entry
+                    },
+                    None,
+                ),
+                Err(CacheError::Fetch { why, .. }) => {
+                    let note = format!(
+                        "{url} cannot be reached ({why}): using the cached copy at {} (fetched {})",
+                        short(&entry.commit),
+                        crate::ui::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
+                    );
+                    (entry, Some(note))
+                }
+                Err(other) => return Err(other),
+            },
+            None => {
+                let commit = clone(&folder, url, reference)?;
+                let entry = Entry {
+                    url: url.to_string(),
+                    reference: reference.map(String::from),
+                    commit,
+                    fetched_at: now_ms(),
+                    last_used: 0,
+                    bytes: 0,
+                };
+                (entry, None)
+            }
+        };
+        entry.last_used = now_ms();
+        write_entry(&folder, &entry)?;
+        Ok(Checkout {
+            dir: repo,
+            entry,
+            note,
+        })
+    }
+
+    /// The archive at `url` (`.tgz`, `.tar.gz`), downloaded again at each use, and taken
+    /// from the cache when the server cannot be reached. Its "commit" is a digest of its
+    /// bytes. `dir` is the archive file itself.
+    pub fn archive(&self, url: &str) -> Result<Checkout, CacheError> {
+        let folder = self.folder(url, None);
+        crate::state::private_dir(&folder).map_err(|e| io_err("create", &folder, e))?;
+        let lock = File::create(folder.with_extension("lock")).map_err(|e| io_err("create", &folder, e))?;
+        let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io_err("lock", &folder, e))?;
+        let file = folder.join("buildpack.tgz");
+        let cached = read_entry(&folder).filter(|_| file.is_file());
+        let partial = folder.join("buildpack.tgz.part");
+        let (mut entry, note) = match (download(url, &partial), cached) {
+            (Ok(()), cached) => {
+                std::fs::rename(&partial, &file).map_err(|e| io_err("write", &file, e))?;
+                let entry = Entry {
+                    url: url.to_string(),
+                    reference: None,
+                    commit: digest(&file).map_err(|e| io_err("read", &file, e))?,
+                    fetched_at: now_ms(),
+                    last_used: cached.map_or(0, |c| c.last_used),
+                    bytes: 0,
+                };
+                (entry, None)
+            }
+            (Err(why), Some(entry)) => {
+                let _ = std::fs::remove_file(&partial);
+                let note = format!(
+                    "{url} cannot be reached ({why}): using the copy downloaded {}",
+                    crate::ui::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
+                );
+                (entry, Some(note))
+            }
+            (Err(why), None) => {
+                let _ = std::fs::remove_dir_all(&folder);
+                return Err(CacheError::Fetch {
+                    url: url.to_string(),
+                    why: why.to_string(),
+                    detail: "nothing of it is cached".into(),
+                });
+            }
+        };
+        entry.last_used = now_ms();
+        write_entry(&folder, &entry)?;
+        Ok(Checkout {
+            dir: file,
+            entry,
+            note,
+        })
+    }
+
+    /// Every entry, with its size on disk.
+    pub fn list(&self) -> Vec<Entry> {
+        let Ok(dirs) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut entries: Vec<Entry> = dirs
+            .flatten()
+            .filter_map(|d| {
+                let mut entry = read_entry(&d.path())?;
+                entry.bytes = walkdir::WalkDir::new(d.path())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum();
+                Some(entry)
+            })
+            .collect();
+        entries.sort_by(|a, b| a.url.cmp(&b.url).then(a.reference.cmp(&b.reference)));
+        entries
+    }
+
+    /// Remove every entry; returns how many there were.
+    pub fn clear(&self) -> Result<usize, CacheError> {
+        let count = self.list().len();
+        if self.root.exists() {
+            std::fs::remove_dir_all(&self.root).map_err(|e| io_err("remove", &self.root, e))?;
+        }
+        Ok(count)
+    }
+}
+
+/// Whether a cached checkout at `reference` can never change: a commit, or a tag.
+fn is_fixed(repo: &Path, reference: Option<&str>) -> bool {
+    let Some(r) = reference else { return false };
+    let tag = format!("refs/tags/{r}");
+    let is_tag = git(repo, &["show-ref", "--verify", "--quiet", &tag]).is_ok();
+    let is_commit = r.len() >= 7 && r.chars().all(|c| c.is_ascii_hexdigit());
+    is_tag || is_commit
+}
+
+fn clone(folder: &Path, url: &str, reference: Option<&str>) -> Result<String, CacheError> {
+    let _ = std::fs::remove_dir_all(folder);
+    crate::state::private_dir(folder).map_err(|e| io_err("create", folder, e))?;
+    let repo = folder.join("repo");
+    let fetch = git(folder, &["clone", "--quiet", url, "repo"]);
+    if let Err(detail) = fetch {
+        let _ = std::fs::remove_dir_all(folder);
+        return Err(CacheError::Fetch {
+            url: url.to_string(),
+            why: why(&detail).to_string(),
+            detail,
+        });
+    }
+    if let Some(r) = reference {
+        if let Err(detail) = git(&repo, &["checkout", "--quiet", "--detach", r]) {
+            let _ = std::fs::remove_dir_all(folder);
+            return Err(CacheError::UnknownRef {
+                url: url.to_string(),
+                reference: r.to_string(),
+                detail,
+            });
+        }
+    }
+    head(&repo)
+}
+
+/// Fetch `reference` (or the default branch) again and check it out.
+fn refresh(repo: &Path, url: &str, reference: Option<&str>) -> Result<String, CacheError> {
+    let wanted = reference.unwrap_or("HEAD");
+    if let Err(detail) = git(repo, &["fetch", "--quiet", "--force", "origin", wanted]) {
+        return Err(CacheError::Fetch {
+            url: url.to_string(),
+            why: why(&detail).to_string(),
+            detail,
+        });
+    }
+    git(
+        repo,
+        &["checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"],
+    )
+    .map_err(|detail| CacheError::UnknownRef {
+        url: url.to_string(),
+        reference: wanted.to_string(),
+        detail,
+    })?;
+    head(repo)
+}
+
+fn head(repo: &Path) -> Result<String, CacheError> {
+    git(repo, &["rev-parse", "HEAD"])
+        .map(|out| out.trim().to_string())
+        .map_err(|detail| CacheError::Io {
+            action: "read the commit of",
+            path: repo.to_path_buf(),
+            source: std::io::Error::other(detail),
+        })
+}
+
+/// Why git could not fetch, in a word a user can act on.
+fn why(stderr: &str) -> &'static str {
+    let has = |s: &str| stderr.contains(s);
+    if has("Could not resolve host") || has("Name or service not known") {
+        "the host name does not resolve"
+    } else if has("Connection refused") || has("Failed to connect") || has("Couldn't connect") {
+        "the connection was refused"
+    } else if has("Authentication failed")
+        || has("could not read Username")
+        || has("Permission denied")
+        || has("403")
+    {
+        "authentication failed or is needed"
+    } else if has("not found") || has("404") || has("does not appear to be a git repository") {
+        "no repository at that URL"
+    } else if has("Network is unreachable") || has("timed out") || has("did not finish within") {
+        "the network does not reach it"
+    } else {
+        "git failed"
+    }
+}
+
+/// Download `url` to `to` with curl; why not, in a word, when it fails.
+fn download(url: &str, to: &Path) -> Result<(), &'static str> {
+    let env = std::env::vars_os()
+        .filter(|(name, _)| name != "LC_ALL")
+        .chain([("LC_ALL".into(), "C".into())]);
+    let dir = to.parent().unwrap_or(Path::new("/"));
+    let out = Spawn::new("curl", dir)
+        .args([
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--max-time",
+            "120",
+            "--output",
+        ])
+        .args([to.as_os_str(), std::ffi::OsStr::new(url)])
+        .env(env)
+        .output(64 * 1024, FETCH_TIMEOUT + Duration::from_secs(10), None)
+        .map_err(|_| "curl cannot be run: install curl")?;
+    // curl's exit codes: 6 no such host, 7 refused, 22 an HTTP error, 28 timed out.
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(6) => Err("the host name does not resolve"),
+        Some(7) => Err("the connection was refused"),
+        Some(22) if String::from_utf8_lossy(&out.stderr).contains("40") => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            if said.contains("401") || said.contains("403") {
+                Err("authentication failed or is needed")
+            } else {
+                Err("no archive at that URL")
+            }
+        }
+        Some(28) => Err("the network does not reach it"),
+        _ => Err("the download failed"),
+    }
+}
+
+/// A digest of a file's bytes (FNV-1a, 64 bits), to tell one download from another.
+fn digest(file: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut f = File::open(file)?;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(format!("{hash:016x}"));
+        }
+        for b in &buf[..n] {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// git with its messages in English (they are read above) and no prompt.
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let env = std::env::vars_os()
+        .filter(|(name, _)| name != "LC_ALL" && name != "GIT_TERMINAL_PROMPT")
+        .chain([
+            ("GIT_TERMINAL_PROMPT".into(), "0".into()),
+            ("LC_ALL".into(), "C".into()),
+        ]);
+    let out = Spawn::new("git", dir)
+        .args(args)
+        .env(env)
+        .output(GIT_OUTPUT_LIMIT, FETCH_TIMEOUT, None)
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(format!("`git {}` {}: {stderr}", args.join(" "), Exit(out.status)))
+    }
+}
+
+fn read_entry(folder: &Path) -> Option<Entry> {
+    let text = std::fs::read_to_string(folder.join("entry.toml")).ok()?;
+    toml::from_str(&text).ok()
+}
+
+fn write_entry(folder: &Path, entry: &Entry) -> Result<(), CacheError> {
+    let text = toml::to_string(entry).map_err(|e| io_err("write", folder, e))?;
+    crate::state::write_atomic(&folder.join("entry.toml"), text.as_bytes(), 0o600)
+        .map_err(|e| io_err("write", folder, e))
+}
+
+fn io_err(action: &'static str, path: &Path, source: impl std::fmt::Display) -> CacheError {
+    CacheError::Io {
+        action,
+        path: path.to_path_buf(),
+        source: std::io::Error::other(source.to_string()),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A commit as people read it.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}

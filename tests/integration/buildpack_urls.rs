@@ -1,0 +1,224 @@
+//! Buildpacks named by URL, fetched from a git server on this machine (git's dumb HTTP
+//! protocol, served by python's http.server), cached by URL and ref, and used from the
+//! cache when the server is gone.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::harness::*;
+
+/// A folder served over HTTP on 127.0.0.1; killed on drop. Its requests go to `log`.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+const SERVE: &str = r#"
+import http.server, os, sys
+os.chdir(sys.argv[1])
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"#;
+
+impl Server {
+    fn start(root: &Path, log: PathBuf) -> Server {
+        let mut child = Command::new("python3")
+            .args(["-c", SERVE, root.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the server's port");
+        Server { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// How many requests it has answered so far.
+    fn requests(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("\"GET ")
+            .count()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A buildpack repository (procfile-only, printing `marker` at compile) with a `main`
+/// branch and a tag `v1`, published as `<served>/bp.git` for the dumb protocol.
+fn publish(env: &Env, marker: &str) -> (PathBuf, PathBuf) {
+    let work = env.work.path().join("bp-work");
+    copy_dir(&fixture_buildpack("procfile-only"), &work);
+    write_marker(&work, marker);
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "first"]);
+    git(&work, &["tag", "v1"]);
+    let served = env.work.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    let bare = served.join("bp.git");
+    git(
+        env.work.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&bare, &["update-server-info"]);
+    (work, served)
+}
+
+fn write_marker(work: &Path, marker: &str) {
+    std::fs::write(
+        work.join("bin/compile"),
+        format!("#!/usr/bin/env bash\necho \"-----> Built by {marker}\"\n"),
+    )
+    .unwrap();
+}
+
+/// A new commit on `main`, pushed to the served repository.
+fn push_change(work: &Path, served: &Path, marker: &str) {
+    write_marker(work, marker);
+    git(work, &["commit", "-qam", marker]);
+    let bare = served.join("bp.git");
+    git(work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    git(&bare, &["update-server-info"]);
+}
+
+fn deploy(env: &Env, app: &Path, url: &str) -> Run {
+    env.deploy(app, "fetched", &["--env", &format!("BUILDPACK_URL={url}")])
+}
+
+#[test]
+fn a_buildpack_by_url_is_fetched_once_per_tag_again_per_branch_and_used_from_the_cache_offline() {
+    let env = Env::new();
+    let (work, served) = publish(&env, "first");
+    let app = env.app("python");
+    let server = Server::start(&served, env.work.path().join("server.log"));
+    let branch = format!("{}#main", server.url("bp.git"));
+    let tag = format!("{}#v1", server.url("bp.git"));
+
+    deploy(&env, &app, &branch)
+        .ok()
+        .has(&format!("Cloning custom buildpack: {branch}"))
+        .has("Built by first")
+        .has("at commit ");
+    deploy(&env, &app, &tag).ok().has("Built by first");
+
+    // A branch is fetched again: a new commit is used at once.
+    push_change(&work, &served, "second");
+    deploy(&env, &app, &branch).ok().has("Built by second");
+
+    // A tag already cached is not fetched again.
+    let before = server.requests();
+    deploy(&env, &app, &tag).ok().has("Built by first");
+    assert_eq!(server.requests(), before, "the tag was fetched again");
+
+    // The server is gone: both are built from the cache, the branch saying so.
+    drop(server);
+    deploy(&env, &app, &branch)
+        .ok()
+        .has("Built by second")
+        .has("cannot be reached (the connection was refused): using the cached copy at ");
+    deploy(&env, &app, &tag)
+        .ok()
+        .has("Built by first")
+        .lacks("cannot be reached");
+
+    // The deployment record names the commit.
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    let records = std::fs::read_dir(env.home.path().join("apps/fetched/deployments"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert!(records.contains(&format!("(commit {head})")), "{records}");
+
+    let list = env.run(&["buildpacks"]).ok();
+    let list = list.has("main").has("v1").has(&head[..12]);
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["buildpacks", "--json"]).ok().stdout).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(2), "{}", list.all());
+    env.run(&["buildpacks", "--clear"])
+        .ok()
+        .has("Removed 2 cached buildpack(s)");
+    env.run(&["buildpacks"])
+        .ok()
+        .has("No buildpack fetched by URL yet");
+}
+
+#[test]
+fn a_buildpack_url_that_cannot_be_fetched_with_nothing_cached_is_a_build_error_saying_why() {
+    let env = Env::new();
+    let app = env.app("python");
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/bp.git");
+    deploy(&env, &app, &url)
+        .code(10)
+        .has(&format!(
+            "cannot fetch buildpack {url}: the connection was refused"
+        ))
+        .has("build-error");
+    let (_, served) = publish(&env, "first");
+    let server = Server::start(&served, env.work.path().join("server.log"));
+    deploy(&env, &app, &server.url("nothing-here.git"))
+        .code(10)
+        .has("no repository at that URL");
+    deploy(&env, &app, &format!("{}#no-such-ref", server.url("bp.git")))
+        .code(10)
+        .has("has no ref no-such-ref");
+}
+
+#[test]
+fn a_buildpack_archive_by_url_is_downloaded_and_kept_for_when_the_server_is_gone() {
+    let env = Env::new();
+    let served = env.work.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    let bp = env.work.path().join("bp");
+    copy_dir(&fixture_buildpack("procfile-only"), &bp);
+    write_marker(&bp, "the archive");
+    run_ok(
+        env.work.path(),
+        "tar",
+        &[
+            "-czf",
+            served.join("bp.tgz").to_str().unwrap(),
+            "-C",
+            bp.to_str().unwrap(),
+            ".",
+        ],
+    );
+    let app = env.app("python");
+    let server = Server::start(&served, env.work.path().join("server.log"));
+    let url = server.url("bp.tgz");
+    deploy(&env, &app, &url).ok().has("Built by the archive");
+    drop(server);
+    deploy(&env, &app, &url)
+        .ok()
+        .has("Built by the archive")
+        .has("cannot be reached (the connection was refused): using the copy downloaded ");
+}
