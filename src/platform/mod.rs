@@ -1,11 +1,15 @@
-//! The platform process and how the CLI reaches it (DESIGN.md "Processes"): the server
+//! The platform process and how the CLI reaches it (DESIGN.md "Processes"): the supervisor
 //! owns routers and containers; the client sends one request over the Unix socket and
 //! prints the events that come back.
 
 mod applog;
+mod caller;
 pub mod client;
-mod operations;
+mod context;
+mod jobs;
+mod life;
 pub mod protocol;
+mod routing;
 pub mod server;
 mod supervisor;
 pub mod watchdog;

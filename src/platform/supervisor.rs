@@ -1,538 +1,735 @@
-//! What serves an app after a deploy, and keeps it serving (PLATFORM.md §4, "after a
-//! deploy"): the set of running containers, the router's list of ready web containers,
-//! and the crash policy: a container that exits is restarted at once; one that keeps
-//! crashing is restarted after growing pauses, then left `crashed`. A crashed web
-//! container leaves the router until its replacement is ready.
+//! The one owner of the platform's state: every app's routers, release and containers
+//! live on the supervisor thread, and change only through the [`Message`]s it receives,
+//! one at a time. It never waits for long work: a deployment, a restart's probing, a
+//! graceful stop run on worker threads that report back with messages, so `ps` answers
+//! while a deploy runs and a crash during a deploy is handled at once.
 //!
-//! Every container that enters the set gets a watcher thread that waits for its exit;
-//! an exit of a container still in the set is a crash (the rollout removes containers
-//! from the set before it stops them).
+//! The crash policy (PLATFORM.md §4, "after a deploy"): a container that exits is
+//! restarted at once; one that keeps crashing is restarted after growing pauses, then
+//! left `crashed`. A crashed web container leaves the router until its replacement is
+//! ready. Jobs of one app (deploy, scale, restart, rollback, destroy) run one at a time,
+//! in the order they came.
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{after, bounded, never, select, unbounded, Receiver, Sender};
+
 use super::applog::AppLog;
-use super::protocol::{ContainerRow, ProcessRow};
-use super::server::{lock, Platform};
+use super::caller::Caller;
+use super::context::Context;
+use super::jobs::{self, Job, RestartError, Worker};
+use super::life::{self, Crash, Life, Slot};
+use super::protocol::{AppInfo, ContainerRow, Event};
+use super::routing::Routers;
 use crate::container::{self, Container, ContainerSpec};
-use crate::process::{Exit, LineSink, Stream};
-use crate::release::Release;
-use crate::rollout::{self, Plan, RolloutError};
-use crate::router::Router;
-use crate::state::{AppConfig, AppDir, StateError};
-use crate::ui::Output;
+use crate::error::Error;
+use crate::process::{Exit, Stream};
+use crate::rollout::RolloutError;
 
 /// A run longer than this resets the count of quick crashes.
 const QUICK_CRASH: Duration = Duration::from_secs(60);
 /// The longest pause between two restarts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// A container between a crash and its replacement being ready.
-pub struct Restarting {
-    pub spec: ContainerSpec,
-    pub restarts: u32,
-    pub since: Instant,
-}
+/// Which containers a replacement takes out of service.
+pub type Leaving = Box<dyn Fn(&ContainerSpec) -> bool + Send>;
 
-/// A container left stopped after repeated crashes.
-pub struct Crashed {
-    pub spec: ContainerSpec,
-    pub restarts: u32,
-    /// How its last run or restart ended, for `ps`: `exited with code 1`, or why the
-    /// restart failed.
-    pub reason: String,
-}
+/// What the supervisor is told or asked, by the server, by jobs, and by the threads
+/// that watch, restart and stop containers.
+pub enum Message {
+    /// `shipway status`: the platform and its apps.
+    Status { reply: Sender<Event> },
+    /// `shipway ps`.
+    Ps {
+        app: String,
+        reply: Sender<Result<Vec<ContainerRow>, Error>>,
+    },
+    /// A job for an app, queued behind the app's running one; `caller` gets its output.
+    Job {
+        app: String,
+        job: Job,
+        caller: Option<Caller>,
+    },
+    /// `down`, Ctrl-C: stop every app and end.
+    Stop,
 
-/// Why a crashed container could not be started again.
-#[derive(Debug, thiserror::Error)]
-enum RestartError {
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Rollout(#[from] RolloutError),
-}
-
-/// How a container's last run, or its last restart, ended.
-struct Ending {
-    /// For the app log, naming the container: `web-1 exited with code 1`.
-    message: String,
-    /// What else the log shows: the probe's diagnosis, the container's last lines.
-    details: Vec<String>,
-    /// For `ps`: `exited with code 1`, or why the restart failed.
-    reason: String,
-}
-
-impl Ending {
-    fn exited(name: &str, exit: Exit) -> Ending {
-        Ending {
-            message: format!("{name} {exit}"),
-            details: Vec::new(),
-            reason: exit.to_string(),
-        }
-    }
-
-    fn failed(name: &str, e: &RestartError) -> Ending {
-        match e {
-            RestartError::State(e) => {
-                let reason = format!("cannot be restarted: {e}");
-                Ending {
-                    message: format!("{name} {reason}"),
-                    details: Vec::new(),
-                    reason,
-                }
-            }
-            RestartError::Rollout(e) => Ending {
-                message: e.to_string(),
-                details: e.details(),
-                reason: match e {
-                    RolloutError::Crashed { exit, .. } => exit.to_string(),
-                    other => other.to_string(),
-                },
-            },
-        }
-    }
-}
-
-/// A container being stopped (SIGTERM sent, SIGKILL at the deadline).
-pub struct Stopping {
-    pub name: String,
-    pub command: String,
-    pub pid: u32,
-    pub port: Option<u16>,
-    pub since: Instant,
-}
-
-/// What serves an app now.
-#[derive(Default)]
-pub struct Serving {
-    pub router: Option<Router>,
-    pub tcp_router: Option<Router>,
-    pub release: Option<u32>,
-    pub containers: Vec<Container>,
-    pub restarting: BTreeMap<String, Restarting>,
-    pub crashed: BTreeMap<String, Crashed>,
-    pub stopping: BTreeMap<u64, Stopping>,
-    /// Bumped whenever a rollout replaces containers: a pending restart of an older
-    /// epoch is abandoned.
-    pub epoch: u64,
-}
-
-impl Serving {
-    /// Take the app out of service (platform stopping, app destroyed): the routers close,
-    /// pending restarts are called off, and the containers are handed back to be stopped.
-    pub fn dismantle(&mut self) -> Vec<Container> {
-        for router in [self.router.take(), self.tcp_router.take()].into_iter().flatten() {
-            router.shutdown();
-        }
-        self.epoch += 1;
-        self.restarting.clear();
-        std::mem::take(&mut self.containers)
-    }
-
-    /// Point the routers at the ready web (and tcp) containers.
-    fn reroute(&self) {
-        if let Some(r) = &self.router {
-            r.switch(addresses(&self.containers, "web"));
-        }
-        if let Some(r) = &self.tcp_router {
-            r.switch(addresses(&self.containers, "tcp"));
-        }
-    }
-}
-
-/// What runs in a container, as `ps` shows it.
-fn process_rows(c: &Container) -> Vec<ProcessRow> {
-    let group = nix::unistd::Pid::from_raw(c.child.pid() as i32);
-    c.child
-        .processes()
-        .into_iter()
-        .map(|p| ProcessRow {
-            pid: p.pid.as_raw() as u32,
-            command: p.command(),
-            in_group: p.pgid == group,
-        })
-        .collect()
-}
-
-pub fn addresses(containers: &[Container], process_type: &str) -> Vec<SocketAddr> {
-    containers
-        .iter()
-        .filter(|c| c.spec.process_type == process_type)
-        .filter_map(|c| c.port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p))))
-        .collect()
-}
-
-pub struct AppRuntime {
-    pub name: String,
-    /// Held for the whole of a deployment or any rollout: they never run in parallel.
-    pub deploying: Mutex<()>,
-    pub serving: Mutex<Serving>,
-    pub log: AppLog,
-}
-
-impl AppRuntime {
-    pub fn rows(&self) -> Vec<ContainerRow> {
-        let serving = lock(&self.serving);
-        let mut rows: Vec<ContainerRow> = serving
-            .containers
-            .iter()
-            .map(|c| ContainerRow {
-                name: c.name.clone(),
-                status: "running".into(),
-                command: c.spec.command.clone(),
-                port: c.port,
-                pid: Some(c.pid()),
-                uptime_secs: Some(c.started.elapsed().as_secs()),
-                restarts: c.restarts,
-                release: Some(c.release),
-                exit: None,
-                processes: process_rows(c),
-            })
-            .collect();
-        rows.extend(serving.restarting.iter().map(|(name, r)| ContainerRow {
-            name: name.clone(),
-            status: "starting".into(),
-            command: r.spec.command.clone(),
-            port: None,
-            pid: None,
-            uptime_secs: Some(r.since.elapsed().as_secs()),
-            restarts: r.restarts,
-            release: serving.release,
-            exit: None,
-            processes: Vec::new(),
-        }));
-        rows.extend(serving.crashed.iter().map(|(name, c)| ContainerRow {
-            name: name.clone(),
-            status: "crashed".into(),
-            command: c.spec.command.clone(),
-            port: None,
-            pid: None,
-            uptime_secs: None,
-            restarts: c.restarts,
-            release: serving.release,
-            exit: Some(c.reason.clone()),
-            processes: Vec::new(),
-        }));
-        rows.extend(serving.stopping.values().map(|s| ContainerRow {
-            name: s.name.clone(),
-            status: "stopping".into(),
-            command: s.command.clone(),
-            port: s.port,
-            pid: Some(s.pid),
-            uptime_secs: Some(s.since.elapsed().as_secs()),
-            restarts: 0,
-            release: None,
-            exit: None,
-            processes: Vec::new(),
-        }));
-        rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.status.cmp(&b.status)));
-        rows
-    }
-}
-
-impl Platform {
-    /// Put ready containers into the serving set, each with its watcher.
-    fn adopt(self: &Arc<Self>, rt: &Arc<AppRuntime>, serving: &mut Serving, containers: Vec<Container>) {
-        for c in containers {
-            serving.restarting.remove(&c.name);
-            serving.crashed.remove(&c.name);
-            let exited = c.child.exited().clone();
-            let id = c.id;
-            serving.containers.push(c);
-            let (p, rt) = (self.clone(), rt.clone());
-            std::thread::spawn(move || {
-                let _ = exited.recv();
-                p.on_exit(&rt, id);
-            });
-        }
-        serving.containers.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-
-    /// The switch (PLATFORM.md §4 step 4): `containers` of `release` become the serving
-    /// set and the routers point at them in one step; the old ones are retired.
-    /// Returns how many old containers are being stopped.
-    pub(super) fn switch_release(
-        self: &Arc<Self>,
-        rt: &Arc<AppRuntime>,
+    /// A job binds the app's routers (once) and learns their URLs.
+    Routers {
+        app: String,
+        port: Option<u16>,
+        wants_tcp: bool,
+        reply: Sender<Result<(String, Option<String>), Error>>,
+    },
+    /// A job asks which containers the app has (running, restarting, crashed).
+    Present {
+        app: String,
+        reply: Sender<Vec<ContainerSpec>>,
+    },
+    /// The switch (PLATFORM.md §4 step 4): `containers` of `release` replace every
+    /// container of the app; the reply is how many old ones are being stopped.
+    Switch {
+        app: String,
         release: u32,
         containers: Vec<Container>,
-    ) -> usize {
-        let mut serving = lock(&rt.serving);
-        serving.epoch += 1;
-        serving.release = Some(release);
-        self.replace(rt, &mut serving, containers, |_| true).len()
+        reply: Sender<usize>,
+    },
+    /// `fresh` containers replace those `leaving` selects; the reply names those stopped.
+    Replace {
+        app: String,
+        fresh: Vec<Container>,
+        leaving: Leaving,
+        reply: Sender<Vec<String>>,
+    },
+    /// `destroy`: the app leaves service; its containers are handed over to be stopped.
+    Dismantle {
+        app: String,
+        reply: Sender<Vec<Container>>,
+    },
+    /// The app's running job has ended.
+    JobDone { app: String },
+
+    /// A ready container's leader exited.
+    Exited { app: String, id: u64 },
+    /// A crashed container's group is cleaned up.
+    Reaped {
+        app: String,
+        token: u64,
+        exit: Exit,
+        streak: u32,
+    },
+    /// A crashed container was started again, or could not be.
+    Restarted {
+        app: String,
+        token: u64,
+        result: Result<Container, RestartError>,
+    },
+    /// Containers being stopped are gone.
+    Stopped { app: String, ids: Vec<u64> },
+}
+
+/// How jobs and the server reach the supervisor.
+#[derive(Clone)]
+pub struct Handle(Sender<Message>);
+
+impl Handle {
+    /// Tell the supervisor something; false if it has ended.
+    pub fn send(&self, message: Message) -> bool {
+        self.0.send(message).is_ok()
+    }
+
+    /// Ask the supervisor and wait for its answer.
+    pub fn call<T>(&self, ask: impl FnOnce(Sender<T>) -> Message) -> Result<T, Error> {
+        let (tx, rx) = bounded(1);
+        let gone = || Error::Platform {
+            message: "the platform is stopping: its supervisor no longer answers".into(),
+        };
+        self.0.send(ask(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())
+    }
+}
+
+/// What the platform knows of one app.
+struct App {
+    log: AppLog,
+    routers: Routers,
+    /// The release being served.
+    release: Option<u32>,
+    slots: Vec<Slot>,
+    /// Whether a job runs; the next ones wait in `queue`, in order.
+    busy: bool,
+    queue: VecDeque<(Job, Option<Caller>)>,
+    /// Destroyed by the running job: forgotten when it ends.
+    destroyed: bool,
+}
+
+pub struct Supervisor {
+    ctx: Arc<Context>,
+    handle: Handle,
+    apps: BTreeMap<String, App>,
+    /// Dropped when the platform stops: `ctx.stopping` disconnects.
+    stop: Option<Sender<()>>,
+    /// Worker threads that will report back; the supervisor ends when none is left.
+    workers: usize,
+    next_token: u64,
+    /// Every app's routers closed and containers sent to be stopped (platform stopping).
+    dismantled: bool,
+}
+
+/// Start the supervisor thread. `stop` is the sender of `ctx.stopping`.
+pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> (Handle, JoinHandle<()>) {
+    let (tx, rx) = unbounded();
+    let handle = Handle(tx);
+    let supervisor = Supervisor {
+        ctx,
+        handle: handle.clone(),
+        apps: BTreeMap::new(),
+        stop: Some(stop),
+        workers: 0,
+        next_token: 1,
+        dismantled: false,
+    };
+    let thread = std::thread::spawn(move || supervisor.run(rx));
+    (handle, thread)
+}
+
+impl Supervisor {
+    fn run(mut self, rx: Receiver<Message>) {
+        loop {
+            let timer = match self.next_restart() {
+                Some(at) => after(at.saturating_duration_since(Instant::now())),
+                None => never(),
+            };
+            select! {
+                recv(rx) -> message => match message {
+                    Ok(m) => self.handle(m),
+                    Err(_) => return,
+                },
+                recv(timer) -> _ => self.restart_due(),
+            }
+            if self.stop.is_none() {
+                if !self.dismantled && self.apps.values().all(|a| !a.busy) {
+                    self.dismantle_all();
+                }
+                if self.dismantled && self.workers == 0 {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Message::Ps { app, reply } => {
+                let rows = self.ctx.home.existing_app(&app).map_err(Error::from).map(|_| {
+                    self.apps
+                        .get(&app)
+                        .map(|a| life::rows(&a.slots))
+                        .unwrap_or_default()
+                });
+                let _ = reply.send(rows);
+            }
+            Message::Job { app, job, caller } => self.submit(app, job, caller),
+            Message::Stop => self.stop(),
+            Message::Routers {
+                app,
+                port,
+                wants_tcp,
+                reply,
+            } => {
+                let result = match (self.ctx.home.app(&app), self.apps.get_mut(&app)) {
+                    (Ok(dir), Some(a)) => a.routers.ensure(&self.ctx.settings, &dir, port, wants_tcp),
+                    (Err(e), _) => Err(e.into()),
+                    (_, None) => Err(forgotten(&app)),
+                };
+                let _ = reply.send(result);
+            }
+            Message::Present { app, reply } => {
+                let specs = self.apps.get(&app).map_or_else(Vec::new, |a| {
+                    a.slots
+                        .iter()
+                        .filter(|s| s.is_present())
+                        .map(|s| s.spec.clone())
+                        .collect()
+                });
+                let _ = reply.send(specs);
+            }
+            Message::Switch {
+                app,
+                release,
+                containers,
+                reply,
+            } => {
+                if let Some(a) = self.apps.get_mut(&app) {
+                    a.release = Some(release);
+                }
+                let stopped = self.replace(&app, containers, Box::new(|_| true));
+                let _ = reply.send(stopped.len());
+            }
+            Message::Replace {
+                app,
+                fresh,
+                leaving,
+                reply,
+            } => {
+                let stopped = self.replace(&app, fresh, leaving);
+                let _ = reply.send(stopped);
+            }
+            Message::Dismantle { app, reply } => {
+                let containers = match self.apps.get_mut(&app) {
+                    Some(a) => {
+                        a.destroyed = true;
+                        dismantle(a)
+                    }
+                    None => Vec::new(),
+                };
+                let _ = reply.send(containers);
+            }
+            Message::JobDone { app } => {
+                self.workers -= 1;
+                self.job_done(&app);
+            }
+            Message::Exited { app, id } => self.exited(&app, id),
+            Message::Reaped {
+                app,
+                token,
+                exit,
+                streak,
+            } => {
+                self.workers -= 1;
+                if let Some((a, i)) =
+                    self.find(&app, |l| matches!(l, Life::Exited { token: t } if *t == token))
+                {
+                    let name = self.apps[&a].slots[i].name();
+                    let crash = Crash {
+                        message: format!("{name} {exit}"),
+                        details: Vec::new(),
+                        reason: exit.to_string(),
+                    };
+                    self.crashed(&a, i, streak, crash);
+                }
+            }
+            Message::Restarted { app, token, result } => {
+                self.workers -= 1;
+                self.restarted(&app, token, result);
+            }
+            Message::Stopped { app, ids } => {
+                self.workers -= 1;
+                if let Some(a) = self.apps.get_mut(&app) {
+                    a.slots
+                        .retain(|s| !matches!(s.life, Life::Stopping { id, .. } if ids.contains(&id)));
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> Event {
+        Event::Info {
+            pid: std::process::id(),
+            settings: self.ctx.settings.describe(),
+            apps: self
+                .apps
+                .iter()
+                .map(|(name, a)| AppInfo {
+                    name: name.clone(),
+                    release: a.release,
+                    url: a.routers.url(),
+                    containers: a
+                        .slots
+                        .iter()
+                        .filter_map(Slot::container)
+                        .map(|c| c.name.clone())
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Admit a job, then run it now or queue it behind the app's running one.
+    fn submit(&mut self, name: String, job: Job, caller: Option<Caller>) {
+        if self.stop.is_none() {
+            return refuse(caller);
+        }
+        if let Err(e) = job.admit(&self.ctx, &name) {
+            return finish(caller, Err(e));
+        }
+        if !self.apps.contains_key(&name) {
+            match self.open_app(&name) {
+                Ok(a) => {
+                    self.apps.insert(name.clone(), a);
+                }
+                Err(e) => return finish(caller, Err(e)),
+            }
+        }
+        let Some(a) = self.apps.get_mut(&name) else { return };
+        if a.busy {
+            if let (Job::Deploy(_), Some(c)) = (&job, &caller) {
+                c.output().step(&format!(
+                    "Another deployment of {name} is running: this one is queued"
+                ));
+            }
+            a.queue.push_back((job, caller));
+            return;
+        }
+        self.run_job(&name, job, caller);
+    }
+
+    fn open_app(&self, name: &str) -> Result<App, Error> {
+        let dir = self.ctx.home.app(name)?;
+        let path = dir.root.join("app.log");
+        let log = AppLog::open(&path).map_err(|source| Error::Io {
+            action: "open",
+            path,
+            source,
+        })?;
+        Ok(App {
+            log,
+            routers: Routers::default(),
+            release: None,
+            slots: Vec::new(),
+            busy: false,
+            queue: VecDeque::new(),
+            destroyed: false,
+        })
+    }
+
+    fn run_job(&mut self, name: &str, job: Job, caller: Option<Caller>) {
+        let Some(a) = self.apps.get_mut(name) else { return };
+        a.busy = true;
+        self.workers += 1;
+        let worker = Worker::new(self.ctx.clone(), self.handle.clone(), name, a.log.clone());
+        let handle = self.handle.clone();
+        let app = name.to_string();
+        std::thread::spawn(move || {
+            worker.run(job, caller);
+            handle.send(Message::JobDone { app });
+        });
+    }
+
+    fn job_done(&mut self, name: &str) {
+        let Some(a) = self.apps.get_mut(name) else { return };
+        a.busy = false;
+        if a.destroyed {
+            // What waited for the destroyed app starts over with a new one.
+            let Some(a) = self.apps.remove(name) else { return };
+            for (job, caller) in a.queue {
+                self.submit(name.to_string(), job, caller);
+            }
+            return;
+        }
+        if self.stop.is_none() {
+            for (_, caller) in a.queue.drain(..) {
+                refuse(caller);
+            }
+            return;
+        }
+        if let Some((job, caller)) = a.queue.pop_front() {
+            self.run_job(name, job, caller);
+        }
     }
 
     /// Put `fresh` containers in service in place of those `leaving` selects (running,
-    /// waiting for a restart or crashed): the router switches to the new set, then the
+    /// waiting for a restart or crashed): the routers switch to the new set, then the
     /// old containers are stopped gracefully. Returns the names of those stopped.
-    pub(super) fn replace(
-        self: &Arc<Self>,
-        rt: &Arc<AppRuntime>,
-        serving: &mut Serving,
-        fresh: Vec<Container>,
-        leaving: impl Fn(&ContainerSpec) -> bool,
-    ) -> Vec<String> {
-        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut serving.containers)
+    fn replace(&mut self, name: &str, fresh: Vec<Container>, leaving: Leaving) -> Vec<String> {
+        let Some(a) = self.apps.get_mut(name) else {
+            self.discard(name, fresh);
+            return Vec::new();
+        };
+        let (out, keep): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut a.slots)
             .into_iter()
-            .partition(|c| leaving(&c.spec));
-        serving.containers = keep;
-        serving.restarting.retain(|_, r| !leaving(&r.spec));
-        serving.crashed.retain(|_, c| !leaving(&c.spec));
-        self.adopt(rt, serving, fresh);
-        serving.reroute();
+            .partition(|s| s.is_present() && leaving(&s.spec));
+        a.slots = keep;
+        let old: Vec<Container> = out
+            .into_iter()
+            .filter_map(|s| match s.life {
+                Life::Ready(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        self.adopt(name, fresh);
         let names = old.iter().map(|c| c.name.clone()).collect();
-        self.retire(rt, serving, old);
+        self.retire(name, old);
         names
     }
 
-    /// Start an already built release for the app's formation and, once it is ready,
-    /// switch to it (rollback, and `up` starting current releases again: no hook).
-    pub(super) fn roll_out_built(
-        self: &Arc<Self>,
-        app: &AppDir,
-        rt: &Arc<AppRuntime>,
-        release: &Release,
-        config: &AppConfig,
-        out: &Output,
-    ) -> Result<(), RolloutError> {
-        let specs = rollout::specs(release, &config.formation);
-        let containers = self.start_containers(app, rt, release, config, specs, out)?;
-        self.switch_release(rt, release.number, containers);
-        Ok(())
-    }
-
-    /// Hand the rollout plan of `release` under `config`, and each container's log sink,
-    /// to `start`: the one place they are made for starting a release's containers.
-    pub(super) fn with_plan<T>(
-        &self,
-        app: &AppDir,
-        rt: &Arc<AppRuntime>,
-        release: &Release,
-        config: &AppConfig,
-        start: impl FnOnce(&Plan<'_>, &dyn Fn(&str) -> LineSink) -> T,
-    ) -> T {
-        let release_dir = app.release(release.number);
-        let plan = Plan {
-            settings: &self.settings,
-            release,
-            release_dir: &release_dir,
-            config_vars: &config.config_vars,
-            formation: &config.formation,
+    /// Ready containers join the app, each watched for its exit; the routers follow.
+    fn adopt(&mut self, name: &str, fresh: Vec<Container>) {
+        let Some(a) = self.apps.get_mut(name) else {
+            self.discard(name, fresh);
+            return;
         };
-        let log_for = |c: &str| self.container_log(&app.name, rt, c);
-        start(&plan, &log_for)
-    }
-
-    /// Start `specs` of `release` under `config` and wait until they are ready (every
-    /// one up, the routed ones accepting connections), unless the platform stops.
-    pub(super) fn start_containers(
-        &self,
-        app: &AppDir,
-        rt: &Arc<AppRuntime>,
-        release: &Release,
-        config: &AppConfig,
-        specs: Vec<ContainerSpec>,
-        out: &Output,
-    ) -> Result<Vec<Container>, RolloutError> {
-        self.with_plan(app, rt, release, config, |plan, log_for| {
-            rollout::start_specs(plan, specs, log_for, out, &self.stop_signal())
-        })
-    }
-
-    /// Stop containers that leave the serving set: SIGTERM, SIGKILL after the grace
-    /// period, listed as `stopping` meanwhile.
-    fn retire(self: &Arc<Self>, rt: &Arc<AppRuntime>, serving: &mut Serving, old: Vec<Container>) {
-        for c in &old {
-            serving.stopping.insert(
-                c.id,
-                Stopping {
-                    name: c.name.clone(),
-                    command: c.spec.command.clone(),
-                    pid: c.pid(),
-                    port: c.port,
-                    since: Instant::now(),
-                },
-            );
+        for c in fresh {
+            a.slots.retain(|s| !(s.is_present() && s.name() == c.name));
+            watch(&self.handle, name, &c);
+            a.slots.push(Slot::ready(c));
         }
-        let ids: Vec<u64> = old.iter().map(|c| c.id).collect();
-        let grace = self.settings.grace_period;
-        let rt = rt.clone();
-        let handle = std::thread::spawn(move || {
-            container::stop_all(old, grace);
-            let mut serving = lock(&rt.serving);
-            for id in ids {
-                serving.stopping.remove(&id);
-            }
-        });
-        lock(&self.background).push(handle);
+        a.slots.sort_by_key(Slot::name);
+        a.routers.reroute(&a.slots);
     }
 
-    /// A watched container's leader exited. If it is still in the serving set, it crashed.
-    fn on_exit(self: &Arc<Self>, rt: &Arc<AppRuntime>, id: u64) {
-        let (mut crashed, epoch) = {
-            let mut serving = lock(&rt.serving);
-            let Some(i) = serving.containers.iter().position(|c| c.id == id) else {
-                return;
-            };
-            let c = serving.containers.remove(i);
-            serving.reroute();
-            serving.restarting.insert(
-                c.name.clone(),
-                Restarting {
-                    spec: c.spec.clone(),
-                    restarts: c.restarts,
-                    since: Instant::now(),
-                },
-            );
-            (c, serving.epoch)
-        };
-        let exit = container::reap(&mut crashed);
-        if self.is_stopping() {
+    /// Stop containers that leave the app: SIGTERM, SIGKILL after the grace period,
+    /// listed as `stopping` meanwhile.
+    fn retire(&mut self, name: &str, old: Vec<Container>) {
+        if old.is_empty() {
             return;
         }
-        // A container that ran a while before crashing starts a new streak.
-        let streak = if crashed.started.elapsed() < QUICK_CRASH {
-            crashed.crash_streak + 1
-        } else {
-            1
-        };
-        let p = self.clone();
-        let rt = rt.clone();
+        if let Some(a) = self.apps.get_mut(name) {
+            let now = Instant::now();
+            for c in &old {
+                a.slots.push(Slot {
+                    spec: c.spec.clone(),
+                    release: c.release,
+                    restarts: c.restarts,
+                    since: now,
+                    life: Life::Stopping {
+                        id: c.id,
+                        pid: c.pid(),
+                        port: c.port,
+                    },
+                });
+            }
+        }
+        self.discard(name, old);
+    }
+
+    /// Stop containers on a worker thread, which reports when they are gone.
+    fn discard(&mut self, name: &str, old: Vec<Container>) {
+        let ids = old.iter().map(|c| c.id).collect();
+        let grace = self.ctx.settings.grace_period;
+        let (handle, app) = (self.handle.clone(), name.to_string());
+        self.workers += 1;
         std::thread::spawn(move || {
-            p.restart_loop(
-                &rt,
-                crashed.spec,
-                crashed.release,
-                crashed.restarts,
-                exit,
-                streak,
-                epoch,
-            )
+            container::stop_all(old, grace);
+            handle.send(Message::Stopped { app, ids });
         });
     }
 
-    /// Restart a crashed container: at once the first time, then after pauses that
-    /// double, until it stays up or has crashed `crash_limit` times in a row.
-    #[allow(clippy::too_many_arguments)]
-    fn restart_loop(
-        self: &Arc<Self>,
-        rt: &Arc<AppRuntime>,
-        spec: ContainerSpec,
-        release: u32,
-        mut restarts: u32,
-        exit: Exit,
-        mut streak: u32,
-        epoch: u64,
-    ) {
-        let name = spec.name();
-        let log = self.container_log(&rt.name, rt, &name);
-        let say = |text: &str, details: &[String]| {
+    /// The first slot of `app` whose life `pick` selects.
+    fn find(&self, app: &str, pick: impl Fn(&Life) -> bool) -> Option<(String, usize)> {
+        let a = self.apps.get(app)?;
+        let i = a.slots.iter().position(|s| pick(&s.life))?;
+        Some((app.to_string(), i))
+    }
+
+    /// A watched container's leader exited. If it is still one of the app's ready
+    /// containers, it crashed: it leaves the router, and its group is cleaned up.
+    fn exited(&mut self, app: &str, id: u64) {
+        let Some((app, i)) = self.find(app, |l| matches!(l, Life::Ready(c) if c.id == id)) else {
+            return;
+        };
+        let token = self.token();
+        let Some(a) = self.apps.get_mut(&app) else { return };
+        let slot = &mut a.slots[i];
+        slot.since = Instant::now();
+        let Life::Ready(mut crashed) = std::mem::replace(&mut slot.life, Life::Exited { token }) else {
+            return;
+        };
+        a.routers.reroute(&a.slots);
+        self.workers += 1;
+        let handle = self.handle.clone();
+        std::thread::spawn(move || {
+            let exit = container::reap(&mut crashed);
+            // A container that ran a while before crashing starts a new streak.
+            let streak = if crashed.started.elapsed() < QUICK_CRASH {
+                crashed.crash_streak + 1
+            } else {
+                1
+            };
+            handle.send(Message::Reaped {
+                app,
+                token,
+                exit,
+                streak,
+            });
+        });
+    }
+
+    /// After a crash (or a failed restart): restart the container after a pause that
+    /// grows with `streak`, or leave it crashed once the streak reaches `crash_limit`.
+    fn crashed(&mut self, app: &str, i: usize, streak: u32, crash: Crash) {
+        if self.stop.is_none() {
+            return;
+        }
+        let settings = &self.ctx.settings;
+        let Some(a) = self.apps.get_mut(app) else { return };
+        let slot = &mut a.slots[i];
+        let name = slot.name();
+        let log = self.ctx.container_log(&a.log, app, &name);
+        let say = |text: &str| {
             log(Stream::Stderr, text);
-            for line in details {
+            for line in &crash.details {
                 log(Stream::Stderr, line);
             }
         };
-        let mut ended = Ending::exited(&name, exit);
-        loop {
-            if streak >= self.settings.crash_limit {
-                say(&format!(
-                    "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
-                    ended.message
-                ), &ended.details);
-                let mut serving = lock(&rt.serving);
-                if serving.epoch == epoch {
-                    serving.restarting.remove(&name);
-                    serving.crashed.insert(
-                        name.clone(),
-                        Crashed {
-                            spec,
-                            restarts,
-                            reason: ended.reason,
-                        },
-                    );
-                }
-                return;
-            }
-            let pause = if streak <= 1 {
-                Duration::ZERO
-            } else {
-                self.settings
-                    .crash_backoff
-                    .saturating_mul(1 << (streak - 2).min(16))
-                    .min(MAX_BACKOFF)
+        if streak >= settings.crash_limit {
+            say(&format!(
+                "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
+                crash.message
+            ));
+            slot.life = Life::Crashed {
+                reason: crash.reason.clone(),
             };
-            say(
-                &format!(
-                    "{}: restarting it{}",
-                    ended.message,
-                    if pause.is_zero() {
-                        String::new()
-                    } else {
-                        format!(" in {}", crate::ui::human_duration(pause))
-                    }
-                ),
-                &ended.details,
-            );
-            if crossbeam_channel::select! {
-                recv(self.stop_signal()) -> _ => true,
-                recv(crossbeam_channel::after(pause)) -> _ => false,
-            } {
-                return;
-            }
-            {
-                // A rollout since the crash, or a `restart` of this container, took over.
-                let serving = lock(&rt.serving);
-                if serving.epoch != epoch || !serving.restarting.contains_key(&name) {
-                    return;
+            return;
+        }
+        let pause = life::backoff(streak, settings.crash_backoff, MAX_BACKOFF);
+        let when = if pause.is_zero() {
+            String::new()
+        } else {
+            format!(" in {}", crate::ui::human_duration(pause))
+        };
+        say(&format!("{}: restarting it{when}", crash.message));
+        slot.life = Life::Restarting {
+            at: Instant::now() + pause,
+            streak,
+        };
+    }
+
+    /// When the next pending restart is due.
+    fn next_restart(&self) -> Option<Instant> {
+        // Nothing is restarted once the platform stops.
+        self.stop.as_ref()?;
+        self.apps
+            .values()
+            .flat_map(|a| &a.slots)
+            .filter_map(|s| match s.life {
+                Life::Restarting { at, .. } => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Start again, on worker threads, every crashed container whose pause is over.
+    fn restart_due(&mut self) {
+        let now = Instant::now();
+        let mut starts = Vec::new();
+        for (name, a) in &mut self.apps {
+            for slot in &mut a.slots {
+                let Life::Restarting { at, streak, .. } = slot.life else {
+                    continue;
+                };
+                if at > now {
+                    continue;
                 }
+                self.next_token += 1;
+                let token = self.next_token;
+                slot.life = Life::Starting { token, streak };
+                slot.restarts += 1;
+                starts.push((
+                    name.clone(),
+                    a.log.clone(),
+                    token,
+                    slot.release,
+                    slot.spec.clone(),
+                ));
             }
-            restarts += 1;
-            match self.start_one(rt, release, &spec) {
-                Ok(mut fresh) => {
-                    for c in &mut fresh {
-                        c.restarts = restarts;
-                        c.crash_streak = streak;
-                    }
-                    let mut serving = lock(&rt.serving);
-                    if serving.epoch != epoch || !serving.restarting.contains_key(&name) || self.is_stopping()
-                    {
-                        drop(serving);
-                        container::stop_all(fresh, self.settings.grace_period);
-                        return;
-                    }
-                    self.adopt(rt, &mut serving, fresh);
-                    serving.reroute();
-                    return;
-                }
-                // The platform is stopping: nothing crashed.
-                Err(RestartError::Rollout(RolloutError::Cancelled)) => return,
-                Err(e) => {
-                    ended = Ending::failed(&name, &e);
-                    streak += 1;
-                    let mut serving = lock(&rt.serving);
-                    if let Some(r) = serving.restarting.get_mut(&name) {
-                        r.restarts = restarts;
-                    }
-                }
-            }
+        }
+        for (app, log, token, release, spec) in starts {
+            self.workers += 1;
+            let (ctx, handle) = (self.ctx.clone(), self.handle.clone());
+            std::thread::spawn(move || {
+                let result = jobs::start_again(&ctx, &app, &log, release, spec);
+                handle.send(Message::Restarted { app, token, result });
+            });
         }
     }
 
-    /// Start the container of `spec` again, from `release` under the app's current
-    /// config, and wait until it is ready. The rollout hands it back as a batch of one.
-    fn start_one(
-        &self,
-        rt: &Arc<AppRuntime>,
-        release: u32,
-        spec: &ContainerSpec,
-    ) -> Result<Vec<Container>, RestartError> {
-        let app = self.home.app(&rt.name)?;
-        let release = Release::load(&app.release(release))?;
-        let config = app.load_config()?;
-        let fresh = self.start_containers(&app, rt, &release, &config, vec![spec.clone()], &Output::new())?;
-        Ok(fresh)
+    fn restarted(&mut self, app: &str, token: u64, result: Result<Container, RestartError>) {
+        let found = self.find(
+            app,
+            |l| matches!(l, Life::Starting { token: t, .. } if *t == token),
+        );
+        let Some((app, i)) = found.filter(|_| self.stop.is_some()) else {
+            // A rollout or a `restart` took over meanwhile, or the platform is stopping.
+            if let Ok(c) = result {
+                self.discard(app, vec![c]);
+            }
+            return;
+        };
+        let slot = &self.apps[&app].slots[i];
+        let (restarts, name) = (slot.restarts, slot.name());
+        let streak = match slot.life {
+            Life::Starting { streak, .. } => streak,
+            _ => 1,
+        };
+        match result {
+            Ok(mut c) => {
+                c.restarts = restarts;
+                c.crash_streak = streak;
+                self.adopt(&app, vec![c]);
+            }
+            // The platform is stopping: nothing crashed.
+            Err(RestartError::Rollout(RolloutError::Cancelled)) => {}
+            Err(e) => self.crashed(&app, i, streak + 1, e.crash(&name)),
+        }
     }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// `down`, Ctrl-C: refuse new jobs, call off queued ones, cancel running ones (they
+    /// select on `ctx.stopping`), and wake the server's accept loop.
+    fn stop(&mut self) {
+        if self.stop.take().is_none() {
+            return;
+        }
+        for a in self.apps.values_mut() {
+            for (_, caller) in a.queue.drain(..) {
+                refuse(caller);
+            }
+        }
+        let _ = UnixStream::connect(self.ctx.home.socket());
+    }
+
+    /// Stop every app, once no job runs: routers first (no new request), then
+    /// containers gracefully.
+    fn dismantle_all(&mut self) {
+        self.dismantled = true;
+        let names: Vec<String> = self.apps.keys().cloned().collect();
+        for name in names {
+            let containers = match self.apps.get_mut(&name) {
+                Some(a) => dismantle(a),
+                None => continue,
+            };
+            if !containers.is_empty() {
+                self.discard(&name, containers);
+            }
+        }
+    }
+}
+
+/// Take the app out of service: the routers close, pending restarts are called off, and
+/// the ready containers are handed back to be stopped.
+fn dismantle(a: &mut App) -> Vec<Container> {
+    a.routers.shutdown();
+    let (leaving, stopping): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut a.slots)
+        .into_iter()
+        .partition(Slot::is_present);
+    a.slots = stopping;
+    leaving
+        .into_iter()
+        .filter_map(|s| match s.life {
+            Life::Ready(c) => Some(*c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Tell the supervisor when this container's leader exits.
+fn watch(handle: &Handle, app: &str, c: &Container) {
+    let exited = c.child.exited().clone();
+    let (handle, app, id) = (handle.clone(), app.to_string(), c.id);
+    std::thread::spawn(move || {
+        let _ = exited.recv();
+        handle.send(Message::Exited { app, id });
+    });
+}
+
+fn forgotten(app: &str) -> Error {
+    Error::Platform {
+        message: format!("{app} was destroyed meanwhile"),
+    }
+}
+
+fn finish(caller: Option<Caller>, result: Result<crate::deployment::Status, Error>) {
+    if let Some(c) = caller {
+        c.finish(result);
+    }
+}
+
+fn refuse(caller: Option<Caller>) {
+    finish(
+        caller,
+        Err(Error::Platform {
+            message: "the platform is stopping: nothing was done".into(),
+        }),
+    );
 }

@@ -229,6 +229,33 @@ fn a_crashed_web_container_is_restarted_and_served_again() {
 }
 
 #[test]
+fn ps_answers_and_a_crash_is_handled_while_a_deployment_of_the_app_runs() {
+    let env = Env::new();
+    let app = env.app("python");
+    let addr = url_of(&env.deploy(&app, "busy", &[]).ok());
+    // The second deployment hangs in its build until it is interrupted.
+    let (mut deploy, compile) = start_hanging_deploy(&env, &app, "busy");
+    let rows = json(&run_within(&env, &["ps", "-a", "busy", "--json"], Duration::from_secs(10)).ok());
+    assert_eq!(rows[0]["status"], "running", "{rows}");
+    let pid = kill_first_container(&env, "busy");
+    eventually(
+        Duration::from_secs(20),
+        "web-1 to be restarted during the deploy",
+        || {
+            let rows = json(&run_within(&env, &["ps", "-a", "busy", "--json"], Duration::from_secs(10)).ok());
+            rows[0]["status"] == "running" && rows[0]["restarts"] == 1 && rows[0]["pid"].as_i64() != Some(pid)
+        },
+    );
+    assert_eq!(get(&addr, "/").unwrap().0, 200);
+    assert!(
+        deploy.try_wait().unwrap().is_none() && compile.iter().all(|p| alive(*p)),
+        "the deployment ended before the crash was handled"
+    );
+    ctrl_c(deploy.id());
+    assert_eq!(deploy.wait().unwrap().code(), Some(130));
+}
+
+#[test]
 fn restart_replaces_containers_with_no_downtime() {
     let env = Env::new();
     let app = env.app("python");

@@ -1,0 +1,51 @@
+//! What every thread of the platform reads and nobody changes: the settings, the home
+//! folder, whether it runs in a terminal, and the signal that it is stopping.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+
+use super::applog::AppLog;
+use crate::process::LineSink;
+use crate::settings::Settings;
+use crate::state::Home;
+
+pub struct Context {
+    pub settings: Settings,
+    pub home: Home,
+    /// Under `shipway up`: containers' output is echoed to the terminal too.
+    pub foreground: bool,
+    /// Disconnects when the platform stops: every wait selects on it.
+    pub stopping: Receiver<()>,
+}
+
+impl Context {
+    /// A line for the platform's own log (its stdout: the terminal or platform.log).
+    pub fn say(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+
+    /// Whether the platform is stopping: its stop channel is closed.
+    pub fn is_stopping(&self) -> bool {
+        matches!(
+            self.stopping.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
+
+    /// The sink of a container's output: the app's log, and the terminal under `up`.
+    pub fn container_log(&self, log: &AppLog, app: &str, name: &str) -> LineSink {
+        let log = log.clone();
+        let prefix = format!("[{name}]");
+        let echo = self.foreground.then(|| format!("{app} [{name}]"));
+        Arc::new(move |_, line: &str| {
+            log.line(&prefix, line);
+            if let Some(p) = &echo {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{p} {line}");
+            }
+        })
+    }
+}

@@ -1,0 +1,733 @@
+//! The long work of the platform, each piece on a worker thread of its own: a
+//! deployment, and the everyday verbs on a running app (scale, restart, rollback,
+//! destroy), and starting the current releases again when the platform starts. The
+//! supervisor runs one job per app at a time; a job changes what serves the app only by
+//! asking the supervisor ([`Handle`]), which owns it.
+//!
+//! Scale, restart and rollback are rollouts of a release that is already built (no
+//! build, no hook), with new containers ready before old ones are stopped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver};
+
+use super::applog::AppLog;
+use super::caller::Caller;
+use super::context::Context;
+use super::life::Crash;
+use super::supervisor::{Handle, Message};
+use crate::build::{self, BuildRequest};
+use crate::config_vars;
+use crate::container::{Container, ContainerSpec};
+use crate::deployment::{Deployment, Status};
+use crate::error::Error;
+use crate::process::LineSink;
+use crate::release::Release;
+use crate::rollout::{self, Plan, RolloutError};
+use crate::state::{AppConfig, AppDir, StateError};
+use crate::ui::{human_duration, Output};
+
+/// The platform's limit of containers per process type.
+pub const MAX_PER_TYPE: u32 = 10;
+
+/// What a deploy request asks for (see `protocol::Request::Deploy`).
+pub struct DeployArgs {
+    pub input: PathBuf,
+    pub git_ref: Option<String>,
+    pub port: Option<u16>,
+    pub env: BTreeMap<String, String>,
+    pub source: Option<String>,
+}
+
+/// A job on one app.
+pub enum Job {
+    Deploy(DeployArgs),
+    /// `web=2 worker=1`: the new counts of these types.
+    Scale(BTreeMap<String, u32>),
+    /// All containers, a type (`web`) or one container (`web-1`).
+    Restart(Option<String>),
+    /// The release of this deployment (default: the previous successful one).
+    Rollback(Option<String>),
+    Destroy,
+    /// Start the current release again (the platform starting, like Dokku's ps:restore).
+    Restore(u32),
+}
+
+impl Job {
+    /// What is checked or stored before the job waits for its turn: a deploy creates the
+    /// app and stores its config vars; the others need the app to exist.
+    pub fn admit(&self, ctx: &Context, name: &str) -> Result<(), Error> {
+        match self {
+            Job::Deploy(args) => {
+                let app = ctx.home.app(name)?;
+                app.create()?;
+                if !args.env.is_empty() {
+                    for (k, v) in &args.env {
+                        config_vars::validate(k, v)?;
+                    }
+                    let env = args.env.clone();
+                    app.update_config(|c| c.config_vars.extend(env))?;
+                }
+            }
+            Job::Restore(_) => {}
+            _ => {
+                ctx.home.existing_app(name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a crashed container could not be started again.
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+}
+
+impl RestartError {
+    /// How the restart of `name` ended, for the app log and `ps`.
+    pub fn crash(&self, name: &str) -> Crash {
+        match self {
+            RestartError::State(e) => {
+                let reason = format!("cannot be restarted: {e}");
+                Crash {
+                    message: format!("{name} {reason}"),
+                    details: Vec::new(),
+                    reason,
+                }
+            }
+            RestartError::Rollout(e) => Crash {
+                message: e.to_string(),
+                details: e.details(),
+                reason: match e {
+                    RolloutError::Crashed { exit, .. } => exit.to_string(),
+                    other => other.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// Start the crashed container of `spec` again, from `release` under the app's current
+/// config, and wait until it is ready (or the platform stops).
+pub fn start_again(
+    ctx: &Context,
+    app: &str,
+    log: &AppLog,
+    release: u32,
+    spec: ContainerSpec,
+) -> Result<Container, RestartError> {
+    let dir = ctx.home.app(app)?;
+    let release = Release::load(&dir.release(release))?;
+    let config = dir.load_config()?;
+    let release_dir = dir.release(release.number);
+    let plan = plan(ctx, &release, &release_dir, &config);
+    let log_for = |c: &str| ctx.container_log(log, app, c);
+    let mut fresh = rollout::start_specs(&plan, vec![spec], &log_for, &Output::new(), &ctx.stopping)?;
+    fresh.pop().ok_or(RestartError::Rollout(RolloutError::Cancelled))
+}
+
+fn plan<'a>(
+    ctx: &'a Context,
+    release: &'a Release,
+    release_dir: &'a std::path::Path,
+    config: &'a AppConfig,
+) -> Plan<'a> {
+    Plan {
+        settings: &ctx.settings,
+        release,
+        release_dir,
+        config_vars: &config.config_vars,
+        formation: &config.formation,
+    }
+}
+
+fn fail(message: String) -> Error {
+    Error::Platform { message }
+}
+
+/// At start: deployments a dead platform left unfinished become `aborted`, and every
+/// app's current release is started again.
+pub fn restore(ctx: &Context, supervisor: &Handle) {
+    for name in ctx.home.apps() {
+        let Ok(app) = ctx.home.app(&name) else { continue };
+        for mut d in Deployment::list(&app) {
+            if d.status().is_some_and(|s| !s.is_final()) {
+                let _ = d.set_status(Status::Aborted, &app);
+            }
+        }
+        if let Some(number) = app.current() {
+            supervisor.send(Message::Job {
+                app: name,
+                job: Job::Restore(number),
+                caller: None,
+            });
+        }
+    }
+}
+
+/// One job of one app, on its worker thread.
+pub struct Worker {
+    ctx: Arc<Context>,
+    supervisor: Handle,
+    app: String,
+    log: AppLog,
+}
+
+impl Worker {
+    pub fn new(ctx: Arc<Context>, supervisor: Handle, app: &str, log: AppLog) -> Worker {
+        Worker {
+            ctx,
+            supervisor,
+            app: app.to_string(),
+            log,
+        }
+    }
+
+    /// Do the job; its output and its end go to the caller, if any.
+    pub fn run(self, job: Job, caller: Option<Caller>) {
+        let out = caller.as_ref().map(|c| c.output().clone()).unwrap_or_default();
+        let result = match job {
+            Job::Deploy(args) => {
+                // The client closing its side (Ctrl-C) aborts the deployment, and so
+                // does the platform stopping (`down`, Ctrl-C under `up`).
+                let (cancel_tx, cancel) = bounded::<()>(0);
+                let hangup = caller.as_ref().map(|c| c.hangup().clone());
+                let stop = self.ctx.stopping.clone();
+                std::thread::spawn(move || {
+                    let hangup = hangup.unwrap_or_else(crossbeam_channel::never);
+                    crossbeam_channel::select! {
+                        recv(hangup) -> _ => {},
+                        recv(stop) -> _ => {},
+                    }
+                    drop(cancel_tx);
+                });
+                self.deploy(args, &out, &cancel)
+            }
+            Job::Scale(counts) => self.scale(counts, &out).map(|_| Status::Success),
+            Job::Restart(target) => self.restart(target.as_deref(), &out).map(|_| Status::Success),
+            Job::Rollback(id) => self.rollback(id.as_deref(), &out),
+            Job::Destroy => self.destroy().map(|_| Status::Success),
+            Job::Restore(number) => {
+                match self.restore(number) {
+                    Ok(url) => self
+                        .ctx
+                        .say(&format!("{}: release {number} serves at {url}", self.app)),
+                    Err(e) => self
+                        .ctx
+                        .say(&format!("{}: cannot start release {number} again: {e}", self.app)),
+                }
+                return;
+            }
+        };
+        if let Some(c) = caller {
+            c.finish(result);
+        }
+    }
+
+    /// Bind the app's routers if not bound yet; their URLs.
+    fn routers(&self, port: Option<u16>, wants_tcp: bool) -> Result<(String, Option<String>), Error> {
+        self.supervisor
+            .call(|reply| Message::Routers {
+                app: self.app.clone(),
+                port,
+                wants_tcp,
+                reply,
+            })
+            .and_then(|r| r)
+    }
+
+    /// The switch: `containers` of `release` serve the app; returns how many old
+    /// containers are being stopped.
+    fn switch(&self, release: u32, containers: Vec<Container>) -> Result<usize, Error> {
+        self.supervisor.call(|reply| Message::Switch {
+            app: self.app.clone(),
+            release,
+            containers,
+            reply,
+        })
+    }
+
+    fn present(&self) -> Result<Vec<ContainerSpec>, Error> {
+        self.supervisor.call(|reply| Message::Present {
+            app: self.app.clone(),
+            reply,
+        })
+    }
+
+    fn replace(
+        &self,
+        fresh: Vec<Container>,
+        leaving: impl Fn(&ContainerSpec) -> bool + Send + 'static,
+    ) -> Result<Vec<String>, Error> {
+        self.supervisor.call(|reply| Message::Replace {
+            app: self.app.clone(),
+            fresh,
+            leaving: Box::new(leaving),
+            reply,
+        })
+    }
+
+    /// Hand the rollout plan of `release` under `config`, and each container's log sink,
+    /// to `start`: the one place they are made for starting a release's containers.
+    fn with_plan<T>(
+        &self,
+        app: &AppDir,
+        release: &Release,
+        config: &AppConfig,
+        start: impl FnOnce(&Plan<'_>, &dyn Fn(&str) -> LineSink) -> T,
+    ) -> T {
+        let release_dir = app.release(release.number);
+        let plan = plan(&self.ctx, release, &release_dir, config);
+        let log_for = |c: &str| self.ctx.container_log(&self.log, &self.app, c);
+        start(&plan, &log_for)
+    }
+
+    /// Start `specs` of `release` under `config` and wait until they are ready (every
+    /// one up, the routed ones accepting connections), unless the platform stops.
+    fn start_containers(
+        &self,
+        app: &AppDir,
+        release: &Release,
+        config: &AppConfig,
+        specs: Vec<ContainerSpec>,
+        out: &Output,
+    ) -> Result<Vec<Container>, RolloutError> {
+        self.with_plan(app, release, config, |plan, log_for| {
+            rollout::start_specs(plan, specs, log_for, out, &self.ctx.stopping)
+        })
+    }
+
+    fn deploy(&self, what: DeployArgs, out: &Output, cancel: &Receiver<()>) -> Result<Status, Error> {
+        let DeployArgs {
+            input,
+            git_ref,
+            port,
+            env: _,
+            source,
+        } = what;
+        let name = self.app.as_str();
+        let (input, git_ref) = (input.as_path(), git_ref.as_deref());
+        let app = self.ctx.home.app(name)?;
+        // Also exclude a `shipway build` of the same app in another process.
+        let _flock = app.lock()?;
+        // A router port held by another program fails here, before anything is built.
+        let (url, _) = self.routers(port, false)?;
+
+        let source = source.unwrap_or_else(|| input.display().to_string());
+        let mut deployment = Deployment::new(name, &source, git_ref);
+        let log_path = Deployment::log_path(&app, &deployment.id);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|source| Error::Io {
+                action: "write",
+                path: log_path.clone(),
+                source,
+            })?;
+        out.attach(Box::new(log));
+        deployment.set_status(Status::Building, &app)?;
+        out.line(&format!(
+            "<-- Start deployment of {name} (deployment {}) -->",
+            deployment.id
+        ));
+
+        let config = app.load_config()?;
+        let number = app.release_numbers().last().copied().unwrap_or(0) + 1;
+        let request = BuildRequest {
+            app: name.to_string(),
+            input: input.to_path_buf(),
+            git_ref: git_ref.map(String::from),
+            buildpacks: Vec::new(),
+            config_vars: config.config_vars.clone(),
+            release_dir: app.release(number),
+            number,
+            cache_dir: app.cache(),
+            request_id: deployment.id.clone(),
+        };
+        let built = match build::build(&request, &self.ctx.settings, out, cancel) {
+            Ok(b) => b,
+            Err(e) => {
+                out.error(&e.to_string());
+                let status = if e.was_cancelled() {
+                    Status::Aborted
+                } else {
+                    Status::BuildError
+                };
+                deployment.set_status(status, &app)?;
+                out.line(&format!(
+                    "<-- Deployment {status}: the running release, if any, is untouched -->"
+                ));
+                return Ok(status);
+            }
+        };
+        let release = built.release;
+        deployment.record_release(&release);
+        for (k, v) in [
+            ("intake", built.timings.intake),
+            ("detect", built.timings.detect),
+            ("compile", built.timings.compile),
+        ] {
+            deployment.timings.insert(k.into(), v.as_millis() as u64);
+        }
+        // The slug is already where it runs from: pushing is only a record here.
+        deployment.set_status(Status::Pushing, &app)?;
+        out.line("Build complete, shipping your container...");
+        deployment.set_status(Status::Starting, &app)?;
+
+        let wants_tcp = release.process_types.contains_key("tcp");
+        let (_, tcp_url) = match self.routers(port, wants_tcp) {
+            Ok(urls) => urls,
+            Err(e) => {
+                out.error(&e.to_string());
+                deployment.set_status(Status::CrashedError, &app)?;
+                return Ok(Status::CrashedError);
+            }
+        };
+        out.line(" Waiting for your application to boot...");
+        let boot_started = Instant::now();
+        let outcome = self.with_plan(&app, &release, &config, |plan, log_for| {
+            let containers = rollout::start(plan, log_for, out, cancel)?;
+            deployment
+                .timings
+                .insert("boot".into(), boot_started.elapsed().as_millis() as u64);
+            match rollout::run_hook(plan, out, cancel) {
+                Ok(hook) => {
+                    if let Some(h) = hook {
+                        deployment.timings.insert("hook".into(), h.as_millis() as u64);
+                    }
+                    Ok(containers)
+                }
+                Err(e) => {
+                    rollout::discard(containers, self.ctx.settings.grace_period);
+                    Err(e)
+                }
+            }
+        });
+        let containers = match outcome {
+            Ok(c) => c,
+            Err(e) => {
+                let status = e.status();
+                out.error(&e.to_string());
+                for line in e.details() {
+                    out.error(&line);
+                }
+                deployment.set_status(status, &app)?;
+                out.line(&format!(
+                    "<-- Deployment {status}: the running release, if any, keeps serving, untouched -->"
+                ));
+                return Ok(status);
+            }
+        };
+
+        // The switch: from this instant every new request goes to the new release.
+        let switch_started = Instant::now();
+        let old = self.switch(release.number, containers)?;
+        app.set_current(release.number)?;
+        deployment
+            .timings
+            .insert("switch".into(), switch_started.elapsed().as_millis() as u64);
+        if old > 0 {
+            out.step(&format!(
+                "Stopping {old} old container(s): SIGTERM, then SIGKILL after {}",
+                crate::settings::render_duration(self.ctx.settings.grace_period)
+            ));
+        }
+        self.prune_releases(&app, release.number);
+        deployment.set_status(Status::Success, &app)?;
+        if let Some(ms) = deployment.duration_ms {
+            out.line(&format!(
+                " Deployment success in {}",
+                human_duration(std::time::Duration::from_millis(ms))
+            ));
+        }
+        if let Some(t) = &tcp_url {
+            out.line(&format!(" <-- {t} (tcp) -->"));
+        }
+        out.line(&format!(" <-- {url} -->"));
+        Ok(Status::Success)
+    }
+
+    /// Keep the newest `releases_kept` releases, and always the current one.
+    fn prune_releases(&self, app: &AppDir, current: u32) {
+        let numbers = app.release_numbers();
+        let excess = numbers
+            .len()
+            .saturating_sub(self.ctx.settings.releases_kept.max(1));
+        for n in numbers.into_iter().take(excess) {
+            if n != current {
+                let _ = std::fs::remove_dir_all(app.release(n));
+            }
+        }
+    }
+
+    /// Start the current release again; the URL it serves at.
+    fn restore(&self, number: u32) -> Result<String, Error> {
+        let app = self.ctx.home.app(&self.app)?;
+        let release = Release::load(&app.release(number))?;
+        let config = app.load_config()?;
+        let (url, _) = self.routers(None, release.process_types.contains_key("tcp"))?;
+        let specs = rollout::specs(&release, &config.formation);
+        let containers = self
+            .start_containers(&app, &release, &config, specs, &Output::new())
+            .map_err(|e| fail(e.to_string()))?;
+        self.switch(release.number, containers)?;
+        Ok(url)
+    }
+
+    fn current_release(&self, app: &AppDir) -> Result<Option<Release>, Error> {
+        match app.current() {
+            Some(n) => Ok(Some(Release::load(&app.release(n))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Start `specs` of the app's current `release`: the routed ones first, until they
+    /// are ready; then the others, without waiting for them (README: a worker is not
+    /// waited for, the crash policy watches it from the start, as after a deploy).
+    fn start_ready(
+        &self,
+        app: &AppDir,
+        release: &Release,
+        specs: Vec<ContainerSpec>,
+        out: &Output,
+    ) -> Result<Vec<Container>, Error> {
+        let config = app.load_config()?;
+        let (routed, others): (Vec<_>, Vec<_>) = specs
+            .into_iter()
+            .partition(|s| crate::container::is_routed(&s.process_type));
+        let mut ready = self
+            .start_containers(app, release, &config, routed, out)
+            .map_err(|e| {
+                out.error(&e.to_string());
+                for line in e.details() {
+                    out.error(&line);
+                }
+                fail("nothing was changed".into())
+            })?;
+        match self.with_plan(app, release, &config, |plan, log_for| {
+            rollout::start_unprobed(plan, others, log_for)
+        }) {
+            Ok(started) => ready.extend(started),
+            Err(e) => {
+                rollout::discard(ready, self.ctx.settings.grace_period);
+                return Err(fail(format!("{e}: nothing was changed")));
+            }
+        }
+        Ok(ready)
+    }
+
+    /// `scale web=2 worker=1`: start what is missing, stop what is beyond the new count.
+    fn scale(&self, counts: BTreeMap<String, u32>, out: &Output) -> Result<(), Error> {
+        let app = self.ctx.home.existing_app(&self.app)?;
+        for (t, n) in &counts {
+            if *n > MAX_PER_TYPE {
+                return Err(fail(format!(
+                    "{t}={n}: the platform allows {MAX_PER_TYPE} containers per type at most"
+                )));
+            }
+            if t == "postdeploy" {
+                return Err(fail(
+                    "postdeploy is the deployment hook: it is never scaled".into(),
+                ));
+            }
+        }
+        let current = self.current_release(&app)?;
+        if let Some(release) = &current {
+            let unknown: Vec<&String> = counts
+                .keys()
+                .filter(|t| !release.process_types.contains_key(*t))
+                .collect();
+            if !unknown.is_empty() {
+                let known: Vec<&String> = release
+                    .process_types
+                    .keys()
+                    .filter(|t| *t != "postdeploy")
+                    .collect();
+                return Err(fail(format!(
+                    "release {} has no process type {} (it has: {})",
+                    release.number,
+                    unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let Some(release) = current else {
+            app.update_config(|c| c.formation.extend(counts.clone()))?;
+            out.step("No release is deployed yet: the formation is saved for the next deploy");
+            return Ok(());
+        };
+        let present: BTreeSet<String> = self.present()?.iter().map(ContainerSpec::name).collect();
+        let mut missing = Vec::new();
+        for (t, n) in &counts {
+            for index in 1..=*n {
+                let spec = ContainerSpec {
+                    process_type: t.clone(),
+                    index,
+                    command: release.process_types[t].clone(),
+                };
+                if !present.contains(&spec.name()) {
+                    missing.push(spec);
+                }
+            }
+        }
+        let started = if missing.is_empty() {
+            Vec::new()
+        } else {
+            out.step(&format!(
+                "Starting {}",
+                missing.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+            ));
+            self.start_ready(&app, &release, missing, out)?
+        };
+        app.update_config(|c| c.formation.extend(counts.clone()))?;
+        let web_off = counts.get("web") == Some(&0);
+        let stopped = self.replace(started, move |s| {
+            counts.get(&s.process_type).is_some_and(|n| s.index > *n)
+        })?;
+        if !stopped.is_empty() {
+            out.step(&format!("Stopping {}", stopped.join(", ")));
+        }
+        if web_off {
+            out.detail("web is scaled to 0: the router answers 503 until it is scaled up again");
+        }
+        Ok(())
+    }
+
+    /// `restart [TYPE|CONTAINER]`: new containers ready first, then the old ones stopped.
+    fn restart(&self, target: Option<&str>, out: &Output) -> Result<(), Error> {
+        let name = self.app.as_str();
+        let app = self.ctx.home.existing_app(name)?;
+        let Some(release) = self.current_release(&app)? else {
+            return Err(fail(format!(
+                "{name} has no release deployed yet: deploy it first"
+            )));
+        };
+        let specs = self.present()?;
+        let chosen: Vec<ContainerSpec> = specs
+            .iter()
+            .filter(|s| target.is_none_or(|t| s.process_type == t || s.name() == t))
+            .cloned()
+            .collect();
+        if chosen.is_empty() {
+            let names: BTreeSet<String> = specs
+                .iter()
+                .flat_map(|s| [s.process_type.clone(), s.name()])
+                .collect();
+            return Err(fail(match target {
+                Some(t) => format!(
+                    "{name} has no container or type {t:?} running (it has: {})",
+                    names.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+                None => format!("{name} has no container to restart: scale a process type up first"),
+            }));
+        }
+        let names: BTreeSet<String> = chosen.iter().map(|s| s.name()).collect();
+        out.step(&format!(
+            "Restarting {}",
+            names.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        let fresh = self.start_ready(&app, &release, chosen, out)?;
+        self.replace(fresh, move |s| names.contains(&s.name()))?;
+        Ok(())
+    }
+
+    /// `rollback [ID]`: roll out the release of an earlier successful deployment again,
+    /// from its kept slug, without building.
+    fn rollback(&self, id: Option<&str>, out: &Output) -> Result<Status, Error> {
+        let name = self.app.as_str();
+        let app = self.ctx.home.existing_app(name)?;
+        let current = app.current();
+        let history = Deployment::list(&app);
+        let target = match id {
+            Some(id) => history
+                .iter()
+                .find(|d| d.id == id || d.id.starts_with(id))
+                .ok_or_else(|| {
+                    fail(format!(
+                        "{name} has no deployment {id}: `shipway deployments -a {name}` lists them"
+                    ))
+                })?,
+            None => history
+                .iter()
+                .rev()
+                .find(|d| d.status() == Some(Status::Success) && d.release.is_some() && d.release != current)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "{name} has no earlier successful deployment to roll back to"
+                    ))
+                })?,
+        };
+        let Some(number) = target
+            .release
+            .filter(|_| target.status() == Some(Status::Success))
+        else {
+            return Err(fail(format!(
+                "deployment {} did not succeed: only a successful one can be rolled back to",
+                target.id
+            )));
+        };
+        if !app.release(number).join("release.toml").exists() {
+            return Err(fail(format!(
+                "release {number} of deployment {} was pruned (releases_kept = {})",
+                target.id, self.ctx.settings.releases_kept
+            )));
+        }
+        let release = Release::load(&app.release(number))?;
+        let mut record = Deployment::new(
+            name,
+            &format!("rollback to release {number} (deployment {})", target.id),
+            None,
+        );
+        record.record_release(&release);
+        record.set_status(Status::Starting, &app)?;
+        out.step(&format!(
+            "Rolling back {name} to release {number} (deployment {}), without rebuilding",
+            target.id
+        ));
+        if release.process_types.contains_key("postdeploy") {
+            out.detail("the postdeploy hook is not run again: a rollback ships no new code");
+        }
+        let config = app.load_config()?;
+        let specs = rollout::specs(&release, &config.formation);
+        match self.start_containers(&app, &release, &config, specs, out) {
+            Ok(containers) => {
+                self.switch(number, containers)?;
+                app.set_current(number)?;
+                record.set_status(Status::Success, &app)?;
+                Ok(Status::Success)
+            }
+            Err(e) => {
+                out.error(&e.to_string());
+                for line in e.details() {
+                    out.error(&line);
+                }
+                record.set_status(e.status(), &app)?;
+                Ok(e.status())
+            }
+        }
+    }
+
+    /// `destroy`: stop the app's routers and containers, then remove its state.
+    fn destroy(&self) -> Result<(), Error> {
+        let app = self.ctx.home.existing_app(&self.app)?;
+        let containers = self.supervisor.call(|reply| Message::Dismantle {
+            app: self.app.clone(),
+            reply,
+        })?;
+        crate::container::stop_all(containers, self.ctx.settings.grace_period);
+        std::fs::remove_dir_all(&app.root).map_err(|source| Error::Io {
+            action: "remove",
+            path: app.root.clone(),
+            source,
+        })
+    }
+}

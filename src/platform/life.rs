@@ -1,0 +1,230 @@
+//! A container's life on the platform, as one value: where it is between its start and
+//! its end (PLATFORM.md §4, "after a deploy"), and how `ps` shows it. The supervisor
+//! moves each [`Slot`] from one [`Life`] to the next; nothing else decides a status.
+
+use std::time::{Duration, Instant};
+
+use super::protocol::{ContainerRow, ProcessRow};
+use crate::container::{Container, ContainerSpec};
+
+/// Where a container is in its life.
+pub enum Life {
+    /// Started again after a crash, until it is ready (token: this attempt; streak: the
+    /// quick crashes in a row before it).
+    Starting { token: u64, streak: u32 },
+    /// Running: for web and tcp, accepting connections and routed to.
+    Ready(Box<Container>),
+    /// Its leader exited and its group is being cleaned up (token: this crash).
+    Exited { token: u64 },
+    /// Crashed, to be started again at `at`, after `streak` quick crashes in a row.
+    Restarting { at: Instant, streak: u32 },
+    /// Left stopped after crashing `crash_limit` times in a row.
+    Crashed { reason: String },
+    /// Leaving: SIGTERM sent, SIGKILL after the grace period if it is still there.
+    Stopping { id: u64, pid: u32, port: Option<u16> },
+}
+
+/// How a container's last run, or its last restart, ended.
+pub struct Crash {
+    /// For the app log, naming the container: `web-1 exited with code 1`.
+    pub message: String,
+    /// What else the log shows: the probe's diagnosis, the container's last lines.
+    pub details: Vec<String>,
+    /// For `ps`: `exited with code 1`, or why the restart failed.
+    pub reason: String,
+}
+
+/// One container of an app: its name and command, its restarts, and its life.
+pub struct Slot {
+    pub spec: ContainerSpec,
+    /// The release it runs (or will run again).
+    pub release: u32,
+    /// How many times it was restarted after crashing.
+    pub restarts: u32,
+    /// Since when it is in its current life (`ps` shows it as the uptime).
+    pub since: Instant,
+    pub life: Life,
+}
+
+impl Slot {
+    /// A container that is ready, as the rollout hands it over.
+    pub fn ready(c: Container) -> Slot {
+        Slot {
+            spec: c.spec.clone(),
+            release: c.release,
+            restarts: c.restarts,
+            since: c.started,
+            life: Life::Ready(Box::new(c)),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.spec.name()
+    }
+
+    pub fn container(&self) -> Option<&Container> {
+        match &self.life {
+            Life::Ready(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether it still counts as one of the app's containers (all but those leaving).
+    pub fn is_present(&self) -> bool {
+        !matches!(self.life, Life::Stopping { .. })
+    }
+
+    /// The word `ps` shows (README: running, starting, stopping, crashed).
+    pub fn status(&self) -> &'static str {
+        match self.life {
+            Life::Ready(_) => "running",
+            Life::Starting { .. } | Life::Exited { .. } | Life::Restarting { .. } => "starting",
+            Life::Crashed { .. } => "crashed",
+            Life::Stopping { .. } => "stopping",
+        }
+    }
+
+    /// Its row in `ps`.
+    pub fn row(&self) -> ContainerRow {
+        let uptime = Some(self.since.elapsed().as_secs());
+        let mut row = ContainerRow {
+            name: self.name(),
+            status: self.status().into(),
+            command: self.spec.command.clone(),
+            port: None,
+            pid: None,
+            uptime_secs: uptime,
+            restarts: self.restarts,
+            release: Some(self.release),
+            exit: None,
+            processes: Vec::new(),
+        };
+        match &self.life {
+            Life::Ready(c) => {
+                row.port = c.port;
+                row.pid = Some(c.pid());
+                row.processes = process_rows(c);
+            }
+            Life::Starting { .. } | Life::Exited { .. } | Life::Restarting { .. } => {}
+            Life::Crashed { reason } => {
+                row.uptime_secs = None;
+                row.exit = Some(reason.clone());
+            }
+            Life::Stopping { pid, port, .. } => {
+                row.port = *port;
+                row.pid = Some(*pid);
+                row.restarts = 0;
+                row.release = None;
+            }
+        }
+        row
+    }
+}
+
+/// What runs in a container, as `ps` shows it.
+fn process_rows(c: &Container) -> Vec<ProcessRow> {
+    let group = nix::unistd::Pid::from_raw(c.child.pid() as i32);
+    c.child
+        .processes()
+        .into_iter()
+        .map(|p| ProcessRow {
+            pid: p.pid.as_raw() as u32,
+            command: p.command(),
+            in_group: p.pgid == group,
+        })
+        .collect()
+}
+
+/// The rows of `ps`: by name, then status (a container and its predecessor being stopped).
+pub fn rows(slots: &[Slot]) -> Vec<ContainerRow> {
+    let mut rows: Vec<ContainerRow> = slots.iter().map(Slot::row).collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.status.cmp(&b.status)));
+    rows
+}
+
+/// The pause before the next restart after `streak` quick crashes in a row: none the
+/// first time, then `backoff`, doubling each time, at most `max`.
+pub fn backoff(streak: u32, backoff: Duration, max: Duration) -> Duration {
+    if streak <= 1 {
+        Duration::ZERO
+    } else {
+        backoff.saturating_mul(1 << (streak - 2).min(16)).min(max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(life: Life) -> Slot {
+        Slot {
+            spec: ContainerSpec {
+                process_type: "web".into(),
+                index: 1,
+                command: "serve".into(),
+            },
+            release: 4,
+            restarts: 2,
+            since: Instant::now(),
+            life,
+        }
+    }
+
+    #[test]
+    fn each_life_has_one_status_in_ps() {
+        let crashed = slot(Life::Crashed {
+            reason: "exited with code 3".into(),
+        });
+        let row = crashed.row();
+        assert_eq!(row.status, "crashed");
+        assert_eq!(row.exit.as_deref(), Some("exited with code 3"));
+        assert_eq!(row.uptime_secs, None);
+        assert!(crashed.is_present());
+
+        let restarting = slot(Life::Restarting {
+            at: Instant::now(),
+            streak: 2,
+        });
+        assert_eq!(restarting.row().status, "starting");
+        assert_eq!(slot(Life::Exited { token: 1 }).status(), "starting");
+        assert_eq!(slot(Life::Starting { token: 1, streak: 1 }).status(), "starting");
+
+        let stopping = slot(Life::Stopping {
+            id: 9,
+            pid: 1234,
+            port: Some(10_001),
+        });
+        let row = stopping.row();
+        assert_eq!(row.status, "stopping");
+        assert_eq!(
+            (row.pid, row.port, row.restarts, row.release),
+            (Some(1234), Some(10_001), 0, None)
+        );
+        assert!(!stopping.is_present());
+    }
+
+    #[test]
+    fn rows_sort_by_name_then_status() {
+        let mut a = slot(Life::Crashed { reason: "x".into() });
+        a.spec.index = 2;
+        let b = slot(Life::Stopping {
+            id: 1,
+            pid: 1,
+            port: None,
+        });
+        let c = slot(Life::Starting { token: 3, streak: 1 });
+        let names: Vec<(String, String)> = rows(&[a, b, c]).into_iter().map(|r| (r.name, r.status)).collect();
+        assert_eq!(
+            names,
+            [("web-1", "starting"), ("web-1", "stopping"), ("web-2", "crashed")]
+                .map(|(n, s)| (n.to_string(), s.to_string()))
+        );
+    }
+
+    #[test]
+    fn restarts_back_off_doubling_up_to_a_limit() {
+        let (b, max) = (Duration::from_secs(1), Duration::from_secs(5));
+        let pauses: Vec<u64> = (1..=6).map(|s| backoff(s, b, max).as_secs()).collect();
+        assert_eq!(pauses, [0, 1, 2, 4, 5, 5]);
+    }
+}
