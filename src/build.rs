@@ -3,7 +3,9 @@
 //! `.buildpacks`, then detection in the official order), compile with the app's cache
 //! and ENV_DIR, `export` chaining, release YAML, Procfile, `.slugignore`, slug size.
 //!
-//! It returns a [`Release`] and never starts the app: that is the rollout's.
+//! It takes the app's files the source step took, and returns what the release records
+//! ([`Built`]); it neither takes the source nor writes the release (the pipeline's
+//! other steps), and never starts the app: that is the rollout's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,6 @@ use crate::buildpack::{self, Buildpack, BuildpackError, Detection, Locator, Scri
 use crate::buildpack_cache::{self, BuildpackCache};
 use crate::config_vars::ConfigVars;
 use crate::procfile::{Procfile, ProcfileError};
-use crate::release::Release;
 use crate::sandbox::Sandbox;
 use crate::settings::{render_duration, Settings};
 use crate::source::{self, SourceError};
@@ -298,51 +299,48 @@ pub fn fetch_all(
     Ok(buildpacks)
 }
 
-/// What to build.
+/// What to build: an app's files, already taken from its source.
 pub struct BuildRequest {
     pub app: String,
-    pub input: PathBuf,
-    pub git_ref: Option<String>,
+    /// The app's files (the source step's value): compiled in place into the slug.
+    pub app_dir: PathBuf,
+    /// What was deployed (a folder, an archive, a .war/.jar): selection looks at it.
+    pub deployed: PathBuf,
+    /// SOURCE_VERSION, when the source knows its commit.
+    pub version: Option<String>,
     /// `--buildpack` flags: they replace every other selection rule.
     pub buildpacks: Vec<String>,
     pub config_vars: ConfigVars,
-    /// The release folder to create: the slug goes to `app/` inside it.
-    pub release_dir: PathBuf,
-    pub number: u32,
     pub cache_dir: PathBuf,
+    /// Where the build's scratch folder goes: beside the release, so that renames stay
+    /// on one filesystem.
+    pub scratch_in: PathBuf,
     pub request_id: String,
 }
 
 /// Time spent, for the deploy overhead report.
 #[derive(Debug, Default, Clone)]
 pub struct BuildTimings {
-    pub intake: Duration,
     pub detect: Duration,
     pub compile: Duration,
-    pub total: Duration,
 }
 
+/// What a build makes of the app's files (the slug, in place), for the release.
 pub struct Built {
-    pub release: Release,
+    /// The buildpacks that built it, as the release records them.
+    pub buildpacks: Vec<String>,
+    /// The Procfile's types over the buildpack's defaults.
+    pub process_types: BTreeMap<String, String>,
+    /// `config_vars` from bin/release.
+    pub config_defaults: BTreeMap<String, String>,
+    pub addons: Vec<String>,
+    pub slug_bytes: u64,
     pub timings: BuildTimings,
 }
 
-/// Build `req` into `req.release_dir`. On failure the release folder is removed and
-/// the cache is left as it was before the build.
+/// Build the app's files of `req` into a slug, in place. On failure the cache is left
+/// as it was before the build.
 pub fn build(
-    req: &BuildRequest,
-    settings: &Settings,
-    out: &Output,
-    cancel: &Receiver<()>,
-) -> Result<Built, BuildError> {
-    let result = build_inner(req, settings, out, cancel);
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&req.release_dir);
-    }
-    result
-}
-
-fn build_inner(
     req: &BuildRequest,
     settings: &Settings,
     out: &Output,
@@ -350,34 +348,20 @@ fn build_inner(
 ) -> Result<Built, BuildError> {
     let started = Instant::now();
     let mut timings = BuildTimings::default();
-    let parent = req.release_dir.parent().unwrap_or(Path::new("/"));
+    let parent = req.scratch_in.as_path();
     state::private_dir(parent)?;
-    // Scratch beside the release, so that renames stay on one filesystem.
     let scratch = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(parent)
         .map_err(io("create a folder in", parent))?;
-    state::private_dir(&req.release_dir)?;
-    let app_dir = Release::app_dir(&req.release_dir);
-
-    let source = source::intake(
-        &req.input,
-        req.git_ref.as_deref(),
-        project_dir(&req.config_vars),
-        &app_dir,
-    )?;
-    out.step(&format!("Source: {}", source.description));
-    if let Some(v) = &source.version {
-        out.detail(&format!("SOURCE_VERSION={v}"));
-    }
-    timings.intake = started.elapsed();
+    let app_dir = req.app_dir.clone();
 
     let home = BuildHome::new(settings, scratch.path(), out)?;
     let app = home.app();
     let env = build_env(
         settings,
         &req.app,
-        source.version.as_deref(),
+        req.version.as_deref(),
         &req.request_id,
         home.seen_at(),
     );
@@ -392,7 +376,7 @@ fn build_inner(
 
     // Selection, then detection where the platform detects.
     let detect_started = Instant::now();
-    let selection = select(&req.buildpacks, &req.config_vars, &app_dir, &req.input)?;
+    let selection = select(&req.buildpacks, &req.config_vars, &app_dir, &req.deployed)?;
     if selection.reason == Reason::DeployedFile {
         out.step(&format!(
             "Using buildpack {} for the deployed file (BUILDPACK_NAME or BUILDPACK_URL chooses another)",
@@ -530,16 +514,7 @@ fn build_inner(
     }
     out.step(&format!("Image size is {}", human_bytes(slug_bytes)));
 
-    let release = Release {
-        number: req.number,
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        app: req.app.clone(),
-        source: source.description,
-        git_ref: source.git_ref,
-        version: source.version,
+    Ok(Built {
         // A buildpack fetched by URL is recorded with the commit that built the slug.
         buildpacks: buildpacks
             .iter()
@@ -552,10 +527,8 @@ fn build_inner(
         config_defaults: release_yaml.config_vars,
         addons: release_yaml.addons,
         slug_bytes,
-    };
-    release.save(&req.release_dir)?;
-    timings.total = started.elapsed();
-    Ok(Built { release, timings })
+        timings,
+    })
 }
 
 /// The Procfile's types over the buildpack's defaults, reported the platform's way.

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::build::{self, BuildRequest, Reason};
+use crate::build::{self, Reason};
 use crate::buildpack::{ScriptContext, Verdict};
 use crate::cli::EnvArgs;
 use crate::error::{exit, Error};
+use crate::pipeline::{self, ReleaseRequest};
 use crate::settings::{render_duration, Settings};
 use crate::signals;
 use crate::ui::{human_duration, Output};
@@ -213,7 +214,7 @@ pub fn build(
     };
     let out = Output::stdout();
     out.line(&format!("<-- Start build of {name} -->"));
-    let request = BuildRequest {
+    let request = ReleaseRequest {
         app: name.clone(),
         input,
         git_ref,
@@ -225,13 +226,13 @@ pub fn build(
         request_id: format!("build-{name}-{number}"),
     };
     let cancel = signals::cancel_on_interrupt();
-    match build::build(&request, settings, &out, &cancel) {
-        Ok(built) => {
+    match pipeline::release(&request, settings, &out, &cancel) {
+        Ok(released) => {
             out.line(&format!(
                 "<-- Build complete: release {} in {} ({}) -->",
-                built.release.number,
+                released.release.number,
                 release_dir.display(),
-                human_duration(built.timings.total)
+                human_duration(released.timings.total)
             ));
             Ok(exit::SUCCESS)
         }

@@ -20,11 +20,11 @@ use super::caller::Caller;
 use super::context::Context;
 use super::life::Crash;
 use super::supervisor::{Handle, Message};
-use crate::build::{self, BuildRequest};
 use crate::config_vars;
 use crate::container::{Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
 use crate::error::Error;
+use crate::pipeline::{self, ReleaseRequest};
 use crate::process::LineSink;
 use crate::release::Release;
 use crate::rollout::{self, Plan, RolloutError};
@@ -342,7 +342,7 @@ impl Worker {
 
         let config = app.load_config()?;
         let number = app.release_numbers().last().copied().unwrap_or(0) + 1;
-        let request = BuildRequest {
+        let request = ReleaseRequest {
             app: name.to_string(),
             input: input.to_path_buf(),
             git_ref: git_ref.map(String::from),
@@ -353,7 +353,7 @@ impl Worker {
             cache_dir: app.cache(),
             request_id: deployment.id.clone(),
         };
-        let built = match build::build(&request, &self.ctx.settings, out, cancel) {
+        let released = match pipeline::release(&request, &self.ctx.settings, out, cancel) {
             Ok(b) => b,
             Err(e) => {
                 out.error(&e.to_string());
@@ -369,12 +369,12 @@ impl Worker {
                 return Ok(status);
             }
         };
-        let release = built.release;
+        let release = released.release;
         deployment.record_release(&release);
         for (k, v) in [
-            ("intake", built.timings.intake),
-            ("detect", built.timings.detect),
-            ("compile", built.timings.compile),
+            ("intake", released.timings.intake),
+            ("detect", released.timings.detect),
+            ("compile", released.timings.compile),
         ] {
             deployment.timings.insert(k.into(), v.as_millis() as u64);
         }

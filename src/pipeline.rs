@@ -1,0 +1,145 @@
+//! The deploy pipeline up to a release (DESIGN.md "The deploy pipeline"), in one place:
+//! source (intake) -> build (select, detect, compile) -> release (the slug folder and
+//! `release.toml`). Each step takes the previous step's value and returns its own; the
+//! rollout then takes the release. `deploy` and `build` both go through here.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::build::{self, BuildError, BuildRequest, Built};
+use crate::config_vars::ConfigVars;
+use crate::release::Release;
+use crate::settings::Settings;
+use crate::source::{self, SourceInfo};
+use crate::state;
+use crate::ui::Output;
+
+/// What to make a release of.
+pub struct ReleaseRequest {
+    pub app: String,
+    /// What was deployed: a folder, an archive, a .war/.jar.
+    pub input: PathBuf,
+    pub git_ref: Option<String>,
+    /// `--buildpack` flags: they replace every other selection rule.
+    pub buildpacks: Vec<String>,
+    pub config_vars: ConfigVars,
+    /// The release folder to create: the slug goes to `app/` inside it.
+    pub release_dir: PathBuf,
+    pub number: u32,
+    pub cache_dir: PathBuf,
+    pub request_id: String,
+}
+
+/// Time spent in each step, for the deploy overhead report.
+#[derive(Debug, Default, Clone)]
+pub struct Timings {
+    pub intake: Duration,
+    pub detect: Duration,
+    pub compile: Duration,
+    pub total: Duration,
+}
+
+pub struct Released {
+    pub release: Release,
+    pub timings: Timings,
+}
+
+/// Take the source, build it, and write the release. On failure the release folder
+/// is removed (and the build left the cache as it was).
+pub fn release(
+    req: &ReleaseRequest,
+    settings: &Settings,
+    out: &Output,
+    cancel: &Receiver<()>,
+) -> Result<Released, BuildError> {
+    let result = run(req, settings, out, cancel);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&req.release_dir);
+    }
+    result
+}
+
+fn run(
+    req: &ReleaseRequest,
+    settings: &Settings,
+    out: &Output,
+    cancel: &Receiver<()>,
+) -> Result<Released, BuildError> {
+    let started = Instant::now();
+    let parent = req.release_dir.parent().unwrap_or(std::path::Path::new("/"));
+    state::private_dir(parent)?;
+    state::private_dir(&req.release_dir)?;
+    let app_dir = Release::app_dir(&req.release_dir);
+
+    let source = intake(req, &app_dir, out)?;
+    let intake_time = started.elapsed();
+    let built = build::build(
+        &BuildRequest {
+            app: req.app.clone(),
+            app_dir,
+            deployed: req.input.clone(),
+            version: source.version.clone(),
+            buildpacks: req.buildpacks.clone(),
+            config_vars: req.config_vars.clone(),
+            cache_dir: req.cache_dir.clone(),
+            scratch_in: parent.to_path_buf(),
+            request_id: req.request_id.clone(),
+        },
+        settings,
+        out,
+        cancel,
+    )?;
+    let timings = Timings {
+        intake: intake_time,
+        detect: built.timings.detect,
+        compile: built.timings.compile,
+        total: Duration::ZERO,
+    };
+    let release = write_release(req, source, built)?;
+    Ok(Released {
+        release,
+        timings: Timings {
+            total: started.elapsed(),
+            ..timings
+        },
+    })
+}
+
+/// The source step: the app's files into `app_dir`.
+fn intake(req: &ReleaseRequest, app_dir: &std::path::Path, out: &Output) -> Result<SourceInfo, BuildError> {
+    let source = source::intake(
+        &req.input,
+        req.git_ref.as_deref(),
+        build::project_dir(&req.config_vars),
+        app_dir,
+    )?;
+    out.step(&format!("Source: {}", source.description));
+    if let Some(v) = &source.version {
+        out.detail(&format!("SOURCE_VERSION={v}"));
+    }
+    Ok(source)
+}
+
+/// The release step: what starts the slug, beside it.
+fn write_release(req: &ReleaseRequest, source: SourceInfo, built: Built) -> Result<Release, BuildError> {
+    let release = Release {
+        number: req.number,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        app: req.app.clone(),
+        source: source.description,
+        git_ref: source.git_ref,
+        version: source.version,
+        buildpacks: built.buildpacks,
+        process_types: built.process_types,
+        config_defaults: built.config_defaults,
+        addons: built.addons,
+        slug_bytes: built.slug_bytes,
+    };
+    release.save(&req.release_dir)?;
+    Ok(release)
+}
