@@ -391,7 +391,9 @@ fn buildpack_url_whose_host_does_not_resolve_fails_at_once_saying_so() {
         run_within(&env, &args, Duration::from_secs(60))
             .code(10)
             .has(&format!("Cloning custom buildpack: {url}"))
-            .has(&format!("cannot fetch buildpack {url}: the host name does not resolve"))
+            .has(&format!(
+                "cannot fetch buildpack {url}: the host name does not resolve"
+            ))
             .has("build-error");
         assert!(!release_dir(&env, "offline", 1).exists());
     }
