@@ -417,14 +417,17 @@ pub fn build(
             }
             buildpacks = candidates;
             let winner = buildpacks.swap_remove(w);
-            buildpacks = vec![winner];
+            let dest = scratch.path().join("official");
+            buildpacks = vec![crate::official::instead_of(winner, settings, &dest, Some(out))?];
         }
         Reason::BuildpackName => {
-            buildpacks = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(out))?;
-            out.step(&format!(
-                "Using buildpack {} (BUILDPACK_NAME)",
-                buildpacks[0].name
-            ));
+            let named = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(out))?;
+            out.step(&format!("Using buildpack {} (BUILDPACK_NAME)", named[0].name));
+            let dest = scratch.path().join("official");
+            buildpacks = named
+                .into_iter()
+                .map(|bp| crate::official::instead_of(bp, settings, &dest, Some(out)))
+                .collect::<Result<_, _>>()?;
         }
         _ => {
             // Each listed buildpack's detect runs just before its compile (below), so that

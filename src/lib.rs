@@ -11,6 +11,7 @@ pub mod container;
 pub mod deployment;
 pub mod error;
 pub mod git_remote;
+pub mod official;
 pub mod pipeline;
 pub mod platform;
 pub mod probe;

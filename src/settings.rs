@@ -54,6 +54,18 @@ pub enum SandboxMode {
     Required,
 }
 
+/// Whether detection and BUILDPACK_NAME build with Scalingo's own buildpack for the
+/// language (`official.rs`) rather than shipway's bundled one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfficialBuildpacks {
+    /// The official one when it is cached or can be fetched; else the bundled one, said.
+    Auto,
+    /// Always the official one: a build fails where it cannot be had.
+    Always,
+    /// Always the bundled one.
+    Never,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub home: PathBuf,
@@ -67,6 +79,10 @@ pub struct Settings {
     pub port: Option<u16>,
     pub loopback_bind: LoopbackBind,
     pub sandbox: SandboxMode,
+    pub official_buildpacks: OfficialBuildpacks,
+    /// Where the official buildpacks' repositories are (`<url>/python-buildpack`): Scalingo's
+    /// on GitHub, or a mirror.
+    pub official_buildpacks_url: String,
     /// Host variables passed into the build environment by name.
     pub pass_env: Vec<String>,
     /// A folder of buildpacks that replaces the bundled ones (for buildpack authors).
@@ -172,6 +188,37 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "official_buildpacks",
+        show: |s| match s.official_buildpacks {
+            OfficialBuildpacks::Auto => "auto".into(),
+            OfficialBuildpacks::Always => "always".into(),
+            OfficialBuildpacks::Never => "never".into(),
+        },
+        apply: |s, n, v| {
+            s.official_buildpacks = match v {
+                "auto" => OfficialBuildpacks::Auto,
+                "always" => OfficialBuildpacks::Always,
+                "never" => OfficialBuildpacks::Never,
+                _ => {
+                    return Err(SettingsError::Value {
+                        name: n.to_string(),
+                        value: v.to_string(),
+                        expected: "auto, always or never",
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "official_buildpacks_url",
+        show: |s| s.official_buildpacks_url.clone(),
+        apply: |s, _, v| {
+            s.official_buildpacks_url = v.trim_end_matches('/').to_string();
+            Ok(())
+        },
+    },
+    Key {
         name: "pass_env",
         show: |s| s.pass_env.join(","),
         apply: |s, _, v| {
@@ -226,6 +273,8 @@ impl Settings {
             port: None,
             loopback_bind: LoopbackBind::Fail,
             sandbox: SandboxMode::Auto,
+            official_buildpacks: OfficialBuildpacks::Auto,
+            official_buildpacks_url: "https://github.com/Scalingo".to_string(),
             pass_env: Vec::new(),
             buildpacks_dir: None,
             releases_kept: 10,

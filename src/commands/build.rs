@@ -153,6 +153,14 @@ pub fn detect(
                 String::new()
             };
             out.step(&format!("{} wins{why}", report.detections[w].buildpack));
+            // Which buildpack would build it: the official one for that language, or the
+            // bundled one (said by `instead_of`).
+            let dest = scratch.path().join("official");
+            let chosen = crate::official::instead_of(buildpacks[w].clone(), settings, &dest, Some(&out))
+                .map_err(build::BuildError::from)?;
+            if chosen.commit.is_none() {
+                out.detail(&format!("built with shipway's bundled {} buildpack", chosen.name));
+            }
         }
         (Reason::Detection, None) => {
             out.error("We didn't find the type of technology you are using...");

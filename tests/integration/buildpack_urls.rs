@@ -62,7 +62,11 @@ impl Drop for Server {
 /// A buildpack repository (procfile-only, printing `marker` at compile) with a `main`
 /// branch and a tag `v1`, published as `<served>/bp.git` for the dumb protocol.
 fn publish(env: &Env, marker: &str) -> (PathBuf, PathBuf) {
-    let work = env.work.path().join("bp-work");
+    publish_as(env, marker, "bp.git")
+}
+
+fn publish_as(env: &Env, marker: &str, name: &str) -> (PathBuf, PathBuf) {
+    let work = env.work.path().join(format!("{name}-work"));
     copy_dir(&fixture_buildpack("procfile-only"), &work);
     write_marker(&work, marker);
     git(&work, &["init", "-q"]);
@@ -70,8 +74,8 @@ fn publish(env: &Env, marker: &str) -> (PathBuf, PathBuf) {
     git(&work, &["commit", "-qm", "first"]);
     git(&work, &["tag", "v1"]);
     let served = env.work.path().join("served");
-    std::fs::create_dir(&served).unwrap();
-    let bare = served.join("bp.git");
+    std::fs::create_dir_all(&served).unwrap();
+    let bare = served.join(name);
     git(
         env.work.path(),
         &[
@@ -221,4 +225,78 @@ fn a_buildpack_archive_by_url_is_downloaded_and_kept_for_when_the_server_is_gone
         .ok()
         .has("Built by the archive")
         .has("cannot be reached (the connection was refused): using the copy downloaded ");
+}
+
+/// Detection and BUILDPACK_NAME build with Scalingo's buildpack for the language, here
+/// from a mirror (the `official_buildpacks_url` setting) served on 127.0.0.1.
+#[test]
+fn official_buildpacks_build_detected_and_named_apps_and_are_kept_for_when_the_server_is_gone() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_OFFICIAL_BUILDPACKS", "always");
+    let (_, served) = publish_as(&env, "the official python buildpack", "python-buildpack");
+    let server = Server::start(&served, env.work.path().join("server.log"));
+    env.set("SHIPWAY_OFFICIAL_BUILDPACKS_URL", &server.url(""));
+    let app = env.app("python");
+    env.deploy(&app, "official", &[])
+        .ok()
+        .has("-----> Python app detected")
+        .has("Using Scalingo's official python buildpack: ")
+        .has("Built by the official python buildpack");
+    env.run(&["detect", app.to_str().unwrap()])
+        .ok()
+        .has("Using Scalingo's official python buildpack");
+    // Gone, but cached: still the official one, saying which copy.
+    drop(server);
+    env.deploy(&app, "official", &["--env", "BUILDPACK_NAME=python"])
+        .ok()
+        .has("Built by the official python buildpack")
+        .has("using the cached copy at ");
+    // Never fetched (nodejs), and `always`: the build fails, saying why.
+    let node = env.app("nodejs");
+    env.run(&["build", node.to_str().unwrap(), "-a", "node"])
+        .code(10)
+        .has("/nodejs-buildpack: the connection was refused");
+}
+
+/// `auto` (the default) takes the official buildpack only on the stack's own Ubuntu,
+/// where the runtimes it downloads run; elsewhere the bundled one, saying why.
+#[test]
+fn official_buildpacks_auto_follows_the_host() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_OFFICIAL_BUILDPACKS", "auto");
+    let (_, served) = publish_as(&env, "the official python buildpack", "python-buildpack");
+    let server = Server::start(&served, env.work.path().join("server.log"));
+    env.set("SHIPWAY_OFFICIAL_BUILDPACKS_URL", &server.url(""));
+    let app = env.app("python");
+    let run = env.run(&["build", app.to_str().unwrap(), "-a", "auto"]).ok();
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let stack_ubuntu = os.lines().any(|l| l == "ID=ubuntu") && os.contains("VERSION_ID=\"24.04\"");
+    if stack_ubuntu {
+        run.has("Built by the official python buildpack");
+    } else {
+        run.has("not Scalingo's official python buildpack: they download runtimes built for scalingo-24 (Ubuntu 24.04), and this host is ")
+            .lacks("Built by the official python buildpack");
+        assert_eq!(server.requests(), 0, "the mirror was asked");
+    }
+}
+
+#[test]
+fn official_buildpacks_always_fails_a_build_where_none_can_be_had() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_OFFICIAL_BUILDPACKS", "always");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.set(
+        "SHIPWAY_OFFICIAL_BUILDPACKS_URL",
+        &format!("http://127.0.0.1:{port}"),
+    );
+    let app = env.app("python");
+    env.run(&["build", app.to_str().unwrap(), "-a", "strict"])
+        .code(10)
+        .has(&format!(
+            "cannot fetch buildpack http://127.0.0.1:{port}/python-buildpack: the connection was refused"
+        ));
 }

@@ -100,6 +100,8 @@ impl Env {
         vars.insert("SHIPWAY_GRACE_PERIOD".to_string(), "1s".to_string());
         vars.insert("SHIPWAY_LOOPBACK_BIND".to_string(), "allow".to_string());
         vars.insert("SHIPWAY_PORT".to_string(), "0".to_string());
+        // Tests reach no server but their own: the official buildpacks' tests set a mirror.
+        vars.insert("SHIPWAY_OFFICIAL_BUILDPACKS".to_string(), "never".to_string());
         Env { home, work, vars }
     }
 

@@ -1,0 +1,168 @@
+//! Scalingo's own buildpacks, which build an app on the platform: one for each language
+//! shipway bundles a buildpack for. Detection and BUILDPACK_NAME choose a bundled
+//! buildpack by name (the bundled detect scripts follow the official rules); this table
+//! says which official repository stands for it.
+
+use std::path::Path;
+
+use crate::buildpack::{self, Buildpack, BuildpackError, Locator};
+use crate::buildpack_cache::{short, BuildpackCache};
+use crate::settings::{OfficialBuildpacks, Settings};
+use crate::ui::Output;
+
+/// A bundled buildpack's name, and the repository of Scalingo's buildpack for the same
+/// language, below the `official_buildpacks_url` setting.
+const REPOSITORIES: &[(&str, &str)] = &[
+    ("clojure", "clojure-buildpack"),
+    ("go", "go-buildpack"),
+    ("gradle", "gradle-buildpack"),
+    ("java", "java-buildpack"),
+    ("java-war", "java-war-buildpack"),
+    ("jvm-common", "buildpack-jvm-common"),
+    ("nodejs", "nodejs-buildpack"),
+    ("php", "php-buildpack"),
+    ("python", "python-buildpack"),
+    ("ruby", "ruby-buildpack"),
+    ("scala", "scala-buildpack"),
+];
+
+/// The URL of the official buildpack standing for the bundled one named `bundled`, if any.
+pub fn url(base: &str, bundled: &str) -> Option<String> {
+    REPOSITORIES
+        .iter()
+        .find(|(name, _)| *name == bundled)
+        .map(|(_, repo)| format!("{}/{repo}", base.trim_end_matches('/')))
+}
+
+/// The Ubuntu release a Scalingo stack is built on: the official buildpacks download
+/// runtimes built for it.
+fn stack_ubuntu(stack: &str) -> Option<&'static str> {
+    match stack {
+        "scalingo-24" => Some("24.04"),
+        "scalingo-22" => Some("22.04"),
+        "scalingo-20" => Some("20.04"),
+        _ => None,
+    }
+}
+
+/// Why this host cannot run what the official buildpacks download for `stack`, if it
+/// cannot: they fetch interpreters built on the stack's Ubuntu, which need its C library.
+fn host_mismatch(stack: &str, os_release: &str) -> Option<String> {
+    let field = |key: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    let wanted = stack_ubuntu(stack)?;
+    let (id, version) = (
+        field("ID").unwrap_or_default(),
+        field("VERSION_ID").unwrap_or_default(),
+    );
+    if id == "ubuntu" && version == wanted {
+        return None;
+    }
+    let host = field("PRETTY_NAME").unwrap_or_else(|| "an unknown system".into());
+    Some(format!(
+        "they download runtimes built for {stack} (Ubuntu {wanted}), and this host is {host}"
+    ))
+}
+
+/// The official buildpack for the language of `bundled`, fetched into `dest` (or taken
+/// from the cache), as the `official_buildpacks` setting says; else `bundled` itself.
+/// `auto` takes it only on the stack's own Ubuntu, where what it downloads runs.
+pub fn instead_of(
+    bundled: Buildpack,
+    settings: &Settings,
+    dest: &Path,
+    out: Option<&Output>,
+) -> Result<Buildpack, BuildpackError> {
+    if settings.official_buildpacks == OfficialBuildpacks::Never {
+        return Ok(bundled);
+    }
+    let Some(url) = url(&settings.official_buildpacks_url, &bundled.name) else {
+        return Ok(bundled);
+    };
+    let bundled_instead = |why: &str| {
+        if let Some(out) = out {
+            out.detail(&format!(
+                "note: not Scalingo's official {name} buildpack: {why}; building with shipway's bundled {name} buildpack (SHIPWAY_OFFICIAL_BUILDPACKS=always or never chooses)",
+                name = bundled.name
+            ));
+        }
+    };
+    if settings.official_buildpacks == OfficialBuildpacks::Auto {
+        let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        if let Some(why) = host_mismatch(&settings.stack, &os_release) {
+            bundled_instead(&why);
+            return Ok(bundled);
+        }
+    }
+    let locator = Locator::Git {
+        url: url.clone(),
+        reference: None,
+    };
+    let cache = BuildpackCache::new(&settings.home);
+    match buildpack::fetch(&url, &locator, None, &cache, dest) {
+        Ok(mut official) => {
+            official.name = bundled.name.clone();
+            if let Some(out) = out {
+                let commit = official.commit.as_deref().map(short).unwrap_or("-");
+                out.step(&format!(
+                    "Using Scalingo's official {} buildpack: {url} (commit {commit})",
+                    bundled.name
+                ));
+                if let Some(note) = &official.note {
+                    out.detail(&format!("note: {note}"));
+                }
+            }
+            Ok(official)
+        }
+        Err(e) if settings.official_buildpacks == OfficialBuildpacks::Auto => {
+            let why = e.to_string();
+            bundled_instead(&format!(
+                "it cannot be had ({})",
+                why.lines().next().unwrap_or_default()
+            ));
+            Ok(bundled)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_wants_the_stacks_own_ubuntu() {
+        let ubuntu = "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n";
+        assert_eq!(host_mismatch("scalingo-24", ubuntu), None);
+        let why = host_mismatch("scalingo-22", ubuntu).unwrap();
+        assert!(
+            why.contains("Ubuntu 22.04") && why.contains("Ubuntu 24.04.1 LTS"),
+            "{why}"
+        );
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n";
+        assert!(host_mismatch("scalingo-24", debian)
+            .unwrap()
+            .contains("Debian GNU/Linux 12"));
+        assert!(host_mismatch("scalingo-24", "")
+            .unwrap()
+            .contains("an unknown system"));
+        // A stack shipway does not know: nothing to compare, nothing said.
+        assert_eq!(host_mismatch("custom", debian), None);
+    }
+
+    #[test]
+    fn every_bundled_language_but_static_has_an_official_buildpack() {
+        for name in crate::buildpack::bundled_names() {
+            let url = url("https://github.com/Scalingo/", &name);
+            assert_eq!(url.is_none(), name == "static", "{name}: {url:?}");
+        }
+        assert_eq!(
+            url("https://github.com/Scalingo", "python").as_deref(),
+            Some("https://github.com/Scalingo/python-buildpack")
+        );
+    }
+}
