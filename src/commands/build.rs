@@ -100,7 +100,7 @@ pub fn detect(
             })
             .collect();
         let doc = serde_json::json!({ "selection": selection.reason.to_string(), "candidates": rows, "applies": ok });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        crate::ui::tables::print_json(&doc);
         return Ok(if ok { exit::SUCCESS } else { exit::ERROR });
     }
 

@@ -57,8 +57,8 @@ pub fn logs(settings: &Settings, app: Option<String>, id: Option<String>) -> Res
     };
     let path = Deployment::log_path(&app, &d.id);
     match std::fs::read_to_string(&path) {
-        Ok(text) => print!("{text}"),
-        Err(_) if d.source.starts_with("rollback") => println!("(a rollback: {})", d.source),
+        Ok(text) => tables::text(&text),
+        Err(_) if d.source.starts_with("rollback") => tables::value(format!("(a rollback: {})", d.source)),
         Err(source) => {
             return Err(Error::Io {
                 action: "read",

@@ -22,7 +22,7 @@ pub fn get(settings: &Settings, app: Option<String>, name: String) -> Result<i32
     let (_, app) = super::existing_app(settings, app)?;
     match app.load_config()?.config_vars.get(&name) {
         Some(v) => {
-            println!("{v}");
+            tables::value(v);
             Ok(exit::SUCCESS)
         }
         None => Err(Error::Usage(format!("{name} is not set on {}", app.name))),

@@ -61,7 +61,7 @@ pub fn show(settings: &Settings, app: Option<String>, remote: &str) -> Result<i3
     let cwd = current_dir()?;
     if let Ok(top) = git_remote::work_tree_top(&cwd) {
         if let Some(url) = git_remote::remote_url(&top, remote)? {
-            println!("{url}");
+            crate::ui::tables::value(url);
             return Ok(exit::SUCCESS);
         }
         if app.is_none() {
@@ -81,7 +81,7 @@ pub fn show(settings: &Settings, app: Option<String>, remote: &str) -> Result<i3
             "the app {name} has no git repository yet: run `shipway git-setup -a {name}` in its work tree"
         )));
     }
-    println!("{}", repo.display());
+    crate::ui::tables::value(repo.display());
     Ok(exit::SUCCESS)
 }
 

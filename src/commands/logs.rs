@@ -29,7 +29,7 @@ pub fn run(
     text.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
     let selected: Vec<&str> = text.lines().filter(|l| matches(l, filter)).collect();
     for line in &selected[selected.len().saturating_sub(lines)..] {
-        println!("{line}");
+        crate::ui::tables::value(line);
     }
     if !follow {
         return Ok(exit::SUCCESS);
@@ -60,7 +60,7 @@ pub fn run(
                 let line: String = pending.drain(..=i).collect();
                 let line = line.trim_end_matches('\n');
                 if matches(line, filter) {
-                    println!("{line}");
+                    crate::ui::tables::value(line);
                 }
             }
         }

@@ -13,6 +13,16 @@ use crate::platform::protocol::ContainerRow;
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).
 const COMMAND_WIDTH: usize = 100;
 
+/// One value alone on its line, as scripts read it (`env-get`, `git-show`, log lines).
+pub fn value(value: impl std::fmt::Display) {
+    println!("{value}");
+}
+
+/// A text kept as is (a deployment's log): printed unchanged.
+pub fn text(text: &str) {
+    print!("{text}");
+}
+
 pub fn print_json(value: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
