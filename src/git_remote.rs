@@ -167,6 +167,10 @@ pub fn setup(
             app.root.as_path(),
             &["init", "--quiet", "--bare", "--initial-branch=main", &path],
         )?;
+        // git creates it after the umask (0775 under a umask of 002): shipway refuses
+        // folders others may write in its home, so it keeps its own private.
+        std::fs::set_permissions(&repo, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(io("protect", &repo))?;
     }
     // Shallow pushes are let in as far as the hook, which refuses them with the platform's
     // advice; git's own refusal would say only "shallow update not allowed".

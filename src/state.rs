@@ -28,6 +28,12 @@ pub enum StateError {
     HomeNotWritable { path: PathBuf, source: std::io::Error },
     #[error("app {0:?} does not exist: create it with `shipway create {0}` (or deploy it once)")]
     UnknownApp(String),
+    #[error("refusing to use {path}: it is {problem}, so another user could change what shipway runs as you or read your config vars. {fix}")]
+    Unsafe {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
@@ -36,6 +42,41 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Refuse `path` unless this user owns it and neither group nor others may write it
+/// (a missing path is fine: shipway creates it private). Whoever can write a folder of
+/// the home can replace a slug that runs as this user, or the socket that receives
+/// config vars; nothing below a folder that passes can be replaced by anyone else.
+pub fn check_private(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(io("inspect", path)(source)),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(StateError::Unsafe {
+            path: path.to_path_buf(),
+            problem: format!("owned by uid {}, not by you (uid {me})", meta.uid()),
+            fix: format!(
+                "If it is yours, `chown -R {me} {}`; otherwise set SHIPWAY_HOME to a folder of your own",
+                path.display()
+            ),
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(StateError::Unsafe {
+            path: path.to_path_buf(),
+            problem: format!("writable by group or others (mode {:o})", meta.mode() & 0o7777),
+            fix: format!(
+                "Run `chmod go-w {}`, or set SHIPWAY_HOME to another folder",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Create a private folder (0700) and its parents.
@@ -48,24 +89,34 @@ pub fn private_dir(path: &Path) -> Result<(), StateError> {
 }
 
 /// Write `bytes` to `path` so that a reader sees the old file or the new one, never half.
+/// The temporary file's name is unique to this write (two threads of one platform may
+/// write the same file at once), and it is removed when the write fails (a full disk),
+/// so that nothing is left beside the file.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = OpenOptions::new()
+    let serial = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}-{serial}.tmp", std::process::id()));
+    let written = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(&tmp)
-        .map_err(io("write", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("replace", path))
+        .map_err(io("write", &tmp))
+        .and_then(|mut file| {
+            file.write_all(bytes)
+                .and_then(|_| file.sync_all())
+                .map_err(io("write", &tmp))
+        })
+        .and_then(|_| fs::rename(&tmp, path).map_err(io("replace", path)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
@@ -108,9 +159,24 @@ impl Home {
                 path: root.to_path_buf(),
                 source,
             })?;
-        Ok(Home {
+        let home = Home {
             root: root.to_path_buf(),
-        })
+        };
+        home.check()?;
+        Ok(home)
+    }
+
+    /// The home's own folders and files must be this user's alone (see `check_private`).
+    fn check(&self) -> Result<(), StateError> {
+        let paths = [
+            self.root.clone(),
+            self.root.join("apps"),
+            self.root.join("config.toml"),
+            self.socket(),
+            self.pid_file(),
+            self.log_file(),
+        ];
+        paths.iter().try_for_each(|p| check_private(p))
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -125,10 +191,12 @@ impl Home {
 
     pub fn app(&self, name: &str) -> Result<AppDir, StateError> {
         validate_app_name(name)?;
-        Ok(AppDir {
+        let app = AppDir {
             name: name.to_string(),
             root: self.root.join("apps").join(name),
-        })
+        };
+        app.check()?;
+        Ok(app)
     }
 
     /// An app that must exist already.
@@ -138,6 +206,21 @@ impl Home {
             return Err(StateError::UnknownApp(name.to_string()));
         }
         Ok(app)
+    }
+
+    /// What interrupted builds and writes left behind (a platform killed during a
+    /// compile, a full disk): the temporary files of atomic writes, and in each app
+    /// `.build-*` scratch folders and releases that never got their `release.toml`.
+    /// An app whose lock another process holds (a `shipway build` running now) is
+    /// skipped. Returns what was removed.
+    pub fn sweep(&self) -> Vec<PathBuf> {
+        let mut removed = sweep_tmp_files(&self.root);
+        for name in self.apps() {
+            if let Ok(app) = self.app(&name) {
+                removed.extend(app.sweep());
+            }
+        }
+        removed
     }
 
     pub fn apps(&self) -> Vec<String> {
@@ -236,11 +319,32 @@ impl AppDir {
         self.root.join("current")
     }
 
+    /// The app's folder and what shipway keeps directly in it must be this user's alone
+    /// (a few stats: the slugs below are safe once their folders are).
+    fn check(&self) -> Result<(), StateError> {
+        let names = [
+            "",
+            "app.toml",
+            "current",
+            "releases",
+            "deployments",
+            "cache",
+            "app.log",
+            ".lock",
+            ".config.lock",
+            "repo.git",
+        ];
+        names.iter().try_for_each(|n| check_private(&self.root.join(n)))
+    }
+
     /// Create the app's folders; an app exists once its app.toml does.
     pub fn create(&self) -> Result<(), StateError> {
         private_dir(&self.root)?;
         private_dir(&self.releases())?;
         private_dir(&self.deployments())?;
+        // Under the config lock: two first deploys of one app at once must not both write
+        // an empty app.toml, the second over the first's config vars.
+        let _lock = exclusive_lock(&self.root.join(".config.lock"))?;
         if !self.exists() {
             self.save_config(&AppConfig::default())?;
         }
@@ -297,6 +401,50 @@ impl AppDir {
         numbers
     }
 
+    /// See `Home::sweep`.
+    fn sweep(&self) -> Vec<PathBuf> {
+        let Ok(Some(_lock)) = self.try_lock() else {
+            return Vec::new();
+        };
+        let mut removed = sweep_tmp_files(&self.root);
+        removed.extend(sweep_tmp_files(&self.deployments()));
+        let entries: Vec<PathBuf> = fs::read_dir(self.releases())
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        for path in entries {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let scratch = name.starts_with(".build-");
+            // A release is complete once its release.toml is written, the build's last step.
+            let unfinished = name.parse::<u32>().is_ok() && !path.join("release.toml").exists();
+            if (scratch || unfinished) && fs::remove_dir_all(&path).is_ok() {
+                removed.push(path);
+            } else if name.parse::<u32>().is_ok() {
+                removed.extend(sweep_tmp_files(&path));
+            }
+        }
+        removed
+    }
+
+    /// The app's lock if no other holder has it now.
+    pub fn try_lock(&self) -> Result<Option<AppLock>, StateError> {
+        let path = self.root.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(flock) => Ok(Some(AppLock { _flock: flock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(StateError::Io {
+                action: "lock",
+                path,
+                source: e.into(),
+            }),
+        }
+    }
+
     /// Take the app's lock: held while a deployment or a build of it runs.
     pub fn lock(&self) -> Result<AppLock, StateError> {
         private_dir(&self.root)?;
@@ -304,6 +452,30 @@ impl AppDir {
             _flock: exclusive_lock(&self.root.join(".lock"))?,
         })
     }
+}
+
+/// Remove the temporary files `write_atomic` leaves in `dir` when interrupted
+/// (`.NAME.PID-N.tmp`), except those of a process still running: it may be writing.
+fn sweep_tmp_files(dir: &Path) -> Vec<PathBuf> {
+    let entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries
+        .into_iter()
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+                return false;
+            };
+            let pid = stem
+                .rsplit('.')
+                .next()
+                .and_then(|tail| tail.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            let writer_alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            !writer_alive && path.is_file() && fs::remove_file(path).is_ok()
+        })
+        .collect()
 }
 
 /// An exclusive flock on `path` (created if needed), released when dropped or when the
@@ -366,6 +538,44 @@ mod tests {
         let war = dir.path().join("shop.war");
         fs::write(&war, "").unwrap();
         assert_eq!(app_name_from(&war), "shop");
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A rename over a non-empty folder fails, as a full disk fails the write before it.
+        let target = dir.path().join("busy");
+        fs::create_dir_all(target.join("inside")).unwrap();
+        assert!(write_atomic(&target, b"x", 0o600).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("busy")]);
+    }
+
+    #[test]
+    fn the_sweep_keeps_the_temporary_files_of_live_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join(format!(".app.toml.{}-3.tmp", std::process::id()));
+        let gone = dir.path().join(".app.toml.999999999-3.tmp");
+        let other = dir.path().join("notes.tmp");
+        for p in [&mine, &gone, &other] {
+            fs::write(p, "").unwrap();
+        }
+        assert_eq!(sweep_tmp_files(dir.path()), vec![gone.clone()]);
+        assert!(mine.exists() && other.exists() && !gone.exists());
+    }
+
+    #[test]
+    fn others_may_not_write_the_home() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o775)).unwrap();
+        let err = Home::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("chmod go-w"), "{err}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        Home::open(dir.path()).unwrap();
     }
 
     #[test]

@@ -53,7 +53,11 @@ impl AppLog {
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    File::options().create(true).append(true).mode(0o600).open(path)
+    use std::os::unix::fs::PermissionsExt;
+    let file = File::options().create(true).append(true).mode(0o600).open(path)?;
+    // A log an older shipway created 0644 is tightened: containers print secrets too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// Now, as `ui::utc` writes it.
