@@ -2,11 +2,15 @@
 //! background, send one request, print what comes back.
 
 use std::io::BufReader;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
+
+use super::lock;
 use super::protocol::{self, Event, Request};
 use crate::error::{exit, Error};
 use crate::state::Home;
@@ -29,15 +33,25 @@ pub fn start_detached(home: &Home) -> Result<(u32, UnixStream), Error> {
     let log = std::fs::File::options()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&log_path)
+        .map_err(io_err("write", log_path.clone()))?;
+    // A log created by an older shipway may be readable by others: the platform's
+    // output names apps and their errors.
+    log.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io_err("write", log_path.clone()))?;
     let log2 = log.try_clone().map_err(io_err("write", log_path.clone()))?;
     let exe = std::env::current_exe().map_err(io_err("find", "shipway".into()))?;
     let mut cmd = Command::new(exe);
     cmd.arg("platform").stdin(Stdio::null()).stdout(log).stderr(log2);
-    // SAFETY: setsid is async-signal-safe, and nothing else runs between fork and exec.
+    // SAFETY: setsid and close_range (or fcntl) are async-signal-safe, and nothing else
+    // runs between fork and exec. Our descriptors stay ours: a platform holding this
+    // command's `3>&1` pipe would keep its reader waiting for as long as it runs.
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            super::lock::cloexec_beyond_stdio()
+        });
     }
     let child = cmd.spawn().map_err(io_err("start", "shipway platform".into()))?;
     let pid = child.id();
@@ -58,32 +72,72 @@ pub fn start_detached(home: &Home) -> Result<(u32, UnixStream), Error> {
     })
 }
 
-/// A connection to the platform, starting one if none runs (and saying so).
-pub fn connect_or_start(home: &Home, out: &Output) -> Result<UnixStream, Error> {
+/// A connection to the platform, starting one if none runs (and saying so); `None` when
+/// `cancel` fires first.
+pub fn connect_or_start(
+    home: &Home,
+    out: &Output,
+    cancel: &Receiver<()>,
+) -> Result<Option<UnixStream>, Error> {
     if let Some(s) = connect(home) {
-        return Ok(s);
+        return Ok(Some(s));
+    }
+    if let Some(pid) = lock::running(home) {
+        // It runs but its socket is gone (deleted): it binds it again within a moment.
+        return wait_for_socket(home, cancel).map_err(|e| Error::Platform {
+            message: format!(
+                "the shipway platform (pid {pid}) does not answer: {e}; `shipway down` stops it"
+            ),
+        });
     }
     let (pid, stream) = start_detached(home)?;
     out.step(&format!(
         "Started the shipway platform in the background (pid {pid}, log {}); `shipway down` stops it",
         home.log_file().display()
     ));
-    Ok(stream)
+    Ok(Some(stream))
+}
+
+/// Wait until the running platform's socket answers (`None`: cancelled first).
+fn wait_for_socket(home: &Home, cancel: &Receiver<()>) -> Result<Option<UnixStream>, Error> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(stream) = connect(home) {
+            return Ok(Some(stream));
+        }
+        if cancel.recv_timeout(Duration::from_millis(10)) != Err(crossbeam_channel::RecvTimeoutError::Timeout)
+        {
+            return Ok(None);
+        }
+    }
+    Err(Error::Platform {
+        message: format!(
+            "{} did not answer within {}s",
+            home.socket().display(),
+            START_TIMEOUT.as_secs()
+        ),
+    })
 }
 
 /// Send a request that streams output (deploy, scale, restart, rollback), starting a
-/// platform if none runs, print its events, and return its exit status. Ctrl-C closes
-/// our side, which aborts a deployment.
+/// platform if none runs, print its events, and return its exit status. Ctrl-C, SIGTERM
+/// or SIGHUP closes our side, which aborts a deployment, at whatever step it is (queued
+/// included); before the request is sent, they end the command at once.
 pub fn stream(home: &Home, request: Request) -> Result<i32, Error> {
     let out = Output::stdout();
-    let mut stream = connect_or_start(home, &out)?;
+    let cancel = crate::signals::cancel_on_interrupt();
+    let Some(mut stream) = connect_or_start(home, &out, &cancel)? else {
+        return Ok(exit::ABORTED);
+    };
+    if cancel.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected) {
+        return Ok(exit::ABORTED);
+    }
     let sock_err = |source| Error::Io {
         action: "talk to the platform on",
         path: home.socket(),
         source,
     };
     protocol::write(&mut stream, &request).map_err(sock_err)?;
-    let cancel = crate::signals::cancel_on_interrupt();
     let half = stream.try_clone().map_err(sock_err)?;
     std::thread::spawn(move || {
         let _ = cancel.recv();
@@ -122,9 +176,9 @@ pub fn ask(home: &Home, request: &Request) -> Result<Option<Event>, Error> {
 
 /// `shipway up --detach`.
 pub fn up_detached(home: &Home) -> Result<i32, Error> {
-    if connect(home).is_some() {
+    if let Some(pid) = lock::running(home) {
         println!(
-            "-----> The shipway platform already runs ({})",
+            "-----> The shipway platform already runs (pid {pid}, {})",
             home.socket().display()
         );
         return Ok(exit::SUCCESS);
@@ -137,26 +191,39 @@ pub fn up_detached(home: &Home) -> Result<i32, Error> {
     Ok(exit::SUCCESS)
 }
 
-/// `shipway down`: ask the platform to stop and wait until it has.
+/// `shipway down`: ask the platform to stop and wait until it has. A platform whose
+/// socket is gone is found through the home's lock and stopped with SIGTERM.
 pub fn down(home: &Home) -> Result<i32, Error> {
-    let Some(mut stream) = connect(home) else {
+    let Some(pid) = lock::running(home) else {
         println!("-----> No shipway platform runs for {}", home.root.display());
         return Ok(exit::SUCCESS);
     };
-    let sock_err = |source| Error::Io {
-        action: "talk to the platform on",
-        path: home.socket(),
-        source,
-    };
-    protocol::write(&mut stream, &Request::Down).map_err(sock_err)?;
     println!(
         "-----> Stopping the shipway platform: every app gets SIGTERM, then SIGKILL after the grace period"
     );
-    let mut reader = BufReader::new(stream);
-    while let Ok(Some(_)) = protocol::read::<Event>(&mut reader) {}
-    // The reply ends early; the platform is gone when its socket no longer answers.
+    match connect(home) {
+        Some(mut stream) => {
+            let sock_err = |source| Error::Io {
+                action: "talk to the platform on",
+                path: home.socket(),
+                source,
+            };
+            protocol::write(&mut stream, &Request::Down).map_err(sock_err)?;
+            let mut reader = BufReader::new(stream);
+            while let Ok(Some(_)) = protocol::read::<Event>(&mut reader) {}
+        }
+        None => {
+            let target = nix::unistd::Pid::from_raw(pid as i32);
+            nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM).map_err(|e| {
+                Error::Platform {
+                    message: format!("cannot send SIGTERM to the shipway platform (pid {pid}): {e}"),
+                }
+            })?;
+        }
+    }
+    // The reply ends early; the platform is gone when it no longer holds the home's lock.
     let started = Instant::now();
-    while connect(home).is_some() || home.pid_file().exists() {
+    while lock::running(home).is_some() {
         if started.elapsed() > Duration::from_secs(600) {
             return Err(Error::Platform {
                 message: "the platform did not stop within 10 minutes".into(),

@@ -27,14 +27,6 @@ impl Context {
         let _ = writeln!(out, "{text}");
     }
 
-    /// Whether the platform is stopping: its stop channel is closed.
-    pub fn is_stopping(&self) -> bool {
-        matches!(
-            self.stopping.try_recv(),
-            Err(crossbeam_channel::TryRecvError::Disconnected)
-        )
-    }
-
     /// The sink of a container's output: the app's log, and the terminal under `up`.
     pub fn container_log(&self, log: &AppLog, app: &str, name: &str) -> LineSink {
         let log = log.clone();

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -317,7 +318,11 @@ impl Worker {
         let (input, git_ref) = (input.as_path(), git_ref.as_deref());
         let app = self.ctx.home.app(name)?;
         // Also exclude a `shipway build` of the same app in another process.
-        let _flock = app.lock()?;
+        let Some(_flock) = super::turn::app_lock(&app, cancel)? else {
+            super::turn::record_aborted(&self.ctx, name, source.as_deref(), input, git_ref)?;
+            out.line("<-- Deployment aborted while queued: nothing was built -->");
+            return Ok(Status::Aborted);
+        };
         // A router port held by another program fails here, before anything is built.
         let (url, _) = self.routers(port, false)?;
 
@@ -327,6 +332,7 @@ impl Worker {
         let log = File::options()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .map_err(|source| Error::Io {
                 action: "write",

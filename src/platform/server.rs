@@ -5,8 +5,7 @@
 //! It holds no state of its own: what it answers comes from the supervisor.
 
 use std::io::BufReader;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use crossbeam_channel::bounded;
@@ -24,31 +23,10 @@ use crate::state::Home;
 
 /// Run the platform until `down`, SIGINT or SIGTERM. Returns the exit status.
 pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
+    super::lock::close_inherited_descriptors();
     let home = Home::open(&settings.home)?;
-    let socket = home.socket();
-    if UnixStream::connect(&socket).is_ok() {
-        let pid = std::fs::read_to_string(home.pid_file()).unwrap_or_default();
-        return Err(Error::Platform {
-            message: format!(
-                "a shipway platform already runs for {} (pid {}); stop it with `shipway down`",
-                home.root.display(),
-                pid.trim()
-            ),
-        });
-    }
-    let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).map_err(|source| Error::Io {
-        action: "listen on",
-        path: socket.clone(),
-        source,
-    })?;
-    // Only this user may drive the platform.
-    let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
-    crate::state::write_atomic(
-        &home.pid_file(),
-        format!("{}\n", std::process::id()).as_bytes(),
-        0o600,
-    )?;
+    let platform_lock = super::lock::PlatformLock::acquire(&home)?;
+    let mut listener = super::listen::Listener::bind(&home.socket())?;
 
     let watchdog = Arc::new(Watchdog::spawn().map_err(|source| Error::Io {
         action: "start the watchdog",
@@ -72,30 +50,32 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
         "shipway platform {} (pid {}) on {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        socket.display()
+        listener.path().display()
     ));
     for (k, v) in ctx.settings.describe() {
         ctx.say(&format!("  {k} = {v}"));
     }
+    ctx.home.sweep().iter().for_each(|p| {
+        ctx.say(&format!(
+            "removed {}: left by an interrupted build or write",
+            p.display()
+        ))
+    });
     let (supervisor, supervising) = supervisor::start(ctx.clone(), stop_tx);
     jobs::restore(&ctx, &supervisor);
     watch_signals(&ctx, &supervisor);
 
-    for stream in listener.incoming() {
-        if ctx.is_stopping() {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
+    while let Some(stream) = listener.next(&ctx.stopping) {
         let s = supervisor.clone();
         std::thread::spawn(move || serve(&s, stream));
     }
     // The supervisor ends once every app is stopped.
     let _ = supervising.join();
-    let _ = std::fs::remove_file(&socket);
-    let _ = std::fs::remove_file(ctx.home.pid_file());
+    drop(listener);
     if let Ok(w) = Arc::try_unwrap(watchdog) {
         w.finish();
     }
+    platform_lock.release();
     Ok(exit::SUCCESS)
 }
 

@@ -25,6 +25,7 @@ use super::jobs::{self, Job, RestartError, Worker};
 use super::life::{self, Crash, Life, Slot};
 use super::protocol::{AppInfo, ContainerRow, Event};
 use super::routing::Routers;
+use super::turn;
 use crate::container::{self, Container, ContainerSpec};
 use crate::error::Error;
 use crate::process::{Exit, Stream};
@@ -91,6 +92,8 @@ pub enum Message {
     },
     /// The app's running job has ended.
     JobDone { app: String },
+    /// The client of a job queued for the app hung up.
+    HungUp { app: String },
 
     /// A ready container's leader exited.
     Exited { app: String, id: u64 },
@@ -275,6 +278,11 @@ impl Supervisor {
                 self.workers -= 1;
                 self.job_done(&app);
             }
+            Message::HungUp { app } => {
+                if let Some(a) = self.apps.get_mut(&app) {
+                    turn::call_off_hung_up(&self.ctx, &app, &mut a.queue);
+                }
+            }
             Message::Exited { app, id } => self.exited(&app, id),
             Message::Reaped {
                 app,
@@ -353,6 +361,9 @@ impl Supervisor {
                 c.output().step(&format!(
                     "Another deployment of {name} is running: this one is queued"
                 ));
+            }
+            if let Some(c) = &caller {
+                turn::watch_hangup(c, &self.handle, &name);
             }
             a.queue.push_back((job, caller));
             return;

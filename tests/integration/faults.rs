@@ -330,6 +330,12 @@ fn the_platform_is_private_to_this_user_and_machine() {
     assert_eq!(mode(&env.home.path().join("apps")), 0o700);
     assert_eq!(mode(&env.home.path().join("apps/private")), 0o700);
     assert_eq!(mode(&env.home.path().join("apps/private/app.toml")), 0o600);
+    // Logs hold what apps print, secrets included.
+    assert_eq!(mode(&env.home.path().join("platform.log")), 0o600);
+    assert_eq!(mode(&env.home.path().join("apps/private/app.log")), 0o600);
+    for log in walkdir(&env.home.path().join("apps/private/deployments")) {
+        assert_eq!(mode(&log), 0o600, "{log:?}");
+    }
     // The router listens on 127.0.0.1 only.
     let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
     let hex_port = format!(":{port:04X}");

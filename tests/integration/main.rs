@@ -6,6 +6,7 @@ mod deploy;
 mod escapes;
 mod faults;
 mod harness;
+mod lifecycle;
 mod ops;
 mod sandbox;
 mod triggers;

@@ -1,0 +1,114 @@
+//! Waiting for a turn without losing the client: jobs of one app queue in the supervisor
+//! (PLATFORM.md: queued, never interleaved), and a deployment waits for the app's file
+//! lock held by a `shipway build` in another process. A client that hangs up while its
+//! job waits (Ctrl-C, SIGTERM, SIGHUP to `deploy`) ends it at once, recorded `aborted`.
+//!
+//! It only waits and calls off; what runs in the turn is the jobs' business.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::caller::Caller;
+use super::context::Context;
+use super::jobs::Job;
+use super::supervisor::{Handle, Message};
+use crate::deployment::{Deployment, Status};
+use crate::state::{AppDir, AppLock, StateError};
+
+/// How often a deployment waiting for the app's file lock looks again: flock has no
+/// wait that a channel can interrupt.
+const LOOK_EVERY: Duration = Duration::from_millis(20);
+
+/// When the client of a queued job hangs up, tell the supervisor, which then calls off
+/// what waits for `app` with no one to answer (`call_off_hung_up`).
+pub fn watch_hangup(caller: &Caller, supervisor: &Handle, app: &str) {
+    let (hangup, supervisor, app) = (caller.hangup().clone(), supervisor.clone(), app.to_string());
+    std::thread::spawn(move || {
+        let _ = hangup.recv();
+        supervisor.send(Message::HungUp { app });
+    });
+}
+
+/// Remove from `queue` the jobs whose client hung up: each deployment is recorded
+/// `aborted` (nothing was built) and the client, if it still reads, told so.
+pub fn call_off_hung_up(ctx: &Context, name: &str, queue: &mut VecDeque<(Job, Option<Caller>)>) {
+    let hung_up = |c: &Option<Caller>| {
+        c.as_ref()
+            .is_some_and(|c| c.hangup().try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected))
+    };
+    let (gone, kept): (VecDeque<_>, VecDeque<_>) = queue.drain(..).partition(|(_, c)| hung_up(c));
+    *queue = kept;
+    for (job, caller) in gone {
+        let result = match &job {
+            Job::Deploy(args) => record_aborted(
+                ctx,
+                name,
+                args.source.as_deref(),
+                &args.input,
+                args.git_ref.as_deref(),
+            )
+            .map(|_| Status::Aborted),
+            _ => Ok(Status::Aborted),
+        };
+        if let Some(c) = caller {
+            c.output().line(match job {
+                Job::Deploy(_) => "<-- Deployment aborted while queued: nothing was built -->",
+                _ => "<-- Called off while queued: nothing was done -->",
+            });
+            c.finish(result);
+        }
+    }
+}
+
+/// The record of a deployment that ended before it built anything.
+pub fn record_aborted(
+    ctx: &Context,
+    name: &str,
+    source: Option<&str>,
+    input: &std::path::Path,
+    git_ref: Option<&str>,
+) -> Result<(), crate::error::Error> {
+    let app = ctx.home.app(name)?;
+    let source = source
+        .map(String::from)
+        .unwrap_or_else(|| input.display().to_string());
+    Deployment::new(name, &source, git_ref).set_status(Status::Aborted, &app)?;
+    Ok(())
+}
+
+/// The app's file lock (a `shipway build` of it in another process may hold it), or
+/// `None` when `cancel` fires first.
+pub fn app_lock(app: &AppDir, cancel: &Receiver<()>) -> Result<Option<AppLock>, StateError> {
+    loop {
+        if let Some(lock) = app.try_lock()? {
+            return Ok(Some(lock));
+        }
+        if cancel.recv_timeout(LOOK_EVERY) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
+            return Ok(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_for_the_app_lock_ends_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::state::Home::open(dir.path()).unwrap();
+        let app = home.app("queued").unwrap();
+        app.create().unwrap();
+        let (keep, cancel) = crossbeam_channel::bounded::<()>(0);
+        let held = app_lock(&app, &cancel).unwrap().expect("a free lock");
+        let (cancel_tx, cancelled) = crossbeam_channel::bounded::<()>(0);
+        let t = std::thread::spawn(move || drop(cancel_tx));
+        assert!(app_lock(&app, &cancelled).unwrap().is_none());
+        t.join().unwrap();
+        drop(held);
+        assert!(app_lock(&app, &cancel).unwrap().is_some());
+        drop(keep);
+    }
+}
