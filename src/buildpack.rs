@@ -15,7 +15,7 @@ use crossbeam_channel::Receiver;
 use include_dir::{include_dir, Dir};
 use nix::sys::signal::Signal;
 
-use crate::buildpack_cache::BuildpackCache;
+use crate::buildpack_cache::{self, BuildpackCache};
 use crate::process::{self, Exit, Interrupted, LineSink, Spawn, Stream};
 use crate::release_yaml::{ReleaseYaml, ReleaseYamlError};
 
@@ -34,12 +34,8 @@ pub enum BuildpackError {
     Missing { spec: String, path: PathBuf },
     #[error("buildpack {spec} has no bin/compile: a classic buildpack needs bin/detect and bin/compile")]
     NotABuildpack { spec: String },
-    #[error("cannot clone buildpack {spec}: git {action} failed:\n{output}")]
-    Git {
-        spec: String,
-        action: String,
-        output: String,
-    },
+    #[error("cannot clone buildpack {spec}: {detail}")]
+    Git { spec: String, detail: String },
     #[error("cannot unpack buildpack {spec}: {message}")]
     Unpack { spec: String, message: String },
     #[error("cannot copy buildpack {spec}: {source}")]
@@ -286,56 +282,23 @@ fn extract_bundled(dir: &Dir<'_>, name: &str, dest: &Path) -> std::io::Result<()
     Ok(())
 }
 
-/// A fetch of a buildpack by git: past this it is stopped (a server that accepts and
-/// never answers), and what git may print.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
-const GIT_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
-
 /// Sourcing an `export` file: it sets variables, nothing more, so it gets little time;
 /// what `env -0` prints after it is the whole environment, bounded.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(60);
 const EXPORT_LIMIT: usize = 16 * 1024 * 1024;
 
+/// A git repository of this machine (a path or `file://`), cloned afresh for each build:
+/// nothing to keep, nothing to wait for.
 fn clone(spec: &str, url: &str, reference: Option<&str>, dest: &Path) -> Result<(), BuildpackError> {
-    let git = |args: &[&str], cwd: &Path| -> Result<String, (String, String)> {
-        let env = std::env::vars_os()
-            .filter(|(name, _)| name != "LC_ALL" && name != "GIT_TERMINAL_PROMPT")
-            // Its messages are matched below (the offline advice): keep them in English.
-            .chain([
-                ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-                ("LC_ALL".into(), "C".into()),
-            ]);
-        let out = Spawn::new("git", cwd)
-            .args(args)
-            .env(env)
-            .output(GIT_OUTPUT_LIMIT, FETCH_TIMEOUT, None)
-            .map_err(|e| (args.join(" "), e.to_string()))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err((
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ))
-        }
+    let failed = |detail| BuildpackError::Git {
+        spec: spec.to_string(),
+        detail,
     };
     let parent = dest.parent().unwrap_or(Path::new("/"));
     let dest_s = dest.display().to_string();
-    if let Err((action, output)) = git(&["clone", "--quiet", url, &dest_s], parent) {
-        return Err(BuildpackError::Git {
-            spec: spec.to_string(),
-            action,
-            output,
-        });
-    }
+    buildpack_cache::git(parent, &["clone", "--quiet", url, &dest_s]).map_err(failed)?;
     if let Some(r) = reference {
-        if let Err((action, output)) = git(&["checkout", "--quiet", r], dest) {
-            return Err(BuildpackError::Git {
-                spec: spec.to_string(),
-                action,
-                output,
-            });
-        }
+        buildpack_cache::git(dest, &["checkout", "--quiet", r]).map_err(failed)?;
     }
     Ok(())
 }

@@ -385,8 +385,9 @@ fn digest(file: &Path) -> std::io::Result<String> {
     }
 }
 
-/// git with its messages in English (they are read above) and no prompt.
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+/// git with its messages in English (they are read above) and no prompt; its stdout, or
+/// what failed and what it said.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     let env = std::env::vars_os()
         .filter(|(name, _)| name != "LC_ALL" && name != "GIT_TERMINAL_PROMPT")
         .chain([

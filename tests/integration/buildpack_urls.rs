@@ -107,6 +107,15 @@ fn push_change(work: &Path, served: &Path, marker: &str) {
     git(&bare, &["update-server-info"]);
 }
 
+/// A port of 127.0.0.1 nothing listens on: bound, then closed.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn deploy(env: &Env, app: &Path, url: &str) -> Run {
     env.deploy(app, "fetched", &["--env", &format!("BUILDPACK_URL={url}")])
 }
@@ -174,12 +183,7 @@ fn a_buildpack_by_url_is_fetched_once_per_tag_again_per_branch_and_used_from_the
 fn a_buildpack_url_that_cannot_be_fetched_with_nothing_cached_is_a_build_error_saying_why() {
     let env = Env::new();
     let app = env.app("python");
-    // A port nothing listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let url = format!("http://127.0.0.1:{port}/bp.git");
     deploy(&env, &app, &url)
         .code(10)
@@ -284,11 +288,7 @@ fn official_buildpacks_auto_follows_the_host() {
 fn official_buildpacks_always_fails_a_build_where_none_can_be_had() {
     let mut env = Env::new();
     env.set("SHIPWAY_OFFICIAL_BUILDPACKS", "always");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     env.set(
         "SHIPWAY_OFFICIAL_BUILDPACKS_URL",
         &format!("http://127.0.0.1:{port}"),
