@@ -41,6 +41,9 @@ impl Procfile {
     }
 
     pub fn parse(text: &str) -> Result<Procfile, ProcfileError> {
+        // Windows editors save UTF-8 with a byte order mark; left in, it would make the
+        // first type `\u{feff}web` and fail a Procfile the platform accepts.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut types: Vec<(String, String)> = Vec::new();
         let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
         for (i, raw) in text.lines().enumerate() {
@@ -99,6 +102,17 @@ mod tests {
                 ("worker".to_string(), "bundle exec sidekiq".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_part_of_the_first_type() {
+        let p = Procfile::parse("\u{feff}web: ./server\r\nworker: ./work\r\n").unwrap();
+        assert_eq!(p.types[0], ("web".to_string(), "./server".to_string()));
+        // Only a leading one: elsewhere it is a character like any other, and not a letter.
+        assert!(matches!(
+            Procfile::parse("web: a\n\u{feff}worker: b").unwrap_err(),
+            ProcfileError::BadType { line: 2, .. }
+        ));
     }
 
     #[test]
