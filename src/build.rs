@@ -40,6 +40,9 @@ pub enum BuildError {
     NotCompatible { spec: String, verdict: String },
     #[error(".buildpacks lists no buildpack: add one URL or path per line")]
     EmptyBuildpacks,
+    /// An error about one `.buildpacks` entry: the user fixes that line.
+    #[error(".buildpacks line {line}: {source}")]
+    BuildpacksLine { line: usize, source: Box<BuildError> },
     #[error(transparent)]
     Procfile(#[from] ProcfileError),
     #[error(transparent)]
@@ -100,6 +103,29 @@ impl std::fmt::Display for Reason {
 pub struct Selection {
     pub specs: Vec<String>,
     pub reason: Reason,
+    /// For [`Reason::DotBuildpacks`], the line of each spec in the file; empty otherwise.
+    pub lines: Vec<usize>,
+}
+
+impl Selection {
+    fn of(specs: Vec<String>, reason: Reason) -> Selection {
+        Selection {
+            specs,
+            reason,
+            lines: Vec::new(),
+        }
+    }
+
+    /// `error` about the `i`th buildpack, with the `.buildpacks` line it came from.
+    fn about(&self, i: usize, error: BuildError) -> BuildError {
+        match self.lines.get(i) {
+            Some(&line) => BuildError::BuildpacksLine {
+                line,
+                source: Box::new(error),
+            },
+            None => error,
+        }
+    }
 }
 
 /// Apply the platform's selection rules, first one that applies (PLATFORM.md §2).
@@ -112,51 +138,41 @@ pub fn select(
     deployed: &Path,
 ) -> Result<Selection, BuildError> {
     if !flags.is_empty() {
-        return Ok(Selection {
-            specs: flags.to_vec(),
-            reason: Reason::Flag,
-        });
+        return Ok(Selection::of(flags.to_vec(), Reason::Flag));
     }
     if let Some(url) = vars.get("BUILDPACK_URL").filter(|u| !u.trim().is_empty()) {
-        return Ok(Selection {
-            specs: vec![url.trim().to_string()],
-            reason: Reason::BuildpackUrl,
-        });
+        return Ok(Selection::of(vec![url.trim().to_string()], Reason::BuildpackUrl));
     }
     if let Some(name) = vars.get("BUILDPACK_NAME").filter(|u| !u.trim().is_empty()) {
-        return Ok(Selection {
-            specs: vec![name.trim().to_string()],
-            reason: Reason::BuildpackName,
-        });
+        return Ok(Selection::of(
+            vec![name.trim().to_string()],
+            Reason::BuildpackName,
+        ));
     }
     let listed = app_dir.join(".buildpacks");
     if listed.is_file() {
         let text = std::fs::read_to_string(&listed).map_err(io("read", &listed))?;
-        let specs: Vec<String> = text
-            .lines()
-            .map(|l| l.trim_end_matches('\r').trim())
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(String::from)
-            .collect();
-        if specs.is_empty() {
+        let mut selection = Selection::of(Vec::new(), Reason::DotBuildpacks);
+        for (i, line) in text.lines().enumerate() {
+            let line_text = line.trim_end_matches('\r').trim();
+            if !line_text.is_empty() && !line_text.starts_with('#') {
+                selection.specs.push(line_text.to_string());
+                selection.lines.push(i + 1);
+            }
+        }
+        if selection.specs.is_empty() {
             return Err(BuildError::EmptyBuildpacks);
         }
-        return Ok(Selection {
-            specs,
-            reason: Reason::DotBuildpacks,
-        });
+        return Ok(selection);
     }
     // A deployed .war or .jar is built by the platform's buildpack for it, not detected.
     if let Some(name) = source::java_file_buildpack(deployed) {
-        return Ok(Selection {
-            specs: vec![name.to_string()],
-            reason: Reason::DeployedFile,
-        });
+        return Ok(Selection::of(vec![name.to_string()], Reason::DeployedFile));
     }
-    Ok(Selection {
-        specs: buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect(),
-        reason: Reason::Detection,
-    })
+    Ok(Selection::of(
+        buildpack::DETECTION_ORDER.iter().map(|s| s.to_string()).collect(),
+        Reason::Detection,
+    ))
 }
 
 /// PROJECT_DIR, when set: the subfolder of the source that is the app (PLATFORM.md §1).
@@ -261,16 +277,16 @@ pub fn detect_all(
     Ok(DetectReport { detections, winner })
 }
 
-/// Fetch fresh copies of `specs` into `scratch`, saying so for custom ones.
+/// Fetch fresh copies of the selected buildpacks into `scratch`, saying so for custom ones.
 pub fn fetch_all(
-    specs: &[String],
+    selection: &Selection,
     app_dir: &Path,
     settings: &Settings,
     scratch: &Path,
     out: Option<&Output>,
 ) -> Result<Vec<Buildpack>, BuildError> {
     let mut buildpacks = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
+    for (i, spec) in selection.specs.iter().enumerate() {
         let locator = Locator::parse(
             spec,
             &std::env::current_dir().unwrap_or_else(|_| app_dir.to_path_buf()),
@@ -285,7 +301,8 @@ pub fn fetch_all(
             settings.buildpacks_dir.as_deref(),
             &BuildpackCache::new(&settings.home),
             &dest,
-        )?;
+        )
+        .map_err(|e| selection.about(i, e.into()))?;
         if let Some(out) = out {
             if let Some(commit) = &bp.commit {
                 out.detail(&format!("at commit {}", buildpack_cache::short(commit)));
@@ -387,7 +404,7 @@ pub fn build(
     let mut detect_each = false;
     match selection.reason {
         Reason::Detection => {
-            let candidates = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), None)?;
+            let candidates = fetch_all(&selection, &app_dir, settings, scratch.path(), None)?;
             let report = detect_all(&candidates, &app_dir, &ctx)?;
             let winner = report.winner.and_then(|w| match &report.detections[w].verdict {
                 Verdict::Detected(framework) => Some((w, framework.clone())),
@@ -421,7 +438,7 @@ pub fn build(
             buildpacks = vec![crate::official::instead_of(winner, settings, &dest, Some(out))?];
         }
         Reason::BuildpackName => {
-            let named = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(out))?;
+            let named = fetch_all(&selection, &app_dir, settings, scratch.path(), Some(out))?;
             out.step(&format!("Using buildpack {} (BUILDPACK_NAME)", named[0].name));
             let dest = scratch.path().join("official");
             buildpacks = named
@@ -432,7 +449,7 @@ pub fn build(
         _ => {
             // Each listed buildpack's detect runs just before its compile (below), so that
             // it sees what the previous ones built, as the platform's multi-buildpack does.
-            buildpacks = fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(out))?;
+            buildpacks = fetch_all(&selection, &app_dir, settings, scratch.path(), Some(out))?;
             detect_each = true;
         }
     }
@@ -451,7 +468,7 @@ pub fn build(
     write_env_dir(&env_dir, &req.config_vars)?;
 
     let mut compile_env = env.clone();
-    for bp in &buildpacks {
+    for (i, bp) in buildpacks.iter().enumerate() {
         let ctx = ScriptContext {
             env: &compile_env,
             deadline,
@@ -463,10 +480,11 @@ pub fn build(
             match bp.detect(&app_dir, &ctx)?.verdict {
                 Verdict::Detected(framework) => out.step(&format!("{framework} app detected")),
                 other => {
-                    return Err(BuildError::NotCompatible {
+                    let error = BuildError::NotCompatible {
                         spec: bp.spec.clone(),
                         verdict: describe_verdict(&other),
-                    })
+                    };
+                    return Err(selection.about(i, error));
                 }
             }
         }

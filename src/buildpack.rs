@@ -24,14 +24,19 @@ pub const DETECTION_ORDER: &[&str] = &[
     "clojure", "go", "gradle", "java", "nodejs", "php", "python", "ruby", "scala",
 ];
 
+/// What a buildpack reference may be, said wherever one cannot be used.
+const EXPECTED: &str = "give a folder holding bin/detect and bin/compile, a git URL (with an optional #ref), a .tgz/.tar.gz, or a bundled buildpack's name";
+
 static BUNDLED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/buildpacks");
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildpackError {
     #[error("no bundled buildpack is named {name:?} (bundled: {known})")]
     UnknownName { name: String, known: String },
-    #[error("buildpack {spec}: {path} does not exist")]
+    #[error("buildpack {spec}: {path} does not exist; {EXPECTED}")]
     Missing { spec: String, path: PathBuf },
+    #[error("buildpack {spec}: {path} is a file, not a buildpack folder; {EXPECTED}")]
+    NotAFolder { spec: String, path: PathBuf },
     #[error("buildpack {spec} has no bin/compile: a classic buildpack needs bin/detect and bin/compile")]
     NotABuildpack { spec: String },
     #[error("cannot clone buildpack {spec}: {detail}")]
@@ -243,6 +248,12 @@ fn is_remote(url: &str) -> bool {
 }
 
 fn copy_folder(spec: &str, from: &Path, dest: &Path) -> Result<(), BuildpackError> {
+    if from.is_file() {
+        return Err(BuildpackError::NotAFolder {
+            spec: spec.to_string(),
+            path: from.to_path_buf(),
+        });
+    }
     if !from.is_dir() {
         return Err(BuildpackError::Missing {
             spec: spec.to_string(),
@@ -574,6 +585,28 @@ mod tests {
             Locator::Folder("/app/./my-bp".into())
         );
         assert_eq!(Locator::parse("/abs/bp", base), Locator::Folder("/abs/bp".into()));
+    }
+
+    #[test]
+    fn a_file_named_as_a_buildpack_is_said_to_be_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bp");
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        let spec = file.display().to_string();
+        let cache = BuildpackCache::new(dir.path());
+        let err = fetch(
+            &spec,
+            &Locator::parse(&spec, dir.path()),
+            None,
+            &cache,
+            &dir.path().join("copy"),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, BuildpackError::NotAFolder { .. }), "{message}");
+        assert!(message.contains("is a file, not a buildpack folder"), "{message}");
+        assert!(message.contains("bin/detect and bin/compile"), "{message}");
+        assert!(!message.contains("does not exist"), "{message}");
     }
 
     #[test]

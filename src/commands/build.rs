@@ -54,7 +54,7 @@ pub fn detect(
 
     let selection = build::select(&flags, &vars, &app_dir, &input)?;
     let out = if json { Output::new() } else { Output::stdout() };
-    let buildpacks = build::fetch_all(&selection.specs, &app_dir, settings, scratch.path(), Some(&out))?;
+    let buildpacks = build::fetch_all(&selection, &app_dir, settings, scratch.path(), Some(&out))?;
     let home = build::BuildHome::new(settings, scratch.path(), &out)?;
     let env = build::build_env(settings, "detect", None, "detect", home.seen_at());
     let cancel = signals::cancel_on_interrupt();

@@ -492,6 +492,37 @@ fn dot_buildpacks_detect_each_buildpack_after_the_previous_compile() {
     );
 }
 
+/// A line naming a file (a script, say) is said to be a file, with its line: it used to
+/// read "does not exist", which sends the user looking for a path that is there.
+#[test]
+fn dot_buildpacks_errors_name_the_line_and_what_a_file_is_not() {
+    let env = Env::new();
+    let first = buildpack(&env, "writes-export");
+    let script = env.work.path().join("compile.sh");
+    write_script(&script, "#!/bin/sh\n");
+    let app = bare_app(&env, "listed");
+    write(
+        &app.join(".buildpacks"),
+        &format!("# two buildpacks\n{}\n\n{}\n", first.display(), script.display()),
+    );
+    env.run(&["build", &s(&app), "-a", "listed"])
+        .code(10)
+        .has(&format!(
+            ".buildpacks line 4: buildpack {0}: {0} is a file, not a buildpack folder",
+            script.display()
+        ))
+        .has("a folder holding bin/detect and bin/compile")
+        .lacks("does not exist");
+
+    // An entry whose detect does not apply names its line too.
+    let ruby = env.work.path().join("ruby-bp");
+    copy_dir(&repo().join("buildpacks/ruby"), &ruby);
+    write(&app.join(".buildpacks"), &format!("\n{}\n", ruby.display()));
+    env.run(&["build", &s(&app), "-a", "listed"])
+        .code(10)
+        .has(".buildpacks line 2: App not compatible with buildpack");
+}
+
 #[test]
 fn buildpack_url_wins_over_dot_buildpacks() {
     let env = Env::new();
