@@ -23,9 +23,6 @@ use crate::source::{self, SourceError};
 use crate::state::{self, StateError};
 use crate::ui::{human_bytes, Output};
 
-/// The platform's image size limit.
-pub const SLUG_LIMIT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
@@ -49,7 +46,7 @@ pub enum BuildError {
     Slugignore(#[from] crate::slugignore::SlugignoreError),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("the image is too large: {size} (the platform allows {limit} at most); add what the app does not need at run time to .slugignore")]
+    #[error("the image is too large: {size}, more than the {limit} allowed (the slug_limit setting; the platform's limit is 2 GiB); add what the app does not need at run time to .slugignore")]
     SlugTooLarge { size: String, limit: String },
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -521,19 +518,21 @@ pub fn build(
         ));
     }
 
-    // The build succeeded: its cache replaces the previous one.
-    out.step("Build complete, uploading deployment cache.");
-    replace_dir(&cache_work, &req.cache_dir)?;
-
     // An unreadable part of the slug fails the build rather than escaping the limit.
     let (_, slug_bytes) = source::count_files(&app_dir)?;
-    if slug_bytes > SLUG_LIMIT_BYTES {
+    if slug_bytes > settings.slug_limit {
         return Err(BuildError::SlugTooLarge {
             size: human_bytes(slug_bytes),
-            limit: human_bytes(SLUG_LIMIT_BYTES),
+            limit: human_bytes(settings.slug_limit),
         });
     }
     out.step(&format!("Image size is {}", human_bytes(slug_bytes)));
+
+    // Only now has the build succeeded, every check included: its cache replaces the
+    // previous one. Any earlier, and a failure (the slug size, say) would leave the next
+    // build a cache that no successful build wrote.
+    out.step("Build complete, uploading deployment cache.");
+    replace_dir(&cache_work, &req.cache_dir)?;
 
     Ok(Built {
         // A buildpack fetched by URL is recorded with the commit that built the slug.

@@ -13,6 +13,8 @@ use std::time::Duration;
 pub enum SettingsError {
     #[error("{name}: cannot read {value:?} as a duration (write e.g. 500ms, 5s, 2m, 1h)")]
     Duration { name: String, value: String },
+    #[error("{name}: cannot read {value:?} as a size (write e.g. 2GiB, 500MiB, 64KiB or a number of bytes)")]
+    Size { name: String, value: String },
     #[error("{name}: cannot read {value:?} as {expected}")]
     Value {
         name: String,
@@ -94,6 +96,8 @@ pub struct Settings {
     pub crash_backoff: Duration,
     /// Consecutive quick crashes after which a container is left `crashed`.
     pub crash_limit: u32,
+    /// The largest slug (image) a build may produce, in bytes.
+    pub slug_limit: u64,
 }
 
 /// One setting: its name in config.toml, its variable, how to show its value and how to
@@ -253,6 +257,11 @@ const KEYS: &[Key] = &[
         apply: |s, n, v| number(n, v, "a whole number").map(|k| s.crash_limit = k),
     },
     Key {
+        name: "slug_limit",
+        show: |s| render_size(s.slug_limit),
+        apply: |s, n, v| size(n, v).map(|b| s.slug_limit = b),
+    },
+    Key {
         name: "releases_kept",
         show: |s| s.releases_kept.to_string(),
         apply: |s, n, v| number(n, v, "a whole number").map(|k| s.releases_kept = k),
@@ -280,6 +289,8 @@ impl Settings {
             releases_kept: 10,
             crash_backoff: Duration::from_secs(1),
             crash_limit: 10,
+            // The platform's image size limit (PLATFORM.md §2).
+            slug_limit: 2 * GIB,
         }
     }
 
@@ -380,6 +391,42 @@ pub fn duration(name: &str, value: &str) -> Result<Duration, SettingsError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+/// Binary units, largest first, as the platform states its limits.
+const SIZE_UNITS: [(&str, u64); 3] = [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)];
+
+/// Reads `2GiB`, `500MiB`, `64KiB` (or `G`, `M`, `K`), and a bare number of bytes.
+pub fn size(name: &str, value: &str) -> Result<u64, SettingsError> {
+    let bad = || SettingsError::Size {
+        name: name.to_string(),
+        value: value.to_string(),
+    };
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let num: u64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.trim();
+    let factor = match unit {
+        "" | "B" => 1,
+        _ => SIZE_UNITS
+            .iter()
+            .find(|(u, _)| unit.eq_ignore_ascii_case(u) || unit.eq_ignore_ascii_case(&u[..1]))
+            .map(|&(_, f)| f)
+            .ok_or_else(bad)?,
+    };
+    num.checked_mul(factor).ok_or_else(bad)
+}
+
+/// The inverse of [`size`]: the largest unit that says it exactly.
+pub fn render_size(bytes: u64) -> String {
+    SIZE_UNITS
+        .iter()
+        .find(|&&(_, f)| bytes > 0 && bytes.is_multiple_of(f))
+        .map_or(format!("{bytes}B"), |&(u, f)| format!("{}{u}", bytes / f))
+}
+
 /// The inverse of [`duration`], for messages: `30s`, `20m`, `500ms`.
 pub fn render_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -419,6 +466,22 @@ mod tests {
     }
 
     #[test]
+    fn sizes_read_every_unit_and_render_back() {
+        assert_eq!(size("x", "2GiB").unwrap(), 2 * 1024 * 1024 * 1024);
+        assert_eq!(size("x", "500 MiB").unwrap(), 500 * 1024 * 1024);
+        assert_eq!(size("x", "64k").unwrap(), 64 * 1024);
+        assert_eq!(size("x", "10").unwrap(), 10);
+        assert_eq!(size("x", "10B").unwrap(), 10);
+        for bad in ["", "GiB", "1.5GiB", "-1", "3 parsecs", "99999999999999999999"] {
+            assert!(size("x", bad).is_err(), "{bad}");
+        }
+        assert!(size("x", "99999999999G").is_err(), "overflow");
+        for shown in ["2GiB", "500MiB", "64KiB", "10B", "1025B", "0B"] {
+            assert_eq!(render_size(size("x", shown).unwrap()), shown);
+        }
+    }
+
+    #[test]
     fn defaults_are_the_platform_numbers() {
         let s = Settings::from_vars(&vars(&[("SHIPWAY_HOME", "/nonexistent/x")])).unwrap();
         assert_eq!(s.boot_timeout, Duration::from_secs(60));
@@ -426,6 +489,7 @@ mod tests {
         assert_eq!(s.hook_timeout, Duration::from_secs(1200));
         assert_eq!(s.build_timeout, Duration::from_secs(1800));
         assert_eq!(s.loopback_bind, LoopbackBind::Fail);
+        assert_eq!(s.slug_limit, 2 * 1024 * 1024 * 1024);
     }
 
     #[test]

@@ -865,6 +865,38 @@ fn cache_persists_between_builds_and_a_failed_build_leaves_it_untouched() {
     assert_eq!(read(&out.join("app/cache-count")), "3\n");
 }
 
+/// The slug size is checked after compile, so a cache written by a compile that succeeded
+/// must still not be kept when the image turns out too large.
+#[test]
+fn a_slug_over_the_limit_fails_the_build_and_leaves_the_cache_as_it_was() {
+    let mut env = Env::new();
+    let app = bare_app(&env, "heavy");
+    let bp = buildpack(&env, "cache-counter");
+    let (app_s, bp_s) = (s(&app), s(&bp));
+    let args = ["build", &app_s, "-a", "heavy", "--buildpack", &bp_s];
+    env.run(&args).ok().has("-----> cache count: 1");
+    let cache = env.home.path().join("apps/heavy/cache");
+    assert_eq!(read(&cache.join("count")), "1\n");
+
+    env.set("SHIPWAY_SLUG_LIMIT", "4");
+    env.run(&args)
+        .code(10)
+        .has("-----> cache count: 2")
+        .has("the image is too large")
+        .has("more than the 4 B allowed")
+        .has("build-error")
+        .lacks("uploading deployment cache");
+    assert_eq!(
+        read(&cache.join("count")),
+        "1\n",
+        "the failed build's cache was kept"
+    );
+    assert!(!release_dir(&env, "heavy", 2).exists());
+
+    env.set("SHIPWAY_SLUG_LIMIT", "1MiB");
+    env.run(&args).ok().has("-----> cache count: 2");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. --ref and git work trees
 
