@@ -61,6 +61,14 @@ pub enum BuildpackError {
         script: &'static str,
         limit: String,
     },
+    #[error("{script} of {buildpack} printed more than {limit} on {stream}: {why}; is it printing a whole file, or looping?")]
+    OutputTooLarge {
+        buildpack: String,
+        script: &'static str,
+        stream: &'static str,
+        limit: &'static str,
+        why: &'static str,
+    },
     #[error("{script} of {buildpack} was interrupted")]
     Cancelled { buildpack: String, script: &'static str },
     #[error("{buildpack}: {source}")]
@@ -413,7 +421,13 @@ impl Buildpack {
     /// Run `bin/detect BUILD_DIR`, capturing what it prints.
     pub fn detect(&self, build_dir: &Path, ctx: &ScriptContext<'_>) -> Result<Detection, BuildpackError> {
         let started = Instant::now();
-        let (sink, out, err) = capture();
+        let out = Capture::new(DETECT_CAPTURE);
+        let err = Capture::new(DETECT_CAPTURE);
+        let (o, e) = (out.clone(), err.clone());
+        let sink: LineSink = Arc::new(move |stream, line: &str| match stream {
+            Stream::Stdout => o.push(line),
+            Stream::Stderr => e.push(line),
+        });
         let verdict = if !self.dir.join("bin/detect").is_file() {
             Verdict::Error {
                 status: "has no bin/detect".into(),
@@ -421,11 +435,17 @@ impl Buildpack {
             }
         } else {
             match self.run("detect", &[build_dir], ctx, sink) {
+                // What it printed is shown, or names the framework: past the cap it is
+                // neither, whatever the exit.
+                Ok(_) if out.overflowed() || err.overflowed() => Verdict::Error {
+                    status: format!(
+                        "printed more than {DETECT_CAPTURE_SHOWN} on {}: it should print the framework's name",
+                        if out.overflowed() { "stdout" } else { "stderr" }
+                    ),
+                    stderr: String::new(),
+                },
                 Ok(exit) if exit.success() => {
-                    let printed = out
-                        .lock()
-                        .map(|o| o.join(" ").trim().to_string())
-                        .unwrap_or_default();
+                    let printed = out.lines().join(" ").trim().to_string();
                     Verdict::Detected(if printed.is_empty() {
                         self.name.clone()
                     } else {
@@ -435,7 +455,7 @@ impl Buildpack {
                 Ok(exit) if exit.code() == Some(1) => Verdict::NotDetected,
                 Ok(exit) => Verdict::Error {
                     status: exit.to_string(),
-                    stderr: err.lock().map(|e| e.join("\n")).unwrap_or_default(),
+                    stderr: err.lines().join("\n"),
                 },
                 Err(BuildpackError::Process(e)) => Verdict::Error {
                     status: e.to_string(),
@@ -482,10 +502,10 @@ impl Buildpack {
         if !self.dir.join("bin/release").is_file() {
             return Ok(ReleaseYaml::default());
         }
-        let out = Arc::new(Mutex::new(Vec::<String>::new()));
+        let out = Capture::new(RELEASE_CAPTURE);
         let o = out.clone();
         let split: LineSink = Arc::new(move |stream, line: &str| match stream {
-            Stream::Stdout => o.lock().map(|mut o| o.push(line.to_string())).unwrap_or(()),
+            Stream::Stdout => o.push(line),
             Stream::Stderr => sink(stream, line),
         });
         let exit = self.run("release", &[build_dir], ctx, split)?;
@@ -496,7 +516,16 @@ impl Buildpack {
                 exit,
             });
         }
-        let text = out.lock().map(|o| o.join("\n")).unwrap_or_default();
+        if out.overflowed() {
+            return Err(BuildpackError::OutputTooLarge {
+                buildpack: self.name.clone(),
+                script: "bin/release",
+                stream: "stdout",
+                limit: RELEASE_CAPTURE_SHOWN,
+                why: "it should print a release YAML of a few lines (addons, config_vars, default_process_types)",
+            });
+        }
+        let text = out.lines().join("\n");
         ReleaseYaml::parse(&text).map_err(|source| BuildpackError::Release {
             buildpack: self.name.clone(),
             source,
@@ -535,19 +564,58 @@ impl Buildpack {
     }
 }
 
-type Captured = Arc<Mutex<Vec<String>>>;
+/// What `bin/detect` may print on each stream: a framework's name is one short line, and a
+/// detect that fails shows its stderr to the user, for which a screenful is plenty; 64 KiB
+/// leaves chatty scripts room while a runaway one cannot grow shipway's memory.
+const DETECT_CAPTURE: usize = 64 * 1024;
+const DETECT_CAPTURE_SHOWN: &str = "64 KiB";
+/// What `bin/release` may print on stdout: real release YAMLs are under 1 KiB (PHP's, one
+/// of the longest, lists a few process types); 1 MiB is a thousand times that.
+const RELEASE_CAPTURE: usize = 1024 * 1024;
+const RELEASE_CAPTURE_SHOWN: &str = "1 MiB";
 
-fn capture() -> (LineSink, Captured, Captured) {
-    let out: Captured = Arc::default();
-    let err: Captured = Arc::default();
-    let (o, e) = (out.clone(), err.clone());
-    let sink: LineSink = Arc::new(move |stream, line: &str| {
-        let target = if stream == Stream::Stdout { &o } else { &e };
-        if let Ok(mut t) = target.lock() {
-            t.push(line.to_string());
+/// Lines a script printed, kept up to a number of bytes: past it the rest is dropped (the
+/// pipe is still drained, so the script is never blocked) and the capture says so.
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Captured>>);
+
+struct Captured {
+    lines: Vec<String>,
+    bytes: usize,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl Capture {
+    fn new(limit: usize) -> Capture {
+        Capture(Arc::new(Mutex::new(Captured {
+            lines: Vec::new(),
+            bytes: 0,
+            limit,
+            overflowed: false,
+        })))
+    }
+
+    fn push(&self, line: &str) {
+        if let Ok(mut c) = self.0.lock() {
+            // Each line counts its newline, as the script printed it.
+            let bytes = c.bytes + line.len() + 1;
+            if c.overflowed || bytes > c.limit {
+                c.overflowed = true;
+            } else {
+                c.bytes = bytes;
+                c.lines.push(line.to_string());
+            }
         }
-    });
-    (sink, out, err)
+    }
+
+    fn overflowed(&self) -> bool {
+        self.0.lock().is_ok_and(|c| c.overflowed)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|c| c.lines.clone()).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -607,6 +675,73 @@ mod tests {
         assert!(message.contains("is a file, not a buildpack folder"), "{message}");
         assert!(message.contains("bin/detect and bin/compile"), "{message}");
         assert!(!message.contains("does not exist"), "{message}");
+    }
+
+    /// A buildpack in `dir/bp` whose bin/detect and bin/release run `detect` and `release`.
+    fn scripted(dir: &Path, detect: &str, release: &str) -> Buildpack {
+        use std::os::unix::fs::PermissionsExt;
+        let bp = dir.join("bp");
+        std::fs::create_dir_all(bp.join("bin")).unwrap();
+        for (name, body) in [("detect", detect), ("compile", "true"), ("release", release)] {
+            let path = bp.join("bin").join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Buildpack {
+            spec: "bp".into(),
+            name: "bp".into(),
+            dir: bp,
+            commit: None,
+            note: None,
+        }
+    }
+
+    fn run_scripts(bp: &Buildpack, dir: &Path) -> (Detection, Result<ReleaseYaml, BuildpackError>) {
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let (_keep, cancel) = crossbeam_channel::bounded::<()>(0);
+        let ctx = ScriptContext {
+            env: &env,
+            deadline: Instant::now() + Duration::from_secs(60),
+            limit: "1m".into(),
+            cancel: &cancel,
+            app: None,
+        };
+        let detection = bp.detect(dir, &ctx).unwrap();
+        let sink: LineSink = Arc::new(|_, _| {});
+        (detection, bp.release(dir, &ctx, sink))
+    }
+
+    #[test]
+    fn detect_and_release_output_is_capped_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // 100 KiB and 2 MiB of short lines: past each cap, a script that ends normally.
+        let bp = scripted(
+            dir.path(),
+            "yes Python | head -c 102400",
+            "yes 'web: x' | head -c 2097152",
+        );
+        let (detection, release) = run_scripts(&bp, dir.path());
+        match detection.verdict {
+            Verdict::Error { status, .. } => {
+                assert!(status.contains("printed more than 64 KiB on stdout"), "{status}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let message = release.unwrap_err().to_string();
+        assert!(
+            message.starts_with("bin/release of bp printed more than 1 MiB on stdout"),
+            "{message}"
+        );
+
+        // Within the caps, both read as before.
+        let bp = scripted(
+            dir.path(),
+            "echo Python >&2; echo Python",
+            "echo '---'; echo 'default_process_types:'; echo '  web: ./x'",
+        );
+        let (detection, release) = run_scripts(&bp, dir.path());
+        assert_eq!(detection.verdict, Verdict::Detected("Python".into()));
+        assert_eq!(release.unwrap().default_process_types["web"], "./x");
     }
 
     #[test]

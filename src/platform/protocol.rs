@@ -2,7 +2,7 @@
 //! request line from the client, then JSON event lines from the platform.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -111,12 +111,27 @@ pub fn write<T: Serialize>(w: &mut impl Write, value: &T) -> std::io::Result<()>
     w.flush()
 }
 
+/// The longest line either side reads. The largest messages are a deploy request, whose
+/// config vars are at most 32 KiB each (PLATFORM.md §4), so 8 MiB holds hundreds of
+/// the largest values; build output arrives a line at a time. Without a bound, a peer
+/// that never sends a newline would grow the reader's memory until it is killed.
+pub const MAX_LINE: u64 = 8 * 1024 * 1024;
+
 pub fn read<T: for<'de> Deserialize<'de>>(r: &mut impl BufRead) -> std::io::Result<Option<T>> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
+    let mut line = Vec::new();
+    if r.by_ref().take(MAX_LINE + 1).read_until(b'\n', &mut line)? == 0 {
         return Ok(None);
     }
-    serde_json::from_str(&line)
+    if line.len() as u64 > MAX_LINE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "a message on the platform socket is longer than {} MiB: the other side is not a shipway of this version, or is broken; the connection is dropped",
+                MAX_LINE / 1024 / 1024
+            ),
+        ));
+    }
+    serde_json::from_slice(&line)
         .map(Some)
         .map_err(std::io::Error::other)
 }
@@ -135,5 +150,22 @@ mod tests {
         );
         let back: Event = read(&mut buf.as_slice()).unwrap().unwrap();
         assert!(matches!(back, Event::Done { code: 12 }));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_refused_after_reading_only_the_bound() {
+        // An endless peer: if `read` were unbounded it would never return.
+        let mut endless = std::io::BufReader::new(std::io::repeat(b'a'));
+        let err = read::<Event>(&mut endless).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("longer than 8 MiB"), "{err}");
+
+        // A line of exactly the bound (its newline included) is still read.
+        let text = "x".repeat(MAX_LINE as usize - "{\"event\":\"line\",\"text\":\"\"}\n".len());
+        let mut buf = Vec::new();
+        write(&mut buf, &Event::Line { text: text.clone() }).unwrap();
+        assert_eq!(buf.len() as u64, MAX_LINE);
+        let back: Event = read(&mut buf.as_slice()).unwrap().unwrap();
+        assert!(matches!(back, Event::Line { text: t } if t == text));
     }
 }
