@@ -40,6 +40,8 @@ pub enum BuildError {
     /// An error about one `.buildpacks` entry: the user fixes that line.
     #[error(".buildpacks line {line}: {source}")]
     BuildpacksLine { line: usize, source: Box<BuildError> },
+    #[error(".buildpacks: {0}")]
+    BuildpacksFile(#[from] source::AppFileError),
     #[error(transparent)]
     Procfile(#[from] ProcfileError),
     #[error(transparent)]
@@ -147,8 +149,8 @@ pub fn select(
         ));
     }
     let listed = app_dir.join(".buildpacks");
-    if listed.is_file() {
-        let text = std::fs::read_to_string(&listed).map_err(io("read", &listed))?;
+    if let Some(bytes) = source::read_app_file(&listed, source::APP_FILE_LIMIT)? {
+        let text = String::from_utf8_lossy(&bytes);
         let mut selection = Selection::of(Vec::new(), Reason::DotBuildpacks);
         for (i, line) in text.lines().enumerate() {
             let line_text = line.trim_end_matches('\r').trim();

@@ -119,6 +119,25 @@ fn intake(req: &ReleaseRequest, app_dir: &std::path::Path, out: &Output) -> Resu
     if let Some(v) = &source.version {
         out.detail(&format!("SOURCE_VERSION={v}"));
     }
+    if !source.skipped.is_empty() {
+        let shown: Vec<String> = source
+            .skipped
+            .iter()
+            .take(10)
+            .map(|p| p.display().to_string())
+            .collect();
+        let more = source.skipped.len() - shown.len();
+        out.detail(&format!(
+            "note: left out {} FIFO, socket or device file(s), which git cannot carry either: {}{}",
+            source.skipped.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
     Ok(source)
 }
 

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::source::{read_app_file, APP_FILE_LIMIT};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProcfileError {
     #[error("Procfile line {line}: {text:?} is not `type: command` (a process type, a colon, then the command to run)")]
@@ -20,7 +22,7 @@ pub enum ProcfileError {
     Duplicate { line: usize, name: String, first: usize },
     #[error("Procfile line {line}: process type {name:?} has an empty command")]
     Empty { line: usize, name: String },
-    #[error("cannot read the Procfile: {0}")]
+    #[error("Procfile: {0}")]
     Read(String),
 }
 
@@ -31,11 +33,12 @@ pub struct Procfile {
 }
 
 impl Procfile {
-    /// Reads `<dir>/Procfile`; a missing file is an empty Procfile.
+    /// Reads `<dir>/Procfile`; a missing file is an empty Procfile. It must be a regular
+    /// file of at most `source::APP_FILE_LIMIT` bytes: the app's, so possibly anything.
     pub fn load(dir: &Path) -> Result<Option<Procfile>, ProcfileError> {
-        match std::fs::read(dir.join("Procfile")) {
-            Ok(bytes) => Procfile::parse(&String::from_utf8_lossy(&bytes)).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match read_app_file(&dir.join("Procfile"), APP_FILE_LIMIT) {
+            Ok(Some(bytes)) => Procfile::parse(&String::from_utf8_lossy(&bytes)).map(Some),
+            Ok(None) => Ok(None),
             Err(e) => Err(ProcfileError::Read(e.to_string())),
         }
     }

@@ -8,8 +8,12 @@ use std::path::Path;
 
 use ignore::gitignore::GitignoreBuilder;
 
+use crate::source::{read_app_file, AppFileError, APP_FILE_LIMIT};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SlugignoreError {
+    #[error(".slugignore: {0}")]
+    File(#[from] AppFileError),
     #[error(".slugignore line {line}: {message}")]
     Pattern { line: usize, message: String },
     #[error("cannot remove {path} from the slug: {source}")]
@@ -27,8 +31,9 @@ pub struct Removed {
 
 /// Apply `<app>/.slugignore`, if present, to `app`.
 pub fn apply(app: &Path) -> Result<Removed, SlugignoreError> {
-    let Ok(text) = std::fs::read_to_string(app.join(".slugignore")) else {
-        return Ok(Removed::default());
+    let text = match read_app_file(&app.join(".slugignore"), APP_FILE_LIMIT)? {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => return Ok(Removed::default()),
     };
     let mut builder = GitignoreBuilder::new(app);
     for (i, raw) in text.lines().enumerate() {

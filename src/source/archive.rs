@@ -5,7 +5,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -79,7 +79,20 @@ fn unpack_tar_gz_into(
     limit_bytes: u64,
 ) -> Result<(ArchiveStats, Links), SourceError> {
     let label = archive.display().to_string();
-    let file = File::open(archive).map_err(|e| SourceError::io("open", archive, e))?;
+    // O_NONBLOCK: a FIFO named like an archive (intake refuses one, but it may have taken
+    // the file's place since) opens at once instead of waiting for a writer, and is refused.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(archive)
+        .map_err(|e| SourceError::io("open", archive, e))?;
+    let meta = file.metadata().map_err(|e| SourceError::io("read", archive, e))?;
+    if !meta.is_file() {
+        return Err(SourceError::NotFileOrFolder {
+            path: archive.to_path_buf(),
+            kind: super::app_file::kind_of(meta.file_type()),
+        });
+    }
     // MultiGzDecoder: concatenated gzip members are one valid stream (`cat a.gz b.gz`).
     let mut gz = MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
     let unpacked = unpack_tar(&mut gz, into, &label, limit_bytes)?;

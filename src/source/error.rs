@@ -11,6 +11,9 @@ pub enum SourceError {
     #[error("source {path} does not exist; give a folder, a .tar.gz/.tgz archive or a .war/.jar file")]
     InputNotFound { path: PathBuf },
 
+    #[error("source {path} is a {kind}; a source must be a folder or a regular file (a .tar.gz/.tgz archive, a .war/.jar)")]
+    NotFileOrFolder { path: PathBuf, kind: &'static str },
+
     #[error("source {url} is a remote address and shipway works offline; download it (`curl -LO {url}`) or clone it (`git clone {url}`) first, then deploy the local file or folder")]
     RemoteInput { url: String },
 

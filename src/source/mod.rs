@@ -14,6 +14,7 @@
 //! - Modification times are not kept: nothing in a fresh build depends on them, and setting
 //!   them costs a system call per file.
 
+mod app_file;
 mod archive;
 mod copy;
 mod error;
@@ -27,6 +28,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+pub use app_file::{read_app_file, AppFileError, APP_FILE_LIMIT};
 pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYTES};
 pub use copy::{copy_tree, count_files, CopyStats, FileCount};
 pub use error::SourceError;
@@ -50,6 +52,9 @@ pub struct SourceInfo {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// FIFOs, sockets and devices found in a folder source and left out (relative paths):
+    /// git cannot carry them either, so a push would not have them.
+    pub skipped: Vec<PathBuf>,
 }
 
 /// Fill `dest` (must not exist; created, with its parent existing) with the app's files
@@ -66,11 +71,7 @@ pub fn intake(
 ) -> Result<SourceInfo, SourceError> {
     let input = local_path(input)?;
     let project_dir = parse_project_dir(project_dir)?;
-    let meta = match fs::metadata(&input) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(SourceError::InputNotFound { path: input }),
-        Err(e) => return Err(SourceError::io("read", &input, e)),
-    };
+    let meta = file_or_folder(&input)?;
     let input = fs::canonicalize(&input).map_err(|e| SourceError::io("read", &input, e))?;
     let staging = Staging::beside(dest)?;
     let mut taken = match git_ref {
@@ -113,6 +114,7 @@ pub fn intake(
         git_ref: taken.git_ref,
         files: taken.files,
         bytes: taken.bytes,
+        skipped: taken.skipped,
     })
 }
 
@@ -128,6 +130,7 @@ struct Taken {
     git_ref: Option<String>,
     files: u64,
     bytes: u64,
+    skipped: Vec<PathBuf>,
 }
 
 enum InputFile {
@@ -169,10 +172,23 @@ pub fn java_file_buildpack(input: &Path) -> Option<&'static str> {
 /// before it starts work that intake would otherwise refuse later.
 pub fn check_input(input: &Path) -> Result<PathBuf, SourceError> {
     let path = local_path(input)?;
-    if !path.exists() {
-        return Err(SourceError::InputNotFound { path });
-    }
+    file_or_folder(&path)?;
     Ok(path)
+}
+
+/// The source's metadata, when it is a folder or a regular file (links followed). Anything
+/// else is refused before anything opens it: opening a FIFO for reading waits for a writer
+/// that may never come, and a device may never end.
+fn file_or_folder(path: &Path) -> Result<fs::Metadata, SourceError> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() || meta.is_file() => Ok(meta),
+        Ok(meta) => Err(SourceError::NotFileOrFolder {
+            path: path.to_path_buf(),
+            kind: app_file::kind_of(meta.file_type()),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(SourceError::InputNotFound { path: path.into() }),
+        Err(e) => Err(SourceError::io("read", path, e)),
+    }
 }
 
 /// Refuses remote addresses (shipway is offline) and reads `file://` as a path.
@@ -267,6 +283,7 @@ fn take_folder(input: &Path, project_dir: Option<&Path>, staging: &Staging) -> R
         git_ref: None,
         files: stats.files,
         bytes: stats.bytes,
+        skipped: stats.skipped,
     })
 }
 
@@ -316,6 +333,7 @@ fn take_work_tree(
         git_ref: work_tree.branch,
         files: stats.files,
         bytes: stats.bytes,
+        skipped: stats.skipped,
     })
 }
 
@@ -332,6 +350,7 @@ fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, 
         git_ref: Some(git_ref.into()),
         files: stats.files + stats.hard_links,
         bytes: stats.bytes,
+        skipped: Vec::new(),
     })
 }
 
@@ -347,6 +366,7 @@ fn take_archive(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
         git_ref: None,
         files: stats.files + stats.hard_links,
         bytes: stats.bytes,
+        skipped: Vec::new(),
     })
 }
 
@@ -365,6 +385,7 @@ fn take_java_file(input: &Path, staging: &Staging) -> Result<Taken, SourceError>
         git_ref: None,
         files: 1,
         bytes,
+        skipped: Vec::new(),
     })
 }
 

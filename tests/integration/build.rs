@@ -1143,6 +1143,60 @@ with tarfile.open(sys.argv[1], "w:gz") as t:
     }
 }
 
+/// A FIFO named like an archive: opening it for reading waits for a writer that never
+/// comes. It must be refused at once, by `build` and by `deploy`, before anything opens it;
+/// the runs have a deadline, so a regression fails the test instead of hanging it.
+#[test]
+fn a_fifo_given_as_the_source_is_refused_at_once() {
+    let env = Env::new();
+    let fifo = env.work.path().join("x.tgz");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let fifo_s = s(&fifo);
+    for args in [
+        vec!["build", fifo_s.as_str(), "-a", "fifo"],
+        vec!["deploy", fifo_s.as_str(), "-a", "fifo"],
+    ] {
+        run_within(&env, &args, Duration::from_secs(60))
+            .code(1)
+            .has(&format!(
+                "source {fifo_s} is a FIFO (named pipe); a source must be a folder or a regular file"
+            ));
+    }
+}
+
+/// Inside a folder source, a FIFO is left out with a note (git would not carry it), and a
+/// Procfile that links to /dev/zero is refused instead of being read forever.
+#[test]
+fn special_files_in_a_folder_source_never_block_the_build() {
+    let env = Env::new();
+    let app = bare_app(&env, "specials");
+    let made = Command::new("mkfifo").arg(app.join("pipe")).status().unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("/dev/zero", app.join("Procfile")).unwrap();
+    let args = ["build", &s(&app), "-a", "specials", "--env", &procfile_only()];
+    run_within(&env, &args, Duration::from_secs(60))
+        .code(10)
+        .has("note: left out 1 FIFO, socket or device file(s), which git cannot carry either: pipe")
+        .has("Procfile: ")
+        .has("is a character device, not a regular file");
+
+    // A regular Procfile, and the FIFO still never blocks.
+    std::fs::remove_file(app.join("Procfile")).unwrap();
+    write(&app.join("Procfile"), "web: cat index.txt\n");
+    run_within(&env, &args, Duration::from_secs(60))
+        .ok()
+        .has("left out 1 FIFO")
+        .has("Procfile declares types -> web");
+    let releases: Vec<PathBuf> = std::fs::read_dir(env.home.path().join("apps/specials/releases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("app/index.txt").is_file())
+        .collect();
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert!(std::fs::symlink_metadata(releases[0].join("app/pipe")).is_err());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. build timeout
 
