@@ -114,27 +114,32 @@ put("archive", "over-limit-gz", b"\x02" + gzip.compress(big, mtime=0))
 # A request head, then the app's response head to it: fuzz_targets/router_head.rs.
 for name, text in {
     "get-keep-alive": "GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
-    "chunked-and-length": "POST /p HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\nTE: trailers\r\n\r\n"
+    "chunked-and-length": "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\nTE: trailers\r\n\r\n"
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
     "http10": "GET / HTTP/1.0\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nHTTP/1.0 200 OK\r\n\r\n",
-    "websocket": "GET /ws HTTP/1.1\r\nConnection: Upgrade, X-Hop\r\nUpgrade: websocket\r\nX-Hop: 1\r\n\r\n"
+    "websocket": "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Hop\r\nUpgrade: websocket\r\nX-Hop: 1\r\n\r\n"
     "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-    "head-spoofed": "HEAD / HTTP/1.1\r\nConnection: close\r\nX-Request-ID: mine\r\nX-Real-IP: 6.6.6.6\r\n\r\n"
+    "head-spoofed": "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Request-ID: mine\r\nX-Real-IP: 6.6.6.6\r\n\r\n"
     "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
-    "expect-continue": "PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n"
+    "expect-continue": "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n"
     "HTTP/1.1 100 Continue\r\n\r\n",
-    "two-lengths": "POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
+    "two-lengths": "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
     # Found by this target: relayed as `HTTP/1.1 50 ...` before statuses below 100 were refused.
-    "status-050": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
+    "status-050": "GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
     # Found by this target: both ids reached the app before only the first was kept.
-    "two-request-ids": "GET / HTTP/1.1\r\nX-Request-ID: a\r\nX-Request-ID: b\r\n\r\n",
+    "two-request-ids": "GET / HTTP/1.1\r\nHost: a\r\nX-Request-ID: a\r\nX-Request-ID: b\r\n\r\n",
     # Found by this target: 95 headers became 101 once the router's were added.
-    "many-headers": "GET / HTTP/1.1\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(93)) + "\r\n"
+    "many-headers": "GET / HTTP/1.1\r\nHost: a\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(92)) + "\r\n"
     "HTTP/1.1 200 OK\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(98)) + "Content-Length: 0\r\n\r\n",
     # Found by this target: Transfer-Encoding named in Connection was dropped, not the framing.
-    "connection-names-framing": "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n"
+    "connection-names-framing": "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n"
     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length, close\r\n\r\n",
-    "gzip-until-close": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
+    # RFC 9112 §6.1 and §3.2: both framings close the client connection; Host is required.
+    "length-and-chunked": "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+    "no-host": "GET / HTTP/1.1\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+    "two-hosts": "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+    "gzip-until-close": "GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
 }.items():
     put("router_head", name, text)
 

@@ -39,6 +39,10 @@ pub(crate) enum HeadError {
     ContentLength,
     #[error("unsupported Transfer-Encoding (only chunked is understood)")]
     TransferEncoding,
+    /// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host, and
+    /// to any request with more than one.
+    #[error("an HTTP/1.1 request needs exactly one Host header, and this one has {0}")]
+    Host(usize),
 }
 
 fn malformed(e: httparse::Error, most_headers: usize) -> HeadError {
@@ -159,6 +163,9 @@ pub(crate) fn parse_request(
     let http10 = req.version == Some(0);
     let scan = Scan::of(req.headers);
     let (names, conn) = (&scan.names, &scan.conn);
+    if scan.hosts > 1 || scan.hosts == 0 && !http10 {
+        return Err(HeadError::Host(scan.hosts));
+    }
     let framing = scan.framing?;
     let body = match framing {
         Framing::Chunked => Body::chunked(),
@@ -167,7 +174,11 @@ pub(crate) fn parse_request(
         Framing::OtherEncoding => return Err(HeadError::TransferEncoding),
     };
     let upgrade = conn.upgrade && scan.has_upgrade && !http10;
-    let keep_alive = if http10 { conn.keep_alive } else { !conn.close };
+    // RFC 9112 §6.1: a request with both Content-Length and Transfer-Encoding may be an
+    // attempt at request smuggling, so the connection closes after the response, whatever
+    // the client asked: nothing it sends after that request is read.
+    let smuggling_risk = scan.length_with_encoding;
+    let keep_alive = !smuggling_risk && if http10 { conn.keep_alive } else { !conn.close };
     // HTTP/1.0 upstream exchanges end with a close so we never have to guess their framing.
     // A client's `Connection: close` is about its own connection only: the upstream
     // connection is the router's, and goes back to the worker's pool for the next client.
@@ -521,6 +532,7 @@ enum Name {
     XRequestStart,
     XRequestId,
     Expect,
+    Host,
     Other,
 }
 
@@ -529,6 +541,7 @@ impl Name {
         let is = |known: &[u8]| eq_lowercase(name.as_bytes(), known);
         match name.len() {
             2 if is(b"te") => Name::Te,
+            4 if is(b"host") => Name::Host,
             6 if is(b"expect") => Name::Expect,
             7 if is(b"upgrade") => Name::Upgrade,
             9 if is(b"x-real-ip") => Name::XRealIp,
@@ -556,13 +569,14 @@ impl Name {
 }
 
 /// Whether a header is not forwarded: a hop-by-hop one, or one the message's `Connection`
-/// header names (RFC 9110 §7.6.1), unless it frames the body. A client that names
+/// header names (RFC 9110 §7.6.1), unless it frames the body or is the Host the router
+/// checked (the app must see the Host the request was accepted with). A client that names
 /// `Transfer-Encoding` there would otherwise have the router frame the body as chunked
 /// while the app, never seeing the header, reads the chunks as its next request: request
 /// smuggling (found by fuzz/fuzz_targets/router_head.rs).
 fn stays_behind(name: Name, h: &httparse::Header, conn: &ConnectionTokens) -> bool {
     name.is_hop_by_hop()
-        || !matches!(name, Name::TransferEncoding | Name::ContentLength) && conn.lists(h.name)
+        || !matches!(name, Name::TransferEncoding | Name::ContentLength | Name::Host) && conn.lists(h.name)
 }
 
 /// Whether `bytes` equals `known` (lowercase letters, digits and `-`) ignoring ASCII case,
@@ -597,6 +611,10 @@ struct Scan<'a> {
     conn: ConnectionTokens<'a>,
     framing: Result<Framing, HeadError>,
     has_upgrade: bool,
+    /// How many Host headers there are.
+    hosts: usize,
+    /// Both a Content-Length and a Transfer-Encoding (RFC 9112 §6.1).
+    length_with_encoding: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -607,6 +625,8 @@ impl<'a> Scan<'a> {
         let mut bad_length = false;
         let mut encoding: Option<&[u8]> = None;
         let mut has_upgrade = false;
+        let mut hosts = 0;
+        let mut any_length = false;
         for (slot, h) in names.iter_mut().zip(headers) {
             let name = Name::of(h.name);
             *slot = name;
@@ -614,8 +634,10 @@ impl<'a> Scan<'a> {
                 Name::Other => {}
                 Name::Connection => conn.add(h.value),
                 Name::Upgrade => has_upgrade = true,
+                Name::Host => hosts += 1,
                 Name::TransferEncoding => encoding = Some(h.value),
                 Name::ContentLength => {
+                    any_length = true;
                     let n = content_length(h.value);
                     // Two different lengths is how request smuggling starts (RFC 9112 §6.3).
                     bad_length |= n.is_none() || length.is_some_and(|l| Some(l) != n);
@@ -645,6 +667,8 @@ impl<'a> Scan<'a> {
             conn,
             framing,
             has_upgrade,
+            hosts,
+            length_with_encoding: any_length && encoding.is_some(),
         }
     }
 }
@@ -721,7 +745,25 @@ pub(crate) fn check_rewrite(data: &[u8]) {
         return;
     };
     assert!(len <= data.len());
+    let client_sent = check::View::of(&data[..len], None);
+    let hosts = check::count(&client_sent.headers, "host");
+    assert!(
+        hosts == 1 || hosts == 0 && req.http10,
+        "{hosts} Host headers accepted"
+    );
+    // RFC 9112 §6.1: both framings given: the Content-Length goes, and so does the connection.
+    let both = check::count(&client_sent.headers, "content-length") > 0
+        && check::count(&client_sent.headers, "transfer-encoding") > 0;
+    assert!(
+        !(both && req.keep_alive),
+        "kept alive after a request with both framings"
+    );
     let app = check::View::of(&req.bytes, None);
+    assert_eq!(
+        check::count(&app.headers, "host"),
+        hosts,
+        "the app sees the Host accepted"
+    );
     assert_eq!(app.body, req.body, "the app frames the body as the router does");
     assert_eq!(app.upgrade, req.upgrade);
     check::hop_by_hop_gone(&app.headers, req.upgrade);
@@ -752,6 +794,7 @@ pub(crate) fn check_rewrite(data: &[u8]) {
         "the client frames the body as the router does"
     );
     check::hop_by_hop_gone(&client.headers, res.switching);
+    assert!(!(both && res.client_keep_alive));
     if !res.client_keep_alive && !res.interim && !res.switching {
         assert!(check::value(&client.headers, "connection") == Some(&b"close"[..]));
     }
@@ -884,14 +927,57 @@ mod tests {
     #[test]
     fn conflicting_lengths_are_refused_and_chunked_beats_length() {
         let mut rw = Rewriter::new(0, "1");
-        let bad = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        let bad = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert!(matches!(
             parse_request(bad, "127.0.0.1", &mut rw, Instant::now()),
             Err(HeadError::ContentLength)
         ));
-        let req = rewrite("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let req =
+            rewrite("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(req.body, Body::chunked());
         assert!(!String::from_utf8(req.bytes).unwrap().contains("Content-Length"));
+    }
+
+    #[test]
+    fn both_framings_drop_the_length_and_close_the_client_connection() {
+        // RFC 9112 §6.1: Transfer-Encoding overrides Content-Length, which is removed, and
+        // the connection closes after the response.
+        let req =
+            rewrite("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(!req.keep_alive);
+        let mut out = Vec::new();
+        let (_, res) = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", &req, &mut out)
+            .unwrap()
+            .unwrap();
+        assert!(!res.client_keep_alive && res.upstream_reusable);
+        assert!(String::from_utf8(out).unwrap().contains("Connection: close\r\n"));
+        // Chunked alone keeps the connection.
+        assert!(rewrite("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_host() {
+        let parse = |raw: &str| {
+            parse_request(
+                raw.as_bytes(),
+                "127.0.0.1",
+                &mut Rewriter::new(0, "1"),
+                Instant::now(),
+            )
+        };
+        assert!(matches!(parse("GET / HTTP/1.1\r\n\r\n"), Err(HeadError::Host(0))));
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"),
+            Err(HeadError::Host(2))
+        ));
+        assert!(matches!(
+            parse("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"),
+            Err(HeadError::Host(2))
+        ));
+        // HTTP/1.0 predates Host; a Host named in Connection still reaches the app.
+        assert!(matches!(parse("GET / HTTP/1.0\r\n\r\n"), Ok(Some(_))));
+        let req = rewrite("GET / HTTP/1.1\r\nHOST: a\r\nConnection: host\r\n\r\n");
+        assert!(String::from_utf8(req.bytes).unwrap().contains("HOST: a\r\n"));
     }
 
     #[test]
@@ -914,7 +1000,7 @@ mod tests {
 
     #[test]
     fn response_without_length_closes_the_client() {
-        let req = rewrite("GET / HTTP/1.1\r\n\r\n");
+        let req = rewrite("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         let mut out = Vec::new();
         let (_, res) = parse_response(b"HTTP/1.1 200 OK\r\n\r\n", &req, &mut out)
             .unwrap()
@@ -926,11 +1012,11 @@ mod tests {
 
     #[test]
     fn response_to_head_has_no_body_and_chunked_drops_length() {
-        let head = rewrite("HEAD / HTTP/1.1\r\n\r\n");
+        let head = rewrite("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         let (_, res) = parse_response(raw, &head, &mut Vec::new()).unwrap().unwrap();
         assert!(res.body.is_done() && res.client_keep_alive && res.upstream_reusable);
-        let get = rewrite("GET / HTTP/1.1\r\n\r\n");
+        let get = rewrite("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
         let mut out = Vec::new();
         let (_, res) = parse_response(raw, &get, &mut out).unwrap().unwrap();
@@ -1001,41 +1087,50 @@ mod tests {
     fn rewrites_keep_their_promises() {
         let cases: &[&str] = &[
             "GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
-            "POST /p HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\nTE: trailers\r\n\r\n\
+            "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\nTE: trailers\r\n\r\n\
              HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
             "GET / HTTP/1.0\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nHTTP/1.0 200 OK\r\n\r\n",
-            "GET /ws HTTP/1.1\r\nConnection: Upgrade, X-Hop\r\nUpgrade: websocket\r\nX-Hop: 1\r\n\r\n\
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Hop\r\nUpgrade: websocket\r\nX-Hop: 1\r\n\r\n\
              HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-            "HEAD / HTTP/1.1\r\nConnection: close\r\nX-Request-ID: mine\r\nX-Real-IP: 6.6.6.6\r\n\r\n\
+            "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Request-ID: mine\r\nX-Real-IP: 6.6.6.6\r\n\r\n\
              HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
-            "PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n\
+            "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n\
              HTTP/1.1 100 Continue\r\n\r\n",
-            "GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
-            "GET / HTTP/1.1\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nProxy-Connection: close\r\n\r\n",
             // Found by fuzz/fuzz_targets/router_head.rs: a three-digit status below 100 was
             // relayed as `HTTP/1.1 50 ...`, which no client can parse.
-            "GET / HTTP/1.1\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\nHTTP/1.1 050 Switching Protocols\r\n\r\n",
             // Found by the same target: a client's two X-Request-IDs both reached the app, and
             // a request of 95 headers became one of 101, more than the router itself accepts
             // (the loop below).
-            "GET / HTTP/1.1\r\nX-Request-ID: a\r\nX-Request-ID: b\r\nX-Request-ID:\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Request-ID: a\r\nX-Request-ID: b\r\nX-Request-ID:\r\n\r\n",
             // Found by the same target: the app never saw the Transfer-Encoding the router
             // framed the body with, so the chunks would have been its next request.
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n\
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n\
              HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length, close\r\n\r\n",
+            // RFC 9112: both framings close the connection; Host is kept even when
+            // Connection names it; HTTP/1.0 needs none.
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\nHTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
         ];
         for case in cases {
             check_rewrite(case.as_bytes());
         }
         let mut rw = Rewriter::new(0, "1");
         for size in [MAX_HEAD - 100, MAX_HEAD + 100] {
-            let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(size));
+            let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "a".repeat(size));
             let parsed = parse_request(big.as_bytes(), "127.0.0.1", &mut rw, Instant::now());
             assert_eq!(size < MAX_HEAD, parsed.is_ok(), "{size}");
             assert!(size < MAX_HEAD || matches!(parsed, Err(HeadError::TooLarge)));
         }
         for count in [90, 93, 94, 99, 100, 101] {
-            let headers: String = (0..count).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+            // The Host every HTTP/1.1 request needs, then more up to `count`.
+            let headers: String = std::iter::once("Host: a\r\n".to_string())
+                .chain((1..count).map(|i| format!("X-H{i}: {i}\r\n")))
+                .collect();
             let request = format!("GET / HTTP/1.1\r\n{headers}\r\n");
             let response = format!("HTTP/1.1 200 OK\r\n{headers}Content-Length: 0\r\n\r\n");
             check_rewrite(format!("{request}{response}").as_bytes());

@@ -436,6 +436,49 @@ fn a_framing_header_named_in_connection_still_reaches_the_app() {
 }
 
 #[test]
+fn both_framings_are_answered_then_the_client_connection_closes() {
+    // RFC 9112 §6.1: the chunks frame the body, the length is not forwarded, and nothing
+    // the client sends after such a request is read: the pipelined GET gets no answer.
+    let backend = Backend::start("web-1");
+    let router = http_router();
+    router.switch(vec![backend.addr]);
+    let mut client = Wire::connect(router.local_addr());
+    client.send(
+        b"POST /echo HTTP/1.1\r\nHost: app\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nabc\r\n0\r\n\r\nGET /name HTTP/1.1\r\nHost: app\r\n\r\n",
+    );
+    let res = client.response(false).unwrap();
+    assert_eq!(res.text(), "abc");
+    assert_eq!(res.head.header("connection"), Some("close"));
+    assert_eq!(client.head().unwrap(), None, "the connection stayed open");
+    router.shutdown();
+}
+
+#[test]
+fn an_http11_request_without_exactly_one_host_gets_400() {
+    let backend = Backend::start("web-1");
+    let router = http_router();
+    router.switch(vec![backend.addr]);
+    for request in [
+        &b"GET /name HTTP/1.1\r\n\r\n"[..],
+        b"GET /name HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        let mut client = Wire::connect(router.local_addr());
+        client.send(request);
+        let res = client.response(false).unwrap();
+        assert_eq!(res.status, 400);
+        assert!(res.text().contains("exactly one Host header"), "{}", res.text());
+        assert_eq!(client.head().unwrap(), None);
+    }
+    assert_eq!(
+        backend.accepted.load(Ordering::SeqCst),
+        0,
+        "the app saw a refused request"
+    );
+    router.shutdown();
+}
+
+#[test]
 fn forwards_a_post_body_with_content_length() {
     let backend = Backend::start("web-1");
     let router = http_router();
@@ -530,7 +573,7 @@ fn upstream_sees_the_platform_headers() {
     assert_ne!(id, other_id);
     let kept = fetch(
         router.local_addr(),
-        b"GET /headers HTTP/1.1\r\nX-Request-ID: from-client-42\r\n\r\n",
+        b"GET /headers HTTP/1.1\r\nHost: app\r\nX-Request-ID: from-client-42\r\n\r\n",
     )
     .unwrap();
     assert_eq!(
@@ -629,7 +672,7 @@ fn idempotent_requests_are_resent_once_when_a_kept_alive_upstream_drops_them() {
     assert_eq!(client.response(false).unwrap().text(), "web-1");
     assert_eq!(backend.accepted.load(Ordering::SeqCst), 2);
     // A POST may have been acted upon: it is not resent, the client learns what happened.
-    client.send(b"POST /once HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    client.send(b"POST /once HTTP/1.1\r\nHost: app\r\nContent-Length: 2\r\n\r\nhi");
     let res = client.response(false).unwrap();
     assert_eq!(res.status, 502);
     assert!(res.text().contains("closed the connection"), "{}", res.text());
@@ -791,7 +834,7 @@ fn pipelined_requests_are_answered_in_order() {
     router.switch(vec![a.addr, b.addr]);
     let mut client = Wire::connect(router.local_addr());
     let mut burst = get("/chunked");
-    burst.extend(b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\none");
+    burst.extend(b"POST /echo HTTP/1.1\r\nHost: app\r\nContent-Length: 3\r\n\r\none");
     burst.extend(get("/close"));
     client.send(&burst);
     assert_eq!(client.response(false).unwrap().text(), "hello world");
