@@ -37,9 +37,10 @@ pub enum BuildError {
     NotCompatible { spec: String, verdict: String },
     #[error(".buildpacks lists no buildpack: add one URL or path per line")]
     EmptyBuildpacks,
-    /// An error about one `.buildpacks` entry: the user fixes that line.
-    #[error(".buildpacks line {line}: {source}")]
-    BuildpacksLine { line: usize, source: Box<BuildError> },
+    /// An error about one buildpack the user named: where they named it (`.buildpacks
+    /// line 3`, `BUILDPACK_URL`), which is what they fix.
+    #[error("{origin}: {source}")]
+    Named { origin: String, source: Box<BuildError> },
     #[error(".buildpacks: {0}")]
     BuildpacksFile(#[from] source::AppFileError),
     #[error(transparent)]
@@ -115,14 +116,19 @@ impl Selection {
         }
     }
 
-    /// `error` about the `i`th buildpack, with the `.buildpacks` line it came from.
+    /// `error` about the `i`th buildpack, with where the user named it: the `.buildpacks`
+    /// line, the config var or the flag. Detected buildpacks were named by nobody.
     fn about(&self, i: usize, error: BuildError) -> BuildError {
-        match self.lines.get(i) {
-            Some(&line) => BuildError::BuildpacksLine {
-                line,
-                source: Box::new(error),
-            },
-            None => error,
+        let origin = match (&self.reason, self.lines.get(i)) {
+            (Reason::DotBuildpacks, Some(line)) => format!(".buildpacks line {line}"),
+            (Reason::BuildpackUrl, _) => "BUILDPACK_URL".to_string(),
+            (Reason::BuildpackName, _) => "BUILDPACK_NAME".to_string(),
+            (Reason::Flag, _) => "--buildpack".to_string(),
+            _ => return error,
+        };
+        BuildError::Named {
+            origin,
+            source: Box::new(error),
         }
     }
 }

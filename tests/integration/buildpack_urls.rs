@@ -188,7 +188,7 @@ fn a_buildpack_url_that_cannot_be_fetched_with_nothing_cached_is_a_build_error_s
     deploy(&env, &app, &url)
         .code(10)
         .has(&format!(
-            "cannot fetch buildpack {url}: the connection was refused"
+            "BUILDPACK_URL: cannot fetch buildpack {url}: the connection was refused"
         ))
         .has("build-error");
     let (_, served) = publish(&env, "first");
