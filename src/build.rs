@@ -272,10 +272,18 @@ pub fn detect_all(
     app_dir: &Path,
     ctx: &ScriptContext<'_>,
 ) -> Result<DetectReport, BuildError> {
-    let mut detections = Vec::new();
-    for bp in buildpacks {
-        detections.push(bp.detect(app_dir, ctx)?);
-    }
+    // Every candidate's verdict is reported, so they all run: side by side, since each
+    // only reads BUILD_DIR. The winner is still the first in the platform's order.
+    let detections = std::thread::scope(|scope| {
+        let running: Vec<_> = buildpacks
+            .iter()
+            .map(|bp| scope.spawn(move || bp.detect(app_dir, ctx)))
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     let winner = detections
         .iter()
         .position(|d| matches!(d.verdict, Verdict::Detected(_)));
