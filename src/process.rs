@@ -538,11 +538,25 @@ impl Child {
         if let Some(pid) = self.program.get() {
             return Some(pid.as_raw() as u32);
         }
-        let first = processes()
-            .into_iter()
-            .filter(|p| p.ppid == self.pid)
-            .min_by_key(|p| p.start)?;
-        Some(self.program.get_or_init(|| first.pid).as_raw() as u32)
+        // It was forked right after the shim started, so its pid is almost always among
+        // the next few: look there first, and through all of /proc (a few milliseconds,
+        // on the path of a switch) only if pids wrapped around.
+        let near = (1..=64).find_map(|n| {
+            let pid = self.pid.as_raw().checked_add(n)?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            (parse_stat(pid, &stat)?.ppid == self.pid).then_some(Pid::from_raw(pid))
+        });
+        let first = match near {
+            Some(pid) => pid,
+            None => {
+                processes()
+                    .into_iter()
+                    .filter(|p| p.ppid == self.pid)
+                    .min_by_key(|p| p.start)?
+                    .pid
+            }
+        };
+        Some(self.program.get_or_init(|| first).as_raw() as u32)
     }
 
     /// Block until the leader has exited.
@@ -692,22 +706,27 @@ pub fn processes() -> Vec<ProcessInfo> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-            let rest = &stat[stat.rfind(')')? + 1..];
-            let mut fields = rest.split_whitespace();
-            let state = fields.next()?;
-            let ppid = fields.next()?.parse::<i32>().ok()?;
-            let pgid = fields.next()?.parse::<i32>().ok()?;
-            // starttime is field 22; `fields` stands at field 6.
-            let start = fields.nth(16)?.parse::<u64>().ok()?;
-            (state != "Z" && state != "X").then(|| ProcessInfo {
-                pid: Pid::from_raw(pid),
-                ppid: Pid::from_raw(ppid),
-                pgid: Pid::from_raw(pgid),
-                start,
-            })
+            parse_stat(pid, &stat)
         })
         .collect()
+}
+
+/// A live process from its `/proc/<pid>/stat` line; None for a zombie.
+fn parse_stat(pid: i32, stat: &str) -> Option<ProcessInfo> {
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let ppid = fields.next()?.parse::<i32>().ok()?;
+    let pgid = fields.next()?.parse::<i32>().ok()?;
+    // starttime is field 22; `fields` stands at field 6.
+    let start = fields.nth(16)?.parse::<u64>().ok()?;
+    (state != "Z" && state != "X").then(|| ProcessInfo {
+        pid: Pid::from_raw(pid),
+        ppid: Pid::from_raw(ppid),
+        pgid: Pid::from_raw(pgid),
+        start,
+    })
 }
 
 /// The live processes below `root`, parents before their children. Below a shim nothing

@@ -107,14 +107,15 @@ fn is_repository(dir: &Path) -> Result<bool, SourceError> {
 /// The work tree holding `dir`, or None when `dir` is not inside one. Without git, a
 /// folder under a `.git` cannot be read the way a push would, so that is an error.
 pub(crate) fn work_tree(dir: &Path) -> Result<Option<WorkTree>, SourceError> {
+    // A work tree has `.git` (a folder, or a file naming one) at its top, and the variables
+    // that could point git elsewhere are cleared: with none above, git need not be asked,
+    // nor even be installed.
+    let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if !abs.ancestors().any(|a| a.join(".git").exists()) {
+        return Ok(None);
+    }
     let args = ["rev-parse", "--is-inside-work-tree"];
-    let output = match run(dir, &args) {
-        Ok(output) => output,
-        Err(SourceError::GitMissing { .. }) if !dir.ancestors().any(|a| a.join(".git").exists()) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
+    let output = run(dir, &args)?;
     if !output.status.success() {
         // Outside any repository, the common case of a plain folder: told from the same run.
         if not_a_repository(&output) {
