@@ -311,46 +311,26 @@ fn official_buildpacks_always_fails_a_build_where_none_can_be_had() {
 /// into nobody's own cache, building with its private /app through a user namespace.
 #[test]
 fn an_unprivileged_user_fetches_a_buildpack_by_url_and_builds_with_app() {
-    use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::getuid().is_root() || Path::new("/usr/bin/setpriv").metadata().is_err() {
-        eprintln!("skipped: needs root and setpriv to become nobody");
-        return;
-    }
     let env = Env::new();
+    let Some(home) = nobody_home(&env) else { return };
     let work = env.work.path().join("app-paths-work");
     copy_dir(&fixture_buildpack("app-paths"), &work);
     let (_, served) = serve_repo(&env, &work, "app-paths.git");
     let server = Server::start(&served, env.work.path().join("server.log"));
     let app = env.app_as("python", "tooled");
     std::fs::remove_file(app.join("Procfile")).unwrap();
-    std::fs::set_permissions(env.work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let home = env.work.path().join("nobody-home");
-    std::fs::create_dir(&home).unwrap();
-    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
     let url = format!("BUILDPACK_URL={}#v1", server.url("app-paths.git"));
     let out = env.work.path().join("out");
-    let run: Run = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
-        .args([
-            "build",
-            app.to_str().unwrap(),
-            "-a",
-            "tooled",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args(["--env", &url])
-        .env("SHIPWAY_HOME", &home)
-        .env("SHIPWAY_OFFICIAL_BUILDPACKS", "never")
-        .env("NO_COLOR", "1")
-        .current_dir(env.work.path())
-        .output()
-        .unwrap()
-        .into();
-    run.ok()
-        .has("at commit ")
-        .has("tool runs from /app/.scalingo/tool")
-        .lacks("No /app sandbox");
+    let (app, out) = (app.to_str().unwrap(), out.to_str().unwrap());
+    run_as_nobody(
+        &env,
+        &home,
+        &["build", app, "-a", "tooled", "--out", out, "--env", &url],
+    )
+    .ok()
+    .has("at commit ")
+    .has("tool runs from /app/.scalingo/tool")
+    .lacks("No /app sandbox");
     assert!(
         home.join("buildpacks").is_dir(),
         "nothing cached in nobody's home"

@@ -460,3 +460,33 @@ impl Drop for Spawned {
 pub fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
     Spawned::start(env, args).finish(limit)
 }
+
+/// A SHIPWAY_HOME of nobody's own in the work folder, which nobody may then enter: where
+/// this runs as root and has setpriv. None elsewhere, said on stderr (the test is skipped).
+pub fn nobody_home(env: &Env) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::getuid().is_root() || Path::new("/usr/bin/setpriv").metadata().is_err() {
+        eprintln!("skipped: needs root and setpriv to become nobody");
+        return None;
+    }
+    std::fs::set_permissions(env.work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let home = env.work.path().join("nobody-home");
+    std::fs::create_dir(&home).unwrap();
+    // Its own: shipway refuses a home that another user owns or may write.
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    Some(home)
+}
+
+/// `shipway ARGS` as nobody, in the work folder, with `home` as SHIPWAY_HOME.
+pub fn run_as_nobody(env: &Env, home: &Path, args: &[&str]) -> Run {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(args)
+        .env("SHIPWAY_HOME", home)
+        .env("SHIPWAY_OFFICIAL_BUILDPACKS", "never")
+        .env("NO_COLOR", "1")
+        .current_dir(env.work.path())
+        .output()
+        .unwrap()
+        .into()
+}

@@ -1,7 +1,6 @@
 //! `/app`, as on the platform: builds see a folder of their own at /app, containers see
 //! their slug there, and the host's /app is never created or changed.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::*;
@@ -93,38 +92,17 @@ fn an_unknown_sandbox_setting_is_refused_with_the_choices() {
 /// the sandbox goes through a user namespace.
 #[test]
 fn an_unprivileged_user_builds_with_app_paths_too() {
-    use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::getuid().is_root() || Path::new("/usr/bin/setpriv").metadata().is_err() {
-        eprintln!("skipped: needs root and setpriv to become nobody");
-        return;
-    }
     let env = Env::new();
+    let Some(home) = nobody_home(&env) else { return };
     let app = app_paths_app(&env);
-    // nobody must reach the work folder, the binary and the fixtures.
-    let home = env.work.path().join("nobody-home");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(env.work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    // nobody's own home: shipway refuses one that another user owns or may write.
-    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
     let out = env.work.path().join("out");
-    let run: Run = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
-        .args([
-            "build",
-            app.to_str().unwrap(),
-            "-a",
-            "tooled",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args(["--env", &app_paths()])
-        .env("SHIPWAY_HOME", &home)
-        .env("NO_COLOR", "1")
-        .current_dir(env.work.path())
-        .output()
-        .unwrap()
-        .into();
-    run.ok()
-        .has("tool runs from /app/.scalingo/tool")
-        .lacks("No /app sandbox");
+    let (app, out) = (app.to_str().unwrap(), out.to_str().unwrap());
+    run_as_nobody(
+        &env,
+        &home,
+        &["build", app, "-a", "tooled", "--out", out, "--env", &app_paths()],
+    )
+    .ok()
+    .has("tool runs from /app/.scalingo/tool")
+    .lacks("No /app sandbox");
 }
