@@ -226,6 +226,11 @@ fn the_platform_sweeps_what_an_interrupted_build_left() {
     let platform = env.platform_pid().unwrap();
     kill(platform);
     let _ = deploy.wait_with_output();
+    // The client sees the socket close while the dying platform may still be closing its
+    // other files, its locks among them: until it is gone, `up` would find them held.
+    eventually(Duration::from_secs(10), "the killed platform to be gone", || {
+        !alive(platform)
+    });
     let releases = env.home.path().join("apps/swept/releases");
     let left: Vec<String> = std::fs::read_dir(&releases)
         .unwrap()
