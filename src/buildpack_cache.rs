@@ -86,11 +86,7 @@ impl BuildpackCache {
     fn folder(&self, url: &str, reference: Option<&str>) -> PathBuf {
         // A stable name from the URL and ref: FNV-1a, enough to tell entries apart.
         let key = format!("{url}#{}", reference.unwrap_or(""));
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in key.bytes() {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = fnv1a(FNV_OFFSET, key.as_bytes());
         let name: String = url
             .rsplit(['/', ':'])
             .next()
@@ -103,14 +99,17 @@ impl BuildpackCache {
         self.root.join(format!("{name}-{hash:016x}"))
     }
 
+    /// The entry's own lock: one build at a time fetches or refreshes it; the others wait
+    /// and then use what it left.
+    fn lock(&self, folder: &Path) -> Result<nix::fcntl::Flock<File>, CacheError> {
+        crate::state::private_dir(&self.root).map_err(|e| io_err("create", &self.root, e))?;
+        crate::state::exclusive_lock(&folder.with_extension("lock")).map_err(|e| io_err("lock", folder, e))
+    }
+
     /// `url` at `reference`, fetched or refreshed as the rules above say.
     pub fn git(&self, url: &str, reference: Option<&str>) -> Result<Checkout, CacheError> {
         let folder = self.folder(url, reference);
-        crate::state::private_dir(&self.root).map_err(|e| io_err("create", &self.root, e))?;
-        // One build at a time refreshes an entry; the others wait and then use it.
-        let lock = File::create(folder.with_extension("lock")).map_err(|e| io_err("create", &folder, e))?;
-        let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io_err("lock", &folder, e))?;
+        let _held = self.lock(&folder)?;
         let repo = folder.join("repo");
         let cached = read_entry(&folder).filter(|_| repo.join(".git").is_dir());
         let (mut entry, note) = match cached {
@@ -161,10 +160,8 @@ impl BuildpackCache {
     /// bytes. `dir` is the archive file itself.
     pub fn archive(&self, url: &str) -> Result<Checkout, CacheError> {
         let folder = self.folder(url, None);
+        let _held = self.lock(&folder)?;
         crate::state::private_dir(&folder).map_err(|e| io_err("create", &folder, e))?;
-        let lock = File::create(folder.with_extension("lock")).map_err(|e| io_err("create", &folder, e))?;
-        let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io_err("lock", &folder, e))?;
         let file = folder.join("buildpack.tgz");
         let cached = read_entry(&folder).filter(|_| file.is_file());
         let partial = folder.join("buildpack.tgz.part");
@@ -370,7 +367,7 @@ fn download(url: &str, to: &Path) -> Result<(), &'static str> {
 /// A digest of a file's bytes (FNV-1a, 64 bits), to tell one download from another.
 fn digest(file: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = FNV_OFFSET;
     let mut f = File::open(file)?;
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -378,11 +375,19 @@ fn digest(file: &Path) -> std::io::Result<String> {
         if n == 0 {
             return Ok(format!("{hash:016x}"));
         }
-        for b in &buf[..n] {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        hash = fnv1a(hash, &buf[..n]);
     }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, going on from `hash`.
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// git with its messages in English (they are read above) and no prompt; its stdout, or

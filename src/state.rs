@@ -480,7 +480,7 @@ fn sweep_tmp_files(dir: &Path) -> Vec<PathBuf> {
 
 /// An exclusive flock on `path` (created if needed), released when dropped or when the
 /// process dies.
-fn exclusive_lock(path: &Path) -> Result<nix::fcntl::Flock<File>, StateError> {
+pub(crate) fn exclusive_lock(path: &Path) -> Result<nix::fcntl::Flock<File>, StateError> {
     let file = File::options()
         .create(true)
         .truncate(false)
