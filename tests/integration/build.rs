@@ -134,13 +134,7 @@ impl PidsFile {
 
 impl Drop for PidsFile {
     fn drop(&mut self) {
-        for pid in self.pids() {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if alive(pid) && (cmdline.contains("compile") || cmdline.contains("1000000")) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
+        kill_strays(&self.pids(), &["compile", "1000000"]);
     }
 }
 

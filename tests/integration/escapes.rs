@@ -49,15 +49,7 @@ struct Leftovers(Vec<i32>);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        for &pid in &self.0 {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            // The platform may be killing it at this very moment: a failed kill is fine.
-            if alive(pid) && String::from_utf8_lossy(&cmdline).contains("1000000") {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        }
+        kill_strays(&self.0, &["1000000"]);
     }
 }
 

@@ -490,3 +490,16 @@ pub fn run_as_nobody(env: &Env, home: &Path, args: &[&str]) -> Run {
         .unwrap()
         .into()
 }
+
+/// What a failed test leaves: `kill -9` each of `pids` that still lives and whose command
+/// line holds one of `markers` (so that a reused pid is spared). The platform may be
+/// killing it at the same moment: a kill that finds nobody is fine.
+pub fn kill_strays(pids: &[i32], markers: &[&str]) {
+    for &pid in pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if alive(pid) && markers.iter().any(|m| cmdline.contains(m)) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
