@@ -108,7 +108,7 @@ impl Locator {
                 }
             };
         }
-        if url.contains("://") || url.starts_with("git@") {
+        if names_a_server(url) {
             return if is_tarball {
                 Locator::Remote(url.to_string())
             } else {
@@ -193,11 +193,19 @@ pub fn fetch(
             }
         },
         Locator::Folder(path) => copy_folder(spec, path, dest)?,
-        Locator::Git { url, reference } if is_remote(url) => {
+        Locator::Git { url, reference } if names_a_server(url) => {
             let checkout = cache.git(url, reference.as_deref())?;
-            copy_folder(spec, &checkout.dir, dest)?;
-            // A fresh copy without git's own folder, as the platform's clone is used.
-            let _ = std::fs::remove_dir_all(dest.join(".git"));
+            // A fresh copy without git's own folder (most of the bytes of a long history).
+            let exclude = crate::source::Exclude {
+                git: true,
+                ..Default::default()
+            };
+            crate::source::copy_tree_excluding(&checkout.dir, dest, exclude).map_err(|e| {
+                BuildpackError::Copy {
+                    spec: spec.to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
             commit = Some(checkout.entry.commit);
             note = checkout.note;
         }
@@ -247,12 +255,10 @@ pub fn fetch(
     })
 }
 
-/// Whether a git URL names a server, whose answers are cached (`buildpack_cache`), rather
-/// than a repository on this machine.
-fn is_remote(url: &str) -> bool {
-    ["https://", "http://", "git://", "ssh://", "git@"]
-        .iter()
-        .any(|p| url.starts_with(p))
+/// Whether a URL names a server (whose answers `buildpack_cache` keeps) rather than a
+/// repository or archive of this machine: `file://` and paths are local.
+fn names_a_server(url: &str) -> bool {
+    !url.starts_with("file://") && (url.contains("://") || url.starts_with("git@"))
 }
 
 fn copy_folder(spec: &str, from: &Path, dest: &Path) -> Result<(), BuildpackError> {

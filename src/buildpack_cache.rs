@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -118,7 +118,7 @@ impl BuildpackCache {
                 Ok(commit) => (
                     Entry {
                         commit,
-                        fetched_at: now_ms(),
+                        fetched_at: crate::deployment::now_ms(),
                         ..entry
                     },
                     None,
@@ -139,14 +139,14 @@ impl BuildpackCache {
                     url: url.to_string(),
                     reference: reference.map(String::from),
                     commit,
-                    fetched_at: now_ms(),
+                    fetched_at: crate::deployment::now_ms(),
                     last_used: 0,
                     bytes: 0,
                 };
                 (entry, None)
             }
         };
-        entry.last_used = now_ms();
+        entry.last_used = crate::deployment::now_ms();
         write_entry(&folder, &entry)?;
         Ok(Checkout {
             dir: repo,
@@ -172,7 +172,7 @@ impl BuildpackCache {
                     url: url.to_string(),
                     reference: None,
                     commit: digest(&file).map_err(|e| io_err("read", &file, e))?,
-                    fetched_at: now_ms(),
+                    fetched_at: crate::deployment::now_ms(),
                     last_used: cached.map_or(0, |c| c.last_used),
                     bytes: 0,
                 };
@@ -195,7 +195,7 @@ impl BuildpackCache {
                 });
             }
         };
-        entry.last_used = now_ms();
+        entry.last_used = crate::deployment::now_ms();
         write_entry(&folder, &entry)?;
         Ok(Checkout {
             dir: file,
@@ -229,7 +229,9 @@ impl BuildpackCache {
 
     /// Remove every entry; returns how many there were.
     pub fn clear(&self) -> Result<usize, CacheError> {
-        let count = self.list().len();
+        let count = std::fs::read_dir(&self.root)
+            .map(|dirs| dirs.flatten().filter(|d| read_entry(&d.path()).is_some()).count())
+            .unwrap_or(0);
         if self.root.exists() {
             std::fs::remove_dir_all(&self.root).map_err(|e| io_err("remove", &self.root, e))?;
         }
@@ -429,13 +431,6 @@ fn io_err(action: &'static str, path: &Path, source: impl std::fmt::Display) -> 
         path: path.to_path_buf(),
         source: std::io::Error::other(source.to_string()),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// A commit as people read it.

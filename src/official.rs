@@ -77,7 +77,9 @@ pub fn instead_of(
     dest: &Path,
     out: Option<&Output>,
 ) -> Result<Buildpack, BuildpackError> {
-    if settings.official_buildpacks == OfficialBuildpacks::Never {
+    // Never, or the user's own copies of the bundled set (SHIPWAY_BUILDPACKS_DIR): those
+    // are what they asked to build with.
+    if settings.official_buildpacks == OfficialBuildpacks::Never || settings.buildpacks_dir.is_some() {
         return Ok(bundled);
     }
     let Some(url) = url(&settings.official_buildpacks_url, &bundled.name) else {

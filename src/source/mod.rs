@@ -31,11 +31,12 @@ use std::path::{Component, Path, PathBuf};
 pub use app_file::{read_app_file, AppFileError, APP_FILE_LIMIT};
 pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYTES};
 pub use copy::{copy_tree, count_files, CopyStats, FileCount};
+pub(crate) use copy::{copy_tree_excluding, Exclude};
 pub use error::SourceError;
 pub use pack::pack_tar_gz;
 
 use archive::{unpack_single_folder, Links};
-use copy::{copy_tree_excluding, create_parents, in_parallel, Exclude};
+use copy::{create_parents, in_parallel};
 use staging::Staging;
 
 /// What was taken, for logs and deployment history.
