@@ -183,16 +183,11 @@ impl Spawn {
             // in the terminal reaches shipway only, which then stops it in order.
             cmd.process_group(0);
         }
-        // SAFETY: close_range is async-signal-safe. With CLOSE_RANGE_CLOEXEC it only marks
-        // descriptors, so std's own error pipe (already close-on-exec) keeps working.
+        // SAFETY: cloexec_beyond_stdio only makes async-signal-safe calls.
+        // Descriptors shipway inherited (`3>&1` on its command line) must not reach the
+        // child and keep its caller's pipe open.
         unsafe {
-            cmd.pre_exec(|| {
-                // Descriptors shipway inherited (`3>&1` on its command line) must not
-                // reach the child and keep its caller's pipe open. Kernels before 5.11
-                // lack the flag; there the platform's own start closes them.
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-                Ok(())
-            });
+            cmd.pre_exec(cloexec_beyond_stdio);
         }
         Ok(cmd)
     }
@@ -379,6 +374,23 @@ impl Piped {
             .map(|k| k.iter().copied().collect())
             .unwrap_or_default()
     }
+}
+
+/// For a child about to exec (between fork and exec, so async-signal-safe only): mark
+/// every descriptor beyond 0, 1 and 2 close-on-exec, so that the child inherits none of
+/// ours. Marking rather than closing keeps std's own exec-error pipe working.
+pub fn cloexec_beyond_stdio() -> std::io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let marked = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if marked != 0 {
+        // Before 5.11: flag them one by one, as far as the descriptor limit goes.
+        // SAFETY: sysconf and fcntl are async-signal-safe.
+        let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(0, 65536) as i32;
+        for fd in 3..max {
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
 }
 
 /// The executable that runs `shipway shim`: this one, even if its file was replaced since
@@ -732,7 +744,11 @@ fn parse_stat(pid: i32, stat: &str) -> Option<ProcessInfo> {
 /// The live processes below `root`, parents before their children. Below a shim nothing
 /// can leave this tree: the shim is a subreaper, so orphans are reparented to it.
 pub fn descendants(root: Pid) -> Vec<ProcessInfo> {
-    let all = processes();
+    descendants_in(&processes(), root)
+}
+
+/// The processes below `root` in a snapshot of /proc (`processes()`), parents first.
+pub fn descendants_in(all: &[ProcessInfo], root: Pid) -> Vec<ProcessInfo> {
     let mut found: Vec<ProcessInfo> = Vec::new();
     let mut parents = vec![root];
     while let Some(parent) = parents.pop() {

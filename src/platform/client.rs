@@ -44,14 +44,11 @@ pub fn start_detached(home: &Home) -> Result<(u32, UnixStream), Error> {
     let exe = std::env::current_exe().map_err(io_err("find", "shipway".into()))?;
     let mut cmd = Command::new(exe);
     cmd.arg("platform").stdin(Stdio::null()).stdout(log).stderr(log2);
-    // SAFETY: setsid and close_range (or fcntl) are async-signal-safe, and nothing else
-    // runs between fork and exec. Our descriptors stay ours: a platform holding this
-    // command's `3>&1` pipe would keep its reader waiting for as long as it runs.
+    // SAFETY: setsid is async-signal-safe, and nothing else runs between fork and exec.
+    // The platform closes what it inherited beyond stdio first thing (`run`), so this
+    // command's `3>&1` pipe does not stay open for as long as it runs.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            super::lock::cloexec_beyond_stdio()
-        });
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
     }
     let child = cmd.spawn().map_err(io_err("start", "shipway platform".into()))?;
     let pid = child.id();
@@ -161,7 +158,14 @@ pub fn stream(home: &Home, request: Request) -> Result<i32, Error> {
 
 /// Ask a running platform for one answer (no platform: `None`).
 pub fn ask(home: &Home, request: &Request) -> Result<Option<Event>, Error> {
-    let Some(mut stream) = connect(home) else {
+    // A platform that runs without its socket (deleted) binds it again within a moment:
+    // "no platform" must not be concluded from that (`destroy` would delete what it serves).
+    let stream = match connect(home) {
+        Some(s) => Some(s),
+        None if lock::running(home).is_some() => wait_for_socket(home, &crossbeam_channel::never())?,
+        None => None,
+    };
+    let Some(mut stream) = stream else {
         return Ok(None);
     };
     let sock_err = |source| Error::Io {

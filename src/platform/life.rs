@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{ContainerRow, ProcessRow};
 use crate::container::{Container, ContainerSpec};
+use crate::process::{self, ProcessInfo};
 
 /// Where a container is in its life.
 pub enum Life {
@@ -84,8 +85,8 @@ impl Slot {
         }
     }
 
-    /// Its row in `ps`.
-    pub fn row(&self) -> ContainerRow {
+    /// Its row in `ps`, its processes read from `table` (one snapshot of /proc for all).
+    pub fn row(&self, table: &[ProcessInfo]) -> ContainerRow {
         let uptime = Some(self.since.elapsed().as_secs());
         let mut row = ContainerRow {
             name: self.name(),
@@ -103,7 +104,7 @@ impl Slot {
             Life::Ready(c) => {
                 row.port = c.port;
                 row.pid = Some(c.pid());
-                row.processes = process_rows(c);
+                row.processes = process_rows(c, table);
             }
             Life::Starting { .. } | Life::Exited { .. } | Life::Restarting { .. } => {}
             Life::Crashed { reason } => {
@@ -122,10 +123,9 @@ impl Slot {
 }
 
 /// What runs in a container, as `ps` shows it.
-fn process_rows(c: &Container) -> Vec<ProcessRow> {
+fn process_rows(c: &Container, table: &[ProcessInfo]) -> Vec<ProcessRow> {
     let group = nix::unistd::Pid::from_raw(c.child.pid() as i32);
-    c.child
-        .processes()
+    process::descendants_in(table, group)
         .into_iter()
         .map(|p| ProcessRow {
             pid: p.pid.as_raw() as u32,
@@ -137,7 +137,8 @@ fn process_rows(c: &Container) -> Vec<ProcessRow> {
 
 /// The rows of `ps`: by name, then status (a container and its predecessor being stopped).
 pub fn rows(slots: &[Slot]) -> Vec<ContainerRow> {
-    let mut rows: Vec<ContainerRow> = slots.iter().map(Slot::row).collect();
+    let table = process::processes();
+    let mut rows: Vec<ContainerRow> = slots.iter().map(|s| s.row(&table)).collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.status.cmp(&b.status)));
     rows
 }
@@ -175,7 +176,7 @@ mod tests {
         let crashed = slot(Life::Crashed {
             reason: "exited with code 3".into(),
         });
-        let row = crashed.row();
+        let row = crashed.row(&[]);
         assert_eq!(row.status, "crashed");
         assert_eq!(row.exit.as_deref(), Some("exited with code 3"));
         assert_eq!(row.uptime_secs, None);
@@ -185,7 +186,7 @@ mod tests {
             at: Instant::now(),
             streak: 2,
         });
-        assert_eq!(restarting.row().status, "starting");
+        assert_eq!(restarting.row(&[]).status, "starting");
         assert_eq!(slot(Life::Exited { token: 1 }).status(), "starting");
         assert_eq!(slot(Life::Starting { token: 1, streak: 1 }).status(), "starting");
 
@@ -194,7 +195,7 @@ mod tests {
             pid: 1234,
             port: Some(10_001),
         });
-        let row = stopping.row();
+        let row = stopping.row(&[]);
         assert_eq!(row.status, "stopping");
         assert_eq!(
             (row.pid, row.port, row.restarts, row.release),

@@ -134,23 +134,6 @@ pub fn close_inherited_descriptors() {
     }
 }
 
-/// For a child about to exec (between fork and exec, so async-signal-safe only): mark
-/// every descriptor beyond 0, 1 and 2 close-on-exec, so that the child inherits none of
-/// ours. Marking rather than closing keeps std's own exec-error pipe working.
-pub fn cloexec_beyond_stdio() -> std::io::Result<()> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
-    let marked = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    if marked != 0 {
-        // Before 5.11: flag them one by one, as far as the descriptor limit goes.
-        // SAFETY: sysconf and fcntl are async-signal-safe.
-        let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(0, 65536) as i32;
-        for fd in 3..max {
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
