@@ -171,6 +171,8 @@ impl Home {
         let paths = [
             self.root.clone(),
             self.root.join("apps"),
+            // Buildpacks fetched by URL: their scripts run as this user.
+            self.root.join("buildpacks"),
             self.root.join("config.toml"),
             self.socket(),
             self.pid_file(),
