@@ -330,9 +330,6 @@ fn why(stderr: &str) -> &'static str {
 
 /// Download `url` to `to` with curl; why not, in a word, when it fails.
 fn download(url: &str, to: &Path) -> Result<(), &'static str> {
-    let env = std::env::vars_os()
-        .filter(|(name, _)| name != "LC_ALL")
-        .chain([("LC_ALL".into(), "C".into())]);
     let dir = to.parent().unwrap_or(Path::new("/"));
     let out = Spawn::new("curl", dir)
         .args([
@@ -345,7 +342,7 @@ fn download(url: &str, to: &Path) -> Result<(), &'static str> {
             "--output",
         ])
         .args([to.as_os_str(), std::ffi::OsStr::new(url)])
-        .env(env)
+        .host_env(|_| false, &[])
         .output(64 * 1024, FETCH_TIMEOUT + Duration::from_secs(10), None)
         .map_err(|_| "curl cannot be run: install curl")?;
     // curl's exit codes: 6 no such host, 7 refused, 22 an HTTP error, 28 timed out.
@@ -395,15 +392,9 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 /// git with its messages in English (they are read above) and no prompt; its stdout, or
 /// what failed and what it said.
 pub(crate) fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let env = std::env::vars_os()
-        .filter(|(name, _)| name != "LC_ALL" && name != "GIT_TERMINAL_PROMPT")
-        .chain([
-            ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-            ("LC_ALL".into(), "C".into()),
-        ]);
     let out = Spawn::new("git", dir)
         .args(args)
-        .env(env)
+        .host_env(|_| false, &[("GIT_TERMINAL_PROMPT", "0")])
         .output(GIT_OUTPUT_LIMIT, FETCH_TIMEOUT, None)
         .map_err(|e| e.to_string())?;
     if out.status.success() {

@@ -68,10 +68,9 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 
 /// `git` in `dir`, with no variable of a hook's environment pointing it elsewhere.
 fn git(dir: &Path, args: &[&str]) -> Spawn {
-    let env = std::env::vars_os()
-        .filter(|(name, _)| !name.to_string_lossy().starts_with("GIT_") && name != "LC_ALL")
-        .chain([("LC_ALL".into(), "C".into())]);
-    Spawn::new("git", dir).args(args).env(env)
+    Spawn::new("git", dir)
+        .args(args)
+        .host_env(|name| name.starts_with("GIT_"), &[])
 }
 
 /// How long one git command may take, and how much it may print: these only read a

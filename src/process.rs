@@ -150,6 +150,22 @@ impl Spawn {
         self
     }
 
+    /// For a tool of the host's whose messages shipway reads (git, curl): this process's
+    /// own environment less the variables `drop` names, with `LC_ALL=C` so that they come
+    /// in English, and `set` on top.
+    pub fn host_env(self, drop: impl Fn(&str) -> bool, set: &[(&str, &str)]) -> Spawn {
+        let overridden = |name: &str| name == "LC_ALL" || set.iter().any(|(k, _)| *k == name);
+        let env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(name, _)| {
+                let name = name.to_string_lossy();
+                !drop(&name) && !overridden(&name)
+            })
+            .chain([("LC_ALL".into(), "C".into())])
+            .chain(set.iter().map(|(k, v)| (k.into(), v.into())))
+            .collect();
+        self.env(env)
+    }
+
     /// Between SIGTERM and SIGKILL for what the program leaves running when it ends.
     pub fn leftover_grace(mut self, grace: Duration) -> Spawn {
         self.leftover_grace = grace;

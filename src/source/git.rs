@@ -42,11 +42,10 @@ const GIT_TIMEOUT: Duration = Duration::from_secs(600);
 const GIT_OUTPUT_LIMIT: usize = 256 * 1024 * 1024;
 
 fn git(dir: &Path, args: &[&str]) -> Spawn {
-    let env = std::env::vars_os()
-        .filter(|(name, _)| !REPOSITORY_VARIABLES.iter().any(|v| name == v) && name != "LC_ALL")
-        // Messages are matched below ("not a git repository"): keep them in English.
-        .chain([("LC_ALL".into(), "C".into())]);
-    Spawn::new("git", dir).args(args).env(env)
+    // Messages are matched below ("not a git repository"): host_env keeps them in English.
+    Spawn::new("git", dir)
+        .args(args)
+        .host_env(|name| REPOSITORY_VARIABLES.contains(&name), &[])
 }
 
 fn run(dir: &Path, args: &[&str]) -> Result<Output, SourceError> {
