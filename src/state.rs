@@ -480,6 +480,15 @@ fn sweep_tmp_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A log of this user's alone, opened to append (created 0600). One an older shipway
+/// created 0644 is tightened: logs hold what apps print, secrets included.
+pub fn open_private_log(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = File::options().create(true).append(true).mode(0o600).open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// An exclusive flock on `path` (created if needed), released when dropped or when the
 /// process dies.
 pub(crate) fn exclusive_lock(path: &Path) -> Result<nix::fcntl::Flock<File>, StateError> {

@@ -23,7 +23,7 @@ struct Inner {
 
 impl AppLog {
     pub fn open(path: &Path) -> std::io::Result<AppLog> {
-        let file = open_append(path)?;
+        let file = crate::state::open_private_log(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(AppLog {
             inner: Arc::new(Mutex::new(Inner {
@@ -40,7 +40,7 @@ impl AppLog {
         if inner.size + line.len() as u64 > ROTATE_BYTES {
             let rotated = inner.path.with_extension("log.1");
             let _ = std::fs::rename(&inner.path, rotated);
-            if let Ok(f) = open_append(&inner.path) {
+            if let Ok(f) = crate::state::open_private_log(&inner.path) {
                 inner.file = f;
                 inner.size = 0;
             }
@@ -49,15 +49,6 @@ impl AppLog {
             inner.size += line.len() as u64;
         }
     }
-}
-
-fn open_append(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::fs::PermissionsExt;
-    let file = File::options().create(true).append(true).mode(0o600).open(path)?;
-    // A log an older shipway created 0644 is tightened: containers print secrets too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    Ok(file)
 }
 
 /// Now, as `ui::utc` writes it.

@@ -2,7 +2,6 @@
 //! background, send one request, print what comes back.
 
 use std::io::BufReader;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -30,16 +29,7 @@ pub fn start_detached(home: &Home) -> Result<(u32, UnixStream), Error> {
     let log_path = home.log_file();
     let io_err =
         |action: &'static str, path: std::path::PathBuf| move |source| Error::Io { action, path, source };
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(io_err("write", log_path.clone()))?;
-    // A log created by an older shipway may be readable by others: the platform's
-    // output names apps and their errors.
-    log.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io_err("write", log_path.clone()))?;
+    let log = crate::state::open_private_log(&log_path).map_err(io_err("write", log_path.clone()))?;
     let log2 = log.try_clone().map_err(io_err("write", log_path.clone()))?;
     let exe = std::env::current_exe().map_err(io_err("find", "shipway".into()))?;
     let mut cmd = Command::new(exe);

@@ -8,8 +8,6 @@
 //! build, no hook), with new containers ready before old ones are stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -329,16 +327,11 @@ impl Worker {
         let source = source.unwrap_or_else(|| input.display().to_string());
         let mut deployment = Deployment::new(name, &source, git_ref);
         let log_path = Deployment::log_path(&app, &deployment.id);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)
-            .map_err(|source| Error::Io {
-                action: "write",
-                path: log_path.clone(),
-                source,
-            })?;
+        let log = crate::state::open_private_log(&log_path).map_err(|source| Error::Io {
+            action: "write",
+            path: log_path.clone(),
+            source,
+        })?;
         out.attach(Box::new(log));
         deployment.set_status(Status::Building, &app)?;
         out.line(&format!(
