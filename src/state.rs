@@ -429,22 +429,7 @@ impl AppDir {
 
     /// The app's lock if no other holder has it now.
     pub fn try_lock(&self) -> Result<Option<AppLock>, StateError> {
-        let path = self.root.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(flock) => Ok(Some(AppLock { _flock: flock })),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(StateError::Io {
-                action: "lock",
-                path,
-                source: e.into(),
-            }),
-        }
+        Ok(try_exclusive_lock(&self.root.join(".lock"))?.map(|flock| AppLock { _flock: flock }))
     }
 
     /// Take the app's lock: held while a deployment or a build of it runs.
@@ -492,13 +477,31 @@ pub fn open_private_log(path: &Path) -> std::io::Result<File> {
 /// An exclusive flock on `path` (created if needed), released when dropped or when the
 /// process dies.
 pub(crate) fn exclusive_lock(path: &Path) -> Result<nix::fcntl::Flock<File>, StateError> {
+    lock_with(path, nix::fcntl::FlockArg::LockExclusive)
+}
+
+/// The same lock if no other process holds it now, else `None`.
+pub(crate) fn try_exclusive_lock(path: &Path) -> Result<Option<nix::fcntl::Flock<File>>, StateError> {
+    match lock_with(path, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(flock) => Ok(Some(flock)),
+        Err(StateError::Io { source, .. }) if source.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A lock file of this user's alone (0600, never through a link), locked as `how` says.
+fn lock_with(path: &Path, how: nix::fcntl::FlockArg) -> Result<nix::fcntl::Flock<File>, StateError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(io("open", path))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
+    nix::fcntl::Flock::lock(file, how).map_err(|(_, e)| StateError::Io {
         action: "lock",
         path: path.to_path_buf(),
         source: e.into(),

@@ -7,10 +7,9 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 
 use crate::error::Error;
 use crate::state::Home;
@@ -78,29 +77,7 @@ pub fn running(home: &Home) -> Option<u32> {
 
 /// The lock if it is free, `None` if another process holds it.
 fn try_lock(home: &Home) -> Result<Option<Flock<File>>, Error> {
-    let path = home.pid_file();
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|source| Error::Io {
-            action: "open",
-            path: path.clone(),
-            source,
-        })?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(Error::Io {
-            action: "lock",
-            path,
-            source: e.into(),
-        }),
-    }
+    Ok(crate::state::try_exclusive_lock(&home.pid_file())?)
 }
 
 fn read_pid(home: &Home) -> Option<u32> {
