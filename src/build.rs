@@ -189,6 +189,9 @@ pub fn project_dir(vars: &ConfigVars) -> Option<&str> {
 
 /// The clean environment of a buildpack script (PLATFORM.md §2): nothing of the
 /// host's but PATH and the variables the user listed.
+/// What tells buildpacks that the nearest runtime version found may stand in for the one asked.
+pub const NEAREST_VERSION: &str = "SHIPWAY_NEAREST_VERSION";
+
 pub fn build_env(
     settings: &Settings,
     app: &str,
@@ -210,6 +213,11 @@ pub fn build_env(
     ];
     if let Some(v) = version {
         env.push(("SOURCE_VERSION".to_string(), v.to_string()));
+    }
+    if settings.nearest_version {
+        // Not a platform variable: shipway's own permission for bundled buildpacks to use
+        // the nearest runtime version this host has (buildpacks/README.md).
+        env.push((NEAREST_VERSION.to_string(), "1".to_string()));
     }
     for name in &settings.pass_env {
         if let Ok(value) = std::env::var(name) {
@@ -286,7 +294,7 @@ pub fn detect_all(
     })?;
     let winner = detections
         .iter()
-        .position(|d| matches!(d.verdict, Verdict::Detected(_)));
+        .position(|d| matches!(d.verdict, Verdict::Detected { .. }));
     Ok(DetectReport { detections, winner })
 }
 
@@ -420,7 +428,7 @@ pub fn build(
             let candidates = fetch_all(&selection, &app_dir, settings, scratch.path(), None)?;
             let report = detect_all(&candidates, &app_dir, &ctx)?;
             let winner = report.winner.and_then(|w| match &report.detections[w].verdict {
-                Verdict::Detected(framework) => Some((w, framework.clone())),
+                Verdict::Detected { name, .. } => Some((w, name.clone())),
                 _ => None,
             });
             let Some((w, framework)) = winner else {
@@ -434,7 +442,7 @@ pub fn build(
                 .iter()
                 .skip(w + 1)
                 .filter_map(|d| match &d.verdict {
-                    Verdict::Detected(n) => Some(format!("{} ({n})", d.buildpack)),
+                    Verdict::Detected { name, .. } => Some(format!("{} ({name})", d.buildpack)),
                     _ => None,
                 })
                 .collect();
@@ -491,7 +499,7 @@ pub fn build(
         };
         if detect_each {
             match bp.detect(&app_dir, &ctx)?.verdict {
-                Verdict::Detected(framework) => out.step(&format!("{framework} app detected")),
+                Verdict::Detected { name, .. } => out.step(&format!("{name} app detected")),
                 other => {
                     let error = BuildError::NotCompatible {
                         spec: bp.spec.clone(),
@@ -625,7 +633,7 @@ fn replace_dir(new: &Path, target: &Path) -> Result<(), BuildError> {
 
 pub fn describe_verdict(verdict: &Verdict) -> String {
     match verdict {
-        Verdict::Detected(name) => format!("detected {name}"),
+        Verdict::Detected { name, .. } => format!("detected {name}"),
         Verdict::NotDetected => "did not detect it (exit 1)".into(),
         Verdict::Error { status, stderr } if stderr.is_empty() => format!("failed: {status}"),
         Verdict::Error { status, stderr } => format!("failed: {status}: {}", stderr.trim()),

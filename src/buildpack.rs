@@ -356,8 +356,10 @@ fn unpack(spec: &str, archive: &Path, dest: &Path) -> Result<(), BuildpackError>
 /// A detect script's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Exit 0: it applies; what it printed names the framework.
-    Detected(String),
+    /// Exit 0: it applies. The first line it printed names the framework (the platform
+    /// shows that); further lines are notes shipway shows under the verdict in `detect`
+    /// (what the app asks for, what the host has), never in a build's output.
+    Detected { name: String, notes: Vec<String> },
     /// Exit 1: it does not apply.
     NotDetected,
     /// Any other exit, or the script could not run: a bug in the buildpack worth showing.
@@ -369,6 +371,23 @@ pub struct Detection {
     pub buildpack: String,
     pub verdict: Verdict,
     pub elapsed: Duration,
+}
+
+/// A detect script that passed: the first line that says something is the name (empty
+/// output: the buildpack's own name), the lines after it are notes.
+fn detected(buildpack: &str, printed: &[String]) -> Verdict {
+    let mut lines = printed
+        .iter()
+        .map(|l| l.trim_end())
+        .skip_while(|l| l.trim().is_empty());
+    let name = lines
+        .next()
+        .map_or(buildpack.to_string(), |l| l.trim().to_string());
+    let notes = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect();
+    Verdict::Detected { name, notes }
 }
 
 /// Everything a script needs besides its arguments.
@@ -450,14 +469,7 @@ impl Buildpack {
                     ),
                     stderr: String::new(),
                 },
-                Ok(exit) if exit.success() => {
-                    let printed = out.lines().join(" ").trim().to_string();
-                    Verdict::Detected(if printed.is_empty() {
-                        self.name.clone()
-                    } else {
-                        printed
-                    })
-                }
+                Ok(exit) if exit.success() => detected(&self.name, &out.lines()),
                 Ok(exit) if exit.code() == Some(1) => Verdict::NotDetected,
                 Ok(exit) => Verdict::Error {
                     status: exit.to_string(),
@@ -746,8 +758,43 @@ mod tests {
             "echo '---'; echo 'default_process_types:'; echo '  web: ./x'",
         );
         let (detection, release) = run_scripts(&bp, dir.path());
-        assert_eq!(detection.verdict, Verdict::Detected("Python".into()));
+        assert_eq!(
+            detection.verdict,
+            Verdict::Detected {
+                name: "Python".into(),
+                notes: Vec::new()
+            }
+        );
         assert_eq!(release.unwrap().default_process_types["web"], "./x");
+    }
+
+    #[test]
+    fn detect_names_the_framework_by_its_first_line_and_keeps_the_rest_as_notes() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            detected(
+                "python",
+                &lines(&[
+                    "",
+                    "Python",
+                    "  asks for 3.13 (.python-version)",
+                    "",
+                    "found 3.13.0"
+                ])
+            ),
+            Verdict::Detected {
+                name: "Python".into(),
+                notes: lines(&["asks for 3.13 (.python-version)", "found 3.13.0"]),
+            }
+        );
+        // Nothing printed: the buildpack's own name, as before.
+        assert_eq!(
+            detected("python", &[]),
+            Verdict::Detected {
+                name: "python".into(),
+                notes: Vec::new()
+            }
+        );
     }
 
     #[test]

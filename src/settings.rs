@@ -98,6 +98,10 @@ pub struct Settings {
     pub crash_limit: u32,
     /// The largest slug (image) a build may produce, in bytes.
     pub slug_limit: u64,
+    /// Whether a buildpack that cannot find the runtime version an app asks for may use the
+    /// nearest one the host has, with a warning, rather than fail (the platform never does:
+    /// off by default). Passed to buildpacks as `SHIPWAY_NEAREST_VERSION=1`.
+    pub nearest_version: bool,
 }
 
 /// One setting: its name in config.toml, its variable, how to show its value and how to
@@ -262,6 +266,24 @@ const KEYS: &[Key] = &[
         apply: |s, n, v| size(n, v).map(|b| s.slug_limit = b),
     },
     Key {
+        name: "nearest_version",
+        show: |s| if s.nearest_version { "1" } else { "0" }.into(),
+        apply: |s, n, v| {
+            s.nearest_version = match v.trim() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => {
+                    return Err(SettingsError::Value {
+                        name: n.to_string(),
+                        value: v.to_string(),
+                        expected: "1 or 0",
+                    })
+                }
+            };
+            Ok(())
+        },
+    },
+    Key {
         name: "releases_kept",
         show: |s| s.releases_kept.to_string(),
         apply: |s, n, v| number(n, v, "a whole number").map(|k| s.releases_kept = k),
@@ -291,6 +313,7 @@ impl Settings {
             crash_limit: 10,
             // The platform's image size limit (PLATFORM.md §2).
             slug_limit: 2 * GIB,
+            nearest_version: false,
         }
     }
 
@@ -490,6 +513,28 @@ mod tests {
         assert_eq!(s.build_timeout, Duration::from_secs(1800));
         assert_eq!(s.loopback_bind, LoopbackBind::Fail);
         assert_eq!(s.slug_limit, 2 * 1024 * 1024 * 1024);
+        assert!(
+            !s.nearest_version,
+            "the platform never runs another version than asked"
+        );
+    }
+
+    #[test]
+    fn nearest_version_reads_on_and_off_and_refuses_the_rest() {
+        let with = |v: &str| {
+            Settings::from_vars(&vars(&[
+                ("SHIPWAY_HOME", "/nonexistent/x"),
+                ("SHIPWAY_NEAREST_VERSION", v),
+            ]))
+        };
+        assert!(with("1").unwrap().nearest_version);
+        assert!(with("true").unwrap().nearest_version);
+        assert!(!with("0").unwrap().nearest_version);
+        let err = with("maybe").unwrap_err().to_string();
+        assert!(
+            err.contains("SHIPWAY_NEAREST_VERSION") && err.contains("1 or 0"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ struct DetectRow {
     buildpack: String,
     verdict: &'static str,
     framework: Option<String>,
+    /// The detect script's lines after the name: what the app asks for, what the host has.
+    notes: Vec<String>,
     status: Option<String>,
     stderr: Option<String>,
     millis: u128,
@@ -73,7 +75,7 @@ pub fn detect(
         _ => report
             .detections
             .iter()
-            .all(|d| matches!(d.verdict, Verdict::Detected(_))),
+            .all(|d| matches!(d.verdict, Verdict::Detected { .. })),
     };
     if json {
         let rows: Vec<DetectRow> = report
@@ -81,17 +83,24 @@ pub fn detect(
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                let (verdict, framework, status, stderr) = match &d.verdict {
-                    Verdict::Detected(n) => ("detected", Some(n.clone()), None, None),
-                    Verdict::NotDetected => ("not-detected", None, None, None),
-                    Verdict::Error { status, stderr } => {
-                        ("error", None, Some(status.clone()), Some(stderr.clone()))
+                let (verdict, framework, notes, status, stderr) = match &d.verdict {
+                    Verdict::Detected { name, notes } => {
+                        ("detected", Some(name.clone()), notes.clone(), None, None)
                     }
+                    Verdict::NotDetected => ("not-detected", None, Vec::new(), None, None),
+                    Verdict::Error { status, stderr } => (
+                        "error",
+                        None,
+                        Vec::new(),
+                        Some(status.clone()),
+                        Some(stderr.clone()),
+                    ),
                 };
                 DetectRow {
                     buildpack: d.buildpack.clone(),
                     verdict,
                     framework,
+                    notes,
                     status,
                     stderr,
                     millis: d.elapsed.as_millis(),
@@ -111,14 +120,14 @@ pub fn detect(
     ));
     for (i, d) in report.detections.iter().enumerate() {
         let mut text = match &d.verdict {
-            Verdict::Detected(n) => format!("detected: {n}"),
+            Verdict::Detected { name, .. } => format!("detected: {name}"),
             Verdict::NotDetected => "not detected".to_string(),
             Verdict::Error { status, .. } => format!("error: bin/detect {status}"),
         };
         if selection.reason == Reason::Detection {
             match report.winner {
                 Some(w) if w == i => text.push_str("   <- wins"),
-                Some(w) if i > w && matches!(d.verdict, Verdict::Detected(_)) => {
+                Some(w) if i > w && matches!(d.verdict, Verdict::Detected { .. }) => {
                     text.push_str("   (matches too, but comes later)")
                 }
                 _ => {}
@@ -130,6 +139,11 @@ pub fn detect(
             text,
             human_duration(d.elapsed)
         ));
+        if let Verdict::Detected { notes, .. } = &d.verdict {
+            for note in notes {
+                out.detail(&format!("             {note}"));
+            }
+        }
         if let Verdict::Error { stderr, .. } = &d.verdict {
             for line in stderr.lines().take(10) {
                 out.detail(&format!("             | {line}"));
@@ -142,7 +156,7 @@ pub fn detect(
                 .detections
                 .iter()
                 .skip(w + 1)
-                .filter(|d| matches!(d.verdict, Verdict::Detected(_)))
+                .filter(|d| matches!(d.verdict, Verdict::Detected { .. }))
                 .count();
             let why = if others > 0 {
                 format!(
