@@ -261,6 +261,35 @@ fn detect_json_parses_with_one_winner() {
     assert_eq!(python["framework"], "Python");
 }
 
+#[test]
+fn detect_shows_the_lines_after_the_name_as_notes_and_a_build_shows_only_the_name() {
+    let env = Env::new();
+    let app = env.app("python");
+    let bp = custom_buildpack(&env, "noted", "true");
+    write_script(
+        &bp.join("bin/detect"),
+        "#!/usr/bin/env bash\necho Noted\necho 'asks for 9.9 (a file)'\necho 'found: 9.8'\n",
+    );
+    env.run(&["detect", &s(&app), "--buildpack", &s(&bp)])
+        .ok()
+        .has("detected: Noted")
+        .has("\n                    asks for 9.9 (a file)\n")
+        .has("found: 9.8");
+    let run = env
+        .run(&["detect", &s(&app), "--buildpack", &s(&bp), "--json"])
+        .ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["candidates"][0]["framework"], "Noted");
+    assert_eq!(
+        doc["candidates"][0]["notes"],
+        serde_json::json!(["asks for 9.9 (a file)", "found: 9.8"])
+    );
+    env.run(&["build", &s(&app), "-a", "noted", "--env", &url_var(&bp)])
+        .ok()
+        .has("Noted app detected")
+        .lacks("asks for 9.9");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. selection rules
 
