@@ -46,6 +46,8 @@ pub enum BuildError {
     #[error(transparent)]
     Procfile(#[from] ProcfileError),
     #[error(transparent)]
+    Cron(#[from] crate::cron::CronError),
+    #[error(transparent)]
     Slugignore(#[from] crate::slugignore::SlugignoreError),
     #[error(transparent)]
     State(#[from] StateError),

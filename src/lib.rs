@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 pub mod config_vars;
 pub mod container;
+pub mod cron;
 pub mod deployment;
 pub mod error;
 pub mod git_remote;

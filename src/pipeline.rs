@@ -1,7 +1,8 @@
 //! The deploy pipeline up to a release (DESIGN.md "The deploy pipeline"), in one place:
-//! source (intake) -> build (select, detect, compile) -> release (the slug folder and
-//! `release.toml`). Each step takes the previous step's value and returns its own; the
-//! rollout then takes the release. `deploy` and `build` both go through here.
+//! source (intake) -> build (select, detect, compile) -> release (the slug folder,
+//! `release.toml`, and `cron.toml`: the jobs of `cron.json`, checked after intake).
+//! Each step takes the previous step's value and returns its own; the rollout then
+//! takes the release. `deploy` and `build` both go through here.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -74,6 +75,8 @@ fn run(
     let app_dir = Release::app_dir(&req.release_dir);
 
     let source = intake(req, &app_dir, out)?;
+    // Checked before the build: a file the platform refuses fails in seconds.
+    let jobs = scheduled_jobs(&app_dir, out)?;
     let intake_time = started.elapsed();
     let built = build::build(
         &BuildRequest {
@@ -98,6 +101,7 @@ fn run(
         total: Duration::ZERO,
     };
     let release = write_release(req, source, built)?;
+    crate::cron::save(&req.release_dir, &jobs)?;
     Ok(Released {
         release,
         timings: Timings {
@@ -139,6 +143,27 @@ fn intake(req: &ReleaseRequest, app_dir: &std::path::Path, out: &Output) -> Resu
         ));
     }
     Ok(source)
+}
+
+/// `cron.json`'s jobs, checked against the platform's rules; said when there are some.
+fn scheduled_jobs(app_dir: &std::path::Path, out: &Output) -> Result<Vec<crate::cron::Job>, BuildError> {
+    let file = crate::cron::read(app_dir)?;
+    for note in &file.notes {
+        out.detail(&format!("note: {note}"));
+    }
+    if !file.jobs.is_empty() {
+        out.step(&format!(
+            "Scheduler: {} job(s) from cron.json, times in UTC",
+            file.jobs.len()
+        ));
+        for job in &file.jobs {
+            out.detail(&format!(
+                "{}  {}  (size {})",
+                job.schedule_text, job.command, job.size
+            ));
+        }
+    }
+    Ok(file.jobs)
 }
 
 /// The release step: what starts the slug, beside it.
