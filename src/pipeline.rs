@@ -76,7 +76,7 @@ fn run(
 
     let source = intake(req, &app_dir, out)?;
     // Checked before the build: a file the platform refuses fails in seconds.
-    let jobs = scheduled_jobs(&app_dir, out)?;
+    let jobs = scheduled_jobs(&app_dir, settings.cron_min_interval, out)?;
     let intake_time = started.elapsed();
     let built = build::build(
         &BuildRequest {
@@ -146,8 +146,12 @@ fn intake(req: &ReleaseRequest, app_dir: &std::path::Path, out: &Output) -> Resu
 }
 
 /// `cron.json`'s jobs, checked against the platform's rules; said when there are some.
-fn scheduled_jobs(app_dir: &std::path::Path, out: &Output) -> Result<Vec<crate::cron::Job>, BuildError> {
-    let file = crate::cron::read(app_dir)?;
+fn scheduled_jobs(
+    app_dir: &std::path::Path,
+    min_interval: Duration,
+    out: &Output,
+) -> Result<Vec<crate::cron::Job>, BuildError> {
+    let file = crate::cron::read(app_dir, min_interval)?;
     for note in &file.notes {
         out.detail(&format!("note: {note}"));
     }

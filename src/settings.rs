@@ -75,6 +75,9 @@ pub struct Settings {
     pub build_timeout: Duration,
     pub boot_timeout: Duration,
     pub hook_timeout: Duration,
+    /// The shortest interval a `cron.json` job may have (the platform's: 10 minutes);
+    /// lower, a job the platform refuses is accepted here, with a note, to rehearse it.
+    pub cron_min_interval: Duration,
     pub grace_period: Duration,
     pub first_byte_timeout: Duration,
     /// The router port of an app's first deploy, when given; else the first free port from 5000.
@@ -135,6 +138,11 @@ const KEYS: &[Key] = &[
         name: "hook_timeout",
         show: |s| render_duration(s.hook_timeout),
         apply: |s, n, v| duration(n, v).map(|d| s.hook_timeout = d),
+    },
+    Key {
+        name: "cron_min_interval",
+        show: |s| render_duration(s.cron_min_interval),
+        apply: |s, n, v| duration(n, v).map(|d| s.cron_min_interval = d),
     },
     Key {
         name: "grace_period",
@@ -299,6 +307,7 @@ impl Settings {
             build_timeout: Duration::from_secs(30 * 60),
             boot_timeout: Duration::from_secs(60),
             hook_timeout: Duration::from_secs(20 * 60),
+            cron_min_interval: crate::cron::MIN_INTERVAL,
             grace_period: Duration::from_secs(30),
             first_byte_timeout: Duration::from_secs(30),
             port: None,

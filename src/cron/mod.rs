@@ -73,17 +73,6 @@ impl Job {
             ));
         }
         let schedule = Schedule::parse(&words[..count]).map_err(|e| e.to_string())?;
-        if let Some((gap, a, b)) = schedule.shortest_interval() {
-            if gap < MIN_INTERVAL {
-                return Err(format!(
-                    "it runs {} minute(s) apart (at {} and {}): the platform's smallest interval is {} minutes",
-                    gap.as_secs() / 60,
-                    clock(a),
-                    clock(b),
-                    MIN_INTERVAL.as_secs() / 60
-                ));
-            }
-        }
         let size = size.unwrap_or(DEFAULT_SIZE);
         if !SIZES.iter().any(|(s, _)| *s == size) {
             return Err(format!(
@@ -106,6 +95,39 @@ impl Job {
         })
     }
 
+    /// Whether it runs often enough to be refused: an error when its runs are closer
+    /// than `min` (the `cron_min_interval` setting), a note when they are closer than
+    /// the platform allows but `min` was lowered to rehearse it.
+    pub fn check_interval(&self, min: Duration) -> Result<Option<String>, String> {
+        let Some((gap, a, b)) = self.schedule.shortest_interval() else {
+            return Ok(None);
+        };
+        let apart = format!(
+            "it runs {} minute(s) apart (at {} and {})",
+            gap.as_secs() / 60,
+            clock(a),
+            clock(b)
+        );
+        let platform = MIN_INTERVAL.as_secs() / 60;
+        if gap < min {
+            return Err(if min == MIN_INTERVAL {
+                format!("{apart}: the platform's smallest interval is {platform} minutes")
+            } else {
+                format!(
+                    "{apart}: the smallest interval allowed is {} (the cron_min_interval setting; the platform's is {platform} minutes)",
+                    crate::settings::render_duration(min)
+                )
+            });
+        }
+        if gap < MIN_INTERVAL {
+            return Ok(Some(format!(
+                "{apart}: the platform fails a deployment with it (under {platform} minutes); accepted here because cron_min_interval is {}",
+                crate::settings::render_duration(min)
+            )));
+        }
+        Ok(None)
+    }
+
     /// How long a run may last: 15 minutes, or the job's interval when shorter.
     pub fn time_limit(&self) -> Duration {
         match self.schedule.shortest_interval() {
@@ -124,6 +146,13 @@ impl Job {
     }
 }
 
+/// Now, in the scheduler's clock: seconds since the epoch (UTC).
+pub fn now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn clock(minute_of_day: u32) -> String {
     format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
 }
@@ -135,18 +164,19 @@ pub struct CronFile {
     pub notes: Vec<String>,
 }
 
-/// `cron.json` at the root of `app_dir`; no file, no job.
-pub fn read(app_dir: &Path) -> Result<CronFile, CronError> {
+/// `cron.json` at the root of `app_dir`; no file, no job. `min_interval`: the
+/// `cron_min_interval` setting.
+pub fn read(app_dir: &Path, min_interval: Duration) -> Result<CronFile, CronError> {
     let path = app_dir.join("cron.json");
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text),
+        Ok(text) => parse(&text, min_interval),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CronFile::default()),
         Err(source) => Err(CronError::Read { path, source }),
     }
 }
 
 /// Check a whole `cron.json`: every problem is reported, each naming its job.
-pub fn parse(text: &str) -> Result<CronFile, CronError> {
+pub fn parse(text: &str, min_interval: Duration) -> Result<CronFile, CronError> {
     let invalid = |p: String| CronError::Invalid { problems: vec![p] };
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         invalid(format!(
@@ -208,8 +238,13 @@ pub fn parse(text: &str) -> Result<CronFile, CronError> {
                 continue;
             }
         };
-        match Job::parse(line, size) {
-            Ok(job) => file.jobs.push(job),
+        match Job::parse(line, size).and_then(|job| Ok((job.check_interval(min_interval)?, job))) {
+            Ok((note, job)) => {
+                if let Some(note) = note {
+                    file.notes.push(format!("cron.json job {n}: {note}"));
+                }
+                file.jobs.push(job);
+            }
             Err(p) => problems.push(format!("job {n} ({line:?}): {p}")),
         }
     }
@@ -315,6 +350,10 @@ impl Runs {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<CronFile, CronError> {
+        super::parse(text, MIN_INTERVAL)
+    }
+
     fn problems(text: &str) -> Vec<String> {
         match parse(text) {
             Err(CronError::Invalid { problems }) => problems,
@@ -406,6 +445,27 @@ mod tests {
         let file = parse(r#"{"jobs": [{"command": "@hourly x", "sise": "L"}], "extra": 1}"#).unwrap();
         assert_eq!(file.notes.len(), 2, "{:?}", file.notes);
         assert!(file.notes.iter().any(|n| n.contains("\"sise\" is ignored")));
+    }
+
+    #[test]
+    fn a_lowered_minimum_interval_accepts_with_a_note() {
+        let text = r#"{"jobs": [{"command": "* * * * * echo tick"}]}"#;
+        let file = super::parse(text, Duration::from_secs(60)).unwrap();
+        assert_eq!(file.jobs.len(), 1);
+        assert_eq!(file.jobs[0].time_limit(), Duration::from_secs(60));
+        assert!(
+            file.notes[0].contains("the platform fails a deployment with it (under 10 minutes); accepted here because cron_min_interval is 1m"),
+            "{:?}",
+            file.notes
+        );
+        let p = match super::parse(text, Duration::from_secs(120)) {
+            Err(CronError::Invalid { problems }) => problems,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            p[0].contains("the smallest interval allowed is 2m (the cron_min_interval setting"),
+            "{p:?}"
+        );
     }
 
     #[test]
