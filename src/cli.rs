@@ -248,6 +248,20 @@ pub enum Command {
         )]
         command: Vec<String>,
     },
+    /// The scheduled jobs of the current release (cron.json): schedule, command, size, last and next run
+    CronTasks {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job of cron.json now, as the scheduler would: its number (1) or its command
+    CronRun {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
     /// The platform itself when started by `up --detach` or `deploy` (internal)
     #[command(hide = true)]
     Platform,

@@ -198,6 +198,7 @@ pub fn start(
         &name,
         &spec.command,
         port,
+        None,
     )
     .start(sink)
     .map_err(|source| ContainerError::Start {
@@ -240,11 +241,47 @@ pub fn one_off(
     name: &str,
     command: &str,
 ) -> Spawn {
-    boot(settings, release, release_dir, config_vars, name, command, None)
+    boot(
+        settings,
+        release,
+        release_dir,
+        config_vars,
+        name,
+        command,
+        None,
+        None,
+    )
+}
+
+/// A one-off container of another size than M (a scheduled job's `size`): its
+/// CONTAINER_SIZE and CONTAINER_MEMORY (bytes) say so; nothing enforces the memory.
+#[allow(clippy::too_many_arguments)]
+pub fn one_off_sized(
+    settings: &Settings,
+    release: &Release,
+    release_dir: &Path,
+    config_vars: &BTreeMap<String, String>,
+    name: &str,
+    command: &str,
+    size: &str,
+    memory: u64,
+) -> Spawn {
+    boot(
+        settings,
+        release,
+        release_dir,
+        config_vars,
+        name,
+        command,
+        None,
+        Some((size, memory)),
+    )
 }
 
 /// `command` run the way the platform runs every container: bash in the app folder, after
-/// the profile scripts, with the runtime environment (and PORT when given).
+/// the profile scripts, with the runtime environment (and PORT when given; the size and
+/// memory when not M).
+#[allow(clippy::too_many_arguments)]
 fn boot(
     settings: &Settings,
     release: &Release,
@@ -253,6 +290,7 @@ fn boot(
     name: &str,
     command: &str,
     port: Option<u16>,
+    size: Option<(&str, u64)>,
 ) -> Spawn {
     let app_dir: PathBuf = Release::app_dir(release_dir);
     // Where "required" finds no sandbox, the shim's attempt fails and says why.
@@ -263,7 +301,16 @@ fn boot(
     } else {
         app_dir.as_path()
     };
-    let env = runtime_env(settings, release, seen_at, config_vars, name, port);
+    let mut env = runtime_env(settings, release, seen_at, config_vars, name, port);
+    if let Some((size, memory)) = size {
+        for (k, v) in &mut env {
+            match k.as_str() {
+                "CONTAINER_SIZE" => *v = size.to_string(),
+                "CONTAINER_MEMORY" => *v = memory.to_string(),
+                _ => {}
+            }
+        }
+    }
     let spawn = Spawn::new("bash", &app_dir)
         .args(["-c".to_string(), boot_script(command)])
         .env(env);

@@ -8,6 +8,7 @@ mod archive;
 mod build;
 mod buildpacks;
 mod create;
+mod cron;
 mod deployments;
 mod destroy;
 mod env;
@@ -127,6 +128,8 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Buildpacks { clear, json } => buildpacks::run(&settings, clear, json),
         Command::Rollback { app, id } => rollback::run(&settings, app, id),
         Command::Run { app, command } => run::run(&settings, app, command),
+        Command::CronTasks { app, json } => cron::tasks(&settings, app, json),
+        Command::CronRun { app, job } => cron::run(&settings, app, job),
     }
 }
 

@@ -63,6 +63,14 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// The last event of a request that ends with a program's own exit status
+    /// (`cron-run`).
+    pub fn finish_code(mut self, code: i32) {
+        let _ = protocol::write(&mut self.stream, &Event::Done { code });
+    }
+}
+
 /// Output to the client, one JSON event per line.
 struct EventWriter(UnixStream);
 

@@ -6,6 +6,7 @@ mod applog;
 mod caller;
 pub mod client;
 mod context;
+mod cron;
 mod jobs;
 mod life;
 mod listen;

@@ -44,6 +44,11 @@ pub enum Request {
     Destroy {
         app: String,
     },
+    /// Run a job of the app's `cron.json` now: its number (1) or its command.
+    CronRun {
+        app: String,
+        job: String,
+    },
 }
 
 /// One row of `shipway ps`.

@@ -140,6 +140,12 @@ fn serve(supervisor: &Handle, stream: UnixStream) {
             );
             return;
         }
+        Request::CronRun { app, job } => {
+            if let Ok(caller) = Caller::new(writer, reader) {
+                supervisor.send(Message::CronRun { app, job, caller });
+            }
+            return;
+        }
         Request::Deploy {
             app,
             input,

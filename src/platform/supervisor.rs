@@ -21,6 +21,7 @@ use crossbeam_channel::{after, bounded, never, select, unbounded, Receiver, Send
 use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
+use super::cron::{self, Scheduler};
 use super::jobs::{self, Job, RestartError, Worker};
 use super::life::{self, Crash, Life, Slot};
 use super::protocol::{AppInfo, ContainerRow, Event};
@@ -112,6 +113,19 @@ pub enum Message {
     },
     /// Containers being stopped are gone.
     Stopped { app: String, ids: Vec<u64> },
+
+    /// `cron-run`: run a job of the app's current release now.
+    CronRun {
+        app: String,
+        job: String,
+        caller: Caller,
+    },
+    /// A run of a scheduled job has ended (or was stopped).
+    CronEnded {
+        app: String,
+        line: String,
+        run: crate::cron::Run,
+    },
 }
 
 /// How jobs and the server reach the supervisor.
@@ -160,6 +174,8 @@ pub struct Supervisor {
     next_token: u64,
     /// Every app's routers closed and containers sent to be stopped (platform stopping).
     dismantled: bool,
+    /// The jobs of every app's `cron.json`; each run counts as a worker.
+    cron: Scheduler,
 }
 
 /// Start the supervisor thread. `stop` is the sender of `ctx.stopping`.
@@ -174,6 +190,7 @@ pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> (Handle, JoinHandle<()>) {
         workers: 0,
         next_token: 1,
         dismantled: false,
+        cron: Scheduler::default(),
     };
     let thread = std::thread::spawn(move || supervisor.run(rx));
     (handle, thread)
@@ -182,7 +199,9 @@ pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> (Handle, JoinHandle<()>) {
 impl Supervisor {
     fn run(mut self, rx: Receiver<Message>) {
         loop {
-            let timer = match self.next_restart() {
+            // Nothing is started by the clock once the platform stops.
+            let cron_at = self.stop.as_ref().and_then(|_| self.cron.wake_at());
+            let timer = match self.next_restart().into_iter().chain(cron_at).min() {
                 Some(at) => after(at.saturating_duration_since(Instant::now())),
                 None => never(),
             };
@@ -191,7 +210,10 @@ impl Supervisor {
                     Ok(m) => self.handle(m),
                     Err(_) => return,
                 },
-                recv(timer) -> _ => self.restart_due(),
+                recv(timer) -> _ => {
+                    self.restart_due();
+                    self.cron_due();
+                }
             }
             if self.stop.is_none() {
                 if !self.dismantled && self.apps.values().all(|a| !a.busy) {
@@ -252,6 +274,7 @@ impl Supervisor {
                 if let Some(a) = self.apps.get_mut(&app) {
                     a.release = Some(release);
                 }
+                self.cron.load(&self.ctx, &app, release);
                 let stopped = self.replace(&app, containers, Box::new(|_| true));
                 let _ = reply.send(stopped.len());
             }
@@ -265,6 +288,7 @@ impl Supervisor {
                 let _ = reply.send(stopped);
             }
             Message::Dismantle { app, reply } => {
+                self.cron.forget(&app);
                 let containers = match self.apps.get_mut(&app) {
                     Some(a) => {
                         a.destroyed = true;
@@ -313,6 +337,51 @@ impl Supervisor {
                     a.slots
                         .retain(|s| !matches!(s.life, Life::Stopping { id, .. } if ids.contains(&id)));
                 }
+            }
+            Message::CronRun { app, job, caller } => {
+                if self.stop.is_none() {
+                    return refuse(Some(caller));
+                }
+                if let Some(found) = self.cron.on_demand(&self.ctx, &app, &job, caller) {
+                    self.cron_start(vec![found]);
+                }
+            }
+            Message::CronEnded { app, line, run } => {
+                self.workers -= 1;
+                if let Ok(dir) = self.ctx.home.existing_app(&app) {
+                    let _ = crate::cron::Runs::record(&dir.root, &line, run);
+                }
+            }
+        }
+    }
+
+    /// Start the scheduled runs that are due.
+    fn cron_due(&mut self) {
+        if self.stop.is_some() {
+            let due = self.cron.due();
+            self.cron_start(due);
+        }
+    }
+
+    /// Start runs, each in the app's log (the app opened if the platform has not yet).
+    fn cron_start(&mut self, runs: Vec<(cron::Start, crossbeam_channel::Receiver<()>)>) {
+        for (run, dismissed) in runs {
+            if !self.apps.contains_key(&run.app) {
+                match self.open_app(&run.app) {
+                    Ok(a) => {
+                        self.apps.insert(run.app.clone(), a);
+                    }
+                    Err(e) => {
+                        self.ctx
+                            .say(&format!("{}: cannot run a scheduled job: {e}", run.app));
+                        finish(run.caller, Err(e));
+                        continue;
+                    }
+                }
+            }
+            let log = self.apps[&run.app].log.clone();
+            if cron::start(&self.ctx, &self.handle, &log, run, dismissed) {
+                self.workers += 1;
             }
         }
     }

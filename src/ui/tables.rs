@@ -132,6 +132,70 @@ pub fn deployments(app: &str, rows: &[DeploymentRow]) {
     }
 }
 
+/// One job of `shipway cron-tasks`.
+#[derive(Serialize)]
+pub struct CronTaskRow {
+    pub job: usize,
+    pub schedule: String,
+    pub command: String,
+    pub size: String,
+    pub last_run: Option<LastRunRow>,
+    pub next_run: Option<String>,
+    pub next_run_unix: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct LastRunRow {
+    pub started: String,
+    pub started_unix: i64,
+    /// None while it runs.
+    pub exit: Option<String>,
+    pub code: Option<i32>,
+    pub duration_ms: Option<u64>,
+    /// `schedule` or `cron-run`.
+    pub trigger: String,
+}
+
+/// `shipway cron-tasks`: a job a line, then its last run below it.
+pub fn cron_tasks(app: &str, rows: &[CronTaskRow], platform: bool) {
+    if rows.is_empty() {
+        println!("{app} has no scheduled job: add a cron.json at the root of its source and deploy");
+        return;
+    }
+    println!(
+        "{:<4} {:<16} {:<5} {:<21} COMMAND",
+        "JOB", "SCHEDULE", "SIZE", "NEXT RUN (UTC)"
+    );
+    for r in rows {
+        let next = match (&r.next_run, platform) {
+            (Some(n), _) => n.trim_end_matches(" UTC").to_string(),
+            (None, true) => "never".into(),
+            (None, false) => "-".into(),
+        };
+        println!(
+            "{:<4} {:<16} {:<5} {:<21} {}",
+            r.job, r.schedule, r.size, next, r.command
+        );
+        let last = match &r.last_run {
+            None => "never run".to_string(),
+            Some(l) => match &l.exit {
+                None => format!("started {} ({}): running", l.started, l.trigger),
+                Some(exit) => format!(
+                    "{} ({}): {exit} after {}",
+                    l.started,
+                    l.trigger,
+                    l.duration_ms
+                        .map_or("-".into(), |ms| human_duration(Duration::from_millis(ms)))
+                ),
+            },
+        };
+        println!("     last run: {last}");
+    }
+    if !platform {
+        println!("No shipway platform runs: no job runs until `shipway up` (or a deploy) starts one");
+    }
+}
+
 /// `shipway buildpacks`: what is cached, by URL and ref.
 pub fn buildpacks(entries: &[Entry]) {
     if entries.is_empty() {

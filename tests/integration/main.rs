@@ -2,6 +2,7 @@
 
 mod build;
 mod buildpack_urls;
+mod cron;
 mod deploy;
 mod escapes;
 mod faults;

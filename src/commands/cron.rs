@@ -1,0 +1,58 @@
+//! `shipway cron-tasks` (the jobs of the current release's `cron.json`, their last and
+//! next runs) and `shipway cron-run JOB` (one job now, through the platform, recorded
+//! like a scheduled run; its exit status is passed through).
+
+use crate::cron::{self, schedule};
+use crate::error::{exit, Error};
+use crate::platform::client;
+use crate::platform::protocol::Request;
+use crate::settings::Settings;
+use crate::ui::tables::{self, CronTaskRow, LastRunRow};
+
+pub fn tasks(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, app)?;
+    let jobs = match app.current() {
+        Some(n) => cron::load(&app.release(n)).map_err(|e| Error::Platform {
+            message: e.to_string(),
+        })?,
+        None => Vec::new(),
+    };
+    // Next runs are the running platform's: without one, nothing runs.
+    let platform = client::ask(&home, &Request::Status)?.is_some();
+    let runs = cron::Runs::load(&app.root);
+    let now = cron::now();
+    let rows: Vec<CronTaskRow> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            let next = platform.then(|| j.schedule.next_after(now)).flatten();
+            CronTaskRow {
+                job: i + 1,
+                schedule: j.schedule_text.clone(),
+                command: j.command.clone(),
+                size: j.size.clone(),
+                last_run: runs.last.get(&j.line).map(|r| LastRunRow {
+                    started: schedule::render(r.started),
+                    started_unix: r.started,
+                    exit: r.exit.clone(),
+                    code: r.code,
+                    duration_ms: r.duration_ms,
+                    trigger: r.trigger.clone(),
+                }),
+                next_run: next.map(schedule::render),
+                next_run_unix: next,
+            }
+        })
+        .collect();
+    if json {
+        tables::print_json(&rows);
+    } else {
+        tables::cron_tasks(&app.name, &rows, platform);
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub fn run(settings: &Settings, app: Option<String>, job: String) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, app)?;
+    client::stream(&home, Request::CronRun { app: app.name, job })
+}
