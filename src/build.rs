@@ -376,6 +376,11 @@ pub struct Built {
     pub addons: Vec<String>,
     pub slug_bytes: u64,
     pub timings: BuildTimings,
+    /// The build's scratch folder (the buildpacks' copies, the build's `/app`), removed
+    /// when dropped. It is handed back rather than removed here so that a deploy can
+    /// remove it off its critical path: a few milliseconds for the nine bundled
+    /// buildpacks.
+    pub scratch: tempfile::TempDir,
 }
 
 /// Build the app's files of `req` into a slug, in place. On failure the cache is left
@@ -574,6 +579,7 @@ pub fn build(
         addons: release_yaml.addons,
         slug_bytes,
         timings,
+        scratch,
     })
 }
 

@@ -45,6 +45,8 @@ pub struct Timings {
 pub struct Released {
     pub release: Release,
     pub timings: Timings,
+    /// See `Built::scratch`.
+    pub scratch: tempfile::TempDir,
 }
 
 /// Take the source, build it, and write the release. On failure the release folder
@@ -100,10 +102,11 @@ fn run(
         compile: built.timings.compile,
         total: Duration::ZERO,
     };
-    let release = write_release(req, source, built)?;
+    let (release, scratch) = write_release(req, source, built)?;
     crate::cron::save(&req.release_dir, &jobs)?;
     Ok(Released {
         release,
+        scratch,
         timings: Timings {
             total: started.elapsed(),
             ..timings
@@ -170,8 +173,13 @@ fn scheduled_jobs(
     Ok(file.jobs)
 }
 
-/// The release step: what starts the slug, beside it.
-fn write_release(req: &ReleaseRequest, source: SourceInfo, built: Built) -> Result<Release, BuildError> {
+/// The release step: what starts the slug, beside it. The build's scratch folder is
+/// handed on.
+fn write_release(
+    req: &ReleaseRequest,
+    source: SourceInfo,
+    built: Built,
+) -> Result<(Release, tempfile::TempDir), BuildError> {
     let release = Release {
         number: req.number,
         created: std::time::SystemTime::now()
@@ -189,5 +197,5 @@ fn write_release(req: &ReleaseRequest, source: SourceInfo, built: Built) -> Resu
         slug_bytes: built.slug_bytes,
     };
     release.save(&req.release_dir)?;
-    Ok(release)
+    Ok((release, built.scratch))
 }

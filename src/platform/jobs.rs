@@ -18,6 +18,7 @@ use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
 use super::life::Crash;
+use super::routing::Bound;
 use super::supervisor::{Handle, Message};
 use crate::config_vars;
 use crate::container::{Container, ContainerSpec};
@@ -232,7 +233,7 @@ impl Worker {
     }
 
     /// Bind the app's routers if not bound yet; their URLs.
-    fn routers(&self, port: Option<u16>, wants_tcp: bool) -> Result<(String, Option<String>), Error> {
+    fn routers(&self, port: Option<u16>, wants_tcp: bool) -> Result<Bound, Error> {
         self.supervisor
             .call(|reply| Message::Routers {
                 app: self.app.clone(),
@@ -322,7 +323,7 @@ impl Worker {
             return Ok(Status::Aborted);
         };
         // A router port held by another program fails here, before anything is built.
-        let (url, _) = self.routers(port, false)?;
+        let url = self.routers(port, false)?.url;
 
         let source = source.unwrap_or_else(|| input.display().to_string());
         let mut deployment = Deployment::new(name, &source, git_ref);
@@ -368,6 +369,10 @@ impl Worker {
                 return Ok(status);
             }
         };
+        // Removed beside the boot rather than before it. Should the platform stop first,
+        // its next start sweeps the `.build-*` folder left.
+        let scratch = released.scratch;
+        std::thread::spawn(move || drop(scratch));
         let release = released.release;
         deployment.record_release(&release);
         for (k, v) in [
@@ -383,8 +388,8 @@ impl Worker {
         deployment.set_status(Status::Starting, &app)?;
 
         let wants_tcp = release.process_types.contains_key("tcp");
-        let (_, tcp_url) = match self.routers(port, wants_tcp) {
-            Ok(urls) => urls,
+        let Bound { tcp_url, lanes, .. } = match self.routers(port, wants_tcp) {
+            Ok(bound) => bound,
             Err(e) => {
                 out.error(&e.to_string());
                 deployment.set_status(Status::CrashedError, &app)?;
@@ -427,13 +432,23 @@ impl Worker {
             }
         };
 
-        // The switch: from this instant every new request goes to the new release.
+        // The switch: from this instant every new request goes to the new release. This
+        // thread swaps the routers' upstream lists itself (see `Lanes`); the supervisor
+        // then adopts the containers and stops the old ones.
         let switch_started = Instant::now();
+        lanes.switch_to(&containers);
+        let recorded = app
+            .set_current(release.number)
+            .map_err(Error::from)
+            .and_then(|()| {
+                deployment
+                    .timings
+                    .insert("switch".into(), switch_started.elapsed().as_millis() as u64);
+                deployment.set_status(Status::Success, &app).map_err(Error::from)
+            });
+        // Whatever the records say, the containers now serve: the supervisor must own them.
         let old = self.switch(release.number, containers)?;
-        app.set_current(release.number)?;
-        deployment
-            .timings
-            .insert("switch".into(), switch_started.elapsed().as_millis() as u64);
+        recorded?;
         if old > 0 {
             out.step(&format!(
                 "Stopping {old} old container(s): SIGTERM, then SIGKILL after {}",
@@ -441,7 +456,6 @@ impl Worker {
             ));
         }
         self.prune_releases(&app, release.number);
-        deployment.set_status(Status::Success, &app)?;
         if let Some(ms) = deployment.duration_ms {
             out.line(&format!(
                 " Deployment success in {}",
@@ -473,7 +487,7 @@ impl Worker {
         let app = self.ctx.home.app(&self.app)?;
         let release = Release::load(&app.release(number))?;
         let config = app.load_config()?;
-        let (url, _) = self.routers(None, release.process_types.contains_key("tcp"))?;
+        let url = self.routers(None, release.process_types.contains_key("tcp"))?.url;
         let specs = rollout::specs(&release, &config.formation);
         let containers = self
             .start_containers(&app, &release, &config, specs, &Output::new())

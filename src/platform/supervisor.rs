@@ -25,7 +25,7 @@ use super::cron::{self, Scheduler};
 use super::jobs::{self, Job, RestartError, Worker};
 use super::life::{self, Crash, Life, Slot};
 use super::protocol::{AppInfo, ContainerRow, Event};
-use super::routing::Routers;
+use super::routing::{Bound, Routers};
 use super::turn;
 use crate::container::{self, Container, ContainerSpec};
 use crate::error::Error;
@@ -64,7 +64,7 @@ pub enum Message {
         app: String,
         port: Option<u16>,
         wants_tcp: bool,
-        reply: Sender<Result<(String, Option<String>), Error>>,
+        reply: Sender<Result<Bound, Error>>,
     },
     /// A job asks which containers the app has (running, restarting, crashed).
     Present {

@@ -53,6 +53,11 @@ impl RouteTable {
         // A poisoned lock only means a panic elsewhere while holding it; the Arc inside is
         // always whole, so keep serving.
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        // The same list again (a deploy worker switched, then the supervisor follows with
+        // the same containers) is no switch: held upstream connections stay valid.
+        if current.upstreams.as_ref() == Some(&upstreams) {
+            return;
+        }
         let generation = current.generation + 1;
         *current = Arc::new(Routes {
             generation,
@@ -98,5 +103,28 @@ impl RouteCache {
 
     pub(crate) fn generation(&self) -> u64 {
         self.table.generation()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_list_again_is_no_switch_and_another_is() {
+        let table = RouteTable::new();
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        table.switch(vec![a]);
+        assert_eq!(table.generation(), 1);
+        table.switch(vec![a]);
+        assert_eq!(table.generation(), 1, "held connections must stay valid");
+        table.switch(vec![a, b]);
+        assert_eq!(table.generation(), 2);
+        assert_eq!(table.snapshot().upstreams, Some(vec![a, b]));
+        // An empty list is a switch too (web=0: 503), once.
+        table.switch(Vec::new());
+        table.switch(Vec::new());
+        assert_eq!(table.generation(), 3);
     }
 }
