@@ -215,9 +215,10 @@ pub fn down(home: &Home) -> Result<i32, Error> {
             })?;
         }
     }
-    // The reply ends early; the platform is gone when it no longer holds the home's lock.
+    // The reply ends early; the platform is gone when it no longer holds the home's lock
+    // (not when its pid file is emptied, which it does just before it exits).
     let started = Instant::now();
-    while lock::running(home).is_some() {
+    while lock::held(home) {
         if started.elapsed() > Duration::from_secs(600) {
             return Err(Error::Platform {
                 message: "the platform did not stop within 10 minutes".into(),

@@ -75,6 +75,12 @@ pub fn running(home: &Home) -> Option<u32> {
     }
 }
 
+/// Whether a process holds the home's lock: until the platform has exited (its
+/// descriptors closed), even after its clean exit emptied the pid file.
+pub fn held(home: &Home) -> bool {
+    matches!(try_lock(home), Ok(None))
+}
+
 /// The lock if it is free, `None` if another process holds it.
 fn try_lock(home: &Home) -> Result<Option<Flock<File>>, Error> {
     Ok(crate::state::try_exclusive_lock(&home.pid_file())?)
