@@ -309,6 +309,8 @@ fn head(repo: &Path) -> Result<String, CacheError> {
 /// Why git could not fetch, in a word a user can act on.
 fn why(stderr: &str) -> &'static str {
     let has = |s: &str| stderr.contains(s);
+    // HTTP statuses as curl words them: a bare "403" would match a port number in the URL.
+    let status = |code: &str| has(&format!("returned error: {code}"));
     if has("Could not resolve host") || has("Name or service not known") {
         "the host name does not resolve"
     } else if has("Connection refused") || has("Failed to connect") || has("Couldn't connect") {
@@ -316,10 +318,11 @@ fn why(stderr: &str) -> &'static str {
     } else if has("Authentication failed")
         || has("could not read Username")
         || has("Permission denied")
-        || has("403")
+        || status("401")
+        || status("403")
     {
         "authentication failed or is needed"
-    } else if has("not found") || has("404") || has("does not appear to be a git repository") {
+    } else if has("not found") || status("404") || has("does not appear to be a git repository") {
         "no repository at that URL"
     } else if has("Network is unreachable") || has("timed out") || has("did not finish within") {
         "the network does not reach it"
@@ -350,9 +353,10 @@ fn download(url: &str, to: &Path) -> Result<(), &'static str> {
         Some(0) => Ok(()),
         Some(6) => Err("the host name does not resolve"),
         Some(7) => Err("the connection was refused"),
-        Some(22) if String::from_utf8_lossy(&out.stderr).contains("40") => {
+        Some(22) if String::from_utf8_lossy(&out.stderr).contains("error: 4") => {
+            // The status as curl words it: the URL's port may hold any digits.
             let said = String::from_utf8_lossy(&out.stderr);
-            if said.contains("401") || said.contains("403") {
+            if said.contains("error: 401") || said.contains("error: 403") {
                 Err("authentication failed or is needed")
             } else {
                 Err("no archive at that URL")
@@ -427,4 +431,20 @@ fn io_err(action: &'static str, path: &Path, source: impl std::fmt::Display) -> 
 /// A commit as people read it.
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::why;
+
+    #[test]
+    fn a_status_code_in_the_port_is_not_taken_for_the_status() {
+        let missing = "fatal: repository 'http://127.0.0.1:40312/nothing-here.git/' not found";
+        assert_eq!(why(missing), "no repository at that URL");
+        let refused =
+            "fatal: unable to access 'http://127.0.0.1:4040/bp.git/': The requested URL returned error: 403";
+        assert_eq!(why(refused), "authentication failed or is needed");
+        let gone = "curl: (22) The requested URL returned error: 404";
+        assert_eq!(why(gone), "no repository at that URL");
+    }
 }
