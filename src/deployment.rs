@@ -147,8 +147,10 @@ impl Deployment {
             if let Some(first) = self.statuses.first() {
                 self.duration_ms = Some(at.saturating_sub(first.at));
             }
+            return self.save(app);
         }
-        self.save(app)
+        // A status the deployment moves on from within moments is not waited onto the disk.
+        state::write_toml_unsynced(&Deployment::path(app, &self.id), self, 0o600)
     }
 
     pub fn save(&self, app: &AppDir) -> Result<(), StateError> {

@@ -93,6 +93,17 @@ pub fn private_dir(path: &Path) -> Result<(), StateError> {
 /// write the same file at once), and it is removed when the write fails (a full disk),
 /// so that nothing is left beside the file.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    replace_file(path, bytes, mode, true)
+}
+
+/// `write_atomic` without waiting for the disk: for a record that a later write replaces
+/// within moments (a deployment's status while it runs). A crash still leaves the old
+/// file or the new one whole; only a power loss may lose the newest.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    replace_file(path, bytes, mode, false)
+}
+
+fn replace_file(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> Result<(), StateError> {
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -109,7 +120,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateErr
         .map_err(io("write", &tmp))
         .and_then(|mut file| {
             file.write_all(bytes)
-                .and_then(|_| file.sync_all())
+                .and_then(|_| if sync { file.sync_all() } else { Ok(()) })
                 .map_err(io("write", &tmp))
         })
         .and_then(|_| fs::rename(&tmp, path).map_err(io("replace", path)));
@@ -135,11 +146,19 @@ pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>,
 }
 
 pub fn write_toml<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<(), StateError> {
-    let text = toml::to_string(value).map_err(|e| StateError::Corrupt {
+    write_atomic(path, toml_text(path, value)?.as_bytes(), mode)
+}
+
+/// `write_toml` with `write_atomic_unsynced`.
+pub fn write_toml_unsynced<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<(), StateError> {
+    write_atomic_unsynced(path, toml_text(path, value)?.as_bytes(), mode)
+}
+
+fn toml_text<T: Serialize>(path: &Path, value: &T) -> Result<String, StateError> {
+    toml::to_string(value).map_err(|e| StateError::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
-    write_atomic(path, text.as_bytes(), mode)
+    })
 }
 
 /// The root of shipway's state.
@@ -375,8 +394,13 @@ impl AppDir {
     pub fn update_config<T>(&self, change: impl FnOnce(&mut AppConfig) -> T) -> Result<T, StateError> {
         let _lock = exclusive_lock(&self.root.join(".config.lock"))?;
         let mut config = self.load_config()?;
+        let before = config.clone();
         let result = change(&mut config);
-        self.save_config(&config)?;
+        // Unchanged (a deploy's `--env` given again), it is not written: the write is
+        // synced to disk, which a loaded machine can take tens of milliseconds to do.
+        if config != before {
+            self.save_config(&config)?;
+        }
         Ok(result)
     }
 
@@ -537,6 +561,25 @@ mod tests {
         let mode = fs::metadata(&app.root).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         assert_eq!(home.apps(), vec!["my-app".to_string()]);
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_writes_nothing() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let app = Home::open(dir.path()).unwrap().app("my-app").unwrap();
+        app.create().unwrap();
+        let inode = || fs::metadata(app.root.join("app.toml")).unwrap().ino();
+        app.update_config(|c| c.config_vars.insert("A".into(), "1".into()))
+            .unwrap();
+        let written = inode();
+        app.update_config(|c| c.config_vars.insert("A".into(), "1".into()))
+            .unwrap();
+        assert_eq!(inode(), written, "the same value again is no write");
+        app.update_config(|c| c.config_vars.insert("A".into(), "2".into()))
+            .unwrap();
+        assert_ne!(inode(), written, "a write replaces the file");
+        assert_eq!(app.load_config().unwrap().config_vars["A"], "2");
     }
 
     #[test]
