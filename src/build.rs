@@ -21,7 +21,7 @@ use crate::sandbox::Sandbox;
 use crate::settings::{render_duration, Settings};
 use crate::source::{self, SourceError};
 use crate::state::{self, StateError};
-use crate::ui::{human_bytes, Output};
+use crate::ui::{human_bytes, Output, Progress};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -421,6 +421,9 @@ pub fn build(
 
     // Selection, then detection where the platform detects.
     let detect_started = Instant::now();
+    out.progress(Progress::Step {
+        name: "detect".into(),
+    });
     let selection = select(&req.buildpacks, &req.config_vars, &app_dir, &req.deployed)?;
     if selection.reason == Reason::DeployedFile {
         out.step(&format!(
@@ -485,6 +488,9 @@ pub fn build(
 
     // Compile with a working copy of the cache: a failed build must not leave it half-written.
     let compile_started = Instant::now();
+    out.progress(Progress::Step {
+        name: "compile".into(),
+    });
     let cache_work = scratch.path().join("cache");
     if req.cache_dir.is_dir() {
         out.line("Fetching deployment cache");

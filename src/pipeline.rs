@@ -15,7 +15,7 @@ use crate::release::Release;
 use crate::settings::Settings;
 use crate::source::{self, SourceInfo};
 use crate::state;
-use crate::ui::Output;
+use crate::ui::{Output, Progress};
 
 /// What to make a release of.
 pub struct ReleaseRequest {
@@ -58,6 +58,8 @@ pub fn release(
     cancel: &Receiver<()>,
 ) -> Result<Released, BuildError> {
     let result = run(req, settings, out, cancel);
+    // The last build step ends here, failed or not, before anything else is said.
+    out.progress(Progress::Done);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&req.release_dir);
     }
@@ -116,6 +118,9 @@ fn run(
 
 /// The source step: the app's files into `app_dir`.
 fn intake(req: &ReleaseRequest, app_dir: &std::path::Path, out: &Output) -> Result<SourceInfo, BuildError> {
+    out.progress(Progress::Step {
+        name: "source".into(),
+    });
     let source = source::intake(
         &req.input,
         req.git_ref.as_deref(),

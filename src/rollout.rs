@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use nix::sys::signal::Signal;
 
-use crate::container::{self, Container, ContainerError, ContainerSpec};
+use crate::container::{self, is_routed, Container, ContainerError, ContainerSpec};
 use crate::deployment::Status;
 use crate::probe::{self, ProbeFailure};
 use crate::process::{Exit, Interrupted, LineSink};
 use crate::release::Release;
 use crate::settings::{render_duration, Settings};
-use crate::ui::Output;
+use crate::ui::{Output, Progress};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
@@ -133,13 +133,24 @@ pub fn start_specs(
 ) -> Result<Vec<Container>, RolloutError> {
     let mut containers = start_unprobed(plan, specs, log)?;
     let note = |text: &str| out.detail(text);
-    match probe::wait_ready(
+    let routed = containers.iter().any(|c| is_routed(&c.spec.process_type));
+    if routed {
+        out.progress(Progress::Wait {
+            what: "the app to boot".into(),
+            limit_ms: millis(plan.settings.boot_timeout),
+        });
+    }
+    let ready = probe::wait_ready(
         &mut containers,
         plan.settings.boot_timeout,
         plan.settings.loopback_bind,
         cancel,
         &note,
-    ) {
+    );
+    if routed {
+        out.progress(Progress::Done);
+    }
+    match ready {
         Ok(()) => Ok(containers),
         Err(failure) => {
             discard(containers, plan.settings.grace_period);
@@ -199,6 +210,11 @@ pub fn start_unprobed(
     Ok(containers)
 }
 
+/// A limit as `ui::Progress` carries it.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Stop containers that will never serve, without holding up the caller.
 pub fn discard(containers: Vec<Container>, grace: Duration) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -228,7 +244,13 @@ pub fn run_hook(
     )
     .start(out.sink())
     .map_err(RolloutError::HookStart)?;
-    match child.wait_until(plan.settings.hook_timeout, cancel) {
+    out.progress(Progress::Wait {
+        what: "the postdeploy hook".into(),
+        limit_ms: millis(plan.settings.hook_timeout),
+    });
+    let ended = child.wait_until(plan.settings.hook_timeout, cancel);
+    out.progress(Progress::Done);
+    match ended {
         Ok(exit) => {
             child.reap_group(Duration::from_secs(1));
             if exit.success() {

@@ -22,9 +22,10 @@ struct DetectRow {
     framework: Option<String>,
     /// The detect script's lines after the name: what the app asks for, what the host has.
     notes: Vec<String>,
-    status: Option<String>,
+    /// How `bin/detect` ended when it failed (`exited with code 2`), as `ps` says it.
+    exit: Option<String>,
     stderr: Option<String>,
-    millis: u128,
+    duration_ms: u64,
     winner: bool,
 }
 
@@ -83,7 +84,7 @@ pub fn detect(
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                let (verdict, framework, notes, status, stderr) = match &d.verdict {
+                let (verdict, framework, notes, exit, stderr) = match &d.verdict {
                     Verdict::Detected { name, notes } => {
                         ("detected", Some(name.clone()), notes.clone(), None, None)
                     }
@@ -101,9 +102,9 @@ pub fn detect(
                     verdict,
                     framework,
                     notes,
-                    status,
+                    exit,
                     stderr,
-                    millis: d.elapsed.as_millis(),
+                    duration_ms: u64::try_from(d.elapsed.as_millis()).unwrap_or(u64::MAX),
                     winner: Some(i) == report.winner && selection.reason == Reason::Detection,
                 }
             })

@@ -19,7 +19,8 @@ pub fn run(settings: &Settings, clear: bool, json: bool) -> Result<i32, Error> {
     }
     let entries = cache.list();
     if json {
-        tables::print_json(&entries);
+        let rows: Vec<tables::BuildpackRow> = entries.iter().map(tables::BuildpackRow::from).collect();
+        tables::print_json(&rows);
     } else {
         tables::buildpacks(&entries);
     }

@@ -15,7 +15,7 @@ pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32,
         .into_iter()
         .rev()
         .map(|d| DeploymentRow {
-            date: d
+            created_at: d
                 .statuses
                 .first()
                 .map_or("-".into(), |s| utc(UNIX_EPOCH + Duration::from_millis(s.at))),
@@ -23,7 +23,7 @@ pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32,
             id: d.id,
             duration_ms: d.duration_ms,
             git_ref: d.git_ref,
-            slug_bytes: d.slug_bytes,
+            image_size: d.slug_bytes,
             release: d.release,
             source: d.source,
         })

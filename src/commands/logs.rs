@@ -67,15 +67,21 @@ pub fn run(
     }
 }
 
-/// Whether a log line (`<time> [web-1] text`) is of `filter` (`web` or `web-1`).
+/// Whether a log line (`<time> [web-1] text`) is of `filter` (`web` or `web-1`). A
+/// platform event about a container (`<time> [platform] web-1 started`) is of that
+/// container too; `platform` selects every platform event.
 fn matches(line: &str, filter: Option<&str>) -> bool {
     let Some(f) = filter else { return true };
-    let Some(tag) = line.split_whitespace().nth(1) else {
+    let mut words = line.split_whitespace().skip(1);
+    let Some(tag) = words.next() else {
         return false;
     };
-    let Some(name) = tag.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
+    let Some(mut name) = tag.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
         return false;
     };
+    if name == "platform" && f != "platform" {
+        name = words.next().unwrap_or_default();
+    }
     name == f || name.rsplit_once('-').is_some_and(|(t, _)| t == f)
 }
 
@@ -91,5 +97,11 @@ mod tests {
         assert!(matches(line, Some("web-1")));
         assert!(!matches(line, Some("web-2")));
         assert!(!matches(line, Some("worker")));
+        let event = "2026-11-27T09:30:01.123Z [platform] web-1 started (release v3)";
+        assert!(matches(event, Some("platform")));
+        assert!(matches(event, Some("web")));
+        assert!(matches(event, Some("web-1")));
+        assert!(!matches(event, Some("worker")));
+        assert!(!matches(line, Some("platform")));
     }
 }

@@ -2,7 +2,7 @@
 //! rollback, destroy): where the request's lines and its last event go, and whether the
 //! client hung up (Ctrl-C closes its side, which aborts a deployment).
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
 
 use crossbeam_channel::{bounded, Receiver};
@@ -10,7 +10,7 @@ use crossbeam_channel::{bounded, Receiver};
 use super::protocol::{self, Event};
 use crate::deployment::Status;
 use crate::error::Error;
-use crate::ui::Output;
+use crate::ui::{Destination, Output, Progress};
 
 pub struct Caller {
     stream: UnixStream,
@@ -22,7 +22,7 @@ impl Caller {
     /// The client on `stream`, whose request line `reader` has already read.
     pub fn new(stream: UnixStream, mut reader: BufReader<UnixStream>) -> std::io::Result<Caller> {
         let out = Output::new();
-        out.attach(Box::new(EventWriter(stream.try_clone()?)));
+        out.attach_destination(Box::new(EventWriter(stream.try_clone()?)));
         let (eof_tx, hangup) = bounded::<()>(0);
         std::thread::spawn(move || {
             // The client sends nothing more: anything read, or the end, means it is gone.
@@ -74,15 +74,22 @@ impl Caller {
 /// Output to the client, one JSON event per line.
 struct EventWriter(UnixStream);
 
-impl Write for EventWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // ui::Output writes one whole line per call; the event carries it without its newline.
-        let line = buf.strip_suffix(b"\n").unwrap_or(buf);
-        let text = String::from_utf8_lossy(line).into_owned();
-        protocol::write(&mut self.0, &Event::Line { text })?;
-        Ok(buf.len())
+impl Destination for EventWriter {
+    fn line(&mut self, line: &str) -> std::io::Result<()> {
+        protocol::write(
+            &mut self.0,
+            &Event::Line {
+                text: line.to_string(),
+            },
+        )
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+
+    fn progress(&mut self, progress: &Progress) -> std::io::Result<()> {
+        protocol::write(
+            &mut self.0,
+            &Event::Progress {
+                progress: progress.clone(),
+            },
+        )
     }
 }

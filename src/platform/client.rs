@@ -13,7 +13,7 @@ use super::lock;
 use super::protocol::{self, Event, Request};
 use crate::error::{exit, Error};
 use crate::state::Home;
-use crate::ui::Output;
+use crate::ui::{Output, Progress};
 
 /// How long a freshly started platform may take to open its socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -135,11 +135,15 @@ pub fn stream(home: &Home, request: Request) -> Result<i32, Error> {
         match protocol::read::<Event>(&mut reader) {
             Ok(Some(Event::Line { text })) => out.line(&text),
             Ok(Some(Event::Error { message })) => out.error(&message),
+            Ok(Some(Event::Progress { progress })) => out.progress(progress),
             Ok(Some(Event::Done { code })) => return Ok(code),
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => {
-                out.error("the platform closed the connection before the request ended: see its log");
-                out.detail(&home.log_file().display().to_string());
+                out.progress(Progress::Done);
+                out.error(&format!(
+                    "the platform closed the connection before the request ended: see its log, {}",
+                    home.log_file().display()
+                ));
                 return Ok(exit::ERROR);
             }
         }
@@ -188,13 +192,12 @@ pub fn up_detached(home: &Home) -> Result<i32, Error> {
 /// `shipway down`: ask the platform to stop and wait until it has. A platform whose
 /// socket is gone is found through the home's lock and stopped with SIGTERM.
 pub fn down(home: &Home) -> Result<i32, Error> {
+    let out = Output::stdout();
     let Some(pid) = lock::running(home) else {
-        println!("-----> No shipway platform runs for {}", home.root.display());
+        out.step(&format!("No shipway platform runs for {}", home.root.display()));
         return Ok(exit::SUCCESS);
     };
-    println!(
-        "-----> Stopping the shipway platform: every app gets SIGTERM, then SIGKILL after the grace period"
-    );
+    out.step("Stopping the shipway platform: every app gets SIGTERM, then SIGKILL after the grace period");
     match connect(home) {
         Some(mut stream) => {
             let sock_err = |source| Error::Io {
@@ -204,7 +207,11 @@ pub fn down(home: &Home) -> Result<i32, Error> {
             };
             protocol::write(&mut stream, &Request::Down).map_err(sock_err)?;
             let mut reader = BufReader::new(stream);
-            while let Ok(Some(_)) = protocol::read::<Event>(&mut reader) {}
+            while let Ok(Some(event)) = protocol::read::<Event>(&mut reader) {
+                if let Event::Progress { progress } = event {
+                    out.progress(progress);
+                }
+            }
         }
         None => {
             let target = nix::unistd::Pid::from_raw(pid as i32);
@@ -226,6 +233,7 @@ pub fn down(home: &Home) -> Result<i32, Error> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("-----> Stopped");
+    out.progress(Progress::Done);
+    out.step("Stopped");
     Ok(exit::SUCCESS)
 }

@@ -27,6 +27,17 @@ impl Context {
         let _ = writeln!(out, "{text}");
     }
 
+    /// A platform event in the app's log, beside its containers' output, as the
+    /// platform's logs show them (`[platform] web-1 started (release v3)`); under `up`,
+    /// on the terminal too.
+    pub fn event(&self, log: &AppLog, app: &str, text: &str) {
+        log.line("[platform]", text);
+        if self.foreground {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{app} [platform] {text}");
+        }
+    }
+
     /// The sink of a container's output: the app's log, and the terminal under `up`.
     pub fn container_log(&self, log: &AppLog, app: &str, name: &str) -> LineSink {
         let log = log.clone();

@@ -363,6 +363,10 @@ impl Worker {
                     Status::BuildError
                 };
                 deployment.set_status(status, &app)?;
+                self.event(&format!(
+                    "deployment {} {status}: nothing was released",
+                    deployment.id
+                ));
                 out.line(&format!(
                     "<-- Deployment {status}: the running release, if any, is untouched -->"
                 ));
@@ -393,6 +397,12 @@ impl Worker {
             Err(e) => {
                 out.error(&e.to_string());
                 deployment.set_status(Status::CrashedError, &app)?;
+                self.event(&format!(
+                    "deployment {} {} (release v{})",
+                    deployment.id,
+                    Status::CrashedError,
+                    release.number
+                ));
                 return Ok(Status::CrashedError);
             }
         };
@@ -425,6 +435,10 @@ impl Worker {
                     out.error(&line);
                 }
                 deployment.set_status(status, &app)?;
+                self.event(&format!(
+                    "deployment {} {status} (release v{})",
+                    deployment.id, release.number
+                ));
                 out.line(&format!(
                     "<-- Deployment {status}: the running release, if any, keeps serving, untouched -->"
                 ));
@@ -456,6 +470,10 @@ impl Worker {
             ));
         }
         self.prune_releases(&app, release.number);
+        self.event(&format!(
+            "deployment {} success (release v{})",
+            deployment.id, release.number
+        ));
         if let Some(ms) = deployment.duration_ms {
             out.line(&format!(
                 " Deployment success in {}",
@@ -467,6 +485,11 @@ impl Worker {
         }
         out.line(&format!(" <-- {url} -->"));
         Ok(Status::Success)
+    }
+
+    /// A platform event in the app's log (`shipway logs`).
+    fn event(&self, text: &str) {
+        self.ctx.event(&self.log, &self.app, text);
     }
 
     /// Keep the newest `releases_kept` releases, and always the current one.
@@ -602,6 +625,12 @@ impl Worker {
             self.start_ready(&app, &release, missing, out)?
         };
         app.update_config(|c| c.formation.extend(counts.clone()))?;
+        let formation: Vec<String> = counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        self.event(&format!(
+            "scaled to {} (release v{})",
+            formation.join(" "),
+            release.number
+        ));
         let web_off = counts.get("web") == Some(&0);
         let stopped = self.replace(started, move |s| {
             counts.get(&s.process_type).is_some_and(|n| s.index > *n)
@@ -648,6 +677,8 @@ impl Worker {
             "Restarting {}",
             names.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
+        let listed = names.iter().cloned().collect::<Vec<_>>().join(", ");
+        self.event(&format!("restart of {listed} (release v{})", release.number));
         let fresh = self.start_ready(&app, &release, chosen, out)?;
         self.replace(fresh, move |s| names.contains(&s.name()))?;
         Ok(())
@@ -716,6 +747,10 @@ impl Worker {
                 self.switch(number, containers)?;
                 app.set_current(number)?;
                 record.set_status(Status::Success, &app)?;
+                self.event(&format!(
+                    "rollback {} success (release v{number}, of deployment {})",
+                    record.id, target.id
+                ));
                 Ok(Status::Success)
             }
             Err(e) => {

@@ -87,14 +87,14 @@ impl Slot {
 
     /// Its row in `ps`, its processes read from `table` (one snapshot of /proc for all).
     pub fn row(&self, table: &[ProcessInfo]) -> ContainerRow {
-        let uptime = Some(self.since.elapsed().as_secs());
+        let uptime = Some(u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX));
         let mut row = ContainerRow {
             name: self.name(),
             status: self.status().into(),
             command: self.spec.command.clone(),
             port: None,
             pid: None,
-            uptime_secs: uptime,
+            uptime_ms: uptime,
             restarts: self.restarts,
             release: Some(self.release),
             exit: None,
@@ -108,7 +108,7 @@ impl Slot {
             }
             Life::Starting { .. } | Life::Exited { .. } | Life::Restarting { .. } => {}
             Life::Crashed { reason } => {
-                row.uptime_secs = None;
+                row.uptime_ms = None;
                 row.exit = Some(reason.clone());
             }
             Life::Stopping { pid, port, .. } => {
@@ -179,7 +179,7 @@ mod tests {
         let row = crashed.row(&[]);
         assert_eq!(row.status, "crashed");
         assert_eq!(row.exit.as_deref(), Some("exited with code 3"));
-        assert_eq!(row.uptime_secs, None);
+        assert_eq!(row.uptime_ms, None);
         assert!(crashed.is_present());
 
         let restarting = slot(Life::Restarting {

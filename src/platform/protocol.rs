@@ -59,7 +59,8 @@ pub struct ContainerRow {
     pub command: String,
     pub port: Option<u16>,
     pub pid: Option<u32>,
-    pub uptime_secs: Option<u64>,
+    /// In its current life (docs/cli.md: durations are `_ms` integers).
+    pub uptime_ms: Option<u64>,
     pub restarts: u32,
     pub release: Option<u32>,
     /// How a crashed container last ended.
@@ -106,6 +107,10 @@ pub enum Event {
     },
     Error {
         message: String,
+    },
+    /// What a request waits for, for a terminal to show (`ui::Progress`).
+    Progress {
+        progress: crate::ui::Progress,
     },
 }
 

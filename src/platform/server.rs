@@ -65,9 +65,10 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
     jobs::restore(&ctx, &supervisor);
     watch_signals(&ctx, &supervisor);
 
+    let grace = ctx.settings.grace_period;
     while let Some(stream) = listener.next(&ctx.stopping) {
         let s = supervisor.clone();
-        std::thread::spawn(move || serve(&s, stream));
+        std::thread::spawn(move || serve(&s, stream, grace));
     }
     // The supervisor ends once every app is stopped.
     let _ = supervising.join();
@@ -92,7 +93,7 @@ fn watch_signals(ctx: &Arc<Context>, supervisor: &Handle) {
 }
 
 /// One client: decode its request and hand it to the supervisor, with a way to answer.
-fn serve(supervisor: &Handle, stream: UnixStream) {
+fn serve(supervisor: &Handle, stream: UnixStream, grace: std::time::Duration) {
     let Ok(read_half) = stream.try_clone() else { return };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
@@ -136,6 +137,15 @@ fn serve(supervisor: &Handle, stream: UnixStream) {
                 &mut writer,
                 &Event::Line {
                     text: "stopping every app".into(),
+                },
+            );
+            let _ = protocol::write(
+                &mut writer,
+                &Event::Progress {
+                    progress: crate::ui::Progress::Wait {
+                        what: "every app to stop".into(),
+                        limit_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+                    },
                 },
             );
             return;

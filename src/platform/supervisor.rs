@@ -334,8 +334,12 @@ impl Supervisor {
             Message::Stopped { app, ids } => {
                 self.workers -= 1;
                 if let Some(a) = self.apps.get_mut(&app) {
-                    a.slots
-                        .retain(|s| !matches!(s.life, Life::Stopping { id, .. } if ids.contains(&id)));
+                    let gone = |s: &Slot| matches!(s.life, Life::Stopping { id, .. } if ids.contains(&id));
+                    for s in a.slots.iter().filter(|s| gone(s)) {
+                        let text = format!("{} stopped (release v{})", s.name(), s.release);
+                        self.ctx.event(&a.log, &app, &text);
+                    }
+                    a.slots.retain(|s| !gone(s));
                 }
             }
             Message::CronRun { app, job, caller } => {
@@ -526,6 +530,11 @@ impl Supervisor {
             return;
         };
         for c in fresh {
+            self.ctx.event(
+                &a.log,
+                name,
+                &format!("{} started (release v{})", c.name, c.release),
+            );
             a.slots.retain(|s| !(s.is_present() && s.name() == c.name));
             watch(&self.handle, name, &c);
             a.slots.push(Slot::ready(c));
@@ -621,6 +630,8 @@ impl Supervisor {
         let Some(a) = self.apps.get_mut(app) else { return };
         let slot = &mut a.slots[i];
         let name = slot.name();
+        let event = format!("{name} crashed: {} (release v{})", crash.reason, slot.release);
+        self.ctx.event(&a.log, app, &event);
         let log = self.ctx.container_log(&a.log, app, &name);
         let say = |text: &str| {
             log(Stream::Stderr, text);

@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::console::{status, Abilities};
 use super::{human_bytes, human_duration, utc};
 use crate::buildpack_cache::{short, Entry};
 use crate::platform::protocol::ContainerRow;
@@ -42,12 +43,13 @@ pub fn apps(list: &[AppRow]) {
         return;
     }
     println!("{:<24} {:<8} {:<9} URL", "NAME", "RELEASE", "STATUS");
+    let styled = Abilities::detect().styled_out;
     for a in list {
         println!(
-            "{:<24} {:<8} {:<9} {}",
+            "{:<24} {:<8} {} {}",
             a.name,
             release(a.release),
-            a.status,
+            status(a.status, 9, styled),
             a.url.as_deref().unwrap_or("-")
         );
     }
@@ -67,19 +69,20 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
         "{:<12} {:<9} {:<7} {:<8} {:<8} {:<8} COMMAND",
         "NAME", "STATUS", "PORT", "PID", "UPTIME", "RESTARTS"
     );
+    let styled = Abilities::detect().styled_out;
     for r in rows {
         let command = match &r.exit {
             Some(e) => format!("{}  ({e})", r.command),
             None => r.command.clone(),
         };
         println!(
-            "{:<12} {:<9} {:<7} {:<8} {:<8} {:<8} {}",
+            "{:<12} {} {:<7} {:<8} {:<8} {:<8} {}",
             r.name,
-            r.status,
+            status(&r.status, 9, styled),
             dash(r.port),
             dash(r.pid),
-            r.uptime_secs
-                .map_or("-".into(), |s| human_duration(Duration::from_secs(s))),
+            r.uptime_ms
+                .map_or("-".into(), |ms| human_duration(Duration::from_millis(ms))),
             r.restarts,
             command
         );
@@ -95,15 +98,17 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
     }
 }
 
-/// One deployment of `shipway deployments`.
+/// One deployment of `shipway deployments`, named as the platform's API names a
+/// deployment (`created_at`, `git_ref`, `image_size`, `status`).
 #[derive(Serialize)]
 pub struct DeploymentRow {
     pub id: String,
-    pub date: String,
+    pub created_at: String,
     pub duration_ms: Option<u64>,
     pub git_ref: Option<String>,
     pub status: String,
-    pub slug_bytes: Option<u64>,
+    /// The slug, in bytes.
+    pub image_size: Option<u64>,
     pub release: Option<u32>,
     pub source: String,
 }
@@ -117,15 +122,16 @@ pub fn deployments(app: &str, rows: &[DeploymentRow]) {
         "{:<20} {:<24} {:<9} {:<14} {:<10} {:<8} REF",
         "ID", "DATE", "DURATION", "STATUS", "SIZE", "RELEASE"
     );
+    let styled = Abilities::detect().styled_out;
     for r in rows {
         println!(
-            "{:<20} {:<24} {:<9} {:<14} {:<10} {:<8} {}",
+            "{:<20} {:<24} {:<9} {} {:<10} {:<8} {}",
             r.id,
-            r.date,
+            r.created_at,
             r.duration_ms
                 .map_or("-".into(), |ms| human_duration(Duration::from_millis(ms))),
-            r.status,
-            r.slug_bytes.map_or("-".into(), human_bytes),
+            status(&r.status, 14, styled),
+            r.image_size.map_or("-".into(), human_bytes),
             release(r.release),
             r.git_ref.as_deref().unwrap_or("-")
         );
@@ -196,6 +202,32 @@ pub fn cron_tasks(app: &str, rows: &[CronTaskRow], platform: bool) {
     }
 }
 
+/// One cached buildpack of `shipway buildpacks --json`: the stored entry (Unix
+/// milliseconds) in the JSON conventions (RFC 3339 times, sizes in bytes).
+#[derive(Serialize)]
+pub struct BuildpackRow {
+    pub url: String,
+    /// The `#ref` of the URL; none for the default branch.
+    pub git_ref: Option<String>,
+    pub commit: String,
+    pub fetched_at: String,
+    pub last_used_at: String,
+    pub size: u64,
+}
+
+impl From<&Entry> for BuildpackRow {
+    fn from(e: &Entry) -> BuildpackRow {
+        BuildpackRow {
+            url: e.url.clone(),
+            git_ref: e.reference.clone(),
+            commit: e.commit.clone(),
+            fetched_at: utc(UNIX_EPOCH + Duration::from_millis(e.fetched_at)),
+            last_used_at: utc(UNIX_EPOCH + Duration::from_millis(e.last_used)),
+            size: e.bytes,
+        }
+    }
+}
+
 /// `shipway buildpacks`: what is cached, by URL and ref.
 pub fn buildpacks(entries: &[Entry]) {
     if entries.is_empty() {
@@ -231,4 +263,26 @@ fn release(number: Option<u32>) -> String {
 
 fn dash(value: Option<impl ToString>) -> String {
     value.map_or("-".into(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_buildpack_is_listed_in_the_json_convention() {
+        let entry = Entry {
+            url: "https://example.invalid/bp.git".into(),
+            reference: Some("v1".into()),
+            commit: "0123456789abcdef".into(),
+            fetched_at: 1_795_771_809_848,
+            last_used: 1_795_771_809_848,
+            bytes: 2048,
+        };
+        let row = serde_json::to_value(BuildpackRow::from(&entry)).unwrap();
+        assert_eq!(row["git_ref"], "v1");
+        assert_eq!(row["fetched_at"], "2026-11-27T09:30:09.848Z");
+        assert_eq!(row["last_used_at"], "2026-11-27T09:30:09.848Z");
+        assert_eq!(row["size"], 2048);
+    }
 }

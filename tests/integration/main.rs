@@ -9,5 +9,6 @@ mod faults;
 mod harness;
 mod lifecycle;
 mod ops;
+mod output;
 mod sandbox;
 mod triggers;
