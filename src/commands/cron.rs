@@ -33,14 +33,14 @@ pub fn tasks(settings: &Settings, app: Option<String>, json: bool) -> Result<i32
                 size: j.size.clone(),
                 last_run: runs.last.get(&j.line).map(|r| LastRunRow {
                     started: schedule::render(r.started),
-                    started_unix: r.started,
+                    started_at: rfc3339(r.started),
                     exit: r.exit.clone(),
                     code: r.code,
                     duration_ms: r.duration_ms,
                     trigger: r.trigger.clone(),
                 }),
                 next_run: next.map(schedule::render),
-                next_run_unix: next,
+                next_run_at: next.map(rfc3339),
             }
         })
         .collect();
@@ -50,6 +50,12 @@ pub fn tasks(settings: &Settings, app: Option<String>, json: bool) -> Result<i32
         tables::cron_tasks(&app.name, &rows, platform);
     }
     Ok(exit::SUCCESS)
+}
+
+/// Unix seconds as every `--json` gives a time (docs/cli.md).
+fn rfc3339(time: schedule::UnixTime) -> String {
+    let secs = u64::try_from(time).unwrap_or(0);
+    crate::ui::utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 pub fn run(settings: &Settings, app: Option<String>, job: String) -> Result<i32, Error> {

@@ -144,16 +144,21 @@ pub struct CronTaskRow {
     pub job: usize,
     pub schedule: String,
     pub command: String,
+    /// The container size, as cron.json names it (`M`).
     pub size: String,
     pub last_run: Option<LastRunRow>,
+    /// For people (`2026-12-04 03:00 UTC`); `--json` has `next_run_at`.
+    #[serde(skip)]
     pub next_run: Option<String>,
-    pub next_run_unix: Option<i64>,
+    pub next_run_at: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct LastRunRow {
+    /// For people; `--json` has `started_at`.
+    #[serde(skip)]
     pub started: String,
-    pub started_unix: i64,
+    pub started_at: String,
     /// None while it runs.
     pub exit: Option<String>,
     pub code: Option<i32>,
@@ -212,7 +217,8 @@ pub struct BuildpackRow {
     pub commit: String,
     pub fetched_at: String,
     pub last_used_at: String,
-    pub size: u64,
+    /// On disk, in bytes.
+    pub disk_size: u64,
 }
 
 impl From<&Entry> for BuildpackRow {
@@ -223,7 +229,7 @@ impl From<&Entry> for BuildpackRow {
             commit: e.commit.clone(),
             fetched_at: utc(UNIX_EPOCH + Duration::from_millis(e.fetched_at)),
             last_used_at: utc(UNIX_EPOCH + Duration::from_millis(e.last_used)),
-            size: e.bytes,
+            disk_size: e.bytes,
         }
     }
 }
@@ -283,6 +289,6 @@ mod tests {
         assert_eq!(row["git_ref"], "v1");
         assert_eq!(row["fetched_at"], "2026-11-27T09:30:09.848Z");
         assert_eq!(row["last_used_at"], "2026-11-27T09:30:09.848Z");
-        assert_eq!(row["size"], 2048);
+        assert_eq!(row["disk_size"], 2048);
     }
 }

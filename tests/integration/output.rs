@@ -261,6 +261,8 @@ fn check_convention(value: &serde_json::Value, verb: &str) {
                         "uptime_secs",
                         "slug_bytes",
                         "last_used",
+                        "started",
+                        "next_run",
                     ] {
                         assert_ne!(key, old, "{verb}: {key} is not a name of the JSON convention");
                     }
@@ -268,9 +270,10 @@ fn check_convention(value: &serde_json::Value, verb: &str) {
                         !key.ends_with("_secs") && !key.ends_with("_bytes"),
                         "{verb}: {key}"
                     );
-                    if key.ends_with("_ms") || key == "image_size" || key == "size" {
+                    if key.ends_with("_ms") || key.ends_with("_size") {
                         assert!(v.is_u64() || v.is_null(), "{verb}: {key} = {v} is not an integer");
                     }
+                    assert!(!key.ends_with("_unix"), "{verb}: {key}: times are RFC 3339");
                     if key.ends_with("_at") {
                         let t = v.as_str().unwrap_or_else(|| panic!("{verb}: {key} = {v}"));
                         let b = t.as_bytes();
@@ -354,6 +357,7 @@ fn json_names_and_units_are_one_convention_across_verbs() {
 
     let buildpacks = json(&env.run(&["buildpacks", "--json"]).ok());
     let env_vars = json(&env.run(&["env", "-a", "shape", "--json"]).ok());
+    let cron = json(&env.run(&["cron-tasks", "-a", "shape", "--json"]).ok());
     for (verb, doc) in [
         ("deployments", &deployments),
         ("ps", &ps),
@@ -361,6 +365,7 @@ fn json_names_and_units_are_one_convention_across_verbs() {
         ("detect", &detect),
         ("buildpacks", &buildpacks),
         ("env", &env_vars),
+        ("cron-tasks", &cron),
     ] {
         check_convention(doc, verb);
     }
