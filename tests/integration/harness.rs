@@ -187,8 +187,14 @@ pub fn url_of(run: &Run) -> String {
 
 /// GET / over a new connection: (status, body).
 pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    get_within(addr, path, Duration::from_secs(10))
+}
+
+/// `get` for an app whose first answer may be slow: Tomcat listens before its web app
+/// is deployed, and holds the first request until it is, which takes long under load.
+pub fn get_within(addr: &str, path: &str, limit: Duration) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(limit))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"

@@ -222,15 +222,19 @@ fn two_first_deploys_of_one_new_app_at_once_both_succeed() {
 fn the_platform_sweeps_what_an_interrupted_build_left() {
     let env = Env::new();
     let app = env.app("python");
-    let (deploy, _) = start_hanging_deploy(&env, &app, "swept");
+    let (deploy, compile_pids) = start_hanging_deploy(&env, &app, "swept");
     let platform = env.platform_pid().unwrap();
     kill(platform);
     let _ = deploy.wait_with_output();
     // The client sees the socket close while the dying platform may still be closing its
     // other files, its locks among them: until it is gone, `up` would find them held.
-    eventually(Duration::from_secs(10), "the killed platform to be gone", || {
-        !alive(platform)
-    });
+    // And the compile's shim kills its tree only once it sees the platform gone: until
+    // then the compile may still write into the scratch folder that `up` sweeps.
+    eventually(
+        Duration::from_secs(10),
+        "the killed platform and its compile to be gone",
+        || !alive(platform) && compile_pids.iter().all(|p| !alive(*p)),
+    );
     let releases = env.home.path().join("apps/swept/releases");
     let left: Vec<String> = std::fs::read_dir(&releases)
         .unwrap()

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -307,7 +308,8 @@ fn war_file_is_served_by_the_hosts_tomcat() {
         .has("WAR app detected")
         .has("Using the host's Tomcat");
     let addr = url_of(&run);
-    assert_eq!(body(&addr), "war version=1 container=web-1\n");
+    let first = get_within(&addr, "/", Duration::from_secs(60)).unwrap();
+    assert_eq!(first.1, "war version=1 container=web-1\n");
     assert_eq!(get(&addr, "/static.txt").unwrap(), (200, "static\n".to_string()));
     // The platform wraps the file as <app>/<file>.war.
     let release = env.home.path().join("apps/shop/releases/1");
