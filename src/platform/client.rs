@@ -242,8 +242,9 @@ pub fn down(home: &Home) -> Result<i32, Error> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // It frees the lock just before it exits: "Stopped" waits for the exit too, so that
-    // what runs next (a test, a script starting another) never sees it still there.
+    // The lock goes with its descriptors, a moment before the exit completes: "Stopped"
+    // waits for that too, so that what runs next (a test, a script starting another)
+    // never sees it still there.
     let exit_deadline = Instant::now() + Duration::from_secs(10);
     while running_process(pid) && Instant::now() < exit_deadline {
         std::thread::sleep(Duration::from_millis(10));
