@@ -542,7 +542,7 @@ pub fn build(
 
     for addon in &release_yaml.addons {
         out.detail(&format!(
-            "addon {addon} requested by the buildpack: not provided here (no addons on this machine)"
+            "addon {addon} requested by the buildpack: provisioned at the app's first deployment"
         ));
     }
     let process_types = process_types(&app_dir, &release_yaml.default_process_types, out)?;

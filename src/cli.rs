@@ -263,6 +263,46 @@ pub enum Command {
         job: String,
     },
     /// The platform itself when started by `up --detach` or `deploy` (internal)
+    /// Provision an addon backed by a real server of this machine: postgresql, redis or
+    /// mysql (its config vars are set and the app restarted)
+    AddonsAdd {
+        #[arg(short, long)]
+        app: Option<String>,
+        /// postgresql, redis or mysql
+        addon: String,
+        /// The platform's plan name (shown; its size is not enforced here)
+        plan: Option<String>,
+    },
+    /// The app's addons, and whether their servers run
+    Addons {
+        #[arg(short, long)]
+        app: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an addon's server and delete its data (its config vars are unset and the
+    /// app restarted)
+    AddonsRemove {
+        #[arg(short, long)]
+        app: Option<String>,
+        /// The addon's ID (`shipway addons`), or its kind
+        id: String,
+    },
+    /// psql connected to the app's PostgreSQL addon
+    PgsqlConsole {
+        #[arg(short, long)]
+        app: Option<String>,
+    },
+    /// redis-cli connected to the app's Redis addon
+    RedisConsole {
+        #[arg(short, long)]
+        app: Option<String>,
+    },
+    /// The mysql client connected to the app's MySQL addon
+    MysqlConsole {
+        #[arg(short, long)]
+        app: Option<String>,
+    },
     #[command(hide = true)]
     Platform,
     /// Kills every app process group if the platform dies (internal)

@@ -1,6 +1,7 @@
 //! shipway: rehearse a Scalingo deployment (the Heroku classic buildpack API) on a
 //! Linux laptop. Values flow one way: source -> build -> release -> rollout -> router.
 
+pub mod addon;
 pub mod build;
 pub mod buildpack;
 pub mod buildpack_cache;
@@ -12,6 +13,7 @@ pub mod cron;
 pub mod deployment;
 pub mod error;
 pub mod git_remote;
+pub mod manifest;
 pub mod official;
 pub mod pipeline;
 pub mod platform;
@@ -37,8 +39,10 @@ pub fn run() -> i32 {
     // The shim sits in front of every child: it reads no settings and parses no flags,
     // so that it costs a container's start as little as possible.
     let mut args = std::env::args_os().skip(1);
-    if args.next().is_some_and(|a| a == "shim") {
-        return shim::main(args.collect());
+    match args.next() {
+        Some(a) if a == "shim" => return shim::main(args.collect()),
+        Some(a) if a == "as-user" => return addon::as_user_main(args.collect()),
+        _ => {}
     }
     commands::run(cli::Cli::parse())
 }

@@ -412,6 +412,11 @@ pub fn cloexec_beyond_stdio() -> std::io::Result<()> {
 /// The executable that runs `shipway shim`: this one, even if its file was replaced since
 /// it started. Unit tests run inside the test harness, so they use the built `shipway`
 /// beside it (`cargo test` builds it before running any test).
+/// This program, to start again in another role (the shim, `as-user`).
+pub fn self_exe() -> PathBuf {
+    shim_exe()
+}
+
 fn shim_exe() -> PathBuf {
     if cfg!(test) {
         if let Some(dir) = std::env::current_exe()

@@ -105,6 +105,9 @@ pub struct Settings {
     /// nearest one the host has, with a warning, rather than fail (the platform never does:
     /// off by default). Passed to buildpacks as `SHIPWAY_NEAREST_VERSION=1`.
     pub nearest_version: bool,
+    /// Where addon servers (postgres, redis-server, mariadbd) are looked for; `None`:
+    /// Debian's places (`addon.rs`).
+    pub addon_bin_dirs: Option<Vec<PathBuf>>,
 }
 
 /// One setting: its name in config.toml, its variable, how to show its value and how to
@@ -292,6 +295,22 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "addon_bin_dirs",
+        show: |s| match &s.addon_bin_dirs {
+            None => "host".into(),
+            Some(dirs) => std::env::join_paths(dirs)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        },
+        apply: |s, _, v| {
+            s.addon_bin_dirs = match v {
+                "host" | "" => None,
+                _ => Some(std::env::split_paths(v).collect()),
+            };
+            Ok(())
+        },
+    },
+    Key {
         name: "releases_kept",
         show: |s| s.releases_kept.to_string(),
         apply: |s, n, v| number(n, v, "a whole number").map(|k| s.releases_kept = k),
@@ -323,6 +342,7 @@ impl Settings {
             // The platform's image size limit (PLATFORM.md §2).
             slug_limit: 2 * GIB,
             nearest_version: false,
+            addon_bin_dirs: None,
         }
     }
 

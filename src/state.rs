@@ -314,6 +314,9 @@ pub struct AppConfig {
     pub formation: BTreeMap<String, u32>,
     pub router_port: Option<u16>,
     pub tcp_port: Option<u16>,
+    /// scalingo.json was applied, at the app's first deployment (`manifest.rs`).
+    #[serde(default)]
+    pub manifest_applied: bool,
 }
 
 /// One app's folder.

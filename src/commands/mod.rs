@@ -3,6 +3,7 @@
 //! through `ui` (`ui::Output` for steps, `ui::tables` for listings), and the final
 //! error line below.
 
+mod addons;
 mod apps;
 mod archive;
 mod build;
@@ -130,6 +131,12 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Run { app, command } => run::run(&settings, app, command),
         Command::CronTasks { app, json } => cron::tasks(&settings, app, json),
         Command::CronRun { app, job } => cron::run(&settings, app, job),
+        Command::AddonsAdd { app, addon, plan } => addons::add(&settings, app, addon, plan),
+        Command::Addons { app, json } => addons::list(&settings, app, json),
+        Command::AddonsRemove { app, id } => addons::remove(&settings, app, id),
+        Command::PgsqlConsole { app } => addons::console(&settings, app, crate::addon::Kind::Postgresql),
+        Command::RedisConsole { app } => addons::console(&settings, app, crate::addon::Kind::Redis),
+        Command::MysqlConsole { app } => addons::console(&settings, app, crate::addon::Kind::Mysql),
     }
 }
 

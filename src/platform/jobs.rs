@@ -55,6 +55,15 @@ pub enum Job {
     Destroy,
     /// Start the current release again (the platform starting, like Dokku's ps:restore).
     Restore(u32),
+    /// `addons-add ADDON [PLAN]`.
+    AddonsAdd {
+        addon: String,
+        plan: Option<String>,
+    },
+    /// `addons-remove ID`.
+    AddonsRemove(String),
+    /// Start the app's addon servers again (the platform starting), before its release.
+    RestoreAddons,
 }
 
 impl Job {
@@ -73,7 +82,7 @@ impl Job {
                     app.update_config(|c| c.config_vars.extend(env))?;
                 }
             }
-            Job::Restore(_) => {}
+            Job::Restore(_) | Job::RestoreAddons => {}
             _ => {
                 ctx.home.existing_app(name)?;
             }
@@ -149,7 +158,7 @@ fn plan<'a>(
     }
 }
 
-fn fail(message: String) -> Error {
+pub(super) fn fail(message: String) -> Error {
     Error::Platform { message }
 }
 
@@ -158,6 +167,14 @@ fn fail(message: String) -> Error {
 pub fn restore(ctx: &Context, supervisor: &Handle) {
     for name in ctx.home.apps() {
         let Ok(app) = ctx.home.app(&name) else { continue };
+        // Only an app with addons costs a look at their folder's records.
+        if crate::addon::folder(&app).exists() {
+            supervisor.send(Message::Job {
+                app: name.clone(),
+                job: Job::RestoreAddons,
+                caller: None,
+            });
+        }
         for mut d in Deployment::list(&app) {
             if d.status().is_some_and(|s| !s.is_final()) {
                 let _ = d.set_status(Status::Aborted, &app);
@@ -175,10 +192,10 @@ pub fn restore(ctx: &Context, supervisor: &Handle) {
 
 /// One job of one app, on its worker thread.
 pub struct Worker {
-    ctx: Arc<Context>,
-    supervisor: Handle,
-    app: String,
-    log: AppLog,
+    pub(super) ctx: Arc<Context>,
+    pub(super) supervisor: Handle,
+    pub(super) app: String,
+    pub(super) log: AppLog,
 }
 
 impl Worker {
@@ -215,6 +232,12 @@ impl Worker {
             Job::Restart(target) => self.restart(target.as_deref(), &out).map(|_| Status::Success),
             Job::Rollback(id) => self.rollback(id.as_deref(), &out),
             Job::Destroy => self.destroy().map(|_| Status::Success),
+            Job::AddonsAdd { addon, plan } => self.addons_add(&addon, plan, &out).map(|_| Status::Success),
+            Job::AddonsRemove(id) => self.addons_remove(&id, &out).map(|_| Status::Success),
+            Job::RestoreAddons => {
+                self.restore_addons();
+                return;
+            }
             Job::Restore(number) => {
                 match self.restore(number) {
                     Ok(url) => self
@@ -255,7 +278,7 @@ impl Worker {
         })
     }
 
-    fn present(&self) -> Result<Vec<ContainerSpec>, Error> {
+    pub(super) fn present(&self) -> Result<Vec<ContainerSpec>, Error> {
         self.supervisor.call(|reply| Message::Present {
             app: self.app.clone(),
             reply,
@@ -379,6 +402,17 @@ impl Worker {
         std::thread::spawn(move || drop(scratch));
         let release = released.release;
         deployment.record_release(&release);
+        // An app's first deployment: scalingo.json and bin/release's addons apply now.
+        let first_hook = match self.first_deployment(&app, &release, &url, out) {
+            Ok(hook) => hook,
+            Err(e) => {
+                out.error(&e.to_string());
+                deployment.set_status(Status::BuildError, &app)?;
+                out.line("<-- Deployment build-error: nothing was started -->");
+                return Ok(Status::BuildError);
+            }
+        };
+        let config = app.load_config()?;
         for (k, v) in [
             ("intake", released.timings.intake),
             ("detect", released.timings.detect),
@@ -413,7 +447,16 @@ impl Worker {
             deployment
                 .timings
                 .insert("boot".into(), boot_started.elapsed().as_millis() as u64);
-            match rollout::run_hook(plan, out, cancel) {
+            // scripts.first-deploy of scalingo.json is the first deployment's hook.
+            let mut first = release.clone();
+            if let Some(command) = &first_hook {
+                first.process_types.insert("postdeploy".into(), command.clone());
+            }
+            let hook_plan = Plan {
+                release: &first,
+                ..*plan
+            };
+            match rollout::run_hook(&hook_plan, out, cancel) {
                 Ok(hook) => {
                     if let Some(h) = hook {
                         deployment.timings.insert("hook".into(), h.as_millis() as u64);
@@ -645,7 +688,7 @@ impl Worker {
     }
 
     /// `restart [TYPE|CONTAINER]`: new containers ready first, then the old ones stopped.
-    fn restart(&self, target: Option<&str>, out: &Output) -> Result<(), Error> {
+    pub(super) fn restart(&self, target: Option<&str>, out: &Output) -> Result<(), Error> {
         let name = self.app.as_str();
         let app = self.ctx.home.existing_app(name)?;
         let Some(release) = self.current_release(&app)? else {
@@ -772,6 +815,13 @@ impl Worker {
             reply,
         })?;
         crate::container::stop_all(containers, self.ctx.settings.grace_period);
+        // Then the addon servers, whose data goes with the app's folder.
+        let servers = self.supervisor.call(|reply| Message::AddonTake {
+            app: self.app.clone(),
+            id: None,
+            reply,
+        })?;
+        super::supervisor::stop_servers(servers);
         std::fs::remove_dir_all(&app.root).map_err(|source| Error::Io {
             action: "remove",
             path: app.root.clone(),

@@ -12,6 +12,7 @@ mod life;
 mod listen;
 mod lock;
 pub mod protocol;
+mod provisioning;
 mod routing;
 pub mod server;
 mod supervisor;

@@ -49,6 +49,33 @@ pub enum Request {
         app: String,
         job: String,
     },
+    /// `addons-add ADDON [PLAN]`.
+    AddonsAdd {
+        app: String,
+        addon: String,
+        plan: Option<String>,
+    },
+    /// `addons-remove ID`.
+    AddonsRemove {
+        app: String,
+        id: String,
+    },
+    /// `addons`.
+    Addons {
+        app: String,
+    },
+}
+
+/// One row of `shipway addons`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddonRow {
+    pub id: String,
+    pub addon: String,
+    pub plan: String,
+    /// `running` or `stopped`.
+    pub status: String,
+    pub port: u16,
+    pub pid: Option<u32>,
 }
 
 /// One row of `shipway ps`.
@@ -104,6 +131,9 @@ pub enum Event {
     },
     Ps {
         rows: Vec<ContainerRow>,
+    },
+    Addons {
+        rows: Vec<AddonRow>,
     },
     Error {
         message: String,

@@ -130,6 +130,19 @@ fn serve(supervisor: &Handle, stream: UnixStream, grace: std::time::Duration) {
             let _ = protocol::write(&mut writer, &event);
             return;
         }
+        Request::Addons { app } => {
+            let event = match supervisor
+                .call(|reply| Message::Addons { app, reply })
+                .and_then(|r| r)
+            {
+                Ok(rows) => Event::Addons { rows },
+                Err(e) => Event::Error {
+                    message: e.to_string(),
+                },
+            };
+            let _ = protocol::write(&mut writer, &event);
+            return;
+        }
         Request::Down => {
             supervisor.send(Message::Stop);
             // The reply comes when everything is stopped: the client waits for EOF.
@@ -177,6 +190,8 @@ fn serve(supervisor: &Handle, stream: UnixStream, grace: std::time::Duration) {
         Request::Restart { app, target } => (app, Job::Restart(target)),
         Request::Rollback { app, deployment } => (app, Job::Rollback(deployment)),
         Request::Destroy { app } => (app, Job::Destroy),
+        Request::AddonsAdd { app, addon, plan } => (app, Job::AddonsAdd { addon, plan }),
+        Request::AddonsRemove { app, id } => (app, Job::AddonsRemove(id)),
     };
     // A socket that cannot be cloned leaves no way to answer: the client sees it close.
     if let Ok(caller) = Caller::new(writer, reader) {

@@ -24,9 +24,10 @@ use super::context::Context;
 use super::cron::{self, Scheduler};
 use super::jobs::{self, Job, RestartError, Worker};
 use super::life::{self, Crash, Life, Slot};
-use super::protocol::{AppInfo, ContainerRow, Event};
+use super::protocol::{AddonRow, AppInfo, ContainerRow, Event};
 use super::routing::{Bound, Routers};
 use super::turn;
+use crate::addon::{self, Server};
 use crate::container::{self, Container, ContainerSpec};
 use crate::error::Error;
 use crate::process::{Exit, Stream};
@@ -126,6 +127,27 @@ pub enum Message {
         line: String,
         run: crate::cron::Run,
     },
+    /// An addon server is ready: the supervisor owns it from now on.
+    AddonUp { app: String, server: Box<Server> },
+    /// Hand over the app's addon servers (`id`, or all) to be stopped.
+    AddonTake {
+        app: String,
+        id: Option<String>,
+        reply: Sender<Vec<Server>>,
+    },
+    /// `shipway addons`: the app's addons and whether their servers run.
+    Addons {
+        app: String,
+        reply: Sender<Result<Vec<AddonRow>, Error>>,
+    },
+    /// An addon server exited (`pid`: which run of it).
+    AddonExited { app: String, id: String, pid: u32 },
+    /// A crashed addon server was started again, or could not be (a worker reports).
+    AddonRestarted {
+        app: String,
+        id: String,
+        result: Option<Server>,
+    },
 }
 
 /// How jobs and the server reach the supervisor.
@@ -161,6 +183,10 @@ struct App {
     queue: VecDeque<(Job, Option<Caller>)>,
     /// Destroyed by the running job: forgotten when it ends.
     destroyed: bool,
+    /// The app's running addon servers, by addon id.
+    addons: BTreeMap<String, Server>,
+    /// Quick crashes in a row of each addon server, and when it last started.
+    addon_crashes: BTreeMap<String, (u32, Instant)>,
 }
 
 pub struct Supervisor {
@@ -356,6 +382,29 @@ impl Supervisor {
                     let _ = crate::cron::Runs::record(&dir.root, &line, run);
                 }
             }
+            Message::AddonUp { app, server } => self.addon_up(&app, *server),
+            Message::AddonTake { app, id, reply } => {
+                let taken = match self.apps.get_mut(&app) {
+                    Some(a) => take_addons(a, id.as_deref()),
+                    None => Vec::new(),
+                };
+                let _ = reply.send(taken);
+            }
+            Message::Addons { app, reply } => {
+                let _ = reply.send(self.addon_rows(&app));
+            }
+            Message::AddonExited { app, id, pid } => self.addon_exited(&app, &id, pid),
+            Message::AddonRestarted { app, id, result } => {
+                self.workers -= 1;
+                match result {
+                    Some(server) => self.addon_up(&app, server),
+                    None => {
+                        if let Some(a) = self.apps.get_mut(&app) {
+                            a.addon_crashes.remove(&id);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -388,6 +437,138 @@ impl Supervisor {
                 self.workers += 1;
             }
         }
+    }
+
+    /// Own a ready addon server, and watch it: a crash is restarted.
+    fn addon_up(&mut self, app: &str, server: Server) {
+        let Some(a) = self.apps.get_mut(app).filter(|_| self.stop.is_some()) else {
+            // The platform is stopping, or the app is gone: stop it like a container.
+            self.workers += 1;
+            let (handle, app) = (self.handle.clone(), app.to_string());
+            std::thread::spawn(move || {
+                server.stop();
+                handle.send(Message::Stopped { app, ids: Vec::new() });
+            });
+            return;
+        };
+        let (id, pid) = (server.addon.id.clone(), server.pid());
+        let exited = server.exited().clone();
+        let (handle, name, watched) = (self.handle.clone(), app.to_string(), id.clone());
+        std::thread::spawn(move || {
+            let _ = exited.recv();
+            handle.send(Message::AddonExited {
+                app: name,
+                id: watched,
+                pid,
+            });
+        });
+        let streak = a.addon_crashes.get(&id).map_or(0, |(n, _)| *n);
+        a.addon_crashes.insert(id.clone(), (streak, Instant::now()));
+        a.addons.insert(id, server);
+    }
+
+    /// An addon server exited. Unless it was being stopped (then it is no longer
+    /// here), it crashed: it is started again after a pause that grows with quick
+    /// crashes in a row, and left stopped after `crash_limit` of them.
+    fn addon_exited(&mut self, app: &str, id: &str, pid: u32) {
+        let settings = self.ctx.settings.clone();
+        let Some(a) = self.apps.get_mut(app) else { return };
+        if a.addons.get(id).is_none_or(|s| s.pid() != pid) {
+            return;
+        }
+        let Some(server) = a.addons.remove(id) else { return };
+        let kind = server.addon.kind;
+        let log = self.ctx.container_log(&a.log, app, kind.name());
+        let (streak, started) = a.addon_crashes.get(id).copied().unwrap_or((0, Instant::now()));
+        let streak = if started.elapsed() < QUICK_CRASH {
+            streak + 1
+        } else {
+            1
+        };
+        a.addon_crashes.insert(id.to_string(), (streak, Instant::now()));
+        if self.stop.is_none() {
+            std::thread::spawn(move || {
+                let _ = server.reap();
+            });
+            return;
+        }
+        if streak >= settings.crash_limit {
+            log(
+                Stream::Stderr,
+                &format!("the {kind} server crashed {streak} times in a row: left stopped (`shipway restart` of the platform: `down`, then `up`)"),
+            );
+            std::thread::spawn(move || {
+                let _ = server.reap();
+            });
+            return;
+        }
+        let pause = life::backoff(streak, settings.crash_backoff, MAX_BACKOFF);
+        self.workers += 1;
+        let (ctx, handle, app, id) = (
+            self.ctx.clone(),
+            self.handle.clone(),
+            app.to_string(),
+            id.to_string(),
+        );
+        std::thread::spawn(move || {
+            let exit = server.reap();
+            let addon = server_addon(&ctx, &app, &id);
+            log(
+                Stream::Stderr,
+                &format!(
+                    "the {kind} server {exit}: restarting it{}",
+                    if pause.is_zero() {
+                        String::new()
+                    } else {
+                        format!(" in {}", crate::ui::human_duration(pause))
+                    }
+                ),
+            );
+            let result = select! {
+                recv(after(pause)) -> _ => addon.and_then(|(dir, a)| {
+                    match addon::start(&dir, &a, &ctx.settings, log.clone(), &ctx.stopping) {
+                        Ok(s) => {
+                            if s.addon.port != a.port {
+                                let vars = s.addon.config_vars();
+                                let _ = dir.update_config(|c| c.config_vars.extend(vars));
+                                log(Stream::Stderr, &format!(
+                                    "port {} was taken: the server now listens on {}; its config vars say so, and the app sees them at its next restart",
+                                    a.port, s.addon.port
+                                ));
+                            }
+                            Some(s)
+                        }
+                        Err(e) => {
+                            for line in e.to_string().lines() {
+                                log(Stream::Stderr, line);
+                            }
+                            None
+                        }
+                    }
+                }),
+                recv(ctx.stopping) -> _ => None,
+            };
+            handle.send(Message::AddonRestarted { app, id, result });
+        });
+    }
+
+    fn addon_rows(&self, app: &str) -> Result<Vec<AddonRow>, Error> {
+        let dir = self.ctx.home.existing_app(app)?;
+        let running = self.apps.get(app).map(|a| &a.addons);
+        Ok(addon::list(&dir)?
+            .into_iter()
+            .map(|a| {
+                let server = running.and_then(|r| r.get(&a.id));
+                AddonRow {
+                    status: if server.is_some() { "running" } else { "stopped" }.into(),
+                    pid: server.map(Server::pid),
+                    id: a.id,
+                    addon: a.kind.name().into(),
+                    plan: a.plan,
+                    port: a.port,
+                }
+            })
+            .collect())
     }
 
     fn status(&self) -> Event {
@@ -460,6 +641,8 @@ impl Supervisor {
             busy: false,
             queue: VecDeque::new(),
             destroyed: false,
+            addons: BTreeMap::new(),
+            addon_crashes: BTreeMap::new(),
         })
     }
 
@@ -570,12 +753,19 @@ impl Supervisor {
 
     /// Stop containers on a worker thread, which reports when they are gone.
     fn discard(&mut self, name: &str, old: Vec<Container>) {
+        self.discard_with(name, old, Vec::new());
+    }
+
+    /// Stop containers, then addon servers (the app first: it may still write while it
+    /// stops), on a worker thread, which reports when they are gone.
+    fn discard_with(&mut self, name: &str, old: Vec<Container>, servers: Vec<Server>) {
         let ids = old.iter().map(|c| c.id).collect();
         let grace = self.ctx.settings.grace_period;
         let (handle, app) = (self.handle.clone(), name.to_string());
         self.workers += 1;
         std::thread::spawn(move || {
             container::stop_all(old, grace);
+            stop_servers(servers);
             handle.send(Message::Stopped { app, ids });
         });
     }
@@ -766,12 +956,12 @@ impl Supervisor {
         self.dismantled = true;
         let names: Vec<String> = self.apps.keys().cloned().collect();
         for name in names {
-            let containers = match self.apps.get_mut(&name) {
-                Some(a) => dismantle(a),
+            let (containers, servers) = match self.apps.get_mut(&name) {
+                Some(a) => (dismantle(a), take_addons(a, None)),
                 None => continue,
             };
-            if !containers.is_empty() {
-                self.discard(&name, containers);
+            if !containers.is_empty() || !servers.is_empty() {
+                self.discard_with(&name, containers, servers);
             }
         }
     }
@@ -792,6 +982,40 @@ fn dismantle(a: &mut App) -> Vec<Container> {
             _ => None,
         })
         .collect()
+}
+
+/// The app's addon servers `id` selects (all when `None`), taken out of its care.
+fn take_addons(a: &mut App, id: Option<&str>) -> Vec<Server> {
+    let ids: Vec<String> = a
+        .addons
+        .keys()
+        .filter(|k| id.is_none_or(|i| i == k.as_str()))
+        .cloned()
+        .collect();
+    ids.iter()
+        .filter_map(|k| {
+            a.addon_crashes.remove(k);
+            a.addons.remove(k)
+        })
+        .collect()
+}
+
+/// Stop addon servers, all at once: each may take a while to write its data out.
+pub fn stop_servers(servers: Vec<Server>) {
+    let stopping: Vec<_> = servers
+        .into_iter()
+        .map(|s| std::thread::spawn(move || s.stop()))
+        .collect();
+    for t in stopping {
+        let _ = t.join();
+    }
+}
+
+/// An addon as stored now (its port may have moved), with its app's folder.
+fn server_addon(ctx: &Context, app: &str, id: &str) -> Option<(crate::state::AppDir, addon::Addon)> {
+    let dir = ctx.home.existing_app(app).ok()?;
+    let a = addon::list(&dir).ok()?.into_iter().find(|a| a.id == id)?;
+    Some((dir, a))
 }
 
 /// Tell the supervisor when this container's leader exits.

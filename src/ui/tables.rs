@@ -271,6 +271,29 @@ fn dash(value: Option<impl ToString>) -> String {
     value.map_or("-".into(), |v| v.to_string())
 }
 
+/// `shipway addons` of `app`.
+pub fn addons(app: &str, rows: &[crate::platform::protocol::AddonRow]) {
+    if rows.is_empty() {
+        println!("{app} has no addon: `shipway addons-add postgresql` provisions one");
+        return;
+    }
+    println!(
+        "{:<12} {:<11} {:<28} {:<8} {:<6} PID",
+        "ID", "ADDON", "PLAN", "STATUS", "PORT"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:<11} {:<28} {:<8} {:<6} {}",
+            r.id,
+            r.addon,
+            r.plan,
+            r.status,
+            r.port,
+            dash(r.pid)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,399 @@
+//! Addons (PLATFORM.md §7): databases provisioned beside an app and reached through
+//! config vars, each backed here by a real server of the host's packages: PostgreSQL,
+//! Redis, MySQL (MariaDB). This module says what an addon is, where it is stored, which
+//! config vars it gives the app; `server.rs` provisions, starts and stops its server.
+//!
+//! It owns no platform state: the platform's supervisor owns the running servers, as it
+//! owns containers.
+//!
+//! On disk, in the app's folder: `addons/<id>.toml` (the addon: kind, plan, port,
+//! password; 0600) and `addons/<id>/` (the server's data, 0700). When shipway runs as
+//! root, PostgreSQL's folder belongs to an unprivileged user (it refuses to run as root):
+//! the one thing in the home that is not root's (docs/addons.md).
+
+mod as_user;
+mod server;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::ProcessError;
+use crate::state::{self, AppDir, StateError};
+
+pub use as_user::main as as_user_main;
+pub use server::{provision, start, Server};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddonError {
+    #[error(
+        "unknown addon {0:?}: shipway provides postgresql, redis and mysql (`shipway addons-add postgresql`)"
+    )]
+    Unknown(String),
+    #[error("{app} already has a {kind} addon ({id}): remove it first (`shipway addons-remove {id}`)")]
+    Duplicate { app: String, kind: Kind, id: String },
+    #[error("{app} has no addon {id:?}{known}")]
+    NoSuchAddon { app: String, id: String, known: String },
+    #[error("the {kind} addon needs {program}, which is not installed (looked in {looked}): install Debian's {package} package (`apt-get install {package}`), or point the addon_bin_dirs setting at its folder")]
+    Missing {
+        kind: Kind,
+        program: String,
+        looked: String,
+        package: &'static str,
+    },
+    #[error("the {kind} server {what}; the end of its output:\n{tail}")]
+    Failed { kind: Kind, what: String, tail: String },
+    #[error("cannot run the {kind} server: {source}")]
+    Process { kind: Kind, source: ProcessError },
+    #[error("the {kind} server cannot run as root and there is no unprivileged user to run it as (neither `postgres` nor `nobody` exists): create one, or run shipway as a user")]
+    NoUser { kind: Kind },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("the {kind} server was stopped: the platform is stopping")]
+    Cancelled { kind: Kind },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AddonError + 'a {
+    move |source| AddonError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The addons shipway provides, named as Scalingo's CLI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Postgresql,
+    Redis,
+    Mysql,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Kind {
+    /// `postgresql`, `redis`, `mysql`; also the names buildpacks and older manifests
+    /// use (`scalingo-postgresql`, `heroku-postgresql`, `heroku-redis`...).
+    pub fn parse(name: &str) -> Result<Kind, AddonError> {
+        let bare = name
+            .trim()
+            .trim_start_matches("scalingo-")
+            .trim_start_matches("heroku-")
+            .to_ascii_lowercase();
+        match bare.as_str() {
+            "postgresql" | "postgres" => Ok(Kind::Postgresql),
+            "redis" => Ok(Kind::Redis),
+            "mysql" => Ok(Kind::Mysql),
+            _ => Err(AddonError::Unknown(name.to_string())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Postgresql => "postgresql",
+            Kind::Redis => "redis",
+            Kind::Mysql => "mysql",
+        }
+    }
+
+    /// The config var the platform sets, and its alias (Scalingo's documentation:
+    /// databases/postgresql/connecting, databases/redis/start, databases/mysql/connecting).
+    pub fn vars(self) -> [&'static str; 2] {
+        match self {
+            Kind::Postgresql => ["SCALINGO_POSTGRESQL_URL", "DATABASE_URL"],
+            Kind::Redis => ["SCALINGO_REDIS_URL", "REDIS_URL"],
+            Kind::Mysql => ["SCALINGO_MYSQL_URL", "DATABASE_URL"],
+        }
+    }
+
+    /// The Debian package that brings the server.
+    pub fn package(self) -> &'static str {
+        match self {
+            Kind::Postgresql => "postgresql",
+            Kind::Redis => "redis-server",
+            Kind::Mysql => "mariadb-server",
+        }
+    }
+}
+
+/// `addons-add postgresql postgresql-starter-512` splits a `postgresql:plan` spec as
+/// bin/release and scalingo.json write it.
+pub fn parse_spec(spec: &str) -> Result<(Kind, Option<String>), AddonError> {
+    match spec.split_once(':') {
+        Some((kind, plan)) => Ok((
+            Kind::parse(kind)?,
+            Some(plan.to_string()).filter(|p| !p.is_empty()),
+        )),
+        None => Ok((Kind::parse(spec)?, None)),
+    }
+}
+
+/// One addon of an app, as stored in `addons/<id>.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Addon {
+    pub id: String,
+    pub kind: Kind,
+    pub plan: String,
+    pub port: u16,
+    pub password: String,
+    /// The database (and user) name.
+    pub database: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
+impl Addon {
+    /// The connection URI, in the platform's format (see `Kind::vars`). The servers have
+    /// no TLS here: PostgreSQL's `sslmode=prefer` falls back to plain; MySQL's URI
+    /// leaves out the platform's `useSSL=true`, which a client would insist on.
+    pub fn url(&self) -> String {
+        let (port, password, db) = (self.port, &self.password, &self.database);
+        match self.kind {
+            Kind::Postgresql => format!("postgresql://{db}:{password}@127.0.0.1:{port}/{db}?sslmode=prefer"),
+            Kind::Redis => format!("redis://default:{password}@127.0.0.1:{port}"),
+            Kind::Mysql => format!("mysql://{db}:{password}@127.0.0.1:{port}/{db}"),
+        }
+    }
+
+    /// The config vars this addon sets on its app.
+    pub fn config_vars(&self) -> Vec<(String, String)> {
+        let url = self.url();
+        self.kind
+            .vars()
+            .iter()
+            .map(|v| (v.to_string(), url.clone()))
+            .collect()
+    }
+
+    /// The default plan of a kind, shown when none is given.
+    pub fn default_plan(kind: Kind) -> String {
+        format!("{}-sandbox", kind.name())
+    }
+
+    fn new(app: &AppDir, kind: Kind, plan: Option<&str>) -> Addon {
+        let db: String = app
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Addon {
+            id: format!("ad-{}", random_hex(4)),
+            kind,
+            plan: plan.map_or_else(|| Addon::default_plan(kind), String::from),
+            port: 0,
+            password: random_hex(16),
+            database: db,
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
+
+    fn save(&self, app: &AppDir) -> Result<(), StateError> {
+        state::private_dir(&folder(app))?;
+        state::write_toml(&record(app, &self.id), self, 0o600)
+    }
+}
+
+/// `addons/` of an app.
+pub fn folder(app: &AppDir) -> PathBuf {
+    app.root.join("addons")
+}
+
+fn record(app: &AppDir, id: &str) -> PathBuf {
+    folder(app).join(format!("{id}.toml"))
+}
+
+/// The server's own folder (its data).
+pub fn data_dir(app: &AppDir, id: &str) -> PathBuf {
+    folder(app).join(id)
+}
+
+/// The app's addons, oldest first. Reading one folder: free for an app without any.
+pub fn list(app: &AppDir) -> Result<Vec<Addon>, StateError> {
+    let entries = match std::fs::read_dir(folder(app)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read",
+                path: folder(app),
+                source,
+            })
+        }
+    };
+    let mut addons = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Some(a) = state::read_toml::<Addon>(&path)? {
+                addons.push(a);
+            }
+        }
+    }
+    addons.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    Ok(addons)
+}
+
+/// The addon `id` of the app (or the only one of that kind, named by kind).
+pub fn find(app: &AppDir, id: &str) -> Result<Addon, AddonError> {
+    let all = list(app)?;
+    let by_kind = Kind::parse(id).ok();
+    let found = all
+        .iter()
+        .find(|a| a.id == id)
+        .or_else(|| all.iter().find(|a| Some(a.kind) == by_kind));
+    match found {
+        Some(a) => Ok(a.clone()),
+        None => Err(AddonError::NoSuchAddon {
+            app: app.name.clone(),
+            id: id.to_string(),
+            known: if all.is_empty() {
+                ": it has none".to_string()
+            } else {
+                format!(
+                    " (it has: {})",
+                    all.iter()
+                        .map(|a| format!("{} {}", a.id, a.kind))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        }),
+    }
+}
+
+/// Delete an addon's record and data (its server must be stopped).
+pub fn remove(app: &AppDir, id: &str) -> Result<(), AddonError> {
+    let dir = data_dir(app, id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("remove", &dir)(e)),
+    }
+    let rec = record(app, id);
+    match std::fs::remove_file(&rec) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("remove", &rec)(e)),
+    }
+}
+
+/// What a plan asks that a server of this machine cannot enforce, said once, when the
+/// addon is added: the platform sizes memory and disk by plan.
+pub fn plan_note(addon: &Addon) -> Option<String> {
+    let size: String = addon
+        .plan
+        .rsplit('-')
+        .next()
+        .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric()) && s.chars().any(|c| c.is_ascii_digit()))?
+        .to_string();
+    Some(format!(
+        "plan {}: its size ({size}) is not enforced here; the server uses what this machine has",
+        addon.plan
+    ))
+}
+
+/// A generated secret (scalingo.json's `secret` generator): 64 hex characters.
+pub fn secret() -> String {
+    random_hex(32)
+}
+
+/// `n` random bytes, in hex (passwords and ids).
+fn random_hex(n: usize) -> String {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    // The kernel's generator never fails once booted; if /dev/urandom cannot be read,
+    // the time and pid still make the id unique, and the password a poor but working one.
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id());
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (seed >> ((i % 16) * 8)) as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_the_platform_names_and_refuse_others() {
+        assert_eq!(Kind::parse("postgresql").unwrap(), Kind::Postgresql);
+        assert_eq!(Kind::parse("heroku-postgresql").unwrap(), Kind::Postgresql);
+        assert_eq!(Kind::parse("scalingo-redis").unwrap(), Kind::Redis);
+        assert_eq!(Kind::parse("mysql").unwrap(), Kind::Mysql);
+        let e = Kind::parse("mongodb").unwrap_err().to_string();
+        assert!(e.contains("postgresql, redis and mysql"), "{e}");
+        assert_eq!(
+            parse_spec("postgresql:postgresql-starter-512").unwrap(),
+            (Kind::Postgresql, Some("postgresql-starter-512".into()))
+        );
+        assert_eq!(parse_spec("redis").unwrap(), (Kind::Redis, None));
+    }
+
+    #[test]
+    fn urls_and_vars_follow_the_platform() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = AppDir {
+            name: "my-app".into(),
+            root: dir.path().to_path_buf(),
+        };
+        let mut a = Addon::new(&app, Kind::Postgresql, None);
+        a.port = 5433;
+        assert_eq!(a.database, "my_app");
+        assert_eq!(a.password.len(), 32);
+        assert_eq!(
+            a.url(),
+            format!(
+                "postgresql://my_app:{}@127.0.0.1:5433/my_app?sslmode=prefer",
+                a.password
+            )
+        );
+        let names: Vec<String> = a.config_vars().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["SCALINGO_POSTGRESQL_URL", "DATABASE_URL"]);
+        a.kind = Kind::Redis;
+        assert!(a.url().starts_with("redis://default:"));
+        assert_eq!(a.config_vars()[1].0, "REDIS_URL");
+    }
+
+    #[test]
+    fn records_round_trip_and_removal_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = AppDir {
+            name: "a".into(),
+            root: dir.path().to_path_buf(),
+        };
+        assert!(list(&app).unwrap().is_empty());
+        let a = Addon::new(&app, Kind::Redis, Some("redis-starter-256"));
+        a.save(&app).unwrap();
+        std::fs::create_dir_all(data_dir(&app, &a.id)).unwrap();
+        assert_eq!(list(&app).unwrap(), vec![a.clone()]);
+        assert_eq!(find(&app, "redis").unwrap().id, a.id);
+        assert!(find(&app, "ad-nope").unwrap_err().to_string().contains(&a.id));
+        assert!(plan_note(&a).unwrap().contains("(256)"));
+        remove(&app, &a.id).unwrap();
+        assert!(list(&app).unwrap().is_empty());
+        assert!(!data_dir(&app, &a.id).exists());
+    }
+}

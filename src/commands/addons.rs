@@ -1,0 +1,163 @@
+//! `addons-add`, `addons`, `addons-remove` (through the platform, which owns the
+//! servers), and the consoles `pgsql-console`, `redis-console`, `mysql-console`, which
+//! run the host's client against the addon, attached to this terminal.
+
+use std::path::Path;
+
+use crate::addon::{self, Kind};
+use crate::error::{exit, Error};
+use crate::platform::client;
+use crate::platform::protocol::{AddonRow, Event, Request};
+use crate::process::{ProcessError, Spawn};
+use crate::settings::Settings;
+use crate::state::Home;
+use crate::ui::tables;
+
+pub fn add(
+    settings: &Settings,
+    app: Option<String>,
+    spec: String,
+    plan: Option<String>,
+) -> Result<i32, Error> {
+    // A bad name is said before a platform is started for it.
+    addon::parse_spec(&spec).map_err(|e| Error::Usage(e.to_string()))?;
+    let (home, app) = super::existing_app(settings, app)?;
+    client::stream(
+        &home,
+        Request::AddonsAdd {
+            app: app.name,
+            addon: spec,
+            plan,
+        },
+    )
+}
+
+pub fn remove(settings: &Settings, app: Option<String>, id: String) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, app)?;
+    // Said here when the app has no such addon, before a platform is started for it.
+    addon::find(&app, &id).map_err(|e| Error::Usage(e.to_string()))?;
+    client::stream(&home, Request::AddonsRemove { app: app.name, id })
+}
+
+pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, app)?;
+    let rows = match rows(&home, &app.name)? {
+        Some(rows) => rows,
+        // No platform: what is stored, none of it running.
+        None => addon::list(&app)?
+            .into_iter()
+            .map(|a| AddonRow {
+                id: a.id,
+                addon: a.kind.name().into(),
+                plan: a.plan,
+                status: "stopped".into(),
+                port: a.port,
+                pid: None,
+            })
+            .collect(),
+    };
+    if json {
+        tables::print_json(&rows);
+    } else {
+        tables::addons(&app.name, &rows);
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// The addons as a running platform knows them; None when no platform runs.
+fn rows(home: &Home, app: &str) -> Result<Option<Vec<AddonRow>>, Error> {
+    match client::ask(home, &Request::Addons { app: app.to_string() })? {
+        Some(Event::Addons { rows }) => Ok(Some(rows)),
+        Some(Event::Error { message }) => Err(Error::Platform { message }),
+        _ => Ok(None),
+    }
+}
+
+/// The client of `kind`, connected to the app's addon; its exit status passed through.
+pub fn console(settings: &Settings, app: Option<String>, kind: Kind) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, app)?;
+    let a = addon::find(&app, kind.name()).map_err(|_| {
+        Error::Usage(format!(
+            "{} has no {kind} addon: `shipway addons-add {kind} -a {}` provisions one",
+            app.name, app.name
+        ))
+    })?;
+    let running = rows(&home, &app.name)?
+        .is_some_and(|rows| rows.iter().any(|r| r.id == a.id && r.status == "running"));
+    if !running {
+        return Err(Error::Platform {
+            message: format!(
+                "the {kind} server of {} is not running: `shipway up` starts it with the platform; when the platform runs, its log ({}) says why it is not",
+                app.name,
+                home.log_file().display()
+            ),
+        });
+    }
+    let port = a.port.to_string();
+    // The password goes through the environment, not the command line others can read.
+    let (program, package, args, secret): (&str, &str, Vec<String>, (&str, &str)) = match kind {
+        Kind::Postgresql => (
+            "psql",
+            "postgresql-client",
+            vec![format!(
+                "postgresql://{db}@127.0.0.1:{port}/{db}",
+                db = a.database
+            )],
+            ("PGPASSWORD", &a.password),
+        ),
+        Kind::Redis => (
+            "redis-cli",
+            "redis-tools",
+            vec![
+                "-h".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port,
+                "--user".into(),
+                "default".into(),
+            ],
+            ("REDISCLI_AUTH", &a.password),
+        ),
+        Kind::Mysql => (
+            "mysql",
+            "mariadb-client",
+            vec![
+                "-h".into(),
+                "127.0.0.1".into(),
+                "-P".into(),
+                port,
+                "-u".into(),
+                a.database.clone(),
+                a.database.clone(),
+            ],
+            ("MYSQL_PWD", &a.password),
+        ),
+    };
+    let env = std::env::vars_os()
+        .filter(|(k, _)| k != secret.0)
+        .chain([(secret.0.into(), secret.1.into())]);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| Path::new("/").to_path_buf());
+    // Ctrl-C belongs to the client (it cancels a query), as in a terminal.
+    // SAFETY: setting a disposition to "ignore" has no handler to be unsafe about.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGINT,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
+    let status = Spawn::new(program, &cwd)
+        .args(args)
+        .env(env)
+        .run_attached()
+        .map_err(|e| match e {
+            ProcessError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::Platform {
+                message: format!("{program} is not installed: install Debian's {package} package (`apt-get install {package}`)"),
+            },
+            other => Error::Platform {
+                message: other.to_string(),
+            },
+        })?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status.0).unwrap_or(0)))
+}

@@ -1,0 +1,321 @@
+//! The jobs that change an app's addons (`addons-add`, `addons-remove`), start their
+//! servers again when the platform starts, and apply what an app's first deployment
+//! brings (scalingo.json, bin/release's `addons:`). A job provisions or stops a server;
+//! the supervisor owns it while it runs ([`Message::AddonUp`], [`Message::AddonTake`]).
+
+use super::jobs::{fail, Worker, MAX_PER_TYPE};
+use super::supervisor::Message;
+use crate::addon::{self, AddonError, Kind};
+use crate::error::Error;
+use crate::manifest::{self, EnvValue};
+use crate::release::Release;
+use crate::state::AppDir;
+use crate::ui::Output;
+
+impl Worker {
+    /// `addons-add ADDON [PLAN]`: the server provisioned and running, the config vars
+    /// set, the app restarted so that its containers see them.
+    pub(super) fn addons_add(&self, spec: &str, plan: Option<String>, out: &Output) -> Result<(), Error> {
+        let app = self.ctx.home.existing_app(&self.app)?;
+        let (kind, from_spec) = addon::parse_spec(spec).map_err(|e| fail(e.to_string()))?;
+        self.provision(&app, kind, plan.or(from_spec), None, out)?;
+        self.restart_for_addons(&app, out)
+    }
+
+    /// `addons-remove ID`: the server stopped, its data deleted, its config vars unset,
+    /// the app restarted.
+    pub(super) fn addons_remove(&self, id: &str, out: &Output) -> Result<(), Error> {
+        let app = self.ctx.home.existing_app(&self.app)?;
+        let found = addon::find(&app, id).map_err(|e| fail(e.to_string()))?;
+        let servers = self.supervisor.call(|reply| Message::AddonTake {
+            app: self.app.clone(),
+            id: Some(found.id.clone()),
+            reply,
+        })?;
+        super::supervisor::stop_servers(servers);
+        addon::remove(&app, &found.id).map_err(|e| fail(e.to_string()))?;
+        // An alias the user pointed elsewhere since is theirs: only the addon's own go.
+        let url = found.url();
+        let removed = app.update_config(|c| {
+            let names: Vec<String> = found
+                .kind
+                .vars()
+                .iter()
+                .filter(|v| c.config_vars.get(**v) == Some(&url))
+                .map(|v| v.to_string())
+                .collect();
+            for n in &names {
+                c.config_vars.remove(n);
+            }
+            names
+        })?;
+        out.step(&format!(
+            "Addon {} ({}) removed, with its data",
+            found.kind, found.id
+        ));
+        out.detail(&format!("Modified variables: [{}]", removed.join(" ")));
+        self.restart_for_addons(&app, out)
+    }
+
+    /// Provision one addon, hand its server to the supervisor and set its config vars.
+    /// `why` says who asked (bin/release, scalingo.json) when it was not the user.
+    fn provision(
+        &self,
+        app: &AppDir,
+        kind: Kind,
+        plan: Option<String>,
+        why: Option<&str>,
+        out: &Output,
+    ) -> Result<(), Error> {
+        let shown = plan.clone().unwrap_or_else(|| addon::Addon::default_plan(kind));
+        out.step(&format!(
+            "Provisioning addon {kind} (plan {shown}){}",
+            why.map(|w| format!(", requested by {w}")).unwrap_or_default()
+        ));
+        let sink = self.ctx.container_log(&self.log, &self.app, kind.name());
+        let server = addon::provision(
+            app,
+            kind,
+            plan.as_deref(),
+            &self.ctx.settings,
+            sink,
+            &self.ctx.stopping,
+        )
+        .map_err(|e| provision_error(kind, e))?;
+        let added = server.addon.clone();
+        // The alias (DATABASE_URL) stays as it is when another addon or the user set it:
+        // a PostgreSQL and a MySQL addon cannot both be DATABASE_URL.
+        let set = app.update_config(|c| {
+            let [main, alias] = kind.vars();
+            let mut kept = None;
+            let mut vars = vec![(main.to_string(), added.url())];
+            match c.config_vars.get(alias) {
+                Some(v) if *v != added.url() => kept = Some(alias),
+                _ => vars.push((alias.to_string(), added.url())),
+            }
+            c.config_vars.extend(vars.clone());
+            (vars, kept)
+        });
+        let (vars, kept) = match set {
+            Ok(v) => v,
+            Err(e) => {
+                server.stop();
+                let _ = addon::remove(app, &added.id);
+                return Err(e.into());
+            }
+        };
+        self.supervisor.send(Message::AddonUp {
+            app: self.app.clone(),
+            server: Box::new(server),
+        });
+        out.step(&format!("Addon {kind} has been provisioned"));
+        out.detail(&format!("ID: {}", added.id));
+        let mut names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort();
+        out.detail(&format!("Modified variables: [{}]", names.join(" ")));
+        if let Some(alias) = kept {
+            out.detail(&format!(
+                "{alias} is kept as it was (set already): {alias} names one database"
+            ));
+        }
+        out.detail(&format!(
+            "Server: {kind} on 127.0.0.1:{}, its output in `shipway logs` as [{kind}]",
+            added.port
+        ));
+        if let Some(note) = addon::plan_note(&added) {
+            out.detail(&note);
+        }
+        Ok(())
+    }
+
+    /// After addons changed: restart the app's containers, as the platform does, so
+    /// that they read the new config vars. Nothing to do before the first deploy.
+    fn restart_for_addons(&self, app: &AppDir, out: &Output) -> Result<(), Error> {
+        if app.current().is_none() || self.present()?.is_empty() {
+            return Ok(());
+        }
+        self.restart(None, out)
+    }
+
+    /// The platform starting: every addon server of the app again, before its release.
+    pub(super) fn restore_addons(&self) {
+        let Ok(app) = self.ctx.home.existing_app(&self.app) else {
+            return;
+        };
+        let addons = match addon::list(&app) {
+            Ok(a) => a,
+            Err(e) => {
+                return self
+                    .ctx
+                    .say(&format!("{}: cannot read its addons: {e}", self.app))
+            }
+        };
+        for a in addons {
+            let sink = self.ctx.container_log(&self.log, &self.app, a.kind.name());
+            match addon::start(&app, &a, &self.ctx.settings, sink, &self.ctx.stopping) {
+                Ok(server) => {
+                    if server.addon.port != a.port {
+                        let vars = server.addon.config_vars();
+                        let _ = app.update_config(|c| c.config_vars.extend(vars));
+                        self.ctx.say(&format!(
+                            "{}: port {} of addon {} was taken: it moved to {} (its config vars follow)",
+                            self.app, a.port, a.id, server.addon.port
+                        ));
+                    }
+                    self.ctx.say(&format!(
+                        "{}: addon {} ({}) serves on 127.0.0.1:{}",
+                        self.app, a.kind, a.id, server.addon.port
+                    ));
+                    self.supervisor.send(Message::AddonUp {
+                        app: self.app.clone(),
+                        server: Box::new(server),
+                    });
+                }
+                Err(e) => self.ctx.say(&format!(
+                    "{}: cannot start addon {} ({}) again: {e}",
+                    self.app, a.kind, a.id
+                )),
+            }
+        }
+    }
+
+    /// An app's first deployment (no release served yet, its manifest not applied):
+    /// scalingo.json's env, formation and addons, and bin/release's addons, applied
+    /// before its containers start. Returns scripts.first-deploy, this deployment's hook.
+    pub(super) fn first_deployment(
+        &self,
+        app: &AppDir,
+        release: &Release,
+        url: &str,
+        out: &Output,
+    ) -> Result<Option<String>, Error> {
+        if app.current().is_some() {
+            return Ok(None);
+        }
+        let slug = Release::app_dir(&app.release(release.number));
+        let manifest = manifest::read(&slug).map_err(|e| fail(e.to_string()))?;
+        let config = app.load_config()?;
+        let mut wanted: Vec<(String, &str)> = release
+            .addons
+            .iter()
+            .map(|a| (a.clone(), "the buildpack (bin/release)"))
+            .collect();
+        if let Some(m) = manifest.as_ref().filter(|_| !config.manifest_applied) {
+            out.step(&format!(
+                "Reading {} (the app's first deployment, as for a one-click deploy or a review app)",
+                m.file
+            ));
+            self.apply_manifest(app, m, release, url, out)?;
+            wanted.extend(m.addons.iter().map(|a| (a.clone(), m.file.as_str())));
+        }
+        // One addon of a kind: the manifest's plan does not add a second.
+        let have: Vec<Kind> = addon::list(app)?.iter().map(|a| a.kind).collect();
+        let mut seen = have.clone();
+        for (spec, why) in &wanted {
+            let (kind, plan) = addon::parse_spec(spec).map_err(|e| fail(format!("{why}: {e}")))?;
+            if seen.contains(&kind) {
+                if have.contains(&kind) {
+                    out.detail(&format!("addon {kind} asked by {why}: the app has one already"));
+                }
+                continue;
+            }
+            seen.push(kind);
+            self.provision(app, kind, plan, Some(why), out)?;
+        }
+        let hook = manifest.and_then(|m| {
+            if let Some(p) = &m.postdeploy {
+                out.detail(&format!(
+                    "scripts.postdeploy ({p}) is not run: the platform deprecated it for the Procfile's `postdeploy:` line"
+                ));
+            }
+            m.first_deploy
+        });
+        if let Some(h) = &hook {
+            out.step(&format!(
+                "scripts.first-deploy is this first deployment's postdeploy hook: {h}"
+            ));
+        }
+        Ok(hook)
+    }
+
+    /// scalingo.json's env and formation into the app's config, said line by line; a
+    /// variable the user set already (`deploy --env`) stays as it is.
+    fn apply_manifest(
+        &self,
+        app: &AppDir,
+        m: &manifest::Manifest,
+        release: &Release,
+        url: &str,
+        out: &Output,
+    ) -> Result<(), Error> {
+        let mut said = Vec::new();
+        for (t, amount, _) in &m.formation {
+            if amount.is_some_and(|n| n > MAX_PER_TYPE) {
+                return Err(fail(format!(
+                    "{}: formation {t}: the platform allows {MAX_PER_TYPE} containers per type at most",
+                    m.file
+                )));
+            }
+        }
+        let name = self.app.clone();
+        app.update_config(|c| {
+            for (k, v) in &m.env {
+                let value = match v {
+                    EnvValue::Remove => {
+                        if c.config_vars.remove(k).is_some() {
+                            said.push(format!("env {k}: removed"));
+                        }
+                        continue;
+                    }
+                    _ if c.config_vars.contains_key(k) => {
+                        said.push(format!("env {k}: kept (already set)"));
+                        continue;
+                    }
+                    EnvValue::Value(v) => {
+                        said.push(format!("env {k}={v}"));
+                        v.clone()
+                    }
+                    EnvValue::Secret => {
+                        said.push(format!("env {k}: a generated secret"));
+                        crate::addon::secret()
+                    }
+                    EnvValue::Template(t) => {
+                        let v = manifest::fill(t, &name, url);
+                        said.push(format!("env {k}={v} (from template {t})"));
+                        v
+                    }
+                };
+                c.config_vars.insert(k.clone(), value);
+            }
+            for (t, amount, size) in &m.formation {
+                if !release.process_types.contains_key(t) || t == "postdeploy" {
+                    said.push(format!(
+                        "formation {t}: this release has no such process type: ignored"
+                    ));
+                    continue;
+                }
+                if let Some(n) = amount {
+                    c.formation.insert(t.clone(), *n);
+                    said.push(format!("formation {t}={n}"));
+                }
+                if let Some(s) = size {
+                    said.push(format!(
+                        "formation {t}: size {s} is not enforced here (containers use what this machine has)"
+                    ));
+                }
+            }
+            c.manifest_applied = true;
+        })?;
+        for line in said {
+            out.detail(&line);
+        }
+        Ok(())
+    }
+}
+
+/// A failed provisioning, for the user: what to install, or the server's last lines.
+fn provision_error(kind: Kind, e: AddonError) -> Error {
+    fail(format!(
+        "addon {kind} could not be provisioned, nothing of it is left: {e}"
+    ))
+}
