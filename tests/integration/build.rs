@@ -801,13 +801,13 @@ fn a_missing_or_empty_release_means_no_default_process_types() {
 }
 
 #[test]
-fn release_yaml_gives_defaults_and_addons_are_reported_as_not_provided() {
+fn release_yaml_gives_defaults_and_addons_are_reported_for_the_first_deployment() {
     let env = Env::new();
     let app = bare_app(&env, "released");
     let bp = buildpack(&env, "inspect");
     env.run(&["build", &s(&app), "-a", "released", "--buildpack", &s(&bp)])
         .ok()
-        .has("addon heroku-postgresql:hobby-dev requested by the buildpack: not provided")
+        .has("addon heroku-postgresql:hobby-dev requested by the buildpack: provisioned at the app's first deployment")
         .has("Default types for buildpack -> web, worker");
     let toml = release_toml(&release_dir(&env, "released", 1));
     assert_eq!(

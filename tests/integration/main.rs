@@ -1,5 +1,6 @@
 //! Integration tests: the real `shipway` binary driven on fixtures.
 
+mod addons;
 mod build;
 mod buildpack_urls;
 mod cron;

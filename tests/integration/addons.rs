@@ -1,0 +1,315 @@
+//! Addons backed by real servers (PostgreSQL, Redis) and scalingo.json at an app's first
+//! deployment. As root (CI), PostgreSQL runs as an unprivileged user: these tests cover it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::harness::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The value of a config var of `app`.
+fn env_get(env: &Env, app: &str, name: &str) -> String {
+    env.run(&["env-get", "-a", app, name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// `addons --json` of `app`, as (id, addon, status, port, pid).
+fn addons(env: &Env, app: &str) -> Vec<(String, String, String, u16, Option<i32>)> {
+    let out = env.run(&["addons", "-a", app, "--json"]).ok().stdout;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["addon"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+                r["port"].as_u64().unwrap() as u16,
+                r["pid"].as_i64().map(|p| p as i32),
+            )
+        })
+        .collect()
+}
+
+/// The live processes whose command line holds `port` as a whole argument, and those
+/// below them: an addon server and what it started.
+fn server_pids(port: u16) -> Vec<i32> {
+    let port = port.to_string();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let holds = cmdline
+            .split(|b| *b == 0)
+            .any(|a| a == port.as_bytes() || a.ends_with(format!("={port}").as_bytes()));
+        if holds && alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn refused(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+/// Redis's PING over the URL's host, port and password (RESP, by hand): the URL works.
+fn redis_ping(url: &str) -> String {
+    let rest = url.strip_prefix("redis://").unwrap();
+    let (auth, addr) = rest.split_once('@').unwrap();
+    let (user, password) = auth.split_once(':').unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cmd = |parts: &[&str]| {
+        let mut c = format!("*{}\r\n", parts.len());
+        for p in parts {
+            c.push_str(&format!("${}\r\n{p}\r\n", p.len()));
+        }
+        c
+    };
+    s.write_all(format!("{}{}", cmd(&["AUTH", user, password]), cmd(&["PING"])).as_bytes())
+        .unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 64];
+    while !got.contains("PONG") && !got.contains("-ERR") && !got.contains("-WRONGPASS") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "redis closed the connection after {got:?}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    got
+}
+
+#[test]
+fn first_deploy_reads_scalingo_json_migrates_through_psql_and_the_data_survives_down_up_and_kill() {
+    let env = Env::new();
+    let dir = env.app("addon-migrate");
+    let bp = procfile_only();
+    env.deploy(&dir, "mig", &["--env", &bp, "--env", "GREETING=mine"])
+        .ok()
+        .has("Reading scalingo.json")
+        .has("env GREETING: kept (already set)")
+        .has("env SECRET_KEY: a generated secret")
+        .has("formation web=2")
+        .has("size S is not enforced here")
+        .has("Provisioning addon postgresql (plan postgresql-starter-512), requested by scalingo.json")
+        .has("Modified variables: [DATABASE_URL SCALINGO_POSTGRESQL_URL]")
+        .has("scripts.first-deploy is this first deployment's postdeploy hook");
+    let url = env_get(&env, "mig", "SCALINGO_POSTGRESQL_URL");
+    assert!(url.starts_with("postgresql://mig:"), "{url}");
+    assert!(url.ends_with("/mig?sslmode=prefer"), "{url}");
+    assert_eq!(env_get(&env, "mig", "DATABASE_URL"), url);
+    assert_eq!(env_get(&env, "mig", "GREETING"), "mine");
+    assert_eq!(env_get(&env, "mig", "SECRET_KEY").len(), 64);
+
+    // A formation of 2 from scalingo.json.
+    let ps = env.run(&["ps", "-a", "mig"]).ok();
+    let ps = ps.has("web-1").has("web-2");
+    assert!(!ps.stdout.contains("web-3"), "{}", ps.stdout);
+
+    // The first deployment ran scripts.first-deploy; the next one the Procfile's hook.
+    env.run(&["run", "-a", "mig", "deploys-so-far"])
+        .ok()
+        .has("postdeploy,first-deploy");
+    env.deploy(&dir, "mig", &[])
+        .ok()
+        .lacks("Reading scalingo.json")
+        .lacks("Provisioning addon")
+        .has("Running postdeploy hook: psql");
+    env.run(&["run", "-a", "mig", "deploys-so-far"])
+        .ok()
+        .has("postdeploy,first-deploy,postdeploy");
+    let [(id, kind, status, port, _)] = &addons(&env, "mig")[..] else {
+        panic!("one addon expected");
+    };
+    assert_eq!((kind.as_str(), status.as_str()), ("postgresql", "running"));
+    env.run(&["logs", "-a", "mig"])
+        .ok()
+        .has("[postgresql]")
+        .has("database system is ready to accept connections");
+
+    // Its data is kept across down and up...
+    run_within(&env, &["down"], LONG).ok();
+    assert!(server_pids(*port).is_empty(), "down left the server running");
+    run_within(&env, &["up", "--detach"], LONG).ok();
+    eventually(LONG, "the addon to run again", || {
+        addons(&env, "mig").first().is_some_and(|a| a.2 == "running")
+    });
+    env.run(&["run", "-a", "mig", "deploys-so-far"])
+        .ok()
+        .has("postdeploy,first-deploy,postdeploy");
+
+    // ...and across a SIGKILL of the platform, which the server does not outlive.
+    let platform = env.platform_pid().unwrap();
+    let port = addons(&env, "mig")[0].3;
+    let before = server_pids(port);
+    assert!(
+        !before.is_empty(),
+        "the server's processes are found by their port"
+    );
+    kill(platform);
+    eventually(LONG, "the server to die with the platform", || {
+        server_pids(port).is_empty()
+    });
+    run_within(&env, &["up", "--detach"], LONG).ok();
+    eventually(LONG, "the addon to run after the kill", || {
+        addons(&env, "mig").first().is_some_and(|a| a.2 == "running")
+    });
+    env.run(&["run", "-a", "mig", "deploys-so-far"])
+        .ok()
+        .has("postdeploy,first-deploy,postdeploy");
+    let again = &addons(&env, "mig")[0];
+    assert_eq!(&again.0, id);
+}
+
+#[test]
+fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
+    let env = Env::new();
+    env.run(&["create", "cache"]).ok();
+    env.run(&["addons-add", "redis", "redis-starter-256", "-a", "cache"])
+        .ok()
+        .has("Addon redis has been provisioned")
+        .has("Modified variables: [REDIS_URL SCALINGO_REDIS_URL]")
+        .has("plan redis-starter-256: its size (256) is not enforced here");
+    let url = env_get(&env, "cache", "SCALINGO_REDIS_URL");
+    assert_eq!(env_get(&env, "cache", "REDIS_URL"), url);
+    let got = redis_ping(&url);
+    assert!(got.contains("+PONG"), "{got:?}");
+
+    // The console: the host's redis-cli, authenticated, its exit status passed through.
+    let mut console = env
+        .command(&["redis-console", "-a", "cache"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    console.stdin.take().unwrap().write_all(b"PING\n").unwrap();
+    let out = console.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PONG"));
+
+    env.run(&["addons-add", "postgresql", "-a", "cache"]).ok();
+    env.run(&["addons-add", "redis", "-a", "cache"])
+        .code(1)
+        .has("already has a redis addon");
+    let rows = addons(&env, "cache");
+    assert_eq!(rows.len(), 2);
+    let (redis_id, redis_port) = (rows[0].0.clone(), rows[0].3);
+    let pg_port = rows[1].3;
+    let data = env.home.path().join("apps/cache/addons");
+    assert!(data.join(&redis_id).is_dir());
+    let redis_pids = server_pids(redis_port);
+    assert!(!redis_pids.is_empty());
+
+    env.run(&["addons-remove", &redis_id, "-a", "cache"])
+        .ok()
+        .has(&format!("Addon redis ({redis_id}) removed"));
+    assert!(
+        redis_pids.iter().all(|p| !alive(*p)),
+        "addons-remove left the server"
+    );
+    assert!(refused(redis_port));
+    assert!(!data.join(&redis_id).exists());
+    assert!(!data.join(format!("{redis_id}.toml")).exists());
+    env.run(&["env-get", "-a", "cache", "SCALINGO_REDIS_URL"]).code(1);
+    env.run(&["addons-remove", &redis_id, "-a", "cache"])
+        .code(1)
+        .has("has no addon");
+
+    let pg_pids = server_pids(pg_port);
+    assert!(!pg_pids.is_empty());
+    run_within(&env, &["destroy", "cache", "--force"], LONG).ok();
+    assert!(pg_pids.iter().all(|p| !alive(*p)), "destroy left the server");
+    assert!(refused(pg_port));
+    assert!(!env.home.path().join("apps/cache").exists());
+}
+
+#[test]
+fn a_missing_server_is_a_clear_error_and_leaves_nothing() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_ADDON_BIN_DIRS", "/nonexistent/bin");
+    env.run(&["create", "lonely"]).ok();
+    env.run(&["addons-add", "postgresql", "-a", "lonely"])
+        .code(1)
+        .has("needs postgres, which is not installed (looked in /nonexistent/bin)")
+        .has("apt-get install postgresql")
+        .has("nothing of it is left");
+    env.run(&["addons-add", "mongodb", "-a", "lonely"])
+        .code(1)
+        .has("unknown addon \"mongodb\"");
+    env.run(&["addons", "-a", "lonely"])
+        .ok()
+        .has("lonely has no addon");
+    let left: Vec<_> = std::fs::read_dir(env.home.path().join("apps/lonely/addons"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    env.run(&["env", "-a", "lonely"]).ok().lacks("DATABASE_URL");
+}
+
+#[test]
+fn bin_release_addons_are_provisioned_at_the_first_deployment_only() {
+    let env = Env::new();
+    let dir = env.app("postdeploy-ok");
+    let bp = format!("BUILDPACK_URL={}", fixture_buildpack("requests-redis").display());
+    env.deploy(&dir, "wants-redis", &["--env", &bp])
+        .ok()
+        .has("Provisioning addon redis (plan hobby-dev), requested by the buildpack (bin/release)")
+        .has("Addon redis has been provisioned");
+    let url = env_get(&env, "wants-redis", "SCALINGO_REDIS_URL");
+    assert!(redis_ping(&url).contains("+PONG"));
+    env.deploy(&dir, "wants-redis", &[])
+        .ok()
+        .lacks("Provisioning addon");
+    assert_eq!(addons(&env, "wants-redis").len(), 1);
+}
+
+#[test]
+fn a_mysql_addon_serves_its_database_to_the_console() {
+    let env = Env::new();
+    env.run(&["create", "shop"]).ok();
+    env.run(&["addons-add", "mysql", "-a", "shop"])
+        .ok()
+        .has("Modified variables: [DATABASE_URL SCALINGO_MYSQL_URL]");
+    let url = env_get(&env, "shop", "SCALINGO_MYSQL_URL");
+    assert!(
+        url.starts_with("mysql://shop:") && url.ends_with("/shop"),
+        "{url}"
+    );
+    let mut console = env
+        .command(&["mysql-console", "-a", "shop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    console
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"CREATE TABLE t (x INT); INSERT INTO t VALUES (41); SELECT x + 1 AS answer FROM t;\n")
+        .unwrap();
+    let out = console.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("42"));
+    // A failing statement's status comes back through the console.
+    let mut console = env
+        .command(&["mysql-console", "-a", "shop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    console
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT * FROM missing;\n")
+        .unwrap();
+    assert_eq!(console.wait().unwrap().code(), Some(1));
+}
