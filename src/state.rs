@@ -357,6 +357,9 @@ impl AppDir {
             ".lock",
             ".config.lock",
             "repo.git",
+            // Addon records; the data folder of a PostgreSQL addon below it belongs to
+            // the server's user when shipway runs as root (`addon.rs`): not checked.
+            "addons",
         ];
         names.iter().try_for_each(|n| check_private(&self.root.join(n)))
     }

@@ -200,12 +200,16 @@ impl Worker {
             .iter()
             .map(|a| (a.clone(), "the buildpack (bin/release)"))
             .collect();
-        if let Some(m) = manifest.as_ref().filter(|_| !config.manifest_applied) {
-            out.step(&format!(
-                "Reading {} (the app's first deployment, as for a one-click deploy or a review app)",
-                m.file
-            ));
-            self.apply_manifest(app, m, release, url, out)?;
+        if let Some(m) = &manifest {
+            // Env and formation once (a secret is generated once); its addons at every
+            // try of the first deployment, until they are there.
+            if !config.manifest_applied {
+                out.step(&format!(
+                    "Reading {} (the app's first deployment, as for a one-click deploy or a review app)",
+                    m.file
+                ));
+                self.apply_manifest(app, m, release, url, out)?;
+            }
             wanted.extend(m.addons.iter().map(|a| (a.clone(), m.file.as_str())));
         }
         // One addon of a kind: the manifest's plan does not add a second.
