@@ -149,7 +149,7 @@ pub struct Addon {
     pub password: String,
     /// The database (and user) name.
     pub database: String,
-    /// Seconds since the epoch.
+    /// Milliseconds since the epoch (addons are listed oldest first).
     pub created: u64,
 }
 
@@ -196,7 +196,7 @@ impl Addon {
             database: db,
             created: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
+                .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
         }
     }

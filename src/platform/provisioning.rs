@@ -49,6 +49,8 @@ impl Worker {
             }
             names
         })?;
+        let mut removed = removed;
+        removed.sort();
         out.step(&format!(
             "Addon {} ({}) removed, with its data",
             found.kind, found.id

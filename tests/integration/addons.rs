@@ -200,6 +200,8 @@ fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
         .has("already has a redis addon");
     let rows = addons(&env, "cache");
     assert_eq!(rows.len(), 2);
+    // Oldest first.
+    assert_eq!((rows[0].1.as_str(), rows[1].1.as_str()), ("redis", "postgresql"));
     let (redis_id, redis_port) = (rows[0].0.clone(), rows[0].3);
     let pg_port = rows[1].3;
     let data = env.home.path().join("apps/cache/addons");
