@@ -36,8 +36,7 @@ fn addons(env: &Env, app: &str) -> Vec<(String, String, String, u16, Option<i32>
         .collect()
 }
 
-/// The live processes whose command line holds `port` as a whole argument, and those
-/// below them: an addon server and what it started.
+/// The live processes whose command line names `port`: an addon server (and its shim).
 fn server_pids(port: u16) -> Vec<i32> {
     let port = port.to_string();
     let mut pids = Vec::new();
@@ -46,9 +45,12 @@ fn server_pids(port: u16) -> Vec<i32> {
             continue;
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let holds = cmdline
-            .split(|b| *b == 0)
-            .any(|a| a == port.as_bytes() || a.ends_with(format!("={port}").as_bytes()));
+        let holds = cmdline.split(|b| *b == 0).any(|a| {
+            // `-p 5433`, `--port=5433`, and Redis's title `redis-server 127.0.0.1:5433`.
+            a == port.as_bytes()
+                || a.ends_with(format!("={port}").as_bytes())
+                || a.ends_with(format!("127.0.0.1:{port}").as_bytes())
+        });
         if holds && alive(pid) {
             pids.push(pid);
         }
@@ -62,6 +64,12 @@ fn refused(port: u16) -> bool {
 
 /// Redis's PING over the URL's host, port and password (RESP, by hand): the URL works.
 fn redis_ping(url: &str) -> String {
+    redis(url, &["PING"], "PONG")
+}
+
+/// AUTH with the URL's credentials, then `command`; what Redis answered, read until
+/// `until` (or an error) shows.
+fn redis(url: &str, command: &[&str], until: &str) -> String {
     let rest = url.strip_prefix("redis://").unwrap();
     let (auth, addr) = rest.split_once('@').unwrap();
     let (user, password) = auth.split_once(':').unwrap();
@@ -74,11 +82,11 @@ fn redis_ping(url: &str) -> String {
         }
         c
     };
-    s.write_all(format!("{}{}", cmd(&["AUTH", user, password]), cmd(&["PING"])).as_bytes())
+    s.write_all(format!("{}{}", cmd(&["AUTH", user, password]), cmd(command)).as_bytes())
         .unwrap();
     let mut got = String::new();
     let mut buf = [0u8; 64];
-    while !got.contains("PONG") && !got.contains("-ERR") && !got.contains("-WRONGPASS") {
+    while !got.contains(until) && !got.contains("-ERR") && !got.contains("-WRONGPASS") {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "redis closed the connection after {got:?}");
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -193,6 +201,26 @@ fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
     let out = console.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("PONG"));
+
+    // A server that crashes is started again by the platform, with its data.
+    assert!(redis(&url, &["SET", "kept", "yes"], "+OK").contains("+OK"));
+    let port = addons(&env, "cache")[0].3;
+    let server = *server_pids(port)
+        .iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "redis-server")
+        })
+        .expect("the redis-server process");
+    kill(server);
+    eventually(LONG, "the crashed server to be started again", || {
+        server_pids(port).iter().any(|p| *p != server)
+            && addons(&env, "cache").first().is_some_and(|a| a.2 == "running")
+            && TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(redis(&url, &["GET", "kept"], "yes").contains("yes"));
+    env.run(&["logs", "-a", "cache", "--filter", "redis"])
+        .ok()
+        .has("the redis server killed by SIGKILL: restarting it");
 
     env.run(&["addons-add", "postgresql", "-a", "cache"]).ok();
     env.run(&["addons-add", "redis", "-a", "cache"])
