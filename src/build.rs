@@ -494,7 +494,8 @@ pub fn build(
     let cache_work = scratch.path().join("cache");
     if req.cache_dir.is_dir() {
         out.line("Fetching deployment cache");
-        source::copy_tree(&req.cache_dir, &cache_work)?;
+        // Files the buildpacks marked read-only (runtimes) are linked, not copied.
+        source::copy_cache(&req.cache_dir, &cache_work)?;
     } else {
         state::private_dir(&cache_work)?;
     }

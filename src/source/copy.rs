@@ -30,9 +30,12 @@ pub struct CopyStats {
     pub skipped: Vec<PathBuf>,
 }
 
-/// Which entries a copy leaves out.
+/// Which entries a copy leaves out, and which it links.
 #[derive(Default)]
 pub(crate) struct Exclude {
+    /// Hard-link files that nobody may write (no write bit at all) instead of copying them:
+    /// see `copy_cache`.
+    pub(crate) link_read_only: bool,
     /// Leave out anything named `.git` (a folder, or the file of a worktree or submodule).
     pub(crate) git: bool,
     /// Leave out these folders, by (device, inode): the destination when it lies inside the
@@ -44,6 +47,23 @@ pub(crate) struct Exclude {
 /// parent must exist) or be an empty folder. `from` itself is followed if it is a link.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<CopyStats, SourceError> {
     copy_tree_excluding(from, to, Exclude::default())
+}
+
+/// A working copy of a build cache: `copy_tree`, except that a file with no write bit at
+/// all is hard-linked, not copied (copied where a link cannot be made). A buildpack marks
+/// what it never rewrites in place that way, such as an unpacked runtime of hundreds of
+/// megabytes, which would otherwise be copied, then deleted, at every build. Replacing or
+/// deleting such a file in the copy leaves the cache as it was; writing into it would not,
+/// and that is the promise the missing write bits make.
+pub fn copy_cache(from: &Path, to: &Path) -> Result<CopyStats, SourceError> {
+    copy_tree_excluding(
+        from,
+        to,
+        Exclude {
+            link_read_only: true,
+            ..Exclude::default()
+        },
+    )
 }
 
 pub(crate) fn copy_tree_excluding(
@@ -87,8 +107,19 @@ pub(crate) fn copy_tree_excluding(
                 fs::create_dir(&target).map_err(|e| SourceError::io("create", &target, e))?;
                 modes.push((target, meta.mode()));
                 stats.dirs += 1;
-            } else if !copier.copy(entry.path().to_path_buf(), target, kind, rel.to_path_buf()) {
-                break;
+            } else {
+                let link = exclude.link_read_only
+                    && kind.is_file()
+                    && entry.metadata().map_err(|e| walk_error(entry.path(), e))?.mode() & 0o222 == 0;
+                let (source, rel) = (entry.path().to_path_buf(), rel.to_path_buf());
+                let queued = if link {
+                    copier.link(source, target, kind, rel)
+                } else {
+                    copier.copy(source, target, kind, rel)
+                };
+                if !queued {
+                    break;
+                }
             }
         }
         Ok(())
@@ -114,21 +145,35 @@ struct Job {
     target: PathBuf,
     kind: fs::FileType,
     rel: PathBuf,
+    /// A hard link rather than a copy (a regular file only).
+    link: bool,
 }
 
 impl Copier {
     /// Queues a copy; false once a worker failed, so the producer stops early.
     pub(crate) fn copy(&self, source: PathBuf, target: PathBuf, kind: fs::FileType, rel: PathBuf) -> bool {
-        !self.failed.load(Ordering::Relaxed)
-            && self
-                .jobs
-                .send(Job {
-                    source,
-                    target,
-                    kind,
-                    rel,
-                })
-                .is_ok()
+        self.queue(Job {
+            source,
+            target,
+            kind,
+            rel,
+            link: false,
+        })
+    }
+
+    /// Queues a hard link of a regular file (a copy where the link cannot be made).
+    pub(crate) fn link(&self, source: PathBuf, target: PathBuf, kind: fs::FileType, rel: PathBuf) -> bool {
+        self.queue(Job {
+            source,
+            target,
+            kind,
+            rel,
+            link: true,
+        })
+    }
+
+    fn queue(&self, job: Job) -> bool {
+        !self.failed.load(Ordering::Relaxed) && self.jobs.send(job).is_ok()
     }
 }
 
@@ -151,7 +196,11 @@ pub(crate) fn in_parallel(
                 scope.spawn(move || {
                     let mut stats = CopyStats::default();
                     for job in queue {
-                        let copied = copy_entry(&job.source, &job.target, job.kind, &job.rel, &mut stats);
+                        let copied = if job.link {
+                            link_entry(&job.source, &job.target, job.kind, &job.rel, &mut stats)
+                        } else {
+                            copy_entry(&job.source, &job.target, job.kind, &job.rel, &mut stats)
+                        };
                         if let Err(error) = copied {
                             failed.store(true, Ordering::Relaxed);
                             return Err(error);
@@ -216,6 +265,25 @@ fn copy_entry(
         stats.skipped.push(rel.to_path_buf());
     }
     Ok(())
+}
+
+/// Hard-links one regular file; copies it where links cannot be made (another mount, a
+/// file system without links, a file at its link limit).
+fn link_entry(
+    source: &Path,
+    target: &Path,
+    kind: fs::FileType,
+    rel: &Path,
+    stats: &mut CopyStats,
+) -> Result<(), SourceError> {
+    match fs::hard_link(source, target) {
+        Ok(()) => {
+            stats.files += 1;
+            stats.bytes += fs::symlink_metadata(target).map(|m| m.len()).unwrap_or(0);
+            Ok(())
+        }
+        Err(_) => copy_entry(source, target, kind, rel, stats),
+    }
 }
 
 /// Folders keep their mode, but always stay writable and searchable by their owner: later
@@ -428,6 +496,42 @@ mod tests {
             "{result:?}"
         );
         assert!(queued < 100_000, "the walk went on after a failure");
+    }
+
+    #[test]
+    fn a_cache_copy_links_read_only_files_and_copies_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let from = tmp.path().join("cache");
+        fs::create_dir_all(from.join("runtime/bin")).unwrap();
+        fs::write(from.join("runtime/bin/node"), "binary").unwrap();
+        fs::set_permissions(from.join("runtime/bin/node"), fs::Permissions::from_mode(0o555)).unwrap();
+        fs::write(from.join("state"), "1").unwrap();
+        let to = tmp.path().join("work");
+        let stats = copy_cache(&from, &to).unwrap();
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        assert_eq!(
+            ino(&from.join("runtime/bin/node")),
+            ino(&to.join("runtime/bin/node"))
+        );
+        assert_ne!(ino(&from.join("state")), ino(&to.join("state")));
+        assert_eq!(stats.files, 2);
+        assert_eq!(stats.bytes, 7);
+        // Replacing a linked file in the working copy leaves the cache as it was.
+        fs::remove_file(to.join("runtime/bin/node")).unwrap();
+        fs::write(to.join("runtime/bin/node"), "other").unwrap();
+        fs::write(to.join("state"), "2").unwrap();
+        assert_eq!(
+            fs::read_to_string(from.join("runtime/bin/node")).unwrap(),
+            "binary"
+        );
+        assert_eq!(fs::read_to_string(from.join("state")).unwrap(), "1");
+        // A plain copy_tree still copies everything.
+        let plain = tmp.path().join("plain");
+        copy_tree(&from, &plain).unwrap();
+        assert_ne!(
+            ino(&from.join("runtime/bin/node")),
+            ino(&plain.join("runtime/bin/node"))
+        );
     }
 
     #[test]

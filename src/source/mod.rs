@@ -30,7 +30,7 @@ use std::path::{Component, Path, PathBuf};
 
 pub use app_file::{read_app_file, AppFileError, APP_FILE_LIMIT};
 pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYTES};
-pub use copy::{copy_tree, count_files, CopyStats, FileCount};
+pub use copy::{copy_cache, copy_tree, count_files, CopyStats, FileCount};
 pub(crate) use copy::{copy_tree_excluding, Exclude};
 pub use error::SourceError;
 pub use pack::pack_tar_gz;
@@ -273,6 +273,7 @@ fn take_folder(input: &Path, project_dir: Option<&Path>, staging: &Staging) -> R
     let exclude = Exclude {
         git: true,
         dirs: vec![(staging_meta.dev(), staging_meta.ino())],
+        ..Exclude::default()
     };
     let stats = copy_tree_excluding(&root, &built, exclude)?;
     Ok(Taken {
@@ -416,7 +417,7 @@ fn copy_listed(base: &Path, files: &[PathBuf], to: &Path) -> Result<CopyStats, S
                 // its files as checked out, without its own `.git`.
                 let exclude = Exclude {
                     git: true,
-                    dirs: Vec::new(),
+                    ..Exclude::default()
                 };
                 let mut sub = copy_tree_excluding(&source, &target, exclude)?;
                 sub.skipped = sub.skipped.into_iter().map(|p| rel.join(p)).collect();
