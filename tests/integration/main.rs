@@ -11,5 +11,6 @@ mod harness;
 mod lifecycle;
 mod ops;
 mod output;
+mod runtimes_node;
 mod sandbox;
 mod triggers;
