@@ -223,10 +223,38 @@ fn offline_with_nothing_cached_fails_unless_the_nearest_version_is_allowed() {
 
     // Allowed, the host's node stands in, said in a warning line.
     let mut env = env;
-    env.set("SHIPWAY_NEAREST_VERSION", "1")
-        .set("SHIPWAY_PASS_ENV", "SHIPWAY_NEAREST_VERSION");
+    env.set("SHIPWAY_NEAREST_VERSION", "1");
     build(&env)
         .ok()
         .has("cannot be had: using node ")
         .has("the nearest found (SHIPWAY_NEAREST_VERSION=1)");
+}
+
+#[test]
+fn detect_notes_say_which_node_is_asked_where_and_the_package_manager() {
+    let env = Env::new();
+    let npm_app = env.app("node-npm");
+    let run = env.run(&["detect", npm_app.to_str().unwrap(), "--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let nodejs = doc["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["buildpack"] == "nodejs")
+        .unwrap();
+    assert_eq!(nodejs["framework"], "Node.js");
+    assert_eq!(
+        nodejs["notes"],
+        serde_json::json!([
+            "node 18.x asked by package.json engines.node",
+            "npm (no lockfile)"
+        ])
+    );
+    env.run(&["detect", env.app("node-pnpm").to_str().unwrap()])
+        .ok()
+        .has("node 22.x asked by package.json engines.node")
+        .has("pnpm (packageManager pnpm@9.15.9), for pnpm-lock.yaml");
+    env.run(&["detect", env.app("nodejs").to_str().unwrap()])
+        .ok()
+        .has("node 24.x, the platform's default (no engines.node in package.json)");
 }
