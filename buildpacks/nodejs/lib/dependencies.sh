@@ -338,7 +338,7 @@ configure_caches() {
 }
 
 install_and_build() {
-  local key snapshot="$NODE_CACHE/modules" reused=false
+  local key snapshot="$NODE_CACHE/modules" reused=false reusable=false
   PREBUILD=false
   [ -e "$BUILD_DIR/node_modules" ] && PREBUILD=true && warning "node_modules checked into source control"
   cd "$BUILD_DIR"
@@ -354,7 +354,9 @@ install_and_build() {
 
   topic "Installing dependencies"
   key=$(modules_key)
-  if modules_reusable && [ -f "$snapshot/key" ] && [ "$(cat "$snapshot/key")" = "$key" ]; then
+  # Asked before the install, which creates node_modules.
+  modules_reusable && reusable=true
+  if $reusable && [ -f "$snapshot/key" ] && [ "$(cat "$snapshot/key")" = "$key" ]; then
     {
       echo "node_modules from the cache: the last install had the same lockfile, package.json, settings, node $NODE_VERSION and $PACKAGE_MANAGER $TOOL_VERSION"
       echo "(the platform installs afresh at each build; set NODE_MODULES_CACHE=false to do so here)"
@@ -369,7 +371,7 @@ install_and_build() {
   fi
   if ! $reused; then
     rm -rf "$snapshot"
-    if modules_reusable; then
+    if $reusable; then
       mkdir -p "$snapshot"
       [ -d "$BUILD_DIR/node_modules" ] && cp -a "$BUILD_DIR/node_modules" "$snapshot/node_modules"
       echo "$key" >"$snapshot/key"
