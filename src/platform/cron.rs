@@ -320,13 +320,16 @@ pub fn start(ctx: &Arc<Context>, handle: &Handle, log: &AppLog, run: Start, dism
         let ended = format!("{name} {text} after {}", crate::ui::human_duration(elapsed));
         app_log(Stream::Stderr, &ended);
         let code = exit.and_then(|e| e.code());
-        if let Some(c) = caller {
+        // The caller is answered by the supervisor once the run is recorded, so that
+        // `cron-tasks` right after `cron-run` shows it.
+        let caller = caller.map(|c| {
             c.output().step(&ended);
             let signalled = exit.and_then(|e| std::os::unix::process::ExitStatusExt::signal(&e.0));
-            c.finish_code(code.unwrap_or_else(|| 128 + signalled.unwrap_or(127)));
-        }
+            (c, code.unwrap_or_else(|| 128 + signalled.unwrap_or(127)))
+        });
         handle.send(Message::CronEnded {
             app,
+            caller,
             line: job.line,
             run: Run {
                 started,

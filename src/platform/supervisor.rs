@@ -124,6 +124,8 @@ pub enum Message {
     /// A run of a scheduled job has ended (or was stopped).
     CronEnded {
         app: String,
+        /// The client of a `cron-run`, and the status to pass it once the run is recorded.
+        caller: Option<(Caller, i32)>,
         line: String,
         run: crate::cron::Run,
     },
@@ -376,10 +378,18 @@ impl Supervisor {
                     self.cron_start(vec![found]);
                 }
             }
-            Message::CronEnded { app, line, run } => {
+            Message::CronEnded {
+                app,
+                caller,
+                line,
+                run,
+            } => {
                 self.workers -= 1;
                 if let Ok(dir) = self.ctx.home.existing_app(&app) {
                     let _ = crate::cron::Runs::record(&dir.root, &line, run);
+                }
+                if let Some((c, code)) = caller {
+                    c.finish_code(code);
                 }
             }
             Message::AddonUp { app, server } => self.addon_up(&app, *server),
