@@ -131,6 +131,9 @@ fn intake(req: &ReleaseRequest, app_dir: &std::path::Path, out: &Output) -> Resu
     if let Some(v) = &source.version {
         out.detail(&format!("SOURCE_VERSION={v}"));
     }
+    if let Some(ignored) = &source.ignored {
+        out.detail(&format!("note: {}", ignored.describe()));
+    }
     if !source.skipped.is_empty() {
         let shown: Vec<String> = source
             .skipped

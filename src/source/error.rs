@@ -38,6 +38,9 @@ pub enum SourceError {
         source: io::Error,
     },
 
+    #[error("{path} is ignored by git ({rule}): `git push` would carry none of its {files} files, so nothing is taken; un-ignore it (`git check-ignore -v {path}` names the rule), or track its files with `git add -f`")]
+    IgnoredByGit { path: PathBuf, rule: String, files: u64 },
+
     #[error("git is needed to read {path} but cannot be run ({source}); install git, or deploy an archive instead")]
     GitMissing { path: PathBuf, source: io::Error },
 

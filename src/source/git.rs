@@ -154,6 +154,126 @@ pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     Ok(files)
 }
 
+/// Files under a source folder that git ignores and that are not tracked: a push would
+/// not carry them, so intake leaves them out, and says so with the rules that did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// Files left out (those inside ignored folders counted one by one).
+    pub files: u64,
+    /// Whether the source folder itself is ignored (then nothing untracked is taken).
+    pub whole: bool,
+    /// The rules that apply, as `git check-ignore -v` names them, each with one path it
+    /// ignores (relative to the source folder); at most [`RULES_SHOWN`].
+    pub rules: Vec<(String, PathBuf)>,
+}
+
+impl Ignored {
+    /// One line for the build output: how many files, and by which rules.
+    pub fn describe(&self) -> String {
+        let rules: Vec<String> = self
+            .rules
+            .iter()
+            .map(|(rule, path)| format!("{rule} ignores {}", path.display()))
+            .collect();
+        format!(
+            "left out {} file{} that git ignores, as `git push` would ({}{})",
+            self.files,
+            if self.files == 1 { "" } else { "s" },
+            rules.join("; "),
+            if rules.len() == RULES_SHOWN { "; ..." } else { "" }
+        )
+    }
+}
+
+/// How many ignore rules a report names.
+pub const RULES_SHOWN: usize = 3;
+/// How many ignored paths are asked about to find them.
+const PATHS_ASKED: usize = 64;
+
+/// What git ignores under `dir`, or None when it ignores nothing there. `taken`: how
+/// many files the caller takes (tracked or not ignored).
+pub(crate) fn ignored(dir: &Path, taken: usize) -> Result<Option<Ignored>, SourceError> {
+    let args = [
+        "ls-files",
+        "-z",
+        "--others",
+        "--ignored",
+        "--exclude-standard",
+        "--directory",
+    ];
+    let output = if taken == 0 { None } else { Some(run(dir, &args)?) };
+    let Some(output) = output.filter(|o| o.status.success()) else {
+        // Nothing taken, or `ls-files --directory` failed, as it does inside an ignored
+        // folder: ask about the folder itself.
+        let rules = rules(dir, &[PathBuf::from(".")])?;
+        if rules.is_empty() {
+            return match run(dir, &args)? {
+                o if o.status.success() => Ok(None),
+                o => Err(failed(dir, &args, &o)),
+            };
+        }
+        let (all, _) = super::count_files_except_git(dir)?;
+        let rules = rules
+            .into_iter()
+            .map(|(rule, _)| (rule, PathBuf::from(".")))
+            .collect();
+        return Ok(Some(Ignored {
+            files: all.saturating_sub(taken as u64),
+            whole: true,
+            rules,
+        }));
+    };
+    let entries: Vec<PathBuf> = output
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| PathBuf::from(OsStr::from_bytes(n)))
+        .collect();
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut files = 0;
+    for entry in &entries {
+        let path = dir.join(entry);
+        files += if path.is_dir() {
+            super::count_files_except_git(&path)?.0
+        } else {
+            1
+        };
+    }
+    let asked: Vec<PathBuf> = entries.iter().take(PATHS_ASKED).cloned().collect();
+    Ok(Some(Ignored {
+        files,
+        whole: false,
+        rules: rules(dir, &asked)?,
+    }))
+}
+
+/// `git check-ignore -v` of `paths` in `dir`: each distinct rule (`.gitignore:3:dist/`)
+/// with the first path it ignores, at most RULES_SHOWN.
+fn rules(dir: &Path, paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, SourceError> {
+    let mut args: Vec<&str> = vec!["check-ignore", "-v", "--"];
+    let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    args.extend(names.iter().map(String::as_str));
+    let output = run(dir, &args)?;
+    // 1: none of them is ignored.
+    if !output.status.success() && output.status.code() != Some(1) {
+        return Err(failed(dir, &args, &output));
+    }
+    // `<source>:<line>:<pattern>` TAB `<path>` (`-z` needs `--stdin`, which Spawn does
+    // not feed; a path git quotes is shown quoted).
+    let mut rules: Vec<(String, PathBuf)> = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((rule, path)) = line.split_once('\t') else {
+            continue;
+        };
+        if rules.len() < RULES_SHOWN && !rules.iter().any(|(r, _)| r == rule) {
+            rules.push((rule.to_string(), PathBuf::from(path)));
+        }
+    }
+    Ok(rules)
+}
+
 /// Whether `dir` holds changes not in HEAD: modified, staged, deleted or untracked files.
 pub(crate) fn has_changes(dir: &Path) -> Result<bool, SourceError> {
     let args = [

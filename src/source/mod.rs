@@ -33,6 +33,7 @@ pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYT
 pub use copy::{copy_cache, copy_tree, count_files, CopyStats, FileCount};
 pub(crate) use copy::{copy_tree_excluding, Exclude};
 pub use error::SourceError;
+pub use git::{Ignored, RULES_SHOWN};
 pub use pack::pack_tar_gz;
 
 use archive::{unpack_single_folder, Links};
@@ -56,6 +57,8 @@ pub struct SourceInfo {
     /// FIFOs, sockets and devices found in a folder source and left out (relative paths):
     /// git cannot carry them either, so a push would not have them.
     pub skipped: Vec<PathBuf>,
+    /// In a work tree: what git ignores under the folder taken, left out.
+    pub ignored: Option<Ignored>,
 }
 
 /// Fill `dest` (must not exist; created, with its parent existing) with the app's files
@@ -116,7 +119,20 @@ pub fn intake(
         files: taken.files,
         bytes: taken.bytes,
         skipped: taken.skipped,
+        ignored: taken.ignored,
     })
+}
+
+/// Regular files (and their bytes) under `root`, but not in a `.git` folder.
+fn count_files_except_git(root: &Path) -> Result<(u64, u64), SourceError> {
+    let mut count = copy::FileCount::default();
+    let walk = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git");
+    for entry in walk {
+        count.add(&entry.map_err(|e| SourceError::io("read", root, e.into()))?)?;
+    }
+    Ok((count.files, count.bytes))
 }
 
 /// A source gathered in the staging folder, not yet moved into place.
@@ -132,6 +148,7 @@ struct Taken {
     files: u64,
     bytes: u64,
     skipped: Vec<PathBuf>,
+    ignored: Option<Ignored>,
 }
 
 enum InputFile {
@@ -286,6 +303,7 @@ fn take_folder(input: &Path, project_dir: Option<&Path>, staging: &Staging) -> R
         files: stats.files,
         bytes: stats.bytes,
         skipped: stats.skipped,
+        ignored: None,
     })
 }
 
@@ -304,18 +322,37 @@ fn take_work_tree(
     let built = staging.path().join("app");
     // `git status` stats every file and may re-read the racily clean ones: run it while
     // the files are copied rather than after.
-    let (stats, changed) = std::thread::scope(|scope| {
+    // So does the walk for what git ignores.
+    let (stats, changed, ignored) = std::thread::scope(|scope| {
         let changed = scope.spawn(|| match work_tree.head {
             Some(_) => git::has_changes(&root),
             None => Ok(false),
         });
+        let ignored = scope.spawn(|| git::ignored(&root, files.len()));
         let stats = copy_listed(&root, &files, &built);
         let changed = changed
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (stats, changed)
+        let ignored = ignored
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (stats, changed, ignored)
     });
-    let (stats, changed) = (stats?, changed?);
+    let (stats, changed, ignored) = (stats?, changed?, ignored?);
+    if let Some(Ignored {
+        whole: true,
+        files,
+        rules,
+    }) = &ignored
+    {
+        if stats.files == 0 {
+            return Err(SourceError::IgnoredByGit {
+                path: root.clone(),
+                rule: rules.first().map(|(r, _)| r.clone()).unwrap_or_default(),
+                files: *files,
+            });
+        }
+    }
     if let Some(branch) = &work_tree.branch {
         description.push_str(&format!(" on branch {branch}"));
     }
@@ -336,6 +373,7 @@ fn take_work_tree(
         files: stats.files,
         bytes: stats.bytes,
         skipped: stats.skipped,
+        ignored,
     })
 }
 
@@ -353,6 +391,7 @@ fn take_commit(input: &Path, git_ref: &str, staging: &Staging) -> Result<Taken, 
         files: stats.files + stats.hard_links,
         bytes: stats.bytes,
         skipped: Vec::new(),
+        ignored: None,
     })
 }
 
@@ -369,6 +408,7 @@ fn take_archive(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
         files: stats.files + stats.hard_links,
         bytes: stats.bytes,
         skipped: Vec::new(),
+        ignored: None,
     })
 }
 
@@ -388,6 +428,7 @@ fn take_java_file(input: &Path, staging: &Staging) -> Result<Taken, SourceError>
         files: 1,
         bytes,
         skipped: Vec::new(),
+        ignored: None,
     })
 }
 
