@@ -12,6 +12,15 @@ use clap::{Args, Parser, Subcommand};
     about = "Rehearse a Scalingo deployment on this machine: classic buildpacks, Procfile processes, TCP readiness, postdeploy, zero-downtime switch."
 )]
 pub struct Cli {
+    /// The app to work on, before or after the verb (default: SHIPWAY_APP, then the app the
+    /// work tree's `shipway` git remote deploys, then the current folder's name when such an
+    /// app exists; verbs that take a SOURCE default to the source's name)
+    #[arg(short, long, global = true, value_name = "APP")]
+    pub app: Option<String>,
+    /// The git remote that names the app (default: shipway; `shipway-REMOTE` is tried too);
+    /// for git-setup and git-show, the remote to add or show
+    #[arg(short, long, global = true, value_name = "REMOTE")]
+    pub remote: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,12 +38,14 @@ pub struct EnvArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build SOURCE and roll it out: the app is served at http://127.0.0.1:PORT afterwards
+    #[command(after_help = "Examples:
+  shipway deploy                         the current folder, as app <folder name>
+  shipway deploy fixtures/apps/python    a folder; the app is named after it
+  shipway -a myapp deploy app.tar.gz     an archive with one top folder, as app myapp
+  shipway deploy --ref HEAD~1            exactly that commit's tree")]
     Deploy {
         /// A folder (default: .), a .tar.gz/.tgz archive with one top folder, or a .war/.jar file
         source: Option<PathBuf>,
-        /// The app (default: the source folder's name)
-        #[arg(short, long)]
-        app: Option<String>,
         /// Deploy exactly this commit's tree (git archive); sets SOURCE_VERSION
         #[arg(long = "ref", value_name = "REF")]
         git_ref: Option<String>,
@@ -46,24 +57,30 @@ pub enum Command {
         env: EnvArgs,
     },
     /// Show every candidate buildpack's verdict on DIR, the winner and why
+    #[command(after_help = "Examples:
+  shipway detect fixtures/apps/python
+  shipway detect --buildpack ./my-buildpack .     does my buildpack apply to this folder?
+  shipway -a myapp detect                         with myapp's BUILDPACK_URL/BUILDPACK_NAME")]
     Detect {
+        /// The app's folder (default: .)
         dir: Option<PathBuf>,
         /// Test this buildpack (a bundled name, folder, file:// git URL#ref or .tgz) instead; repeatable
         #[arg(long = "buildpack", value_name = "PATH_OR_URL")]
         buildpacks: Vec<String>,
-        /// The app whose config vars (BUILDPACK_URL, BUILDPACK_NAME) apply
-        #[arg(short, long)]
-        app: Option<String>,
         #[command(flatten)]
         env: EnvArgs,
+        /// Print the verdicts as JSON
         #[arg(long)]
         json: bool,
     },
     /// Build SOURCE into a release folder without deploying it
+    #[command(after_help = "Examples:
+  shipway build                          a release of the current folder, not started
+  shipway build --out /tmp/slug .        the release folder (app/, release.toml) in /tmp/slug")]
     Build {
+        /// A folder (default: .), a .tar.gz/.tgz archive, or a .war/.jar file
         source: Option<PathBuf>,
-        #[arg(short, long)]
-        app: Option<String>,
+        /// Build exactly this commit's tree (git archive); sets SOURCE_VERSION
         #[arg(long = "ref", value_name = "REF")]
         git_ref: Option<String>,
         /// Use these buildpacks, in order, instead of the selection rules; repeatable
@@ -75,32 +92,27 @@ pub enum Command {
         #[command(flatten)]
         env: EnvArgs,
     },
-    /// Add a git remote (default `shipway`) whose pushes to main/master deploy APP
+    /// Add a git remote (default `shipway`, or -r REMOTE) whose pushes to main/master deploy the app
+    #[command(after_help = "Examples:
+  shipway git-setup && git push shipway main       the app is named after the work tree's folder
+  shipway -a staging -r staging git-setup          a second app: git push staging main")]
     GitSetup {
-        /// The app (default: the work tree's folder name)
-        #[arg(short, long)]
-        app: Option<String>,
-        /// The name of the remote to add
-        #[arg(short, long, default_value = "shipway")]
-        remote: String,
         /// Replace a remote of that name that points elsewhere
         #[arg(long)]
         force: bool,
     },
-    /// Show the git remote that deploys APP
-    GitShow {
-        #[arg(short, long)]
-        app: Option<String>,
-        #[arg(short, long, default_value = "shipway")]
-        remote: String,
-    },
+    /// Show the git remote that deploys the app (-r REMOTE: another remote)
+    #[command(after_help = "Examples:
+  shipway git-show                 in a work tree: the URL of its `shipway` remote
+  shipway -a myapp git-show        elsewhere: myapp's repository")]
+    GitShow,
     /// Write the archive `scalingo deploy` takes (a .tar.gz with one top folder) from SOURCE
+    #[command(after_help = "Examples:
+  shipway archive                  ./<folder>.tar.gz from the current folder
+  shipway archive -o /tmp/a.tgz --ref v1.2 .")]
     Archive {
         /// A folder (default: .); in a git work tree, what `deploy` would take from it
         source: Option<PathBuf>,
-        /// The app, which names the top folder (default: the source folder's name)
-        #[arg(short, long)]
-        app: Option<String>,
         /// Archive exactly this commit's tree (git archive)
         #[arg(long = "ref", value_name = "REF")]
         git_ref: Option<String>,
@@ -110,46 +122,62 @@ pub enum Command {
     },
     /// The pre-receive hook of a `git-setup` repository: deploys what is pushed (internal)
     #[command(hide = true)]
-    GitReceive {
-        #[arg(short, long)]
-        app: String,
-        /// The remote's name in the user's repository, for advice
-        #[arg(long, default_value = "shipway")]
-        remote: String,
-    },
+    GitReceive,
     /// Run the platform (routers and containers) in the foreground; Ctrl-C stops it
+    #[command(after_help = "Examples:
+  shipway up               logs of every app, prefixed `app [web-1]`, until Ctrl-C
+  shipway up --detach")]
     Up {
-        /// Run it in the background
+        /// Run it in the background (its log: SHIPWAY_HOME/platform.log)
         #[arg(long)]
         detach: bool,
     },
     /// Stop the platform and every app process, gracefully
+    #[command(after_help = "Example:
+  shipway down")]
     Down,
     /// Create an app, so that its config vars (e.g. BUILDPACK_URL) can be set before the first deploy
-    Create { app: String },
-    /// Stop an app's containers and remove all its state
-    Destroy {
+    #[command(after_help = "Example:
+  shipway create myapp && shipway -a myapp env-set BUILDPACK_NAME=python")]
+    Create {
+        /// The app's name: lowercase letters, digits and dashes, starting with a letter
         app: String,
-        /// Confirm: everything of the app is deleted (config vars, releases, history, cache)
+    },
+    /// Stop an app's containers and delete all its state (asks for its name unless --force)
+    #[command(after_help = "Examples:
+  shipway destroy myapp
+  shipway -a myapp destroy --force")]
+    Destroy {
+        /// The app (or -a APP; no default: the app to destroy is always named)
+        #[arg(value_name = "APP")]
+        name: Option<String>,
+        /// Do not ask: everything of the app is deleted (config vars, releases, history, cache)
         #[arg(long)]
         force: bool,
     },
     /// The apps known, their current release, router URL and status
+    #[command(after_help = "Example:
+  shipway apps --json")]
     Apps {
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// The app's containers: name, status, command, PORT, pid, uptime, restarts
+    #[command(after_help = "Examples:
+  shipway ps
+  shipway -a myapp ps --json")]
     Ps {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// The containers' output, with timestamps and [web-1] prefixes
+    #[command(after_help = "Examples:
+  shipway logs -f
+  shipway logs -n 20 --filter web-1
+  shipway logs --filter one-off-1     the output of a `run --detached`")]
     Logs {
-        #[arg(short, long)]
-        app: Option<String>,
         /// How many lines (from the end)
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
         lines: usize,
@@ -160,36 +188,47 @@ pub enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
-    /// Change how many containers of each type run: `web=2 worker=1` (or `web:2`)
+    /// Show the formation, or change it: TYPE:AMOUNT, TYPE:+N, TYPE:-N (or TYPE=AMOUNT)
+    #[command(after_help = "Examples:
+  shipway scale                    the formation: each process type, its amount and command
+  shipway scale web:2 worker:1
+  shipway scale web:+1 worker:-1
+  shipway scale web:1:L            the size is accepted, not enforced (no memory limit here)")]
     Scale {
-        #[arg(short, long)]
-        app: Option<String>,
-        #[arg(required = true, value_name = "TYPE=COUNT")]
+        /// TYPE:AMOUNT[:SIZE], TYPE:+N or TYPE:-N; none: show the formation
+        #[arg(value_name = "TYPE:AMOUNT")]
         counts: Vec<String>,
     },
     /// Restart every container, a type (web) or one container (web-1), new ones first
+    #[command(after_help = "Examples:
+  shipway restart
+  shipway restart worker
+  shipway restart web-2")]
     Restart {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// A process type (web) or a container (web-1); default: all
         target: Option<String>,
     },
     /// The app's config vars
+    #[command(after_help = "Example:
+  shipway env --json")]
     Env {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// One config var's value
+    #[command(after_help = "Example:
+  shipway env-get DATABASE_URL")]
     EnvGet {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// The config var's name
         name: String,
     },
     /// Set config vars (restarts nothing: run `shipway restart` to apply them)
+    #[command(after_help = "Examples:
+  shipway env-set DEBUG=1 LOG_LEVEL=info && shipway restart
+  shipway env-set --file .env")]
     EnvSet {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// NAME=value pairs
         #[arg(value_name = "NAME=VALUE")]
         pairs: Vec<String>,
         /// Also read NAME=value lines from this .env file
@@ -197,49 +236,78 @@ pub enum Command {
         file: Option<PathBuf>,
     },
     /// Remove config vars (restarts nothing)
+    #[command(after_help = "Example:
+  shipway env-unset DEBUG LOG_LEVEL")]
     EnvUnset {
-        #[arg(short, long)]
-        app: Option<String>,
-        #[arg(required = true)]
+        /// The config vars' names
+        #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
     /// The app's deployments: id, date, duration, git ref, status, image size
+    #[command(after_help = "Example:
+  shipway deployments --json")]
     Deployments {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
-    /// The full output of a deployment (default: the last one)
+    /// The full output of a deployment (default: the last one); exits with its status's code
+    #[command(after_help = "Examples:
+  shipway deployment-logs
+  shipway deployment-logs 1764842100123-3f2a")]
     DeploymentLogs {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// A deployment id, as `shipway deployments` lists them (default: the last one)
         id: Option<String>,
     },
     /// Delete the app's build cache (CACHE_DIR)
-    DeploymentDeleteCache {
-        #[arg(short, long)]
-        app: Option<String>,
-    },
+    #[command(after_help = "Example:
+  shipway deployment-delete-cache && shipway deploy")]
+    DeploymentDeleteCache,
     /// The buildpacks fetched by URL and kept for builds without the network
+    #[command(after_help = "Examples:
+  shipway buildpacks
+  shipway buildpacks --clear")]
     Buildpacks {
         /// Remove them all (the next build fetches what it needs again)
         #[arg(long)]
         clear: bool,
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// Roll out the release of an earlier successful deployment again, without building
+    #[command(after_help = "Examples:
+  shipway rollback                 the previous successful deployment's release
+  shipway rollback 1764842100123-3f2a")]
     Rollback {
-        #[arg(short, long)]
-        app: Option<String>,
         /// A deployment id (default: the previous successful deployment)
         id: Option<String>,
     },
-    /// Run a command in a one-off container of the current release, in this terminal
+    /// Run a command in a one-off container of the current release, attached to this terminal
+    #[command(
+        long_about = "Run a command in a one-off container of the current release: the app's \
+environment and profile scripts, no PORT, attached to this terminal; its exit status is shipway's.
+
+Several words are passed as they are, each one argument (`run echo 'a  b'` prints `a  b`); \
+a single word is a command line for bash, as in a Procfile (`run 'rake db:migrate && echo ok'`).",
+        after_help = "Examples:
+  shipway run bash
+  shipway run python manage.py migrate
+  shipway run -e DEBUG=1 -e LEVEL=2 env
+  shipway run --detached python long_task.py     output in `shipway logs`
+  shipway run 'echo $CONTAINER && exit 3'"
+    )]
     Run {
+        /// A variable for this container only, NAME=value (repeatable); it overrides the config var of that name
+        #[arg(short, long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// Start it in the background, owned by the platform: its output goes to the app's logs
         #[arg(short, long)]
-        app: Option<String>,
+        detached: bool,
+        /// The container size (S, M, L, XL, 2XL...): accepted for the Scalingo CLI's sake, ignored here
+        #[arg(short, long, value_name = "SIZE")]
+        size: Option<String>,
+        /// The command and its arguments
         #[arg(
             required = true,
             trailing_var_arg = true,
@@ -249,63 +317,145 @@ pub enum Command {
         command: Vec<String>,
     },
     /// The scheduled jobs of the current release (cron.json): schedule, command, size, last and next run
+    #[command(after_help = "Examples:
+  shipway cron-tasks
+  shipway cron-tasks --json")]
     CronTasks {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// Run a job of cron.json now, as the scheduler would: its number (1) or its command
+    #[command(after_help = "Examples:
+  shipway cron-run 1
+  shipway cron-run 'python manage.py clearsessions'")]
     CronRun {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// The job's number in `shipway cron-tasks` (1), or its command
         #[arg(value_name = "JOB")]
         job: String,
     },
-    /// The platform itself when started by `up --detach` or `deploy` (internal)
+    /// Print a completion script for a shell
+    #[command(after_help = "Examples:
+  shipway completions bash > ~/.local/share/bash-completion/completions/shipway
+  shipway completions zsh > ~/.zfunc/_shipway        (with fpath+=~/.zfunc in ~/.zshrc)
+  shipway completions fish > ~/.config/fish/completions/shipway.fish")]
+    Completions {
+        /// bash, zsh or fish (also elvish, powershell)
+        shell: clap_complete::Shell,
+    },
+    /// Print shipway's man page (roff)
+    #[command(after_help = "Examples:
+  shipway man | man -l -
+  shipway man > ~/.local/share/man/man1/shipway.1")]
+    Man,
     /// Provision an addon backed by a real server of this machine: postgresql, redis or
     /// mysql (its config vars are set and the app restarted)
+    #[command(after_help = "Examples:
+  shipway addons-add postgresql
+  shipway -a myapp addons-add postgresql postgresql-starter-512")]
     AddonsAdd {
-        #[arg(short, long)]
-        app: Option<String>,
         /// postgresql, redis or mysql
         addon: String,
         /// The platform's plan name (shown; its size is not enforced here)
         plan: Option<String>,
     },
     /// The app's addons, and whether their servers run
+    #[command(after_help = "Examples:
+  shipway addons
+  shipway addons --json")]
     Addons {
-        #[arg(short, long)]
-        app: Option<String>,
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// Stop an addon's server and delete its data (its config vars are unset and the
     /// app restarted)
+    #[command(after_help = "Examples:
+  shipway addons-remove redis
+  shipway addons-remove ad-1a2b3c4d")]
     AddonsRemove {
-        #[arg(short, long)]
-        app: Option<String>,
         /// The addon's ID (`shipway addons`), or its kind
         id: String,
     },
     /// psql connected to the app's PostgreSQL addon
-    PgsqlConsole {
-        #[arg(short, long)]
-        app: Option<String>,
-    },
+    #[command(after_help = "Example:
+  shipway pgsql-console")]
+    PgsqlConsole,
     /// redis-cli connected to the app's Redis addon
-    RedisConsole {
-        #[arg(short, long)]
-        app: Option<String>,
-    },
+    #[command(after_help = "Example:
+  shipway redis-console")]
+    RedisConsole,
     /// The mysql client connected to the app's MySQL addon
-    MysqlConsole {
-        #[arg(short, long)]
-        app: Option<String>,
-    },
+    #[command(after_help = "Example:
+  shipway mysql-console")]
+    MysqlConsole,
+    /// The platform itself when started by `up --detach` or `deploy` (internal)
     #[command(hide = true)]
     Platform,
     /// Kills every app process group if the platform dies (internal)
     #[command(hide = true)]
     Watchdog,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_verb_has_an_example_and_every_flag_a_description() {
+        let top = Cli::command();
+        top.clone().debug_assert();
+        let mut missing = Vec::new();
+        for verb in top.get_subcommands().filter(|c| !c.is_hide_set()) {
+            let name = verb.get_name();
+            let examples = verb.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            if !examples.contains(&format!("shipway {name}")) && !examples.contains(&format!(" {name}")) {
+                missing.push(format!("{name}: no example"));
+            }
+            for arg in verb.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = arg.get_id().as_str();
+                if id != "help" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{name} {id}: no description"));
+                }
+            }
+        }
+        for arg in top.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && arg.get_help().is_none() {
+                missing.push(format!("shipway {id}: no description"));
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn the_app_and_remote_are_read_before_or_after_the_verb() {
+        for args in [
+            &["shipway", "-a", "myapp", "-r", "staging", "ps"][..],
+            &["shipway", "ps", "-a", "myapp", "-r", "staging"],
+            &["shipway", "ps", "--app=myapp", "--remote", "staging"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.app.as_deref(), Some("myapp"), "{args:?}");
+            assert_eq!(cli.remote.as_deref(), Some("staging"), "{args:?}");
+        }
+        // After the command's first word, everything belongs to the command.
+        let cli = Cli::try_parse_from(["shipway", "run", "-e", "A=1", "-a", "x", "ls", "-a", "-d"]).unwrap();
+        let Command::Run {
+            env,
+            command,
+            detached,
+            ..
+        } = cli.command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(
+            (env, cli.app.as_deref(), detached),
+            (vec!["A=1".to_string()], Some("x"), false)
+        );
+        assert_eq!(command, ["ls", "-a", "-d"]);
+    }
 }

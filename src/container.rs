@@ -47,9 +47,17 @@ pub struct ContainerSpec {
     pub command: String,
 }
 
+/// The type of `run --detached` containers, named `one-off-1`... as on the platform:
+/// not a process type of the formation, never restarted.
+pub const ONE_OFF: &str = "one-off";
+
 impl ContainerSpec {
     pub fn name(&self) -> String {
         format!("{}-{}", self.process_type, self.index)
+    }
+
+    pub fn is_one_off(&self) -> bool {
+        self.process_type == ONE_OFF
     }
 }
 
@@ -116,6 +124,20 @@ pub fn runtime_env(
         }
     }
     vars.into_iter().collect()
+}
+
+/// The command line for bash of a one-off's argv (`shipway run`): one word is a command
+/// line as a Procfile's (`'rake db:migrate && echo done'`); several words are each
+/// single-quoted, so spaces, quotes and `$` reach the program as typed.
+pub fn command_line(argv: &[String]) -> String {
+    match argv {
+        [line] => line.clone(),
+        words => words
+            .iter()
+            .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 /// The bash script that runs a command the platform's way.
@@ -365,6 +387,18 @@ mod tests {
             addons: vec![],
             slug_bytes: 0,
         }
+    }
+
+    #[test]
+    fn a_one_offs_words_are_quoted_and_one_word_is_a_command_line() {
+        let words = |w: &[&str]| command_line(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(words(&["echo $HOME && ls"]), "echo $HOME && ls");
+        assert_eq!(words(&["echo", "a  b", "c'd"]), r"'echo' 'a  b' 'c'\''d'");
+        let out = std::process::Command::new("bash")
+            .args(["-c", &words(&["printf", "[%s]", "a  b", "c'd", "$x", ""])])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "[a  b][c'd][$x][]");
     }
 
     #[test]

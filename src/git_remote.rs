@@ -131,6 +131,33 @@ pub fn remote_url(dir: &Path, remote: &str) -> Result<Option<String>, GitRemoteE
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
 }
 
+/// The app a remote made by `setup` deploys, read from its URL (`.../apps/<app>/repo.git`,
+/// the layout of [`repository`]), as the Scalingo CLI reads `<app>.git` from its remote.
+/// Any other URL names no app.
+pub fn app_of_url(url: &str) -> Option<String> {
+    let path = Path::new(url.trim_end_matches('/'));
+    if path.file_name()? != "repo.git" {
+        return None;
+    }
+    let app = path.parent()?;
+    if app.parent()?.file_name()? != "apps" {
+        return None;
+    }
+    app.file_name()?.to_str().map(String::from)
+}
+
+/// The app that `remote` (or `shipway-<remote>`, as the Scalingo CLI also tries
+/// `scalingo-<remote>`) of the work tree holding `dir` deploys, with the remote's name.
+/// `None` outside a work tree, without such a remote, or when its URL is not shipway's.
+pub fn app_of_remote(dir: &Path, remote: &str) -> Option<(String, String)> {
+    [remote.to_string(), format!("shipway-{remote}")]
+        .into_iter()
+        .find_map(|name| {
+            let url = remote_url(dir, &name).ok()??;
+            Some((app_of_url(&url)?, name))
+        })
+}
+
 /// What `setup` did with the remote.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RemoteChange {
@@ -433,6 +460,27 @@ mod tests {
         assert!(Refusal::Shallow
             .to_string()
             .contains("git fetch --all --unshallow"));
+    }
+
+    #[test]
+    fn the_app_is_read_from_a_remote_url() {
+        assert_eq!(
+            app_of_url("/home/me/.local/state/shipway/apps/myapp/repo.git").as_deref(),
+            Some("myapp")
+        );
+        assert_eq!(
+            app_of_url("/tmp/h/apps/my-app/repo.git/").as_deref(),
+            Some("my-app")
+        );
+        for other in [
+            "git@ssh.osc-fr1.scalingo.com:myapp.git",
+            "/tmp/h/myapp/repo.git",
+            "/tmp/apps/myapp/other.git",
+            "repo.git",
+            "",
+        ] {
+            assert_eq!(app_of_url(other), None, "{other}");
+        }
     }
 
     #[test]

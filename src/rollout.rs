@@ -84,14 +84,26 @@ fn with_tail(mut lines: Vec<String>, tail: &[String]) -> Vec<String> {
 
 /// How many containers of each type run: `web` and `tcp` 1 unless scaled, other types
 /// 0 until scaled, `postdeploy` never (PLATFORM.md §3).
+pub fn amounts(release: &Release, formation: &BTreeMap<String, u32>) -> Vec<(String, u32)> {
+    release
+        .process_types
+        .keys()
+        .filter(|t| *t != "postdeploy")
+        .map(|t| (t.clone(), amount(t, formation)))
+        .collect()
+}
+
+/// The amount of `process_type` in `formation`, or its default.
+pub fn amount(process_type: &str, formation: &BTreeMap<String, u32>) -> u32 {
+    let default = u32::from(container::is_routed(process_type));
+    formation.get(process_type).copied().unwrap_or(default)
+}
+
+/// The containers the formation asks for, as [`amounts`] counts them.
 pub fn specs(release: &Release, formation: &BTreeMap<String, u32>) -> Vec<ContainerSpec> {
     let mut specs = Vec::new();
-    for (process_type, command) in &release.process_types {
-        if process_type == "postdeploy" {
-            continue;
-        }
-        let default = u32::from(container::is_routed(process_type));
-        let count = formation.get(process_type).copied().unwrap_or(default);
+    for (process_type, count) in amounts(release, formation) {
+        let command = &release.process_types[&process_type];
         for index in 1..=count {
             specs.push(ContainerSpec {
                 process_type: process_type.clone(),

@@ -15,13 +15,13 @@ use crate::ui::tables;
 
 pub fn add(
     settings: &Settings,
-    app: Option<String>,
+    choice: &super::AppChoice,
     spec: String,
     plan: Option<String>,
 ) -> Result<i32, Error> {
     // A bad name is said before a platform is started for it.
     addon::parse_spec(&spec).map_err(|e| Error::Usage(e.to_string()))?;
-    let (home, app) = super::existing_app(settings, app)?;
+    let (home, app) = super::existing_app(settings, choice)?;
     client::stream(
         &home,
         Request::AddonsAdd {
@@ -32,15 +32,15 @@ pub fn add(
     )
 }
 
-pub fn remove(settings: &Settings, app: Option<String>, id: String) -> Result<i32, Error> {
-    let (home, app) = super::existing_app(settings, app)?;
+pub fn remove(settings: &Settings, choice: &super::AppChoice, id: String) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, choice)?;
     // Said here when the app has no such addon, before a platform is started for it.
     addon::find(&app, &id).map_err(|e| Error::Usage(e.to_string()))?;
     client::stream(&home, Request::AddonsRemove { app: app.name, id })
 }
 
-pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
-    let (home, app) = super::existing_app(settings, app)?;
+pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, choice)?;
     let rows = match rows(&home, &app.name)? {
         Some(rows) => rows,
         // No platform: what is stored, none of it running.
@@ -74,8 +74,8 @@ fn rows(home: &Home, app: &str) -> Result<Option<Vec<AddonRow>>, Error> {
 }
 
 /// The client of `kind`, connected to the app's addon; its exit status passed through.
-pub fn console(settings: &Settings, app: Option<String>, kind: Kind) -> Result<i32, Error> {
-    let (home, app) = super::existing_app(settings, app)?;
+pub fn console(settings: &Settings, choice: &super::AppChoice, kind: Kind) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, choice)?;
     let a = addon::find(&app, kind.name()).map_err(|_| {
         Error::Usage(format!(
             "{} has no {kind} addon: `shipway addons-add {kind} -a {}` provisions one",

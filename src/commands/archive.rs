@@ -22,7 +22,7 @@ fn source_error(e: SourceError) -> Error {
 /// `shipway archive [SOURCE] [-a APP] [--ref REF] [-o FILE]`.
 pub fn write(
     source: Option<PathBuf>,
-    app: Option<String>,
+    choice: &super::AppChoice,
     git_ref: Option<String>,
     output: Option<PathBuf>,
 ) -> Result<i32, Error> {
@@ -34,7 +34,7 @@ pub fn write(
             input.display()
         )));
     }
-    let name = super::app_name(app, &input)?;
+    let name = choice.for_source(&input)?.name;
     let output = output.unwrap_or_else(|| PathBuf::from(format!("{name}.tar.gz")));
     let output = std::path::absolute(&output).map_err(io("resolve", &output))?;
     let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -80,6 +80,9 @@ pub fn write(
     out.step(&format!("Source: {}", info.description));
     if let Some(v) = &info.version {
         out.detail(&format!("SOURCE_VERSION={v}"));
+    }
+    if let Some(ignored) = &info.ignored {
+        out.detail(&format!("note: {}", ignored.describe()));
     }
     let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
     out.step(&format!(

@@ -13,7 +13,7 @@ use crate::settings::{render_duration, Settings};
 use crate::signals;
 use crate::ui::{human_duration, Output};
 
-use super::{app_name, env_args, home, source_path};
+use super::{env_args, home, source_path, AppChoice};
 
 #[derive(Serialize)]
 struct DetectRow {
@@ -197,14 +197,14 @@ pub fn detect(
 pub fn build(
     settings: &Settings,
     source: Option<PathBuf>,
-    app: Option<String>,
+    choice: &AppChoice,
     git_ref: Option<String>,
     flags: Vec<String>,
     out_dir: Option<PathBuf>,
     env: &EnvArgs,
 ) -> Result<i32, Error> {
     let input = source_path(source)?;
-    let name = app_name(app, &input)?;
+    let name = choice.for_source(&input)?.name;
     let extra = env_args(env)?;
     let home = home(settings)?;
     let app = home.app(&name)?;

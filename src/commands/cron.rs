@@ -9,8 +9,8 @@ use crate::platform::protocol::Request;
 use crate::settings::Settings;
 use crate::ui::tables::{self, CronTaskRow, LastRunRow};
 
-pub fn tasks(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
-    let (home, app) = super::existing_app(settings, app)?;
+pub fn tasks(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, choice)?;
     let jobs = match app.current() {
         Some(n) => cron::load(&app.release(n)).map_err(|e| Error::Platform {
             message: e.to_string(),
@@ -58,7 +58,7 @@ fn rfc3339(time: schedule::UnixTime) -> String {
     crate::ui::utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
-pub fn run(settings: &Settings, app: Option<String>, job: String) -> Result<i32, Error> {
-    let (home, app) = super::existing_app(settings, app)?;
+pub fn run(settings: &Settings, choice: &super::AppChoice, job: String) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, choice)?;
     client::stream(&home, Request::CronRun { app: app.name, job })
 }

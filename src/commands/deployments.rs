@@ -9,8 +9,8 @@ use crate::settings::Settings;
 use crate::ui::tables::{self, DeploymentRow};
 use crate::ui::{utc, Output};
 
-pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, choice)?;
     let rows: Vec<DeploymentRow> = Deployment::list(&app)
         .into_iter()
         .rev()
@@ -37,8 +37,8 @@ pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32,
 }
 
 /// Exits with the code of the deployment it shows.
-pub fn logs(settings: &Settings, app: Option<String>, id: Option<String>) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+pub fn logs(settings: &Settings, choice: &super::AppChoice, id: Option<String>) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, choice)?;
     let history = Deployment::list(&app);
     let chosen = match &id {
         Some(id) => history
@@ -70,8 +70,8 @@ pub fn logs(settings: &Settings, app: Option<String>, id: Option<String>) -> Res
     Ok(d.status().map_or(exit::ERROR, |s| s.exit_code()))
 }
 
-pub fn delete_cache(settings: &Settings, app: Option<String>) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+pub fn delete_cache(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, choice)?;
     let cache = app.cache();
     let out = Output::stdout();
     if cache.exists() {

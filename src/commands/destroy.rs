@@ -1,19 +1,38 @@
-//! `shipway destroy APP --force`: stop its containers (through the platform, when one
-//! runs) and delete everything shipway keeps of it.
+//! `shipway destroy APP` (or `-a APP destroy`), as `scalingo destroy`: on a terminal it
+//! asks for the app's name unless `--force`; then it stops the app's containers (through
+//! the platform, when one runs) and deletes everything shipway keeps of it.
+
+use std::io::{BufRead, IsTerminal, Write};
 
 use crate::error::{exit, Error};
+use crate::git_remote;
 use crate::platform::client;
 use crate::platform::protocol::{Event, Request};
 use crate::settings::Settings;
 use crate::ui::Output;
 
-pub fn run(settings: &Settings, name: String, force: bool) -> Result<i32, Error> {
+use super::AppChoice;
+
+pub fn run(settings: &Settings, choice: &AppChoice, name: Option<String>, force: bool) -> Result<i32, Error> {
+    // The app to destroy is named, never guessed from a remote or a folder.
+    let name = match (name, &choice.flag) {
+        (Some(n), Some(a)) if n != *a => {
+            return Err(Error::Usage(format!(
+                "destroy {n} or -a {a}? Name one app (they differ): nothing was deleted"
+            )))
+        }
+        (Some(n), _) => n,
+        (None, Some(a)) => a.clone(),
+        (None, None) => {
+            return Err(Error::Usage(
+                "name the app to destroy: `shipway destroy APP` or `shipway -a APP destroy`".into(),
+            ))
+        }
+    };
     let home = super::home(settings)?;
     let app = home.existing_app(&name)?;
     if !force {
-        return Err(Error::Usage(format!(
-            "destroying {name} deletes its config vars, releases, history and cache: confirm with --force"
-        )));
+        confirm(&name)?;
     }
     match client::ask(&home, &Request::Destroy { app: name.clone() })? {
         Some(Event::Error { message }) => return Err(Error::Platform { message }),
@@ -26,6 +45,43 @@ pub fn run(settings: &Settings, name: String, force: bool) -> Result<i32, Error>
             })?;
         }
     }
-    Output::stdout().step(&format!("App {name} destroyed"));
+    let out = Output::stdout();
+    out.step(&format!("App {name} has been deleted"));
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Some((deployed, remote)) = git_remote::app_of_remote(&cwd, choice.remote_name()) {
+            if deployed == name {
+                out.detail(&format!(
+                    "the git remote `{remote}` of this work tree pointed at it: its repository is deleted, so `git push {remote}` now fails; `shipway -a {name} git-setup` makes the app again and repoints it (or `git remote remove {remote}`)"
+                ));
+            }
+        }
+    }
     Ok(exit::SUCCESS)
+}
+
+/// On a terminal, the user types the app's name, as `scalingo destroy` asks; elsewhere
+/// `--force` is required, since nobody can answer.
+fn confirm(name: &str) -> Result<(), Error> {
+    let refuse = |why: String| Error::Usage(format!("{why}: nothing was deleted"));
+    if !std::io::stdin().is_terminal() {
+        return Err(refuse(format!(
+            "destroying {name} deletes its config vars, releases, history and cache; not on a terminal, so confirm with --force"
+        )));
+    }
+    print!("/!\\ You're going to delete {name}: its config vars, releases, history and cache. This is irreversible.\nTo confirm, type the name of the app: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|source| Error::Io {
+            action: "read the confirmation from",
+            path: "the terminal".into(),
+            source,
+        })?;
+    let answer = answer.trim_end_matches(['\n', '\r']);
+    if answer != name {
+        return Err(refuse(format!("{answer:?} is not {name:?}")));
+    }
+    Ok(())
 }

@@ -7,8 +7,8 @@ use crate::error::{exit, Error};
 use crate::settings::Settings;
 use crate::ui::{tables, Output};
 
-pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, choice)?;
     let vars = app.load_config()?.config_vars;
     if json {
         tables::print_json(&vars);
@@ -18,8 +18,8 @@ pub fn list(settings: &Settings, app: Option<String>, json: bool) -> Result<i32,
     Ok(exit::SUCCESS)
 }
 
-pub fn get(settings: &Settings, app: Option<String>, name: String) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+pub fn get(settings: &Settings, choice: &super::AppChoice, name: String) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, choice)?;
     match app.load_config()?.config_vars.get(&name) {
         Some(v) => {
             tables::value(v);
@@ -31,11 +31,11 @@ pub fn get(settings: &Settings, app: Option<String>, name: String) -> Result<i32
 
 pub fn set(
     settings: &Settings,
-    app: Option<String>,
+    choice: &super::AppChoice,
     pairs: Vec<String>,
     file: Option<PathBuf>,
 ) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+    let (_, app) = super::existing_app(settings, choice)?;
     // Everything is validated before anything is written.
     let vars = super::read_vars(file.as_deref(), &pairs)?;
     if vars.is_empty() {
@@ -52,8 +52,8 @@ pub fn set(
     Ok(exit::SUCCESS)
 }
 
-pub fn unset(settings: &Settings, app: Option<String>, names: Vec<String>) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+pub fn unset(settings: &Settings, choice: &super::AppChoice, names: Vec<String>) -> Result<i32, Error> {
+    let (_, app) = super::existing_app(settings, choice)?;
     let (removed, missing) = app.update_config(|c| {
         let mut removed = Vec::new();
         let mut missing = Vec::new();

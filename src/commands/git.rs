@@ -2,6 +2,7 @@
 //! hook runs: the `git push` trigger of PLATFORM.md §1, on top of git_remote.
 
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
 use crate::error::{exit, Error};
 use crate::git_remote::{self, GitRemoteError, HookEnv, IncomingView, RefUpdate, RemoteChange};
@@ -11,18 +12,24 @@ use crate::settings::Settings;
 use crate::state::Home;
 use crate::ui::Output;
 
-fn current_dir() -> Result<std::path::PathBuf, Error> {
-    std::env::current_dir().map_err(|source| Error::Io {
-        action: "find",
-        path: ".".into(),
-        source,
-    })
-}
+use super::app_choice::current_dir;
+use super::AppChoice;
 
-/// `shipway git-setup [-a APP] [--remote NAME] [--force]`.
-pub fn setup(settings: &Settings, app: Option<String>, remote: &str, force: bool) -> Result<i32, Error> {
-    let top = git_remote::work_tree_top(&current_dir()?)?;
-    let name = super::app_name(app, &top)?;
+/// `shipway git-setup [-a APP] [-r REMOTE] [--force]`. The app: `-a`, SHIPWAY_APP, the
+/// one the remote already deploys (a second run rewrites its hook), else the work
+/// tree's folder name.
+pub fn setup(settings: &Settings, choice: &AppChoice, force: bool) -> Result<i32, Error> {
+    let remote = choice.remote_name();
+    let cwd = current_dir()?;
+    let top = git_remote::work_tree_top(&cwd)?;
+    let name = match choice.given()? {
+        Some(name) => name,
+        None => match git_remote::remote_url(&top, remote)?.and_then(|u| git_remote::app_of_url(&u)) {
+            Some(name) => name,
+            None => crate::state::app_name_from(&top),
+        },
+    };
+    crate::state::validate_app_name(&name)?;
     let home = Home::open(&settings.home)?;
     let app = home.app(&name)?;
     app.create()?;
@@ -53,11 +60,39 @@ pub fn setup(settings: &Settings, app: Option<String>, remote: &str, force: bool
     out.detail(&format!(
         "`git push {remote} main` deploys the app {name}; a failed deployment refuses the push"
     ));
+    if let Some(sub) = subfolder(&top, &cwd) {
+        let project_dir = app.load_config()?.config_vars.get("PROJECT_DIR").cloned();
+        let sub = sub.display();
+        out.detail(&format!(
+            "you are in {sub}/ of the work tree {}: a push carries the whole tree (the remote belongs to the repository, not to a folder)",
+            top.display()
+        ));
+        match project_dir {
+            Some(dir) if Path::new(&dir) == Path::new(&sub.to_string()) => out.detail(&format!(
+                "PROJECT_DIR={dir} is set on {name}: each push builds only {dir}/"
+            )),
+            Some(dir) => out.detail(&format!(
+                "PROJECT_DIR={dir} is set on {name}: each push builds {dir}/, not this folder; `shipway -a {name} env-set PROJECT_DIR={sub}` builds this one"
+            )),
+            None => out.detail(&format!(
+                "each push builds the whole tree; to build only this folder, as on the platform: `shipway -a {name} env-set PROJECT_DIR={sub}`"
+            )),
+        }
+    }
     Ok(exit::SUCCESS)
 }
 
+/// Where `dir` is below `top`, when it is not `top` itself.
+fn subfolder(top: &Path, dir: &Path) -> Option<PathBuf> {
+    let (top, dir) = (top.canonicalize().ok()?, dir.canonicalize().ok()?);
+    let rel = dir.strip_prefix(&top).ok()?;
+    (!rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
+}
+
 /// `shipway git-show`: the remote's URL in this repository, else the app's repository.
-pub fn show(settings: &Settings, app: Option<String>, remote: &str) -> Result<i32, Error> {
+pub fn show(settings: &Settings, choice: &AppChoice) -> Result<i32, Error> {
+    let remote = choice.remote_name();
+    let app = choice.given()?;
     let cwd = current_dir()?;
     if let Ok(top) = git_remote::work_tree_top(&cwd) {
         if let Some(url) = git_remote::remote_url(&top, remote)? {
@@ -87,7 +122,13 @@ pub fn show(settings: &Settings, app: Option<String>, remote: &str) -> Result<i3
 
 /// `shipway git-receive -a APP`, run by the `pre-receive` hook: judge the push, deploy
 /// the pushed commit, and exit non-zero (git then declines the push) unless it succeeded.
-pub fn receive(settings: &Settings, app: &str, remote: &str) -> Result<i32, Error> {
+pub fn receive(settings: &Settings, choice: &AppChoice) -> Result<i32, Error> {
+    let Some(app) = choice.flag.as_deref() else {
+        return Err(Error::Usage(
+            "git-receive is run by a git-setup repository's hook, with --app APP".into(),
+        ));
+    };
+    let remote = choice.remote_name();
     let hook = HookEnv::take()?;
     let mut updates = Vec::new();
     for line in std::io::stdin().lock().lines() {

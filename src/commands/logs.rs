@@ -9,12 +9,12 @@ use crate::settings::Settings;
 
 pub fn run(
     settings: &Settings,
-    app: Option<String>,
+    choice: &super::AppChoice,
     lines: usize,
     follow: bool,
     filter: Option<String>,
 ) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+    let (_, app) = super::existing_app(settings, choice)?;
     let path = app.root.join("app.log");
     let filter = filter.as_deref();
     if let Some(f) = filter {

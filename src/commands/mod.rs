@@ -4,6 +4,7 @@
 //! error line below.
 
 mod addons;
+mod app_choice;
 mod apps;
 mod archive;
 mod build;
@@ -14,6 +15,7 @@ mod deployments;
 mod destroy;
 mod env;
 mod git;
+mod help;
 mod logs;
 mod ps;
 mod restart;
@@ -23,9 +25,11 @@ mod scale;
 
 use std::path::{Path, PathBuf};
 
+pub use app_choice::AppChoice;
+
 use crate::cli::{Cli, Command, EnvArgs};
 use crate::config_vars::{self, ConfigVars};
-use crate::error::Error;
+use crate::error::{exit, Error};
 use crate::platform::protocol::Request;
 use crate::platform::{client, server, watchdog};
 use crate::settings::Settings;
@@ -49,32 +53,36 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn dispatch(cli: Cli) -> Result<i32, Error> {
+    // Neither needs settings nor a home: they work on a machine shipway never ran on.
+    match cli.command {
+        Command::Completions { shell } => return Ok(help::completions(shell)),
+        Command::Man => return help::man(),
+        _ => {}
+    }
     let settings = Settings::load()?;
+    let choice = AppChoice::new(cli.app, cli.remote);
     match cli.command {
         Command::Detect {
             dir,
             buildpacks,
-            app,
             env,
             json,
-        } => build::detect(&settings, dir, buildpacks, app, &env, json),
+        } => build::detect(&settings, dir, buildpacks, choice.given()?, &env, json),
         Command::Build {
             source,
-            app,
             git_ref,
             buildpacks,
             out,
             env,
-        } => build::build(&settings, source, app, git_ref, buildpacks, out, &env),
+        } => build::build(&settings, source, &choice, git_ref, buildpacks, out, &env),
         Command::Deploy {
             source,
-            app,
             git_ref,
             port,
             env,
         } => {
             let input = source_path(source)?;
-            let name = app_name(app, &input)?;
+            let name = choice.for_source(&input)?.name;
             let env = env_args(&env)?;
             let input = std::path::absolute(&input).map_err(|source| Error::Io {
                 action: "resolve",
@@ -93,50 +101,63 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             warn_stale_settings(&home, &settings)?;
             client::stream(&home, request)
         }
-        Command::GitSetup { app, remote, force } => git::setup(&settings, app, &remote, force),
-        Command::GitShow { app, remote } => git::show(&settings, app, &remote),
-        Command::GitReceive { app, remote } => git::receive(&settings, &app, &remote),
+        Command::GitSetup { force } => git::setup(&settings, &choice, force),
+        Command::GitShow => git::show(&settings, &choice),
+        Command::GitReceive => git::receive(&settings, &choice),
         Command::Archive {
             source,
-            app,
             git_ref,
             output,
-        } => archive::write(source, app, git_ref, output),
+        } => archive::write(source, &choice, git_ref, output),
         Command::Up { detach: true } => client::up_detached(&home(&settings)?),
         Command::Up { detach: false } => server::run(settings, true),
         Command::Platform => server::run(settings, false),
         Command::Down => client::down(&home(&settings)?),
         Command::Watchdog => Ok(watchdog::run()),
         Command::Create { app } => create::run(&settings, app),
-        Command::Destroy { app, force } => destroy::run(&settings, app, force),
+        Command::Destroy { name, force } => destroy::run(&settings, &choice, name, force),
         Command::Apps { json } => apps::run(&settings, json),
-        Command::Ps { app, json } => ps::run(&settings, app, json),
+        Command::Ps { json } => ps::run(&settings, &choice, json),
         Command::Logs {
-            app,
             lines,
             follow,
             filter,
-        } => logs::run(&settings, app, lines, follow, filter),
-        Command::Scale { app, counts } => scale::run(&settings, app, counts),
-        Command::Restart { app, target } => restart::run(&settings, app, target),
-        Command::Env { app, json } => env::list(&settings, app, json),
-        Command::EnvGet { app, name } => env::get(&settings, app, name),
-        Command::EnvSet { app, pairs, file } => env::set(&settings, app, pairs, file),
-        Command::EnvUnset { app, names } => env::unset(&settings, app, names),
-        Command::Deployments { app, json } => deployments::list(&settings, app, json),
-        Command::DeploymentLogs { app, id } => deployments::logs(&settings, app, id),
-        Command::DeploymentDeleteCache { app } => deployments::delete_cache(&settings, app),
+        } => logs::run(&settings, &choice, lines, follow, filter),
+        Command::Scale { counts } => scale::run(&settings, &choice, counts),
+        Command::Restart { target } => restart::run(&settings, &choice, target),
+        Command::Env { json } => env::list(&settings, &choice, json),
+        Command::EnvGet { name } => env::get(&settings, &choice, name),
+        Command::EnvSet { pairs, file } => env::set(&settings, &choice, pairs, file),
+        Command::EnvUnset { names } => env::unset(&settings, &choice, names),
+        Command::Deployments { json } => deployments::list(&settings, &choice, json),
+        Command::DeploymentLogs { id } => deployments::logs(&settings, &choice, id),
+        Command::DeploymentDeleteCache => deployments::delete_cache(&settings, &choice),
         Command::Buildpacks { clear, json } => buildpacks::run(&settings, clear, json),
-        Command::Rollback { app, id } => rollback::run(&settings, app, id),
-        Command::Run { app, command } => run::run(&settings, app, command),
-        Command::CronTasks { app, json } => cron::tasks(&settings, app, json),
-        Command::CronRun { app, job } => cron::run(&settings, app, job),
-        Command::AddonsAdd { app, addon, plan } => addons::add(&settings, app, addon, plan),
-        Command::Addons { app, json } => addons::list(&settings, app, json),
-        Command::AddonsRemove { app, id } => addons::remove(&settings, app, id),
-        Command::PgsqlConsole { app } => addons::console(&settings, app, crate::addon::Kind::Postgresql),
-        Command::RedisConsole { app } => addons::console(&settings, app, crate::addon::Kind::Redis),
-        Command::MysqlConsole { app } => addons::console(&settings, app, crate::addon::Kind::Mysql),
+        Command::Rollback { id } => rollback::run(&settings, &choice, id),
+        Command::Run {
+            env,
+            detached,
+            size,
+            command,
+        } => run::run(
+            &settings,
+            &choice,
+            run::Options {
+                env,
+                detached,
+                size,
+                command,
+            },
+        ),
+        Command::CronTasks { json } => cron::tasks(&settings, &choice, json),
+        Command::CronRun { job } => cron::run(&settings, &choice, job),
+        Command::AddonsAdd { addon, plan } => addons::add(&settings, &choice, addon, plan),
+        Command::Addons { json } => addons::list(&settings, &choice, json),
+        Command::AddonsRemove { id } => addons::remove(&settings, &choice, id),
+        Command::PgsqlConsole => addons::console(&settings, &choice, crate::addon::Kind::Postgresql),
+        Command::RedisConsole => addons::console(&settings, &choice, crate::addon::Kind::Redis),
+        Command::MysqlConsole => addons::console(&settings, &choice, crate::addon::Kind::Mysql),
+        Command::Completions { .. } | Command::Man => Ok(exit::SUCCESS),
     }
 }
 
@@ -168,13 +189,6 @@ fn source_path(source: Option<PathBuf>) -> Result<PathBuf, Error> {
     crate::source::check_input(&path).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// `-a APP`, else the source folder's name; validated.
-fn app_name(app: Option<String>, source: &Path) -> Result<String, Error> {
-    let name = app.unwrap_or_else(|| state::app_name_from(source));
-    state::validate_app_name(&name)?;
-    Ok(name)
-}
-
 /// Config vars given with --env and --env-file (validated).
 fn env_args(env: &EnvArgs) -> Result<ConfigVars, Error> {
     read_vars(env.env_file.as_deref(), &env.env)
@@ -199,10 +213,11 @@ fn read_vars(file: Option<&Path>, pairs: &[String]) -> Result<ConfigVars, Error>
     Ok(vars)
 }
 
-/// The app `-a APP` names (else the current folder's), which must exist.
-fn existing_app(settings: &Settings, app: Option<String>) -> Result<(Home, state::AppDir), Error> {
+/// The app the command line, SHIPWAY_APP, the git remote or the current folder names,
+/// which must exist.
+fn existing_app(settings: &Settings, choice: &AppChoice) -> Result<(Home, state::AppDir), Error> {
     let home = home(settings)?;
-    let app = home.existing_app(&app_name(app, Path::new("."))?)?;
+    let app = choice.existing(&home)?;
     Ok((home, app))
 }
 

@@ -7,8 +7,8 @@ use crate::settings::Settings;
 use crate::state::Home;
 use crate::ui::tables;
 
-pub fn run(settings: &Settings, app: Option<String>, json: bool) -> Result<i32, Error> {
-    let (home, app) = super::existing_app(settings, app)?;
+pub fn run(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, choice)?;
     let rows = containers(&home, &app.name)?;
     if json {
         tables::print_json(&rows.unwrap_or_default());

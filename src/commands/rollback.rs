@@ -5,8 +5,8 @@ use crate::platform::client;
 use crate::platform::protocol::Request;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, app: Option<String>, id: Option<String>) -> Result<i32, Error> {
-    let (home, app) = super::existing_app(settings, app)?;
+pub fn run(settings: &Settings, choice: &super::AppChoice, id: Option<String>) -> Result<i32, Error> {
+    let (home, app) = super::existing_app(settings, choice)?;
     client::stream(
         &home,
         Request::Rollback {

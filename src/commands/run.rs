@@ -1,22 +1,65 @@
-//! `shipway run CMD...`: a one-off container of the current release, attached to this
-//! terminal; its exit status is passed through.
+//! `shipway run CMD...`, as `scalingo run`: a one-off container of the current release,
+//! attached to this terminal (its exit status passed through), or with `--detached`
+//! started by the platform, its output going to the app's logs.
 
+use crate::config_vars;
+use crate::container;
 use crate::error::Error;
+use crate::platform::client;
+use crate::platform::protocol::Request;
 use crate::release::Release;
 use crate::settings::Settings;
+use crate::ui::Output;
 
-pub fn run(settings: &Settings, app: Option<String>, command: Vec<String>) -> Result<i32, Error> {
-    let (_, app) = super::existing_app(settings, app)?;
+use super::AppChoice;
+
+/// The container sizes of the platform (doc.scalingo.com, container sizes).
+const SIZES: &[&str] = &["S", "M", "L", "XL", "2XL", "3XL", "4XL"];
+
+pub struct Options {
+    pub env: Vec<String>,
+    pub detached: bool,
+    pub size: Option<String>,
+    pub command: Vec<String>,
+}
+
+pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<i32, Error> {
+    let mut extra = config_vars::ConfigVars::new();
+    for pair in &options.env {
+        let (k, v) = config_vars::parse_pair(pair)
+            .map_err(|e| Error::Usage(format!("-e {pair}: {e} (the form is -e NAME=value)")))?;
+        extra.insert(k, v);
+    }
+    let notes = Output::new();
+    notes.attach(Box::new(std::io::stderr()));
+    if let Some(size) = &options.size {
+        check_size(size)?;
+        notes.detail(&format!(
+            "--size {size} is ignored: a one-off runs here without a memory limit, with CONTAINER_SIZE=M"
+        ));
+    }
+    let line = container::command_line(&options.command);
+    let (home, app) = super::existing_app(settings, choice)?;
     let Some(number) = app.current() else {
         return Err(Error::Usage(format!(
             "{} has no release deployed yet: deploy it first",
             app.name
         )));
     };
+    if options.detached {
+        return client::stream(
+            &home,
+            Request::Run {
+                app: app.name,
+                command: line,
+                env: extra,
+            },
+        );
+    }
     let release_dir = app.release(number);
     let release = Release::load(&release_dir)?;
-    let config = app.load_config()?;
-    let line = command.join(" ");
+    let mut vars = app.load_config()?.config_vars;
+    vars.extend(extra);
     // Ctrl-C belongs to the command, as in a terminal: shipway waits for it. (The shim
     // gives the command back the default action.)
     let _ = unsafe {
@@ -25,19 +68,23 @@ pub fn run(settings: &Settings, app: Option<String>, command: Vec<String>) -> Re
             nix::sys::signal::SigHandler::SigIgn,
         )
     };
-    let status = crate::container::one_off(
-        settings,
-        &release,
-        &release_dir,
-        &config.config_vars,
-        "run-1",
-        &line,
-    )
-    .run_attached()
-    .map_err(|e| Error::Platform {
-        message: e.to_string(),
-    })?;
+    let status = container::one_off(settings, &release, &release_dir, &vars, "run-1", &line)
+        .run_attached()
+        .map_err(|e| Error::Platform {
+            message: e.to_string(),
+        })?;
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status.0).unwrap_or(0)))
+}
+
+/// A size the platform knows, or an error listing them.
+pub fn check_size(size: &str) -> Result<(), Error> {
+    if SIZES.contains(&size) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{size:?} is not a container size of the platform: {}",
+        SIZES.join(", ")
+    )))
 }

@@ -18,10 +18,11 @@ use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
 use super::life::Crash;
+use super::protocol::Amount;
 use super::routing::Bound;
 use super::supervisor::{Handle, Message};
 use crate::config_vars;
-use crate::container::{Container, ContainerSpec};
+use crate::container::{self, Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
 use crate::error::Error;
 use crate::pipeline::{self, ReleaseRequest};
@@ -46,8 +47,8 @@ pub struct DeployArgs {
 /// A job on one app.
 pub enum Job {
     Deploy(DeployArgs),
-    /// `web=2 worker=1`: the new counts of these types.
-    Scale(BTreeMap<String, u32>),
+    /// `web:2 worker:+1`: the new amounts of these types.
+    Scale(BTreeMap<String, Amount>),
     /// All containers, a type (`web`) or one container (`web-1`).
     Restart(Option<String>),
     /// The release of this deployment (default: the previous successful one).
@@ -64,6 +65,11 @@ pub enum Job {
     AddonsRemove(String),
     /// Start the app's addon servers again (the platform starting), before its release.
     RestoreAddons,
+    /// `run --detached`: start a one-off container and hand it to the supervisor.
+    RunDetached {
+        command: String,
+        env: BTreeMap<String, String>,
+    },
 }
 
 impl Job {
@@ -83,6 +89,12 @@ impl Job {
                 }
             }
             Job::Restore(_) | Job::RestoreAddons => {}
+            Job::RunDetached { env, .. } => {
+                ctx.home.existing_app(name)?;
+                for (k, v) in env {
+                    config_vars::validate(k, v)?;
+                }
+            }
             _ => {
                 ctx.home.existing_app(name)?;
             }
@@ -238,6 +250,9 @@ impl Worker {
                 self.restore_addons();
                 return;
             }
+            Job::RunDetached { command, env } => {
+                self.run_detached(command, env, &out).map(|_| Status::Success)
+            }
             Job::Restore(number) => {
                 match self.restore(number) {
                     Ok(url) => self
@@ -278,7 +293,17 @@ impl Worker {
         })
     }
 
+    /// The app's containers of its formation (one-offs are not: restart and scale
+    /// leave them be).
     pub(super) fn present(&self) -> Result<Vec<ContainerSpec>, Error> {
+        Ok(self
+            .present_all()?
+            .into_iter()
+            .filter(|s| !s.is_one_off())
+            .collect())
+    }
+
+    fn present_all(&self) -> Result<Vec<ContainerSpec>, Error> {
         self.supervisor.call(|reply| Message::Present {
             app: self.app.clone(),
             reply,
@@ -604,13 +629,27 @@ impl Worker {
         Ok(ready)
     }
 
-    /// `scale web=2 worker=1`: start what is missing, stop what is beyond the new count.
-    fn scale(&self, counts: BTreeMap<String, u32>, out: &Output) -> Result<(), Error> {
+    /// `scale web:2 worker:+1`: start what is missing, stop what is beyond the new
+    /// amounts, then show the formation. Relative amounts apply to the formation as this
+    /// job finds it: jobs of an app run one at a time, so none is lost.
+    fn scale(&self, changes: BTreeMap<String, Amount>, out: &Output) -> Result<(), Error> {
         let app = self.ctx.home.existing_app(&self.app)?;
+        let formation = app.load_config()?.formation;
+        let mut counts = BTreeMap::new();
+        for (t, amount) in &changes {
+            let current = rollout::amount(t, &formation);
+            let n = amount.apply(current).ok_or_else(|| {
+                fail(format!(
+                    "{t} has {current} container{} in the formation: it cannot lose more; nothing was changed",
+                    if current == 1 { "" } else { "s" }
+                ))
+            })?;
+            counts.insert(t.clone(), n);
+        }
         for (t, n) in &counts {
             if *n > MAX_PER_TYPE {
                 return Err(fail(format!(
-                    "{t}={n}: the platform allows {MAX_PER_TYPE} containers per type at most"
+                    "{t}: {n}: the platform allows {MAX_PER_TYPE} containers per type at most; nothing was changed"
                 )));
             }
             if t == "postdeploy" {
@@ -640,8 +679,14 @@ impl Worker {
             }
         }
         let Some(release) = current else {
-            app.update_config(|c| c.formation.extend(counts.clone()))?;
+            let saved = app.update_config(|c| {
+                c.formation.extend(counts.clone());
+                c.formation.clone()
+            })?;
             out.step("No release is deployed yet: the formation is saved for the next deploy");
+            for (t, n) in &saved {
+                out.detail(&format!("{t}: {n} - M"));
+            }
             return Ok(());
         };
         let present: BTreeSet<String> = self.present()?.iter().map(ContainerSpec::name).collect();
@@ -684,6 +729,65 @@ impl Worker {
         if web_off {
             out.detail("web is scaled to 0: the router answers 503 until it is scaled up again");
         }
+        let formation = app.load_config()?.formation;
+        out.step(&format!("{} is scaled to:", self.app));
+        for (t, n) in rollout::amounts(&release, &formation) {
+            out.detail(&format!("{t}: {n} - M"));
+        }
+        Ok(())
+    }
+
+    /// `run --detached`: a one-off container of the current release, named `one-off-N`
+    /// (the lowest N free), its output in the app's log; the supervisor owns it until it
+    /// exits, and it is never restarted.
+    fn run_detached(
+        &self,
+        command: String,
+        env: BTreeMap<String, String>,
+        out: &Output,
+    ) -> Result<(), Error> {
+        let app = self.ctx.home.existing_app(&self.app)?;
+        let Some(release) = self.current_release(&app)? else {
+            return Err(fail(format!(
+                "{} has no release deployed yet: deploy it first",
+                self.app
+            )));
+        };
+        let mut vars = app.load_config()?.config_vars;
+        vars.extend(env);
+        let taken: BTreeSet<String> = self.present_all()?.iter().map(ContainerSpec::name).collect();
+        let spec = (1..)
+            .map(|index| ContainerSpec {
+                process_type: container::ONE_OFF.into(),
+                index,
+                command: command.clone(),
+            })
+            .find(|s| !taken.contains(&s.name()))
+            .ok_or_else(|| fail("no one-off name is free".into()))?;
+        let name = spec.name();
+        let log = self.ctx.container_log(&self.log, &self.app, &name);
+        let started = container::start(
+            &self.ctx.settings,
+            &release,
+            &app.release(release.number),
+            &vars,
+            spec,
+            log,
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        self.supervisor.call(|reply| Message::OneOff {
+            app: self.app.clone(),
+            container: started,
+            reply,
+        })?;
+        out.step(&format!(
+            "Starting one-off {name} for app {}: {command}",
+            self.app
+        ));
+        out.detail(&format!(
+            "its output goes to the app's logs: `shipway -a {0} logs --filter {name}` (and `shipway -a {0} ps` while it runs)",
+            self.app
+        ));
         Ok(())
     }
 

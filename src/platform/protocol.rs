@@ -26,10 +26,10 @@ pub enum Request {
     Ps {
         app: String,
     },
-    /// `web=2 worker=1`: the new counts of these types.
+    /// `web:2 worker:+1`: the new amounts of these types.
     Scale {
         app: String,
-        counts: BTreeMap<String, u32>,
+        counts: BTreeMap<String, Amount>,
     },
     /// All containers, a type (`web`) or one container (`web-1`).
     Restart {
@@ -64,6 +64,34 @@ pub enum Request {
     Addons {
         app: String,
     },
+    /// `run --detached`: a one-off container of the current release, owned by the
+    /// platform, its output in the app's log; `env` overrides config vars for it only.
+    Run {
+        app: String,
+        command: String,
+        env: BTreeMap<String, String>,
+    },
+}
+
+/// The amount of one `scale` instruction, as the Scalingo CLI reads it: `web:2`, or
+/// relative to the formation, `web:+1`, `web:-1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Amount {
+    To(u32),
+    Up(u32),
+    Down(u32),
+}
+
+impl Amount {
+    /// The amount once applied to `current`; `None` below zero.
+    pub fn apply(self, current: u32) -> Option<u32> {
+        match self {
+            Amount::To(n) => Some(n),
+            Amount::Up(n) => Some(current.saturating_add(n)),
+            Amount::Down(n) => current.checked_sub(n),
+        }
+    }
 }
 
 /// One row of `shipway addons`.

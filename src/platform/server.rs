@@ -192,6 +192,7 @@ fn serve(supervisor: &Handle, stream: UnixStream, grace: std::time::Duration) {
         Request::Destroy { app } => (app, Job::Destroy),
         Request::AddonsAdd { app, addon, plan } => (app, Job::AddonsAdd { addon, plan }),
         Request::AddonsRemove { app, id } => (app, Job::AddonsRemove(id)),
+        Request::Run { app, command, env } => (app, Job::RunDetached { command, env }),
     };
     // A socket that cannot be cloned leaves no way to answer: the client sees it close.
     if let Ok(caller) = Caller::new(writer, reader) {

@@ -87,6 +87,12 @@ pub enum Message {
         leaving: Leaving,
         reply: Sender<Vec<String>>,
     },
+    /// `run --detached`: a one-off container joins the app until it exits.
+    OneOff {
+        app: String,
+        container: Container,
+        reply: Sender<()>,
+    },
     /// `destroy`: the app leaves service; its containers are handed over to be stopped.
     Dismantle {
         app: String,
@@ -303,7 +309,8 @@ impl Supervisor {
                     a.release = Some(release);
                 }
                 self.cron.load(&self.ctx, &app, release);
-                let stopped = self.replace(&app, containers, Box::new(|_| true));
+                // One-offs run on across a deploy, as on the platform.
+                let stopped = self.replace(&app, containers, Box::new(|s| !s.is_one_off()));
                 let _ = reply.send(stopped.len());
             }
             Message::Replace {
@@ -314,6 +321,18 @@ impl Supervisor {
             } => {
                 let stopped = self.replace(&app, fresh, leaving);
                 let _ = reply.send(stopped);
+            }
+            Message::OneOff {
+                app,
+                container,
+                reply,
+            } => {
+                if self.apps.contains_key(&app) && self.stop.is_some() {
+                    self.adopt(&app, vec![container]);
+                } else {
+                    self.discard(&app, vec![container]);
+                }
+                let _ = reply.send(());
             }
             Message::Dismantle { app, reply } => {
                 self.cron.forget(&app);
@@ -793,6 +812,9 @@ impl Supervisor {
         let Some((app, i)) = self.find(app, |l| matches!(l, Life::Ready(c) if c.id == id)) else {
             return;
         };
+        if self.apps[&app].slots[i].spec.is_one_off() {
+            return self.one_off_ended(&app, i);
+        }
         let token = self.token();
         let Some(a) = self.apps.get_mut(&app) else { return };
         let slot = &mut a.slots[i];
@@ -817,6 +839,22 @@ impl Supervisor {
                 exit,
                 streak,
             });
+        });
+    }
+
+    /// A one-off's program ended: it is never restarted. Its group is cleaned up, and its
+    /// end goes to the app's log under its name.
+    fn one_off_ended(&mut self, app: &str, i: usize) {
+        let Some(a) = self.apps.get_mut(app) else { return };
+        let slot = a.slots.remove(i);
+        let Life::Ready(mut ended) = slot.life else { return };
+        let log = self.ctx.container_log(&a.log, app, &ended.name);
+        let (handle, app, id) = (self.handle.clone(), app.to_string(), ended.id);
+        self.workers += 1;
+        std::thread::spawn(move || {
+            let exit = container::reap(&mut ended);
+            log(Stream::Stdout, &format!("{} {exit}", ended.name));
+            handle.send(Message::Stopped { app, ids: vec![id] });
         });
     }
 

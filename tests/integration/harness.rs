@@ -114,6 +114,8 @@ impl Env {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .current_dir(self.work.path())
+            // The app is named by each test, never by the environment it runs in.
+            .env_remove("SHIPWAY_APP")
             .envs(&self.vars)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
@@ -122,6 +124,11 @@ impl Env {
 
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().unwrap())
+    }
+
+    /// `run` with `dir` as the current folder.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        Run::from(self.command(args).current_dir(dir).output().unwrap())
     }
 
     /// A copy of `fixtures/apps/<name>` in the work folder, at `<work>/<as_name>`.

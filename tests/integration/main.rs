@@ -3,6 +3,7 @@
 mod addons;
 mod build;
 mod buildpack_urls;
+mod cli;
 mod cron;
 mod deploy;
 mod escapes;

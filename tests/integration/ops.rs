@@ -102,7 +102,7 @@ fn scale_balances_round_robin_and_zero_answers_503() {
     );
     env.run(&["scale", "-a", "scaled", "web=x"])
         .code(1)
-        .has("TYPE=COUNT");
+        .has("TYPE:AMOUNT");
     env.run(&["scale", "-a", "scaled", "web=11"])
         .code(1)
         .has("10 containers per type");

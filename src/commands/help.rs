@@ -1,0 +1,38 @@
+//! `shipway completions SHELL` and `shipway man`: generated from the clap definition
+//! in `cli`, so they never drift from the verbs and flags.
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::error::{exit, Error};
+
+/// The completion script for `shell`, on stdout.
+pub fn completions(shell: clap_complete::Shell) -> i32 {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "shipway", &mut std::io::stdout());
+    exit::SUCCESS
+}
+
+/// The man page (section 1, roff), on stdout: the top command's, then one per verb
+/// (`shipway-deploy`), as git's pages are named. A reader that stops early (`| head`)
+/// is not an error.
+pub fn man() -> Result<i32, Error> {
+    match render_man(&mut std::io::stdout().lock()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            action: "write",
+            path: "the man page to stdout".into(),
+            source: e,
+        }),
+        _ => Ok(exit::SUCCESS),
+    }
+}
+
+fn render_man(out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let command = Cli::command();
+    clap_mangen::Man::new(command.clone()).render(out)?;
+    for verb in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("shipway-{}", verb.get_name());
+        clap_mangen::Man::new(verb.clone().name(name)).render(out)?;
+    }
+    Ok(())
+}

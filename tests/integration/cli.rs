@@ -1,0 +1,307 @@
+//! The command line as a Scalingo CLI user knows it: which app a verb works on, `run`'s
+//! argv, `scale`'s relative amounts, `destroy`, completions, and sources git ignores.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// A deployed app named `python` (the env-echo fixture, built by the procfile-only
+/// buildpack: fast), deployed by its folder's name, without -a.
+fn deployed_python(env: &Env) -> std::path::PathBuf {
+    let dir = env.app_as("env-echo", "python");
+    env.run(&[
+        "deploy",
+        "python",
+        "--env",
+        "BIND_HOST=127.0.0.1",
+        "--env",
+        &procfile_only(),
+    ])
+    .ok();
+    assert!(env.home.path().join("apps/python/current").exists());
+    dir
+}
+
+#[test]
+fn the_app_is_the_flag_then_shipway_app_then_the_git_remote_then_the_folder() {
+    let mut env = Env::new();
+    let dir = deployed_python(&env);
+    let work = env.work.path().to_path_buf();
+
+    // The current folder's name, when such an app exists (the README's quickstart).
+    env.run_in(&dir, &["scale"])
+        .ok()
+        .has("Formation of python (release 1)");
+    // Nothing names an app: the error lists them and says how to choose.
+    env.run(&["scale"])
+        .code(1)
+        .has("no app given")
+        .has("known apps: python")
+        .has("-a APP")
+        .has("SHIPWAY_APP");
+    // -a, before or after the verb.
+    env.run(&["-a", "python", "scale"])
+        .ok()
+        .has("Formation of python");
+    env.run(&["scale", "-a", "python"])
+        .ok()
+        .has("Formation of python");
+    env.run(&["-a", "nope", "scale"])
+        .code(1)
+        .has("app nope does not exist")
+        .has("known apps: python");
+
+    // SHIPWAY_APP, which -a overrides.
+    env.set("SHIPWAY_APP", "python");
+    env.run(&["scale"]).ok().has("Formation of python");
+    env.set("SHIPWAY_APP", "nope");
+    env.run(&["scale"])
+        .code(1)
+        .has("SHIPWAY_APP=nope, but app nope does not exist");
+    env.run(&["-a", "python", "scale"])
+        .ok()
+        .has("Formation of python");
+    env.vars.remove("SHIPWAY_APP");
+
+    // The `shipway` remote of the work tree, from its top or a subfolder, whatever the
+    // folder's name.
+    let clone = work.join("clone");
+    std::fs::create_dir_all(clone.join("sub")).unwrap();
+    std::fs::write(clone.join("sub/app.py"), "print()\n").unwrap();
+    git(&clone, &["init", "-q"]);
+    git(&clone, &["add", "."]);
+    git(&clone, &["commit", "-qm", "first"]);
+    env.run_in(&clone, &["-a", "python", "git-setup"]).ok();
+    env.run_in(&clone, &["scale"]).ok().has("Formation of python");
+    env.run_in(&clone.join("sub"), &["scale"])
+        .ok()
+        .has("Formation of python");
+    // git-setup in a subfolder says how PROJECT_DIR applies.
+    env.run_in(&clone.join("sub"), &["git-setup"])
+        .ok()
+        .has("you are in sub/ of the work tree")
+        .has("env-set PROJECT_DIR=sub");
+    env.run(&["-a", "python", "env-set", "PROJECT_DIR=sub"]).ok();
+    env.run_in(&clone.join("sub"), &["git-setup"])
+        .ok()
+        .has("PROJECT_DIR=sub is set on python: each push builds only sub/");
+    env.run(&["-a", "python", "env-unset", "PROJECT_DIR"]).ok();
+    // A verb that takes a SOURCE: the work tree's remote names the app when the source
+    // is the work tree's top, not a subfolder of it.
+    env.run_in(&clone, &["archive", "-o", "../top.tgz"])
+        .ok()
+        .has("folder python/");
+    env.run_in(&clone, &["archive", "sub", "-o", "../sub.tgz"])
+        .ok()
+        .has("folder sub/");
+    // -r names another remote (`shipway-<name>` too, as the Scalingo CLI tries
+    // `scalingo-<name>`); one that does not exist is an error, not a silent fallback.
+    git(&clone, &["remote", "rename", "shipway", "shipway-staging"]);
+    env.run_in(&clone, &["scale"]).code(1).has("no app given");
+    env.run_in(&clone, &["-r", "staging", "scale"])
+        .ok()
+        .has("Formation of python");
+    env.run_in(&clone, &["-r", "prod", "scale"])
+        .code(1)
+        .has("no remote `prod`");
+}
+
+#[test]
+fn run_passes_argv_exit_status_and_env_through() {
+    let env = Env::new();
+    deployed_python(&env);
+    let app = ["-a", "python"];
+    let run = |args: &[&str]| env.run(&[&app[..], &["run"], args].concat());
+
+    run(&["bash", "-c", "exit 42"]).code(42);
+    let echoed = run(&["echo", "a  b", "c'd", "$HOME"]).ok();
+    assert_eq!(echoed.stdout, "a  b c'd $HOME\n", "{}", echoed.all());
+    // One word is a command line, as in a Procfile.
+    run(&["echo \"c=$CONTAINER\"; exit 3"]).code(3).has("c=run-1\n");
+    // -e/--env, repeatable, overriding config vars; not taken for the command.
+    env.run(&["-a", "python", "env-set", "FOO=stored"]).ok();
+    let vars = run(&["-e", "FOO=bar", "--env", "OTHER=x y", "env"]).ok();
+    assert!(vars.stdout.contains("FOO=bar\n"), "{}", vars.all());
+    assert!(vars.stdout.contains("OTHER=x y\n"), "{}", vars.all());
+    run(&["printenv", "FOO"]).ok().has("stored\n");
+    run(&["-e", "BAD-NAME=x", "true"]).code(1).has("-e BAD-NAME=x");
+    // --size is accepted and said to be ignored; an unknown size is refused.
+    run(&["--size", "L", "true"]).ok().has("--size L is ignored");
+    run(&["-s", "XXL", "true"]).code(1).has("S, M, L, XL");
+}
+
+#[test]
+fn a_detached_one_off_runs_under_the_platform_with_its_output_in_the_logs() {
+    let env = Env::new();
+    deployed_python(&env);
+    env.run(&[
+        "-a",
+        "python",
+        "run",
+        "-d",
+        "-e",
+        "WHO=detached",
+        "bash",
+        "-c",
+        "echo hello $WHO; exit 3",
+    ])
+    .ok()
+    .has("Starting one-off one-off-1");
+    eventually(
+        Duration::from_secs(30),
+        "the one-off's output and end in the logs",
+        || {
+            let logs = env.run(&["-a", "python", "logs", "--filter", "one-off-1"]).ok();
+            logs.stdout.contains("[one-off-1] hello detached")
+                && logs.stdout.contains("one-off-1 exited with code 3")
+        },
+    );
+    // It is never restarted, and the formation's containers are left as they were.
+    let ps = env.run(&["-a", "python", "ps"]).ok();
+    assert!(!ps.stdout.contains("one-off-1"), "{}", ps.all());
+    assert!(ps.stdout.contains("web-1"), "{}", ps.all());
+}
+
+#[test]
+fn scale_adds_and_removes_relative_to_the_formation_and_shows_it() {
+    let env = Env::new();
+    deployed_python(&env);
+    env.run(&["-a", "python", "scale", "web:+1"])
+        .ok()
+        .has("python is scaled to:")
+        .has("web: 2 - M");
+    eventually(Duration::from_secs(30), "web-2 to run", || {
+        env.run(&["-a", "python", "ps"]).stdout.contains("web-2")
+    });
+    env.run(&["-a", "python", "scale", "web:-1"])
+        .ok()
+        .has("web: 1 - M");
+    eventually(Duration::from_secs(30), "web-2 to be gone", || {
+        !env.run(&["-a", "python", "ps"]).stdout.contains("web-2")
+    });
+    env.run(&["-a", "python", "scale", "web:-2"])
+        .code(1)
+        .has("web has 1 container in the formation");
+    env.run(&["-a", "python", "scale", "web:1:L"])
+        .ok()
+        .has("size L is not enforced");
+    env.run(&["-a", "python", "scale", "web:+1:L"])
+        .code(1)
+        .has("change the size first");
+    env.run(&["-a", "python", "scale"])
+        .ok()
+        .has("web: 1 - M   python3 server.py");
+}
+
+#[test]
+fn destroy_takes_the_name_or_a_and_says_what_becomes_of_the_remote() {
+    let env = Env::new();
+    deployed_python(&env);
+    let clone = env.work.path().join("clone");
+    std::fs::create_dir_all(&clone).unwrap();
+    git(&clone, &["init", "-q"]);
+    env.run_in(&clone, &["-a", "python", "git-setup"]).ok();
+
+    // Never guessed: from the remote's work tree, destroy still wants the name.
+    env.run_in(&clone, &["destroy", "--force"])
+        .code(1)
+        .has("name the app to destroy");
+    env.run(&["destroy", "python", "-a", "other"])
+        .code(1)
+        .has("they differ");
+    // Not on a terminal: --force, since nobody can type the name.
+    env.run(&["-a", "python", "destroy"])
+        .code(1)
+        .has("--force")
+        .has("nothing was deleted");
+    assert!(env.home.path().join("apps/python").exists());
+    env.run_in(&clone, &["-a", "python", "destroy", "--force"])
+        .ok()
+        .has("App python has been deleted")
+        .has("the git remote `shipway` of this work tree pointed at it");
+    assert!(!env.home.path().join("apps/python").exists());
+}
+
+#[test]
+fn destroy_on_a_terminal_asks_for_the_name() {
+    let env = Env::new();
+    env.run(&["create", "doomed"]).ok();
+    let home = env.home.path().display().to_string();
+    let on_terminal = |answer: &str| {
+        let script = format!("SHIPWAY_HOME={home} {BIN} destroy doomed");
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &script, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    };
+    on_terminal("wrong\n")
+        .code(1)
+        .has("To confirm, type the name of the app")
+        .has("nothing was deleted");
+    assert!(env.home.path().join("apps/doomed").exists());
+    on_terminal("doomed\n").ok().has("App doomed has been deleted");
+    assert!(!env.home.path().join("apps/doomed").exists());
+}
+
+#[test]
+fn completions_and_the_man_page_cover_every_verb() {
+    let env = Env::new();
+    let bash = env.run(&["completions", "bash"]).ok();
+    for word in ["_shipway", "deploy", "git-setup", "--app", "--remote"] {
+        assert!(bash.stdout.contains(word), "bash completion lacks {word}");
+    }
+    env.run(&["completions", "zsh"])
+        .ok()
+        .has("#compdef shipway")
+        .has("deployment-logs");
+    env.run(&["completions", "fish"])
+        .ok()
+        .has("complete -c shipway")
+        .has("env-set");
+    env.run(&["completions", "tcsh"]).code(2);
+    env.run(&["man"])
+        .ok()
+        .has(".TH shipway 1")
+        .has(".TH shipway-run 1")
+        .has("shipway run bash");
+    env.run(&["run", "--help"])
+        .ok()
+        .has("Examples:")
+        .has("--detached");
+}
+
+#[test]
+fn a_folder_git_ignores_is_said_to_be_ignored() {
+    let env = Env::new();
+    let repo = env.work.path().join("repo");
+    std::fs::create_dir_all(repo.join("apps/py")).unwrap();
+    std::fs::create_dir_all(repo.join("node_modules/left")).unwrap();
+    std::fs::write(repo.join(".gitignore"), "# deps\nnode_modules/\napps/\n").unwrap();
+    std::fs::write(repo.join("apps/py/requirements.txt"), "").unwrap();
+    std::fs::write(repo.join("apps/py/app.py"), "").unwrap();
+    std::fs::write(repo.join("node_modules/left/a.js"), "").unwrap();
+    std::fs::write(repo.join("node_modules/left/b.js"), "").unwrap();
+    std::fs::write(repo.join("index.php"), "").unwrap();
+    git(&repo, &["init", "-q"]);
+
+    // The whole folder: which rule, how many files, not only "no technology found".
+    let deploy = env.run(&["deploy", "repo/apps/py", "-a", "py"]);
+    assert_ne!(deploy.code, 0, "{}", deploy.all());
+    deploy
+        .has("is ignored by git (.gitignore:3:apps/)")
+        .has("none of its 2 files")
+        .lacks("We didn't find");
+    env.run(&["detect", "repo/apps/py"]).has("ignored by git");
+    // Some files: taken without them, saying which rules left how many out.
+    env.run(&["archive", "repo", "-o", "repo.tgz"])
+        .ok()
+        .has("left out 4 files that git ignores")
+        .has(".gitignore:2:node_modules/ ignores node_modules/")
+        .has(".gitignore:3:apps/ ignores apps/");
+}
