@@ -404,7 +404,10 @@ impl Supervisor {
                 run,
             } => {
                 self.workers -= 1;
-                if let Ok(dir) = self.ctx.home.existing_app(&app) {
+                // A run stopped by `destroy` is not recorded: the destroy job is removing
+                // the app's folder, and a file written into it meanwhile fails that.
+                let destroyed = self.apps.get(&app).is_some_and(|a| a.destroyed);
+                if let Some(dir) = self.ctx.home.existing_app(&app).ok().filter(|_| !destroyed) {
                     let _ = crate::cron::Runs::record(&dir.root, &line, run);
                 }
                 if let Some((c, code)) = caller {
