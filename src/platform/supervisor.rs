@@ -846,17 +846,18 @@ impl Supervisor {
     }
 
     /// A one-off's program ended: it is never restarted. Its group is cleaned up, and its
-    /// end goes to the app's log under its name.
+    /// end is a platform event in the app's log.
     fn one_off_ended(&mut self, app: &str, i: usize) {
         let Some(a) = self.apps.get_mut(app) else { return };
         let slot = a.slots.remove(i);
         let Life::Ready(mut ended) = slot.life else { return };
-        let log = self.ctx.container_log(&a.log, app, &ended.name);
+        let (ctx, log) = (self.ctx.clone(), a.log.clone());
         let (handle, app, id) = (self.handle.clone(), app.to_string(), ended.id);
         self.workers += 1;
         std::thread::spawn(move || {
             let exit = container::reap(&mut ended);
-            log(Stream::Stdout, &format!("{} {exit}", ended.name));
+            let text = format!("{} {exit} (release v{})", ended.name, ended.release);
+            ctx.event(&log, &app, &text);
             handle.send(Message::Stopped { app, ids: vec![id] });
         });
     }

@@ -153,7 +153,9 @@ fn a_detached_one_off_runs_under_the_platform_with_its_output_in_the_logs() {
         || {
             let logs = env.run(&["-a", "python", "logs", "--filter", "one-off-1"]).ok();
             logs.stdout.contains("[one-off-1] hello detached")
-                && logs.stdout.contains("one-off-1 exited with code 3")
+                && logs
+                    .stdout
+                    .contains("[platform] one-off-1 exited with code 3 (release v1)")
         },
     );
     // It is never restarted, and the formation's containers are left as they were.
