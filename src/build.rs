@@ -570,7 +570,13 @@ pub fn build(
     // previous one. Any earlier, and a failure (the slug size, say) would leave the next
     // build a cache that no successful build wrote.
     out.step("Build complete, uploading deployment cache.");
-    replace_dir(&cache_work, &req.cache_dir)?;
+    // The previous cache goes with the scratch folder, removed beside the boot: a cache of
+    // thousands of linked runtime files takes a while to unlink.
+    replace_dir(
+        &cache_work,
+        &req.cache_dir,
+        &scratch.path().join("previous-cache"),
+    )?;
 
     Ok(Built {
         // A buildpack fetched by URL is recorded with the commit that built the slug.
@@ -634,15 +640,18 @@ fn write_env_dir(dir: &Path, vars: &ConfigVars) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Replace `target` with `new` (same filesystem): rename aside, rename in, remove old.
-fn replace_dir(new: &Path, target: &Path) -> Result<(), BuildError> {
+/// Replace `target` with `new` (same filesystem): rename aside, rename in, then move the
+/// old one to `trash` for its owner to remove (or remove it, where it cannot be moved).
+fn replace_dir(new: &Path, target: &Path, trash: &Path) -> Result<(), BuildError> {
     let old = target.with_extension("old");
     let _ = std::fs::remove_dir_all(&old);
     if target.exists() {
         std::fs::rename(target, &old).map_err(io("move aside", target))?;
     }
     std::fs::rename(new, target).map_err(io("replace", target))?;
-    let _ = std::fs::remove_dir_all(&old);
+    if std::fs::rename(&old, trash).is_err() {
+        let _ = std::fs::remove_dir_all(&old);
+    }
     Ok(())
 }
 
