@@ -12,6 +12,7 @@ mod harness;
 mod lifecycle;
 mod ops;
 mod output;
+mod runtimes;
 mod runtimes_node;
 mod sandbox;
 mod triggers;

@@ -1,0 +1,351 @@
+//! Runtime versions and package managers, as the official buildpacks choose them: what the
+//! bundled buildpacks read (version files, lock files), what `detect` and the build say
+//! they asked, found and used, and builds that install from PyPI and serve.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn s(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// `shipway detect --json` of `dir`: the notes of the buildpack named `buildpack`.
+fn notes(env: &Env, dir: &Path, buildpack: &str) -> Vec<String> {
+    let run = env.run(&["detect", &s(dir), "--json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()));
+    let candidates = doc["candidates"].as_array().expect("candidates");
+    let found = candidates
+        .iter()
+        .find(|c| c["buildpack"] == buildpack)
+        .unwrap_or_else(|| panic!("no {buildpack} in:\n{}", run.all()));
+    assert_eq!(found["verdict"], "detected", "{}", run.all());
+    found["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn has_note(notes: &[String], text: &str) {
+    assert!(
+        notes.iter().any(|n| n.contains(text)),
+        "no note contains {text:?}: {notes:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Package managers from PyPI: the tools that write lock files, once per test run
+
+/// A pin of the bundled Python buildpack (`PIPENV_PIN=...` in its lib/runtime.sh), so that
+/// the lock files are written by the versions that install them.
+fn pin(name: &str) -> String {
+    let lib = std::fs::read_to_string(repo().join("buildpacks/python/lib/runtime.sh")).unwrap();
+    lib.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in buildpacks/python/lib/runtime.sh"))
+        .to_string()
+}
+
+/// The host's trust store for the tools, as the buildpack gives it to them (a network that
+/// inspects TLS reaches PyPI only so).
+fn with_host_certs(cmd: &mut Command) -> &mut Command {
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    if Path::new(bundle).is_file() {
+        cmd.env("SSL_CERT_FILE", bundle)
+            .env("REQUESTS_CA_BUNDLE", bundle)
+            .env("UV_SYSTEM_CERTS", "1");
+    }
+    cmd
+}
+
+/// pipenv, poetry and uv at the buildpack's pins, in one venv below the target folder, made
+/// once and kept between runs (its name carries the pins).
+fn python_tools() -> &'static Path {
+    static TOOLS: OnceLock<PathBuf> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let (pipenv, poetry, uv) = (pin("PIPENV_PIN"), pin("POETRY_PIN"), pin("UV_PIN"));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("python-tools-{pipenv}-{poetry}-{uv}"));
+        let done = dir.join("installed");
+        if done.is_file() {
+            return dir;
+        }
+        // A venv names its own path inside: it is made where it stays, and counts once marked.
+        let _ = std::fs::remove_dir_all(&dir);
+        run_ok(Path::new("/"), "python3", &["-m", "venv", &s(&dir)]);
+        let out = with_host_certs(Command::new(dir.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("pipenv=={pipenv}"),
+            &format!("poetry=={poetry}"),
+            &format!("uv=={uv}"),
+        ]))
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "pip install of the lock tools failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        write(&done, "");
+        dir
+    })
+}
+
+/// Write the app's lock file with `tool` (`pipenv`, `poetry`, `uv`), as its developer would.
+fn lock(env: &Env, app: &Path, tool: &str) {
+    let tools = python_tools();
+    let scratch = env.work.path().join(format!("{tool}-home"));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut cmd = Command::new(tools.join("bin").join(tool));
+    cmd.current_dir(app)
+        .env("HOME", &scratch)
+        .env("WORKON_HOME", scratch.join("venvs"))
+        .env("PIPENV_VERBOSITY", "-1")
+        .env("PIPENV_YES", "1")
+        .env("POETRY_CACHE_DIR", scratch.join("poetry"))
+        .env("UV_CACHE_DIR", scratch.join("uv"))
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .arg("lock");
+    let out = with_host_certs(&mut cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} lock failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deploy `fixture` after writing its lock file with `tool`; it must serve `expected`.
+fn deploys_and_serves(fixture: &str, tool: &str, says: &[&str], expected: &str) {
+    let env = Env::new();
+    let app = env.app(fixture);
+    lock(&env, &app, tool);
+    let mut run = env.deploy(&app, fixture, &[]);
+    run = run.ok();
+    for text in says {
+        run = run.has(text);
+    }
+    let addr = url_of(&run);
+    let mut last = String::new();
+    eventually(Duration::from_secs(30), "the app to answer", || {
+        last = get(&addr, "/").map(|(_, b)| b).unwrap_or_default();
+        last.contains(expected)
+    });
+}
+
+#[test]
+fn a_pipfile_app_like_scalingos_flask_sample_is_installed_by_pipenv_and_serves() {
+    deploys_and_serves(
+        "python-pipenv",
+        "pipenv",
+        &[
+            "-----> Using Python 3.11 specified in Pipfile.lock",
+            &format!("-----> Installing Pipenv {}", pin("PIPENV_PIN")),
+            "-----> Installing dependencies using 'pipenv install --deploy'",
+        ],
+        "flask on python 3.11.",
+    );
+}
+
+#[test]
+fn a_poetry_app_is_installed_by_poetry_and_serves() {
+    deploys_and_serves(
+        "python-poetry",
+        "poetry",
+        &[
+            "-----> Using Python 3.12 specified in .python-version",
+            &format!("-----> Installing Poetry {}", pin("POETRY_PIN")),
+            "-----> Installing dependencies using 'poetry sync --only main'",
+        ],
+        "flask on python 3.12.",
+    );
+}
+
+#[test]
+fn a_uv_app_is_installed_by_uv_and_serves() {
+    deploys_and_serves(
+        "python-uv",
+        "uv",
+        &[
+            "-----> Using Python 3.13 specified in .python-version",
+            "requires-python = \">=3.11\"",
+            &format!("-----> Installing uv {}", pin("UV_PIN")),
+            "-----> Installing dependencies using 'uv sync --locked --no-default-groups'",
+        ],
+        "flask on python 3.13.",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python versions: asked, found, used; none found fails
+
+#[test]
+fn an_impossible_python_version_fails_the_build_naming_what_was_asked_and_found() {
+    let env = Env::new();
+    let app = env.app("python-missing-version");
+    env.run(&["build", &s(&app), "-a", "impossible"])
+        .code(10)
+        .has("-----> Using Python 3.99 specified in .python-version")
+        .has("Python 3.99 is not a version the platform's buildpack knows (3.10 to 3.14)")
+        .has("Found on this host: ")
+        .has("Change the version in .python-version")
+        .lacks("Build complete");
+    has_note(
+        &notes(&env, &app, "python"),
+        "Python asked: 3.99 (.python-version)",
+    );
+}
+
+/// A `uv` that fails as one does without the network: the fetch of a missing version.
+fn offline_uv(env: &Env) -> String {
+    let bin = env.work.path().join("offline-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let uv = bin.join("uv");
+    write(
+        &uv,
+        "#!/bin/sh\necho 'error: Failed to download https://github.com/astral-sh/python-build-standalone/...: dns error' >&2\nexit 2\n",
+    );
+    std::fs::set_permissions(&uv, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn a_python_the_host_lacks_is_fetched_by_uv_else_fails_or_with_the_setting_uses_the_nearest() {
+    let mut env = Env::new();
+    let path = offline_uv(&env);
+    env.set("PATH", &path);
+    // 3.12.2 is a real release; the host has 3.12.1 (pyenv) at most.
+    let app = env.app_as("python-runtime-txt", "needs-3-12-2");
+    std::fs::remove_file(app.join("runtime.txt")).unwrap();
+    write(&app.join(".python-version"), "3.12.2\n");
+    let found = |run: &Run| {
+        run.all()
+            .lines()
+            .find_map(|l| l.strip_prefix(" !     Found: "))
+            .map(String::from)
+            .unwrap_or_else(|| panic!("no list of what was found in:\n{}", run.all()))
+    };
+    let run = env
+        .run(&["build", &s(&app), "-a", "needs"])
+        .code(10)
+        .has("-----> Python 3.12.2 is not on this host: trying `uv python install 3.12.2` into the build cache")
+        .has("uv could not fetch it: error: Failed to download")
+        .has("Python 3.12.2 is asked (.python-version), and this host has no Python 3.12.2.")
+        .has("Install it:  ")
+        .has("The platform never runs another version than the one asked");
+    let listed = found(&run);
+    assert!(!listed.contains("3.12.2 "), "{listed}");
+
+    // The setting: the nearest found, said by a warning line, and the build goes on.
+    env.set("SHIPWAY_NEAREST_VERSION", "1");
+    let run = env.run(&["build", &s(&app), "-a", "needs"]).ok();
+    let warning = run
+        .all()
+        .lines()
+        .find(|l| {
+            l.starts_with(" !     Python 3.12.2 (.python-version) is not on this host: using the nearest, ")
+        })
+        .unwrap_or_else(|| panic!("no warning in:\n{}", run.all()))
+        .to_string();
+    assert!(
+        warning.ends_with("since SHIPWAY_NEAREST_VERSION=1. The platform would use 3.12.2."),
+        "{warning}"
+    );
+    let used = warning
+        .split("using the nearest, ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .to_string();
+    run.has(&format!("-----> Using Python {used} ("));
+    has_note(
+        &notes(&env, &app, "python"),
+        &format!("used: {used}, the nearest"),
+    );
+}
+
+#[test]
+fn python_version_and_package_manager_files_are_read_as_upstream_reads_them() {
+    let env = Env::new();
+    // Nothing asked: the platform's default, and the next build keeps the major it used.
+    let sample = env.app("python");
+    let python = notes(&env, &sample, "python");
+    has_note(&python, "package manager: pip (requirements.txt)");
+    has_note(&python, "Python asked: nothing, so the platform's default, 3.13");
+    has_note(&python, "found on this host: ");
+    has_note(&python, "used: ");
+    env.run(&["build", &s(&sample), "-a", "sample"])
+        .ok()
+        .has("-----> No Python version was specified. Using the buildpack default: Python 3.13");
+    env.run(&["build", &s(&sample), "-a", "sample"]).ok().has(
+        "-----> No Python version was specified. Using the same major version as the last build: Python 3.13",
+    );
+
+    // runtime.txt comes before .python-version, as upstream.
+    let runtime = env.app("python-runtime-txt");
+    has_note(
+        &notes(&env, &runtime, "python"),
+        "Python asked: 3.12 (runtime.txt)",
+    );
+    write(&runtime.join(".python-version"), "3.11\n");
+    has_note(
+        &notes(&env, &runtime, "python"),
+        "Python asked: 3.12 (runtime.txt)",
+    );
+
+    // uv: .python-version, with requires-python beside it; uv.lock names the manager.
+    let uv = env.app("python-uv");
+    write(&uv.join("uv.lock"), "version = 1\n");
+    let uv_notes = notes(&env, &uv, "python");
+    has_note(&uv_notes, "package manager: uv (uv.lock)");
+    has_note(&uv_notes, "Python asked: 3.13 (.python-version)");
+    has_note(&uv_notes, "requires-python: >=3.11 (pyproject.toml)");
+    // uv without .python-version: an error upstream, said by detect and the build.
+    std::fs::remove_file(uv.join(".python-version")).unwrap();
+    has_note(
+        &notes(&env, &uv, "python"),
+        "with uv the platform requires a .python-version file",
+    );
+
+    // Pipfile.lock: python_full_version, else python_version; a Pipfile alone fails.
+    let pipenv = env.app("python-pipenv");
+    has_note(
+        &notes(&env, &pipenv, "python"),
+        "package manager: none: A Pipfile was found without its Pipfile.lock",
+    );
+    env.run(&["build", &s(&pipenv), "-a", "unlocked"])
+        .code(10)
+        .has("A Pipfile was found without its Pipfile.lock");
+    write(
+        &pipenv.join("Pipfile.lock"),
+        r#"{"_meta": {"requires": {"python_version": "3.11", "python_full_version": "3.11.7"}}, "default": {}}"#,
+    );
+    let lock_notes = notes(&env, &pipenv, "python");
+    has_note(&lock_notes, "package manager: pipenv (Pipfile.lock)");
+    has_note(&lock_notes, "Python asked: 3.11.7 (Pipfile.lock)");
+
+    // Two package managers, or a pyproject.toml alone: upstream refuses to guess.
+    let poetry = env.app("python-poetry");
+    has_note(
+        &notes(&env, &poetry, "python"),
+        "pyproject.toml alone names no package manager",
+    );
+    write(&poetry.join("poetry.lock"), "");
+    write(&poetry.join("requirements.txt"), "flask\n");
+    has_note(
+        &notes(&env, &poetry, "python"),
+        "Several package manager files (requirements.txt, poetry.lock)",
+    );
+}
