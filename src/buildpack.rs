@@ -798,6 +798,26 @@ mod tests {
     }
 
     #[test]
+    fn the_copies_of_the_shared_version_libraries_are_the_same() {
+        // A buildpack is copied alone, so each carries its own copy; they must not drift.
+        let file = |path: &str| {
+            BUNDLED
+                .get_file(path)
+                .unwrap_or_else(|| panic!("{path} is not bundled"))
+                .contents()
+        };
+        let versions = file("python/lib/versions.sh");
+        for name in ["ruby", "php", "go", "java", "jvm-common"] {
+            assert_eq!(
+                file(&format!("{name}/lib/versions.sh")),
+                versions,
+                "{name}/lib/versions.sh"
+            );
+        }
+        assert_eq!(file("jvm-common/lib/runtime.sh"), file("java/lib/runtime.sh"));
+    }
+
+    #[test]
     fn every_bundled_buildpack_has_its_scripts() {
         let names = bundled_names();
         for name in DETECTION_ORDER {

@@ -349,3 +349,99 @@ fn python_version_and_package_manager_files_are_read_as_upstream_reads_them() {
         "Several package manager files (requirements.txt, poetry.lock)",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ruby, PHP, Go, Java: the version files read as upstream reads them, and said
+
+#[test]
+fn ruby_php_go_and_java_versions_are_read_as_upstream_reads_them() {
+    let env = Env::new();
+    // Ruby: RUBY VERSION of Gemfile.lock; the Gemfile's `ruby` line and .ruby-version shown.
+    let ruby = notes(&env, &env.app("ruby-version"), "ruby");
+    has_note(&ruby, "Ruby asked: 3.4.1 (Gemfile.lock)");
+    has_note(
+        &ruby,
+        "Gemfile: ruby file: .ruby-version (the platform reads RUBY VERSION in Gemfile.lock)",
+    );
+    has_note(&ruby, ".ruby-version: 3.4.1");
+    has_note(&ruby, "found on this host: ");
+    has_note(&notes(&env, &env.app("ruby"), "ruby"), "Gemfile.lock required");
+
+    // PHP: require.php before config.platform.php; nothing asked is the platform's newest.
+    let php = notes(&env, &env.app("php-version"), "php");
+    has_note(&php, "PHP asked: >=8.2 <8.5 (composer.json require.php)");
+    has_note(
+        &notes(&env, &env.app("php"), "php"),
+        "PHP asked: * (nothing asked",
+    );
+
+    // Go: the go line, expanded as the platform expands it; toolchain is not read upstream.
+    let go = notes(&env, &env.app("go-toolchain"), "go");
+    has_note(
+        &go,
+        "Go asked: go1.22.3 (the go line of go.mod); the platform installs go1.22.3",
+    );
+    has_note(
+        &go,
+        "toolchain go1.23.4 in go.mod: not read by the platform's buildpack",
+    );
+    has_note(
+        &notes(&env, &env.app("go"), "go"),
+        "Go asked: go1.21 (the go line of go.mod); the platform installs go1.21.13",
+    );
+    let comment = env.app_as("go-toolchain", "go-comment");
+    let mod_text = std::fs::read_to_string(comment.join("go.mod")).unwrap();
+    write(
+        &comment.join("go.mod"),
+        &format!("// +scalingo goVersion go1.20\n{mod_text}"),
+    );
+    has_note(
+        &notes(&env, &comment, "go"),
+        "Go asked: go1.20 (the +scalingo goVersion comment of go.mod)",
+    );
+
+    // Java: java.runtime.version, 1.8 meaning 8, a distribution prefix ignored.
+    let java = env.app("java-version");
+    has_note(
+        &notes(&env, &java, "java"),
+        "Java asked: 21 (system.properties java.runtime.version=21)",
+    );
+    write(
+        &java.join("system.properties"),
+        "java.runtime.version = zulu-1.8\n",
+    );
+    has_note(
+        &notes(&env, &java, "java"),
+        "Java asked: 8 (system.properties java.runtime.version=zulu-1.8)",
+    );
+    has_note(
+        &notes(&env, &env.app("java-maven"), "java"),
+        "Java asked: 25 (nothing asked",
+    );
+}
+
+#[test]
+fn a_runtime_version_the_host_lacks_fails_the_build_naming_asked_found_and_how_to_install() {
+    let env = Env::new();
+    env.run(&["build", &s(&env.app("ruby-version")), "-a", "rb"])
+        .code(10)
+        .has("-----> Using Ruby 3.4.1 specified in Gemfile.lock")
+        .has("Ruby 3.4.1 is asked (Gemfile.lock), and this host has no Ruby 3.4.1.")
+        .has("Found: ")
+        .has("Install it:  ");
+    env.run(&["build", &s(&env.app("go-toolchain")), "-a", "gotc"])
+        .code(10)
+        .has("-----> Go go1.22.3 asked (the go line of go.mod): the platform installs go1.22.3")
+        .has("go.mod names toolchain go1.23.4: the platform's buildpack does not read it")
+        .has("Found: ")
+        .has("Install it:  go install golang.org/dl/go1.22.3@latest");
+    // A JDK no host is likely to have: Java 19, a short-lived release.
+    let java = env.app("java-version");
+    write(&java.join("system.properties"), "java.runtime.version=19\n");
+    env.run(&["build", &s(&java), "-a", "jdk"])
+        .code(10)
+        .has("-----> Java 19 asked (system.properties java.runtime.version=19)")
+        .has("Java 19 is asked (system.properties java.runtime.version=19), and this host has no such JDK (with javac).")
+        .has("Found: ")
+        .has("Install it:  sudo apt-get install openjdk-19-jdk-headless");
+}

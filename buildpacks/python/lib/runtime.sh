@@ -133,19 +133,6 @@ py_known() {
   fi
 }
 
-# The home folder of the user running the build (HOME is the app's during a build), read
-# without a process: detect runs on every deploy.
-host_home() {
-  local name x uid gid gecos home shell
-  while IFS=: read -r name x uid gid gecos home shell; do
-    if [ "$uid" = "$EUID" ]; then
-      echo "$home"
-      return
-    fi
-  done </etc/passwd
-  getent passwd "$EUID" 2>/dev/null | cut -d: -f6
-}
-
 # Every CPython 3 this host has, one "version<TAB>path<TAB>where" a line, newest first,
 # one line a version. Install folders are named by version; binaries on PATH are asked
 # (shims of pyenv, asdf, mise and rbenv are left out: the folders behind them are read).
@@ -180,29 +167,7 @@ py_host_interpreters() {
     done
   done
   unset IFS
-  [ ${#lines[@]} -gt 0 ] && printf '%s\n' "${lines[@]}" | sort -t. -k1,1nr -k2,2nr -k3,3nr -s | awk -F'\t' '!seen[$1]++'
-}
-
-# The interpreter for a request, from py_host_interpreters' lines on stdin: an exact
-# N.N.N, or the newest N.N.x for N.N. Prints the line, or nothing.
-py_match() {
-  local asked=$1
-  if [[ $asked =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
-    awk -F'\t' -v a="$asked" '$1 == a { print; exit }'
-  else
-    awk -F'\t' -v a="$asked" 'index($1, a ".") == 1 { print; exit }'
-  fi
-}
-
-# The nearest of the lines on stdin to a request: the same major by the smallest distance
-# in minor, then patch, preferring the newer on a tie.
-py_nearest() {
-  local asked=$1
-  awk -F'\t' -v a="$asked" '
-    BEGIN { n = split(a, w, "."); if (n < 3) w[3] = 999 }
-    { split($1, v, "."); d = (v[1] - w[1]) * 1000000 + (v[2] - w[2]) * 1000 + (v[3] - w[3]); if (d < 0) d = -d + 0.5
-      if (best == "" || d < bd) { best = $0; bd = d } }
-    END { if (best != "") print best }'
+  if [ ${#lines[@]} -gt 0 ]; then printf '%s\n' "${lines[@]}" | vs_sort; fi
 }
 
 # The command that installs a version on this host: the version manager it has, else uv.
@@ -218,9 +183,4 @@ py_install_hint() {
   else
     echo "uv python install $v"
   fi
-}
-
-# "3.10.13 (pyenv), 3.11.7 (pyenv), ..." from py_host_interpreters' lines on stdin, oldest first.
-py_list() {
-  awk -F'\t' '{ l[NR] = $1 " (" $3 ")" } END { for (i = NR; i >= 1; i--) printf "%s%s", l[i], (i > 1 ? ", " : "") }'
 }
