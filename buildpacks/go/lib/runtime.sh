@@ -24,7 +24,7 @@ go_requested() {
 
 # go.mod's toolchain line, which the platform's buildpack does not read.
 go_toolchain() {
-  awk '$1 == "toolchain" { print $2; exit }' "$1/go.mod" 2>/dev/null
+  awk '$1 == "toolchain" { print $2; exit }' "$1/go.mod" 2>/dev/null || true
 }
 
 # What the platform installs for a request: goX.Y means its newest goX.Y.Z.

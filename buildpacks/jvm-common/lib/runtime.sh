@@ -10,7 +10,7 @@
 jdk_requested() {
   local file=$1/system.properties v
   JDK_ASKED= JDK_ORIGIN=
-  v=$(grep -E '^java\.runtime\.version[[:space:]=]+' "$file" 2>/dev/null |
+  v=$({ grep -E '^java\.runtime\.version[[:space:]=]+' "$file" 2>/dev/null || true; } |
     sed -E 's/java\.runtime\.version([ \t]*=[ \t]*|[ \t]+)([_A-Za-z0-9.-]*).*/\2/' | head -n 1)
   if [ -n "$v" ]; then
     JDK_ORIGIN="system.properties java.runtime.version=$v"

@@ -33,7 +33,7 @@ php_requested() {
     if grep -q '"heroku"[[:space:]]*:' "$file"; then extra=heroku; fi
     for key in "require php" "config platform php" "extra $extra engines php"; do
       # shellcheck disable=SC2086 # the keys are words
-      v=$(composer_get "$file" $key)
+      v=$(composer_get "$file" $key || true)
       if [ -n "$v" ]; then
         PHP_ASKED=$v PHP_ORIGIN="composer.json ${key// /.}"
         return
