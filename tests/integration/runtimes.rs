@@ -445,3 +445,29 @@ fn a_runtime_version_the_host_lacks_fails_the_build_naming_asked_found_and_how_t
         .has("Found: ")
         .has("Install it:  sudo apt-get install openjdk-19-jdk-headless");
 }
+
+#[test]
+fn an_app_that_asks_no_python_builds_with_the_nearest_when_the_host_lacks_the_default() {
+    let mut env = Env::new();
+    // The host's pyenv Pythons hidden: what is left is on PATH (Debian's python3).
+    let empty = env.work.path().join("no-pyenv");
+    std::fs::create_dir_all(&empty).unwrap();
+    env.set("SHIPWAY_PASS_ENV", "PYENV_ROOT")
+        .set("PYENV_ROOT", &s(&empty));
+    let app = env.app("python");
+    let run = env.run(&["build", &s(&app), "-a", "nodefault"]).ok();
+    if !run.all().contains("-----> Using Python 3.13.") {
+        let run = run.has(
+            " !     No Python version is asked: the platform would use Python 3.13 (default), which this host lacks; using the nearest found, ",
+        );
+        let used = run
+            .all()
+            .lines()
+            .find_map(|l| l.split("using the nearest found, ").nth(1))
+            .and_then(|r| r.split(". Pin").next())
+            .unwrap()
+            .to_string();
+        run.has(&format!("-----> Using Python {used} ("))
+            .lacks("uv python install");
+    }
+}
