@@ -97,6 +97,7 @@ fn node_18_asked_by_engines_runs_node_18_and_redeploys_offline_from_the_cache() 
     let (run, body) = deploy_and_get(&env, &dir, "n18", &[]);
     let run = run
         .has("engines.node (package.json):   18.x")
+        .has("(from the npm registry, kept in the cache; asked: 18.x, by package.json engines.node), npm 10.")
         .has("Installing node modules");
     assert!(
         run.stdout.contains("Downloading and installing node 18.") || run.stdout.contains("Using node 18."),
@@ -117,7 +118,7 @@ fn node_18_asked_by_engines_runs_node_18_and_redeploys_offline_from_the_cache() 
     let offline = closed_registry();
     let (run, again) = deploy_and_get(&env, &dir, "n18", &["--env", &offline]);
     run.has("Using node 18.")
-        .has("from the cache")
+        .has("(from the cache; asked: 18.x, by package.json engines.node)")
         .has("node_modules from the cache")
         .lacks("Downloading");
     assert_eq!(again, body);
@@ -161,6 +162,7 @@ fn pnpm_named_by_package_manager_builds_and_serves() {
     let (run, body) = deploy_and_get(&env, &dir, "pn", &[]);
     run.has("packageManager (package.json): pnpm@9.15.9")
         .has("Using pnpm 9.15.9")
+        .has("; asked: 22.x, by package.json engines.node), npm ")
         .has("Running 'pnpm install' with pnpm-lock.yaml");
     assert!(body.starts_with("node-pnpm node=v22."), "{body}");
     assert!(

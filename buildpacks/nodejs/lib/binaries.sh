@@ -238,11 +238,12 @@ install_nodejs() {
     # node-gyp downloads headers for the official builds rather than read these, and every
     # file costs each build a link in the cache, one in the slug and two removals.
     rm -rf "$RUNTIMES/$version/include" "$RUNTIMES/$version/share"
+    NODE_SOURCE=registry
   else
     echo "Using node $version from the cache"
+    NODE_SOURCE=cache
   fi
   use_cached_node "$version"
-  NODE_SOURCE=registry
 }
 
 use_cached_node() {

@@ -162,6 +162,19 @@ install_binaries() {
     echo "Using pnpm $TOOL_VERSION"
   fi
   major=${TOOL_VERSION%%.*}
+  # One line for what the build runs with, beside what was asked and where.
+  local from
+  case $NODE_SOURCE in
+    registry) from="from the npm registry, kept in the cache" ;;
+    cache) from="from the cache" ;;
+    *) from="the host's" ;;
+  esac
+  echo "Using node $NODE_VERSION ($from; asked: $range, by $where), npm $NPM_VERSION$(
+    case $PACKAGE_MANAGER in
+      yarn | yarn2) echo ", yarn $TOOL_VERSION" ;;
+      pnpm) echo ", pnpm $TOOL_VERSION" ;;
+    esac
+  )"
   cat >"$REGISTRY_TMP/chosen" <<CHOSEN
 CHOSEN_OK=true
 NODE_VERSION=$NODE_VERSION
