@@ -2,6 +2,7 @@
 //! bundled buildpacks read (version files, lock files), what `detect` and the build say
 //! they asked, found and used, and builds that install from PyPI and serve.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -128,7 +129,8 @@ fn lock(env: &Env, app: &Path, tool: &str) {
 }
 
 /// Deploy `fixture` after writing its lock file with `tool`; it must serve `expected`.
-fn deploys_and_serves(fixture: &str, tool: &str, says: &[&str], expected: &str) {
+/// Returns the environment and the app's folder, for more deploys.
+fn deploys_and_serves(fixture: &str, tool: &str, says: &[&str], expected: &str) -> (Env, PathBuf) {
     let env = Env::new();
     let app = env.app(fixture);
     lock(&env, &app, tool);
@@ -143,11 +145,12 @@ fn deploys_and_serves(fixture: &str, tool: &str, says: &[&str], expected: &str) 
         last = get(&addr, "/").map(|(_, b)| b).unwrap_or_default();
         last.contains(expected)
     });
+    (env, app)
 }
 
 #[test]
 fn a_pipfile_app_like_scalingos_flask_sample_is_installed_by_pipenv_and_serves() {
-    deploys_and_serves(
+    let (env, app) = deploys_and_serves(
         "python-pipenv",
         "pipenv",
         &[
@@ -157,6 +160,31 @@ fn a_pipfile_app_like_scalingos_flask_sample_is_installed_by_pipenv_and_serves()
         ],
         "flask on python 3.11.",
     );
+    // Pipenv's own files are kept without write bits, so that each build links them into
+    // its copy of the cache instead of copying them.
+    let tools = env
+        .home
+        .path()
+        .join("apps/python-pipenv/cache/.shipway-python/tools");
+    let files: Vec<_> = walkdir::WalkDir::new(&tools)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .collect();
+    assert!(!files.is_empty(), "no tool in {}", tools.display());
+    for f in &files {
+        let mode = f.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o222, 0, "{} is writable", f.path().display());
+    }
+    // A changed lock file: the virtualenv is restored and Pipenv, run from those linked
+    // files, installs again.
+    let lock_file = app.join("Pipfile.lock");
+    let text = std::fs::read_to_string(&lock_file).unwrap();
+    std::fs::write(&lock_file, format!("{text}\n")).unwrap();
+    env.deploy(&app, "python-pipenv", &[])
+        .ok()
+        .has("Pipfile.lock changed")
+        .has("-----> Installing dependencies using 'pipenv install --deploy'");
 }
 
 #[test]
