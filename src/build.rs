@@ -49,6 +49,9 @@ pub enum BuildError {
     Cron(#[from] crate::cron::CronError),
     #[error(transparent)]
     Slugignore(#[from] crate::slugignore::SlugignoreError),
+    /// What the caller's step before the build refused (`pipeline::BeforeBuild`).
+    #[error("{0}")]
+    BeforeBuild(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("the image is too large: {size}, more than the {limit} allowed (the slug_limit setting; the platform's limit is 2 GiB); add what the app does not need at run time to .slugignore")]

@@ -56,8 +56,9 @@ pub fn release(
     settings: &Settings,
     out: &Output,
     cancel: &Receiver<()>,
+    before_build: Option<BeforeBuild<'_>>,
 ) -> Result<Released, BuildError> {
-    let result = run(req, settings, out, cancel);
+    let result = run(req, settings, out, cancel, before_build);
     // The last build step ends here, failed or not, before anything else is said.
     out.progress(Progress::Done);
     if result.is_err() {
@@ -66,11 +67,17 @@ pub fn release(
     result
 }
 
+/// A step of the caller's between the source step and the build, given the app's files:
+/// the config vars the build is to see instead of the request's, when it changed them (an
+/// app's first deployment applies scalingo.json's env there), or why the deployment stops.
+pub type BeforeBuild<'a> = &'a dyn Fn(&std::path::Path) -> Result<Option<ConfigVars>, String>;
+
 fn run(
     req: &ReleaseRequest,
     settings: &Settings,
     out: &Output,
     cancel: &Receiver<()>,
+    before_build: Option<BeforeBuild<'_>>,
 ) -> Result<Released, BuildError> {
     let started = Instant::now();
     let parent = req.release_dir.parent().unwrap_or(std::path::Path::new("/"));
@@ -82,6 +89,11 @@ fn run(
     // Checked before the build: a file the platform refuses fails in seconds.
     let jobs = scheduled_jobs(&app_dir, settings.cron_min_interval, out)?;
     let intake_time = started.elapsed();
+    let config_vars = match before_build {
+        Some(step) => step(&app_dir).map_err(BuildError::BeforeBuild)?,
+        None => None,
+    }
+    .unwrap_or_else(|| req.config_vars.clone());
     let built = build::build(
         &BuildRequest {
             app: req.app.clone(),
@@ -89,7 +101,7 @@ fn run(
             deployed: req.input.clone(),
             version: source.version.clone(),
             buildpacks: req.buildpacks.clone(),
-            config_vars: req.config_vars.clone(),
+            config_vars,
             cache_dir: req.cache_dir.clone(),
             scratch_in: parent.to_path_buf(),
             request_id: req.request_id.clone(),

@@ -314,9 +314,12 @@ pub struct AppConfig {
     pub formation: BTreeMap<String, u32>,
     pub router_port: Option<u16>,
     pub tcp_port: Option<u16>,
-    /// scalingo.json was applied, at the app's first deployment (`manifest.rs`).
+    /// scalingo.json was applied, at the app's first deployment (`manifest.rs`): its env
+    /// before the first build, its formation after it.
     #[serde(default)]
     pub manifest_applied: bool,
+    #[serde(default)]
+    pub manifest_env_applied: bool,
 }
 
 /// One app's folder.

@@ -249,7 +249,7 @@ pub fn build(
         request_id: format!("build-{name}-{number}"),
     };
     let cancel = signals::cancel_on_interrupt();
-    match pipeline::release(&request, settings, &out, &cancel) {
+    match pipeline::release(&request, settings, &out, &cancel, None) {
         Ok(released) => {
             out.line(&format!(
                 "<-- Build complete: release {} in {} ({}) -->",

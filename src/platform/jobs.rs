@@ -401,7 +401,13 @@ impl Worker {
             cache_dir: app.cache(),
             request_id: deployment.id.clone(),
         };
-        let released = match pipeline::release(&request, &self.ctx.settings, out, cancel) {
+        // An app's first deployment: scalingo.json's env and addons before the build.
+        let first_build = |files: &std::path::Path| {
+            self.before_first_build(&app, files, &url, out)
+                .map_err(|e| e.to_string())
+        };
+        let released = match pipeline::release(&request, &self.ctx.settings, out, cancel, Some(&first_build))
+        {
             Ok(b) => b,
             Err(e) => {
                 out.error(&e.to_string());
@@ -427,8 +433,8 @@ impl Worker {
         std::thread::spawn(move || drop(scratch));
         let release = released.release;
         deployment.record_release(&release);
-        // An app's first deployment: scalingo.json and bin/release's addons apply now.
-        let first_hook = match self.first_deployment(&app, &release, &url, out) {
+        // An app's first deployment: scalingo.json's formation and bin/release's addons.
+        let first_hook = match self.first_deployment(&app, &release, out) {
             Ok(hook) => hook,
             Err(e) => {
                 out.error(&e.to_string());

@@ -3,9 +3,12 @@
 //! brings (scalingo.json, bin/release's `addons:`). A job provisions or stops a server;
 //! the supervisor owns it while it runs ([`Message::AddonUp`], [`Message::AddonTake`]).
 
+use std::path::Path;
+
 use super::jobs::{fail, Worker, MAX_PER_TYPE};
 use super::supervisor::Message;
 use crate::addon::{self, AddonError, Kind};
+use crate::config_vars::ConfigVars;
 use crate::error::Error;
 use crate::manifest::{self, EnvValue};
 use crate::release::Release;
@@ -181,14 +184,45 @@ impl Worker {
         }
     }
 
-    /// An app's first deployment (no release served yet, its manifest not applied):
-    /// scalingo.json's env, formation and addons, and bin/release's addons, applied
-    /// before its containers start. Returns scripts.first-deploy, this deployment's hook.
+    /// Before an app's first build (no release served yet): scalingo.json's env and
+    /// addons, as the platform applies them to a one-click or review app before building
+    /// it, so that the build finds them in ENV_DIR. The env once (a secret is generated
+    /// once); the addons at every try of the first deployment, until they are there.
+    /// Returns the config vars the build is to see, when there is a manifest.
+    pub(super) fn before_first_build(
+        &self,
+        app: &AppDir,
+        files: &Path,
+        url: &str,
+        out: &Output,
+    ) -> Result<Option<ConfigVars>, Error> {
+        if app.current().is_some() {
+            return Ok(None);
+        }
+        let Some(m) = manifest::read(files).map_err(|e| fail(e.to_string()))? else {
+            return Ok(None);
+        };
+        out.step(&format!(
+            "Reading {} (the app's first deployment, as for a one-click deploy or a review app)",
+            m.file
+        ));
+        // A formation the platform refuses fails the deployment before anything is applied.
+        check_formation(&m)?;
+        if !app.load_config()?.manifest_env_applied {
+            self.apply_manifest_env(app, &m, url, out)?;
+        }
+        let wanted: Vec<(String, &str)> = m.addons.iter().map(|a| (a.clone(), m.file.as_str())).collect();
+        self.provision_wanted(app, &wanted, out)?;
+        Ok(Some(app.load_config()?.config_vars))
+    }
+
+    /// After an app's first build: scalingo.json's formation, now that the release's
+    /// process types are known, and bin/release's addons. Returns scripts.first-deploy,
+    /// this deployment's hook.
     pub(super) fn first_deployment(
         &self,
         app: &AppDir,
         release: &Release,
-        url: &str,
         out: &Output,
     ) -> Result<Option<String>, Error> {
         if app.current().is_some() {
@@ -196,38 +230,17 @@ impl Worker {
         }
         let slug = Release::app_dir(&app.release(release.number));
         let manifest = manifest::read(&slug).map_err(|e| fail(e.to_string()))?;
-        let config = app.load_config()?;
-        let mut wanted: Vec<(String, &str)> = release
+        if let Some(m) = &manifest {
+            if !app.load_config()?.manifest_applied {
+                self.apply_manifest_formation(app, m, release, out)?;
+            }
+        }
+        let wanted: Vec<(String, &str)> = release
             .addons
             .iter()
             .map(|a| (a.clone(), "the buildpack (bin/release)"))
             .collect();
-        if let Some(m) = &manifest {
-            // Env and formation once (a secret is generated once); its addons at every
-            // try of the first deployment, until they are there.
-            if !config.manifest_applied {
-                out.step(&format!(
-                    "Reading {} (the app's first deployment, as for a one-click deploy or a review app)",
-                    m.file
-                ));
-                self.apply_manifest(app, m, release, url, out)?;
-            }
-            wanted.extend(m.addons.iter().map(|a| (a.clone(), m.file.as_str())));
-        }
-        // One addon of a kind: the manifest's plan does not add a second.
-        let have: Vec<Kind> = addon::list(app)?.iter().map(|a| a.kind).collect();
-        let mut seen = have.clone();
-        for (spec, why) in &wanted {
-            let (kind, plan) = addon::parse_spec(spec).map_err(|e| fail(format!("{why}: {e}")))?;
-            if seen.contains(&kind) {
-                if have.contains(&kind) {
-                    out.detail(&format!("addon {kind} asked by {why}: the app has one already"));
-                }
-                continue;
-            }
-            seen.push(kind);
-            self.provision(app, kind, plan, Some(why), out)?;
-        }
+        self.provision_wanted(app, &wanted, out)?;
         let hook = manifest.and_then(|m| {
             if let Some(p) = &m.postdeploy {
                 out.detail(&format!(
@@ -244,25 +257,35 @@ impl Worker {
         Ok(hook)
     }
 
-    /// scalingo.json's env and formation into the app's config, said line by line; a
-    /// variable the user set already (`deploy --env`) stays as it is.
-    fn apply_manifest(
+    /// Provision each addon `wanted` (its spec, and who asked) that the app lacks: one
+    /// addon of a kind, so a plan asked for twice does not add a second.
+    fn provision_wanted(&self, app: &AppDir, wanted: &[(String, &str)], out: &Output) -> Result<(), Error> {
+        let have: Vec<Kind> = addon::list(app)?.iter().map(|a| a.kind).collect();
+        let mut seen = have.clone();
+        for (spec, why) in wanted {
+            let (kind, plan) = addon::parse_spec(spec).map_err(|e| fail(format!("{why}: {e}")))?;
+            if seen.contains(&kind) {
+                if have.contains(&kind) {
+                    out.detail(&format!("addon {kind} asked by {why}: the app has one already"));
+                }
+                continue;
+            }
+            seen.push(kind);
+            self.provision(app, kind, plan, Some(why), out)?;
+        }
+        Ok(())
+    }
+
+    /// scalingo.json's env into the app's config, said line by line; a variable the user
+    /// set already (`deploy --env`) stays as it is.
+    fn apply_manifest_env(
         &self,
         app: &AppDir,
         m: &manifest::Manifest,
-        release: &Release,
         url: &str,
         out: &Output,
     ) -> Result<(), Error> {
         let mut said = Vec::new();
-        for (t, amount, _) in &m.formation {
-            if amount.is_some_and(|n| n > MAX_PER_TYPE) {
-                return Err(fail(format!(
-                    "{}: formation {t}: the platform allows {MAX_PER_TYPE} containers per type at most",
-                    m.file
-                )));
-            }
-        }
         let name = self.app.clone();
         app.update_config(|c| {
             for (k, v) in &m.env {
@@ -293,6 +316,25 @@ impl Worker {
                 };
                 c.config_vars.insert(k.clone(), value);
             }
+            c.manifest_env_applied = true;
+        })?;
+        for line in said {
+            out.detail(&line);
+        }
+        Ok(())
+    }
+
+    /// scalingo.json's formation into the app's config, said line by line.
+    fn apply_manifest_formation(
+        &self,
+        app: &AppDir,
+        m: &manifest::Manifest,
+        release: &Release,
+        out: &Output,
+    ) -> Result<(), Error> {
+        check_formation(m)?;
+        let mut said = Vec::new();
+        app.update_config(|c| {
             for (t, amount, size) in &m.formation {
                 if !release.process_types.contains_key(t) || t == "postdeploy" {
                     said.push(format!(
@@ -317,6 +359,19 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The formation amounts the platform accepts: at most `MAX_PER_TYPE` a type.
+fn check_formation(m: &manifest::Manifest) -> Result<(), Error> {
+    for (t, amount, _) in &m.formation {
+        if amount.is_some_and(|n| n > MAX_PER_TYPE) {
+            return Err(fail(format!(
+                "{}: formation {t}: the platform allows {MAX_PER_TYPE} containers per type at most",
+                m.file
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A failed provisioning, for the user: what to install, or the server's last lines.

@@ -284,6 +284,47 @@ fn a_missing_server_is_a_clear_error_and_leaves_nothing() {
 }
 
 #[test]
+fn the_first_build_sees_scalingo_json_env_as_a_one_click_deploy_does() {
+    let env = Env::new();
+    let dir = env.app_as("env-echo", "oneclick");
+    std::fs::write(
+        dir.join("scalingo.json"),
+        r#"{"env": {"GREETING": {"value": "from the manifest"}, "SECRET_KEY": {"generator": "secret"}}}"#,
+    )
+    .unwrap();
+    // A buildpack that keeps what ENV_DIR held at compile time in the slug.
+    let bp = env.work.path().join("envdir-bp");
+    std::fs::create_dir_all(bp.join("bin")).unwrap();
+    for (script, text) in [
+        ("detect", "#!/usr/bin/env bash\necho EnvDir\n"),
+        (
+            "compile",
+            "#!/usr/bin/env bash\nfor f in \"$3\"/*; do echo \"${f##*/}=$(cat \"$f\")\"; done >\"$1/envdir.txt\"\n",
+        ),
+        ("release", "#!/usr/bin/env bash\necho '--- {}'\n"),
+    ] {
+        let path = bp.join("bin").join(script);
+        std::fs::write(&path, text).unwrap();
+        run_ok(env.work.path(), "chmod", &["+x", path.to_str().unwrap()]);
+    }
+    let url = format!("BUILDPACK_URL={}", bp.display());
+    env.deploy(&dir, "oneclick", &["--env", &url])
+        .ok()
+        .has("Reading scalingo.json")
+        .has("env GREETING=from the manifest");
+    let seen =
+        std::fs::read_to_string(env.home.path().join("apps/oneclick/releases/1/app/envdir.txt")).unwrap();
+    assert!(seen.contains("GREETING=from the manifest\n"), "{seen}");
+    let secret = env_get(&env, "oneclick", "SECRET_KEY");
+    assert!(seen.contains(&format!("SECRET_KEY={secret}\n")), "{seen}");
+    // Applied once: the next deployment neither reads it nor generates another secret.
+    env.deploy(&dir, "oneclick", &[])
+        .ok()
+        .lacks("Reading scalingo.json");
+    assert_eq!(env_get(&env, "oneclick", "SECRET_KEY"), secret);
+}
+
+#[test]
 fn bin_release_addons_are_provisioned_at_the_first_deployment_only() {
     let env = Env::new();
     let dir = env.app("postdeploy-ok");
