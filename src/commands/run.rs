@@ -11,10 +11,7 @@ use crate::release::Release;
 use crate::settings::Settings;
 use crate::ui::Output;
 
-use super::AppChoice;
-
-/// The container sizes of the platform (doc.scalingo.com, container sizes).
-const SIZES: &[&str] = &["S", "M", "L", "XL", "2XL", "3XL", "4XL"];
+use super::{AppChoice, CONTAINER_SIZES};
 
 pub struct Options {
     pub env: Vec<String>,
@@ -80,11 +77,11 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
 
 /// A size the platform knows, or an error listing them.
 pub fn check_size(size: &str) -> Result<(), Error> {
-    if SIZES.contains(&size) {
+    if CONTAINER_SIZES.contains(&size) {
         return Ok(());
     }
     Err(Error::Usage(format!(
         "{size:?} is not a container size of the platform: {}",
-        SIZES.join(", ")
+        CONTAINER_SIZES.join(", ")
     )))
 }

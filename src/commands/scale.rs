@@ -11,7 +11,7 @@ use crate::rollout;
 use crate::settings::Settings;
 use crate::ui::Output;
 
-use super::AppChoice;
+use super::{AppChoice, CONTAINER_SIZES};
 
 pub fn run(settings: &Settings, choice: &AppChoice, items: Vec<String>) -> Result<i32, Error> {
     let (counts, sizes) = parse_counts(&items)?;
@@ -63,9 +63,6 @@ fn show(app: &crate::state::AppDir, out: &Output) -> Result<i32, Error> {
     Ok(exit::SUCCESS)
 }
 
-/// The platform's container sizes, accepted in `web:2:L`.
-const SIZES: &[&str] = &["S", "M", "L", "XL", "2XL", "3XL", "4XL"];
-
 /// The amount of each type, and the sizes given (`web:2:L`), by type.
 type Instructions = (BTreeMap<String, Amount>, BTreeMap<String, String>);
 
@@ -99,8 +96,8 @@ pub fn parse_counts(items: &[String]) -> Result<Instructions, Error> {
                     "a size goes with an amount, not with +N or -N: change the size first",
                 ));
             }
-            if !SIZES.contains(&size) {
-                return Err(bad(&format!("sizes are {}", SIZES.join(", "))));
+            if !CONTAINER_SIZES.contains(&size) {
+                return Err(bad(&format!("sizes are {}", CONTAINER_SIZES.join(", "))));
             }
             sizes.insert(t.to_string(), size.to_string());
         }
