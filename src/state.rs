@@ -314,12 +314,20 @@ pub struct AppConfig {
     pub formation: BTreeMap<String, u32>,
     pub router_port: Option<u16>,
     pub tcp_port: Option<u16>,
-    /// scalingo.json was applied, at the app's first deployment (`manifest.rs`): its env
-    /// before the first build, its formation after it.
+    /// How far scalingo.json was applied, at the app's first deployment (`manifest.rs`).
     #[serde(default)]
-    pub manifest_applied: bool,
-    #[serde(default)]
-    pub manifest_env_applied: bool,
+    pub manifest: ManifestStage,
+}
+
+/// scalingo.json at an app's first deployment: its env (and addons) before the first
+/// build, its formation after it, each once.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ManifestStage {
+    #[default]
+    Pending,
+    EnvApplied,
+    Applied,
 }
 
 /// One app's folder.

@@ -12,7 +12,7 @@ use crate::config_vars::ConfigVars;
 use crate::error::Error;
 use crate::manifest::{self, EnvValue};
 use crate::release::Release;
-use crate::state::AppDir;
+use crate::state::{AppDir, ManifestStage};
 use crate::ui::Output;
 
 impl Worker {
@@ -208,7 +208,7 @@ impl Worker {
         ));
         // A formation the platform refuses fails the deployment before anything is applied.
         check_formation(&m)?;
-        if !app.load_config()?.manifest_env_applied {
+        if app.load_config()?.manifest < ManifestStage::EnvApplied {
             self.apply_manifest_env(app, &m, url, out)?;
         }
         let wanted: Vec<(String, &str)> = m.addons.iter().map(|a| (a.clone(), m.file.as_str())).collect();
@@ -231,7 +231,7 @@ impl Worker {
         let slug = Release::app_dir(&app.release(release.number));
         let manifest = manifest::read(&slug).map_err(|e| fail(e.to_string()))?;
         if let Some(m) = &manifest {
-            if !app.load_config()?.manifest_applied {
+            if app.load_config()?.manifest < ManifestStage::Applied {
                 self.apply_manifest_formation(app, m, release, out)?;
             }
         }
@@ -316,7 +316,7 @@ impl Worker {
                 };
                 c.config_vars.insert(k.clone(), value);
             }
-            c.manifest_env_applied = true;
+            c.manifest = ManifestStage::EnvApplied;
         })?;
         for line in said {
             out.detail(&line);
@@ -352,7 +352,7 @@ impl Worker {
                     ));
                 }
             }
-            c.manifest_applied = true;
+            c.manifest = ManifestStage::Applied;
         })?;
         for line in said {
             out.detail(&line);
