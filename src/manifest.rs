@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Read(#[from] crate::source::AppFileError),
     #[error("{path} is not a valid manifest: {message} (the format: https://developers.scalingo.com/scalingo-json-schema)")]
     Invalid { path: PathBuf, message: String },
 }
@@ -108,12 +108,11 @@ pub struct Manifest {
 pub fn read(dir: &Path) -> Result<Option<Manifest>, ManifestError> {
     for name in NAMES {
         let path = dir.join(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(ManifestError::Read { path, source }),
+        // The app's file, so possibly anything: read as the Procfile is, never blocking.
+        let Some(bytes) = crate::source::read_app_file(&path, crate::source::APP_FILE_LIMIT)? else {
+            continue;
         };
-        return parse(name, &text)
+        return parse(name, &String::from_utf8_lossy(&bytes))
             .map(Some)
             .map_err(|message| ManifestError::Invalid { path, message });
     }

@@ -38,8 +38,8 @@ pub const DEFAULT_SIZE: &str = "M";
 pub enum CronError {
     #[error("cron.json is invalid, and the platform fails a deployment that carries it:\n{}", .problems.join("\n"))]
     Invalid { problems: Vec<String> },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Read(#[from] crate::source::AppFileError),
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -167,11 +167,10 @@ pub struct CronFile {
 /// `cron.json` at the root of `app_dir`; no file, no job. `min_interval`: the
 /// `cron_min_interval` setting.
 pub fn read(app_dir: &Path, min_interval: Duration) -> Result<CronFile, CronError> {
-    let path = app_dir.join("cron.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text, min_interval),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CronFile::default()),
-        Err(source) => Err(CronError::Read { path, source }),
+    // The app's file, so possibly anything: read as the Procfile is, never blocking.
+    match crate::source::read_app_file(&app_dir.join("cron.json"), crate::source::APP_FILE_LIMIT)? {
+        Some(bytes) => parse(&String::from_utf8_lossy(&bytes), min_interval),
+        None => Ok(CronFile::default()),
     }
 }
 
