@@ -41,7 +41,7 @@ pub enum SettingsError {
 pub enum LoopbackBind {
     /// Faithful: the container is not ready until it listens on every interface.
     Fail,
-    /// Accept it, with a warning (tests, which must bind 127.0.0.1 only).
+    /// Accept it, without a word (tests, which must bind 127.0.0.1 only).
     Allow,
 }
 
