@@ -197,6 +197,9 @@ pub fn project_dir(vars: &ConfigVars) -> Option<&str> {
 /// What tells buildpacks that the nearest runtime version found may stand in for the one asked.
 pub const NEAREST_VERSION: &str = "SHIPWAY_NEAREST_VERSION";
 
+/// Set for `shipway detect` only: bundled buildpacks print their notes after the name.
+pub const DETECT_NOTES: &str = "SHIPWAY_DETECT_NOTES";
+
 pub fn build_env(
     settings: &Settings,
     app: &str,

@@ -59,7 +59,10 @@ pub fn detect(
     let out = if json { Output::new() } else { Output::stdout() };
     let buildpacks = build::fetch_all(&selection, &app_dir, settings, scratch.path(), Some(&out))?;
     let home = build::BuildHome::new(settings, scratch.path(), &out)?;
-    let env = build::build_env(settings, "detect", None, "detect", home.seen_at());
+    let mut env = build::build_env(settings, "detect", None, "detect", home.seen_at());
+    // The bundled buildpacks add notes after the name (the version asked, what the host
+    // has) only when asked: a build, which shows only the name, spares that work.
+    env.push((build::DETECT_NOTES.to_string(), "1".to_string()));
     let cancel = signals::cancel_on_interrupt();
     let ctx = ScriptContext {
         env: &env,
