@@ -191,12 +191,10 @@ impl Runner<'_> {
     }
 }
 
-/// A port no one listens on now (the OS's choice).
+/// A port no one listens on now, chosen as containers' are: outside the range the OS
+/// hands to outgoing connections, which could take it before the server binds it.
 fn free_port() -> Result<u16, AddonError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind", Path::new("127.0.0.1:0")))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(io("bind", Path::new("127.0.0.1:0")))
+    crate::container::free_port().map_err(io("bind", Path::new("127.0.0.1")))
 }
 
 fn port_free(port: u16) -> bool {
