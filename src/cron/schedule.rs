@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use crate::ui::civil;
+
 /// Seconds since the epoch, UTC (the scheduler's clock has no time zone: UTC).
 pub type UnixTime = i64;
 
@@ -296,20 +298,6 @@ fn value(field: &Field, text: &str) -> Result<u32, String> {
         return Err(format!("{n} is out of {}-{}", field.min, field.max));
     }
     Ok(n)
-}
-
-/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (Howard Hinnant's
-/// civil-from-days).
-pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// 0 = Sunday (1970-01-01 was a Thursday).
