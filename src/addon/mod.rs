@@ -194,10 +194,7 @@ impl Addon {
             port: 0,
             password: random_hex(16),
             database: db,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            created: crate::deployment::now_ms(),
         }
     }
 
