@@ -401,10 +401,17 @@ impl Worker {
             cache_dir: app.cache(),
             request_id: deployment.id.clone(),
         };
-        // An app's first deployment: scalingo.json's env and addons before the build.
+        // An app's first deployment: scalingo.json's env and addons before the build; the
+        // manifest read then serves again after it.
+        let manifest = std::cell::RefCell::new(None);
         let first_build = |files: &std::path::Path| {
-            self.before_first_build(&app, files, &url, out)
-                .map_err(|e| e.to_string())
+            let read = self
+                .before_first_build(&app, files, &url, out)
+                .map_err(|e| e.to_string())?;
+            Ok(read.map(|(m, vars)| {
+                *manifest.borrow_mut() = Some(m);
+                vars
+            }))
         };
         let released = match pipeline::release(&request, &self.ctx.settings, out, cancel, Some(&first_build))
         {
@@ -434,7 +441,7 @@ impl Worker {
         let release = released.release;
         deployment.record_release(&release);
         // An app's first deployment: scalingo.json's formation and bin/release's addons.
-        let first_hook = match self.first_deployment(&app, &release, out) {
+        let first_hook = match self.first_deployment(&app, &release, manifest.take(), out) {
             Ok(hook) => hook,
             Err(e) => {
                 out.error(&e.to_string());

@@ -10,7 +10,7 @@ use super::supervisor::Message;
 use crate::addon::{self, AddonError, Kind};
 use crate::config_vars::ConfigVars;
 use crate::error::Error;
-use crate::manifest::{self, EnvValue};
+use crate::manifest::{self, EnvValue, Manifest};
 use crate::release::Release;
 use crate::state::{AppDir, ManifestStage};
 use crate::ui::Output;
@@ -188,14 +188,15 @@ impl Worker {
     /// addons, as the platform applies them to a one-click or review app before building
     /// it, so that the build finds them in ENV_DIR. The env once (a secret is generated
     /// once); the addons at every try of the first deployment, until they are there.
-    /// Returns the config vars the build is to see, when there is a manifest.
+    /// Returns the manifest, for `first_deployment`, and the config vars the build is to
+    /// see, when there is one.
     pub(super) fn before_first_build(
         &self,
         app: &AppDir,
         files: &Path,
         url: &str,
         out: &Output,
-    ) -> Result<Option<ConfigVars>, Error> {
+    ) -> Result<Option<(Manifest, ConfigVars)>, Error> {
         if app.current().is_some() {
             return Ok(None);
         }
@@ -213,23 +214,23 @@ impl Worker {
         }
         let wanted: Vec<(String, &str)> = m.addons.iter().map(|a| (a.clone(), m.file.as_str())).collect();
         self.provision_wanted(app, &wanted, out)?;
-        Ok(Some(app.load_config()?.config_vars))
+        let vars = app.load_config()?.config_vars;
+        Ok(Some((m, vars)))
     }
 
-    /// After an app's first build: scalingo.json's formation, now that the release's
-    /// process types are known, and bin/release's addons. Returns scripts.first-deploy,
-    /// this deployment's hook.
+    /// After an app's first build: the `manifest` `before_first_build` read, its
+    /// formation now that the release's process types are known, and bin/release's
+    /// addons. Returns scripts.first-deploy, this deployment's hook.
     pub(super) fn first_deployment(
         &self,
         app: &AppDir,
         release: &Release,
+        manifest: Option<Manifest>,
         out: &Output,
     ) -> Result<Option<String>, Error> {
         if app.current().is_some() {
             return Ok(None);
         }
-        let slug = Release::app_dir(&app.release(release.number));
-        let manifest = manifest::read(&slug).map_err(|e| fail(e.to_string()))?;
         if let Some(m) = &manifest {
             if app.load_config()?.manifest < ManifestStage::Applied {
                 self.apply_manifest_formation(app, m, release, out)?;
@@ -332,7 +333,6 @@ impl Worker {
         release: &Release,
         out: &Output,
     ) -> Result<(), Error> {
-        check_formation(m)?;
         let mut said = Vec::new();
         app.update_config(|c| {
             for (t, amount, size) in &m.formation {
