@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::buildpack::{self, Buildpack, BuildpackError, Detection, Locator, ScriptContext, Verdict};
-use crate::buildpack_cache::{self, BuildpackCache};
+use crate::buildpack_cache::BuildpackCache;
 use crate::config_vars::ConfigVars;
 use crate::procfile::{Procfile, ProcfileError};
 use crate::sandbox::Sandbox;
@@ -334,7 +334,7 @@ pub fn fetch_all(
         .map_err(|e| selection.about(i, e.into()))?;
         if let Some(out) = out {
             if let Some(commit) = &bp.commit {
-                out.detail(&format!("at commit {}", buildpack_cache::short(commit)));
+                out.detail(&format!("at commit {}", source::short(commit)));
             }
             if let Some(note) = &bp.note {
                 out.detail(&format!("note: {note}"));

@@ -126,7 +126,7 @@ impl BuildpackCache {
                 Err(CacheError::Fetch { why, .. }) => {
                     let note = format!(
                         "{url} cannot be reached ({why}): using the cached copy at {} (fetched {})",
-                        short(&entry.commit),
+                        crate::source::short(&entry.commit),
                         crate::ui::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
                     );
                     (entry, Some(note))
@@ -242,10 +242,14 @@ impl BuildpackCache {
 /// Whether a cached checkout at `reference` can never change: a commit, or a tag.
 fn is_fixed(repo: &Path, reference: Option<&str>) -> bool {
     let Some(r) = reference else { return false };
-    let tag = format!("refs/tags/{r}");
-    let is_tag = git(repo, &["show-ref", "--verify", "--quiet", &tag]).is_ok();
+    // A commit id is told by its look; only a tag needs git to ask.
     let is_commit = r.len() >= 7 && r.chars().all(|c| c.is_ascii_hexdigit());
-    is_tag || is_commit
+    is_commit
+        || git(
+            repo,
+            &["show-ref", "--verify", "--quiet", &format!("refs/tags/{r}")],
+        )
+        .is_ok()
 }
 
 fn clone(folder: &Path, url: &str, reference: Option<&str>) -> Result<String, CacheError> {
@@ -410,14 +414,11 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
 }
 
 fn read_entry(folder: &Path) -> Option<Entry> {
-    let text = std::fs::read_to_string(folder.join("entry.toml")).ok()?;
-    toml::from_str(&text).ok()
+    crate::state::read_toml(&folder.join("entry.toml")).ok().flatten()
 }
 
 fn write_entry(folder: &Path, entry: &Entry) -> Result<(), CacheError> {
-    let text = toml::to_string(entry).map_err(|e| io_err("write", folder, e))?;
-    crate::state::write_atomic(&folder.join("entry.toml"), text.as_bytes(), 0o600)
-        .map_err(|e| io_err("write", folder, e))
+    crate::state::write_toml(&folder.join("entry.toml"), entry, 0o600).map_err(|e| io_err("write", folder, e))
 }
 
 fn io_err(action: &'static str, path: &Path, source: impl std::fmt::Display) -> CacheError {
@@ -426,11 +427,6 @@ fn io_err(action: &'static str, path: &Path, source: impl std::fmt::Display) -> 
         path: path.to_path_buf(),
         source: std::io::Error::other(source.to_string()),
     }
-}
-
-/// A commit as people read it.
-pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
 }
 
 #[cfg(test)]

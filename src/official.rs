@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use crate::buildpack::{self, Buildpack, BuildpackError, Locator};
-use crate::buildpack_cache::{short, BuildpackCache};
+use crate::buildpack_cache::BuildpackCache;
 use crate::settings::{OfficialBuildpacks, Settings};
+use crate::source::short;
 use crate::ui::Output;
 
 /// A bundled buildpack's name, and the repository of Scalingo's buildpack for the same

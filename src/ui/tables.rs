@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::console::{status, Abilities};
 use super::{human_bytes, human_duration, utc};
-use crate::buildpack_cache::{short, Entry};
+use crate::buildpack_cache::Entry;
 use crate::platform::protocol::ContainerRow;
+use crate::source::short;
 
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).
 const COMMAND_WIDTH: usize = 100;
