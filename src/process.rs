@@ -737,11 +737,14 @@ pub fn processes() -> Vec<ProcessInfo> {
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            parse_stat(pid, &stat)
-        })
+        .filter_map(process)
         .collect()
+}
+
+/// Process `pid` while it lives: a zombie waiting for its reaper is gone already.
+pub fn process(pid: i32) -> Option<ProcessInfo> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &stat)
 }
 
 /// A live process from its `/proc/<pid>/stat` line; None for a zombie.

@@ -297,16 +297,9 @@ fn clear_stale_lock(lock: &Path) {
     let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else {
         return;
     };
-    // `pid (comm) state ...`: a pid reused by another program is stale too.
-    let live_postgres = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let (head, rest) = s.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1;
-            let state = rest.split_whitespace().next()?;
-            Some(comm.starts_with("postgres") && state != "Z" && state != "X")
-        })
-        .unwrap_or(false);
+    // A pid reused by another program is stale too.
+    let live_postgres = crate::process::process(pid).is_some()
+        && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("postgres"));
     if !live_postgres {
         let _ = std::fs::remove_file(lock);
     }

@@ -189,15 +189,6 @@ pub fn up_detached(home: &Home) -> Result<i32, Error> {
     Ok(exit::SUCCESS)
 }
 
-/// Whether `pid` is a live process (a zombie waiting for its reaper is not).
-fn running_process(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command, which is in parentheses and may hold spaces.
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
-        Err(_) => false,
-    }
-}
-
 /// `shipway down`: ask the platform to stop and wait until it has. A platform whose
 /// socket is gone is found through the home's lock and stopped with SIGTERM.
 pub fn down(home: &Home) -> Result<i32, Error> {
@@ -246,7 +237,7 @@ pub fn down(home: &Home) -> Result<i32, Error> {
     // waits for that too, so that what runs next (a test, a script starting another)
     // never sees it still there.
     let exit_deadline = Instant::now() + Duration::from_secs(10);
-    while running_process(pid) && Instant::now() < exit_deadline {
+    while crate::process::process(pid as i32).is_some() && Instant::now() < exit_deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     out.progress(Progress::Done);
