@@ -85,6 +85,7 @@ pub fn free_port() -> std::io::Result<u16> {
 
 /// A container's whole environment, in the platform's order: config vars (the
 /// buildpack's defaults overridden by the app's), then the platform's own variables.
+/// `size`: its name and memory in bytes when not M (nothing enforces the memory).
 pub fn runtime_env(
     settings: &Settings,
     release: &Release,
@@ -92,16 +93,21 @@ pub fn runtime_env(
     config_vars: &BTreeMap<String, String>,
     name: &str,
     port: Option<u16>,
+    size: Option<(&str, u64)>,
 ) -> Vec<(String, String)> {
     let mut vars: BTreeMap<String, String> = release.config_defaults.clone();
     vars.extend(config_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let home = app_dir.display().to_string();
+    let (size, memory) = size.map_or_else(
+        || (CONTAINER_SIZE.to_string(), CONTAINER_MEMORY.to_string()),
+        |(s, m)| (s.to_string(), m.to_string()),
+    );
     let platform = [
         ("CONTAINER", name.to_string()),
         ("CONTAINER_VERSION", release.container_version()),
-        ("CONTAINER_SIZE", CONTAINER_SIZE.to_string()),
-        ("CONTAINER_MEMORY", CONTAINER_MEMORY.to_string()),
+        ("CONTAINER_SIZE", size),
+        ("CONTAINER_MEMORY", memory),
         ("APP", release.app.clone()),
         ("HOSTNAME", format!("{}-{name}", release.app)),
         ("STACK", settings.stack.clone()),
@@ -254,7 +260,9 @@ impl Container {
     }
 }
 
-/// A one-off container (the postdeploy hook, `shipway run`): same environment, no PORT.
+/// A one-off container (the postdeploy hook, `shipway run`, a scheduled job): same
+/// environment, no PORT; `size` as `runtime_env` takes it (a job's `size`).
+#[allow(clippy::too_many_arguments)]
 pub fn one_off(
     settings: &Settings,
     release: &Release,
@@ -262,6 +270,7 @@ pub fn one_off(
     config_vars: &BTreeMap<String, String>,
     name: &str,
     command: &str,
+    size: Option<(&str, u64)>,
 ) -> Spawn {
     boot(
         settings,
@@ -271,32 +280,7 @@ pub fn one_off(
         name,
         command,
         None,
-        None,
-    )
-}
-
-/// A one-off container of another size than M (a scheduled job's `size`): its
-/// CONTAINER_SIZE and CONTAINER_MEMORY (bytes) say so; nothing enforces the memory.
-#[allow(clippy::too_many_arguments)]
-pub fn one_off_sized(
-    settings: &Settings,
-    release: &Release,
-    release_dir: &Path,
-    config_vars: &BTreeMap<String, String>,
-    name: &str,
-    command: &str,
-    size: &str,
-    memory: u64,
-) -> Spawn {
-    boot(
-        settings,
-        release,
-        release_dir,
-        config_vars,
-        name,
-        command,
-        None,
-        Some((size, memory)),
+        size,
     )
 }
 
@@ -323,16 +307,7 @@ fn boot(
     } else {
         app_dir.as_path()
     };
-    let mut env = runtime_env(settings, release, seen_at, config_vars, name, port);
-    if let Some((size, memory)) = size {
-        for (k, v) in &mut env {
-            match k.as_str() {
-                "CONTAINER_SIZE" => *v = size.to_string(),
-                "CONTAINER_MEMORY" => *v = memory.to_string(),
-                _ => {}
-            }
-        }
-    }
+    let env = runtime_env(settings, release, seen_at, config_vars, name, port, size);
     let spawn = Spawn::new("bash", &app_dir)
         .args(["-c".to_string(), boot_script(command)])
         .env(env);
@@ -416,6 +391,7 @@ mod tests {
             &vars,
             "web-1",
             Some(5001),
+            None,
         )
         .into_iter()
         .collect();
@@ -433,6 +409,7 @@ mod tests {
             Path::new("/srv/app"),
             &vars,
             "worker-1",
+            None,
             None,
         )
         .into_iter()

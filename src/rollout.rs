@@ -253,6 +253,7 @@ pub fn run_hook(
         plan.config_vars,
         "postdeploy-1",
         command,
+        None,
     )
     .start(out.sink())
     .map_err(RolloutError::HookStart)?;

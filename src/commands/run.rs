@@ -65,7 +65,7 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
             nix::sys::signal::SigHandler::SigIgn,
         )
     };
-    let status = container::one_off(settings, &release, &release_dir, &vars, "run-1", &line)
+    let status = container::one_off(settings, &release, &release_dir, &vars, "run-1", &line, None)
         .run_attached()
         .map_err(|e| Error::Platform {
             message: e.to_string(),

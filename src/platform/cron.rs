@@ -242,15 +242,14 @@ pub fn start(ctx: &Arc<Context>, handle: &Handle, log: &AppLog, run: Start, dism
         let release_dir = dir.release(release);
         let loaded = Release::load(&release_dir)?;
         let config = dir.load_config()?;
-        Ok(crate::container::one_off_sized(
+        Ok(crate::container::one_off(
             &ctx.settings,
             &loaded,
             &release_dir,
             &config.config_vars,
             &name,
             &job.command,
-            &job.size,
-            job.memory(),
+            Some((&job.size, job.memory())),
         ))
     })();
     let say = |text: &str| app_log(Stream::Stderr, text);
