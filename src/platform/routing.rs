@@ -60,20 +60,23 @@ impl Routers {
         port: Option<u16>,
         wants_tcp: bool,
     ) -> Result<Bound, Error> {
-        let config = app.load_config()?;
+        // The kept ports are read only to bind: this runs on the supervisor thread, twice
+        // a deploy, and the routers are bound already nearly every time.
         if self.web.is_none() {
-            let (listener, p) = bind_port(config.router_port.or(port).or(settings.port))?;
+            let kept = app.load_config()?.router_port;
+            let (listener, p) = bind_port(kept.or(port).or(settings.port))?;
             self.web = Some(start(settings, listener, Protocol::Http)?);
-            if config.router_port != Some(p) {
+            if kept != Some(p) {
                 app.update_config(|c| c.router_port = Some(p))?;
             }
         }
         if wants_tcp && self.tcp.is_none() {
+            let kept = app.load_config()?.tcp_port;
             // The web router's port is skipped by itself: its listener holds it.
             let os_port = (settings.port == Some(0)).then_some(0);
-            let (listener, p) = bind_port(config.tcp_port.or(os_port))?;
+            let (listener, p) = bind_port(kept.or(os_port))?;
             self.tcp = Some(start(settings, listener, Protocol::Tcp)?);
-            if config.tcp_port != Some(p) {
+            if kept != Some(p) {
                 app.update_config(|c| c.tcp_port = Some(p))?;
             }
         }
