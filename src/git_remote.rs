@@ -150,6 +150,10 @@ pub fn app_of_url(url: &str) -> Option<String> {
 /// `scalingo-<remote>`) of the work tree holding `dir` deploys, with the remote's name.
 /// `None` outside a work tree, without such a remote, or when its URL is not shipway's.
 pub fn app_of_remote(dir: &Path, remote: &str) -> Option<(String, String)> {
+    // Outside any work tree (the common case of `ps` in some folder): no git to ask.
+    if !crate::source::under_git(dir) {
+        return None;
+    }
     [remote.to_string(), format!("shipway-{remote}")]
         .into_iter()
         .find_map(|name| {

@@ -181,6 +181,10 @@ fn known_apps(home: &Home) -> String {
 }
 
 fn is_work_tree_top(dir: &Path) -> bool {
+    // The top of a work tree holds its `.git`: without one, git need not be asked.
+    if !dir.join(".git").exists() {
+        return false;
+    }
     let Ok(top) = git_remote::work_tree_top(dir) else {
         return false;
     };

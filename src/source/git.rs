@@ -103,14 +103,18 @@ fn is_repository(dir: &Path) -> Result<bool, SourceError> {
     Err(failed(dir, &args, &output))
 }
 
+/// Whether a `.git` stands in `dir` or above it. A work tree has one (a folder, or a file
+/// naming one) at its top, and the variables that could point git elsewhere are cleared:
+/// with none, git need not be asked, nor even be installed.
+pub(crate) fn under_git(dir: &Path) -> bool {
+    let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    abs.ancestors().any(|a| a.join(".git").exists())
+}
+
 /// The work tree holding `dir`, or None when `dir` is not inside one. Without git, a
 /// folder under a `.git` cannot be read the way a push would, so that is an error.
 pub(crate) fn work_tree(dir: &Path) -> Result<Option<WorkTree>, SourceError> {
-    // A work tree has `.git` (a folder, or a file naming one) at its top, and the variables
-    // that could point git elsewhere are cleared: with none above, git need not be asked,
-    // nor even be installed.
-    let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    if !abs.ancestors().any(|a| a.join(".git").exists()) {
+    if !under_git(dir) {
         return Ok(None);
     }
     let args = ["rev-parse", "--is-inside-work-tree"];

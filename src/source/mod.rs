@@ -33,6 +33,7 @@ pub use archive::{extract_tar_gz, unpack_tar_gz, ArchiveStats, ARCHIVE_LIMIT_BYT
 pub use copy::{copy_cache, copy_tree, count_files, CopyStats, FileCount};
 pub(crate) use copy::{copy_tree_excluding, Exclude};
 pub use error::SourceError;
+pub(crate) use git::under_git;
 pub use git::{Ignored, RULES_SHOWN};
 pub use pack::pack_tar_gz;
 
