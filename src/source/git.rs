@@ -206,26 +206,29 @@ pub(crate) fn ignored(dir: &Path, taken: usize) -> Result<Option<Ignored>, Sourc
         "--directory",
     ];
     let output = if taken == 0 { None } else { Some(run(dir, &args)?) };
-    let Some(output) = output.filter(|o| o.status.success()) else {
+    let output = match output {
+        Some(o) if o.status.success() => o,
         // Nothing taken, or `ls-files --directory` failed, as it does inside an ignored
         // folder: ask about the folder itself.
-        let rules = rules(dir, &[PathBuf::from(".")])?;
-        if rules.is_empty() {
-            return match run(dir, &args)? {
-                o if o.status.success() => Ok(None),
-                o => Err(failed(dir, &args, &o)),
-            };
+        failed_run => {
+            let rules = rules(dir, &[PathBuf::from(".")])?;
+            if rules.is_empty() {
+                return match failed_run {
+                    Some(o) => Err(failed(dir, &args, &o)),
+                    None => Ok(None),
+                };
+            }
+            let all = super::count_files_except_git(dir)?;
+            let rules = rules
+                .into_iter()
+                .map(|(rule, _)| (rule, PathBuf::from(".")))
+                .collect();
+            return Ok(Some(Ignored {
+                files: all.saturating_sub(taken as u64),
+                whole: true,
+                rules,
+            }));
         }
-        let (all, _) = super::count_files_except_git(dir)?;
-        let rules = rules
-            .into_iter()
-            .map(|(rule, _)| (rule, PathBuf::from(".")))
-            .collect();
-        return Ok(Some(Ignored {
-            files: all.saturating_sub(taken as u64),
-            whole: true,
-            rules,
-        }));
     };
     let entries: Vec<PathBuf> = output
         .stdout
@@ -240,7 +243,7 @@ pub(crate) fn ignored(dir: &Path, taken: usize) -> Result<Option<Ignored>, Sourc
     for entry in &entries {
         let path = dir.join(entry);
         files += if path.is_dir() {
-            super::count_files_except_git(&path)?.0
+            super::count_files_except_git(&path)?
         } else {
             1
         };
