@@ -725,7 +725,10 @@ impl Worker {
             ));
             self.start_ready(&app, &release, missing, out)?
         };
-        app.update_config(|c| c.formation.extend(counts.clone()))?;
+        let formation_now = app.update_config(|c| {
+            c.formation.extend(counts.clone());
+            c.formation.clone()
+        })?;
         let formation: Vec<String> = counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
         self.event(&format!(
             "scaled to {} (release v{})",
@@ -742,9 +745,8 @@ impl Worker {
         if web_off {
             out.detail("web is scaled to 0: the router answers 503 until it is scaled up again");
         }
-        let formation = app.load_config()?.formation;
         out.step(&format!("{} is scaled to:", self.app));
-        for (t, n) in rollout::amounts(&release, &formation) {
+        for (t, n) in rollout::amounts(&release, &formation_now) {
             out.detail(&format!("{t}: {n} - M"));
         }
         Ok(())
