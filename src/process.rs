@@ -181,7 +181,7 @@ impl Spawn {
     /// The program behind its shim (`shim.rs`), which keeps everything it starts below it.
     fn command(&self) -> Result<Command, ProcessError> {
         self.check_program()?;
-        let mut cmd = Command::new(shim_exe());
+        let mut cmd = Command::new(self_exe());
         cmd.arg0("shipway")
             .arg("shim")
             .arg(std::process::id().to_string())
@@ -409,15 +409,11 @@ pub fn cloexec_beyond_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The executable that runs `shipway shim`: this one, even if its file was replaced since
-/// it started. Unit tests run inside the test harness, so they use the built `shipway`
-/// beside it (`cargo test` builds it before running any test).
-/// This program, to start again in another role (the shim, `as-user`).
+/// This program, to start again in another role (`shipway shim`, `as-user`): this one,
+/// even if its file was replaced since it started. Unit tests run inside the test
+/// harness, so they use the built `shipway` beside it (`cargo test` builds it before
+/// running any test).
 pub fn self_exe() -> PathBuf {
-    shim_exe()
-}
-
-fn shim_exe() -> PathBuf {
     if cfg!(test) {
         if let Some(dir) = std::env::current_exe()
             .ok()
