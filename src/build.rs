@@ -510,13 +510,7 @@ pub fn build(
 
     let mut compile_env = env.clone();
     for (i, bp) in buildpacks.iter().enumerate() {
-        let ctx = ScriptContext {
-            env: &compile_env,
-            deadline,
-            limit: render_duration(settings.build_timeout),
-            cancel,
-            app,
-        };
+        let ctx = ctx.with_env(&compile_env);
         if detect_each {
             match bp.detect(&app_dir, &ctx)?.verdict {
                 Verdict::Detected { name, .. } => out.step(&format!("{name} app detected")),
@@ -537,13 +531,7 @@ pub fn build(
     let Some(last) = buildpacks.last() else {
         return Err(BuildError::EmptyBuildpacks);
     };
-    let release_ctx = ScriptContext {
-        env: &compile_env,
-        deadline,
-        limit: render_duration(settings.build_timeout),
-        cancel,
-        app,
-    };
+    let release_ctx = ctx.with_env(&compile_env);
     let release_yaml = last.release(&app_dir, &release_ctx, out.sink())?;
     timings.compile = compile_started.elapsed();
 

@@ -400,6 +400,23 @@ pub struct ScriptContext<'a> {
     pub app: Option<&'a Path>,
 }
 
+impl<'a> ScriptContext<'a> {
+    /// The same deadline, cancellation and `/app` (every script of a build shares them),
+    /// with another environment.
+    pub fn with_env<'b>(&self, env: &'b [(String, String)]) -> ScriptContext<'b>
+    where
+        'a: 'b,
+    {
+        ScriptContext {
+            env,
+            deadline: self.deadline,
+            limit: self.limit.clone(),
+            cancel: self.cancel,
+            app: self.app,
+        }
+    }
+}
+
 impl Buildpack {
     fn run(
         &self,
