@@ -626,10 +626,17 @@ fn process_types(
 }
 
 /// ENV_DIR: one file per config var, content = value, no newline added (0600 in 0700).
+/// The config vars as ENV_DIR holds them, one file each. It lives as long as the build,
+/// so nothing is waited onto the disk. shipway's own variables of the scripts'
+/// environment are settings: a config var of that name is left out, so that a buildpack
+/// exporting ENV_DIR (as the Node.js one does) cannot turn one on.
 fn write_env_dir(dir: &Path, vars: &ConfigVars) -> Result<(), BuildError> {
     state::private_dir(dir)?;
     for (name, value) in vars {
-        state::write_atomic(&dir.join(name), value.as_bytes(), 0o600)?;
+        if name == NEAREST_VERSION || name == DETECT_NOTES {
+            continue;
+        }
+        state::write_atomic_unsynced(&dir.join(name), value.as_bytes(), 0o600)?;
     }
     Ok(())
 }
@@ -668,4 +675,29 @@ fn no_match_details(report: &DetectReport) -> String {
     );
     lines.push("or choose a buildpack with the BUILDPACK_NAME or BUILDPACK_URL config var.".into());
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_dir_holds_the_config_vars_but_not_shipways_own_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let env_dir = dir.path().join("env");
+        let vars: ConfigVars = [
+            ("GREETING".to_string(), "hi".to_string()),
+            (NEAREST_VERSION.to_string(), "1".to_string()),
+            (DETECT_NOTES.to_string(), "1".to_string()),
+        ]
+        .into();
+        write_env_dir(&env_dir, &vars).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&env_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["GREETING"]);
+        assert_eq!(std::fs::read_to_string(env_dir.join("GREETING")).unwrap(), "hi");
+    }
 }
