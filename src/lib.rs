@@ -30,6 +30,7 @@ mod shim;
 pub mod signals;
 pub mod slugignore;
 pub mod source;
+pub mod stack;
 pub mod state;
 pub mod ui;
 

@@ -1,0 +1,156 @@
+//! The platform's stacks (PLATFORM.md §9): which exist, and where their images are kept.
+//!
+//! A stack is a name (`scalingo-26`) that a deployment resolves to one image, kept
+//! unpacked once per image digest under `SHIPWAY_HOME/stacks/` and shared by every app:
+//!
+//! ```text
+//! stacks/images/<algorithm>-<hex>/rootfs/      the image's root filesystem, unpacked
+//! stacks/images/<algorithm>-<hex>/image.toml   written last: the unpack is complete
+//! stacks/names/<stack>.toml                    the digest a stack name resolves to now
+//! ```
+//!
+//! This module owns the table of stacks and that layout; it does not fetch anything.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Whether the platform still builds on a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Support {
+    Supported,
+    Deprecated,
+}
+
+/// One of the platform's stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackInfo {
+    pub name: &'static str,
+    /// The Ubuntu LTS it is built on.
+    pub ubuntu: &'static str,
+    pub support: Support,
+}
+
+/// The platform's stacks, newest first. `scalingo-26` is the default for new apps since
+/// 2026-06-22.
+pub const STACKS: &[StackInfo] = &[
+    StackInfo {
+        name: "scalingo-26",
+        ubuntu: "26.04",
+        support: Support::Supported,
+    },
+    StackInfo {
+        name: "scalingo-24",
+        ubuntu: "24.04",
+        support: Support::Supported,
+    },
+    StackInfo {
+        name: "scalingo-22",
+        ubuntu: "22.04",
+        support: Support::Deprecated,
+    },
+];
+
+/// The stack of a new app.
+pub const DEFAULT: &str = "scalingo-26";
+
+/// The explicit choice of the host's own userland instead of an image.
+pub const HOST: &str = "host";
+
+/// A platform stack by name.
+pub fn info(name: &str) -> Option<&'static StackInfo> {
+    STACKS.iter().find(|s| s.name == name)
+}
+
+/// What `stacks/names/<stack>.toml` records: the image a stack name resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pulled {
+    /// The manifest's digest, `sha256:<hex>`.
+    pub digest: String,
+    /// Where it came from: a registry reference or an imported file.
+    pub source: String,
+    /// Bytes unpacked on disk.
+    pub size: u64,
+    /// When it was pulled or imported, in milliseconds since the epoch.
+    pub at_ms: u64,
+}
+
+/// An image unpacked and complete on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub digest: String,
+    pub rootfs: PathBuf,
+}
+
+/// The stacks' part of a shipway home.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+impl Store {
+    /// The store of the home at `home` (nothing is created).
+    pub fn of(home: &Path) -> Store {
+        Store {
+            root: home.join("stacks"),
+        }
+    }
+
+    /// The folder of the image with manifest digest `digest` (`sha256:<hex>`).
+    pub fn image_dir(&self, digest: &str) -> PathBuf {
+        self.root.join("images").join(digest.replacen(':', "-", 1))
+    }
+
+    /// The file naming the digest a stack name resolves to.
+    pub fn name_file(&self, stack: &str) -> PathBuf {
+        self.root.join("names").join(format!("{stack}.toml"))
+    }
+
+    /// What `stack` resolves to, if it was pulled or imported.
+    pub fn pulled(&self, stack: &str) -> Option<Pulled> {
+        crate::state::read_toml(&self.name_file(stack)).ok().flatten()
+    }
+
+    /// The complete image `stack` resolves to, if there is one on disk.
+    pub fn installed(&self, stack: &str) -> Option<Image> {
+        let pulled = self.pulled(stack)?;
+        let dir = self.image_dir(&pulled.digest);
+        dir.join("image.toml").is_file().then(|| Image {
+            rootfs: dir.join("rootfs"),
+            digest: pulled.digest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_a_supported_stack() {
+        assert_eq!(info(DEFAULT).map(|s| s.support), Some(Support::Supported));
+        assert_eq!(info("scalingo-22").map(|s| s.support), Some(Support::Deprecated));
+        assert!(info(HOST).is_none());
+    }
+
+    #[test]
+    fn an_image_counts_only_once_complete() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let store = Store::of(home.path());
+        assert_eq!(store.installed("scalingo-26"), None);
+        let pulled = Pulled {
+            digest: "sha256:abc".into(),
+            source: "test".into(),
+            size: 1,
+            at_ms: 0,
+        };
+        std::fs::create_dir_all(store.root.join("names")).expect("mkdir");
+        crate::state::write_toml(&store.name_file("scalingo-26"), &pulled, 0o600).expect("write");
+        std::fs::create_dir_all(store.image_dir("sha256:abc").join("rootfs")).expect("mkdir");
+        assert_eq!(store.installed("scalingo-26"), None);
+        std::fs::write(store.image_dir("sha256:abc").join("image.toml"), "").expect("write");
+        let image = store.installed("scalingo-26").expect("installed");
+        assert_eq!(image.rootfs, home.path().join("stacks/images/sha256-abc/rootfs"));
+    }
+}
