@@ -118,7 +118,7 @@ impl BuildpackCache {
                 Ok(commit) => (
                     Entry {
                         commit,
-                        fetched_at: crate::deployment::now_ms(),
+                        fetched_at: crate::clock::now_ms(),
                         ..entry
                     },
                     None,
@@ -139,14 +139,14 @@ impl BuildpackCache {
                     url: url.to_string(),
                     reference: reference.map(String::from),
                     commit,
-                    fetched_at: crate::deployment::now_ms(),
+                    fetched_at: crate::clock::now_ms(),
                     last_used: 0,
                     bytes: 0,
                 };
                 (entry, None)
             }
         };
-        entry.last_used = crate::deployment::now_ms();
+        entry.last_used = crate::clock::now_ms();
         write_entry(&folder, &entry)?;
         Ok(Checkout {
             dir: repo,
@@ -172,7 +172,7 @@ impl BuildpackCache {
                     url: url.to_string(),
                     reference: None,
                     commit: digest(&file).map_err(|e| io_err("read", &file, e))?,
-                    fetched_at: crate::deployment::now_ms(),
+                    fetched_at: crate::clock::now_ms(),
                     last_used: cached.map_or(0, |c| c.last_used),
                     bytes: 0,
                 };
@@ -195,7 +195,7 @@ impl BuildpackCache {
                 });
             }
         };
-        entry.last_used = crate::deployment::now_ms();
+        entry.last_used = crate::clock::now_ms();
         write_entry(&folder, &entry)?;
         Ok(Checkout {
             dir: file,

@@ -5,7 +5,6 @@
 //! It records; it does not decide the next status.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,13 +88,6 @@ pub struct Deployment {
     pub timings: std::collections::BTreeMap<String, u64>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Deployment {
     /// Records what this deployment rolls out: the release, its version, buildpacks and
     /// slug size.
@@ -108,7 +100,7 @@ impl Deployment {
 
     /// A new deployment, with an id that sorts by time.
     pub fn new(app: &str, source: &str, git_ref: Option<&str>) -> Deployment {
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         Deployment {
             id: format!(
                 "{now}-{:04x}",
@@ -141,7 +133,7 @@ impl Deployment {
 
     /// Record a new status and save at once.
     pub fn set_status(&mut self, status: Status, app: &AppDir) -> Result<(), StateError> {
-        let at = now_ms();
+        let at = crate::clock::now_ms();
         self.statuses.push(StatusChange { status, at });
         if status.is_final() {
             if let Some(first) = self.statuses.first() {

@@ -6,6 +6,7 @@ pub mod build;
 pub mod buildpack;
 pub mod buildpack_cache;
 pub mod cli;
+pub mod clock;
 mod commands;
 pub mod config_vars;
 pub mod container;

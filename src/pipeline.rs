@@ -202,10 +202,7 @@ fn write_release(
 ) -> Result<(Release, tempfile::TempDir), BuildError> {
     let release = Release {
         number: req.number,
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created: crate::clock::now_secs(),
         app: req.app.clone(),
         source: source.description,
         git_ref: source.git_ref,

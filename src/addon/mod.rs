@@ -194,7 +194,7 @@ impl Addon {
             port: 0,
             password: random_hex(16),
             database: db,
-            created: crate::deployment::now_ms(),
+            created: crate::clock::now_ms(),
         }
     }
 

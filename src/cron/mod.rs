@@ -148,9 +148,7 @@ impl Job {
 
 /// Now, in the scheduler's clock: seconds since the epoch (UTC).
 pub fn now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    i64::try_from(crate::clock::now_secs()).unwrap_or(i64::MAX)
 }
 
 fn clock(minute_of_day: u32) -> String {

@@ -122,9 +122,7 @@ impl Rewriter {
     fn push_start(&mut self, out: &mut Vec<u8>, received: Instant) {
         if self.start_at != Some(received) {
             self.start_at = Some(received);
-            let ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let ms = crate::clock::now_ms();
             if ms != self.start_ms {
                 self.start_ms = ms;
                 self.start_digits = Decimal::of(ms);

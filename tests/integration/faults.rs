@@ -4,13 +4,11 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use shipway::clock::now_ms;
 
 use crate::harness::*;
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
 
 /// A deployment record: its release, and its statuses as (status, ms since the epoch).
 type Record = (Option<u64>, Vec<(String, u64)>);
