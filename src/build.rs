@@ -54,6 +54,20 @@ pub enum BuildError {
     BeforeBuild(String),
     #[error(transparent)]
     State(#[from] StateError),
+    /// A name stored before every source of config vars was checked (an older shipway
+    /// took `scalingo.json`'s keys as they came): it would name a path, not a file of
+    /// ENV_DIR.
+    #[error("{source}: it was stored before shipway checked every name, and it is not given to the buildpacks. Remove it with `shipway env-unset -a {app} {quoted}` (and set it again under a valid name), then deploy again")]
+    StoredName {
+        app: String,
+        quoted: String,
+        source: crate::config_vars::ConfigVarError,
+    },
+    #[error("{buildpack}'s bin/release: {source}")]
+    ReleaseVar {
+        buildpack: String,
+        source: crate::config_vars::ConfigVarError,
+    },
     #[error("the image is too large: {size}, more than the {limit} allowed (the slug_limit setting; the platform's limit is 2 GiB); add what the app does not need at run time to .slugignore")]
     SlugTooLarge { size: String, limit: String },
     #[error("cannot {action} {path}: {source}")]
@@ -506,7 +520,7 @@ pub fn build(
         state::private_dir(&cache_work)?;
     }
     let env_dir = scratch.path().join("env");
-    write_env_dir(&env_dir, &req.config_vars)?;
+    write_env_dir(&env_dir, &req.config_vars, &req.app)?;
 
     let mut compile_env = env.clone();
     for (i, bp) in buildpacks.iter().enumerate() {
@@ -533,6 +547,12 @@ pub fn build(
     };
     let release_ctx = ctx.with_env(&compile_env);
     let release_yaml = last.release(&app_dir, &release_ctx, out.sink())?;
+    for name in release_yaml.config_vars.keys() {
+        crate::config_vars::check_name(name).map_err(|source| BuildError::ReleaseVar {
+            buildpack: last.name.clone(),
+            source,
+        })?;
+    }
     timings.compile = compile_started.elapsed();
 
     for addon in &release_yaml.addons {
@@ -626,11 +646,20 @@ fn process_types(
 }
 
 /// ENV_DIR: one file per config var, content = value, no newline added (0600 in 0700).
-/// The config vars as ENV_DIR holds them, one file each. It lives as long as the build,
-/// so nothing is waited onto the disk. shipway's own variables of the scripts'
-/// environment are settings: a config var of that name is left out, so that a buildpack
-/// exporting ENV_DIR (as the Node.js one does) cannot turn one on.
-fn write_env_dir(dir: &Path, vars: &ConfigVars) -> Result<(), BuildError> {
+/// It lives as long as the build, so nothing is waited onto the disk. shipway's own
+/// variables of the scripts' environment are settings: a config var of that name is left
+/// out, so that a buildpack exporting ENV_DIR (as the Node.js one does) cannot turn one on.
+/// Every name is checked by the one rule before anything is written: it is the only
+/// writer of ENV_DIR, and a name that fails it (stored by an older shipway) could name a
+/// path outside.
+fn write_env_dir(dir: &Path, vars: &ConfigVars, app: &str) -> Result<(), BuildError> {
+    for name in vars.keys() {
+        crate::config_vars::check_name(name).map_err(|source| BuildError::StoredName {
+            app: app.to_string(),
+            quoted: shell_quoted(name),
+            source,
+        })?;
+    }
     state::private_dir(dir)?;
     for (name, value) in vars {
         if name == NEAREST_VERSION || name == DETECT_NOTES {
@@ -639,6 +668,18 @@ fn write_env_dir(dir: &Path, vars: &ConfigVars) -> Result<(), BuildError> {
         state::write_atomic_unsynced(&dir.join(name), value.as_bytes(), 0o600)?;
     }
     Ok(())
+}
+
+/// `text` as one word of a POSIX shell, for a command the user copies.
+fn shell_quoted(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=".contains(c))
+    {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// Replace `target` with `new` (same filesystem): rename aside, rename in, then move the
@@ -691,7 +732,7 @@ mod tests {
             (DETECT_NOTES.to_string(), "1".to_string()),
         ]
         .into();
-        write_env_dir(&env_dir, &vars).unwrap();
+        write_env_dir(&env_dir, &vars, "app").unwrap();
         let mut names: Vec<String> = std::fs::read_dir(&env_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -699,5 +740,23 @@ mod tests {
         names.sort();
         assert_eq!(names, ["GREETING"]);
         assert_eq!(std::fs::read_to_string(env_dir.join("GREETING")).unwrap(), "hi");
+    }
+
+    #[test]
+    fn a_stored_name_that_is_a_path_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("outside");
+        let env_dir = dir.path().join("env");
+        let vars: ConfigVars = [
+            ("A".to_string(), "1".to_string()),
+            (target.display().to_string(), "pwned".to_string()),
+            ("../escaped".to_string(), "pwned".to_string()),
+        ]
+        .into();
+        let e = write_env_dir(&env_dir, &vars, "demo").unwrap_err().to_string();
+        assert!(e.contains("shipway env-unset -a demo ../escaped"), "{e}");
+        assert!(!target.exists() && !dir.path().join("escaped").exists());
+        assert!(!env_dir.exists());
+        assert_eq!(shell_quoted("it's"), "'it'\\''s'");
     }
 }

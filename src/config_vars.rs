@@ -2,6 +2,9 @@
 //! `[A-Za-z0-9_]`, at most 64 characters, not starting with `_`; values at most
 //! 32768 characters. Also the `.env` file format that `--env-file` reads.
 //!
+//! [`check_name`] is the one rule for a name, whatever brought it (`env-set`, `--env`,
+//! a `.env` file, `scalingo.json`, a buildpack's `bin/release`): a name becomes a file
+//! name in ENV_DIR, so a name that passes it is a plain file name (no `/`, no `..`).
 //! Validation and parsing only; where they are stored is the state module's.
 
 use std::collections::BTreeMap;
@@ -20,7 +23,9 @@ pub enum ConfigVarError {
 
 pub type ConfigVars = BTreeMap<String, String>;
 
-pub fn validate(name: &str, value: &str) -> Result<(), ConfigVarError> {
+/// The platform's rule for a config var name. Scalingo's documentation gives no other (a
+/// leading digit and `PORT` are not refused there, so not here either).
+pub fn check_name(name: &str) -> Result<(), ConfigVarError> {
     if name.is_empty()
         || name.len() > 64
         || name.starts_with('_')
@@ -28,6 +33,11 @@ pub fn validate(name: &str, value: &str) -> Result<(), ConfigVarError> {
     {
         return Err(ConfigVarError::Name(name.to_string()));
     }
+    Ok(())
+}
+
+pub fn validate(name: &str, value: &str) -> Result<(), ConfigVarError> {
+    check_name(name)?;
     let len = value.chars().count();
     if len > 32768 {
         return Err(ConfigVarError::TooLong {
@@ -107,6 +117,10 @@ mod tests {
         assert!(validate("_HIDDEN", "x").is_err());
         assert!(validate("WITH-DASH", "x").is_err());
         assert!(validate(&"A".repeat(65), "x").is_err());
+        assert!(validate(&"A".repeat(64), "x").is_ok());
+        for hostile in ["/tmp/x", "../x", "a/b", "..", ".", "", "A=B", "A B", "A\n", "É"] {
+            assert!(check_name(hostile).is_err(), "{hostile:?}");
+        }
         assert!(validate("A", &"v".repeat(32769)).is_err());
         assert!(validate("A", &"v".repeat(32768)).is_ok());
     }

@@ -128,6 +128,8 @@ fn parse(file: &str, text: &str) -> Result<Manifest, String> {
     let raw: Raw = serde_json::from_value(value).map_err(|e| e.to_string())?;
     let mut env = Vec::new();
     for (name, entry) in raw.env {
+        // The one rule of every config var name: this key becomes a file name in ENV_DIR.
+        crate::config_vars::check_name(&name).map_err(|e| format!("env: {e}"))?;
         let scalar = |v: serde_json::Value| match v {
             serde_json::Value::Null => Ok(EnvValue::Remove),
             serde_json::Value::String(s) if s.is_empty() => Ok(EnvValue::Remove),
@@ -161,6 +163,9 @@ fn parse(file: &str, text: &str) -> Result<Manifest, String> {
             RawEnv::Entry { value: Some(v), .. } => scalar(v)?,
             RawEnv::Entry { value: None, .. } => EnvValue::Remove,
         };
+        if let EnvValue::Value(v) = &value {
+            crate::config_vars::validate(&name, v).map_err(|e| format!("env: {e}"))?;
+        }
         env.push((name, value));
     }
     let addons = raw
@@ -238,6 +243,12 @@ mod tests {
         let e = parse("scalingo.json", r#"{"env": {"K": {"generator": "uuid"}}}"#).unwrap_err();
         assert!(e.contains("unknown generator \"uuid\""), "{e}");
         assert!(parse("scalingo.json", "{").is_err());
+        // Keys become file names in ENV_DIR: only the platform's names pass.
+        for key in ["/tmp/x", "../x", "a/../../b", "_X", "A-B"] {
+            let text = format!("{{\"env\": {{{}: \"v\"}}}}", serde_json::to_string(key).unwrap());
+            let e = parse("scalingo.json", &text).unwrap_err();
+            assert!(e.contains("is invalid: use letters, digits and _"), "{key}: {e}");
+        }
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
         std::fs::write(

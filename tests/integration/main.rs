@@ -9,6 +9,7 @@ mod deploy;
 mod escapes;
 mod faults;
 mod harness;
+mod hostile_build;
 mod lifecycle;
 mod ops;
 mod output;
