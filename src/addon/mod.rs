@@ -30,6 +30,13 @@ pub enum AddonError {
         "unknown addon {0:?}: shipway provides postgresql, redis and mysql (`shipway addons-add postgresql`)"
     )]
     Unknown(String),
+    #[error("unknown plan {plan} for the {kind} addon: the platform's plans are {valid} (without a PLAN, {kind}-sandbox)")]
+    UnknownPlan {
+        kind: Kind,
+        /// As asked, escaped and cut short: it may hold anything.
+        plan: String,
+        valid: String,
+    },
     #[error("{app} already has a {kind} addon ({id}): remove it first (`shipway addons-remove {id}`)")]
     Duplicate { app: String, kind: Kind, id: String },
     #[error("{app} has no addon {id:?}{known}")]
@@ -128,15 +135,85 @@ impl Kind {
 }
 
 /// `addons-add postgresql postgresql-starter-512` splits a `postgresql:plan` spec as
-/// bin/release and scalingo.json write it.
+/// bin/release and scalingo.json write it. A plan is one of the platform's
+/// (`plan_for`); a Heroku plan after a `heroku-` name (a Heroku buildpack's bin/release:
+/// `heroku-redis:hobby-dev`) means nothing on the platform and is taken as no plan.
 pub fn parse_spec(spec: &str) -> Result<(Kind, Option<String>), AddonError> {
-    match spec.split_once(':') {
-        Some((kind, plan)) => Ok((
-            Kind::parse(kind)?,
-            Some(plan.to_string()).filter(|p| !p.is_empty()),
-        )),
-        None => Ok((Kind::parse(spec)?, None)),
+    let Some((name, plan)) = spec.split_once(':') else {
+        return Ok((Kind::parse(spec)?, None));
+    };
+    let kind = Kind::parse(name)?;
+    if plan.is_empty() {
+        return Ok((kind, None));
     }
+    let heroku = name.trim().to_ascii_lowercase().starts_with("heroku-");
+    match plan_for(kind, Some(plan)) {
+        Ok(p) => Ok((kind, Some(p))),
+        Err(_) if heroku && is_plain_name(plan) => Ok((kind, None)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The sizes (MB) of the platform's Starter and Business plans of a kind, as its
+/// `addons-plans` lists them: `<kind>-<class>-<size>` (Scalingo's documentation,
+/// databases/postgresql/changing-plan: a type, a class, a size in MB).
+fn sizes(kind: Kind) -> &'static [u32] {
+    match kind {
+        Kind::Redis => &[256, 512, 1024, 2048, 4096, 8192, 16384],
+        Kind::Postgresql | Kind::Mysql => &[512, 1024, 2048, 4096, 8192, 16384, 32768, 65536],
+    }
+}
+
+/// Every plan name the platform has for `kind`, the sandbox first.
+pub fn plans(kind: Kind) -> Vec<String> {
+    let mut all = vec![Addon::default_plan(kind)];
+    for class in ["starter", "business"] {
+        all.extend(sizes(kind).iter().map(|s| format!("{kind}-{class}-{s}")));
+    }
+    all
+}
+
+/// The plan an addon of `kind` gets: `asked` when it is one of the platform's, the
+/// sandbox when none is asked; anything else is refused, naming the valid ones.
+pub fn plan_for(kind: Kind, asked: Option<&str>) -> Result<String, AddonError> {
+    let Some(asked) = asked.filter(|p| !p.is_empty()) else {
+        return Ok(Addon::default_plan(kind));
+    };
+    let all = plans(kind);
+    if all.iter().any(|p| p == asked) {
+        return Ok(asked.to_string());
+    }
+    Err(AddonError::UnknownPlan {
+        kind,
+        plan: escaped(asked),
+        valid: all.join(", "),
+    })
+}
+
+/// A plan as stored, fit for one cell of a table: a record written before plans were
+/// checked may hold anything (a newline, 100 KB); such a plan is shown escaped and cut.
+pub fn shown_plan(plan: &str) -> String {
+    if is_plain_name(plan) {
+        plan.to_string()
+    } else {
+        escaped(plan)
+    }
+}
+
+/// Letters, digits and `-`, at most 64: a plan name of any platform.
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Quoted, every control character escaped, at most 40 characters of it.
+fn escaped(s: &str) -> String {
+    const MAX: usize = 40;
+    let cut: String = s.chars().take(MAX).collect();
+    let more = s.chars().count() > MAX;
+    format!("{:?}{}", cut, if more { " (cut)" } else { "" })
 }
 
 /// One addon of an app, as stored in `addons/<id>.toml`.
@@ -181,21 +258,21 @@ impl Addon {
         format!("{}-sandbox", kind.name())
     }
 
-    fn new(app: &AppDir, kind: Kind, plan: Option<&str>) -> Addon {
+    fn new(app: &AppDir, kind: Kind, plan: Option<&str>) -> Result<Addon, AddonError> {
         let db: String = app
             .name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        Addon {
+        Ok(Addon {
             id: format!("ad-{}", random_hex(4)),
             kind,
-            plan: plan.map_or_else(|| Addon::default_plan(kind), String::from),
+            plan: plan_for(kind, plan)?,
             port: 0,
             password: random_hex(16),
             database: db,
             created: crate::clock::now_ms(),
-        }
+        })
     }
 
     fn save(&self, app: &AppDir) -> Result<(), StateError> {
@@ -347,6 +424,29 @@ mod tests {
             (Kind::Postgresql, Some("postgresql-starter-512".into()))
         );
         assert_eq!(parse_spec("redis").unwrap(), (Kind::Redis, None));
+        // A Heroku buildpack's plan is no plan here; a plan that is no name is refused.
+        assert_eq!(parse_spec("heroku-redis:hobby-dev").unwrap(), (Kind::Redis, None));
+        assert!(parse_spec("heroku-redis:a\nb").is_err());
+        assert!(parse_spec("redis:hobby-dev").is_err());
+    }
+
+    #[test]
+    fn plans_are_the_platform_names_and_a_bad_one_is_said_escaped_and_short() {
+        assert_eq!(plan_for(Kind::Redis, None).unwrap(), "redis-sandbox");
+        assert_eq!(
+            plan_for(Kind::Postgresql, Some("postgresql-business-1024")).unwrap(),
+            "postgresql-business-1024"
+        );
+        let e = plan_for(Kind::Mysql, Some("x\n| injected | row |"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("mysql-sandbox, mysql-starter-512"), "{e}");
+        let huge = "p".repeat(100 * 1024);
+        let e = plan_for(Kind::Redis, Some(&huge)).unwrap_err().to_string();
+        assert!(e.len() < 2000, "{}", e.len());
+        assert_eq!(shown_plan("redis-starter-256"), "redis-starter-256");
+        assert_eq!(shown_plan("a\nb"), "\"a\\nb\"");
     }
 
     #[test]
@@ -356,7 +456,7 @@ mod tests {
             name: "my-app".into(),
             root: dir.path().to_path_buf(),
         };
-        let mut a = Addon::new(&app, Kind::Postgresql, None);
+        let mut a = Addon::new(&app, Kind::Postgresql, None).unwrap();
         a.port = 5433;
         assert_eq!(a.database, "my_app");
         assert_eq!(a.password.len(), 32);
@@ -382,7 +482,7 @@ mod tests {
             root: dir.path().to_path_buf(),
         };
         assert!(list(&app).unwrap().is_empty());
-        let a = Addon::new(&app, Kind::Redis, Some("redis-starter-256"));
+        let a = Addon::new(&app, Kind::Redis, Some("redis-starter-256")).unwrap();
         a.save(&app).unwrap();
         std::fs::create_dir_all(data_dir(&app, &a.id)).unwrap();
         assert_eq!(list(&app).unwrap(), vec![a.clone()]);

@@ -221,7 +221,7 @@ pub fn provision(
     // Checked before anything is made: a missing server leaves nothing behind.
     let bins = binaries(kind, settings)?;
     let user = unprivileged(kind)?;
-    let mut addon = Addon::new(app, kind, plan);
+    let mut addon = Addon::new(app, kind, plan)?;
     addon.port = free_port()?;
     let made = (|| {
         addon.save(app)?;

@@ -19,8 +19,10 @@ pub fn add(
     spec: String,
     plan: Option<String>,
 ) -> Result<i32, Error> {
-    // A bad name is said before a platform is started for it.
-    addon::parse_spec(&spec).map_err(|e| Error::Usage(e.to_string()))?;
+    // A bad name or plan is said before a platform is started for it.
+    let (kind, from_spec) = addon::parse_spec(&spec).map_err(|e| Error::Usage(e.to_string()))?;
+    addon::plan_for(kind, plan.as_deref().or(from_spec.as_deref()))
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let (home, app) = super::existing_app(settings, choice)?;
     client::stream(
         &home,
@@ -41,7 +43,7 @@ pub fn remove(settings: &Settings, choice: &super::AppChoice, id: String) -> Res
 
 pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (home, app) = super::existing_app(settings, choice)?;
-    let rows = match rows(&home, &app.name)? {
+    let mut rows = match rows(&home, &app.name)? {
         Some(rows) => rows,
         // No platform: what is stored, none of it running.
         None => addon::list(&app)?
@@ -56,6 +58,10 @@ pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Resul
             })
             .collect(),
     };
+    // A plan stored before plans were checked may hold a newline or 100 KB: one cell.
+    for r in &mut rows {
+        r.plan = addon::shown_plan(&r.plan);
+    }
     if json {
         tables::print_json(&rows);
     } else {

@@ -72,7 +72,8 @@ impl Worker {
         why: Option<&str>,
         out: &Output,
     ) -> Result<(), Error> {
-        let shown = plan.clone().unwrap_or_else(|| addon::Addon::default_plan(kind));
+        // Checked before it is printed: a plan may hold anything (a newline, 100 KB).
+        let shown = addon::plan_for(kind, plan.as_deref()).map_err(|e| provision_error(kind, e))?;
         out.step(&format!(
             "Provisioning addon {kind} (plan {shown}){}",
             why.map(|w| format!(", requested by {w}")).unwrap_or_default()

@@ -331,7 +331,8 @@ fn bin_release_addons_are_provisioned_at_the_first_deployment_only() {
     let bp = format!("BUILDPACK_URL={}", fixture_buildpack("requests-redis").display());
     env.deploy(&dir, "wants-redis", &["--env", &bp])
         .ok()
-        .has("Provisioning addon redis (plan hobby-dev), requested by the buildpack (bin/release)")
+        // Heroku's plan means nothing on the platform: the kind's sandbox.
+        .has("Provisioning addon redis (plan redis-sandbox), requested by the buildpack (bin/release)")
         .has("Addon redis has been provisioned");
     let url = env_get(&env, "wants-redis", "SCALINGO_REDIS_URL");
     assert!(redis_ping(&url).contains("+PONG"));
@@ -383,4 +384,53 @@ fn a_mysql_addon_serves_its_database_to_the_console() {
         .write_all(b"SELECT * FROM missing;\n")
         .unwrap();
     assert_eq!(console.wait().unwrap().code(), Some(1));
+}
+
+/// Issue 21, 15a: a PLAN with a newline, or of 100 KB, broke the `addons` table. Plans are
+/// the platform's names; anything else is refused with the list, and nothing is added.
+#[test]
+fn a_plan_with_a_newline_or_of_100_kb_is_refused_and_the_table_never_breaks() {
+    let env = Env::new();
+    env.run(&["create", "plans"]).ok();
+    let injected =
+        "redis-starter-256\nad-fake      redis       forged                       running  1      1";
+    let huge = "x".repeat(100 * 1024);
+    for plan in [injected, huge.as_str()] {
+        let run = env.run(&["addons-add", "redis", plan, "-a", "plans"]).code(1);
+        let run = run
+            .has("unknown plan")
+            .has("redis-sandbox, redis-starter-256, redis-starter-512")
+            .lacks("forged   ");
+        assert!(
+            run.all().len() < 4096,
+            "the error repeats the plan: {} bytes",
+            run.all().len()
+        );
+    }
+    // The same through a spec (scalingo.json and bin/release write `kind:plan`).
+    env.run(&["addons-add", &format!("postgresql:{injected}"), "-a", "plans"])
+        .code(1)
+        .has("unknown plan");
+    env.run(&["addons", "-a", "plans"]).ok().has("plans has no addon");
+    assert!(
+        !env.home.path().join("apps/plans/addons").exists()
+            || std::fs::read_dir(env.home.path().join("apps/plans/addons"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+
+    // A record written before plans were checked: its plan is one escaped cell.
+    let dir = env.home.path().join("apps/plans/addons");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = format!(
+        "id = \"ad-0badf00d\"\nkind = \"redis\"\nplan = {:?}\nport = 1\npassword = \"p\"\ndatabase = \"plans\"\ncreated = 1\n",
+        format!("{injected}{huge}")
+    );
+    std::fs::write(dir.join("ad-0badf00d.toml"), record).unwrap();
+    let table = env.run(&["addons", "-a", "plans"]).ok();
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one row: {:?}", table.stdout);
+    assert!(lines[1].starts_with("ad-0badf00d"), "{}", lines[1]);
+    assert!(table.stdout.len() < 1024, "{} bytes", table.stdout.len());
 }
