@@ -288,7 +288,7 @@ fn a_python_the_host_lacks_is_fetched_by_uv_else_fails_or_with_the_setting_uses_
         .unwrap_or_else(|| panic!("no warning in:\n{}", run.all()))
         .to_string();
     assert!(
-        warning.ends_with("since SHIPWAY_NEAREST_VERSION=1. The platform would use 3.12.2."),
+        warning.ends_with("since SHIPWAY_NEAREST_VERSION=1. The platform would use Python 3.12.2."),
         "{warning}"
     );
     let used = warning
@@ -450,7 +450,7 @@ fn ruby_php_go_and_java_versions_are_read_as_upstream_reads_them() {
 
 #[test]
 fn a_runtime_version_the_host_lacks_fails_the_build_naming_asked_found_and_how_to_install() {
-    let env = Env::new();
+    let mut env = Env::new();
     env.run(&["build", &s(&env.app("ruby-version")), "-a", "rb"])
         .code(10)
         .has("-----> Using Ruby 3.4.1 specified in Gemfile.lock")
@@ -472,6 +472,29 @@ fn a_runtime_version_the_host_lacks_fails_the_build_naming_asked_found_and_how_t
         .has("Java 19 is asked (system.properties java.runtime.version=19), and this host has no such JDK (with javac).")
         .has("Found: ")
         .has("Install it:  sudo apt-get install openjdk-19-jdk-headless");
+    for (app, buildpack) in [("ruby-version", "ruby"), ("go-toolchain", "go")] {
+        has_note(
+            &notes(&env, &env.work.path().join(app), buildpack),
+            "the build fails (install it: ",
+        );
+    }
+    has_note(&notes(&env, &java, "java"), "used: none matches 19");
+
+    // The setting: every buildpack's detect says the nearest is used, as its build does.
+    env.set("SHIPWAY_NEAREST_VERSION", "1");
+    for (app, buildpack) in [
+        ("ruby-version", "ruby"),
+        ("go-toolchain", "go"),
+        ("java-version", "java"),
+    ] {
+        has_note(
+            &notes(&env, &env.work.path().join(app), buildpack),
+            ", since SHIPWAY_NEAREST_VERSION=1",
+        );
+    }
+    env.run(&["build", &s(&java), "-a", "jdk"])
+        .has(" !     Java 19 (system.properties java.runtime.version=19) is not on this host: using the nearest, ")
+        .has("since SHIPWAY_NEAREST_VERSION=1. The platform would use Java 19.");
 }
 
 #[test]
@@ -486,7 +509,7 @@ fn an_app_that_asks_no_python_builds_with_the_nearest_when_the_host_lacks_the_de
     let run = env.run(&["build", &s(&app), "-a", "nodefault"]).ok();
     if !run.all().contains("-----> Using Python 3.13.") {
         let run = run.has(
-            " !     No Python version is asked: the platform would use Python 3.13 (default), which this host lacks; using the nearest found, ",
+            " !     No Python version is asked: the platform would use Python 3.13 (its default), which this host lacks; using the nearest found, ",
         );
         let used = run
             .all()

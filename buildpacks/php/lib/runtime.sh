@@ -119,3 +119,13 @@ php_match() {
     fi
   done
 }
+
+# The line nearest to the first version a constraint names (">=8.2 <8.5": 8.2), for
+# SHIPWAY_NEAREST_VERSION; the newest for a constraint that names none ("*").
+php_nearest() {
+  local first
+  first=$(grep -oE '[0-9]+(\.[0-9]+){0,2}' <<<"$1" | head -n 1)
+  if [ -n "$first" ]; then vs_nearest "$first"; else head -n 1; fi
+}
+
+PHP_INSTALL_HINT="sudo apt-get install php-cli (Debian's PHP), or mise install php@<version>"
