@@ -304,7 +304,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
         /// Start it in the background, owned by the platform: its output goes to the app's logs
         #[arg(short, long)]
         detached: bool,
-        /// The container size (S, M, L, XL, 2XL...): accepted for the Scalingo CLI's sake, ignored here
+        /// The container size (S, M, L, XL, 2XL, 3XL): accepted for the Scalingo CLI's sake, ignored here
         #[arg(short, long, value_name = "SIZE")]
         size: Option<String>,
         /// The command and its arguments

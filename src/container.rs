@@ -22,10 +22,6 @@ use crate::settings::{SandboxMode, Settings};
 /// How many of its last lines a container keeps, for crash reports.
 const TAIL_LINES: usize = 20;
 
-/// The platform's M container (CONTAINER_SIZE / CONTAINER_MEMORY).
-const CONTAINER_SIZE: &str = "M";
-const CONTAINER_MEMORY: &str = "536870912";
-
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error("cannot start {name}: {source}")]
@@ -100,7 +96,10 @@ pub fn runtime_env(
     let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let home = app_dir.display().to_string();
     let (size, memory) = size.map_or_else(
-        || (CONTAINER_SIZE.to_string(), CONTAINER_MEMORY.to_string()),
+        || {
+            let m = crate::platform_numbers::DEFAULT_SIZE;
+            (m.name.to_string(), m.memory.to_string())
+        },
         |(s, m)| (s.to_string(), m.to_string()),
     );
     let platform = [

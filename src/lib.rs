@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod official;
 pub mod pipeline;
 pub mod platform;
+pub mod platform_numbers;
 pub mod probe;
 pub mod process;
 pub mod procfile;

@@ -176,11 +176,14 @@ fn parse(file: &str, text: &str) -> Result<Manifest, String> {
             RawAddon::Entry { plan } => plan,
         })
         .collect();
-    let formation = raw
-        .formation
-        .into_iter()
-        .map(|(t, f)| (t, f.amount.or(f.quantity), f.size))
-        .collect();
+    let mut formation = Vec::new();
+    for (t, f) in raw.formation {
+        if let Some(size) = &f.size {
+            crate::platform_numbers::Size::named(size)
+                .map_err(|e| format!("formation {t}: \"size\": {e}"))?;
+        }
+        formation.push((t, f.amount.or(f.quantity), f.size));
+    }
     Ok(Manifest {
         file: file.to_string(),
         env,
@@ -249,6 +252,13 @@ mod tests {
             let e = parse("scalingo.json", &text).unwrap_err();
             assert!(e.contains("is invalid: use letters, digits and _"), "{key}: {e}");
         }
+        let e = parse("scalingo.json", r#"{"formation": {"web": {"size": "4XL"}}}"#).unwrap_err();
+        assert!(
+            e.contains("formation web") && e.contains("S, M, L, XL, 2XL, 3XL"),
+            "{e}"
+        );
+        let m = parse("scalingo.json", r#"{"formation": {"web": {"size": "3XL"}}}"#).unwrap();
+        assert_eq!(m.formation, [("web".to_string(), None, Some("3XL".to_string()))]);
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
         std::fs::write(

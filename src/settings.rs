@@ -326,7 +326,7 @@ impl Settings {
             build_timeout: Duration::from_secs(30 * 60),
             boot_timeout: Duration::from_secs(60),
             hook_timeout: Duration::from_secs(20 * 60),
-            cron_min_interval: crate::cron::MIN_INTERVAL,
+            cron_min_interval: crate::platform_numbers::CRON_MIN_INTERVAL,
             grace_period: Duration::from_secs(30),
             first_byte_timeout: Duration::from_secs(30),
             port: None,

@@ -35,10 +35,6 @@ use crate::platform::{client, server, watchdog};
 use crate::settings::Settings;
 use crate::state::{self, Home};
 
-/// The container sizes of the platform (doc.scalingo.com, container sizes), which
-/// `scale web:2:L` and `run --size` accept.
-const CONTAINER_SIZES: &[&str] = &["S", "M", "L", "XL", "2XL", "3XL", "4XL"];
-
 pub fn run(cli: Cli) -> i32 {
     let result = dispatch(cli);
     match result {

@@ -11,7 +11,7 @@ use crate::release::Release;
 use crate::settings::Settings;
 use crate::ui::Output;
 
-use super::{AppChoice, CONTAINER_SIZES};
+use super::AppChoice;
 
 pub struct Options {
     pub env: Vec<String>,
@@ -77,11 +77,7 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
 
 /// A size the platform knows, or an error listing them.
 pub fn check_size(size: &str) -> Result<(), Error> {
-    if CONTAINER_SIZES.contains(&size) {
-        return Ok(());
-    }
-    Err(Error::Usage(format!(
-        "{size:?} is not a container size of the platform: {}",
-        CONTAINER_SIZES.join(", ")
-    )))
+    crate::platform_numbers::Size::named(size)
+        .map(drop)
+        .map_err(|e| Error::Usage(e.to_string()))
 }

@@ -11,7 +11,7 @@ use crate::rollout;
 use crate::settings::Settings;
 use crate::ui::Output;
 
-use super::{AppChoice, CONTAINER_SIZES};
+use super::AppChoice;
 
 pub fn run(settings: &Settings, choice: &AppChoice, items: Vec<String>) -> Result<i32, Error> {
     let (counts, sizes) = parse_counts(&items)?;
@@ -96,9 +96,7 @@ pub fn parse_counts(items: &[String]) -> Result<Instructions, Error> {
                     "a size goes with an amount, not with +N or -N: change the size first",
                 ));
             }
-            if !CONTAINER_SIZES.contains(&size) {
-                return Err(bad(&format!("sizes are {}", CONTAINER_SIZES.join(", "))));
-            }
+            crate::platform_numbers::Size::named(size).map_err(|e| bad(&e.to_string()))?;
             sizes.insert(t.to_string(), size.to_string());
         }
         counts.insert(t.to_string(), amount);
@@ -141,6 +139,16 @@ mod tests {
         ] {
             assert!(parse(&[bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sizes_are_the_platform_table() {
+        assert_eq!(parse(&["web:1:3XL"]).unwrap().1["web"], "3XL");
+        let err = parse(&["web:1:4XL"]).unwrap_err().to_string();
+        assert!(
+            err.contains("\"4XL\"") && err.contains("S, M, L, XL, 2XL, 3XL"),
+            "{err}"
+        );
     }
 
     #[test]

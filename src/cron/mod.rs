@@ -20,19 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use schedule::{Schedule, ScheduleError, UnixTime};
 
+use crate::platform_numbers::{Size, CRON_MAX_JOBS, CRON_MAX_RUN, CRON_MIN_INTERVAL, DEFAULT_SIZE};
 use crate::state::{self, StateError};
-
-/// The platform's limit of scheduled jobs per app.
-pub const MAX_JOBS: usize = 5;
-/// The platform's smallest interval between two runs of a job.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(10 * 60);
-/// The longest a run may last on the platform.
-pub const MAX_RUN: Duration = Duration::from_secs(15 * 60);
-/// The container sizes of the platform (doc.scalingo.com, "Container Sizes"), with
-/// their memory in MiB.
-pub const SIZES: &[(&str, u64)] = &[("S", 256), ("M", 512), ("L", 1024), ("XL", 2048), ("2XL", 4096)];
-/// A job's size when it names none.
-pub const DEFAULT_SIZE: &str = "M";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CronError {
@@ -73,13 +62,10 @@ impl Job {
             ));
         }
         let schedule = Schedule::parse(&words[..count]).map_err(|e| e.to_string())?;
-        let size = size.unwrap_or(DEFAULT_SIZE);
-        if !SIZES.iter().any(|(s, _)| *s == size) {
-            return Err(format!(
-                "\"size\": {size:?} is not a container size (one of {})",
-                SIZES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
-            ));
-        }
+        let size = match size {
+            Some(name) => Size::named(name).map_err(|e| format!("\"size\": {e}"))?,
+            None => DEFAULT_SIZE,
+        };
         // The command is what follows the schedule, as written (inner spaces kept).
         let mut rest = line.trim_start();
         for _ in 0..count {
@@ -91,7 +77,7 @@ impl Job {
             schedule_text: words[..count].join(" "),
             schedule,
             command: rest.trim().to_string(),
-            size: size.to_string(),
+            size: size.name.to_string(),
         })
     }
 
@@ -108,9 +94,9 @@ impl Job {
             clock(a),
             clock(b)
         );
-        let platform = MIN_INTERVAL.as_secs() / 60;
+        let platform = CRON_MIN_INTERVAL.as_secs() / 60;
         if gap < min {
-            return Err(if min == MIN_INTERVAL {
+            return Err(if min == CRON_MIN_INTERVAL {
                 format!("{apart}: the platform's smallest interval is {platform} minutes")
             } else {
                 format!(
@@ -119,7 +105,7 @@ impl Job {
                 )
             });
         }
-        if gap < MIN_INTERVAL {
+        if gap < CRON_MIN_INTERVAL {
             return Ok(Some(format!(
                 "{apart}: the platform fails a deployment with it (under {platform} minutes); accepted here because cron_min_interval is {}",
                 crate::settings::render_duration(min)
@@ -131,18 +117,14 @@ impl Job {
     /// How long a run may last: 15 minutes, or the job's interval when shorter.
     pub fn time_limit(&self) -> Duration {
         match self.schedule.shortest_interval() {
-            Some((gap, _, _)) => gap.min(MAX_RUN),
-            None => MAX_RUN,
+            Some((gap, _, _)) => gap.min(CRON_MAX_RUN),
+            None => CRON_MAX_RUN,
         }
     }
 
     /// CONTAINER_MEMORY of its size, in bytes.
     pub fn memory(&self) -> u64 {
-        let mib = SIZES
-            .iter()
-            .find(|(s, _)| *s == self.size)
-            .map_or(512, |(_, m)| *m);
-        mib * 1024 * 1024
+        Size::named(&self.size).unwrap_or(DEFAULT_SIZE).memory
     }
 }
 
@@ -204,9 +186,9 @@ pub fn parse(text: &str, min_interval: Duration) -> Result<CronFile, CronError> 
         }
     };
     let mut problems = Vec::new();
-    if jobs.len() > MAX_JOBS {
+    if jobs.len() > CRON_MAX_JOBS {
         problems.push(format!(
-            "it has {} jobs: the platform schedules {MAX_JOBS} at most per app (its support can raise the limit)",
+            "it has {} jobs: the platform schedules {CRON_MAX_JOBS} at most per app (its support can raise the limit)",
             jobs.len()
         ));
     }
@@ -348,7 +330,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<CronFile, CronError> {
-        super::parse(text, MIN_INTERVAL)
+        super::parse(text, CRON_MIN_INTERVAL)
     }
 
     fn problems(text: &str) -> Vec<String> {
@@ -381,9 +363,24 @@ mod tests {
             "its interval, under 15 minutes"
         );
         assert_eq!(file.jobs[0].size, "M");
-        assert_eq!(file.jobs[0].time_limit(), MAX_RUN);
+        assert_eq!(file.jobs[0].time_limit(), CRON_MAX_RUN);
         assert_eq!(file.jobs[2].schedule_text, "@daily");
         assert_eq!(file.jobs[2].command, "bin/cleanup");
+    }
+
+    #[test]
+    fn sizes_are_the_platform_table() {
+        let file = parse(r#"{"jobs": [{"command": "@daily bin/report", "size": "3XL"}]}"#).unwrap();
+        assert_eq!(
+            file.jobs[0].memory(),
+            8 * 1024 * 1024 * 1024,
+            "3XL exists since 2026-07"
+        );
+        let p = problems(r#"{"jobs": [{"command": "@daily bin/report", "size": "4XL"}]}"#);
+        assert!(
+            p[0].contains("\"4XL\"") && p[0].contains("S, M, L, XL, 2XL, 3XL"),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -127,7 +127,10 @@ fn run_passes_argv_exit_status_and_env_through() {
     run(&["-e", "BAD-NAME=x", "true"]).code(1).has("-e BAD-NAME=x");
     // --size is accepted and said to be ignored; an unknown size is refused.
     run(&["--size", "L", "true"]).ok().has("--size L is ignored");
-    run(&["-s", "XXL", "true"]).code(1).has("S, M, L, XL");
+    run(&["--size", "3XL", "true"]).ok().has("--size 3XL is ignored");
+    run(&["-s", "4XL", "true"])
+        .code(1)
+        .has("\"4XL\" is not a container size of the platform (the sizes are S, M, L, XL, 2XL, 3XL)");
 }
 
 #[test]

@@ -99,7 +99,7 @@ fn an_invalid_cron_json_fails_the_deploy_and_names_the_job() {
         r#"{"jobs": [
             {"command": "0 4 * * * bin/fine"},
             {"command": "*/5 * * * * rails orders:check"},
-            {"command": "0 7 * * * bin/report", "size": "XXL"}
+            {"command": "0 7 * * * bin/report", "size": "4XL"}
         ]}"#,
     );
     let run = env
@@ -107,7 +107,7 @@ fn an_invalid_cron_json_fails_the_deploy_and_names_the_job() {
         .code(10)
         .has("cron.json is invalid, and the platform fails a deployment that carries it")
         .has("job 2 (\"*/5 * * * * rails orders:check\"): it runs 5 minute(s) apart (at 00:00 and 00:05): the platform's smallest interval is 10 minutes")
-        .has("job 3 (\"0 7 * * * bin/report\"): \"size\": \"XXL\" is not a container size (one of S, M, L, XL, 2XL)")
+        .has("job 3 (\"0 7 * * * bin/report\"): \"size\": \"4XL\" is not a container size of the platform (the sizes are S, M, L, XL, 2XL, 3XL)")
         .lacks("job 1")
         .lacks("Nothing to compile");
     assert!(run.stdout.contains("Deployment build-error"), "{}", run.all());
