@@ -84,6 +84,15 @@ impl BuildError {
     }
 }
 
+impl From<BuildError> for crate::error::Error {
+    fn from(e: BuildError) -> Self {
+        crate::error::Error::Build {
+            cancelled: e.was_cancelled(),
+            source: Box::new(e),
+        }
+    }
+}
+
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
     move |source| BuildError::Io {
         action,

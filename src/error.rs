@@ -1,6 +1,8 @@
 //! The errors a command ends with, and the one place they become exit statuses.
+//! It names no step of the pipeline: a build's error comes in through `From` in
+//! `build.rs`, already sorted into failed or cancelled, so that this module, which every
+//! command and the platform use, depends on nothing above it.
 
-use crate::build::BuildError;
 use crate::config_vars::ConfigVarError;
 use crate::settings::SettingsError;
 use crate::state::StateError;
@@ -24,8 +26,12 @@ pub enum Error {
     State(#[from] StateError),
     #[error(transparent)]
     ConfigVar(#[from] ConfigVarError),
-    #[error(transparent)]
-    Build(#[from] BuildError),
+    /// A build that failed (build-error) or was cancelled.
+    #[error("{source}")]
+    Build {
+        source: Box<dyn std::error::Error + Send + Sync>,
+        cancelled: bool,
+    },
     #[error(transparent)]
     GitRemote(#[from] crate::git_remote::GitRemoteError),
     #[error("{0}")]
@@ -43,8 +49,8 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Build(e) if e.was_cancelled() => exit::ABORTED,
-            Error::Build(_) => exit::BUILD_ERROR,
+            Error::Build { cancelled: true, .. } => exit::ABORTED,
+            Error::Build { .. } => exit::BUILD_ERROR,
             _ => exit::ERROR,
         }
     }

@@ -97,6 +97,11 @@ impl std::fmt::Display for Exit {
     }
 }
 
+/// The shim's argument that asks for a sandbox (`--app DIR`). It sits with the rest of
+/// the shim's command line, which this module writes and `shim.rs` reads, so that neither
+/// the spawner nor the sandbox needs the other for it.
+pub const APP_FLAG: &str = "--app";
+
 /// How long what a process left running may take to end after SIGTERM, unless the
 /// caller says otherwise (`Spawn::leftover_grace`).
 const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
@@ -179,6 +184,8 @@ impl Spawn {
     }
 
     /// The program behind its shim (`shim.rs`), which keeps everything it starts below it.
+    /// The shim's command line is written here and read there: `shim PID GRACE_MS
+    /// [--app DIR] PROGRAM ARGS...`.
     fn command(&self) -> Result<Command, ProcessError> {
         self.check_program()?;
         let mut cmd = Command::new(self_exe());
@@ -187,7 +194,7 @@ impl Spawn {
             .arg(std::process::id().to_string())
             .arg(self.leftover_grace.as_millis().to_string());
         if let Some(app) = &self.app {
-            cmd.arg(crate::sandbox::APP_FLAG).arg(app);
+            cmd.arg(APP_FLAG).arg(app);
         }
         cmd.arg(&self.program)
             .args(&self.args)

@@ -120,9 +120,6 @@ fn bind(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The shim's argument that asks for a sandbox: `--app DIR`.
-pub const APP_FLAG: &str = "--app";
-
 /// What to tell a user whose machine makes no sandbox.
 const FIX: &str = "run shipway as root, or allow unprivileged user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1`, or `user.max_user_namespaces` above 0); `SHIPWAY_SANDBOX=off` runs without /app and says nothing";
 

@@ -65,7 +65,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let mut program = args.next();
     let mut app = None;
     if let Some(flag) = &program {
-        if flag.as_bytes() == sandbox::APP_FLAG.as_bytes() {
+        if flag.as_bytes() == process::APP_FLAG.as_bytes() {
             app = Some(PathBuf::from(args.next().unwrap_or_default()));
             program = args.next();
         }

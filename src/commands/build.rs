@@ -264,7 +264,7 @@ pub fn build(
         }
         Err(e) => {
             out.error(&e.to_string());
-            let code = Error::Build(e).exit_code();
+            let code = Error::from(e).exit_code();
             out.line(if code == exit::ABORTED {
                 "<-- Build aborted -->"
             } else {
