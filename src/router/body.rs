@@ -8,7 +8,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub(crate) enum BodyError {
-    #[error("invalid chunk size line")]
+    #[error("invalid chunk size line (1 to 15 hex digits, then an optional extension)")]
     ChunkSize,
     #[error("chunk data not followed by CRLF")]
     ChunkEnd,
@@ -188,6 +188,45 @@ pub(crate) fn check_chunked(data: &[u8]) {
     }
 }
 
+/// A chunk size of any length, `data` mapped onto hex digits: up to 15 digits it is read
+/// exactly, and the chunk that follows is that many bytes; longer, it is refused as a bad
+/// size line (which the router answers with a 400), never wrapped or read short. Panics
+/// otherwise. Used by the unit tests below and by `fuzz/` (feature `fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_chunk_size(data: &[u8]) {
+    const DIGITS: &[u8] = b"0123456789abcdefABCDEF";
+    let digits: Vec<u8> = data
+        .iter()
+        .map(|b| DIGITS[usize::from(*b) % DIGITS.len()])
+        .collect();
+    let mut line = digits.clone();
+    line.extend_from_slice(b"\r\n");
+    let mut body = Body::chunked();
+    let got = body.advance(&line);
+    let exact = (1..=15)
+        .contains(&digits.len())
+        .then(|| std::str::from_utf8(&digits).ok())
+        .flatten()
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+    match exact {
+        Some(size) => {
+            assert_eq!(
+                got,
+                Ok(line.len()),
+                "size line {:?}",
+                String::from_utf8_lossy(&digits)
+            );
+            assert_eq!(body, Body::Chunked(after_size(size)));
+        }
+        None => assert_eq!(
+            got,
+            Err(BodyError::ChunkSize),
+            "size line {:?}",
+            String::from_utf8_lossy(&digits)
+        ),
+    }
+}
+
 /// The chunked rules of `advance_chunked` (RFC 9112 §7.1, with a bare LF accepted as a line
 /// end, as §2.2 allows), read line by line rather than byte by byte.
 #[cfg(any(test, feature = "fuzzing"))]
@@ -307,6 +346,18 @@ mod tests {
         let mut split = Body::chunked();
         assert_eq!(feed_bytewise(&mut split, msg), end);
         assert!(split.is_done());
+    }
+
+    #[test]
+    fn chunk_sizes_past_fifteen_digits_are_refused_not_wrapped() {
+        // The probe's size (issue 21), 20 digits, and the edges around the limit.
+        let mut b = Body::chunked();
+        assert_eq!(b.advance(b"ffffffffffffffffffff\r\n"), Err(BodyError::ChunkSize));
+        for len in [0, 1, 15, 16, 17, 20, 40] {
+            check_chunk_size(&vec![15u8; len]);
+            check_chunk_size(&vec![0u8; len]);
+        }
+        check_chunk_size(b"\x01\x02\x03");
     }
 
     #[test]

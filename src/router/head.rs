@@ -37,8 +37,18 @@ pub(crate) enum HeadError {
     TooManyHeaders(usize),
     #[error("invalid Content-Length")]
     ContentLength,
-    #[error("unsupported Transfer-Encoding (only chunked is understood)")]
-    TransferEncoding,
+    /// RFC 9112 §6.1: a coding the server does not understand is a 501. The router
+    /// understands `chunked` alone, as nginx does: `identity, chunked` or `gzip, chunked`
+    /// would reach the app framed one way and read another by a proxy in between.
+    #[error("unsupported Transfer-Encoding {0:?}: the router accepts only a lone `chunked` (RFC 9112 §6.1)")]
+    TransferEncoding(String),
+    /// Two Transfer-Encoding lines: which one frames the body is up to each reader, the
+    /// start of request smuggling.
+    #[error("more than one Transfer-Encoding header")]
+    TransferEncodings,
+    /// HTTP/1.0 has no chunking (RFC 9112 §6.1: such a message is faulty).
+    #[error("an HTTP/1.0 request cannot carry Transfer-Encoding")]
+    TransferEncodingHttp10,
     /// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host, and
     /// to any request with more than one.
     #[error("an HTTP/1.1 request needs exactly one Host header, and this one has {0}")]
@@ -164,12 +174,26 @@ pub(crate) fn parse_request(
     if scan.hosts > 1 || scan.hosts == 0 && !http10 {
         return Err(HeadError::Host(scan.hosts));
     }
+    if let Some(te) = scan.encoding {
+        if scan.encodings > 1 {
+            return Err(HeadError::TransferEncodings);
+        }
+        if http10 {
+            return Err(HeadError::TransferEncodingHttp10);
+        }
+        if !eq_lowercase(te.trim_ascii(), b"chunked") {
+            return Err(HeadError::TransferEncoding(
+                String::from_utf8_lossy(te).into_owned(),
+            ));
+        }
+    }
     let framing = scan.framing?;
     let body = match framing {
         Framing::Chunked => Body::chunked(),
         Framing::Length(n) => Body::Length(n),
         Framing::None => Body::Length(0),
-        Framing::OtherEncoding => return Err(HeadError::TransferEncoding),
+        // Refused above: a request's only encoding is a lone `chunked`.
+        Framing::OtherEncoding => return Err(HeadError::TransferEncoding(String::new())),
     };
     let upgrade = conn.upgrade && scan.has_upgrade && !http10;
     // RFC 9112 §6.1: a request with both Content-Length and Transfer-Encoding may be an
@@ -380,6 +404,7 @@ pub(crate) fn error_response(code: u16, message: &str, keep_alive: bool, is_head
         400 => "Bad Request",
         404 => "Not Found",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
@@ -613,6 +638,9 @@ struct Scan<'a> {
     hosts: usize,
     /// Both a Content-Length and a Transfer-Encoding (RFC 9112 §6.1).
     length_with_encoding: bool,
+    /// The last Transfer-Encoding, and how many there are.
+    encoding: Option<&'a [u8]>,
+    encodings: usize,
 }
 
 impl<'a> Scan<'a> {
@@ -622,6 +650,7 @@ impl<'a> Scan<'a> {
         let mut length: Option<u64> = None;
         let mut bad_length = false;
         let mut encoding: Option<&[u8]> = None;
+        let mut encodings = 0;
         let mut has_upgrade = false;
         let mut hosts = 0;
         let mut any_length = false;
@@ -633,7 +662,10 @@ impl<'a> Scan<'a> {
                 Name::Connection => conn.add(h.value),
                 Name::Upgrade => has_upgrade = true,
                 Name::Host => hosts += 1,
-                Name::TransferEncoding => encoding = Some(h.value),
+                Name::TransferEncoding => {
+                    encoding = Some(h.value);
+                    encodings += 1;
+                }
                 Name::ContentLength => {
                     any_length = true;
                     let n = content_length(h.value);
@@ -667,6 +699,8 @@ impl<'a> Scan<'a> {
             has_upgrade,
             hosts,
             length_with_encoding: any_length && encoding.is_some(),
+            encoding,
+            encodings,
         }
     }
 }
@@ -728,6 +762,53 @@ fn push(out: &mut Vec<u8>, args: fmt::Arguments) {
     let _ = out.write_fmt(args);
 }
 
+/// Transfer-Encoding lines of any bytes (the lines of `data`; its first byte odd: an
+/// HTTP/1.0 request): the request is refused unless it has exactly one, a lone `chunked`, on
+/// HTTP/1.1, and what is accepted keeps the promises of `check_rewrite`. Panics otherwise.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_transfer_encoding(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let http10 = first & 1 == 1;
+    let mut request = Vec::from(if http10 {
+        &b"POST / HTTP/1.0\r\n"[..]
+    } else {
+        b"POST / HTTP/1.1\r\n"
+    });
+    request.extend_from_slice(b"Host: a\r\n");
+    let lines: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
+    for line in &lines {
+        request.extend_from_slice(b"Transfer-Encoding: ");
+        request.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n3\r\nabc\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let mut rw = Rewriter::new(0, "8080");
+    // Refused (a malformed head, an encoding other than a lone `chunked`): nothing reaches
+    // the app.
+    if let Ok(Some((_, req))) = parse_request(&request, "10.0.0.1", &mut rw, Instant::now()) {
+        assert!(!http10, "HTTP/1.0 with Transfer-Encoding accepted");
+        assert_eq!(
+            req.body,
+            Body::chunked(),
+            "a Transfer-Encoding request not chunked"
+        );
+        let one = lines.len() == 1
+            && lines[0]
+                .strip_suffix(b"\r")
+                .unwrap_or(lines[0])
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked");
+        assert!(
+            one,
+            "accepted Transfer-Encoding lines {:?}",
+            String::from_utf8_lossy(rest)
+        );
+    }
+    check_rewrite(&request);
+}
+
 /// The rewrite's promises, checked on any bytes: `data` read as a request head, and what
 /// follows it as the app's response to that request. Panics when a promise is broken. Used
 /// by the unit tests below and by `fuzz/` (feature `fuzzing`).
@@ -756,7 +837,26 @@ pub(crate) fn check_rewrite(data: &[u8]) {
         !(both && req.keep_alive),
         "kept alive after a request with both framings"
     );
+    // RFC 9112 §6.1, as nginx reads it: a request's body is chunked by one lone `chunked`,
+    // or it carries no Transfer-Encoding at all; the app sees the same.
+    let encodings = check::count(&client_sent.headers, "transfer-encoding");
+    if encodings > 0 {
+        let te = check::value(&client_sent.headers, "transfer-encoding").unwrap_or_default();
+        assert!(
+            encodings == 1 && !req.http10 && te.trim_ascii().eq_ignore_ascii_case(b"chunked"),
+            "accepted Transfer-Encoding {:?} ({encodings} of them)",
+            String::from_utf8_lossy(te)
+        );
+        assert_eq!(req.body, Body::chunked());
+    }
     let app = check::View::of(&req.bytes, None);
+    let app_te = check::value(&app.headers, "transfer-encoding");
+    assert!(
+        app_te.is_none_or(|te| te.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+            && check::count(&app.headers, "transfer-encoding") <= 1,
+        "the app sees Transfer-Encoding {:?}",
+        app_te.map(String::from_utf8_lossy)
+    );
     assert_eq!(
         check::count(&app.headers, "host"),
         hosts,
@@ -1136,6 +1236,48 @@ mod tests {
             let parsed = parse_request(request.as_bytes(), "127.0.0.1", &mut rw, Instant::now());
             assert_eq!(count <= 93, parsed.is_ok(), "{count}");
             assert!(count <= 93 || matches!(parsed, Err(HeadError::TooManyHeaders(93))));
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_is_a_lone_chunked_or_refused() {
+        let refused = |te: &str, http: &str| {
+            let raw = format!("POST / {http}\r\nHost: a\r\n{te}\r\n\r\n");
+            let mut rw = Rewriter::new(0, "1");
+            match parse_request(raw.as_bytes(), "127.0.0.1", &mut rw, Instant::now()) {
+                Err(e) => e,
+                Ok(r) => panic!("{te} accepted: {:?}", r.map(|(_, r)| r.body)),
+            }
+        };
+        // The probe's value (issue 21), then its relatives.
+        for te in [
+            "identity, chunked",
+            "gzip, chunked",
+            "chunked, identity",
+            "chunked,",
+            "x",
+        ] {
+            let e = refused(&format!("Transfer-Encoding: {te}"), "HTTP/1.1");
+            assert!(
+                matches!(&e, HeadError::TransferEncoding(v) if v == te),
+                "{te}: {e}"
+            );
+        }
+        let e = refused(
+            "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+            "HTTP/1.1",
+        );
+        assert!(matches!(e, HeadError::TransferEncodings), "{e}");
+        let e = refused("Transfer-Encoding: chunked", "HTTP/1.0");
+        assert!(matches!(e, HeadError::TransferEncodingHttp10), "{e}");
+        for te in [
+            &b"\x00identity, chunked"[..],
+            b"\x01chunked",
+            b"\x00chunked\nchunked",
+            b"\x00 CHUNKED\r",
+            b"\x00\n",
+        ] {
+            check_transfer_encoding(te);
         }
     }
 

@@ -13,7 +13,7 @@
 use std::net::{IpAddr, TcpStream};
 use std::time::Instant;
 
-use super::body::Body;
+use super::body::{Body, BodyError};
 use super::buf::Buf;
 use super::head::{self, HeadError, Request};
 use super::tunnel::{read_some, Tunnel};
@@ -241,10 +241,10 @@ impl HttpConn {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let code = if matches!(e, HeadError::TooLarge | HeadError::TooManyHeaders(_)) {
-                        431
-                    } else {
-                        400
+                    let code = match e {
+                        HeadError::TooLarge | HeadError::TooManyHeaders(_) => 431,
+                        HeadError::TransferEncoding(_) => 501,
+                        _ => 400,
                     };
                     let message = format!("the router could not read this request: {e}");
                     self.cout
@@ -369,6 +369,21 @@ impl HttpConn {
         ex.upstream_reusable = false;
     }
 
+    /// A request body the router cannot delimit gets a 400, as nginx answers "client sent
+    /// invalid chunked body", and the connection ends: nothing after it can be read as a
+    /// request. The app's connection, which holds part of that body, is dropped.
+    fn refuse_body(&mut self, e: &BodyError) {
+        self.drop_upstream();
+        let Some(ex) = &mut self.ex else { return };
+        let message = format!("the router could not read this request's body: {e}");
+        self.cout
+            .extend(&head::error_response(400, &message, false, ex.req.is_head));
+        ex.stage = Stage::Answered;
+        ex.resp = Resp::Done;
+        ex.client_keep_alive = false;
+        ex.upstream_reusable = false;
+    }
+
     fn finish(&mut self, ctx: &mut Ctx) {
         let Some(ex) = self.ex.take() else { return };
         ctx.rewriter.recycle(ex.req.bytes);
@@ -445,10 +460,17 @@ impl HttpConn {
         // Request body, client to upstream.
         if !ex.req.body.is_done() && self.uout.len() < HIGH_WATER {
             if !self.cin.is_empty() {
-                let Ok(n) = ex.req.body.advance(self.cin.as_slice()) else {
-                    // A body the router cannot delimit: forwarding more would desynchronise
-                    // both connections.
-                    return Step::Close;
+                let n = match ex.req.body.advance(self.cin.as_slice()) {
+                    Ok(n) => n,
+                    // A body the router cannot delimit (a chunk size of 20 hex digits):
+                    // forwarding more would desynchronise both connections, so the app's
+                    // connection goes and the client hears why, unless the app's answer
+                    // has begun to reach it.
+                    Err(e) if matches!(ex.resp, Resp::Head) => {
+                        self.refuse_body(&e);
+                        return Step::Progress;
+                    }
+                    Err(_) => return Step::Close,
                 };
                 let bytes = &self.cin.as_slice()[..n];
                 self.uout.extend(bytes);

@@ -44,6 +44,23 @@ pub fn check_head_rewrite(data: &[u8]) {
     head::check_rewrite(data);
 }
 
+/// For `fuzz/` only: checks that a chunk size of any length made of `data` is read exactly
+/// or refused, never wrapped; panics when it is not.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn check_chunk_size(data: &[u8]) {
+    body::check_chunk_size(data);
+}
+
+/// For `fuzz/` only: a request whose Transfer-Encoding lines are the lines of `data` (its
+/// first byte odd: HTTP/1.0) is refused unless it has one, a lone `chunked`, and the rewrite
+/// of an accepted one keeps every promise of `check_head_rewrite`; panics otherwise.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn check_transfer_encoding(data: &[u8]) {
+    head::check_transfer_encoding(data);
+}
+
 /// For `fuzz/` only: checks that a chunked body in `data` ends at the same byte however it is
 /// fed and as the rules say; panics when it does not.
 #[cfg(feature = "fuzzing")]

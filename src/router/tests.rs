@@ -455,6 +455,79 @@ fn both_framings_are_answered_then_the_client_connection_closes() {
 }
 
 #[test]
+fn a_chunk_size_overflow_gets_400_and_the_connection_closes() {
+    // The probe's input (issue 21): 20 hex digits, more than any u64, in one write with the
+    // head, and again after the head went to the app.
+    let backend = Backend::start("web-1");
+    let router = http_router();
+    router.switch(vec![backend.addr]);
+    let head = b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let hostile = b"ffffffffffffffffffff\r\nabc\r\n0\r\n\r\nGET /name HTTP/1.1\r\nHost: app\r\n\r\n";
+    for split in [false, true] {
+        let mut client = Wire::connect(router.local_addr());
+        if split {
+            client.send(head);
+            client.send(b"3\r\nabc\r\n");
+            client.send(hostile);
+        } else {
+            client.send(&[&head[..], &hostile[..]].concat());
+        }
+        let res = client.response(false).unwrap();
+        assert_eq!(res.status, 400, "{}", res.text());
+        assert!(res.text().contains("invalid chunk size"), "{}", res.text());
+        assert_eq!(res.head.header("connection"), Some("close"));
+        // The GET after it is never read as a request.
+        assert_eq!(client.head().unwrap(), None, "the connection stayed open");
+    }
+    let mut client = Wire::connect(router.local_addr());
+    client.send(&get("/name"));
+    assert_eq!(client.response(false).unwrap().text(), "web-1");
+    router.shutdown();
+}
+
+#[test]
+fn transfer_encodings_other_than_a_lone_chunked_are_refused() {
+    // RFC 9112 §6.1 as nginx applies it: a coding the router does not understand is a 501,
+    // two Transfer-Encoding lines or one on HTTP/1.0 a 400; none reaches the app.
+    let backend = Backend::start("web-1");
+    let router = http_router();
+    router.switch(vec![backend.addr]);
+    let body = "3\r\nabc\r\n0\r\n\r\n";
+    for (te, status) in [
+        ("Transfer-Encoding: identity, chunked", 501),
+        ("Transfer-Encoding: gzip, chunked", 501),
+        ("Transfer-Encoding: chunked, identity", 501),
+        ("Transfer-Encoding: chunked, chunked", 501),
+        ("Transfer-Encoding: ,chunked", 501),
+        ("Transfer-Encoding: identity", 501),
+        ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked", 400),
+        ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 400),
+    ] {
+        let mut client = Wire::connect(router.local_addr());
+        client.send(format!("POST /echo HTTP/1.1\r\nHost: app\r\n{te}\r\n\r\n{body}").as_bytes());
+        let res = client.response(false).unwrap();
+        assert_eq!(res.status, status, "{te}: {}", res.text());
+        assert!(res.text().contains("Transfer-Encoding"), "{}", res.text());
+        assert_eq!(client.head().unwrap(), None, "{te}: the connection stayed open");
+    }
+    let mut client = Wire::connect(router.local_addr());
+    client.send(format!("POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n{body}").as_bytes());
+    assert_eq!(client.response(false).unwrap().status, 400);
+    assert_eq!(
+        backend.accepted.load(Ordering::SeqCst),
+        0,
+        "the app saw a refused request"
+    );
+    // A lone `chunked`, in any case and with spaces around it, is what it always was.
+    let mut client = Wire::connect(router.local_addr());
+    client.send(
+        format!("POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding:  Chunked \r\n\r\n{body}").as_bytes(),
+    );
+    assert_eq!(client.response(false).unwrap().text(), "abc");
+    router.shutdown();
+}
+
+#[test]
 fn an_http11_request_without_exactly_one_host_gets_400() {
     let backend = Backend::start("web-1");
     let router = http_router();
