@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
-use super::supervisor::{Handle, Message};
+use super::message::{Handle, Message};
 use crate::cron::{self, now, Job, Run, UnixTime};
 use crate::error::Error;
 use crate::process::{LineSink, Stream};

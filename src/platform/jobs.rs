@@ -8,7 +8,6 @@
 //! build, no hook), with new containers ready before old ones are stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,10 +16,10 @@ use crossbeam_channel::{bounded, Receiver};
 use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
-use super::life::Crash;
+use super::life::RestartError;
+use super::message::{DeployArgs, Handle, Job, Message};
 use super::protocol::Amount;
 use super::routing::Bound;
-use super::supervisor::{Handle, Message};
 use crate::config_vars;
 use crate::container::{self, Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
@@ -29,48 +28,11 @@ use crate::pipeline::{self, ReleaseRequest};
 use crate::process::LineSink;
 use crate::release::Release;
 use crate::rollout::{self, Plan, RolloutError};
-use crate::state::{AppConfig, AppDir, StateError};
+use crate::state::{AppConfig, AppDir};
 use crate::ui::{human_duration, Output};
 
 /// The platform's limit of containers per process type.
 pub const MAX_PER_TYPE: u32 = 10;
-
-/// What a deploy request asks for (see `protocol::Request::Deploy`).
-pub struct DeployArgs {
-    pub input: PathBuf,
-    pub git_ref: Option<String>,
-    pub port: Option<u16>,
-    pub env: BTreeMap<String, String>,
-    pub source: Option<String>,
-}
-
-/// A job on one app.
-pub enum Job {
-    Deploy(DeployArgs),
-    /// `web:2 worker:+1`: the new amounts of these types.
-    Scale(BTreeMap<String, Amount>),
-    /// All containers, a type (`web`) or one container (`web-1`).
-    Restart(Option<String>),
-    /// The release of this deployment (default: the previous successful one).
-    Rollback(Option<String>),
-    Destroy,
-    /// Start the current release again (the platform starting, like Dokku's ps:restore).
-    Restore(u32),
-    /// `addons-add ADDON [PLAN]`.
-    AddonsAdd {
-        addon: String,
-        plan: Option<String>,
-    },
-    /// `addons-remove ID`.
-    AddonsRemove(String),
-    /// Start the app's addon servers again (the platform starting), before its release.
-    RestoreAddons,
-    /// `run --detached`: start a one-off container and hand it to the supervisor.
-    RunDetached {
-        command: String,
-        env: BTreeMap<String, String>,
-    },
-}
 
 impl Job {
     /// What is checked or stored before the job waits for its turn: a deploy creates the
@@ -100,39 +62,6 @@ impl Job {
             }
         }
         Ok(())
-    }
-}
-
-/// Why a crashed container could not be started again.
-#[derive(Debug, thiserror::Error)]
-pub enum RestartError {
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Rollout(#[from] RolloutError),
-}
-
-impl RestartError {
-    /// How the restart of `name` ended, for the app log and `ps`.
-    pub fn crash(&self, name: &str) -> Crash {
-        match self {
-            RestartError::State(e) => {
-                let reason = format!("cannot be restarted: {e}");
-                Crash {
-                    message: format!("{name} {reason}"),
-                    details: Vec::new(),
-                    reason,
-                }
-            }
-            RestartError::Rollout(e) => Crash {
-                message: e.to_string(),
-                details: e.details(),
-                reason: match e {
-                    RolloutError::Crashed { exit, .. } => exit.to_string(),
-                    other => other.to_string(),
-                },
-            },
-        }
     }
 }
 
@@ -940,7 +869,7 @@ impl Worker {
             id: None,
             reply,
         })?;
-        super::supervisor::stop_servers(servers);
+        super::life::stop_servers(servers);
         std::fs::remove_dir_all(&app.root).map_err(|source| Error::Io {
             action: "remove",
             path: app.root.clone(),

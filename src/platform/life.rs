@@ -1,12 +1,16 @@
 //! A container's life on the platform, as one value: where it is between its start and
 //! its end (PLATFORM.md §4, "after a deploy"), and how `ps` shows it. The supervisor
-//! moves each [`Slot`] from one [`Life`] to the next; nothing else decides a status.
+//! moves each [`Slot`] from one [`Life`] to the next; nothing else decides a status. Why a
+//! restart failed ([`RestartError`]) and how addon servers are stopped live here too.
 
 use std::time::{Duration, Instant};
 
 use super::protocol::{ContainerRow, ProcessRow};
+use crate::addon::Server;
 use crate::container::{Container, ContainerSpec};
 use crate::process::{self, ProcessInfo};
+use crate::rollout::RolloutError;
+use crate::state::StateError;
 
 /// Where a container is in its life.
 pub enum Life {
@@ -227,5 +231,49 @@ mod tests {
         let (b, max) = (Duration::from_secs(1), Duration::from_secs(5));
         let pauses: Vec<u64> = (1..=6).map(|s| backoff(s, b, max).as_secs()).collect();
         assert_eq!(pauses, [0, 1, 2, 4, 5, 5]);
+    }
+}
+
+/// Why a crashed container could not be started again.
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+}
+
+impl RestartError {
+    /// How the restart of `name` ended, for the app log and `ps`.
+    pub fn crash(&self, name: &str) -> Crash {
+        match self {
+            RestartError::State(e) => {
+                let reason = format!("cannot be restarted: {e}");
+                Crash {
+                    message: format!("{name} {reason}"),
+                    details: Vec::new(),
+                    reason,
+                }
+            }
+            RestartError::Rollout(e) => Crash {
+                message: e.to_string(),
+                details: e.details(),
+                reason: match e {
+                    RolloutError::Crashed { exit, .. } => exit.to_string(),
+                    other => other.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// Stop addon servers, all at once: each may take a while to write its data out.
+pub fn stop_servers(servers: Vec<Server>) {
+    let stopping: Vec<_> = servers
+        .into_iter()
+        .map(|s| std::thread::spawn(move || s.stop()))
+        .collect();
+    for t in stopping {
+        let _ = t.join();
     }
 }

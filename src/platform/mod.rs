@@ -11,6 +11,7 @@ mod jobs;
 mod life;
 mod listen;
 mod lock;
+mod message;
 pub mod protocol;
 mod provisioning;
 mod routing;

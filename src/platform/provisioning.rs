@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::jobs::{fail, Worker, MAX_PER_TYPE};
-use super::supervisor::Message;
+use super::message::Message;
 use crate::addon::{self, AddonError, Kind};
 use crate::config_vars::ConfigVars;
 use crate::error::Error;
@@ -35,7 +35,7 @@ impl Worker {
             id: Some(found.id.clone()),
             reply,
         })?;
-        super::supervisor::stop_servers(servers);
+        super::life::stop_servers(servers);
         addon::remove(&app, &found.id).map_err(|e| fail(e.to_string()))?;
         // An alias the user pointed elsewhere since is theirs: only the addon's own go.
         let url = found.url();

@@ -12,9 +12,10 @@ use crossbeam_channel::bounded;
 
 use super::caller::Caller;
 use super::context::Context;
-use super::jobs::{self, DeployArgs, Job};
+use super::jobs;
+use super::message::{DeployArgs, Handle, Job, Message};
 use super::protocol::{self, Event, Request};
-use super::supervisor::{self, Handle, Message};
+use super::supervisor;
 use super::watchdog::Watchdog;
 use crate::error::{exit, Error};
 use crate::process::{self, GroupEvent};

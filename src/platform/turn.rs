@@ -12,8 +12,7 @@ use crossbeam_channel::Receiver;
 
 use super::caller::Caller;
 use super::context::Context;
-use super::jobs::Job;
-use super::supervisor::{Handle, Message};
+use super::message::{Handle, Job, Message};
 use crate::deployment::{Deployment, Status};
 use crate::state::{AppDir, AppLock, StateError};
 

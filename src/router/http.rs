@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use super::body::{Body, BodyError};
 use super::buf::Buf;
+use super::conn::{Ctx, Readiness, Verdict};
 use super::head::{self, HeadError, Request};
 use super::tunnel::{read_some, Tunnel};
 use super::upstream::{self, Attempts, Dial, Upstream};
-use super::worker::{Ctx, Readiness, Verdict};
 use super::RouterConfig;
 
 /// Bytes queued towards one side before the router stops reading from the other: enough

@@ -11,6 +11,8 @@
 //!   with `EPOLLEXCLUSIVE`; a worker holding more connections than the others passes new
 //!   ones to the least loaded. A connection is a slot in a `Vec`, never a thread, so
 //!   thousands of idle keep-alive clients cost about a kilobyte each.
+//! - `conn`: what a connection sees of its worker (`Ctx`, `Readiness`) and what it answers
+//!   (`Verdict`), so the connection kinds below depend on it, not on the epoll loop.
 //! - `routes`: the upstream list is an immutable snapshot swapped whole under a mutex; a
 //!   request only loads a generation counter (one atomic load) and compares it with the one
 //!   its upstream connection was opened under.
@@ -26,6 +28,7 @@
 
 mod body;
 mod buf;
+mod conn;
 mod head;
 mod http;
 mod routes;

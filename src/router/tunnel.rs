@@ -11,8 +11,8 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Instant;
 
 use super::buf::Buf;
+use super::conn::{Ctx, Readiness, Verdict};
 use super::upstream::{self, Attempts, Dial, Upstream};
-use super::worker::{Ctx, Readiness, Verdict};
 use super::RouterConfig;
 
 pub(crate) struct Tunnel {

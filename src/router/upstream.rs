@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
-use super::worker::Ctx;
+use super::conn::Ctx;
 
 /// Every socket is watched edge-triggered for everything at once, so the router never pays
 /// an `epoll_ctl` per state change.

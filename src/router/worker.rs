@@ -24,6 +24,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use super::conn::{token, Ctx, Side, Verdict};
 use super::head::Rewriter;
 use super::http::HttpConn;
 use super::routes::{RouteCache, RouteTable};
@@ -128,81 +129,6 @@ impl Seat {
             bell: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
         })
     }
-}
-
-/// Whether a socket may have bytes to read, as last learned from epoll or from a read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Readiness {
-    pub(crate) readable: bool,
-    /// The peer's FIN (or an error) has been announced: reads must go on until they see it,
-    /// since no further edge will come.
-    pub(crate) eof_pending: bool,
-    /// Reset or closed both ways.
-    pub(crate) hup: bool,
-}
-
-impl Default for Readiness {
-    fn default() -> Readiness {
-        Readiness {
-            readable: true,
-            eof_pending: false,
-            hup: false,
-        }
-    }
-}
-
-impl Readiness {
-    pub(crate) fn update(&mut self, event: Option<EpollFlags>) {
-        let Some(flags) = event else { return };
-        if flags.intersects(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
-        ) {
-            self.readable = true;
-        }
-        if flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
-            self.eof_pending = true;
-        }
-        if flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
-            self.hup = true;
-        }
-    }
-}
-
-/// What a connection needs from its worker while it runs.
-pub(crate) struct Ctx<'a> {
-    pub(crate) epoll: &'a Epoll,
-    slot: usize,
-    pub(crate) routes: &'a mut RouteCache,
-    pub(crate) pool: &'a mut Pool,
-    pub(crate) rewriter: &'a mut Rewriter,
-    pub(crate) scratch: &'a mut [u8],
-    pub(crate) config: &'a RouterConfig,
-    pub(crate) now: Instant,
-    pub(crate) client_event: Option<EpollFlags>,
-    pub(crate) upstream_event: Option<EpollFlags>,
-}
-
-impl Ctx<'_> {
-    pub(crate) fn upstream_token(&self) -> u64 {
-        token(self.slot, Side::Upstream)
-    }
-}
-
-pub(crate) enum Verdict {
-    Keep,
-    Close,
-    /// The HTTP connection switched protocols: it becomes a tunnel.
-    Upgrade,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Client,
-    Upstream,
-}
-
-fn token(slot: usize, side: Side) -> u64 {
-    ((slot as u64) << 1) | u64::from(side == Side::Upstream)
 }
 
 // Nearly every connection is `Http`: boxing it to shrink the rarer `Tunnel` case would cost

@@ -1,0 +1,196 @@
+//! The vocabulary between the platform's threads: the [`Message`]s the supervisor
+//! receives, the [`Handle`] that sends them, and the [`Job`]s it runs one at a time per
+//! app. The server, the jobs, cron and the watchers all speak it; it lives apart from
+//! all of them so none imports another to name what it sends. No behaviour here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crossbeam_channel::{bounded, Sender};
+
+use super::caller::Caller;
+use super::life::RestartError;
+use super::protocol::{AddonRow, Amount, ContainerRow, Event};
+use super::routing::Bound;
+use crate::addon::Server;
+use crate::container::{Container, ContainerSpec};
+use crate::error::Error;
+use crate::process::Exit;
+
+/// Which containers a replacement takes out of service.
+pub type Leaving = Box<dyn Fn(&ContainerSpec) -> bool + Send>;
+
+/// What the supervisor is told or asked, by the server, by jobs, and by the threads
+/// that watch, restart and stop containers.
+pub enum Message {
+    /// `shipway status`: the platform and its apps.
+    Status { reply: Sender<Event> },
+    /// `shipway ps`.
+    Ps {
+        app: String,
+        reply: Sender<Result<Vec<ContainerRow>, Error>>,
+    },
+    /// A job for an app, queued behind the app's running one; `caller` gets its output.
+    Job {
+        app: String,
+        job: Job,
+        caller: Option<Caller>,
+    },
+    /// `down`, Ctrl-C: stop every app and end.
+    Stop,
+
+    /// A job binds the app's routers (once) and learns their URLs.
+    Routers {
+        app: String,
+        port: Option<u16>,
+        wants_tcp: bool,
+        reply: Sender<Result<Bound, Error>>,
+    },
+    /// A job asks which containers the app has (running, restarting, crashed).
+    Present {
+        app: String,
+        reply: Sender<Vec<ContainerSpec>>,
+    },
+    /// The switch (PLATFORM.md §4 step 4): `containers` of `release` replace every
+    /// container of the app; the reply is how many old ones are being stopped.
+    Switch {
+        app: String,
+        release: u32,
+        containers: Vec<Container>,
+        reply: Sender<usize>,
+    },
+    /// `fresh` containers replace those `leaving` selects; the reply names those stopped.
+    Replace {
+        app: String,
+        fresh: Vec<Container>,
+        leaving: Leaving,
+        reply: Sender<Vec<String>>,
+    },
+    /// `run --detached`: a one-off container joins the app until it exits.
+    OneOff {
+        app: String,
+        container: Container,
+        reply: Sender<()>,
+    },
+    /// `destroy`: the app leaves service; its containers are handed over to be stopped.
+    Dismantle {
+        app: String,
+        reply: Sender<Vec<Container>>,
+    },
+    /// The app's running job has ended.
+    JobDone { app: String },
+    /// The client of a job queued for the app hung up.
+    HungUp { app: String },
+
+    /// A ready container's leader exited.
+    Exited { app: String, id: u64 },
+    /// A crashed container's group is cleaned up.
+    Reaped {
+        app: String,
+        token: u64,
+        exit: Exit,
+        streak: u32,
+    },
+    /// A crashed container was started again, or could not be.
+    Restarted {
+        app: String,
+        token: u64,
+        result: Result<Container, RestartError>,
+    },
+    /// Containers being stopped are gone.
+    Stopped { app: String, ids: Vec<u64> },
+
+    /// `cron-run`: run a job of the app's current release now.
+    CronRun {
+        app: String,
+        job: String,
+        caller: Caller,
+    },
+    /// A run of a scheduled job has ended (or was stopped).
+    CronEnded {
+        app: String,
+        /// The client of a `cron-run`, and the status to pass it once the run is recorded.
+        caller: Option<(Caller, i32)>,
+        line: String,
+        run: crate::cron::Run,
+    },
+    /// An addon server is ready: the supervisor owns it from now on.
+    AddonUp { app: String, server: Box<Server> },
+    /// Hand over the app's addon servers (`id`, or all) to be stopped.
+    AddonTake {
+        app: String,
+        id: Option<String>,
+        reply: Sender<Vec<Server>>,
+    },
+    /// `shipway addons`: the app's addons and whether their servers run.
+    Addons {
+        app: String,
+        reply: Sender<Result<Vec<AddonRow>, Error>>,
+    },
+    /// An addon server exited (`pid`: which run of it).
+    AddonExited { app: String, id: String, pid: u32 },
+    /// A crashed addon server was started again, or could not be (a worker reports).
+    AddonRestarted {
+        app: String,
+        id: String,
+        result: Option<Server>,
+    },
+}
+
+/// How jobs and the server reach the supervisor.
+#[derive(Clone)]
+pub struct Handle(pub(super) Sender<Message>);
+
+impl Handle {
+    /// Tell the supervisor something; false if it has ended.
+    pub fn send(&self, message: Message) -> bool {
+        self.0.send(message).is_ok()
+    }
+
+    /// Ask the supervisor and wait for its answer.
+    pub fn call<T>(&self, ask: impl FnOnce(Sender<T>) -> Message) -> Result<T, Error> {
+        let (tx, rx) = bounded(1);
+        let gone = || Error::Platform {
+            message: "the platform is stopping: its supervisor no longer answers".into(),
+        };
+        self.0.send(ask(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())
+    }
+}
+
+/// What a deploy request asks for (see `protocol::Request::Deploy`).
+pub struct DeployArgs {
+    pub input: PathBuf,
+    pub git_ref: Option<String>,
+    pub port: Option<u16>,
+    pub env: BTreeMap<String, String>,
+    pub source: Option<String>,
+}
+
+/// A job on one app.
+pub enum Job {
+    Deploy(DeployArgs),
+    /// `web:2 worker:+1`: the new amounts of these types.
+    Scale(BTreeMap<String, Amount>),
+    /// All containers, a type (`web`) or one container (`web-1`).
+    Restart(Option<String>),
+    /// The release of this deployment (default: the previous successful one).
+    Rollback(Option<String>),
+    Destroy,
+    /// Start the current release again (the platform starting, like Dokku's ps:restore).
+    Restore(u32),
+    /// `addons-add ADDON [PLAN]`.
+    AddonsAdd {
+        addon: String,
+        plan: Option<String>,
+    },
+    /// `addons-remove ID`.
+    AddonsRemove(String),
+    /// Start the app's addon servers again (the platform starting), before its release.
+    RestoreAddons,
+    /// `run --detached`: start a one-off container and hand it to the supervisor.
+    RunDetached {
+        command: String,
+        env: BTreeMap<String, String>,
+    },
+}
