@@ -275,6 +275,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The platform's stacks: base, status, and the image pulled for each (digest, size)
+    #[command(after_help = "Examples:
+  shipway stacks
+  shipway stacks --json
+  shipway stacks --prune        remove the images no app uses")]
+    Stacks {
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+        /// Remove the images no app uses (nor any release of one)
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Pull a stack's image (scalingo/STACK:latest) from Docker Hub or SHIPWAY_STACK_REGISTRY
+    #[command(after_help = "Examples:
+  shipway stacks-pull scalingo-26
+  SHIPWAY_STACK_REGISTRY=http://127.0.0.1:5000 shipway stacks-pull scalingo-24")]
+    StacksPull {
+        /// scalingo-26, scalingo-24 or scalingo-22
+        stack: String,
+    },
+    /// Import a stack's image from a `docker save` tar or an OCI archive (offline)
+    #[command(after_help = "Examples:
+  docker save scalingo/scalingo-26 | shipway stacks-import scalingo-26 -
+  shipway stacks-import scalingo-26 scalingo-26.tar.gz")]
+    StacksImport {
+        /// scalingo-26, scalingo-24 or scalingo-22
+        stack: String,
+        /// The archive (plain, gzip or zstd), or - for stdin
+        file: std::path::PathBuf,
+    },
     /// Roll out the release of an earlier successful deployment again, without building
     #[command(after_help = "Examples:
   shipway rollback                 the previous successful deployment's release

@@ -33,6 +33,8 @@ pub enum Error {
         cancelled: bool,
     },
     #[error(transparent)]
+    Stack(#[from] crate::stack::StackError),
+    #[error(transparent)]
     GitRemote(#[from] crate::git_remote::GitRemoteError),
     #[error("{0}")]
     Usage(String),

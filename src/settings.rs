@@ -72,6 +72,9 @@ pub enum OfficialBuildpacks {
 pub struct Settings {
     pub home: PathBuf,
     pub stack: String,
+    /// The registry stack images are pulled from (`scalingo/<stack>:latest`): Docker Hub,
+    /// or a mirror; plain HTTP only to a loopback host (`stack::registry`).
+    pub stack_registry: String,
     pub build_timeout: Duration,
     pub boot_timeout: Duration,
     pub hook_timeout: Duration,
@@ -124,6 +127,14 @@ const KEYS: &[Key] = &[
         show: |s| s.stack.clone(),
         apply: |s, _, v| {
             s.stack = v.to_string();
+            Ok(())
+        },
+    },
+    Key {
+        name: "stack_registry",
+        show: |s| s.stack_registry.clone(),
+        apply: |s, _, v| {
+            s.stack_registry = v.trim().to_string();
             Ok(())
         },
     },
@@ -323,6 +334,7 @@ impl Settings {
         Settings {
             home,
             stack: "scalingo-24".to_string(),
+            stack_registry: crate::stack::registry::DOCKER_HUB.to_string(),
             build_timeout: Duration::from_secs(30 * 60),
             boot_timeout: Duration::from_secs(60),
             hook_timeout: Duration::from_secs(20 * 60),

@@ -22,6 +22,7 @@ mod restart;
 mod rollback;
 mod run;
 mod scale;
+mod stacks;
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::DeploymentLogs { id } => deployments::logs(&settings, &choice, id),
         Command::DeploymentDeleteCache => deployments::delete_cache(&settings, &choice),
         Command::Buildpacks { clear, json } => buildpacks::run(&settings, clear, json),
+        Command::Stacks { json, prune } => stacks::list(&settings, json, prune),
+        Command::StacksPull { stack } => stacks::pull(&settings, &stack),
+        Command::StacksImport { stack, file } => stacks::import(&settings, &stack, &file),
         Command::Rollback { id } => rollback::run(&settings, &choice, id),
         Command::Run {
             env,

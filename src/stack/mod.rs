@@ -7,11 +7,30 @@
 //! stacks/images/<algorithm>-<hex>/rootfs/      the image's root filesystem, unpacked
 //! stacks/images/<algorithm>-<hex>/image.toml   written last: the unpack is complete
 //! stacks/names/<stack>.toml                    the digest a stack name resolves to now
+//! stacks/locks/<algorithm>-<hex>.lock          held while that image is unpacked or pruned
+//! stacks/tmp/                                  unpacks and imports under way
 //! ```
 //!
-//! This module owns the table of stacks and that layout; it does not fetch anything.
+//! The digest is the image manifest's; an old-style `docker save` archive has no
+//! manifest, and its image is keyed by its config's digest (Docker's image ID).
+//!
+//! This module owns the table of stacks and that layout; getting images is in its
+//! submodules: `registry` and `pull` (the distribution API), `import` (archives),
+//! `install` and `unpack` (onto disk), `prune`.
+
+mod error;
+pub mod import;
+pub mod install;
+pub mod prune;
+pub mod pull;
+pub mod registry;
+pub mod unpack;
+mod verify;
 
 use std::path::{Path, PathBuf};
+
+pub use error::StackError;
+pub use install::{Feedback, ImageRecord, Installed};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +82,14 @@ pub fn info(name: &str) -> Option<&'static StackInfo> {
     STACKS.iter().find(|s| s.name == name)
 }
 
+/// `stack` if it is one of the platform's (which have images), else why not.
+pub fn check_name(stack: &str) -> Result<&'static StackInfo, StackError> {
+    if stack == HOST {
+        return Err(StackError::Host);
+    }
+    info(stack).ok_or_else(|| StackError::Unknown(stack.to_string()))
+}
+
 /// What `stacks/names/<stack>.toml` records: the image a stack name resolves to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pulled {
@@ -110,6 +137,49 @@ impl Store {
     /// What `stack` resolves to, if it was pulled or imported.
     pub fn pulled(&self, stack: &str) -> Option<Pulled> {
         crate::state::read_toml(&self.name_file(stack)).ok().flatten()
+    }
+
+    /// What `image.toml` records about the image `digest`, if it is complete on disk.
+    pub fn image(&self, digest: &str) -> Option<ImageRecord> {
+        crate::state::read_toml(&self.image_dir(digest).join("image.toml"))
+            .ok()
+            .flatten()
+    }
+
+    /// The digests of the images on disk, complete or not.
+    pub fn digests(&self) -> Vec<String> {
+        let mut all: Vec<String> = std::fs::read_dir(self.root.join("images"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().map(|n| n.replacen('-', ":", 1)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort();
+        all
+    }
+
+    /// The stack names that resolve to an image.
+    pub fn names(&self) -> Vec<String> {
+        let mut all: Vec<String> = std::fs::read_dir(self.root.join("names"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort();
+        all
+    }
+
+    /// Make the store's folders (this user's alone, as the rest of the home).
+    pub fn prepare(&self) -> Result<(), StackError> {
+        for sub in ["images", "names", "locks", "tmp"] {
+            crate::state::private_dir(&self.root.join(sub))?;
+        }
+        Ok(())
     }
 
     /// The complete image `stack` resolves to, if there is one on disk.

@@ -316,3 +316,45 @@ mod tests {
         assert_eq!(row["disk_size"], 2048);
     }
 }
+
+/// One stack of `shipway stacks`.
+#[derive(Serialize)]
+pub struct StackRow {
+    pub name: &'static str,
+    pub base: String,
+    pub status: crate::stack::Support,
+    pub default: bool,
+    pub pulled: bool,
+    pub digest: Option<String>,
+    /// Bytes unpacked on disk.
+    pub size: Option<u64>,
+    pub source: Option<String>,
+}
+
+pub fn stacks(rows: &[StackRow]) {
+    println!(
+        "{:<13} {:<13} {:<11} {:<7} {:<73} SIZE",
+        "NAME", "BASE", "STATUS", "PULLED", "DIGEST"
+    );
+    for r in rows {
+        let status = match r.status {
+            crate::stack::Support::Supported => "supported",
+            crate::stack::Support::Deprecated => "deprecated",
+        };
+        let name = if r.default {
+            format!("{}*", r.name)
+        } else {
+            r.name.to_string()
+        };
+        println!(
+            "{:<13} {:<13} {:<11} {:<7} {:<73} {}",
+            name,
+            r.base,
+            status,
+            if r.pulled { "yes" } else { "no" },
+            r.digest.as_deref().unwrap_or("-"),
+            r.size.map_or("-".to_string(), human_bytes)
+        );
+    }
+    println!("* the default for new apps. `shipway stacks-pull STACK` gets an image; `host` (this machine's userland) needs none.");
+}

@@ -16,4 +16,6 @@ mod output;
 mod runtimes;
 mod runtimes_node;
 mod sandbox;
+mod stack_image;
+mod stacks;
 mod triggers;
