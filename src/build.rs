@@ -16,6 +16,7 @@ use crossbeam_channel::Receiver;
 use crate::buildpack::{self, Buildpack, BuildpackError, Detection, Locator, ScriptContext, Verdict};
 use crate::buildpack_cache::BuildpackCache;
 use crate::config_vars::ConfigVars;
+use crate::io_error::{io, IoError};
 use crate::procfile::{Procfile, ProcfileError};
 use crate::sandbox::Sandbox;
 use crate::settings::{render_duration, Settings};
@@ -70,12 +71,8 @@ pub enum BuildError {
     },
     #[error("the image is too large: {size}, more than the {limit} allowed (the slug_limit setting; the platform's limit is 2 GiB); add what the app does not need at run time to .slugignore")]
     SlugTooLarge { size: String, limit: String },
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl BuildError {
@@ -90,14 +87,6 @@ impl From<BuildError> for crate::error::Error {
             cancelled: e.was_cancelled(),
             source: Box::new(e),
         }
-    }
-}
-
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
-    move |source| BuildError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::io_error::IoError;
 use crate::process::{Exit, Spawn};
 
 /// A fetch from a server that accepts and never answers is stopped at this.
@@ -37,12 +38,8 @@ pub enum CacheError {
         reference: String,
         detail: String,
     },
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// What is kept of one URL and ref.
@@ -102,8 +99,10 @@ impl BuildpackCache {
     /// The entry's own lock: one build at a time fetches or refreshes it; the others wait
     /// and then use what it left.
     fn lock(&self, folder: &Path) -> Result<nix::fcntl::Flock<File>, CacheError> {
-        crate::state::private_dir(&self.root).map_err(|e| io_err("create", &self.root, e))?;
-        crate::state::exclusive_lock(&folder.with_extension("lock")).map_err(|e| io_err("lock", folder, e))
+        crate::state::private_dir(&self.root)
+            .map_err(|e| CacheError::Io(IoError::other("create", &self.root, e)))?;
+        crate::state::exclusive_lock(&folder.with_extension("lock"))
+            .map_err(|e| CacheError::Io(IoError::other("lock", folder, e)))
     }
 
     /// `url` at `reference`, fetched or refreshed as the rules above say.
@@ -161,17 +160,19 @@ impl BuildpackCache {
     pub fn archive(&self, url: &str) -> Result<Checkout, CacheError> {
         let folder = self.folder(url, None);
         let _held = self.lock(&folder)?;
-        crate::state::private_dir(&folder).map_err(|e| io_err("create", &folder, e))?;
+        crate::state::private_dir(&folder)
+            .map_err(|e| CacheError::Io(IoError::other("create", &folder, e)))?;
         let file = folder.join("buildpack.tgz");
         let cached = read_entry(&folder).filter(|_| file.is_file());
         let partial = folder.join("buildpack.tgz.part");
         let (mut entry, note) = match (download(url, &partial), cached) {
             (Ok(()), cached) => {
-                std::fs::rename(&partial, &file).map_err(|e| io_err("write", &file, e))?;
+                std::fs::rename(&partial, &file)
+                    .map_err(|e| CacheError::Io(IoError::other("write", &file, e)))?;
                 let entry = Entry {
                     url: url.to_string(),
                     reference: None,
-                    commit: digest(&file).map_err(|e| io_err("read", &file, e))?,
+                    commit: digest(&file).map_err(|e| CacheError::Io(IoError::other("read", &file, e)))?,
                     fetched_at: crate::clock::now_ms(),
                     last_used: cached.map_or(0, |c| c.last_used),
                     bytes: 0,
@@ -233,7 +234,8 @@ impl BuildpackCache {
             .map(|dirs| dirs.flatten().filter(|d| read_entry(&d.path()).is_some()).count())
             .unwrap_or(0);
         if self.root.exists() {
-            std::fs::remove_dir_all(&self.root).map_err(|e| io_err("remove", &self.root, e))?;
+            std::fs::remove_dir_all(&self.root)
+                .map_err(|e| CacheError::Io(IoError::other("remove", &self.root, e)))?;
         }
         Ok(count)
     }
@@ -254,7 +256,7 @@ fn is_fixed(repo: &Path, reference: Option<&str>) -> bool {
 
 fn clone(folder: &Path, url: &str, reference: Option<&str>) -> Result<String, CacheError> {
     let _ = std::fs::remove_dir_all(folder);
-    crate::state::private_dir(folder).map_err(|e| io_err("create", folder, e))?;
+    crate::state::private_dir(folder).map_err(|e| CacheError::Io(IoError::other("create", folder, e)))?;
     let repo = folder.join("repo");
     let fetch = git(folder, &["clone", "--quiet", url, "repo"]);
     if let Err(detail) = fetch {
@@ -303,10 +305,12 @@ fn refresh(repo: &Path, url: &str, reference: Option<&str>) -> Result<String, Ca
 fn head(repo: &Path) -> Result<String, CacheError> {
     git(repo, &["rev-parse", "HEAD"])
         .map(|out| out.trim().to_string())
-        .map_err(|detail| CacheError::Io {
-            action: "read the commit of",
-            path: repo.to_path_buf(),
-            source: std::io::Error::other(detail),
+        .map_err(|detail| {
+            CacheError::Io(IoError::new(
+                "read the commit of",
+                repo.to_path_buf(),
+                std::io::Error::other(detail),
+            ))
         })
 }
 
@@ -418,15 +422,8 @@ fn read_entry(folder: &Path) -> Option<Entry> {
 }
 
 fn write_entry(folder: &Path, entry: &Entry) -> Result<(), CacheError> {
-    crate::state::write_toml(&folder.join("entry.toml"), entry, 0o600).map_err(|e| io_err("write", folder, e))
-}
-
-fn io_err(action: &'static str, path: &Path, source: impl std::fmt::Display) -> CacheError {
-    CacheError::Io {
-        action,
-        path: path.to_path_buf(),
-        source: std::io::Error::other(source.to_string()),
-    }
+    crate::state::write_toml(&folder.join("entry.toml"), entry, 0o600)
+        .map_err(|e| CacheError::Io(IoError::other("write", folder, e)))
 }
 
 #[cfg(test)]

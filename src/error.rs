@@ -4,6 +4,7 @@
 //! command and the platform use, depends on nothing above it.
 
 use crate::config_vars::ConfigVarError;
+use crate::io_error::IoError;
 use crate::settings::SettingsError;
 use crate::state::StateError;
 
@@ -38,17 +39,18 @@ pub enum Error {
     GitRemote(#[from] crate::git_remote::GitRemoteError),
     #[error("{0}")]
     Usage(String),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{message}")]
     Platform { message: String },
 }
 
 impl Error {
+    /// A failed file or socket operation, in the one shape (`io_error.rs`).
+    pub fn io(action: &'static str, path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Error {
+        Error::Io(IoError::new(action, path, source))
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Build { cancelled: true, .. } => exit::ABORTED,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use crate::io_error::{io, IoError};
 use crate::process::{Exit, ProcessError, Spawn};
 use crate::state::AppDir;
 
@@ -48,22 +49,10 @@ pub enum GitRemoteError {
     },
     #[error("this repository has no remote named `{remote}`; `shipway git-setup` adds it")]
     NoRemote { remote: String },
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("git gave the hook a line it does not understand: {line:?}")]
     BadHookInput { line: String },
-}
-
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> GitRemoteError + 'a {
-    move |source| GitRemoteError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// `git` in `dir`, with no variable of a hook's environment pointing it elsewhere.
@@ -250,7 +239,7 @@ fn write_hook(repo: &Path, app: &str, remote: &str, exe: &Path, home: &Path) -> 
     let tmp = hooks.join(".pre-receive.tmp");
     std::fs::write(&tmp, script).map_err(io("write", &tmp))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, &hook).map_err(io("write", &hook))
+    Ok(std::fs::rename(&tmp, &hook).map_err(io("write", &hook))?)
 }
 
 /// One line of the hook's input: a ref git is about to update.

@@ -14,6 +14,7 @@ pub mod cron;
 pub mod deployment;
 pub mod error;
 pub mod git_remote;
+pub mod io_error;
 pub mod manifest;
 pub mod official;
 pub mod pipeline;

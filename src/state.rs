@@ -10,16 +10,13 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::io_error::{io, IoError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path} is damaged ({message}); move it aside to start that app afresh")]
     Corrupt { path: PathBuf, message: String },
     #[error("app name {0:?} is invalid: use lowercase letters, digits and dashes, starting with a letter, at most 48 characters")]
@@ -36,14 +33,6 @@ pub enum StateError {
     },
 }
 
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
-    move |source| StateError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Refuse `path` unless this user owns it and neither group nor others may write it
 /// (a missing path is fine: shipway creates it private). Whoever can write a folder of
 /// the home can replace a slug that runs as this user, or the socket that receives
@@ -53,7 +42,7 @@ pub fn check_private(path: &Path) -> Result<(), StateError> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(io("inspect", path)(source)),
+        Err(source) => return Err(io("inspect", path)(source).into()),
     };
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
@@ -85,7 +74,7 @@ pub fn private_dir(path: &Path) -> Result<(), StateError> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(io("create", path))
+        .map_err(|e| io("create", path)(e).into())
 }
 
 /// Write `bytes` to `path` so that a reader sees the old file or the new one, never half.
@@ -127,7 +116,7 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> Result<(), 
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written
+    Ok(written?)
 }
 
 pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
@@ -137,11 +126,7 @@ pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>,
             message: e.message().to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Io {
-            action: "read",
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(StateError::Io(IoError::new("read", path.to_path_buf(), source))),
     }
 }
 
@@ -525,7 +510,7 @@ pub(crate) fn exclusive_lock(path: &Path) -> Result<nix::fcntl::Flock<File>, Sta
 pub(crate) fn try_exclusive_lock(path: &Path) -> Result<Option<nix::fcntl::Flock<File>>, StateError> {
     match lock_with(path, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(flock) => Ok(Some(flock)),
-        Err(StateError::Io { source, .. }) if source.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
+        Err(StateError::Io(e)) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -542,11 +527,8 @@ fn lock_with(path: &Path, how: nix::fcntl::FlockArg) -> Result<nix::fcntl::Flock
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(io("open", path))?;
-    nix::fcntl::Flock::lock(file, how).map_err(|(_, e)| StateError::Io {
-        action: "lock",
-        path: path.to_path_buf(),
-        source: e.into(),
-    })
+    nix::fcntl::Flock::lock(file, how)
+        .map_err(|(_, e)| StateError::Io(IoError::new("lock", path.to_path_buf(), e.into())))
 }
 
 /// Released when dropped (or when the process dies: flock dies with its holder).

@@ -14,10 +14,11 @@
 mod as_user;
 mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::io_error::{io, IoError};
 use crate::process::ProcessError;
 use crate::state::{self, AppDir, StateError};
 
@@ -54,24 +55,12 @@ pub enum AddonError {
     Process { kind: Kind, source: ProcessError },
     #[error("the {kind} server cannot run as root and there is no unprivileged user to run it as (neither `postgres` nor `nobody` exists): create one, or run shipway as a user")]
     NoUser { kind: Kind },
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("the {kind} server was stopped: the platform is stopping")]
     Cancelled { kind: Kind },
-}
-
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AddonError + 'a {
-    move |source| AddonError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// The addons shipway provides, named as Scalingo's CLI names them.
@@ -300,13 +289,7 @@ pub fn list(app: &AppDir) -> Result<Vec<Addon>, StateError> {
     let entries = match std::fs::read_dir(folder(app)) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(StateError::Io {
-                action: "read",
-                path: folder(app),
-                source,
-            })
-        }
+        Err(source) => return Err(StateError::Io(IoError::new("read", folder(app), source))),
     };
     let mut addons = Vec::new();
     for entry in entries.flatten() {
@@ -355,13 +338,13 @@ pub fn remove(app: &AppDir, id: &str) -> Result<(), AddonError> {
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("remove", &dir)(e)),
+        Err(e) => return Err(io("remove", &dir)(e).into()),
     }
     let rec = record(app, id);
     match std::fs::remove_file(&rec) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io("remove", &rec)(e)),
+        Err(e) => Err(io("remove", &rec)(e).into()),
     }
 }
 

@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::User;
 
 use super::{as_user, data_dir, io, list, remove, Addon, AddonError, Kind};
+use crate::io_error::IoError;
 use crate::process::{Child, Exit, LineSink, Spawn};
 use crate::settings::Settings;
 use crate::state::AppDir;
@@ -194,7 +195,7 @@ impl Runner<'_> {
 /// A port no one listens on now, chosen as containers' are: outside the range the OS
 /// hands to outgoing connections, which could take it before the server binds it.
 fn free_port() -> Result<u16, AddonError> {
-    crate::container::free_port().map_err(io("bind", Path::new("127.0.0.1")))
+    Ok(crate::container::free_port().map_err(io("bind", Path::new("127.0.0.1")))?)
 }
 
 fn port_free(port: u16) -> bool {
@@ -231,10 +232,8 @@ pub fn provision(
             .create(&dir)
             .map_err(io("create", &dir))?;
         if let Some(u) = &user {
-            nix::unistd::chown(&dir, Some(u.uid), Some(u.gid)).map_err(|e| AddonError::Io {
-                action: "give to the server's user",
-                path: dir.clone(),
-                source: e.into(),
+            nix::unistd::chown(&dir, Some(u.uid), Some(u.gid)).map_err(|e| {
+                AddonError::Io(IoError::new("give to the server's user", dir.clone(), e.into()))
             })?;
         }
         let runner = Runner {
@@ -557,10 +556,12 @@ fn write_private(path: &Path, bytes: &[u8], user: Option<&User>) -> Result<(), A
         .map_err(io("write", path))?;
     f.write_all(bytes).map_err(io("write", path))?;
     if let Some(u) = user {
-        nix::unistd::chown(path, Some(u.uid), Some(u.gid)).map_err(|e| AddonError::Io {
-            action: "give to the server's user",
-            path: path.to_path_buf(),
-            source: e.into(),
+        nix::unistd::chown(path, Some(u.uid), Some(u.gid)).map_err(|e| {
+            AddonError::Io(IoError::new(
+                "give to the server's user",
+                path.to_path_buf(),
+                e.into(),
+            ))
         })?;
     }
     Ok(())

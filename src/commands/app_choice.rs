@@ -195,9 +195,5 @@ fn is_work_tree_top(dir: &Path) -> bool {
 }
 
 pub fn current_dir() -> Result<PathBuf, Error> {
-    std::env::current_dir().map_err(|source| Error::Io {
-        action: "find",
-        path: ".".into(),
-        source,
-    })
+    std::env::current_dir().map_err(|source| Error::io("find", ".", source))
 }

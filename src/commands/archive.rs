@@ -4,16 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{exit, Error};
+use crate::io_error::io;
 use crate::source::{self, SourceError};
 use crate::ui::{human_bytes, Output};
-
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 fn source_error(e: SourceError) -> Error {
     Error::Usage(format!("cannot take the source: {e}"))
@@ -70,11 +63,8 @@ pub fn write(
     let mut file = tmp.reopen().map_err(io("write", tmp.path()))?;
     let stats = source::pack_tar_gz(&app_dir, &name, &mut file).map_err(source_error)?;
     file.sync_all().map_err(io("write", tmp.path()))?;
-    tmp.persist(&output).map_err(|e| Error::Io {
-        action: "write",
-        path: output.clone(),
-        source: e.error,
-    })?;
+    tmp.persist(&output)
+        .map_err(|e| Error::io("write", output.clone(), e.error))?;
 
     let out = Output::stdout();
     out.step(&format!("Source: {}", info.description));

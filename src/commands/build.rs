@@ -46,11 +46,7 @@ pub fn detect(
         stored.extend(vars);
         vars = stored;
     }
-    let scratch = tempfile::tempdir().map_err(|source| Error::Io {
-        action: "create",
-        path: std::env::temp_dir(),
-        source,
-    })?;
+    let scratch = tempfile::tempdir().map_err(|source| Error::io("create", std::env::temp_dir(), source))?;
     let app_dir = scratch.path().join("app");
     crate::source::intake(&input, None, build::project_dir(&vars), &app_dir)
         .map_err(build::BuildError::from)?;
@@ -230,11 +226,7 @@ pub fn build(
                 )));
             }
             let _ = std::fs::remove_dir(dir);
-            std::path::absolute(dir).map_err(|source| Error::Io {
-                action: "resolve",
-                path: dir.clone(),
-                source,
-            })?
+            std::path::absolute(dir).map_err(|source| Error::io("resolve", dir.clone(), source))?
         }
         None => app.release(number),
     };

@@ -59,13 +59,7 @@ pub fn logs(settings: &Settings, choice: &super::AppChoice, id: Option<String>) 
     match std::fs::read_to_string(&path) {
         Ok(text) => tables::text(&text),
         Err(_) if d.source.starts_with("rollback") => tables::value(format!("(a rollback: {})", d.source)),
-        Err(source) => {
-            return Err(Error::Io {
-                action: "read",
-                path,
-                source,
-            })
-        }
+        Err(source) => return Err(Error::io("read", path, source)),
     }
     Ok(d.status().map_or(exit::ERROR, |s| s.exit_code()))
 }
@@ -75,11 +69,7 @@ pub fn delete_cache(settings: &Settings, choice: &super::AppChoice) -> Result<i3
     let cache = app.cache();
     let out = Output::stdout();
     if cache.exists() {
-        std::fs::remove_dir_all(&cache).map_err(|source| Error::Io {
-            action: "remove",
-            path: cache.clone(),
-            source,
-        })?;
+        std::fs::remove_dir_all(&cache).map_err(|source| Error::io("remove", cache.clone(), source))?;
         out.step(&format!(
             "Deleted the build cache of {}: the next build starts from scratch",
             app.name

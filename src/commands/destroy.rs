@@ -38,11 +38,8 @@ pub fn run(settings: &Settings, choice: &AppChoice, name: Option<String>, force:
         Some(Event::Error { message }) => return Err(Error::Platform { message }),
         Some(_) => {}
         None => {
-            std::fs::remove_dir_all(&app.root).map_err(|source| Error::Io {
-                action: "remove",
-                path: app.root.clone(),
-                source,
-            })?;
+            std::fs::remove_dir_all(&app.root)
+                .map_err(|source| Error::io("remove", app.root.clone(), source))?;
         }
     }
     let out = Output::stdout();
@@ -74,11 +71,7 @@ fn confirm(name: &str) -> Result<(), Error> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|source| Error::Io {
-            action: "read the confirmation from",
-            path: "the terminal".into(),
-            source,
-        })?;
+        .map_err(|source| Error::io("read the confirmation from", "the terminal", source))?;
     let answer = answer.trim_end_matches(['\n', '\r']);
     if answer != name {
         return Err(refuse(format!("{answer:?} is not {name:?}")));

@@ -33,16 +33,10 @@ pub fn setup(settings: &Settings, choice: &AppChoice, force: bool) -> Result<i32
     let home = Home::open(&settings.home)?;
     let app = home.app(&name)?;
     app.create()?;
-    let exe = std::env::current_exe().map_err(|source| Error::Io {
-        action: "find",
-        path: "the shipway executable".into(),
-        source,
-    })?;
-    let home_root = std::path::absolute(&home.root).map_err(|source| Error::Io {
-        action: "resolve",
-        path: home.root.clone(),
-        source,
-    })?;
+    let exe =
+        std::env::current_exe().map_err(|source| Error::io("find", "the shipway executable", source))?;
+    let home_root =
+        std::path::absolute(&home.root).map_err(|source| Error::io("resolve", home.root.clone(), source))?;
     let change = git_remote::setup(&top, &app, remote, force, &exe, &home_root)?;
     let repo = git_remote::repository(&app);
     let out = Output::stdout();
@@ -132,11 +126,7 @@ pub fn receive(settings: &Settings, choice: &AppChoice) -> Result<i32, Error> {
     let hook = HookEnv::take()?;
     let mut updates = Vec::new();
     for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|source| Error::Io {
-            action: "read the push from",
-            path: "git".into(),
-            source,
-        })?;
+        let line = line.map_err(|source| Error::io("read the push from", "git", source))?;
         if !line.trim().is_empty() {
             updates.push(RefUpdate::parse(&line)?);
         }

@@ -18,11 +18,9 @@ pub fn completions(shell: clap_complete::Shell) -> i32 {
 /// is not an error.
 pub fn man() -> Result<i32, Error> {
     match render_man(&mut std::io::stdout().lock()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            action: "write",
-            path: "the man page to stdout".into(),
-            source: e,
-        }),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("write", "the man page to stdout", e))
+        }
         _ => Ok(exit::SUCCESS),
     }
 }

@@ -85,11 +85,8 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             let input = source_path(source)?;
             let name = choice.for_source(&input)?.name;
             let env = env_args(&env)?;
-            let input = std::path::absolute(&input).map_err(|source| Error::Io {
-                action: "resolve",
-                path: input.clone(),
-                source,
-            })?;
+            let input =
+                std::path::absolute(&input).map_err(|source| Error::io("resolve", input.clone(), source))?;
             let request = Request::Deploy {
                 app: name,
                 input,
@@ -203,11 +200,8 @@ fn env_args(env: &EnvArgs) -> Result<ConfigVars, Error> {
 fn read_vars(file: Option<&Path>, pairs: &[String]) -> Result<ConfigVars, Error> {
     let mut vars = ConfigVars::new();
     if let Some(file) = file {
-        let text = std::fs::read_to_string(file).map_err(|source| Error::Io {
-            action: "read",
-            path: file.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(file).map_err(|source| Error::io("read", file.to_path_buf(), source))?;
         vars.extend(config_vars::parse_env_file(&file.display().to_string(), &text)?);
     }
     for pair in pairs {

@@ -28,7 +28,7 @@ pub fn connect(home: &Home) -> Option<UnixStream> {
 pub fn start_detached(home: &Home) -> Result<(u32, UnixStream), Error> {
     let log_path = home.log_file();
     let io_err =
-        |action: &'static str, path: std::path::PathBuf| move |source| Error::Io { action, path, source };
+        |action: &'static str, path: std::path::PathBuf| move |source| Error::io(action, path, source);
     let log = crate::state::open_private_log(&log_path).map_err(io_err("write", log_path.clone()))?;
     let log2 = log.try_clone().map_err(io_err("write", log_path.clone()))?;
     let exe = std::env::current_exe().map_err(io_err("find", "shipway".into()))?;
@@ -119,11 +119,7 @@ pub fn stream(home: &Home, request: Request) -> Result<i32, Error> {
     if cancel.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected) {
         return Ok(exit::ABORTED);
     }
-    let sock_err = |source| Error::Io {
-        action: "talk to the platform on",
-        path: home.socket(),
-        source,
-    };
+    let sock_err = |source| Error::io("talk to the platform on", home.socket(), source);
     protocol::write(&mut stream, &request).map_err(sock_err)?;
     let half = stream.try_clone().map_err(sock_err)?;
     std::thread::spawn(move || {
@@ -162,11 +158,7 @@ pub fn ask(home: &Home, request: &Request) -> Result<Option<Event>, Error> {
     let Some(mut stream) = stream else {
         return Ok(None);
     };
-    let sock_err = |source| Error::Io {
-        action: "talk to the platform on",
-        path: home.socket(),
-        source,
-    };
+    let sock_err = |source| Error::io("talk to the platform on", home.socket(), source);
     protocol::write(&mut stream, request).map_err(sock_err)?;
     let mut reader = BufReader::new(stream);
     protocol::read::<Event>(&mut reader).map_err(sock_err)
@@ -200,11 +192,7 @@ pub fn down(home: &Home) -> Result<i32, Error> {
     out.step("Stopping the shipway platform: every app gets SIGTERM, then SIGKILL after the grace period");
     match connect(home) {
         Some(mut stream) => {
-            let sock_err = |source| Error::Io {
-                action: "talk to the platform on",
-                path: home.socket(),
-                source,
-            };
+            let sock_err = |source| Error::io("talk to the platform on", home.socket(), source);
             protocol::write(&mut stream, &Request::Down).map_err(sock_err)?;
             let mut reader = BufReader::new(stream);
             while let Ok(Some(event)) = protocol::read::<Event>(&mut reader) {

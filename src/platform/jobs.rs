@@ -305,11 +305,8 @@ impl Worker {
         let source = source.unwrap_or_else(|| input.display().to_string());
         let mut deployment = Deployment::new(name, &source, git_ref);
         let log_path = Deployment::log_path(&app, &deployment.id);
-        let log = crate::state::open_private_log(&log_path).map_err(|source| Error::Io {
-            action: "write",
-            path: log_path.clone(),
-            source,
-        })?;
+        let log = crate::state::open_private_log(&log_path)
+            .map_err(|source| Error::io("write", log_path.clone(), source))?;
         out.attach(Box::new(log));
         deployment.set_status(Status::Building, &app)?;
         out.line(&format!(
@@ -870,10 +867,6 @@ impl Worker {
             reply,
         })?;
         super::life::stop_servers(servers);
-        std::fs::remove_dir_all(&app.root).map_err(|source| Error::Io {
-            action: "remove",
-            path: app.root.clone(),
-            source,
-        })
+        std::fs::remove_dir_all(&app.root).map_err(|source| Error::io("remove", app.root.clone(), source))
     }
 }

@@ -30,18 +30,13 @@ pub struct Listener {
 impl Listener {
     pub fn bind(path: &Path) -> Result<Listener, Error> {
         let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path).map_err(|source| Error::Io {
-            action: "listen on",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let listener =
+            UnixListener::bind(path).map_err(|source| Error::io("listen on", path.to_path_buf(), source))?;
         // Only this user may drive the platform (the peer check below enforces it too).
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        listener.set_nonblocking(true).map_err(|source| Error::Io {
-            action: "listen on",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| Error::io("listen on", path.to_path_buf(), source))?;
         let inode = std::fs::symlink_metadata(path).map(|m| m.ino()).unwrap_or(0);
         Ok(Listener {
             listener,

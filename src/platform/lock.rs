@@ -35,11 +35,7 @@ impl PlatformLock {
                     file.set_len(0)
                         .and_then(|_| file.rewind())
                         .and_then(|_| file.write_all(pid.as_bytes()))
-                        .map_err(|source| Error::Io {
-                            action: "write",
-                            path: home.pid_file(),
-                            source,
-                        })?;
+                        .map_err(|source| Error::io("write", home.pid_file(), source))?;
                     return Ok(PlatformLock { file });
                 }
                 None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),

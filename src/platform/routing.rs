@@ -126,22 +126,15 @@ fn start(settings: &Settings, listener: TcpListener, protocol: Protocol) -> Resu
         first_byte_timeout: settings.first_byte_timeout,
         ..RouterConfig::default()
     };
-    Router::start(listener, protocol, config).map_err(|source| Error::Io {
-        action: "start the router on",
-        path: "127.0.0.1".into(),
-        source,
-    })
+    Router::start(listener, protocol, config)
+        .map_err(|source| Error::io("start the router on", "127.0.0.1", source))
 }
 
 /// Bind 127.0.0.1:`wanted` (0: a port the OS chooses), or the first free port from
 /// 5000 up.
 fn bind_port(wanted: Option<u16>) -> Result<(TcpListener, u16), Error> {
     if wanted == Some(0) {
-        let io = |source| Error::Io {
-            action: "listen on",
-            path: "127.0.0.1:0".into(),
-            source,
-        };
+        let io = |source| Error::io("listen on", "127.0.0.1:0", source);
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io)?;
         let port = listener.local_addr().map_err(io)?.port();
         return Ok((listener, port));

@@ -29,11 +29,9 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
     let platform_lock = super::lock::PlatformLock::acquire(&home)?;
     let mut listener = super::listen::Listener::bind(&home.socket())?;
 
-    let watchdog = Arc::new(Watchdog::spawn().map_err(|source| Error::Io {
-        action: "start the watchdog",
-        path: home.root.clone(),
-        source,
-    })?);
+    let watchdog = Arc::new(
+        Watchdog::spawn().map_err(|source| Error::io("start the watchdog", home.root.clone(), source))?,
+    );
     let w = watchdog.clone();
     process::set_guard(Box::new(move |event| match event {
         GroupEvent::Started(pgid) => w.watch(pgid),

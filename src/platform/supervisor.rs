@@ -520,11 +520,7 @@ impl Supervisor {
     fn open_app(&self, name: &str) -> Result<App, Error> {
         let dir = self.ctx.home.app(name)?;
         let path = dir.root.join("app.log");
-        let log = AppLog::open(&path).map_err(|source| Error::Io {
-            action: "open",
-            path,
-            source,
-        })?;
+        let log = AppLog::open(&path).map_err(|source| Error::io("open", path, source))?;
         Ok(App {
             log,
             routers: Routers::default(),

@@ -8,6 +8,8 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::io_error::IoError;
+
 /// Real Procfiles, `.buildpacks` and `.slugignore` files are a few lines; a megabyte is a
 /// thousand times the longest and still costs nothing to hold.
 pub const APP_FILE_LIMIT: u64 = 1024 * 1024;
@@ -20,8 +22,8 @@ pub enum AppFileError {
         "{path} is larger than {limit} bytes, far more than this file ever holds; is it the right file?"
     )]
     TooLarge { path: PathBuf, limit: u64 },
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// What a file type is, in words, for messages.
@@ -46,10 +48,7 @@ pub fn kind_of(file_type: fs::FileType) -> &'static str {
 /// The content of `path` (links followed), `None` when there is none. Anything but a
 /// regular file, and a file over `limit` bytes, is an error; nothing here ever blocks.
 pub fn read_app_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, AppFileError> {
-    let io = |source| AppFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| AppFileError::Io(IoError::new("read", path, source));
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),

@@ -16,6 +16,7 @@ use tar::EntryType;
 use super::copy::set_dir_mode;
 use super::staging::Staging;
 use super::SourceError;
+use crate::io_error::IoError;
 
 /// The platform's limit on an archive's uncompressed size (PLATFORM.md §1).
 pub const ARCHIVE_LIMIT_BYTES: u64 = 314_572_800;
@@ -85,8 +86,10 @@ fn unpack_tar_gz_into(
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(archive)
-        .map_err(|e| SourceError::io("open", archive, e))?;
-    let meta = file.metadata().map_err(|e| SourceError::io("read", archive, e))?;
+        .map_err(|e| SourceError::Io(IoError::new("open", archive, e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| SourceError::Io(IoError::new("read", archive, e)))?;
     if !meta.is_file() {
         return Err(SourceError::NotFileOrFolder {
             path: archive.to_path_buf(),
@@ -112,8 +115,8 @@ fn unpack_tar_gz_into(
 fn single_top_folder(unpacked: &Path, label: &str) -> Result<PathBuf, SourceError> {
     let mut root = Vec::new();
     let mut only = None;
-    for entry in fs::read_dir(unpacked).map_err(|e| SourceError::io("read", unpacked, e))? {
-        let entry = entry.map_err(|e| SourceError::io("read", unpacked, e))?;
+    for entry in fs::read_dir(unpacked).map_err(|e| SourceError::Io(IoError::new("read", unpacked, e)))? {
+        let entry = entry.map_err(|e| SourceError::Io(IoError::new("read", unpacked, e)))?;
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
         let name = entry.file_name().to_string_lossy().into_owned();
         root.push(if is_dir { format!("{name}/") } else { name });
@@ -140,7 +143,7 @@ pub(crate) fn unpack_tar<R: Read>(
     label: &str,
     limit_bytes: u64,
 ) -> Result<(ArchiveStats, Links), SourceError> {
-    fs::create_dir(into).map_err(|e| SourceError::io("create", into, e))?;
+    fs::create_dir(into).map_err(|e| SourceError::Io(IoError::new("create", into, e)))?;
     let mut unpacker = Unpacker {
         into,
         label,
@@ -188,11 +191,11 @@ impl Links {
             return Ok(());
         }
         let base = app.strip_prefix(&self.into).map_err(|_| {
-            SourceError::io(
+            SourceError::Io(IoError::new(
                 "check the links in",
                 app,
                 io::Error::other(format!("not inside {}", self.into.display())),
-            )
+            ))
         })?;
         for (link, target) in &self.written {
             if let Ok(inside) = link.strip_prefix(base) {
@@ -243,7 +246,7 @@ fn check_link_stays_inside(
             return Err(outside());
         }
         let next = fs::read_link(root.join(&here))
-            .map_err(|e| SourceError::io("read the link", root.join(&here), e))?;
+            .map_err(|e| SourceError::Io(IoError::new("read the link", root.join(&here), e)))?;
         at.pop();
         for part in steps(&next).ok_or_else(outside)?.into_iter().rev() {
             queue.push_front(part);
@@ -337,7 +340,7 @@ impl Unpacker<'_> {
             .create_new(true)
             .mode(mode & 0o777)
             .open(&path)
-            .map_err(|e| SourceError::io("create", &path, e))?;
+            .map_err(|e| SourceError::Io(IoError::new("create", &path, e)))?;
         let mut written = 0u64;
         loop {
             let n = entry.read(&mut self.buffer).map_err(|e| corrupt(self.label, e))?;
@@ -345,7 +348,7 @@ impl Unpacker<'_> {
                 break;
             }
             file.write_all(&self.buffer[..n])
-                .map_err(|e| SourceError::io("write", &path, e))?;
+                .map_err(|e| SourceError::Io(IoError::new("write", &path, e)))?;
             written += n as u64;
         }
         // A stream cut inside a file's data reads as a short file, not as an error.
@@ -374,7 +377,7 @@ impl Unpacker<'_> {
         }
         let path = self.prepare(rel, name)?;
         std::os::unix::fs::symlink(&target, &path)
-            .map_err(|e| SourceError::io("create the link", &path, e))?;
+            .map_err(|e| SourceError::Io(IoError::new("create the link", &path, e)))?;
         self.links.push((rel.to_path_buf(), target));
         self.stats.symlinks += 1;
         Ok(())
@@ -403,7 +406,8 @@ impl Unpacker<'_> {
             _ => return Err(missing()),
         }
         let path = self.prepare(rel, name)?;
-        fs::hard_link(&source, &path).map_err(|e| SourceError::io("create the link", &path, e))?;
+        fs::hard_link(&source, &path)
+            .map_err(|e| SourceError::Io(IoError::new("create the link", &path, e)))?;
         self.stats.hard_links += 1;
         Ok(())
     }
@@ -423,7 +427,7 @@ impl Unpacker<'_> {
                 existing: rel.display().to_string(),
             }),
             Ok(_) => {
-                fs::remove_file(&path).map_err(|e| SourceError::io("replace", &path, e))?;
+                fs::remove_file(&path).map_err(|e| SourceError::Io(IoError::new("replace", &path, e)))?;
                 Ok(path)
             }
             Err(_) => Ok(path),
@@ -444,7 +448,7 @@ impl Unpacker<'_> {
             let path = self.into.join(&prefix);
             match fs::symlink_metadata(&path) {
                 Err(_) => {
-                    fs::create_dir(&path).map_err(|e| SourceError::io("create", &path, e))?;
+                    fs::create_dir(&path).map_err(|e| SourceError::Io(IoError::new("create", &path, e)))?;
                     self.stats.dirs += 1;
                 }
                 Ok(meta) if meta.is_dir() => {}

@@ -14,6 +14,7 @@ use crossbeam_channel::Sender;
 use walkdir::{DirEntry, WalkDir};
 
 use super::SourceError;
+use crate::io_error::IoError;
 
 /// What a copy carried.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,16 +72,16 @@ pub(crate) fn copy_tree_excluding(
     to: &Path,
     mut exclude: Exclude,
 ) -> Result<CopyStats, SourceError> {
-    let root_meta = fs::metadata(from).map_err(|e| SourceError::io("read", from, e))?;
+    let root_meta = fs::metadata(from).map_err(|e| SourceError::Io(IoError::new("read", from, e)))?;
     if !root_meta.is_dir() {
-        return Err(SourceError::io(
+        return Err(SourceError::Io(IoError::new(
             "copy",
             from,
             std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"),
-        ));
+        )));
     }
     let created = prepare_destination(to)?;
-    let to_meta = fs::metadata(to).map_err(|e| SourceError::io("read", to, e))?;
+    let to_meta = fs::metadata(to).map_err(|e| SourceError::Io(IoError::new("read", to, e)))?;
     exclude.dirs.push((to_meta.dev(), to_meta.ino()));
 
     let mut stats = CopyStats::default();
@@ -104,7 +105,7 @@ pub(crate) fn copy_tree_excluding(
             if kind.is_dir() {
                 // Made here, before any file below it is handed to a worker.
                 let meta = entry.metadata().map_err(|e| walk_error(entry.path(), e))?;
-                fs::create_dir(&target).map_err(|e| SourceError::io("create", &target, e))?;
+                fs::create_dir(&target).map_err(|e| SourceError::Io(IoError::new("create", &target, e)))?;
                 modes.push((target, meta.mode()));
                 stats.dirs += 1;
             } else {
@@ -259,14 +260,15 @@ fn copy_entry(
     stats: &mut CopyStats,
 ) -> Result<(), SourceError> {
     if kind.is_symlink() {
-        let link = fs::read_link(source).map_err(|e| SourceError::io("read the link", source, e))?;
+        let link =
+            fs::read_link(source).map_err(|e| SourceError::Io(IoError::new("read the link", source, e)))?;
         std::os::unix::fs::symlink(&link, target)
-            .map_err(|e| SourceError::io("create the link", target, e))?;
+            .map_err(|e| SourceError::Io(IoError::new("create the link", target, e)))?;
         stats.symlinks += 1;
     } else if kind.is_file() {
         // std::fs::copy keeps the mode and uses copy_file_range, which clones on
         // filesystems that can (btrfs, xfs) and stays in the kernel elsewhere.
-        let bytes = fs::copy(source, target).map_err(|e| SourceError::io("copy", source, e))?;
+        let bytes = fs::copy(source, target).map_err(|e| SourceError::Io(IoError::new("copy", source, e)))?;
         stats.files += 1;
         stats.bytes += bytes;
     } else {
@@ -298,7 +300,7 @@ fn link_entry(
 /// steps write into the app (the build) and remove old copies.
 pub(crate) fn set_dir_mode(dir: &Path, mode: u32) -> Result<(), SourceError> {
     fs::set_permissions(dir, fs::Permissions::from_mode((mode & 0o7777) | 0o700))
-        .map_err(|e| SourceError::io("set the mode of", dir, e))
+        .map_err(|e| SourceError::Io(IoError::new("set the mode of", dir, e)))
 }
 
 fn excluded(entry: &DirEntry, exclude: &Exclude) -> bool {
@@ -322,7 +324,7 @@ fn excluded(entry: &DirEntry, exclude: &Exclude) -> bool {
 fn prepare_destination(to: &Path) -> Result<bool, SourceError> {
     match fs::symlink_metadata(to) {
         Ok(meta) if meta.is_dir() => {
-            let mut content = fs::read_dir(to).map_err(|e| SourceError::io("read", to, e))?;
+            let mut content = fs::read_dir(to).map_err(|e| SourceError::Io(IoError::new("read", to, e)))?;
             if content.next().is_some() {
                 return Err(SourceError::DestinationNotEmpty { path: to.into() });
             }
@@ -339,7 +341,7 @@ fn prepare_destination(to: &Path) -> Result<bool, SourceError> {
                     });
                 }
             }
-            fs::create_dir(to).map_err(|e| SourceError::io("create", to, e))?;
+            fs::create_dir(to).map_err(|e| SourceError::Io(IoError::new("create", to, e)))?;
             Ok(true)
         }
     }
@@ -350,7 +352,7 @@ pub(crate) fn walk_error(fallback: &Path, error: walkdir::Error) -> SourceError 
     let source = error
         .into_io_error()
         .unwrap_or_else(|| std::io::Error::other("file system loop"));
-    SourceError::io("read", path, source)
+    SourceError::Io(IoError::new("read", path, source))
 }
 
 /// Regular files and their bytes, as a walk that does not follow links finds them (a hard
@@ -369,7 +371,7 @@ impl FileCount {
             self.files += 1;
             self.bytes += entry
                 .metadata()
-                .map_err(|e| SourceError::io("read", entry.path(), e.into()))?
+                .map_err(|e| SourceError::Io(IoError::new("read", entry.path(), e.into())))?
                 .len();
         }
         Ok(())
@@ -390,8 +392,8 @@ pub fn count_files(root: &Path) -> Result<(u64, u64), SourceError> {
                 scope.spawn(move || -> Result<FileCount, SourceError> {
                     let mut count = FileCount::default();
                     for path in queue.into_iter().flatten() {
-                        let meta =
-                            fs::symlink_metadata(&path).map_err(|e| SourceError::io("read", &path, e))?;
+                        let meta = fs::symlink_metadata(&path)
+                            .map_err(|e| SourceError::Io(IoError::new("read", &path, e)))?;
                         count.files += 1;
                         count.bytes += meta.len();
                     }
@@ -439,7 +441,7 @@ pub(crate) fn create_parents(
         return Ok(());
     }
     let dir = root.join(parent);
-    fs::create_dir_all(&dir).map_err(|e| SourceError::io("create", &dir, e))?;
+    fs::create_dir_all(&dir).map_err(|e| SourceError::Io(IoError::new("create", &dir, e)))?;
     let mut current = Some(parent);
     while let Some(p) = current.filter(|p| !p.as_os_str().is_empty()) {
         if !known.insert(p.to_path_buf()) {
@@ -560,7 +562,7 @@ mod tests {
             Ok(())
         });
         assert!(
-            matches!(result, Err(SourceError::Io { action: "copy", .. })),
+            matches!(&result, Err(SourceError::Io(e)) if e.action == "copy"),
             "{result:?}"
         );
         assert!(queued < 100_000, "the walk went on after a failure");

@@ -1,6 +1,7 @@
 //! The one error type of source intake: every way taking an app's files can fail, each
 //! variant carrying what the user needs to fix it (the path, the entry, the git command).
 
+use crate::io_error::IoError;
 use std::io;
 use std::path::PathBuf;
 
@@ -31,12 +32,8 @@ pub enum SourceError {
     #[error("the folder meant to hold {path} does not exist; create {parent} first")]
     DestinationParentMissing { path: PathBuf, parent: PathBuf },
 
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 
     #[error("{path} is ignored by git ({rule}): `git push` would carry none of its {files} files, so nothing is taken; un-ignore it (`git check-ignore -v {path}` names the rule), or track its files with `git add -f`")]
     IgnoredByGit { path: PathBuf, rule: String, files: u64 },
@@ -117,16 +114,6 @@ pub enum SourceError {
         origin: String,
         kind: &'static str,
     },
-}
-
-impl SourceError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        SourceError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
-    }
 }
 
 /// At most a dozen names: an archive of a whole home folder must not flood the terminal.

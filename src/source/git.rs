@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 
 use super::archive::{unpack_tar, ArchiveStats, Links};
 use super::SourceError;
+use crate::io_error::IoError;
 use crate::process::{Exit, ProcessError, Spawn};
 
 /// Variables that redirect git to another repository or index: set when shipway runs from
@@ -337,11 +338,11 @@ pub(crate) fn extract_commit(
     let mut stdout = git.stdout.take();
     let unpacked = match stdout.as_mut() {
         Some(stdout) => unpack_tar(stdout, into, &label, u64::MAX),
-        None => Err(SourceError::io(
+        None => Err(SourceError::Io(IoError::new(
             "read the output of git archive in",
             dir,
             std::io::Error::other("no pipe"),
-        )),
+        ))),
     };
     if unpacked.is_err() {
         // git may be blocked writing the rest: stop it, its status means nothing now.

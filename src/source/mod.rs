@@ -37,6 +37,7 @@ pub(crate) use git::under_git;
 pub use git::{Ignored, RULES_SHOWN};
 pub use pack::pack_tar_gz;
 
+use crate::io_error::IoError;
 use archive::{unpack_single_folder, Links};
 use copy::{create_parents, in_parallel};
 use staging::Staging;
@@ -77,7 +78,7 @@ pub fn intake(
     let input = local_path(input)?;
     let project_dir = parse_project_dir(project_dir)?;
     let meta = file_or_folder(&input)?;
-    let input = fs::canonicalize(&input).map_err(|e| SourceError::io("read", &input, e))?;
+    let input = fs::canonicalize(&input).map_err(|e| SourceError::Io(IoError::new("read", &input, e)))?;
     let staging = Staging::beside(dest)?;
     let mut taken = match git_ref {
         Some(git_ref) if meta.is_dir() => take_commit(&input, git_ref, &staging)?,
@@ -134,7 +135,7 @@ fn count_files_except_git(root: &Path) -> Result<u64, SourceError> {
     for entry in walk {
         files += u64::from(
             entry
-                .map_err(|e| SourceError::io("read", root, e.into()))?
+                .map_err(|e| SourceError::Io(IoError::new("read", root, e.into())))?
                 .file_type()
                 .is_file(),
         );
@@ -212,7 +213,7 @@ fn file_or_folder(path: &Path) -> Result<fs::Metadata, SourceError> {
             kind: app_file::kind_of(meta.file_type()),
         }),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(SourceError::InputNotFound { path: path.into() }),
-        Err(e) => Err(SourceError::io("read", path, e)),
+        Err(e) => Err(SourceError::Io(IoError::new("read", path, e))),
     }
 }
 
@@ -278,7 +279,7 @@ fn pick_project_dir(root: &Path, project_dir: &Path, origin: &str) -> Result<Pat
                     origin: origin.into(),
                 })
             }
-            Err(e) => return Err(SourceError::io("read", &path, e)),
+            Err(e) => return Err(SourceError::Io(IoError::new("read", &path, e))),
         }
     }
     Ok(path)
@@ -293,7 +294,7 @@ fn take_folder(input: &Path, project_dir: Option<&Path>, staging: &Staging) -> R
     let built = staging.path().join("app");
     // The staging folder lies beside `dest`, which may be inside the source.
     let staging_meta =
-        fs::metadata(staging.path()).map_err(|e| SourceError::io("read", staging.path(), e))?;
+        fs::metadata(staging.path()).map_err(|e| SourceError::Io(IoError::new("read", staging.path(), e)))?;
     let exclude = Exclude {
         git: true,
         dirs: vec![(staging_meta.dev(), staging_meta.ino())],
@@ -422,9 +423,10 @@ fn take_archive(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
 /// The platform wraps a deployed `.war` or `.jar` in the app folder (PLATFORM.md §1).
 fn take_java_file(input: &Path, staging: &Staging) -> Result<Taken, SourceError> {
     let built = staging.path().join("app");
-    fs::create_dir(&built).map_err(|e| SourceError::io("create", &built, e))?;
+    fs::create_dir(&built).map_err(|e| SourceError::Io(IoError::new("create", &built, e)))?;
     let name = input.file_name().unwrap_or_default();
-    let bytes = fs::copy(input, built.join(name)).map_err(|e| SourceError::io("copy", input, e))?;
+    let bytes =
+        fs::copy(input, built.join(name)).map_err(|e| SourceError::Io(IoError::new("copy", input, e)))?;
     Ok(Taken {
         built,
         picked: false,
@@ -441,7 +443,7 @@ fn take_java_file(input: &Path, staging: &Staging) -> Result<Taken, SourceError>
 
 /// Copies the files git listed (relative to `base`) into `to`, created here.
 fn copy_listed(base: &Path, files: &[PathBuf], to: &Path) -> Result<CopyStats, SourceError> {
-    fs::create_dir(to).map_err(|e| SourceError::io("create", to, e))?;
+    fs::create_dir(to).map_err(|e| SourceError::Io(IoError::new("create", to, e)))?;
     let mut known = HashSet::new();
     let mut nested = CopyStats::default();
     let copied = in_parallel(|copier| {
@@ -455,7 +457,7 @@ fn copy_listed(base: &Path, files: &[PathBuf], to: &Path) -> Result<CopyStats, S
                 // Tracked, then deleted in the work tree: the developer's change is the
                 // deletion.
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(SourceError::io("read", &source, e)),
+                Err(e) => return Err(SourceError::Io(IoError::new("read", &source, e))),
             };
             // Folders are made here, before any file below them is handed to a worker.
             create_parents(to, rel, &mut known)?;

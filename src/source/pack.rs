@@ -14,6 +14,7 @@ use flate2::Compression;
 
 use super::copy::{walk_error, FileCount};
 use super::{SourceError, ARCHIVE_LIMIT_BYTES};
+use crate::io_error::IoError;
 
 /// Pack the content of `dir` under the folder `top` into `out` (gzip tar). Fails before
 /// writing anything when the files exceed the platform's limit. Returns what went in.
@@ -35,7 +36,7 @@ pub fn pack_tar_gz(dir: &Path, top: &str, out: &mut File) -> Result<FileCount, S
             seen: stats.bytes,
         });
     }
-    let label = |e: std::io::Error| SourceError::io("write the archive of", dir, e);
+    let label = |e: std::io::Error| SourceError::Io(IoError::new("write the archive of", dir, e));
     let mut tar = tar::Builder::new(GzEncoder::new(out, Compression::default()));
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);

@@ -8,6 +8,7 @@ use nix::fcntl::{renameat2, RenameFlags};
 use tempfile::TempDir;
 
 use super::SourceError;
+use crate::io_error::IoError;
 
 /// Owns the temporary folder; dropping it (on any error) removes whatever was built.
 pub(crate) struct Staging {
@@ -35,7 +36,7 @@ impl Staging {
         let dir = tempfile::Builder::new()
             .prefix(".shipway-intake-")
             .tempdir_in(parent)
-            .map_err(|e| SourceError::io("create a temporary folder in", parent, e))?;
+            .map_err(|e| SourceError::Io(IoError::new("create a temporary folder in", parent, e)))?;
         Ok(Staging {
             dir,
             dest: dest.into(),
@@ -66,13 +67,14 @@ fn rename_no_replace(from: &Path, to: &Path) -> Result<(), SourceError> {
             if to.symlink_metadata().is_ok() {
                 return Err(SourceError::DestinationExists { path: to.into() });
             }
-            std::fs::rename(from, to).map_err(|e| SourceError::io("move the source into", to, e))
+            std::fs::rename(from, to)
+                .map_err(|e| SourceError::Io(IoError::new("move the source into", to, e)))
         }
-        Err(errno) => Err(SourceError::io(
+        Err(errno) => Err(SourceError::Io(IoError::new(
             "move the source into",
             to,
             std::io::Error::from(errno),
-        )),
+        ))),
     }
 }
 
