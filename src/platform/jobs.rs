@@ -8,6 +8,7 @@
 //! build, no hook), with new containers ready before old ones are stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -131,6 +132,25 @@ pub fn restore(ctx: &Context, supervisor: &Handle) {
     }
 }
 
+/// What calls a deployment off: the client hanging up, the platform stopping, or
+/// `destroy` of the app (`destroyed`, then set), which the deployment's last line names.
+struct Cancel {
+    signal: Receiver<()>,
+    destroyed: Arc<AtomicBool>,
+}
+
+impl Cancel {
+    /// The deployment's last line when it ends with `status`; `otherwise` unless it was
+    /// called off by `destroy`.
+    fn closing(&self, app: &str, status: Status, otherwise: String) -> String {
+        if status == Status::Aborted && self.destroyed.load(Ordering::SeqCst) {
+            format!("<-- Deployment aborted: {app} is being destroyed -->")
+        } else {
+            otherwise
+        }
+    }
+}
+
 /// One job of one app, on its worker thread.
 pub struct Worker {
     pub(super) ctx: Arc<Context>,
@@ -150,23 +170,32 @@ impl Worker {
     }
 
     /// Do the job; its output and its end go to the caller, if any.
-    pub fn run(self, job: Job, caller: Option<Caller>) {
+    /// `called_off` disconnects when `destroy` calls a deployment off.
+    pub fn run(self, job: Job, caller: Option<Caller>, called_off: Receiver<()>) {
         let out = caller.as_ref().map(|c| c.output().clone()).unwrap_or_default();
         let result = match job {
             Job::Deploy(args) => {
                 // The client closing its side (Ctrl-C) aborts the deployment, and so
                 // does the platform stopping (`down`, Ctrl-C under `up`).
+                // So does `destroy` of the app, which says so.
                 let (cancel_tx, cancel) = bounded::<()>(0);
                 let hangup = caller.as_ref().map(|c| c.hangup().clone());
                 let stop = self.ctx.stopping.clone();
+                let destroyed = Arc::new(AtomicBool::new(false));
+                let flag = destroyed.clone();
                 std::thread::spawn(move || {
                     let hangup = hangup.unwrap_or_else(crossbeam_channel::never);
                     crossbeam_channel::select! {
                         recv(hangup) -> _ => {},
                         recv(stop) -> _ => {},
+                        recv(called_off) -> _ => flag.store(true, Ordering::SeqCst),
                     }
                     drop(cancel_tx);
                 });
+                let cancel = Cancel {
+                    signal: cancel,
+                    destroyed,
+                };
                 self.deploy(args, &out, &cancel)
             }
             Job::Scale(counts) => self.scale(counts, &out).map(|_| Status::Success),
@@ -282,7 +311,8 @@ impl Worker {
         })
     }
 
-    fn deploy(&self, what: DeployArgs, out: &Output, cancel: &Receiver<()>) -> Result<Status, Error> {
+    fn deploy(&self, what: DeployArgs, out: &Output, called_off: &Cancel) -> Result<Status, Error> {
+        let cancel = &called_off.signal;
         let DeployArgs {
             input,
             git_ref,
@@ -354,8 +384,10 @@ impl Worker {
                     "deployment {} {status}: nothing was released",
                     deployment.id
                 ));
-                out.line(&format!(
-                    "<-- Deployment {status}: the running release, if any, is untouched -->"
+                out.line(&called_off.closing(
+                    name,
+                    status,
+                    format!("<-- Deployment {status}: the running release, if any, is untouched -->"),
                 ));
                 return Ok(status);
             }
@@ -446,8 +478,12 @@ impl Worker {
                     "deployment {} {status} (release v{})",
                     deployment.id, release.number
                 ));
-                out.line(&format!(
-                    "<-- Deployment {status}: the running release, if any, keeps serving, untouched -->"
+                out.line(&called_off.closing(
+                    name,
+                    status,
+                    format!(
+                        "<-- Deployment {status}: the running release, if any, keeps serving, untouched -->"
+                    ),
                 ));
                 return Ok(status);
             }

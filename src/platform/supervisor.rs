@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, never, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{after, bounded, never, select, unbounded, Receiver, Sender};
 
 use super::applog::AppLog;
 use super::caller::Caller;
@@ -47,14 +47,23 @@ struct App {
     release: Option<u32>,
     slots: Vec<Slot>,
     /// Whether a job runs; the next ones wait in `queue`, in order.
-    busy: bool,
+    turn: Turn,
     queue: VecDeque<(Job, Option<Caller>)>,
-    /// Destroyed by the running job: forgotten when it ends.
-    destroyed: bool,
     /// The app's running addon servers, by addon id.
     addons: BTreeMap<String, Server>,
     /// Quick crashes in a row of each addon server, and when it last started.
     addon_crashes: BTreeMap<String, (u32, Instant)>,
+}
+
+/// Where an app is in its jobs, which run one at a time.
+enum Turn {
+    /// No job runs.
+    Idle,
+    /// A job runs. Dropping `call_off` calls it off if it is a deployment, as the client's
+    /// Ctrl-C would: `destroy` does, rather than wait for a long build or hook.
+    Running { call_off: Option<Sender<()>> },
+    /// The running job destroyed the app: it is forgotten when that job ends.
+    Destroyed,
 }
 
 pub struct Supervisor {
@@ -110,7 +119,7 @@ impl Supervisor {
                 }
             }
             if self.stop.is_none() {
-                if !self.dismantled && self.apps.values().all(|a| !a.busy) {
+                if !self.dismantled && self.apps.values().all(|a| matches!(a.turn, Turn::Idle)) {
                     self.dismantle_all();
                 }
                 if self.dismantled && self.workers == 0 {
@@ -198,7 +207,7 @@ impl Supervisor {
                 self.cron.forget(&app);
                 let containers = match self.apps.get_mut(&app) {
                     Some(a) => {
-                        a.destroyed = true;
+                        a.turn = Turn::Destroyed;
                         dismantle(a)
                     }
                     None => Vec::new(),
@@ -266,7 +275,10 @@ impl Supervisor {
                 self.workers -= 1;
                 // A run stopped by `destroy` is not recorded: the destroy job is removing
                 // the app's folder, and a file written into it meanwhile fails that.
-                let destroyed = self.apps.get(&app).is_some_and(|a| a.destroyed);
+                let destroyed = self
+                    .apps
+                    .get(&app)
+                    .is_some_and(|a| matches!(a.turn, Turn::Destroyed));
                 if let Some(dir) = self.ctx.home.existing_app(&app).ok().filter(|_| !destroyed) {
                     let _ = crate::cron::Runs::record(&dir.root, &line, run);
                 }
@@ -502,7 +514,10 @@ impl Supervisor {
             }
         }
         let Some(a) = self.apps.get_mut(&name) else { return };
-        if a.busy {
+        if !matches!(a.turn, Turn::Idle) {
+            if matches!(job, Job::Destroy) {
+                call_off_deployments(&self.ctx, &name, a);
+            }
             if let (Job::Deploy(_), Some(c)) = (&job, &caller) {
                 c.output().step(&format!(
                     "Another deployment of {name} is running: this one is queued"
@@ -526,9 +541,8 @@ impl Supervisor {
             routers: Routers::default(),
             release: None,
             slots: Vec::new(),
-            busy: false,
+            turn: Turn::Idle,
             queue: VecDeque::new(),
-            destroyed: false,
             addons: BTreeMap::new(),
             addon_crashes: BTreeMap::new(),
         })
@@ -536,21 +550,23 @@ impl Supervisor {
 
     fn run_job(&mut self, name: &str, job: Job, caller: Option<Caller>) {
         let Some(a) = self.apps.get_mut(name) else { return };
-        a.busy = true;
+        let (call_off, called_off) = bounded::<()>(0);
+        a.turn = Turn::Running {
+            call_off: Some(call_off),
+        };
         self.workers += 1;
         let worker = Worker::new(self.ctx.clone(), self.handle.clone(), name, a.log.clone());
         let handle = self.handle.clone();
         let app = name.to_string();
         std::thread::spawn(move || {
-            worker.run(job, caller);
+            worker.run(job, caller, called_off);
             handle.send(Message::JobDone { app });
         });
     }
 
     fn job_done(&mut self, name: &str) {
         let Some(a) = self.apps.get_mut(name) else { return };
-        a.busy = false;
-        if a.destroyed {
+        if matches!(std::mem::replace(&mut a.turn, Turn::Idle), Turn::Destroyed) {
             // What waited for the destroyed app starts over with a new one.
             let Some(a) = self.apps.remove(name) else { return };
             for (job, caller) in a.queue {
@@ -890,6 +906,16 @@ fn dismantle(a: &mut App) -> Vec<Container> {
             _ => None,
         })
         .collect()
+}
+
+/// `destroy` waits behind a running job: a deployment running or queued is called off,
+/// as the client's Ctrl-C would, so the destroy does not wait for a long build or hook, and no deployment reports success
+/// for an app about to be gone. Other jobs (scale, restart...) are short: they finish.
+fn call_off_deployments(ctx: &Context, name: &str, a: &mut App) {
+    if let Turn::Running { call_off } = &mut a.turn {
+        drop(call_off.take());
+    }
+    turn::call_off_deployments(ctx, name, &mut a.queue);
 }
 
 /// The app's addon servers `id` selects (all when `None`), taken out of its care.

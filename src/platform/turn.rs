@@ -39,6 +39,19 @@ pub fn call_off_hung_up(ctx: &Context, name: &str, queue: &mut VecDeque<(Job, Op
     };
     let (gone, kept): (VecDeque<_>, VecDeque<_>) = queue.drain(..).partition(|(_, c)| hung_up(c));
     *queue = kept;
+    call_off(ctx, name, gone, "nothing was built");
+}
+
+/// Remove from `queue` the deployments waiting for their turn, because `name` is being
+/// destroyed: each is recorded `aborted` and its client told so.
+pub fn call_off_deployments(ctx: &Context, name: &str, queue: &mut VecDeque<(Job, Option<Caller>)>) {
+    let (gone, kept): (VecDeque<_>, VecDeque<_>) =
+        queue.drain(..).partition(|(j, _)| matches!(j, Job::Deploy(_)));
+    *queue = kept;
+    call_off(ctx, name, gone, &format!("{name} is being destroyed"));
+}
+
+fn call_off(ctx: &Context, name: &str, gone: VecDeque<(Job, Option<Caller>)>, why: &str) {
     for (job, caller) in gone {
         let result = match &job {
             Job::Deploy(args) => record_aborted(
@@ -52,9 +65,9 @@ pub fn call_off_hung_up(ctx: &Context, name: &str, queue: &mut VecDeque<(Job, Op
             _ => Ok(Status::Aborted),
         };
         if let Some(c) = caller {
-            c.output().line(match job {
-                Job::Deploy(_) => "<-- Deployment aborted while queued: nothing was built -->",
-                _ => "<-- Called off while queued: nothing was done -->",
+            c.output().line(&match job {
+                Job::Deploy(_) => format!("<-- Deployment aborted while queued: {why} -->"),
+                _ => "<-- Called off while queued: nothing was done -->".into(),
             });
             c.finish(result);
         }

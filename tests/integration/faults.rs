@@ -254,6 +254,59 @@ fn ctrl_c_during_the_hook_aborts() {
     });
 }
 
+/// #21 item 10, as the probe did it: `destroy` while the postdeploy hook sleeps 100 s calls
+/// the deployment off, as Ctrl-C would, instead of waiting for the hook; the deployment
+/// says it was aborted, never "Deployment success" with the gone app's URL.
+#[test]
+fn destroy_during_the_hook_calls_the_deployment_off() {
+    let env = Env::new();
+    let app = env.app_as("python", "doomed-hook");
+    std::fs::write(
+        app.join("Procfile"),
+        "web: python app.py\npostdeploy: echo \"postdeploy: sleeping\"; sleep 100\n",
+    )
+    .unwrap();
+    let (dir, bp) = (app.display().to_string(), procfile_only());
+    let mut deploy = Spawned::start(
+        &env,
+        &[
+            "deploy",
+            &dir,
+            "-a",
+            "doomed",
+            "--env",
+            "BIND_HOST=127.0.0.1",
+            "--env",
+            &bp,
+        ],
+    );
+    let release = env.home.path().join("apps/doomed/releases/1/app");
+    let deployments = env.home.path().join("apps/doomed/deployments");
+    eventually(Duration::from_secs(60), "the hook to sleep", || {
+        let log = std::fs::read_dir(&deployments)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        log.contains("postdeploy: sleeping") && pids_in(&release).len() >= 2
+    });
+    let pids = pids_in(&release);
+    // Far below the hook's 100 s: a destroy that waited for it fails here.
+    run_within(&env, &["destroy", "doomed", "--force"], Duration::from_secs(30)).ok();
+    let out = deploy.finish(Duration::from_secs(10));
+    assert_eq!(out.code, 130, "{}", out.all());
+    out.has("Deployment aborted: doomed is being destroyed")
+        .lacks("Deployment success")
+        .lacks("<-- http://");
+    assert!(!env.home.path().join("apps/doomed").exists());
+    eventually(Duration::from_secs(10), "the app's processes to stop", || {
+        pids.iter().all(|p| !alive(*p))
+    });
+}
+
 #[test]
 fn a_router_port_held_by_another_program_is_a_clear_error() {
     let env = Env::new();
