@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::buildpack::{self, Buildpack, BuildpackError, Detection, Locator, ScriptContext, Verdict};
-use crate::buildpack_cache::BuildpackCache;
+use crate::buildpack_cache::{redact, BuildpackCache, Limits};
 use crate::config_vars::ConfigVars;
 use crate::io_error::{io, IoError};
 use crate::procfile::{Procfile, ProcfileError};
@@ -77,7 +77,13 @@ pub enum BuildError {
 
 impl BuildError {
     pub fn was_cancelled(&self) -> bool {
-        matches!(self, BuildError::Buildpack(BuildpackError::Cancelled { .. }))
+        match self {
+            BuildError::Buildpack(
+                BuildpackError::Cancelled { .. } | BuildpackError::FetchCancelled { .. },
+            ) => true,
+            BuildError::Named { source, .. } => source.was_cancelled(),
+            _ => false,
+        }
     }
 }
 
@@ -318,14 +324,17 @@ pub fn detect_all(
     Ok(DetectReport { detections, winner })
 }
 
-/// Fetch fresh copies of the selected buildpacks into `scratch`, saying so for custom ones.
+/// Fetch fresh copies of the selected buildpacks into `scratch`, saying so for custom ones
+/// (credentials redacted). `cancel` calls every fetch off.
 pub fn fetch_all(
     selection: &Selection,
     app_dir: &Path,
     settings: &Settings,
     scratch: &Path,
     out: Option<&Output>,
+    cancel: &Receiver<()>,
 ) -> Result<Vec<Buildpack>, BuildError> {
+    let cache = BuildpackCache::with_limits(&settings.home, Limits::of_build(settings, cancel));
     let mut buildpacks = Vec::new();
     for (i, spec) in selection.specs.iter().enumerate() {
         let locator = Locator::parse(
@@ -333,17 +342,11 @@ pub fn fetch_all(
             &std::env::current_dir().unwrap_or_else(|_| app_dir.to_path_buf()),
         );
         if let (Some(out), true) = (out, locator.is_custom()) {
-            out.step(&format!("Cloning custom buildpack: {spec}"));
+            out.step(&format!("Cloning custom buildpack: {}", redact(spec)));
         }
         let dest = scratch.join(format!("buildpack-{i}"));
-        let bp = buildpack::fetch(
-            spec,
-            &locator,
-            settings.buildpacks_dir.as_deref(),
-            &BuildpackCache::new(&settings.home),
-            &dest,
-        )
-        .map_err(|e| selection.about(i, e.into()))?;
+        let bp = buildpack::fetch(spec, &locator, settings.buildpacks_dir.as_deref(), &cache, &dest)
+            .map_err(|e| selection.about(i, e.into()))?;
         if let Some(out) = out {
             if let Some(commit) = &bp.commit {
                 out.detail(&format!("at commit {}", source::short(commit)));
@@ -453,7 +456,7 @@ pub fn build(
     let mut detect_each = false;
     match selection.reason {
         Reason::Detection => {
-            let candidates = fetch_all(&selection, &app_dir, settings, scratch.path(), None)?;
+            let candidates = fetch_all(&selection, &app_dir, settings, scratch.path(), None, cancel)?;
             let report = detect_all(&candidates, &app_dir, &ctx)?;
             let winner = report.winner.and_then(|w| match &report.detections[w].verdict {
                 Verdict::Detected { name, .. } => Some((w, name.clone())),
@@ -484,21 +487,27 @@ pub fn build(
             buildpacks = candidates;
             let winner = buildpacks.swap_remove(w);
             let dest = scratch.path().join("official");
-            buildpacks = vec![crate::official::instead_of(winner, settings, &dest, Some(out))?];
+            buildpacks = vec![crate::official::instead_of(
+                winner,
+                settings,
+                &dest,
+                Some(out),
+                cancel,
+            )?];
         }
         Reason::BuildpackName => {
-            let named = fetch_all(&selection, &app_dir, settings, scratch.path(), Some(out))?;
+            let named = fetch_all(&selection, &app_dir, settings, scratch.path(), Some(out), cancel)?;
             out.step(&format!("Using buildpack {} (BUILDPACK_NAME)", named[0].name));
             let dest = scratch.path().join("official");
             buildpacks = named
                 .into_iter()
-                .map(|bp| crate::official::instead_of(bp, settings, &dest, Some(out)))
+                .map(|bp| crate::official::instead_of(bp, settings, &dest, Some(out), cancel))
                 .collect::<Result<_, _>>()?;
         }
         _ => {
             // Each listed buildpack's detect runs just before its compile (below), so that
             // it sees what the previous ones built, as the platform's multi-buildpack does.
-            buildpacks = fetch_all(&selection, &app_dir, settings, scratch.path(), Some(out))?;
+            buildpacks = fetch_all(&selection, &app_dir, settings, scratch.path(), Some(out), cancel)?;
             detect_each = true;
         }
     }
@@ -668,8 +677,8 @@ fn write_env_dir(dir: &Path, vars: &ConfigVars, app: &str) -> Result<(), BuildEr
     Ok(())
 }
 
-/// `text` as one word of a POSIX shell, for a command the user copies.
-fn shell_quoted(text: &str) -> String {
+/// `text` as one word of a POSIX shell, for a command the user copies (or git runs).
+pub(crate) fn shell_quoted(text: &str) -> String {
     if !text.is_empty()
         && text
             .chars()

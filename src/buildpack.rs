@@ -41,6 +41,14 @@ pub enum BuildpackError {
     NotABuildpack { spec: String },
     #[error("cannot clone buildpack {spec}: {detail}")]
     Git { spec: String, detail: String },
+    #[error("buildpack {spec}: {reference:?} is not a ref git accepts ({why}): give a branch, a tag or a commit id after #")]
+    BadRef {
+        spec: String,
+        reference: String,
+        why: &'static str,
+    },
+    #[error("the fetch of buildpack {spec} was interrupted")]
+    FetchCancelled { spec: String },
     #[error("cannot unpack buildpack {spec}: {message}")]
     Unpack { spec: String, message: String },
     #[error("cannot copy buildpack {spec}: {source}")]
@@ -166,7 +174,25 @@ pub struct Buildpack {
 
 /// Make a fresh copy of the buildpack at `dest` (which must not exist).
 /// `overrides` replaces the bundled set with a folder (the `buildpacks_dir` setting).
+/// Every fetch goes through `cache`, bounded and called off by its limits. The buildpack
+/// keeps `spec` with the credentials of its URL redacted: that is what is shown and recorded.
 pub fn fetch(
+    spec: &str,
+    locator: &Locator,
+    overrides: Option<&Path>,
+    cache: &BuildpackCache,
+    dest: &Path,
+) -> Result<Buildpack, BuildpackError> {
+    let shown = buildpack_cache::redact(spec);
+    fetch_as(&shown, locator, overrides, cache, dest).map_err(|e| match e {
+        BuildpackError::Cache(buildpack_cache::CacheError::Cancelled { .. }) => {
+            BuildpackError::FetchCancelled { spec: shown.clone() }
+        }
+        other => other,
+    })
+}
+
+fn fetch_as(
     spec: &str,
     locator: &Locator,
     overrides: Option<&Path>,
@@ -179,6 +205,16 @@ pub fn fetch(
         spec: spec.to_string(),
         source,
     };
+    if let Locator::Git {
+        reference: Some(r), ..
+    } = locator
+    {
+        check_ref(r).map_err(|why| BuildpackError::BadRef {
+            spec: spec.to_string(),
+            reference: r.clone(),
+            why,
+        })?;
+    }
     match locator {
         Locator::Bundled(name) => match overrides {
             Some(dir) => copy_folder(spec, &dir.join(name), dest)?,
@@ -209,7 +245,7 @@ pub fn fetch(
             commit = Some(checkout.entry.commit);
             note = checkout.note;
         }
-        Locator::Git { url, reference } => clone(spec, url, reference.as_deref(), dest)?,
+        Locator::Git { url, reference } => clone(spec, url, reference.as_deref(), cache, dest)?,
         Locator::Tarball(path) => {
             if !path.is_file() {
                 return Err(BuildpackError::Missing {
@@ -220,8 +256,15 @@ pub fn fetch(
             unpack(spec, path, dest)?;
         }
         Locator::Remote(url) => {
-            let download = cache.archive(url)?;
-            unpack(spec, &download.dir, dest)?;
+            // Unpacked before it is kept: an archive that does not unpack is not cached.
+            let unpack_it = |file: &Path| {
+                let _ = std::fs::remove_dir_all(dest);
+                unpack(spec, file, dest).map_err(|e| match e {
+                    BuildpackError::Unpack { message, .. } => format!("cannot unpack it: {message}"),
+                    other => other.to_string(),
+                })
+            };
+            let download = cache.archive(url, &unpack_it)?;
             commit = Some(download.entry.commit);
             note = download.note;
         }
@@ -253,6 +296,36 @@ pub fn fetch(
         commit,
         note,
     })
+}
+
+/// Whether `r` is a ref git would take after `#`: a commit id, or a branch or tag name as
+/// `git check-ref-format --branch` accepts it. A name starting with `-` is refused too: it
+/// would read as an option wherever `--end-of-options` cannot stand.
+pub fn check_ref(r: &str) -> Result<(), &'static str> {
+    if buildpack_cache::is_commit_id(r) {
+        return Ok(());
+    }
+    if r.starts_with('-') {
+        return Err("it starts with -");
+    }
+    if r == "@" {
+        return Err("it is @");
+    }
+    if r.chars().any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c)) {
+        return Err("it holds a space, a control character or one of ~ ^ : ? * [ \\");
+    }
+    if r.contains("..") || r.contains("@{") || r.contains("//") {
+        return Err("it holds .., @{ or //");
+    }
+    if r.starts_with('/') || r.ends_with('/') || r.ends_with('.') {
+        return Err("it starts or ends with /, or ends with .");
+    }
+    if r.split('/')
+        .any(|part| part.starts_with('.') || part.ends_with(".lock"))
+    {
+        return Err("a part of it starts with . or ends with .lock");
+    }
+    Ok(())
 }
 
 /// Whether a URL names a server (whose answers `buildpack_cache` keeps) rather than a
@@ -313,44 +386,69 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(60);
 const EXPORT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// A git repository of this machine (a path or `file://`), cloned afresh for each build:
-/// nothing to keep, nothing to wait for.
-fn clone(spec: &str, url: &str, reference: Option<&str>, dest: &Path) -> Result<(), BuildpackError> {
-    let failed = |detail| BuildpackError::Git {
-        spec: spec.to_string(),
-        detail,
+/// nothing to keep, nothing to wait for, but still called off with the build.
+fn clone(
+    spec: &str,
+    url: &str,
+    reference: Option<&str>,
+    cache: &BuildpackCache,
+    dest: &Path,
+) -> Result<(), BuildpackError> {
+    let failed = |failure: buildpack_cache::GitFailure| match failure {
+        buildpack_cache::GitFailure::Cancelled => BuildpackError::FetchCancelled {
+            spec: spec.to_string(),
+        },
+        buildpack_cache::GitFailure::Failed(detail) => BuildpackError::Git {
+            spec: spec.to_string(),
+            detail,
+        },
     };
     let parent = dest.parent().unwrap_or(Path::new("/"));
     let dest_s = dest.display().to_string();
-    buildpack_cache::git(parent, &["clone", "--quiet", url, &dest_s]).map_err(failed)?;
+    let limits = cache.limits();
+    buildpack_cache::git(
+        limits,
+        parent,
+        &["clone", "--quiet", "--end-of-options", url, &dest_s],
+    )
+    .map_err(failed)?;
     if let Some(r) = reference {
-        buildpack_cache::git(dest, &["checkout", "--quiet", r]).map_err(failed)?;
+        // `--` after it: a ref, never a path of the work tree.
+        buildpack_cache::git(
+            limits,
+            dest,
+            &["checkout", "--quiet", "--end-of-options", r, "--"],
+        )
+        .map_err(failed)?;
     }
     Ok(())
 }
 
 fn unpack(spec: &str, archive: &Path, dest: &Path) -> Result<(), BuildpackError> {
-    let err = |message: String| BuildpackError::Unpack {
+    let scratch = dest.with_extension("unpack");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let unpacked = unpack_in(archive, &scratch, dest).map_err(|message| BuildpackError::Unpack {
         spec: spec.to_string(),
         message,
-    };
-    let scratch = dest.with_extension("unpack");
-    crate::source::unpack_tar_gz(archive, &scratch, crate::source::ARCHIVE_LIMIT_BYTES)
-        .map_err(|e| err(e.to_string()))?;
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    unpacked
+}
+
+fn unpack_in(archive: &Path, scratch: &Path, dest: &Path) -> Result<(), String> {
+    crate::source::unpack_tar_gz(archive, scratch, crate::source::ARCHIVE_LIMIT_BYTES)
+        .map_err(|e| e.to_string())?;
     // Buildpack tarballs have bin/ at their root; some wrap it in one folder.
     let root = if scratch.join("bin").is_dir() {
-        scratch.clone()
+        scratch.to_path_buf()
     } else {
-        let mut dirs = std::fs::read_dir(&scratch)
-            .map_err(|e| err(e.to_string()))?
-            .flatten();
+        let mut dirs = std::fs::read_dir(scratch).map_err(|e| e.to_string())?.flatten();
         match (dirs.next(), dirs.next()) {
             (Some(only), None) if only.path().join("bin").is_dir() => only.path(),
-            _ => return Err(err("no bin/ folder at its root".into())),
+            _ => return Err("no bin/ folder at its root".into()),
         }
     };
-    std::fs::rename(&root, dest).map_err(|e| err(e.to_string()))?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    Ok(())
+    std::fs::rename(&root, dest).map_err(|e| e.to_string())
 }
 
 /// A detect script's verdict.

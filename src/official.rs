@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::buildpack::{self, Buildpack, BuildpackError, Locator};
-use crate::buildpack_cache::BuildpackCache;
+use crate::buildpack_cache::{BuildpackCache, Limits};
 use crate::settings::{OfficialBuildpacks, Settings};
 use crate::source::short;
 use crate::ui::Output;
@@ -77,6 +77,7 @@ pub fn instead_of(
     settings: &Settings,
     dest: &Path,
     out: Option<&Output>,
+    cancel: &crossbeam_channel::Receiver<()>,
 ) -> Result<Buildpack, BuildpackError> {
     // Never, or the user's own copies of the bundled set (SHIPWAY_BUILDPACKS_DIR): those
     // are what they asked to build with.
@@ -105,15 +106,16 @@ pub fn instead_of(
         url: url.clone(),
         reference: None,
     };
-    let cache = BuildpackCache::new(&settings.home);
+    let cache = BuildpackCache::with_limits(&settings.home, Limits::of_build(settings, cancel));
     match buildpack::fetch(&url, &locator, None, &cache, dest) {
         Ok(mut official) => {
             official.name = bundled.name.clone();
             if let Some(out) = out {
                 let commit = official.commit.as_deref().map(short).unwrap_or("-");
                 out.step(&format!(
-                    "Using Scalingo's official {} buildpack: {url} (commit {commit})",
-                    bundled.name
+                    "Using Scalingo's official {} buildpack: {} (commit {commit})",
+                    bundled.name,
+                    crate::buildpack_cache::redact(&url)
                 ));
                 if let Some(note) = &official.note {
                     out.detail(&format!("note: {note}"));
@@ -121,6 +123,8 @@ pub fn instead_of(
             }
             Ok(official)
         }
+        // Called off is not "cannot be had": the build stops.
+        Err(e @ BuildpackError::FetchCancelled { .. }) => Err(e),
         Err(e) if settings.official_buildpacks == OfficialBuildpacks::Auto => {
             let why = e.to_string();
             bundled_instead(&format!(

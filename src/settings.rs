@@ -104,6 +104,12 @@ pub struct Settings {
     pub crash_limit: u32,
     /// The largest slug (image) a build may produce, in bytes.
     pub slug_limit: u64,
+    /// The largest buildpack archive downloaded by URL, in bytes: a server that streams
+    /// without end stops there.
+    pub buildpack_max_size: u64,
+    /// How long a buildpack fetch (curl, git over HTTP) may receive nothing before it is
+    /// called off as timed out.
+    pub buildpack_stall_timeout: Duration,
     /// Whether a buildpack that cannot find the runtime version an app asks for may use the
     /// nearest one the host has, with a warning, rather than fail (the platform never does:
     /// off by default). Passed to buildpacks as `SHIPWAY_NEAREST_VERSION=1`.
@@ -288,6 +294,16 @@ const KEYS: &[Key] = &[
         apply: |s, n, v| size(n, v).map(|b| s.slug_limit = b),
     },
     Key {
+        name: "buildpack_max_size",
+        show: |s| render_size(s.buildpack_max_size),
+        apply: |s, n, v| size(n, v).map(|b| s.buildpack_max_size = b),
+    },
+    Key {
+        name: "buildpack_stall_timeout",
+        show: |s| render_duration(s.buildpack_stall_timeout),
+        apply: |s, n, v| duration(n, v).map(|d| s.buildpack_stall_timeout = d),
+    },
+    Key {
         name: "nearest_version",
         show: |s| if s.nearest_version { "1" } else { "0" }.into(),
         apply: |s, n, v| {
@@ -353,6 +369,10 @@ impl Settings {
             crash_limit: 10,
             // The platform's image size limit (PLATFORM.md §2).
             slug_limit: 2 * GIB,
+            // Not the platform's numbers (it fetches on its own network): generous for a
+            // buildpack (the official ones are a few MiB), finite against an endless one.
+            buildpack_max_size: 512 * MIB,
+            buildpack_stall_timeout: Duration::from_secs(60),
             nearest_version: false,
             addon_bin_dirs: None,
         }

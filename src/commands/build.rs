@@ -53,13 +53,20 @@ pub fn detect(
 
     let selection = build::select(&flags, &vars, &app_dir, &input)?;
     let out = if json { Output::new() } else { Output::stdout() };
-    let buildpacks = build::fetch_all(&selection, &app_dir, settings, scratch.path(), Some(&out))?;
+    let cancel = signals::cancel_on_interrupt();
+    let buildpacks = build::fetch_all(
+        &selection,
+        &app_dir,
+        settings,
+        scratch.path(),
+        Some(&out),
+        &cancel,
+    )?;
     let home = build::BuildHome::new(settings, scratch.path(), &out)?;
     let mut env = build::build_env(settings, "detect", None, "detect", home.seen_at());
     // The bundled buildpacks add notes after the name (the version asked, what the host
     // has) only when asked: a build, which shows only the name, spares that work.
     env.push((build::DETECT_NOTES.to_string(), "1".to_string()));
-    let cancel = signals::cancel_on_interrupt();
     let ctx = ScriptContext {
         env: &env,
         deadline: std::time::Instant::now() + settings.build_timeout,
@@ -170,8 +177,9 @@ pub fn detect(
             // Which buildpack would build it: the official one for that language, or the
             // bundled one (said by `instead_of`).
             let dest = scratch.path().join("official");
-            let chosen = crate::official::instead_of(buildpacks[w].clone(), settings, &dest, Some(&out))
-                .map_err(build::BuildError::from)?;
+            let chosen =
+                crate::official::instead_of(buildpacks[w].clone(), settings, &dest, Some(&out), &cancel)
+                    .map_err(build::BuildError::from)?;
             if chosen.commit.is_none() {
                 out.detail(&format!("built with shipway's bundled {} buildpack", chosen.name));
             }
@@ -184,7 +192,7 @@ pub fn detect(
         }
         (reason, _) if ok => out.step(&format!(
             "{} will build this app (chosen by {reason})",
-            selection.specs.join(", ")
+            crate::buildpack_cache::redact(&selection.specs.join(", "))
         )),
         (reason, _) => out.error(&format!(
             "chosen by {reason}, but its bin/detect does not apply: the build would fail"

@@ -2,6 +2,7 @@
 //! `scalingo.json`, floods of build output, buildpack URLs and refs, huge config vars.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -99,4 +100,328 @@ fn walkdir_names(root: &Path) -> Vec<String> {
         }
     }
     names
+}
+
+/// A hostile HTTP server on 127.0.0.1, killed on drop. Paths: `/endless.tgz` streams
+/// without end; `/stall...` sends headers and a few bytes, then nothing; `/garbage.tgz` is
+/// not an archive; `/auth/<file>` serves `root` to `user:s3cret` only. Each request is a
+/// line of its log, and any process whose argv holds the password at that moment is
+/// logged as `ARGV-LEAK`.
+struct Hostile {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+const HOSTILE: &str = r#"
+import base64, http.server, os, sys, time
+root, log = sys.argv[1], sys.argv[2]
+def note(text):
+    with open(log, "a") as f:
+        f.write(text + "\n")
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        note("GET " + self.path)
+        for pid in os.listdir("/proc"):
+            try:
+                argv = open("/proc/%s/cmdline" % pid, "rb").read().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"s3cret" in argv and b"python" not in argv:
+                note("ARGV-LEAK " + argv.decode(errors="replace"))
+        if self.path.startswith("/endless"):
+            self.send_response(200); self.end_headers()
+            chunk = b"\0" * 65536
+            while True:
+                self.wfile.write(chunk)
+        elif self.path.startswith("/stall"):
+            self.send_response(200); self.end_headers()
+            self.wfile.write(b"\x1f\x8b"); self.wfile.flush()
+            time.sleep(3600)
+        elif self.path.startswith("/garbage"):
+            self.send_response(200); self.send_header("Content-Length", "4096"); self.end_headers()
+            self.wfile.write(os.urandom(4096))
+        elif self.path.startswith("/auth/"):
+            want = "Basic " + base64.b64encode(b"user:s3cret").decode()
+            if self.headers.get("Authorization") != want:
+                note("UNAUTHORIZED " + self.path)
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="bp"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.path = self.path[len("/auth"):]
+            super().do_GET()
+        else:
+            self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers()
+http.server.ThreadingHTTPServer.daemon_threads = True
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"#;
+
+impl Hostile {
+    fn start(env: &Env, root: &Path) -> Hostile {
+        use std::io::BufRead;
+        let log = env.work.path().join("hostile.log");
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", HOSTILE, root.to_str().unwrap(), log.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the server's port");
+        Hostile { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the buildpack cache holds besides its lock files.
+fn cached(env: &Env) -> Vec<String> {
+    let root = env.home.path().join("buildpacks");
+    walkdir_names(&root)
+        .into_iter()
+        .filter(|n| !n.ends_with(".lock"))
+        .collect()
+}
+
+#[test]
+fn a_buildpack_archive_that_streams_without_end_stalls_or_is_garbage_fails_and_leaves_nothing_cached() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_BUILDPACK_MAX_SIZE", "1MiB");
+    env.set("SHIPWAY_BUILDPACK_STALL_TIMEOUT", "2s");
+    let root = env.work.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    let server = Hostile::start(&env, &root);
+    let app = env.app_as("env-echo", "archives");
+
+    let endless = format!("BUILDPACK_URL={}", server.url("endless.tgz"));
+    env.deploy(&app, "archives", &["--env", &endless])
+        .code(10)
+        .has("the archive is larger than 1MiB (the buildpack_max_size setting, SHIPWAY_BUILDPACK_MAX_SIZE)");
+    assert_eq!(cached(&env), Vec::<String>::new());
+
+    let stall = format!("BUILDPACK_URL={}", server.url("stall.tgz"));
+    env.deploy(&app, "archives", &["--env", &stall])
+        .code(10)
+        .has("the server sent nothing for 2s (the buildpack_stall_timeout setting): the download timed out");
+    assert_eq!(cached(&env), Vec::<String>::new());
+
+    // A whole download that does not unpack is not kept either.
+    let garbage = format!("BUILDPACK_URL={}", server.url("garbage.tgz"));
+    env.deploy(&app, "archives", &["--env", &garbage])
+        .code(10)
+        .has("cannot unpack it")
+        .has("nothing of this download is kept");
+    assert_eq!(cached(&env), Vec::<String>::new());
+    env.run(&["buildpacks"]).ok().lacks("127.0.0.1");
+}
+
+/// The served folder with the `procfile-only` buildpack as a dumb-HTTP git repository
+/// `bp.git` (tag `v1`) and an archive `bp.tgz`.
+fn serve_buildpack(env: &Env, root: &Path) {
+    let work = env.work.path().join("bp-work");
+    copy_dir(&fixture_buildpack("procfile-only"), &work);
+    std::fs::write(
+        work.join("bin/compile"),
+        "#!/usr/bin/env bash\necho \"-----> Built by the secret buildpack\"\n",
+    )
+    .unwrap();
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "first"]);
+    git(&work, &["tag", "v1"]);
+    std::fs::create_dir_all(root).unwrap();
+    let bare = root.join("bp.git");
+    git(
+        env.work.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&bare, &["update-server-info"]);
+    run_ok(
+        env.work.path(),
+        "tar",
+        &[
+            "-czf",
+            root.join("bp.tgz").to_str().unwrap(),
+            "-C",
+            work.to_str().unwrap(),
+            ".",
+        ],
+    );
+}
+
+/// Every file under `root` that holds `text`, but the slugs (the app's own `.buildpacks`).
+fn files_holding(root: &Path, text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let is_slug = path.file_name().is_some_and(|n| n == "app")
+                && path
+                    .parent()
+                    .and_then(|p| p.parent())
+                    .is_some_and(|p| p.ends_with("releases"));
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if !is_slug {
+                    stack.push(path);
+                }
+            } else if std::fs::read(&path).is_ok_and(|b| String::from_utf8_lossy(&b).contains(text)) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn credentials_in_a_buildpack_url_are_redacted_everywhere_and_never_in_argv() {
+    let env = Env::new();
+    let root = env.work.path().join("served");
+    serve_buildpack(&env, &root);
+    let server = Hostile::start(&env, &root);
+    let with_secret = |path: &str| server.url(path).replace("127.0.0.1", "user:s3cret@127.0.0.1");
+    // In the app's .buildpacks, so that no command line of this test holds the password.
+    for (app, url) in [
+        ("secret-git", format!("{}#v1", with_secret("auth/bp.git"))),
+        ("secret-tgz", with_secret("auth/bp.tgz")),
+    ] {
+        let dir = env.app_as("env-echo", app);
+        std::fs::write(dir.join(".buildpacks"), format!("{url}\n")).unwrap();
+        std::fs::write(dir.join("Procfile"), "web: python3 -m http.server $PORT\n").unwrap();
+        env.deploy(&dir, app, &[])
+            .ok()
+            .has("Built by the secret buildpack")
+            .has("user:***@127.0.0.1")
+            .lacks("s3cret");
+        env.run(&["deployments", "-a", app]).ok().lacks("s3cret");
+        env.run(&["deployment-logs", "-a", app]).ok().lacks("s3cret");
+    }
+    env.run(&["buildpacks"])
+        .ok()
+        .has("user:***@127.0.0.1")
+        .lacks("s3cret");
+    // Deployment logs and records, release.toml, the cache's entries and git's own config.
+    assert_eq!(files_holding(env.home.path(), "s3cret"), Vec::<String>::new());
+    let log = server.log();
+    assert!(log.contains("GET /auth/bp.git/info/refs"), "{log}");
+    assert!(log.contains("GET /auth/bp.tgz"), "{log}");
+    assert!(!log.contains("ARGV-LEAK"), "{log}");
+}
+
+#[test]
+fn a_ref_that_reads_as_an_option_is_refused_before_git_runs() {
+    let env = Env::new();
+    let root = env.work.path().join("served");
+    serve_buildpack(&env, &root);
+    let server = Hostile::start(&env, &root);
+    let app = env.app_as("env-echo", "refs");
+    let local = format!("file://{}", root.join("bp.git").display());
+    for url in [
+        format!("{local}#--orphan=x"),
+        format!("{}#--orphan=x", server.url("bp.git")),
+        format!("{local}#-b"),
+        format!("{local}#v1..main"),
+        format!("{local}#a b"),
+    ] {
+        let reference = url.rsplit_once('#').unwrap().1.to_string();
+        env.deploy(&app, "refs", &["--env", &format!("BUILDPACK_URL={url}")])
+            .code(10)
+            .has(&format!("{reference:?} is not a ref git accepts"));
+    }
+    assert!(
+        !server.log().contains("GET "),
+        "git reached the server: {}",
+        server.log()
+    );
+    // The same repository, at a ref git accepts, builds.
+    env.deploy(&app, "refs", &["--env", &format!("BUILDPACK_URL={local}#v1")])
+        .ok()
+        .has("Built by the secret buildpack");
+}
+
+/// Live processes whose command line holds `text`.
+fn processes_holding(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(text) && alive(pid) && !cmdline.contains("python3") {
+            found.push(format!("{pid} {cmdline}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn sigterm_sigint_and_sighup_call_off_a_stalled_buildpack_fetch_at_once_with_status_130() {
+    let env = Env::new();
+    let root = env.work.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    let server = Hostile::start(&env, &root);
+    let app = env.app_as("env-echo", "cancel");
+    // The default stall timeout (60s) is far off: only the signal can end these.
+    let mut n = 0;
+    for fetch in ["stall.tgz", "stall.git"] {
+        for sig in ["TERM", "INT", "HUP"] {
+            n += 1;
+            let url = format!("{}?{n}", server.url(fetch));
+            let mut deploy = Spawned::start(
+                &env,
+                &[
+                    "deploy",
+                    app.to_str().unwrap(),
+                    "-a",
+                    "cancel",
+                    "--env",
+                    &format!("BUILDPACK_URL={url}"),
+                ],
+            );
+            eventually(Duration::from_secs(30), "the fetch to reach the server", || {
+                server.log().contains(&format!("?{n}"))
+            });
+            signal(deploy.pid(), sig);
+            // A guard against a hang, far below the stall timeout, not a measure of speed.
+            deploy
+                .finish(Duration::from_secs(20))
+                .code(130)
+                .has("aborted")
+                .lacks("Deployment success");
+            let port = server.port.to_string();
+            eventually(Duration::from_secs(10), "curl and git to be gone", || {
+                processes_holding(&format!("127.0.0.1:{port}")).is_empty()
+            });
+        }
+    }
 }
