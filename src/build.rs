@@ -267,7 +267,7 @@ impl BuildHome {
     /// In `scratch`; says once why there is no sandbox when the machine is the reason.
     pub fn new(settings: &Settings, scratch: &Path, out: &Output) -> Result<BuildHome, BuildError> {
         let sandbox = Sandbox::resolve(settings.sandbox)?;
-        if let Some(warning) = sandbox.warning() {
+        for warning in [sandbox.warning(), sandbox.layer_warning()].into_iter().flatten() {
             out.detail(&format!("note: {warning}"));
         }
         let dir = scratch.join("app");

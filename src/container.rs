@@ -311,7 +311,11 @@ fn boot(
         .args(["-c".to_string(), boot_script(command)])
         .env(env);
     if sandboxed {
-        spawn.app(&app_dir)
+        // Its own writable layer over the slug, as on the platform (PLATFORM.md §6).
+        spawn.sandbox(crate::sandbox::Plan {
+            layer: true,
+            ..crate::sandbox::Plan::app(&app_dir)
+        })
     } else {
         spawn
     }

@@ -25,6 +25,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use crate::sandbox::Plan;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("cannot start {program}: {source}")]
@@ -97,10 +99,57 @@ impl std::fmt::Display for Exit {
     }
 }
 
-/// The shim's argument that asks for a sandbox (`--app DIR`). It sits with the rest of
-/// the shim's command line, which this module writes and `shim.rs` reads, so that neither
-/// the spawner nor the sandbox needs the other for it.
+/// The shim's arguments that ask for a sandbox (`--app DIR [--layer] [--root DIR]
+/// [--bind DIR]...`, before the program). They sit with the rest of the shim's command
+/// line, which this module writes and `shim.rs` reads.
 pub const APP_FLAG: &str = "--app";
+const LAYER_FLAG: &str = "--layer";
+const ROOT_FLAG: &str = "--root";
+const BIND_FLAG: &str = "--bind";
+
+fn sandbox_args(plan: &Plan) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![APP_FLAG.into(), plan.app.clone().into()];
+    if plan.layer {
+        args.push(LAYER_FLAG.into());
+    }
+    if let Some(root) = &plan.root {
+        args.push(ROOT_FLAG.into());
+        args.push(root.clone().into());
+    }
+    for bind in &plan.binds {
+        args.push(BIND_FLAG.into());
+        args.push(bind.clone().into());
+    }
+    args
+}
+
+/// The sandbox at the head of the shim's arguments, if they start with one; the rest is
+/// left in `args`, the program first.
+pub fn read_sandbox_args(args: &mut std::iter::Peekable<impl Iterator<Item = OsString>>) -> Option<Plan> {
+    use std::os::unix::ffi::OsStrExt;
+    if args.peek().map(|a| a.as_bytes()) != Some(APP_FLAG.as_bytes()) {
+        return None;
+    }
+    args.next();
+    let mut plan = Plan::app(Path::new(&args.next().unwrap_or_default()));
+    loop {
+        match args.peek().map(|a| a.as_bytes()) {
+            Some(f) if f == LAYER_FLAG.as_bytes() => {
+                args.next();
+                plan.layer = true;
+            }
+            Some(f) if f == ROOT_FLAG.as_bytes() => {
+                args.next();
+                plan.root = args.next().map(PathBuf::from);
+            }
+            Some(f) if f == BIND_FLAG.as_bytes() => {
+                args.next();
+                plan.binds.extend(args.next().map(PathBuf::from));
+            }
+            _ => return Some(plan),
+        }
+    }
+}
 
 /// How long what a process left running may take to end after SIGTERM, unless the
 /// caller says otherwise (`Spawn::leftover_grace`).
@@ -123,7 +172,7 @@ pub struct Spawn {
     env: Vec<(OsString, OsString)>,
     attach: bool,
     leftover_grace: Duration,
-    app: Option<PathBuf>,
+    sandbox: Option<Plan>,
 }
 
 impl Spawn {
@@ -135,7 +184,7 @@ impl Spawn {
             env: Vec::new(),
             attach: false,
             leftover_grace: LEFTOVER_GRACE,
-            app: None,
+            sandbox: None,
         }
     }
 
@@ -178,8 +227,14 @@ impl Spawn {
     }
 
     /// Show `dir` to the program at `/app`, in a sandbox (`sandbox.rs`), and start it there.
-    pub fn app(mut self, dir: &Path) -> Spawn {
-        self.app = Some(dir.to_path_buf());
+    pub fn app(self, dir: &Path) -> Spawn {
+        self.sandbox(Plan::app(dir))
+    }
+
+    /// Start it in the sandbox `plan` describes: `/app`, a container's own layer, the
+    /// stack's image as `/`.
+    pub fn sandbox(mut self, plan: Plan) -> Spawn {
+        self.sandbox = Some(plan);
         self
     }
 
@@ -193,8 +248,8 @@ impl Spawn {
             .arg("shim")
             .arg(std::process::id().to_string())
             .arg(self.leftover_grace.as_millis().to_string());
-        if let Some(app) = &self.app {
-            cmd.arg(APP_FLAG).arg(app);
+        if let Some(plan) = &self.sandbox {
+            cmd.args(sandbox_args(plan));
         }
         cmd.arg(&self.program)
             .args(&self.args)
@@ -864,6 +919,27 @@ mod tests {
             Arc::new(move |_, line: &str| l.lock().unwrap().push(line.to_string())),
             lines,
         )
+    }
+
+    #[test]
+    fn a_sandbox_reaches_the_shim_whole_and_leaves_the_program() {
+        let plan = Plan {
+            app: "/srv/app".into(),
+            layer: true,
+            root: Some("/images/x/rootfs".into()),
+            binds: vec!["/b/one".into(), "/b/two".into()],
+        };
+        let mut args = sandbox_args(&plan);
+        args.extend(["bash".into(), "--layer".into()]);
+        let mut args = args.into_iter().peekable();
+        assert_eq!(read_sandbox_args(&mut args), Some(plan));
+        assert_eq!(
+            args.collect::<Vec<_>>(),
+            vec![OsString::from("bash"), "--layer".into()]
+        );
+        let mut none = vec![OsString::from("true")].into_iter().peekable();
+        assert_eq!(read_sandbox_args(&mut none), None);
+        assert_eq!(none.next(), Some("true".into()));
     }
 
     #[test]

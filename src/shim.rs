@@ -16,9 +16,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -53,7 +51,7 @@ fn handled() -> SigSet {
 /// `shipway shim ...`: never returns when the program was killed by a signal (the shim
 /// dies of the same one, so its parent reads the same status).
 pub fn main(args: Vec<OsString>) -> i32 {
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
     let parent = args
         .next()
         .and_then(|a| a.to_str()?.parse::<i32>().ok())
@@ -62,19 +60,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
         .next()
         .and_then(|a| a.to_str()?.parse::<u64>().ok())
         .map(Duration::from_millis);
-    let mut program = args.next();
-    let mut app = None;
-    if let Some(flag) = &program {
-        if flag.as_bytes() == process::APP_FLAG.as_bytes() {
-            app = Some(PathBuf::from(args.next().unwrap_or_default()));
-            program = args.next();
-        }
-    }
+    let plan = process::read_sandbox_args(&mut args);
+    let program = args.next();
     let (Some(parent), Some(grace), Some(program)) = (parent, grace, program) else {
-        eprintln!("usage: shipway shim PARENT_PID GRACE_MS [--app DIR] PROGRAM [ARGS...] (internal)");
+        eprintln!(
+            "usage: shipway shim PARENT_PID GRACE_MS [--app DIR [--layer] [--root DIR] [--bind DIR]...] PROGRAM [ARGS...] (internal)"
+        );
         return 2;
     };
-    match Shim::start(parent, grace, app, program, args.collect()) {
+    match Shim::start(parent, grace, plan, program, args.collect()) {
         Ok(mut shim) => {
             let status = shim.run();
             exit_like(status)
@@ -101,7 +95,7 @@ impl Shim {
     fn start(
         parent: Pid,
         grace: Duration,
-        app: Option<PathBuf>,
+        plan: Option<sandbox::Plan>,
         program: OsString,
         args: Vec<OsString>,
     ) -> Result<Shim, String> {
@@ -130,9 +124,12 @@ impl Shim {
         // what the shim itself could (the sandbox allocates and writes files).
         unsafe {
             cmd.pre_exec(move || {
-                if let Some(app) = &app {
-                    sandbox::enter(app).map_err(|e| {
-                        std::io::Error::new(e.kind(), format!("cannot make /app of {}: {e}", app.display()))
+                if let Some(plan) = &plan {
+                    sandbox::enter(plan).map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("cannot make /app of {}: {e}", plan.app.display()),
+                        )
                     })?;
                 }
                 for s in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGINT] {

@@ -17,5 +17,6 @@ mod runtimes;
 mod runtimes_node;
 mod sandbox;
 mod stack_image;
+mod stack_runtime;
 mod stacks;
 mod triggers;
