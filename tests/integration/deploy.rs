@@ -155,11 +155,10 @@ fn postdeploy_runs_once_without_port() {
     let env = Env::new();
     let app = env.app("postdeploy-ok");
     let bp = procfile_only();
-    env.deploy(&app, "hooked", &["--env", &bp])
+    env.deploy(&app, "hooked", &["--env", &bp, "--env", &pids_dir(&env)])
         .ok()
         .has("postdeploy done");
-    let ran =
-        std::fs::read_to_string(env.home.path().join("apps/hooked/releases/1/app/postdeploy.ran")).unwrap();
+    let ran = std::fs::read_to_string(env.work.path().join("postdeploy.ran")).unwrap();
     assert_eq!(ran.trim(), "PORT=unset");
 }
 
@@ -268,8 +267,9 @@ fn grandchildren_do_not_survive_a_redeploy() {
     let env = Env::new();
     let bp = procfile_only();
     let app = env.app("forks-grandchild");
-    env.deploy(&app, "forky", &["--env", &bp]).ok();
-    let pidfile = env.home.path().join("apps/forky/releases/1/app/grandchild.pid");
+    env.deploy(&app, "forky", &["--env", &bp, "--env", &pids_dir(&env)])
+        .ok();
+    let pidfile = env.work.path().join("grandchild.pid");
     eventually(Duration::from_secs(10), "the grandchildren to start", || {
         read_pids(&pidfile).len() == 2
     });
@@ -289,8 +289,9 @@ fn no_app_process_outlives_a_platform_killed_with_sigkill() {
     let env = Env::new();
     let bp = procfile_only();
     let app = env.app("forks-grandchild");
-    env.deploy(&app, "orphan", &["--env", &bp]).ok();
-    let pidfile = env.home.path().join("apps/orphan/releases/1/app/grandchild.pid");
+    env.deploy(&app, "orphan", &["--env", &bp, "--env", &pids_dir(&env)])
+        .ok();
+    let pidfile = env.work.path().join("grandchild.pid");
     eventually(Duration::from_secs(10), "the grandchildren to start", || {
         read_pids(&pidfile).len() == 2
     });

@@ -22,6 +22,8 @@ fn deploy_escapes(env: &Env, app: &str) -> (PathBuf, Vec<i32>) {
             "BIND_HOST=127.0.0.1",
             "--env",
             &procfile_only(),
+            "--env",
+            &pids_dir(env),
         ],
         // The hook's daemon would hold its output for 11 days; the hook limit is an hour.
         Duration::from_secs(60),
@@ -29,10 +31,7 @@ fn deploy_escapes(env: &Env, app: &str) -> (PathBuf, Vec<i32>) {
     .ok()
     .has("hook-done")
     .has("stopping what it left running");
-    let pidfile = env
-        .home
-        .path()
-        .join(format!("apps/{app}/releases/1/app/escaped.pid"));
+    let pidfile = env.work.path().join("escaped.pid");
     let pids = read_pids(&pidfile);
     assert_eq!(pids.len(), 3, "escaped.pid: {pids:?}\n{}", run.all());
     (pidfile, pids)
@@ -180,7 +179,7 @@ fn the_hook_timeout_holds_whatever_the_hook_leaves_running() {
     // hook's output: only SIGKILL through the shim ends it.
     std::fs::write(
         dir.join("Procfile"),
-        "web: bash start.sh\npostdeploy: setsid bash -c 'trap \"\" TERM; echo $$ >>\"$HOME/escaped.pid\"; while :; do sleep 1000000; done' & trap '' TERM; sleep 1000000\n",
+        "web: bash start.sh\npostdeploy: setsid bash -c 'trap \"\" TERM; echo $$ >>\"$PIDS_DIR/escaped.pid\"; while :; do sleep 1000000; done' & trap '' TERM; sleep 1000000\n",
     )
     .unwrap();
     let run = run_within(
@@ -194,12 +193,14 @@ fn the_hook_timeout_holds_whatever_the_hook_leaves_running() {
             "BIND_HOST=127.0.0.1",
             "--env",
             &procfile_only(),
+            "--env",
+            &pids_dir(&env),
         ],
         Duration::from_secs(60),
     )
     .code(13)
     .has("hook-error");
-    let pids = read_pids(&env.home.path().join("apps/stuck/releases/1/app/escaped.pid"));
+    let pids = read_pids(&env.work.path().join("escaped.pid"));
     let _guard = Leftovers(pids.clone());
     assert_eq!(pids.len(), 3, "{pids:?}\n{}", run.all());
     eventually(Duration::from_secs(10), "the hook's daemon to be killed", || {

@@ -24,6 +24,12 @@ pub fn procfile_only() -> String {
     format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display())
 }
 
+/// The `PIDS_DIR=` config var of fixtures that tell their pids: the work folder, since a
+/// container's own writes under `/app` stay in its layer.
+pub fn pids_dir(env: &Env) -> String {
+    format!("PIDS_DIR={}", env.work.path().display())
+}
+
 /// One isolated shipway installation.
 pub struct Env {
     pub home: tempfile::TempDir,
@@ -359,24 +365,45 @@ pub fn read_pids(path: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Every live pid whose working folder is `dir` (a container's app folder), compared as
-/// the same inode: inside the /app sandbox the folder's path is `/app`.
+/// Every live pid of the containers started in `dir` (a release's app folder): those whose
+/// working folder is `dir` on the host (each container's shim, and every process where
+/// there is no sandbox), compared as the same inode, and all their descendants (inside
+/// the sandbox a container's `/app` is a layer of its own, no longer that folder).
 pub fn pids_in(dir: &Path) -> Vec<i32> {
     use std::os::unix::fs::MetadataExt;
     let Ok(want) = std::fs::metadata(dir) else {
         return Vec::new();
     };
+    let mut parents = Vec::new();
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
         let Ok(cwd) = std::fs::metadata(format!("/proc/{pid}/cwd")) else {
             continue;
         };
         if cwd.dev() == want.dev() && cwd.ino() == want.ino() && alive(pid) {
             pids.push(pid);
         }
+    }
+    let mut i = 0;
+    while i < pids.len() {
+        let parent = pids[i];
+        let children: Vec<i32> = parents
+            .iter()
+            .filter(|(p, pp)| *pp == parent && !pids.contains(p) && alive(*p))
+            .map(|(p, _)| *p)
+            .collect();
+        pids.extend(children);
+        i += 1;
     }
     pids
 }
