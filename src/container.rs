@@ -6,10 +6,10 @@
 //! It starts and stops one container and keeps the last lines it printed; deciding
 //! which containers run, and when, is the rollout's.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -18,6 +18,7 @@ use crate::process::{Child, Exit, LineSink, ProcessError, Spawn, Stream};
 use crate::release::Release;
 use crate::sandbox::Sandbox;
 use crate::settings::{SandboxMode, Settings};
+use crate::tail::SharedTail;
 
 /// How many of its last lines a container keeps, for crash reports.
 const TAIL_LINES: usize = 20;
@@ -153,27 +154,6 @@ pub fn boot_script(command: &str) -> String {
     )
 }
 
-/// The last lines a container printed.
-#[derive(Clone, Default)]
-pub struct Tail(Arc<Mutex<VecDeque<String>>>);
-
-impl Tail {
-    fn push(&self, line: &str) {
-        if let Ok(mut t) = self.0.lock() {
-            if t.len() == TAIL_LINES {
-                t.pop_front();
-            }
-            t.push_back(line.to_string());
-        }
-    }
-    pub fn lines(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
 /// A running container.
 pub struct Container {
     /// Unique for the life of the platform: names are reused by restarts, ids never.
@@ -189,7 +169,8 @@ pub struct Container {
     pub port: Option<u16>,
     pub child: Child,
     pub started: Instant,
-    pub tail: Tail,
+    /// The last lines it printed.
+    pub tail: SharedTail,
 }
 
 /// Start `spec` of `release`, its output (prefixed by nothing: `log` adds what it
@@ -211,7 +192,7 @@ pub fn start(
     } else {
         None
     };
-    let tail = Tail::default();
+    let tail = SharedTail::new(TAIL_LINES);
     let t = tail.clone();
     let sink: LineSink = Arc::new(move |stream: Stream, line: &str| {
         t.push(line);

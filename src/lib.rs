@@ -35,6 +35,7 @@ pub mod slugignore;
 pub mod source;
 pub mod stack;
 pub mod state;
+pub mod tail;
 pub mod ui;
 
 /// Parse the command line, run the command, return the exit status.

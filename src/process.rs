@@ -10,13 +10,12 @@
 //! background by the CLI (`platform::client`), and the platform's watchdog
 //! (`platform::watchdog`), which must be alive when the platform dies.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::sandbox::Plan;
+use crate::tail::{SharedTail, Tail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -393,19 +393,19 @@ impl Spawn {
         let mut child = self.launch()?;
         let stdout = child.stdout.take();
         let (drains_tx, drained) = bounded::<()>(0);
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = Tail::with_max_bytes(usize::MAX, STDERR_KEPT).shared();
         if let Some(err) = child.stderr.take() {
             let kept = stderr.clone();
             std::thread::spawn(move || {
                 let _done = drains_tx;
-                let mut err = err;
-                let mut buf = [0u8; 8192];
-                while let Ok(n @ 1..) = err.read(&mut buf) {
-                    if let Ok(mut kept) = kept.lock() {
-                        kept.extend(&buf[..n]);
-                        let excess = kept.len().saturating_sub(STDERR_KEPT);
-                        kept.drain(..excess);
-                    }
+                let mut err = BufReader::new(err);
+                let mut line = Vec::new();
+                // A line is read up to the tail's whole budget at most: a child that
+                // never prints a newline still costs a bounded amount.
+                while let Ok(1..) = (&mut err).take(STDERR_KEPT as u64).read_until(b'\n', &mut line) {
+                    let text = String::from_utf8_lossy(&line);
+                    kept.push(text.strip_suffix('\n').unwrap_or(&text));
+                    line.clear();
                 }
             });
         }
@@ -441,16 +441,19 @@ const STDERR_KEPT: usize = 64 * 1024;
 pub struct Piped {
     pub child: Child,
     pub stdout: Option<std::process::ChildStdout>,
-    kept: Arc<Mutex<VecDeque<u8>>>,
+    kept: SharedTail,
 }
 
 impl Piped {
-    /// The end of what it printed on stderr so far (all of it, once it has ended).
+    /// The end of what it printed on stderr so far (all of it, once it has ended), one
+    /// line per line.
     pub fn stderr(&self) -> Vec<u8> {
-        self.kept
-            .lock()
-            .map(|k| k.iter().copied().collect())
-            .unwrap_or_default()
+        let lines = self.kept.lines();
+        let mut text = lines.join("\n");
+        if !lines.is_empty() {
+            text.push('\n');
+        }
+        text.into_bytes()
     }
 }
 

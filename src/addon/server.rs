@@ -3,12 +3,11 @@
 //! outlives the platform) and ready once it says so in its log, stopped gracefully
 //! (PostgreSQL's fast shutdown: SIGINT).
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{after, bounded, select, Receiver};
@@ -20,6 +19,7 @@ use crate::io_error::IoError;
 use crate::process::{Child, Exit, LineSink, Spawn};
 use crate::settings::Settings;
 use crate::state::AppDir;
+use crate::tail::{SharedTail, Tail};
 
 /// How long a server may take to say it is ready: the platform's boot timeout. A fixed
 /// number, not the boot_timeout setting, which tests shrink for apps that fail on
@@ -489,16 +489,11 @@ fn launch(
             "ready for connections",
         ),
     };
-    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let tail = SharedTail::new(TAIL);
     let (ready_tx, is_ready) = bounded::<()>(1);
     let kept = tail.clone();
     let watched: LineSink = Arc::new(move |stream, line: &str| {
-        if let Ok(mut t) = kept.lock() {
-            t.push_back(line.to_string());
-            if t.len() > TAIL {
-                t.pop_front();
-            }
-        }
+        kept.push(line);
         if line.contains(ready) {
             let _ = ready_tx.try_send(());
         }
@@ -530,10 +525,7 @@ fn launch(
     } else {
         what
     };
-    let tail = tail
-        .lock()
-        .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
-        .unwrap_or_default();
+    let tail = tail.joined();
     Err(AddonError::Failed { kind, what, tail })
 }
 
@@ -568,6 +560,5 @@ fn write_private(path: &Path, bytes: &[u8], user: Option<&User>) -> Result<(), A
 }
 
 fn last_lines(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(TAIL)..].join("\n")
+    Tail::of_text(text, TAIL).joined()
 }
