@@ -176,7 +176,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   shipway logs -f
   shipway logs -n 20 --filter web-1
-  shipway logs --filter one-off-1     the output of a `run --detached`")]
+  shipway logs --filter one-off-1     the output of a `run --detached`
+  shipway logs --raw > app.log        the bytes as the app wrote them, escape sequences included")]
     Logs {
         /// How many lines (from the end)
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
@@ -187,6 +188,9 @@ pub enum Command {
         /// Only this process type (web) or container (web-1)
         #[arg(long)]
         filter: Option<String>,
+        /// The bytes as the app wrote them: its escape sequences reach the terminal
+        #[arg(long)]
+        raw: bool,
     },
     /// Show the formation, or change it: TYPE:AMOUNT, TYPE:+N, TYPE:-N (or TYPE=AMOUNT)
     #[command(after_help = "Examples:

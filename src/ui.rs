@@ -3,10 +3,14 @@
 //! destination at once (the terminal, the deployment log, a client socket).
 //!
 //! It formats and writes; it decides nothing. The everyday verbs' listings are in
-//! [`tables`]; what a terminal adds (colour, spinners, errors on stderr) is [`console`].
+//! [`tables`]; what a terminal adds (colour, spinners, errors on stderr) is [`console`];
+//! what keeps an app's bytes from driving the terminal is [`controls`].
 
 pub mod console;
+pub mod controls;
 pub mod tables;
+
+pub use controls::{neutralise, Reader};
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

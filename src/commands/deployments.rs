@@ -57,7 +57,13 @@ pub fn logs(settings: &Settings, choice: &super::AppChoice, id: Option<String>) 
     };
     let path = Deployment::log_path(&app, &d.id);
     match std::fs::read_to_string(&path) {
-        Ok(text) => tables::text(&text),
+        // The buildpacks' output as they wrote it, shown so that it cannot drive the terminal.
+        Ok(text) => {
+            let reader = crate::ui::Reader::stdout();
+            for line in text.lines() {
+                tables::value(crate::ui::neutralise(line, reader));
+            }
+        }
         Err(_) if d.source.starts_with("rollback") => tables::value(format!("(a rollback: {})", d.source)),
         Err(source) => return Err(Error::io("read", path, source)),
     }

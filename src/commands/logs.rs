@@ -1,22 +1,28 @@
-//! `shipway logs [-n N] [-f] [--filter web|web-1]`: the containers' output from
-//! `app.log` (and the rotated `app.log.1`), followed as it grows.
+//! `shipway logs [-n N] [-f] [--filter web|web-1] [--raw]`: the containers' output from
+//! `app.log` (and the rotated `app.log.1`), followed as it grows. What the app wrote is
+//! shown through [`neutralise`] (its escape sequences never drive the terminal), unless
+//! `--raw` asks for the bytes as written.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use crate::error::{exit, Error};
 use crate::settings::Settings;
+use crate::ui::{neutralise, Reader};
 
-pub fn run(
-    settings: &Settings,
-    choice: &super::AppChoice,
-    lines: usize,
-    follow: bool,
-    filter: Option<String>,
-) -> Result<i32, Error> {
+pub struct Options {
+    /// How many lines from the end.
+    pub lines: usize,
+    pub follow: bool,
+    pub filter: Option<String>,
+    /// The bytes as written, escape sequences and invalid UTF-8 included.
+    pub raw: bool,
+}
+
+pub fn run(settings: &Settings, choice: &super::AppChoice, options: Options) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;
     let path = app.root.join("app.log");
-    let filter = filter.as_deref();
+    let filter = options.filter.as_deref();
     if let Some(f) = filter {
         let valid = !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !valid {
@@ -25,18 +31,31 @@ pub fn run(
             )));
         }
     }
-    let mut text = std::fs::read_to_string(app.root.join("app.log.1")).unwrap_or_default();
-    text.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
-    let selected: Vec<&str> = text.lines().filter(|l| matches(l, filter)).collect();
-    for line in &selected[selected.len().saturating_sub(lines)..] {
-        crate::ui::tables::value(line);
+    let show = Shown {
+        raw: options.raw,
+        reader: Reader::stdout(),
+        filter,
+    };
+    let mut text = std::fs::read(app.root.join("app.log.1")).unwrap_or_default();
+    text.extend(std::fs::read(&path).unwrap_or_default());
+    let selected: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty() && show.selects(l))
+        .collect();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in &selected[selected.len().saturating_sub(options.lines)..] {
+        if show.write(&mut out, line).is_err() {
+            // The reader went away (`logs | head`): nothing more to do.
+            return Ok(exit::SUCCESS);
+        }
     }
-    if !follow {
+    if out.flush().is_err() || !options.follow {
         return Ok(exit::SUCCESS);
     }
+    drop(out);
     // Follow: read what is appended; start again from the top when the file is rotated.
     let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let mut pending = String::new();
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -52,18 +71,44 @@ pub fn run(
         if file.seek(SeekFrom::Start(offset)).is_err() {
             continue;
         }
-        let mut chunk = String::new();
-        if let Ok(n) = file.read_to_string(&mut chunk) {
+        let mut chunk = Vec::new();
+        if let Ok(n) = file.read_to_end(&mut chunk) {
             offset += n as u64;
-            pending.push_str(&chunk);
-            while let Some(i) = pending.find('\n') {
-                let line: String = pending.drain(..=i).collect();
-                let line = line.trim_end_matches('\n');
-                if matches(line, filter) {
-                    crate::ui::tables::value(line);
+            pending.extend_from_slice(&chunk);
+            let mut out = std::io::stdout().lock();
+            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                let line = &line[..line.len() - 1];
+                if show.selects(line) && show.write(&mut out, line).is_err() {
+                    return Ok(exit::SUCCESS);
                 }
             }
+            if out.flush().is_err() {
+                return Ok(exit::SUCCESS);
+            }
         }
+    }
+}
+
+/// How the lines of the log are chosen and written.
+struct Shown<'a> {
+    raw: bool,
+    reader: Reader,
+    filter: Option<&'a str>,
+}
+
+impl Shown<'_> {
+    fn selects(&self, line: &[u8]) -> bool {
+        matches(&String::from_utf8_lossy(line), self.filter)
+    }
+
+    fn write(&self, out: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
+        if self.raw {
+            out.write_all(line)?;
+        } else {
+            out.write_all(neutralise(&String::from_utf8_lossy(line), self.reader).as_bytes())?;
+        }
+        out.write_all(b"\n")
     }
 }
 

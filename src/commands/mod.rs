@@ -41,7 +41,10 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
+            // An error may quote what an app holds (a Procfile line, a build's last lines).
+            let reader = crate::ui::Reader::stderr();
             for (i, line) in e.to_string().lines().enumerate() {
+                let line = crate::ui::neutralise(line, reader);
                 if i == 0 {
                     eprintln!(" !     {line}");
                 } else {
@@ -120,7 +123,17 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
             lines,
             follow,
             filter,
-        } => logs::run(&settings, &choice, lines, follow, filter),
+            raw,
+        } => logs::run(
+            &settings,
+            &choice,
+            logs::Options {
+                lines,
+                follow,
+                filter,
+                raw,
+            },
+        ),
         Command::Scale { counts } => scale::run(&settings, &choice, counts),
         Command::Restart { target } => restart::run(&settings, &choice, target),
         Command::Env { json } => env::list(&settings, &choice, json),

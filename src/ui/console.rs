@@ -1,8 +1,10 @@
 //! The terminal end of a verb's output: lines on stdout, ` !` error lines on stderr.
 //! Where stdout is a terminal, a build step's duration is shown when it ends and, unless
 //! `NO_COLOR` is set, waits get a spinner (`indicatif`) with their elapsed time and
-//! limit, and errors and statuses a colour. Piped, each line is written exactly as the
-//! platform prints it and nothing else is: scripts and logs read plain lines.
+//! limit, and errors and statuses a colour. Piped, each line is written as the platform
+//! prints it and nothing else is: scripts and logs read plain lines. Either way a line
+//! (which may be an app's or a buildpack's) goes through [`neutralise`] first: its escape
+//! sequences never reach the terminal.
 //!
 //! It shows; it decides nothing about what is said.
 
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{human_duration, Destination, Progress, DETAIL, ERROR};
+use super::{human_duration, neutralise, Destination, Progress, Reader, DETAIL, ERROR};
 use crate::settings::render_duration;
 
 const RED: &str = "\x1b[31m";
@@ -153,11 +155,13 @@ impl Destination for Console {
     fn line(&mut self, line: &str) -> std::io::Result<()> {
         let error = line.starts_with(ERROR.trim_end());
         let text = if error {
-            paint(line, RED, self.can.styled_err)
+            let line = neutralise(line, Reader::from_styled(self.can.styled_err));
+            paint(&line, RED, self.can.styled_err)
         } else {
-            match line_colour(line) {
-                Some(c) => paint(line, c, self.can.styled_out),
-                None => line.to_string(),
+            let line = neutralise(line, Reader::from_styled(self.can.styled_out));
+            match line_colour(&line) {
+                Some(c) => paint(&line, c, self.can.styled_out),
+                None => line.into_owned(),
             }
         };
         let write = || -> std::io::Result<()> {

@@ -20,11 +20,6 @@ pub fn value(value: impl std::fmt::Display) {
     println!("{value}");
 }
 
-/// A text kept as is (a deployment's log): printed unchanged.
-pub fn text(text: &str) {
-    print!("{text}");
-}
-
 pub fn print_json(value: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
@@ -71,11 +66,14 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
         "NAME", "STATUS", "PORT", "PID", "UPTIME", "RESTARTS"
     );
     let styled = Abilities::detect().styled_out;
+    // Commands are the app's (its Procfile, what its processes set as their title).
+    let reader = super::Reader::from_styled(styled);
     for r in rows {
         let command = match &r.exit {
             Some(e) => format!("{}  ({e})", r.command),
             None => r.command.clone(),
         };
+        let command = super::neutralise(&command, reader);
         println!(
             "{:<12} {} {:<7} {:<8} {:<8} {:<8} {}",
             r.name,
@@ -94,6 +92,7 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
                 Some((cut, _)) => format!("{}\u{2026}", &p.command[..cut]),
                 None => p.command.clone(),
             };
+            let command = super::neutralise(&command, reader);
             println!("  \u{2514} {} {command}  (left its process group)", p.pid);
         }
     }

@@ -10,6 +10,7 @@ mod escapes;
 mod faults;
 mod harness;
 mod hostile_build;
+mod hostile_surface;
 mod lifecycle;
 mod ops;
 mod output;
