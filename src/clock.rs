@@ -3,7 +3,7 @@
 //! `X-Request-Start`) reads it here, so that there is one clock to reason about. It only
 //! reads the time; formatting belongs to `ui`, and waiting on deadlines to `Instant`s.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch. A system clock set before 1970 reads as 0 rather
 /// than failing: a timestamp is never worth refusing a deployment for.
@@ -18,6 +18,68 @@ pub fn now_secs() -> u64 {
     now_ms() / 1000
 }
 
+/// Where something that schedules reads the time: the system's clocks, or in a unit test
+/// a clock the test moves by hand, so that a schedule, a back-off or a timeout is tested in
+/// milliseconds rather than waited for.
+pub trait Clock: Send + Sync {
+    /// Now, to measure waits from (monotonic).
+    fn instant(&self) -> Instant;
+    /// Milliseconds since the Unix epoch.
+    fn epoch_ms(&self) -> u64;
+    /// Whole seconds since the Unix epoch, as cron schedules count.
+    fn unix_secs(&self) -> i64 {
+        i64::try_from(self.epoch_ms() / 1000).unwrap_or(i64::MAX)
+    }
+}
+
+/// The system's clocks.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn epoch_ms(&self) -> u64 {
+        now_ms()
+    }
+}
+
+/// A clock that moves only when a test says so.
+#[cfg(test)]
+pub struct ManualClock {
+    start: Instant,
+    start_ms: u64,
+    elapsed: std::sync::Mutex<std::time::Duration>,
+}
+
+#[cfg(test)]
+impl ManualClock {
+    /// A clock that reads `epoch_ms` now.
+    pub fn at(epoch_ms: u64) -> ManualClock {
+        ManualClock {
+            start: Instant::now(),
+            start_ms: epoch_ms,
+            elapsed: std::sync::Mutex::new(std::time::Duration::ZERO),
+        }
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        *self.elapsed.lock().unwrap() += by;
+    }
+}
+
+#[cfg(test)]
+impl Clock for ManualClock {
+    fn instant(&self) -> Instant {
+        self.start + *self.elapsed.lock().unwrap()
+    }
+
+    fn epoch_ms(&self) -> u64 {
+        self.start_ms + self.elapsed.lock().unwrap().as_millis() as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +91,15 @@ mod tests {
         // 2026-01-01T00:00:00Z: a clock that reads earlier is not this one.
         assert!(ms > 1_767_225_600_000, "{ms}");
         assert!(s >= ms / 1000 && s <= ms / 1000 + 1, "{s} vs {ms}");
+    }
+
+    #[test]
+    fn a_manual_clock_moves_both_readings_together_and_only_when_told() {
+        let clock = ManualClock::at(1_000_000);
+        let (i0, s0) = (clock.instant(), clock.unix_secs());
+        assert_eq!((clock.epoch_ms(), s0), (1_000_000, 1_000));
+        clock.advance(std::time::Duration::from_millis(2_500));
+        assert_eq!(clock.instant() - i0, std::time::Duration::from_millis(2_500));
+        assert_eq!((clock.epoch_ms(), clock.unix_secs()), (1_002_500, 1_002));
     }
 }

@@ -22,7 +22,6 @@ use nix::sys::signal::Signal;
 use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
-use super::message::{Handle, Message};
 use crate::cron::{self, now, Job, Run, UnixTime};
 use crate::error::Error;
 use crate::process::{LineSink, Stream};
@@ -77,20 +76,9 @@ impl Scheduler {
         })
     }
 
-    /// `release` now serves `app`: its jobs replace the previous release's, each to
-    /// run next after now. Runs already started go on.
-    pub fn load(&mut self, ctx: &Context, app: &str, release: u32) {
-        let jobs = match ctx.home.app(app).map_err(cron::CronError::from) {
-            Ok(dir) => cron::load(&dir.release(release)),
-            Err(e) => Err(e),
-        };
-        let jobs = jobs.unwrap_or_else(|e| {
-            ctx.say(&format!(
-                "{app}: its scheduled jobs cannot be read, none will run: {e}"
-            ));
-            Vec::new()
-        });
-        let now = now();
+    /// `release` now serves `app`: its jobs (read by [`read_jobs`] on a worker) replace
+    /// the previous release's, each to run next after `now`.
+    pub fn load(&mut self, app: &str, release: u32, jobs: Vec<Job>, now: UnixTime) {
         let table = self.table(app);
         table.release = release;
         table.jobs = jobs
@@ -107,20 +95,19 @@ impl Scheduler {
         self.tables.remove(app);
     }
 
-    /// When the supervisor should next call [`Scheduler::due`].
-    pub fn wake_at(&self) -> Option<Instant> {
+    /// How long from `now` until the supervisor should next call [`Scheduler::due`].
+    pub fn wake_in(&self, now: UnixTime) -> Option<Duration> {
         let next = self
             .tables
             .values()
             .flat_map(|t| t.jobs.iter().filter_map(|(_, n)| *n))
             .min()?;
-        let wait = Duration::from_secs(u64::try_from(next - now()).unwrap_or(0));
-        Some(Instant::now() + wait.min(CLOCK_CHECK))
+        let wait = Duration::from_secs(u64::try_from(next - now).unwrap_or(0));
+        Some(wait.min(CLOCK_CHECK))
     }
 
-    /// The runs the schedule says are due now, each job's next run moved on.
-    pub fn due(&mut self) -> Vec<(Start, Receiver<()>)> {
-        let now = now();
+    /// The runs the schedule says are due at `now`, each job's next run moved on.
+    pub fn due(&mut self, now: UnixTime) -> Vec<(Start, Receiver<()>)> {
         let mut due = Vec::new();
         for (app, table) in &mut self.tables {
             for (index, (job, next)) in table.jobs.iter_mut().enumerate() {
@@ -141,33 +128,9 @@ impl Scheduler {
         due
     }
 
-    /// `cron-run JOB`: the job of the app's current release that `wanted` names, by
-    /// its number (`1`) or its command (with or without the schedule). None: there is
-    /// no such job, and the caller has been told.
-    pub fn on_demand(
-        &mut self,
-        ctx: &Context,
-        app: &str,
-        wanted: &str,
-        caller: Caller,
-    ) -> Option<(Start, Receiver<()>)> {
-        match find_job(ctx, app, wanted) {
-            Ok((release, index, job)) => Some((
-                Start {
-                    app: app.to_string(),
-                    release,
-                    index,
-                    job,
-                    trigger: Trigger::OnDemand,
-                    caller: Some(caller),
-                },
-                self.table(app).dismissed.clone(),
-            )),
-            Err(e) => {
-                caller.finish(Err(e));
-                None
-            }
-        }
+    /// What a run of `app`'s jobs watches to learn that the app is destroyed.
+    pub fn dismissed(&mut self, app: &str) -> Receiver<()> {
+        self.table(app).dismissed.clone()
     }
 }
 
@@ -212,10 +175,53 @@ fn find_job(ctx: &Context, app: &str, wanted: &str) -> Result<(u32, usize, Job),
     }
 }
 
-/// Start a run on a thread of its own, which tells the supervisor when it has ended
-/// (`Message::CronEnded`). Returns false when it could not start: the caller, if any,
-/// or the app's log has been told why, and no worker is to be counted.
-pub fn start(ctx: &Arc<Context>, handle: &Handle, log: &AppLog, run: Start, dismissed: Receiver<()>) -> bool {
+/// The jobs of `release` of `app`, for [`Scheduler::load`]: read on a worker, never on
+/// the supervisor thread. Jobs that cannot be read are none, said in the platform's log.
+pub fn read_jobs(ctx: &Context, app: &str, release: u32) -> Vec<Job> {
+    let jobs = match ctx.home.app(app).map_err(cron::CronError::from) {
+        Ok(dir) => cron::load(&dir.release(release)),
+        Err(e) => Err(e),
+    };
+    jobs.unwrap_or_else(|e| {
+        ctx.say(&format!(
+            "{app}: its scheduled jobs cannot be read, none will run: {e}"
+        ));
+        Vec::new()
+    })
+}
+
+/// `cron-run JOB`, on a worker: the job of the app's current release that `wanted`
+/// names, by its number (`1`) or its command (with or without the schedule), run now;
+/// or the caller told there is no such job.
+pub fn run_on_demand(
+    ctx: &Context,
+    log: &AppLog,
+    app: &str,
+    wanted: &str,
+    caller: Caller,
+    dismissed: Receiver<()>,
+) {
+    match find_job(ctx, app, wanted) {
+        Ok((release, index, job)) => {
+            let start = Start {
+                app: app.to_string(),
+                release,
+                index,
+                job,
+                trigger: Trigger::OnDemand,
+                caller: Some(caller),
+            };
+            run(ctx, log, start, dismissed);
+        }
+        Err(e) => caller.finish(Err(e)),
+    }
+}
+
+/// One run, from start to end, on the worker that calls this: the container started,
+/// the run recorded, waited for (stopped past its time limit, or when the platform stops
+/// or the app is destroyed), and its end recorded, then the caller of a `cron-run`
+/// answered. A run that cannot start is said in the caller's output or the app's log.
+pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
     let Start {
         app,
         release,
@@ -277,7 +283,7 @@ pub fn start(ctx: &Arc<Context>, handle: &Handle, log: &AppLog, run: Start, dism
             if let Some(c) = caller {
                 c.finish(Err(e));
             }
-            return false;
+            return;
         }
     };
     let started = now();
@@ -293,8 +299,7 @@ pub fn start(ctx: &Arc<Context>, handle: &Handle, log: &AppLog, run: Start, dism
             say(&format!("cannot record this run: {e}"));
         }
     }
-    let (ctx, handle) = (ctx.clone(), handle.clone());
-    std::thread::spawn(move || {
+    {
         let clock = Instant::now();
         let limit = job.time_limit();
         let grace = ctx.settings.grace_period;
@@ -319,25 +324,114 @@ pub fn start(ctx: &Arc<Context>, handle: &Handle, log: &AppLog, run: Start, dism
         let ended = format!("{name} {text} after {}", crate::ui::human_duration(elapsed));
         app_log(Stream::Stderr, &ended);
         let code = exit.and_then(|e| e.code());
-        // The caller is answered by the supervisor once the run is recorded, so that
-        // `cron-tasks` right after `cron-run` shows it.
-        let caller = caller.map(|c| {
-            c.output().step(&ended);
-            let signalled = exit.and_then(|e| std::os::unix::process::ExitStatusExt::signal(&e.0));
-            (c, code.unwrap_or_else(|| 128 + signalled.unwrap_or(127)))
-        });
-        handle.send(Message::CronEnded {
-            app,
-            caller,
-            line: job.line,
-            run: Run {
+        // A run stopped by `destroy` is not recorded: the destroy job is removing the
+        // app's folder, and a file written into it meanwhile fails that.
+        let destroyed = dismissed.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
+        if let Some(dir) = ctx.home.existing_app(&app).ok().filter(|_| !destroyed) {
+            let ended = Run {
                 started,
                 exit: Some(text),
                 code,
                 duration_ms: Some(elapsed.as_millis() as u64),
                 trigger: trigger.name().into(),
-            },
-        });
-    });
-    true
+            };
+            let _ = cron::Runs::record(&dir.root, &job.line, ended);
+        }
+        // The caller is answered once the run is recorded, so that `cron-tasks` right
+        // after `cron-run` shows it.
+        if let Some(c) = caller {
+            c.output().step(&ended);
+            let signalled = exit.and_then(|e| std::os::unix::process::ExitStatusExt::signal(&e.0));
+            c.finish_code(code.unwrap_or_else(|| 128 + signalled.unwrap_or(127)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-12-07 10:00:30 UTC.
+    const T0: UnixTime = 1_796_637_630;
+
+    fn job(line: &str) -> Job {
+        Job::parse(line, None).unwrap()
+    }
+
+    #[test]
+    fn nothing_loaded_never_wakes() {
+        let mut s = Scheduler::default();
+        assert_eq!(s.wake_in(T0), None);
+        assert!(s.due(T0).is_empty());
+    }
+
+    #[test]
+    fn a_job_wakes_at_its_next_minute_and_is_due_then() {
+        let mut s = Scheduler::default();
+        s.load("a", 3, vec![job("* * * * * echo hi")], T0);
+        assert_eq!(s.wake_in(T0), Some(Duration::from_secs(30)));
+        assert!(s.due(T0 + 29).is_empty());
+        let due = s.due(T0 + 30);
+        assert_eq!(due.len(), 1);
+        let (start, _) = &due[0];
+        assert_eq!((start.app.as_str(), start.release, start.index), ("a", 3, 0));
+        assert_eq!(start.trigger, Trigger::Schedule);
+        // Moved on: the next run is a minute later, not due again at once.
+        assert!(s.due(T0 + 30).is_empty());
+        assert_eq!(s.wake_in(T0 + 30), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_far_run_wakes_at_least_every_clock_check() {
+        let mut s = Scheduler::default();
+        s.load("a", 1, vec![job("@daily echo once")], T0);
+        assert_eq!(s.wake_in(T0), Some(CLOCK_CHECK));
+    }
+
+    #[test]
+    fn a_clock_set_forward_makes_the_missed_run_due_once() {
+        let mut s = Scheduler::default();
+        s.load("a", 1, vec![job("*/10 * * * * echo")], T0);
+        // A laptop that slept an hour: one run, not six.
+        assert_eq!(s.due(T0 + 3600).len(), 1);
+        assert!(s.due(T0 + 3600).is_empty());
+    }
+
+    #[test]
+    fn a_new_release_replaces_the_jobs_of_the_previous_one() {
+        let mut s = Scheduler::default();
+        s.load("a", 1, vec![job("* * * * * one"), job("* * * * * two")], T0);
+        s.load("a", 2, vec![job("* * * * * three")], T0);
+        let due = s.due(T0 + 30);
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].0.release, due[0].0.job.command.as_str()), (2, "three"));
+    }
+
+    #[test]
+    fn forgetting_an_app_dismisses_its_runs() {
+        let mut s = Scheduler::default();
+        s.load("a", 1, vec![job("* * * * * echo")], T0);
+        let due = s.due(T0 + 30);
+        let dismissed = due[0].1.clone();
+        assert_eq!(dismissed.try_recv(), Err(crossbeam_channel::TryRecvError::Empty));
+        s.forget("a");
+        assert_eq!(
+            dismissed.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        );
+        assert_eq!(s.wake_in(T0 + 30), None);
+    }
+
+    #[test]
+    fn apps_are_scheduled_apart() {
+        let mut s = Scheduler::default();
+        s.load("a", 1, vec![job("* * * * * a")], T0);
+        s.load("b", 4, vec![job("*/5 * * * * b")], T0);
+        let apps: Vec<String> = s.due(T0 + 30).into_iter().map(|(r, _)| r.app).collect();
+        assert_eq!(apps, ["a"]);
+        // 10:05:00 is b's.
+        let mut apps: Vec<String> = s.due(T0 + 270).into_iter().map(|(r, _)| r.app).collect();
+        apps.sort();
+        assert_eq!(apps, ["a", "b"]);
+    }
 }

@@ -147,9 +147,44 @@ pub fn rows(slots: &[Slot]) -> Vec<ContainerRow> {
     rows
 }
 
+/// A run longer than this resets the count of quick crashes.
+pub const QUICK_CRASH: Duration = Duration::from_secs(60);
+/// The longest pause between two restarts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What the crash policy decides after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCrash {
+    /// Start it again after this pause.
+    Restart(Duration),
+    /// It crashed `crash_limit` times in a row: left crashed.
+    GiveUp,
+}
+
+/// The platform's crash policy (PLATFORM.md §4, "after a deploy"), one function for
+/// containers and addon servers alike: after the `streak`-th quick crash in a row, restart
+/// at once, then after growing pauses, and give up at `limit`.
+pub fn after_crash(streak: u32, limit: u32, backoff_base: Duration) -> AfterCrash {
+    if streak >= limit {
+        AfterCrash::GiveUp
+    } else {
+        AfterCrash::Restart(backoff(streak, backoff_base, MAX_BACKOFF))
+    }
+}
+
+/// The streak of quick crashes after a crash of something that had run for `ran`, with
+/// `previous` quick crashes before it: a long run starts a new streak.
+pub fn crash_streak(previous: u32, ran: Duration) -> u32 {
+    if ran < QUICK_CRASH {
+        previous + 1
+    } else {
+        1
+    }
+}
+
 /// The pause before the next restart after `streak` quick crashes in a row: none the
 /// first time, then `backoff`, doubling each time, at most `max`.
-pub fn backoff(streak: u32, backoff: Duration, max: Duration) -> Duration {
+fn backoff(streak: u32, backoff: Duration, max: Duration) -> Duration {
     if streak <= 1 {
         Duration::ZERO
     } else {
@@ -160,6 +195,39 @@ pub fn backoff(streak: u32, backoff: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BASE: Duration = Duration::from_millis(10);
+
+    #[test]
+    fn the_first_crash_is_restarted_at_once_then_pauses_double() {
+        assert_eq!(after_crash(1, 5, BASE), AfterCrash::Restart(Duration::ZERO));
+        assert_eq!(after_crash(2, 5, BASE), AfterCrash::Restart(BASE));
+        assert_eq!(after_crash(3, 5, BASE), AfterCrash::Restart(BASE * 2));
+        assert_eq!(after_crash(4, 5, BASE), AfterCrash::Restart(BASE * 4));
+    }
+
+    #[test]
+    fn the_crash_limit_gives_up() {
+        assert_eq!(after_crash(5, 5, BASE), AfterCrash::GiveUp);
+        assert_eq!(after_crash(9, 5, BASE), AfterCrash::GiveUp);
+        // A limit of 1: the first crash is the last.
+        assert_eq!(after_crash(1, 1, BASE), AfterCrash::GiveUp);
+    }
+
+    #[test]
+    fn pauses_stop_growing_at_the_maximum() {
+        assert_eq!(
+            after_crash(40, u32::MAX, Duration::from_secs(1)),
+            AfterCrash::Restart(MAX_BACKOFF)
+        );
+    }
+
+    #[test]
+    fn a_quick_crash_adds_to_the_streak_and_a_long_run_starts_a_new_one() {
+        assert_eq!(crash_streak(0, Duration::from_millis(5)), 1);
+        assert_eq!(crash_streak(3, QUICK_CRASH - Duration::from_millis(1)), 4);
+        assert_eq!(crash_streak(3, QUICK_CRASH), 1);
+    }
 
     fn slot(life: Life) -> Slot {
         Slot {

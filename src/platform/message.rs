@@ -106,14 +106,14 @@ pub enum Message {
         job: String,
         caller: Caller,
     },
-    /// A run of a scheduled job has ended (or was stopped).
-    CronEnded {
+    /// The jobs of the release now serving the app, read by a worker.
+    CronLoaded {
         app: String,
-        /// The client of a `cron-run`, and the status to pass it once the run is recorded.
-        caller: Option<(Caller, i32)>,
-        line: String,
-        run: crate::cron::Run,
+        release: u32,
+        jobs: Vec<crate::cron::Job>,
     },
+    /// A worker thread ended (see `Supervisor::spawn`), with what it reports.
+    Worked(Option<Box<Message>>),
     /// An addon server is ready: the supervisor owns it from now on.
     AddonUp { app: String, server: Box<Server> },
     /// Hand over the app's addon servers (`id`, or all) to be stopped.

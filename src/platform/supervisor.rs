@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{after, bounded, never, select, unbounded, Receiver, Sender};
 
@@ -23,21 +23,17 @@ use super::caller::Caller;
 use super::context::Context;
 use super::cron::{self, Scheduler};
 use super::jobs::{self, Worker};
-use super::life::{self, stop_servers, Crash, Life, RestartError, Slot};
+use super::life::{self, stop_servers, AfterCrash, Crash, Life, RestartError, Slot};
 use super::message::{Handle, Job, Leaving, Message};
 use super::protocol::{AddonRow, AppInfo, Event};
 use super::routing::Routers;
 use super::turn;
 use crate::addon::{self, Server};
+use crate::clock::{Clock, SystemClock};
 use crate::container::{self, Container};
 use crate::error::Error;
 use crate::process::Stream;
 use crate::rollout::RolloutError;
-
-/// A run longer than this resets the count of quick crashes.
-const QUICK_CRASH: Duration = Duration::from_secs(60);
-/// The longest pause between two restarts.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What the platform knows of one app.
 struct App {
@@ -49,10 +45,8 @@ struct App {
     /// Whether a job runs; the next ones wait in `queue`, in order.
     turn: Turn,
     queue: VecDeque<(Job, Option<Caller>)>,
-    /// The app's running addon servers, by addon id.
-    addons: BTreeMap<String, Server>,
-    /// Quick crashes in a row of each addon server, and when it last started.
-    addon_crashes: BTreeMap<String, (u32, Instant)>,
+    /// The app's addon servers the platform has started, by addon id.
+    addons: BTreeMap<String, AddonLife>,
 }
 
 /// Where an app is in its jobs, which run one at a time.
@@ -66,17 +60,42 @@ enum Turn {
     Destroyed,
 }
 
+/// An addon server's life, as a container's is a [`Life`]; the same crash policy
+/// ([`life::after_crash`]) moves it.
+enum AddonLife {
+    /// Serving since `since`, after `streak` quick crashes in a row.
+    Running {
+        server: Box<Server>,
+        streak: u32,
+        since: Instant,
+    },
+    /// Crashed: a worker starts it again after the pause (`AddonRestarted`).
+    Restarting { streak: u32 },
+    /// Crashed `crash_limit` times in a row, or could not start again: left stopped.
+    Crashed,
+}
+
+/// Where the platform is in its life.
+enum Phase {
+    /// Jobs are taken. Dropping `stop` disconnects `ctx.stopping`: every wait ends.
+    Serving { stop: Sender<()> },
+    /// `down`, Ctrl-C: no new job; the running ones are cancelled, and once none runs
+    /// every app is dismantled.
+    Stopping,
+    /// Every app's routers closed and containers sent to be stopped: the supervisor ends
+    /// once its last worker reports.
+    Dismantled,
+}
+
 pub struct Supervisor {
     ctx: Arc<Context>,
     handle: Handle,
     apps: BTreeMap<String, App>,
-    /// Dropped when the platform stops: `ctx.stopping` disconnects.
-    stop: Option<Sender<()>>,
+    phase: Phase,
     /// Worker threads that will report back; the supervisor ends when none is left.
     workers: usize,
+    clock: Arc<dyn Clock>,
     next_token: u64,
-    /// Every app's routers closed and containers sent to be stopped (platform stopping).
-    dismantled: bool,
     /// The jobs of every app's `cron.json`; each run counts as a worker.
     cron: Scheduler,
 }
@@ -89,10 +108,10 @@ pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> (Handle, JoinHandle<()>) {
         ctx,
         handle: handle.clone(),
         apps: BTreeMap::new(),
-        stop: Some(stop),
+        phase: Phase::Serving { stop },
         workers: 0,
+        clock: Arc::new(SystemClock),
         next_token: 1,
-        dismantled: false,
         cron: Scheduler::default(),
     };
     let thread = std::thread::spawn(move || supervisor.run(rx));
@@ -103,9 +122,14 @@ impl Supervisor {
     fn run(mut self, rx: Receiver<Message>) {
         loop {
             // Nothing is started by the clock once the platform stops.
-            let cron_at = self.stop.as_ref().and_then(|_| self.cron.wake_at());
+            let cron_at = if self.serving() {
+                let now = self.clock.instant();
+                self.cron.wake_in(self.clock.unix_secs()).map(|wait| now + wait)
+            } else {
+                None
+            };
             let timer = match self.next_restart().into_iter().chain(cron_at).min() {
-                Some(at) => after(at.saturating_duration_since(Instant::now())),
+                Some(at) => after(at.saturating_duration_since(self.clock.instant())),
                 None => never(),
             };
             select! {
@@ -118,13 +142,13 @@ impl Supervisor {
                     self.cron_due();
                 }
             }
-            if self.stop.is_none() {
-                if !self.dismantled && self.apps.values().all(|a| matches!(a.turn, Turn::Idle)) {
-                    self.dismantle_all();
-                }
-                if self.dismantled && self.workers == 0 {
-                    return;
-                }
+            if matches!(self.phase, Phase::Stopping)
+                && self.apps.values().all(|a| matches!(a.turn, Turn::Idle))
+            {
+                self.dismantle_all();
+            }
+            if matches!(self.phase, Phase::Dismantled) && self.workers == 0 {
+                return;
             }
         }
     }
@@ -177,7 +201,16 @@ impl Supervisor {
                 if let Some(a) = self.apps.get_mut(&app) {
                     a.release = Some(release);
                 }
-                self.cron.load(&self.ctx, &app, release);
+                // The release's cron.toml is read on a worker (`CronLoaded`).
+                let (ctx, name) = (self.ctx.clone(), app.clone());
+                self.spawn(move || {
+                    let jobs = cron::read_jobs(&ctx, &name, release);
+                    Some(Message::CronLoaded {
+                        app: name,
+                        release,
+                        jobs,
+                    })
+                });
                 // One-offs run on across a deploy, as on the platform.
                 let stopped = self.replace(&app, containers, Box::new(|s| !s.is_one_off()));
                 let _ = reply.send(stopped.len());
@@ -196,7 +229,7 @@ impl Supervisor {
                 container,
                 reply,
             } => {
-                if self.apps.contains_key(&app) && self.stop.is_some() {
+                if self.apps.contains_key(&app) && self.serving() {
                     self.adopt(&app, vec![container]);
                 } else {
                     self.discard(&app, vec![container]);
@@ -214,10 +247,13 @@ impl Supervisor {
                 };
                 let _ = reply.send(containers);
             }
-            Message::JobDone { app } => {
+            Message::Worked(report) => {
                 self.workers -= 1;
-                self.job_done(&app);
+                if let Some(m) = report {
+                    self.handle(*m);
+                }
             }
+            Message::JobDone { app } => self.job_done(&app),
             Message::HungUp { app } => {
                 if let Some(a) = self.apps.get_mut(&app) {
                     turn::call_off_hung_up(&self.ctx, &app, &mut a.queue);
@@ -230,7 +266,6 @@ impl Supervisor {
                 exit,
                 streak,
             } => {
-                self.workers -= 1;
                 if let Some((a, i)) =
                     self.find(&app, |l| matches!(l, Life::Exited { token: t } if *t == token))
                 {
@@ -244,11 +279,9 @@ impl Supervisor {
                 }
             }
             Message::Restarted { app, token, result } => {
-                self.workers -= 1;
                 self.restarted(&app, token, result);
             }
             Message::Stopped { app, ids } => {
-                self.workers -= 1;
                 if let Some(a) = self.apps.get_mut(&app) {
                     let gone = |s: &Slot| matches!(s.life, Life::Stopping { id, .. } if ids.contains(&id));
                     for s in a.slots.iter().filter(|s| gone(s)) {
@@ -259,31 +292,23 @@ impl Supervisor {
                 }
             }
             Message::CronRun { app, job, caller } => {
-                if self.stop.is_none() {
+                if !self.serving() {
                     return refuse(Some(caller));
                 }
-                if let Some(found) = self.cron.on_demand(&self.ctx, &app, &job, caller) {
-                    self.cron_start(vec![found]);
-                }
+                let log = match self.app_log(&app) {
+                    Ok(log) => log,
+                    Err(e) => return finish(Some(caller), Err(e)),
+                };
+                let (ctx, dismissed) = (self.ctx.clone(), self.cron.dismissed(&app));
+                self.spawn(move || {
+                    cron::run_on_demand(&ctx, &log, &app, &job, caller, dismissed);
+                    None
+                });
             }
-            Message::CronEnded {
-                app,
-                caller,
-                line,
-                run,
-            } => {
-                self.workers -= 1;
-                // A run stopped by `destroy` is not recorded: the destroy job is removing
-                // the app's folder, and a file written into it meanwhile fails that.
-                let destroyed = self
-                    .apps
-                    .get(&app)
-                    .is_some_and(|a| matches!(a.turn, Turn::Destroyed));
-                if let Some(dir) = self.ctx.home.existing_app(&app).ok().filter(|_| !destroyed) {
-                    let _ = crate::cron::Runs::record(&dir.root, &line, run);
-                }
-                if let Some((c, code)) = caller {
-                    c.finish_code(code);
+            Message::CronLoaded { app, release, jobs } => {
+                // A later switch may have reported first: only the serving release's jobs.
+                if self.apps.get(&app).is_some_and(|a| a.release == Some(release)) {
+                    self.cron.load(&app, release, jobs, self.clock.unix_secs());
                 }
             }
             Message::AddonUp { app, server } => self.addon_up(&app, *server),
@@ -294,66 +319,50 @@ impl Supervisor {
                 };
                 let _ = reply.send(taken);
             }
-            Message::Addons { app, reply } => {
-                let _ = reply.send(self.addon_rows(&app));
-            }
+            Message::Addons { app, reply } => self.addon_rows(&app, reply),
             Message::AddonExited { app, id, pid } => self.addon_exited(&app, &id, pid),
-            Message::AddonRestarted { app, id, result } => {
-                self.workers -= 1;
-                match result {
-                    Some(server) => self.addon_up(&app, server),
-                    None => {
-                        if let Some(a) = self.apps.get_mut(&app) {
-                            a.addon_crashes.remove(&id);
-                        }
-                    }
-                }
-            }
+            Message::AddonRestarted { app, id, result } => self.addon_restarted(&app, &id, result),
         }
     }
 
-    /// Start the scheduled runs that are due.
+    /// Start the scheduled runs that are due, each on a worker.
     fn cron_due(&mut self) {
-        if self.stop.is_some() {
-            let due = self.cron.due();
-            self.cron_start(due);
+        if !self.serving() {
+            return;
+        }
+        for (run, dismissed) in self.cron.due(self.clock.unix_secs()) {
+            let log = match self.app_log(&run.app) {
+                Ok(log) => log,
+                Err(e) => {
+                    self.ctx
+                        .say(&format!("{}: cannot run a scheduled job: {e}", run.app));
+                    continue;
+                }
+            };
+            let ctx = self.ctx.clone();
+            self.spawn(move || {
+                cron::run(&ctx, &log, run, dismissed);
+                None
+            });
         }
     }
 
-    /// Start runs, each in the app's log (the app opened if the platform has not yet).
-    fn cron_start(&mut self, runs: Vec<(cron::Start, crossbeam_channel::Receiver<()>)>) {
-        for (run, dismissed) in runs {
-            if !self.apps.contains_key(&run.app) {
-                match self.open_app(&run.app) {
-                    Ok(a) => {
-                        self.apps.insert(run.app.clone(), a);
-                    }
-                    Err(e) => {
-                        self.ctx
-                            .say(&format!("{}: cannot run a scheduled job: {e}", run.app));
-                        finish(run.caller, Err(e));
-                        continue;
-                    }
-                }
-            }
-            let log = self.apps[&run.app].log.clone();
-            if cron::start(&self.ctx, &self.handle, &log, run, dismissed) {
-                self.workers += 1;
-            }
+    /// The app's log, the app opened if the platform has not yet.
+    fn app_log(&mut self, name: &str) -> Result<AppLog, Error> {
+        if !self.apps.contains_key(name) {
+            let a = self.open_app(name)?;
+            self.apps.insert(name.to_string(), a);
         }
+        Ok(self.apps[name].log.clone())
     }
 
     /// Own a ready addon server, and watch it: a crash is restarted.
     fn addon_up(&mut self, app: &str, server: Server) {
-        let Some(a) = self.apps.get_mut(app).filter(|_| self.stop.is_some()) else {
+        let now = self.clock.instant();
+        let serving = self.serving();
+        let Some(a) = self.apps.get_mut(app).filter(|_| serving) else {
             // The platform is stopping, or the app is gone: stop it like a container.
-            self.workers += 1;
-            let (handle, app) = (self.handle.clone(), app.to_string());
-            std::thread::spawn(move || {
-                server.stop();
-                handle.send(Message::Stopped { app, ids: Vec::new() });
-            });
-            return;
+            return self.stop_server(app, server);
         };
         let (id, pid) = (server.addon.id.clone(), server.pid());
         let exited = server.exited().clone();
@@ -366,55 +375,93 @@ impl Supervisor {
                 pid,
             });
         });
-        let streak = a.addon_crashes.get(&id).map_or(0, |(n, _)| *n);
-        a.addon_crashes.insert(id.clone(), (streak, Instant::now()));
-        a.addons.insert(id, server);
+        let streak = match a.addons.get(&id) {
+            Some(AddonLife::Restarting { streak }) => *streak,
+            _ => 0,
+        };
+        a.addons.insert(
+            id,
+            AddonLife::Running {
+                server: Box::new(server),
+                streak,
+                since: now,
+            },
+        );
+    }
+
+    /// Stop an addon server nobody keeps, on a worker.
+    fn stop_server(&mut self, app: &str, server: Server) {
+        let app = app.to_string();
+        self.spawn(move || {
+            server.stop();
+            Some(Message::Stopped { app, ids: Vec::new() })
+        });
+    }
+
+    /// A crashed addon server was started again (or could not be, `None`).
+    fn addon_restarted(&mut self, app: &str, id: &str, result: Option<Server>) {
+        let serving = self.serving();
+        let waiting = self
+            .apps
+            .get_mut(app)
+            .and_then(|a| a.addons.get_mut(id))
+            .filter(|l| matches!(l, AddonLife::Restarting { .. }));
+        match (result, waiting) {
+            (Some(server), Some(_)) if serving => self.addon_up(app, server),
+            // Removed (`addons-remove`, `destroy`) or the platform stopping meanwhile.
+            (Some(server), _) => self.stop_server(app, server),
+            (None, Some(life)) if serving => *life = AddonLife::Crashed,
+            (None, _) => {}
+        }
     }
 
     /// An addon server exited. Unless it was being stopped (then it is no longer
-    /// here), it crashed: it is started again after a pause that grows with quick
-    /// crashes in a row, and left stopped after `crash_limit` of them.
+    /// here), it crashed: the crash policy of containers applies (`life::after_crash`),
+    /// and one given up is left stopped.
     fn addon_exited(&mut self, app: &str, id: &str, pid: u32) {
         let settings = self.ctx.settings.clone();
+        let now = self.clock.instant();
+        let serving = self.serving();
         let Some(a) = self.apps.get_mut(app) else { return };
-        if a.addons.get(id).is_none_or(|s| s.pid() != pid) {
+        if !matches!(a.addons.get(id), Some(AddonLife::Running { server, .. }) if server.pid() == pid) {
             return;
         }
-        let Some(server) = a.addons.remove(id) else { return };
+        let Some(AddonLife::Running {
+            server,
+            streak,
+            since,
+        }) = a.addons.remove(id)
+        else {
+            return;
+        };
         let kind = server.addon.kind;
         let log = self.ctx.container_log(&a.log, app, kind.name());
-        let (streak, started) = a.addon_crashes.get(id).copied().unwrap_or((0, Instant::now()));
-        let streak = if started.elapsed() < QUICK_CRASH {
-            streak + 1
-        } else {
-            1
+        let streak = life::crash_streak(streak, now.saturating_duration_since(since));
+        if !serving {
+            self.spawn(move || {
+                server.reap();
+                None
+            });
+            return;
+        }
+        let pause = match life::after_crash(streak, settings.crash_limit, settings.crash_backoff) {
+            AfterCrash::GiveUp => {
+                log(
+                    Stream::Stderr,
+                    &format!("the {kind} server crashed {streak} times in a row: left stopped (`shipway restart` of the platform: `down`, then `up`)"),
+                );
+                a.addons.insert(id.to_string(), AddonLife::Crashed);
+                self.spawn(move || {
+                    server.reap();
+                    None
+                });
+                return;
+            }
+            AfterCrash::Restart(pause) => pause,
         };
-        a.addon_crashes.insert(id.to_string(), (streak, Instant::now()));
-        if self.stop.is_none() {
-            std::thread::spawn(move || {
-                let _ = server.reap();
-            });
-            return;
-        }
-        if streak >= settings.crash_limit {
-            log(
-                Stream::Stderr,
-                &format!("the {kind} server crashed {streak} times in a row: left stopped (`shipway restart` of the platform: `down`, then `up`)"),
-            );
-            std::thread::spawn(move || {
-                let _ = server.reap();
-            });
-            return;
-        }
-        let pause = life::backoff(streak, settings.crash_backoff, MAX_BACKOFF);
-        self.workers += 1;
-        let (ctx, handle, app, id) = (
-            self.ctx.clone(),
-            self.handle.clone(),
-            app.to_string(),
-            id.to_string(),
-        );
-        std::thread::spawn(move || {
+        a.addons.insert(id.to_string(), AddonLife::Restarting { streak });
+        let (ctx, app, id) = (self.ctx.clone(), app.to_string(), id.to_string());
+        self.spawn(move || {
             let exit = server.reap();
             let addon = server_addon(&ctx, &app, &id);
             log(
@@ -452,27 +499,52 @@ impl Supervisor {
                 }),
                 recv(ctx.stopping) -> _ => None,
             };
-            handle.send(Message::AddonRestarted { app, id, result });
+            Some(Message::AddonRestarted { app, id, result })
         });
     }
 
-    fn addon_rows(&self, app: &str) -> Result<Vec<AddonRow>, Error> {
-        let dir = self.ctx.home.existing_app(app)?;
-        let running = self.apps.get(app).map(|a| &a.addons);
-        Ok(addon::list(&dir)?
-            .into_iter()
+    /// `shipway addons`: the addons' records are read on a worker, beside what the
+    /// supervisor knows of their servers.
+    fn addon_rows(&mut self, app: &str, reply: Sender<Result<Vec<AddonRow>, Error>>) {
+        let lives: BTreeMap<String, (&'static str, Option<u32>)> = self
+            .apps
+            .get(app)
             .map(|a| {
-                let server = running.and_then(|r| r.get(&a.id));
-                AddonRow {
-                    status: if server.is_some() { "running" } else { "stopped" }.into(),
-                    pid: server.map(Server::pid),
-                    id: a.id,
-                    addon: a.kind.name().into(),
-                    plan: a.plan,
-                    port: a.port,
-                }
+                a.addons
+                    .iter()
+                    .map(|(id, life)| {
+                        let seen = match life {
+                            AddonLife::Running { server, .. } => ("running", Some(server.pid())),
+                            AddonLife::Restarting { .. } => ("restarting", None),
+                            AddonLife::Crashed => ("crashed", None),
+                        };
+                        (id.clone(), seen)
+                    })
+                    .collect()
             })
-            .collect())
+            .unwrap_or_default();
+        let (ctx, app) = (self.ctx.clone(), app.to_string());
+        self.spawn(move || {
+            let rows = (|| -> Result<Vec<AddonRow>, Error> {
+                let dir = ctx.home.existing_app(&app)?;
+                Ok(addon::list(&dir)?
+                    .into_iter()
+                    .map(|a| {
+                        let (status, pid) = lives.get(&a.id).copied().unwrap_or(("stopped", None));
+                        AddonRow {
+                            status: status.into(),
+                            pid,
+                            id: a.id,
+                            addon: a.kind.name().into(),
+                            plan: a.plan,
+                            port: a.port,
+                        }
+                    })
+                    .collect())
+            })();
+            let _ = reply.send(rows);
+            None
+        });
     }
 
     fn status(&self) -> Event {
@@ -499,7 +571,7 @@ impl Supervisor {
 
     /// Admit a job, then run it now or queue it behind the app's running one.
     fn submit(&mut self, name: String, job: Job, caller: Option<Caller>) {
-        if self.stop.is_none() {
+        if !self.serving() {
             return refuse(caller);
         }
         if let Err(e) = job.admit(&self.ctx, &name) {
@@ -544,7 +616,6 @@ impl Supervisor {
             turn: Turn::Idle,
             queue: VecDeque::new(),
             addons: BTreeMap::new(),
-            addon_crashes: BTreeMap::new(),
         })
     }
 
@@ -554,17 +625,16 @@ impl Supervisor {
         a.turn = Turn::Running {
             call_off: Some(call_off),
         };
-        self.workers += 1;
         let worker = Worker::new(self.ctx.clone(), self.handle.clone(), name, a.log.clone());
-        let handle = self.handle.clone();
         let app = name.to_string();
-        std::thread::spawn(move || {
+        self.spawn(move || {
             worker.run(job, caller, called_off);
-            handle.send(Message::JobDone { app });
+            Some(Message::JobDone { app })
         });
     }
 
     fn job_done(&mut self, name: &str) {
+        let serving = self.serving();
         let Some(a) = self.apps.get_mut(name) else { return };
         if matches!(std::mem::replace(&mut a.turn, Turn::Idle), Turn::Destroyed) {
             // What waited for the destroyed app starts over with a new one.
@@ -574,7 +644,7 @@ impl Supervisor {
             }
             return;
         }
-        if self.stop.is_none() {
+        if !serving {
             for (_, caller) in a.queue.drain(..) {
                 refuse(caller);
             }
@@ -637,7 +707,7 @@ impl Supervisor {
             return;
         }
         if let Some(a) = self.apps.get_mut(name) {
-            let now = Instant::now();
+            let now = self.clock.instant();
             for c in &old {
                 a.slots.push(Slot {
                     spec: c.spec.clone(),
@@ -665,12 +735,11 @@ impl Supervisor {
     fn discard_with(&mut self, name: &str, old: Vec<Container>, servers: Vec<Server>) {
         let ids = old.iter().map(|c| c.id).collect();
         let grace = self.ctx.settings.grace_period;
-        let (handle, app) = (self.handle.clone(), name.to_string());
-        self.workers += 1;
-        std::thread::spawn(move || {
+        let app = name.to_string();
+        self.spawn(move || {
             container::stop_all(old, grace);
             stop_servers(servers);
-            handle.send(Message::Stopped { app, ids });
+            Some(Message::Stopped { app, ids })
         });
     }
 
@@ -693,27 +762,21 @@ impl Supervisor {
         let token = self.token();
         let Some(a) = self.apps.get_mut(&app) else { return };
         let slot = &mut a.slots[i];
-        slot.since = Instant::now();
+        slot.since = self.clock.instant();
         let Life::Ready(mut crashed) = std::mem::replace(&mut slot.life, Life::Exited { token }) else {
             return;
         };
         a.routers.reroute(&a.slots);
-        self.workers += 1;
-        let handle = self.handle.clone();
-        std::thread::spawn(move || {
+        self.spawn(move || {
             let exit = container::reap(&mut crashed);
             // A container that ran a while before crashing starts a new streak.
-            let streak = if crashed.started.elapsed() < QUICK_CRASH {
-                crashed.crash_streak + 1
-            } else {
-                1
-            };
-            handle.send(Message::Reaped {
+            let streak = life::crash_streak(crashed.crash_streak, crashed.started.elapsed());
+            Some(Message::Reaped {
                 app,
                 token,
                 exit,
                 streak,
-            });
+            })
         });
     }
 
@@ -724,23 +787,23 @@ impl Supervisor {
         let slot = a.slots.remove(i);
         let Life::Ready(mut ended) = slot.life else { return };
         let (ctx, log) = (self.ctx.clone(), a.log.clone());
-        let (handle, app, id) = (self.handle.clone(), app.to_string(), ended.id);
-        self.workers += 1;
-        std::thread::spawn(move || {
+        let (app, id) = (app.to_string(), ended.id);
+        self.spawn(move || {
             let exit = container::reap(&mut ended);
             let text = format!("{} {exit} (release v{})", ended.name, ended.release);
             ctx.event(&log, &app, &text);
-            handle.send(Message::Stopped { app, ids: vec![id] });
+            Some(Message::Stopped { app, ids: vec![id] })
         });
     }
 
     /// After a crash (or a failed restart): restart the container after a pause that
     /// grows with `streak`, or leave it crashed once the streak reaches `crash_limit`.
     fn crashed(&mut self, app: &str, i: usize, streak: u32, crash: Crash) {
-        if self.stop.is_none() {
+        if !self.serving() {
             return;
         }
         let settings = &self.ctx.settings;
+        let now = self.clock.instant();
         let Some(a) = self.apps.get_mut(app) else { return };
         let slot = &mut a.slots[i];
         let name = slot.name();
@@ -753,17 +816,19 @@ impl Supervisor {
                 log(Stream::Stderr, line);
             }
         };
-        if streak >= settings.crash_limit {
-            say(&format!(
-                "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
-                crash.message
-            ));
-            slot.life = Life::Crashed {
-                reason: crash.reason.clone(),
-            };
-            return;
-        }
-        let pause = life::backoff(streak, settings.crash_backoff, MAX_BACKOFF);
+        let pause = match life::after_crash(streak, settings.crash_limit, settings.crash_backoff) {
+            AfterCrash::Restart(pause) => pause,
+            AfterCrash::GiveUp => {
+                say(&format!(
+                    "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
+                    crash.message
+                ));
+                slot.life = Life::Crashed {
+                    reason: crash.reason.clone(),
+                };
+                return;
+            }
+        };
         let when = if pause.is_zero() {
             String::new()
         } else {
@@ -771,7 +836,7 @@ impl Supervisor {
         };
         say(&format!("{}: restarting it{when}", crash.message));
         slot.life = Life::Restarting {
-            at: Instant::now() + pause,
+            at: now + pause,
             streak,
         };
     }
@@ -779,7 +844,9 @@ impl Supervisor {
     /// When the next pending restart is due.
     fn next_restart(&self) -> Option<Instant> {
         // Nothing is restarted once the platform stops.
-        self.stop.as_ref()?;
+        if !self.serving() {
+            return None;
+        }
         self.apps
             .values()
             .flat_map(|a| &a.slots)
@@ -792,7 +859,7 @@ impl Supervisor {
 
     /// Start again, on worker threads, every crashed container whose pause is over.
     fn restart_due(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut starts = Vec::new();
         for (name, a) in &mut self.apps {
             for slot in &mut a.slots {
@@ -816,11 +883,10 @@ impl Supervisor {
             }
         }
         for (app, log, token, release, spec) in starts {
-            self.workers += 1;
-            let (ctx, handle) = (self.ctx.clone(), self.handle.clone());
-            std::thread::spawn(move || {
+            let ctx = self.ctx.clone();
+            self.spawn(move || {
                 let result = jobs::start_again(&ctx, &app, &log, release, spec);
-                handle.send(Message::Restarted { app, token, result });
+                Some(Message::Restarted { app, token, result })
             });
         }
     }
@@ -830,7 +896,7 @@ impl Supervisor {
             app,
             |l| matches!(l, Life::Starting { token: t, .. } if *t == token),
         );
-        let Some((app, i)) = found.filter(|_| self.stop.is_some()) else {
+        let Some((app, i)) = found.filter(|_| self.serving()) else {
             // A rollout or a `restart` took over meanwhile, or the platform is stopping.
             if let Ok(c) = result {
                 self.discard(app, vec![c]);
@@ -855,6 +921,22 @@ impl Supervisor {
         }
     }
 
+    fn serving(&self) -> bool {
+        matches!(self.phase, Phase::Serving { .. })
+    }
+
+    /// Run `work` on a worker thread; what it returns comes back as a message. The one
+    /// place a worker is counted: the supervisor ends only once every one has reported
+    /// (`Message::Worked`).
+    fn spawn(&mut self, work: impl FnOnce() -> Option<Message> + Send + 'static) {
+        self.workers += 1;
+        let handle = self.handle.clone();
+        std::thread::spawn(move || {
+            let report = work();
+            handle.send(Message::Worked(report.map(Box::new)));
+        });
+    }
+
     fn token(&mut self) -> u64 {
         self.next_token += 1;
         self.next_token
@@ -863,8 +945,11 @@ impl Supervisor {
     /// `down`, Ctrl-C: refuse new jobs, call off queued ones, cancel running ones (they
     /// select on `ctx.stopping`), and wake the server's accept loop.
     fn stop(&mut self) {
-        if self.stop.take().is_none() {
+        if !self.serving() {
             return;
+        }
+        if let Phase::Serving { stop } = std::mem::replace(&mut self.phase, Phase::Stopping) {
+            drop(stop);
         }
         for a in self.apps.values_mut() {
             for (_, caller) in a.queue.drain(..) {
@@ -877,7 +962,7 @@ impl Supervisor {
     /// Stop every app, once no job runs: routers first (no new request), then
     /// containers gracefully.
     fn dismantle_all(&mut self) {
-        self.dismantled = true;
+        self.phase = Phase::Dismantled;
         let names: Vec<String> = self.apps.keys().cloned().collect();
         for name in names {
             let (containers, servers) = match self.apps.get_mut(&name) {
@@ -927,9 +1012,9 @@ fn take_addons(a: &mut App, id: Option<&str>) -> Vec<Server> {
         .cloned()
         .collect();
     ids.iter()
-        .filter_map(|k| {
-            a.addon_crashes.remove(k);
-            a.addons.remove(k)
+        .filter_map(|k| match a.addons.remove(k) {
+            Some(AddonLife::Running { server, .. }) => Some(*server),
+            _ => None,
         })
         .collect()
 }
