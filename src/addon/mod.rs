@@ -61,6 +61,11 @@ pub enum AddonError {
     State(#[from] StateError),
     #[error("the {kind} server was stopped: the platform is stopping")]
     Cancelled { kind: Kind },
+    #[error("cannot draw random bytes from the kernel for {what} ({source}): nothing was made with a guessable one; try again once the system's random generator works")]
+    NoRandomness {
+        what: &'static str,
+        source: getrandom::Error,
+    },
 }
 
 /// The addons shipway provides, named as Scalingo's CLI names them.
@@ -254,11 +259,11 @@ impl Addon {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         Ok(Addon {
-            id: format!("ad-{}", random_hex(4)),
+            id: format!("ad-{}", random_hex(4, "an addon id")?),
             kind,
             plan: plan_for(kind, plan)?,
             port: 0,
-            password: random_hex(16),
+            password: random_hex(16, "a password")?,
             database: db,
             created: crate::clock::now_ms(),
         })
@@ -364,35 +369,32 @@ pub fn plan_note(addon: &Addon) -> Option<String> {
 }
 
 /// A generated secret (scalingo.json's `secret` generator): 64 hex characters.
-pub fn secret() -> String {
-    random_hex(32)
+pub fn secret() -> Result<String, AddonError> {
+    random_hex(32, "a generated secret")
 }
 
-/// `n` random bytes, in hex (passwords and ids).
-fn random_hex(n: usize) -> String {
-    use std::io::Read;
+/// `n` random bytes from the kernel's generator (getrandom(2)), in hex: passwords, secrets
+/// and ids. It fails closed: a password is never made of anything guessable, such as the
+/// time or a pid, even when the generator cannot be read.
+fn random_hex(n: usize, what: &'static str) -> Result<String, AddonError> {
     let mut bytes = vec![0u8; n];
-    // The kernel's generator never fails once booted; if /dev/urandom cannot be read,
-    // the time and pid still make the id unique, and the password a poor but working one.
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_err()
-    {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            ^ u128::from(std::process::id());
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (seed >> ((i % 16) * 8)) as u8;
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|source| AddonError::NoRandomness { what, source })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_drawn_from_the_kernel_and_never_repeat() {
+        let a = secret().unwrap();
+        let b = secret().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(random_hex(4, "an id").unwrap().len(), 8);
+    }
 
     #[test]
     fn kinds_parse_the_platform_names_and_refuse_others() {

@@ -289,6 +289,13 @@ impl Worker {
     ) -> Result<(), Error> {
         let mut said = Vec::new();
         let name = self.app.clone();
+        // Drawn before the config is locked, so that no randomness can fail in there.
+        let mut secrets = std::collections::BTreeMap::new();
+        for (k, v) in &m.env {
+            if matches!(v, EnvValue::Secret) {
+                secrets.insert(k, addon::secret().map_err(|e| fail(e.to_string()))?);
+            }
+        }
         app.update_config(|c| {
             for (k, v) in &m.env {
                 let value = match v {
@@ -308,7 +315,7 @@ impl Worker {
                     }
                     EnvValue::Secret => {
                         said.push(format!("env {k}: a generated secret"));
-                        crate::addon::secret()
+                        secrets.remove(k).unwrap_or_default()
                     }
                     EnvValue::Template(t) => {
                         let v = manifest::fill(t, &name, url);
