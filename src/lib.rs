@@ -12,6 +12,7 @@ pub mod config_vars;
 pub mod container;
 pub mod cron;
 pub mod deployment;
+pub mod deployment_log;
 pub mod error;
 pub mod git_remote;
 pub mod io_error;

@@ -335,9 +335,9 @@ impl Worker {
         let source = source.unwrap_or_else(|| input.display().to_string());
         let mut deployment = Deployment::new(name, &source, git_ref);
         let log_path = Deployment::log_path(&app, &deployment.id);
-        let log = crate::state::open_private_log(&log_path)
+        let log = crate::deployment_log::DeploymentLog::open(&log_path)
             .map_err(|source| Error::io("write", log_path.clone(), source))?;
-        out.attach(Box::new(log));
+        out.attach_destination(Box::new(log));
         deployment.set_status(Status::Building, &app)?;
         out.line(&format!(
             "<-- Start deployment of {name} (deployment {}) -->",

@@ -425,3 +425,140 @@ fn sigterm_sigint_and_sighup_call_off_a_stalled_buildpack_fetch_at_once_with_sta
         }
     }
 }
+
+/// A buildpack in `work/<name>` whose compile is `compile` (bash).
+fn buildpack_compiling(env: &Env, name: &str, compile: &str) -> std::path::PathBuf {
+    let bp = env.work.path().join(name);
+    std::fs::create_dir_all(bp.join("bin")).unwrap();
+    for (script, text) in [
+        ("detect", "#!/usr/bin/env bash\necho Flood\n".to_string()),
+        ("compile", format!("#!/usr/bin/env bash\n{compile}\n")),
+        ("release", "#!/usr/bin/env bash\necho '--- {}'\n".to_string()),
+    ] {
+        let path = bp.join("bin").join(script);
+        std::fs::write(&path, text).unwrap();
+        run_ok(env.work.path(), "chmod", &["+x", path.to_str().unwrap()]);
+    }
+    bp
+}
+
+/// The peak resident memory of a process, in KiB, from /proc.
+fn peak_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_compile_printing_without_newlines_for_5s_leaves_a_bounded_log_and_the_live_stream_whole() {
+    use std::io::Read;
+    let env = Env::new();
+    let app = env.app_as("env-echo", "flood");
+    // The probe's input: one endless line, for five seconds (after 96 MB of it, so that the
+    // flood outgrows the log however fast this machine is), then an ending worth reading.
+    // dd passes it through and counts it.
+    let bp = buildpack_compiling(
+        &env,
+        "flood-bp",
+        "{ head -c 96000000 /dev/zero | tr '\\0' x; timeout 5 tr '\\0' x </dev/zero; } | dd bs=64k 2>\"$1/flood.count\"\n\
+         echo\necho '-----> the end of the flood'",
+    );
+    let mut child = env
+        .command(&[
+            "deploy",
+            app.to_str().unwrap(),
+            "-a",
+            "flood",
+            "--env",
+            &format!("BUILDPACK_URL={}", bp.display()),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Counted as it comes, not kept: the live stream is as long as the flood.
+    let mut stdout = child.stdout.take().unwrap();
+    let counting = std::thread::spawn(move || {
+        // The flood's bytes: those of lines made of `x` only (a temporary folder's name,
+        // printed too, may hold an x).
+        let (mut xs, mut end) = (0u64, Vec::new());
+        let (mut line_xs, mut only_xs) = (0u64, true);
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            for b in &buf[..n] {
+                match b {
+                    b'\n' => {
+                        if only_xs {
+                            xs += line_xs;
+                        }
+                        (line_xs, only_xs) = (0, true);
+                    }
+                    b'x' => line_xs += 1,
+                    _ => only_xs = false,
+                }
+            }
+            end.extend_from_slice(&buf[..n]);
+            let excess = end.len().saturating_sub(4096);
+            end.drain(..excess);
+        }
+        (xs, String::from_utf8_lossy(&end).into_owned())
+    });
+    let status = child.wait().unwrap();
+    let (streamed, end) = counting.join().unwrap();
+    assert!(status.success(), "deploy failed: {end}");
+    assert!(end.contains("-----> the end of the flood"), "{end}");
+
+    let logs = env.home.path().join("apps/flood/deployments");
+    let log = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let size = text.len() as u64;
+    assert!(size < 12 * 1024 * 1024, "the deployment log holds {size} bytes");
+    assert!(
+        text.starts_with("<-- Start deployment of flood"),
+        "{}",
+        &text[..200]
+    );
+    assert!(text.contains("-----> the end of the flood"));
+    assert!(
+        text.contains("Deployment success") || text.contains("<-- "),
+        "the log's end"
+    );
+    let kept = text.bytes().filter(|b| *b == b'x').count() as u64;
+    let marker = text
+        .lines()
+        .find(|l| l.contains("left out here"))
+        .expect("the log says what it left out");
+    assert!(marker.contains("the live output showed it all"), "{marker}");
+    // The client saw every byte of the flood; the log kept a part.
+    let counted =
+        std::fs::read_to_string(env.home.path().join("apps/flood/releases/1/app/flood.count")).unwrap();
+    let produced: u64 = counted
+        .lines()
+        .find_map(|l| {
+            l.split(" bytes")
+                .next()
+                .filter(|_| l.contains(" bytes"))?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("dd's count: {counted}"));
+    assert_eq!(streamed, produced, "the live stream lost bytes");
+    assert!(kept < produced && produced >= 96_000_000);
+    // One endless line is cut into bounded pieces on its way: the platform's memory stays
+    // far below what went through it.
+    let platform = env.platform_pid().unwrap();
+    let peak = peak_rss_kib(platform) * 1024;
+    eprintln!("platform peak RSS {peak} bytes for {produced} streamed");
+    assert!(
+        peak < produced / 2,
+        "the platform peaked at {peak} bytes for {produced} streamed"
+    );
+}
