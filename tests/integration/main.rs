@@ -15,6 +15,7 @@ mod lifecycle;
 mod ops;
 mod output;
 mod runtimes;
+mod runtimes_langs;
 mod runtimes_node;
 mod sandbox;
 mod stack_image;

@@ -393,14 +393,23 @@ fn ruby_php_go_and_java_versions_are_read_as_upstream_reads_them() {
     );
     has_note(&ruby, ".ruby-version: 3.4.1");
     has_note(&ruby, "found on this host: ");
-    has_note(&notes(&env, &env.app("ruby"), "ruby"), "Gemfile.lock required");
+    let sample = notes(&env, &env.app("ruby"), "ruby");
+    has_note(&sample, "Ruby asked: 3.1.2 (Gemfile.lock)");
+    has_note(&sample, "used: 3.1.2 (");
+    let unlocked = env.app_as("ruby", "ruby-unlocked");
+    std::fs::remove_file(unlocked.join("Gemfile.lock")).unwrap();
+    has_note(&notes(&env, &unlocked, "ruby"), "Gemfile.lock required");
 
     // PHP: require.php before config.platform.php; nothing asked is the platform's newest.
     let php = notes(&env, &env.app("php-version"), "php");
     has_note(&php, "PHP asked: >=8.2 <8.5 (composer.json require.php)");
     has_note(
-        &notes(&env, &env.app("php"), "php"),
+        &notes(&env, &env.app("php-classic"), "php"),
         "PHP asked: * (nothing asked",
+    );
+    has_note(
+        &notes(&env, &env.app("php"), "php"),
+        "PHP asked: ^8.2 (composer.json require.php)",
     );
 
     // Go: the go line, expanded as the platform expands it; toolchain is not read upstream.
@@ -415,7 +424,7 @@ fn ruby_php_go_and_java_versions_are_read_as_upstream_reads_them() {
     );
     has_note(
         &notes(&env, &env.app("go"), "go"),
-        "Go asked: go1.21 (the go line of go.mod); the platform installs go1.21.13",
+        "Go asked: go1.19 (the go line of go.mod); the platform installs go1.19.13",
     );
     let comment = env.app_as("go-toolchain", "go-comment");
     let mod_text = std::fs::read_to_string(comment.join("go.mod")).unwrap();
@@ -463,6 +472,17 @@ fn a_runtime_version_the_host_lacks_fails_the_build_naming_asked_found_and_how_t
         .has("go.mod names toolchain go1.23.4: the platform's buildpack does not read it")
         .has("Found: ")
         .has("Install it:  go install golang.org/dl/go1.22.3@latest");
+    // A PHP constraint no PHP of Debian's satisfies.
+    let php = env.app_as("php", "php-old");
+    write(
+        &php.join("composer.json"),
+        r#"{"name": "shipway/php-old", "require": {"php": "^7.4"}}"#,
+    );
+    env.run(&["build", &s(&php), "-a", "phpold"])
+        .code(10)
+        .has("-----> PHP ^7.4 asked (composer.json require.php)")
+        .has("PHP ^7.4 is asked (composer.json require.php), and this host has no PHP that satisfies it.")
+        .has("Install it:  sudo apt-get install php-cli");
     // A JDK no host is likely to have: Java 19, a short-lived release.
     let java = env.app("java-version");
     write(&java.join("system.properties"), "java.runtime.version=19\n");

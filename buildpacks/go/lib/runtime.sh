@@ -5,7 +5,7 @@
 # default; a `goX.Y` is expanded to its newest patch (data.json). `toolchain` is not read.
 
 GO_DEFAULT=go1.24
-declare -A GO_LATEST=([go1.25]=go1.25.5 [go1.24]=go1.24.11 [go1.23]=go1.23.12 [go1.22]=go1.22.12 [go1.21]=go1.21.13 [go1.20]=go1.20.14)
+declare -A GO_LATEST=([go1.25]=go1.25.5 [go1.24]=go1.24.11 [go1.23]=go1.23.12 [go1.22]=go1.22.12 [go1.21]=go1.21.13 [go1.20]=go1.20.14 [go1.19]=go1.19.13)
 
 # Sets GO_ASKED (goX.Y or goX.Y.Z) and GO_ORIGIN. $2: GOVERSION, when set.
 go_requested() {
