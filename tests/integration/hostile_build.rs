@@ -562,3 +562,35 @@ fn a_compile_printing_without_newlines_for_5s_leaves_a_bounded_log_and_the_live_
         "the platform peaked at {peak} bytes for {produced} streamed"
     );
 }
+
+#[test]
+fn large_config_var_values_reach_the_bundled_python_and_nodejs_builds_through_env_dir_only() {
+    let env = Env::new();
+    env.run(&["create", "big"]).ok();
+    // The probe's 200 KB value is past the platform's limit: refused, and said so.
+    let probe = "v".repeat(200_000);
+    let dotenv = env.work.path().join("big.env");
+    std::fs::write(&dotenv, format!("BIG={probe}\n")).unwrap();
+    env.run(&["env-set", "-a", "big", "--file", dotenv.to_str().unwrap()])
+        .code(1)
+        .has("config var BIG is 200000 characters long; the platform allows 32768 at most");
+    // One the platform accepts: 32768 characters of 4 bytes, 128 KiB, past what one string
+    // of an environment may hold.
+    std::fs::write(&dotenv, format!("WIDE={}\n", "\u{1D11E}".repeat(32768))).unwrap();
+    env.run(&["env-set", "-a", "big", "--file", dotenv.to_str().unwrap()])
+        .ok();
+    // And the probe's, as an older shipway stored it from scalingo.json.
+    let toml = env.home.path().join("apps/big/app.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("[config_vars]\n", &format!("[config_vars]\nBIG = \"{probe}\"\n"));
+    std::fs::write(&toml, text).unwrap();
+    for fixture in ["python", "nodejs"] {
+        let dir = env.app(fixture);
+        env.run(&["build", dir.to_str().unwrap(), "-a", "big"])
+            .ok()
+            .lacks("Argument list too long")
+            .has("config var BIG (200000 bytes) is too large for the environment of the build's tools")
+            .has("config var WIDE (131072 bytes) is too large");
+    }
+}
