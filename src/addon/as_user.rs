@@ -1,8 +1,9 @@
 //! `shipway as-user USER DIR PROGRAM ARGS...` (internal): run PROGRAM as the unprivileged
 //! USER with DIR open on descriptor 3, so that it reaches DIR as `/proc/self/fd/3`.
 //!
-//! Why: PostgreSQL refuses to run as root, and its data lives under `SHIPWAY_HOME`, which
-//! stays private to root (0700), as may its parents (`/root`). Rather than open those
+//! Why: as root, an addon's server runs as the addon's own user (`users.rs`; PostgreSQL
+//! refuses root anyway), and its data lives under `SHIPWAY_HOME`, which stays private to
+//! root (0700), as may its parents (`/root`). Rather than open those
 //! folders to another user, root opens the data folder and hands the server the open
 //! descriptor; a process may always follow its own `/proc/self/fd` links, and the
 //! server's children inherit the descriptor. Started by `process::Spawn` behind the

@@ -8,11 +8,12 @@
 //!
 //! On disk, in the app's folder: `addons/<id>.toml` (the addon: kind, plan, port,
 //! password; 0600) and `addons/<id>/` (the server's data, 0700). When shipway runs as
-//! root, PostgreSQL's folder belongs to an unprivileged user (it refuses to run as root):
-//! the one thing in the home that is not root's (docs/addons.md).
+//! root, each addon's folder belongs to the addon's own OS user, who runs its server: the
+//! one thing in the home that is not root's (docs/addons.md).
 
 mod as_user;
 mod server;
+mod users;
 
 use std::path::PathBuf;
 
@@ -23,7 +24,11 @@ use crate::process::ProcessError;
 use crate::state::{self, AppDir, StateError};
 
 pub use as_user::main as as_user_main;
-pub use server::{provision, start, Server};
+pub use server::{pgpass_line, provision, start, Secrets, Server};
+
+/// The PostgreSQL superuser of every cluster: shipway's, used only to make the app's role
+/// and database; its password is in the addon's record, never in the app's config vars.
+pub const SUPERUSER: &str = "shipway";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AddonError {
@@ -53,8 +58,12 @@ pub enum AddonError {
     Failed { kind: Kind, what: String, tail: String },
     #[error("cannot run the {kind} server: {source}")]
     Process { kind: Kind, source: ProcessError },
-    #[error("the {kind} server cannot run as root and there is no unprivileged user to run it as (neither `postgres` nor `nobody` exists): create one, or run shipway as a user")]
-    NoUser { kind: Kind },
+    #[error("cannot {action} the addon's user {user}: {message}")]
+    User {
+        action: &'static str,
+        user: String,
+        message: String,
+    },
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
@@ -217,7 +226,12 @@ pub struct Addon {
     pub kind: Kind,
     pub plan: String,
     pub port: u16,
+    /// The app's password (its role's, its user's), in its config vars.
     pub password: String,
+    /// PostgreSQL's superuser password (`SUPERUSER`), shipway's only. Empty in a record
+    /// an older shipway wrote, whose app role is the superuser.
+    #[serde(default)]
+    pub admin_password: String,
     /// The database (and user) name.
     pub database: String,
     /// Milliseconds since the epoch (addons are listed oldest first).
@@ -264,6 +278,11 @@ impl Addon {
             plan: plan_for(kind, plan)?,
             port: 0,
             password: random_hex(16, "a password")?,
+            admin_password: if kind == Kind::Postgresql {
+                random_hex(16, "a password")?
+            } else {
+                String::new()
+            },
             database: db,
             created: crate::clock::now_ms(),
         })
@@ -337,7 +356,7 @@ pub fn find(app: &AppDir, id: &str) -> Result<Addon, AddonError> {
     }
 }
 
-/// Delete an addon's record and data (its server must be stopped).
+/// Delete an addon's record, data and OS user (its server must be stopped).
 pub fn remove(app: &AppDir, id: &str) -> Result<(), AddonError> {
     let dir = data_dir(app, id);
     match std::fs::remove_dir_all(&dir) {
@@ -345,12 +364,22 @@ pub fn remove(app: &AppDir, id: &str) -> Result<(), AddonError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io("remove", &dir)(e).into()),
     }
+    users::remove(id)?;
     let rec = record(app, id);
     match std::fs::remove_file(&rec) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io("remove", &rec)(e).into()),
     }
+}
+
+/// The OS users of an app's addons removed, when its folder goes with `destroy` (their
+/// servers stopped): nothing of an addon outlives its app.
+pub fn remove_users(app: &AppDir) -> Result<(), AddonError> {
+    for a in list(app)? {
+        users::remove(&a.id)?;
+    }
+    Ok(())
 }
 
 /// What a plan asks that a server of this machine cannot enforce, said once, when the

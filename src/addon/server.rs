@@ -2,6 +2,13 @@
 //! (`provision`), started through `process::Spawn` (behind the shim, so that it never
 //! outlives the platform) and ready once it says so in its log, stopped gracefully
 //! (PostgreSQL's fast shutdown: SIGINT).
+//!
+//! What the app's credentials may do is decided here, as a hosted database decides it: the
+//! app's PostgreSQL role owns its database and is no superuser (the superuser is shipway's,
+//! its password never given to the app); MariaDB's user has its own database only (no FILE);
+//! Redis's user is refused the administrative commands (CONFIG, MODULE, DEBUG...). No
+//! secret is ever in a command line, which every local user can read: servers read theirs
+//! from 0600 files. As root, each addon's server runs as its own OS user (`users.rs`).
 
 use std::ffi::OsString;
 use std::net::TcpListener;
@@ -14,7 +21,7 @@ use crossbeam_channel::{after, bounded, select, Receiver};
 use nix::sys::signal::Signal;
 use nix::unistd::User;
 
-use super::{as_user, data_dir, io, list, remove, Addon, AddonError, Kind};
+use super::{as_user, data_dir, io, list, remove, users, Addon, AddonError, Kind};
 use crate::io_error::IoError;
 use crate::process::{Child, Exit, LineSink, Spawn};
 use crate::settings::Settings;
@@ -27,7 +34,7 @@ use crate::tail::{SharedTail, Tail};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a server may take to stop before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
-/// How long initdb, mariadb-install-db and createdb may take.
+/// How long initdb, mariadb-install-db and psql may take.
 const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How many of a server's last lines a failure shows.
 const TAIL: usize = 15;
@@ -70,8 +77,8 @@ struct Binaries {
     server: PathBuf,
     /// initdb, mariadb-install-db.
     init: Option<PathBuf>,
-    /// PostgreSQL's createdb.
-    createdb: Option<PathBuf>,
+    /// PostgreSQL's psql, which makes the app's role and database once the server runs.
+    client: Option<PathBuf>,
 }
 
 /// Where to look: the setting, else Debian's places (PostgreSQL's newest version first).
@@ -118,19 +125,19 @@ fn binaries(kind: Kind, settings: &Settings) -> Result<Binaries, AddonError> {
     match kind {
         Kind::Postgresql => {
             let server = find(&["postgres"]).ok_or_else(|| missing("postgres"))?;
-            // initdb and createdb of the same version, beside the server.
+            // initdb and psql of the same version, beside the server.
             let dir = server.parent().unwrap_or(Path::new("/"));
             let beside = |n: &str| Some(dir.join(n)).filter(|p| p.is_file());
             Ok(Binaries {
                 init: Some(beside("initdb").ok_or_else(|| missing("initdb"))?),
-                createdb: Some(beside("createdb").ok_or_else(|| missing("createdb"))?),
+                client: Some(beside("psql").ok_or_else(|| missing("psql"))?),
                 server,
             })
         }
         Kind::Redis => Ok(Binaries {
             server: find(&["redis-server"]).ok_or_else(|| missing("redis-server"))?,
             init: None,
-            createdb: None,
+            client: None,
         }),
         Kind::Mysql => Ok(Binaries {
             server: find(&["mariadbd", "mysqld"]).ok_or_else(|| missing("mariadbd"))?,
@@ -138,23 +145,25 @@ fn binaries(kind: Kind, settings: &Settings) -> Result<Binaries, AddonError> {
                 find(&["mariadb-install-db", "mysql_install_db"])
                     .ok_or_else(|| missing("mariadb-install-db"))?,
             ),
-            createdb: None,
+            client: None,
         }),
     }
 }
 
-/// The user a server runs as when shipway runs as root: PostgreSQL refuses root, so it
-/// runs as Debian's `postgres` user (else `nobody`). The others run as shipway does.
-fn unprivileged(kind: Kind) -> Result<Option<User>, AddonError> {
-    if kind != Kind::Postgresql || !nix::unistd::geteuid().is_root() {
+/// The user a server runs as: as root, the addon's own (made when missing, its data
+/// given to it); otherwise shipway's, which the server runs as directly.
+///
+/// MariaDB is the exception: it resolves its data folder to its real path, under the
+/// home, which stays 0700 and so cannot be reached by another user (`as_user.rs`). It runs
+/// as shipway's user; its app user has no FILE privilege, so it reads and writes no file
+/// of the server's for the app.
+fn server_user(addon: &Addon, dir: &Path) -> Result<Option<User>, AddonError> {
+    if !nix::unistd::geteuid().is_root() || addon.kind == Kind::Mysql {
         return Ok(None);
     }
-    for name in ["postgres", "nobody"] {
-        if let Ok(Some(user)) = User::from_name(name) {
-            return Ok(Some(user));
-        }
-    }
-    Err(AddonError::NoUser { kind })
+    let user = users::ensure(&addon.id)?;
+    users::give(dir, &user)?;
+    Ok(Some(user))
 }
 
 /// A command of the server's package, run in `dir` (as `user`, when given: it then
@@ -165,6 +174,11 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// The name of the user the programs run as.
+    fn user_name(&self) -> String {
+        self.user.map_or_else(current_user, |u| u.name.clone())
+    }
+
     /// How the program names the server's folder.
     fn path(&self) -> PathBuf {
         match self.user {
@@ -221,7 +235,6 @@ pub fn provision(
     }
     // Checked before anything is made: a missing server leaves nothing behind.
     let bins = binaries(kind, settings)?;
-    let user = unprivileged(kind)?;
     let mut addon = Addon::new(app, kind, plan)?;
     addon.port = free_port()?;
     let made = (|| {
@@ -231,19 +244,15 @@ pub fn provision(
             .mode(0o700)
             .create(&dir)
             .map_err(io("create", &dir))?;
-        if let Some(u) = &user {
-            nix::unistd::chown(&dir, Some(u.uid), Some(u.gid)).map_err(|e| {
-                AddonError::Io(IoError::new("give to the server's user", dir.clone(), e.into()))
-            })?;
-        }
+        let user = server_user(&addon, &dir)?;
         let runner = Runner {
             dir: &dir,
             user: user.as_ref(),
         };
         initialise(&addon, &bins, &runner, cancel)?;
         let server = launch(addon.clone(), &bins, &runner, sink, cancel)?;
-        if let Some(createdb) = &bins.createdb {
-            if let Err(e) = create_database(&addon, createdb, cancel) {
+        if let Some(psql) = &bins.client {
+            if let Err(e) = create_database(&addon, psql, cancel) {
                 server.stop();
                 return Err(e);
             }
@@ -267,15 +276,23 @@ pub fn start(
     cancel: &Receiver<()>,
 ) -> Result<Server, AddonError> {
     let bins = binaries(addon.kind, settings)?;
-    let user = unprivileged(addon.kind)?;
     let mut addon = addon.clone();
     if !port_free(addon.port) {
         addon.port = free_port()?;
         addon.save(app)?;
     }
     let dir = data_dir(app, &addon.id);
+    // An addon an older shipway made runs as `postgres` or root: its data is given to its
+    // own user here, once.
+    let user = server_user(&addon, &dir)?;
     if addon.kind == Kind::Postgresql {
         clear_stale_lock(&dir.join("pgdata/postmaster.pid"));
+        if addon.admin_password.is_empty() {
+            sink(
+                crate::process::Stream::Stderr,
+                "shipway: this addon was made by an older shipway: its role is the cluster's superuser, which can read the host's files. `shipway addons-remove` then `addons-add` make one whose role is not (its data goes with it: `pg_dump` it first)",
+            );
+        }
     }
     let runner = Runner {
         dir: &dir,
@@ -317,15 +334,17 @@ fn initialise(
     let kind = addon.kind;
     let (args, secret): (Vec<OsString>, Option<PathBuf>) = match kind {
         Kind::Postgresql => {
+            // The superuser is shipway's, with a password of its own: the app's role,
+            // made once the server runs, is not one (`create_database`).
             let pwfile = runner.dir.join(".pwfile");
-            write_private(&pwfile, addon.password.as_bytes(), runner.user)?;
+            write_private(&pwfile, addon.admin_password.as_bytes(), runner.user)?;
             let base = runner.path();
             (
                 vec![
                     "-D".into(),
                     base.join("pgdata").into(),
                     "-U".into(),
-                    addon.database.clone().into(),
+                    super::SUPERUSER.into(),
                     "--auth=scram-sha-256".into(),
                     format!("--pwfile={}", base.join(".pwfile").display()).into(),
                     "-E".into(),
@@ -336,22 +355,29 @@ fn initialise(
             )
         }
         Kind::Mysql => {
+            // The app's user has its own database and nothing else: no global
+            // privilege (FILE would read and write the server's files), none on
+            // another database; a grant an older shipway gave is taken back.
             let sql = format!(
                 "CREATE DATABASE IF NOT EXISTS `{db}`;\n\
                  CREATE USER IF NOT EXISTS '{db}'@'%' IDENTIFIED BY '{pw}';\n\
                  ALTER USER '{db}'@'%' IDENTIFIED BY '{pw}';\n\
+                 REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{db}'@'%';\n\
                  GRANT ALL PRIVILEGES ON `{db}`.* TO '{db}'@'%';\n\
                  FLUSH PRIVILEGES;\n",
                 db = addon.database,
                 pw = addon.password
             );
-            write_private(&runner.dir.join("init.sql"), sql.as_bytes(), None)?;
+            write_private(&runner.dir.join("init.sql"), sql.as_bytes(), runner.user)?;
+            let base = runner.path();
             (
                 vec![
                     "--no-defaults".into(),
-                    format!("--datadir={}", runner.dir.join("data").display()).into(),
-                    format!("--user={}", current_user()).into(),
+                    format!("--datadir={}", base.join("data").display()).into(),
+                    // No --user: it runs as the server's user already, and would try
+                    // to give MariaDB's own plugin folder to it.
                     "--skip-test-db".into(),
+                    // Root only through the server's socket, which is in its 0700 folder.
                     "--auth-root-authentication-method=socket".into(),
                 ],
                 None,
@@ -385,22 +411,46 @@ fn initialise(
     Ok(())
 }
 
-/// The app's database, made once the server runs (initdb makes only `postgres`).
-fn create_database(addon: &Addon, createdb: &Path, cancel: &Receiver<()>) -> Result<(), AddonError> {
-    let out = Spawn::new(createdb.as_os_str(), Path::new("/"))
+/// The app's role and database, made once the server runs by shipway's superuser (initdb
+/// makes only `postgres`). The role owns its database and may do there what an owner may
+/// (tables, schemas, trusted extensions such as pgcrypto or hstore), and nothing a
+/// superuser may: no file of the server read or written, no program run by it.
+fn create_database(addon: &Addon, psql: &Path, cancel: &Receiver<()>) -> Result<(), AddonError> {
+    let secrets = Secrets::new()?;
+    let (db, pw) = (&addon.database, &addon.password);
+    // The statements in a 0600 file, not psql's command line: they hold the password.
+    let sql = secrets.file(
+        "create.sql",
+        &format!(
+            "CREATE ROLE \"{db}\" LOGIN PASSWORD '{pw}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;\n\
+             CREATE DATABASE \"{db}\" OWNER \"{db}\";\n"
+        ),
+    )?;
+    let passfile = secrets.file(
+        "pgpass",
+        &pgpass_line(addon.port, "*", super::SUPERUSER, &addon.admin_password),
+    )?;
+    let out = Spawn::new(psql.as_os_str(), Path::new("/"))
         .args([
-            "-h".to_string(),
+            "-X".into(),
+            "-q".into(),
+            "-v".into(),
+            "ON_ERROR_STOP=1".into(),
+            "-h".into(),
             "127.0.0.1".into(),
             "-p".into(),
-            addon.port.to_string(),
+            addon.port.to_string().into(),
             "-U".into(),
-            addon.database.clone(),
-            addon.database.clone(),
+            super::SUPERUSER.into(),
+            "-d".into(),
+            "postgres".into(),
+            "-f".into(),
+            sql.into_os_string(),
         ])
         .env([
-            ("PATH", "/usr/bin:/bin"),
-            ("PGPASSWORD", addon.password.as_str()),
-            ("LANG", "C.UTF-8"),
+            ("PATH", OsString::from("/usr/bin:/bin")),
+            ("PGPASSFILE", passfile.into_os_string()),
+            ("LANG", "C.UTF-8".into()),
         ])
         .output(64 * 1024, INIT_TIMEOUT, Some(cancel))
         .map_err(|source| AddonError::Process {
@@ -413,12 +463,46 @@ fn create_database(addon: &Addon, createdb: &Path, cancel: &Receiver<()>) -> Res
     Err(AddonError::Failed {
         kind: addon.kind,
         what: format!(
-            "refused to create database {} ({})",
+            "refused to create role and database {} ({})",
             addon.database,
             Exit(out.status)
         ),
         tail: last_lines(&String::from_utf8_lossy(&out.stderr)),
     })
+}
+
+/// A line of a libpq password file (`host:port:database:user:password`), `:` and `\\`
+/// escaped as libpq reads them.
+pub fn pgpass_line(port: u16, database: &str, user: &str, password: &str) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+    format!(
+        "127.0.0.1:{port}:{}:{}:{}\n",
+        esc(database),
+        esc(user),
+        esc(password)
+    )
+}
+
+/// A private folder (0700, removed when dropped) for the files that carry a secret to a
+/// client: psql's password file, a MariaDB defaults file. Never the command line, which
+/// every local user can read in /proc.
+pub struct Secrets(tempfile::TempDir);
+
+impl Secrets {
+    pub fn new() -> Result<Secrets, AddonError> {
+        tempfile::Builder::new()
+            .prefix("shipway-secret-")
+            .tempdir()
+            .map(Secrets)
+            .map_err(|e| io("create", &std::env::temp_dir())(e).into())
+    }
+
+    /// A 0600 file of the folder holding `text`; its path.
+    pub fn file(&self, name: &str, text: &str) -> Result<PathBuf, AddonError> {
+        let path = self.0.path().join(name);
+        write_private(&path, text.as_bytes(), None)?;
+        Ok(path)
+    }
 }
 
 /// Start the server and wait until its log says it accepts connections.
@@ -449,31 +533,18 @@ fn launch(
             ],
             "database system is ready to accept connections",
         ),
-        Kind::Redis => (
-            vec![
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                port.into(),
-                "--requirepass".into(),
-                addon.password.clone().into(),
-                "--dir".into(),
-                base.clone().into(),
-                // Every write on disk before it is acknowledged: the data survives
-                // the platform being killed, which stops the server with SIGKILL.
-                "--appendonly".into(),
-                "yes".into(),
-                "--appendfsync".into(),
-                "always".into(),
-                "--save".into(),
-                "".into(),
-                "--daemonize".into(),
-                "no".into(),
-                "--logfile".into(),
-                "".into(),
-            ],
-            "Ready to accept connections",
-        ),
+        Kind::Redis => {
+            // Its password in a 0600 file the server reads, never in its command line.
+            write_private(
+                &runner.dir.join("redis.conf"),
+                redis_conf(&addon, &base).as_bytes(),
+                runner.user,
+            )?;
+            (
+                vec![base.join("redis.conf").into()],
+                "Ready to accept connections",
+            )
+        }
         Kind::Mysql => (
             vec![
                 "--no-defaults".into(),
@@ -484,7 +555,9 @@ fn launch(
                 format!("--pid-file={}", base.join("mysqld.pid").display()).into(),
                 format!("--init-file={}", base.join("init.sql").display()).into(),
                 "--skip-name-resolve".into(),
-                format!("--user={}", current_user()).into(),
+                format!("--user={}", runner.user_name()).into(),
+                // LOAD DATA LOCAL reads files of the client's machine, which is this one.
+                "--local-infile=0".into(),
             ],
             "ready for connections",
         ),
@@ -527,6 +600,32 @@ fn launch(
     };
     let tail = tail.joined();
     Err(AddonError::Failed { kind, what, tail })
+}
+
+/// Redis's configuration: loopback only; every write on disk before it is acknowledged
+/// (the data survives the platform being killed, which stops the server with SIGKILL);
+/// the app's user (`default`, as the URL says) may use every command but the
+/// administrative ones (CONFIG, MODULE, DEBUG, SHUTDOWN, SAVE, REPLICAOF, ACL SETUSER,
+/// MONITOR...) and MIGRATE (which connects to any host), as a hosted Redis refuses them:
+/// CONFIG SET dir and SAVE would write the server's files anywhere it may.
+fn redis_conf(addon: &Addon, dir: &Path) -> String {
+    format!(
+        "bind 127.0.0.1\n\
+         port {port}\n\
+         dir {dir}\n\
+         appendonly yes\n\
+         appendfsync always\n\
+         save \"\"\n\
+         daemonize no\n\
+         logfile \"\"\n\
+         enable-protected-configs no\n\
+         enable-debug-command no\n\
+         enable-module-command no\n\
+         user default on >{password} ~* &* +@all -@admin -migrate\n",
+        port = addon.port,
+        dir = dir.display(),
+        password = addon.password,
+    )
 }
 
 fn current_user() -> String {

@@ -100,48 +100,75 @@ pub fn console(settings: &Settings, choice: &super::AppChoice, kind: Kind) -> Re
         });
     }
     let port = a.port.to_string();
-    // The password goes through the environment, not the command line others can read.
-    let (program, package, args, secret): (&str, &str, Vec<String>, (&str, &str)) = match kind {
+    // The password never goes in the client's command line, which every local user can
+    // read: psql reads it from a password file, mysql from a defaults file (each 0600, in
+    // a 0700 folder removed when the client is done), redis-cli from its environment,
+    // which only this user can read.
+    let secrets = addon::Secrets::new().map_err(|e| Error::Platform {
+        message: e.to_string(),
+    })?;
+    let secret_file = |name: &str, text: &str| {
+        secrets.file(name, text).map_err(|e| Error::Platform {
+            message: e.to_string(),
+        })
+    };
+    let (program, package, args, secret): (
+        &str,
+        &str,
+        Vec<std::ffi::OsString>,
+        Option<(&str, std::ffi::OsString)>,
+    ) = match kind {
         Kind::Postgresql => (
             "psql",
             "postgresql-client",
-            vec![format!(
-                "postgresql://{db}@127.0.0.1:{port}/{db}",
-                db = a.database
-            )],
-            ("PGPASSWORD", &a.password),
+            vec![format!("postgresql://{db}@127.0.0.1:{port}/{db}", db = a.database).into()],
+            Some((
+                "PGPASSFILE",
+                secret_file(
+                    "pgpass",
+                    &addon::pgpass_line(a.port, &a.database, &a.database, &a.password),
+                )?
+                .into_os_string(),
+            )),
         ),
         Kind::Redis => (
             "redis-cli",
             "redis-tools",
-            vec![
-                "-h".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port,
-                "--user".into(),
-                "default".into(),
-            ],
-            ("REDISCLI_AUTH", &a.password),
+            ["-h", "127.0.0.1", "-p", &port, "--user", "default"]
+                .map(Into::into)
+                .to_vec(),
+            Some(("REDISCLI_AUTH", a.password.clone().into())),
         ),
-        Kind::Mysql => (
-            "mysql",
-            "mariadb-client",
-            vec![
-                "-h".into(),
-                "127.0.0.1".into(),
-                "-P".into(),
-                port,
-                "-u".into(),
-                a.database.clone(),
-                a.database.clone(),
-            ],
-            ("MYSQL_PWD", &a.password),
-        ),
+        Kind::Mysql => {
+            let defaults = secret_file("my.cnf", &format!("[client]\npassword={}\n", a.password))?;
+            let mut first = std::ffi::OsString::from("--defaults-extra-file=");
+            first.push(&defaults);
+            (
+                "mysql",
+                "mariadb-client",
+                // The defaults file must come first.
+                vec![
+                    first,
+                    "-h".into(),
+                    "127.0.0.1".into(),
+                    "-P".into(),
+                    port.into(),
+                    "-u".into(),
+                    a.database.clone().into(),
+                    a.database.clone().into(),
+                ],
+                None,
+            )
+        }
     };
+    // Whatever password the user's environment holds is not the addon's: left out.
     let env = std::env::vars_os()
-        .filter(|(k, _)| k != secret.0)
-        .chain([(secret.0.into(), secret.1.into())]);
+        .filter(|(k, _)| {
+            !["PGPASSWORD", "PGPASSFILE", "MYSQL_PWD", "REDISCLI_AUTH"]
+                .iter()
+                .any(|n| k == n)
+        })
+        .chain(secret.map(|(k, v)| (k.into(), v)));
     let cwd = std::env::current_dir().unwrap_or_else(|_| Path::new("/").to_path_buf());
     // Ctrl-C belongs to the client (it cancels a query), as in a terminal.
     // SAFETY: setting a disposition to "ignore" has no handler to be unsafe about.

@@ -903,6 +903,10 @@ impl Worker {
             reply,
         })?;
         super::life::stop_servers(servers);
+        // As root, each addon has an OS user of its own, which goes with the app.
+        if let Err(e) = crate::addon::remove_users(&app) {
+            self.ctx.say(&format!("{}: {e}", self.app));
+        }
         std::fs::remove_dir_all(&app.root).map_err(|source| Error::io("remove", app.root.clone(), source))
     }
 }

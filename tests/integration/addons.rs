@@ -36,6 +36,31 @@ fn addons(env: &Env, app: &str) -> Vec<(String, String, String, u16, Option<i32>
         .collect()
 }
 
+/// Destroys the apps when dropped, a failing test too: as root, each addon has an OS user
+/// of its own, which would outlive the test's home.
+struct DestroyApps<'a>(&'a Env, &'a [&'a str]);
+
+impl Drop for DestroyApps<'_> {
+    fn drop(&mut self) {
+        for app in self.1 {
+            let _ = self
+                .0
+                .command(&["destroy", app, "--force"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Whether the OS user shipway makes, as root, for addon `id` exists.
+fn os_user_exists(id: &str) -> bool {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with(&format!("shipway-{id}:")))
+}
+
 /// The live processes whose command line names `port`: an addon server (and its shim).
 fn server_pids(port: u16) -> Vec<i32> {
     let port = port.to_string();
@@ -86,7 +111,11 @@ fn redis(url: &str, command: &[&str], until: &str) -> String {
         .unwrap();
     let mut got = String::new();
     let mut buf = [0u8; 64];
-    while !got.contains(until) && !got.contains("-ERR") && !got.contains("-WRONGPASS") {
+    while !got.contains(until)
+        && !got.contains("-ERR")
+        && !got.contains("-WRONGPASS")
+        && !got.contains("-NOPERM")
+    {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "redis closed the connection after {got:?}");
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -98,6 +127,7 @@ fn redis(url: &str, command: &[&str], until: &str) -> String {
 fn first_deploy_reads_scalingo_json_migrates_through_psql_and_the_data_survives_down_up_and_kill() {
     let env = Env::new();
     let dir = env.app("addon-migrate");
+    let _destroy = DestroyApps(&env, &["mig"]);
     let bp = procfile_only();
     env.deploy(&dir, "mig", &["--env", &bp, "--env", "GREETING=mine"])
         .ok()
@@ -174,12 +204,16 @@ fn first_deploy_reads_scalingo_json_migrates_through_psql_and_the_data_survives_
         .has("postdeploy,first-deploy,postdeploy");
     let again = &addons(&env, "mig")[0];
     assert_eq!(&again.0, id);
+    // As root, the addon's OS user goes with the app.
+    run_within(&env, &["destroy", "mig", "--force"], LONG).ok();
+    assert!(!os_user_exists(id));
 }
 
 #[test]
 fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
     let env = Env::new();
     env.run(&["create", "cache"]).ok();
+    let _destroy = DestroyApps(&env, &["cache"]);
     env.run(&["addons-add", "redis", "redis-starter-256", "-a", "cache"])
         .ok()
         .has("Addon redis has been provisioned")
@@ -246,6 +280,10 @@ fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
     );
     assert!(refused(redis_port));
     assert!(!data.join(&redis_id).exists());
+    assert!(
+        !os_user_exists(&redis_id),
+        "addons-remove left the addon's OS user"
+    );
     assert!(!data.join(format!("{redis_id}.toml")).exists());
     env.run(&["env-get", "-a", "cache", "SCALINGO_REDIS_URL"]).code(1);
     env.run(&["addons-remove", &redis_id, "-a", "cache"])
@@ -328,6 +366,7 @@ fn the_first_build_sees_scalingo_json_env_as_a_one_click_deploy_does() {
 fn bin_release_addons_are_provisioned_at_the_first_deployment_only() {
     let env = Env::new();
     let dir = env.app("postdeploy-ok");
+    let _destroy = DestroyApps(&env, &["wants-redis"]);
     let bp = format!("BUILDPACK_URL={}", fixture_buildpack("requests-redis").display());
     env.deploy(&dir, "wants-redis", &["--env", &bp])
         .ok()
@@ -340,12 +379,14 @@ fn bin_release_addons_are_provisioned_at_the_first_deployment_only() {
         .ok()
         .lacks("Provisioning addon");
     assert_eq!(addons(&env, "wants-redis").len(), 1);
+    run_within(&env, &["destroy", "wants-redis", "--force"], LONG).ok();
 }
 
 #[test]
 fn a_mysql_addon_serves_its_database_to_the_console() {
     let env = Env::new();
     env.run(&["create", "shop"]).ok();
+    let _destroy = DestroyApps(&env, &["shop"]);
     env.run(&["addons-add", "mysql", "-a", "shop"])
         .ok()
         .has("Modified variables: [DATABASE_URL SCALINGO_MYSQL_URL]");
@@ -433,4 +474,378 @@ fn a_plan_with_a_newline_or_of_100_kb_is_refused_and_the_table_never_breaks() {
     assert_eq!(lines.len(), 2, "a header and one row: {:?}", table.stdout);
     assert!(lines[1].starts_with("ad-0badf00d"), "{}", lines[1]);
     assert!(table.stdout.len() < 1024, "{} bytes", table.stdout.len());
+}
+
+/// Every process's command line, read again and again until `stop` fires: what a local
+/// user sees with `ps`. Each distinct one is kept.
+fn watch_command_lines(
+    stop: crossbeam_channel::Receiver<()>,
+) -> std::thread::JoinHandle<std::collections::BTreeSet<Vec<u8>>> {
+    std::thread::spawn(move || {
+        let mut seen = std::collections::BTreeSet::new();
+        while stop.try_recv().is_err() {
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                if e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+                        if !c.is_empty() {
+                            seen.insert(c);
+                        }
+                    }
+                }
+            }
+        }
+        seen
+    })
+}
+
+/// The secrets of `app`'s addons, as their records hold them: the app's passwords and
+/// PostgreSQL's superuser password.
+fn addon_secrets(env: &Env, app: &str) -> Vec<String> {
+    let dir = env.home.path().join(format!("apps/{app}/addons"));
+    let mut secrets = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "toml") {
+            let rec: toml::Value = toml::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+            for key in ["password", "admin_password"] {
+                if let Some(p) = rec.get(key).and_then(|v| v.as_str()).filter(|p| !p.is_empty()) {
+                    secrets.push(p.to_string());
+                }
+            }
+        }
+    }
+    secrets
+}
+
+/// Issue 21, 5: the Redis password was in redis-server's argv, which every local user
+/// reads in /proc. Read every process's command line while the three servers are made and
+/// run and while each console is open: no password of theirs is anywhere.
+#[test]
+fn no_addon_password_is_in_any_command_line_while_servers_run_or_a_console_is_open() {
+    let env = Env::new();
+    env.run(&["create", "secrets"]).ok();
+    let _destroy = DestroyApps(&env, &["secrets"]);
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+    let watcher = watch_command_lines(stopped);
+    for kind in ["postgresql", "redis", "mysql"] {
+        env.run(&["addons-add", kind, "-a", "secrets"]).ok();
+    }
+    for (console, client, input) in [
+        ("pgsql-console", "psql", "SELECT 41 + 1;\n"),
+        ("redis-console", "redis-cli", "PING\n"),
+        ("mysql-console", "mysql", "SELECT 41 + 1;\n"),
+    ] {
+        let mut c = env
+            .command(&[console, "-a", "secrets"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The client runs (its command line is there to be read) before it is given its
+        // input and ends.
+        eventually(LONG, &format!("{client} to run"), || {
+            std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    c.split(|b| *b == 0)
+                        .next()
+                        .is_some_and(|a| a.ends_with(client.as_bytes()))
+                })
+            })
+        });
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{console}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("42") || said.contains("PONG"), "{console}: {said}");
+    }
+    stop.send(()).unwrap();
+    let seen = watcher.join().unwrap();
+    let secrets = addon_secrets(&env, "secrets");
+    assert_eq!(secrets.len(), 4, "three passwords and PostgreSQL's superuser's");
+    // The watch saw the servers and the clients: it could have seen a password.
+    for program in [
+        "postgres",
+        "redis-server",
+        "mariadbd",
+        "psql",
+        "redis-cli",
+        "mysql",
+    ] {
+        assert!(
+            seen.iter().any(|c| String::from_utf8_lossy(c).contains(program)),
+            "no command line of {program} was seen"
+        );
+    }
+    for secret in &secrets {
+        for c in &seen {
+            assert!(
+                !String::from_utf8_lossy(c).contains(secret.as_str()),
+                "a password is in a command line: {}",
+                String::from_utf8_lossy(c).replace('\0', " ")
+            );
+        }
+    }
+    run_within(&env, &["destroy", "secrets", "--force"], LONG).ok();
+}
+
+/// psql as the app, with its DATABASE_URL (its password in the environment): (success,
+/// stdout and stderr).
+fn psql_as_app(url: &str, sql: &str) -> (bool, String) {
+    let rest = url.strip_prefix("postgresql://").unwrap();
+    let (auth, place) = rest.split_once('@').unwrap();
+    let (user, password) = auth.split_once(':').unwrap();
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &format!("postgresql://{user}@{place}"),
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The uid a process runs as.
+fn uid_of(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Issue 21, 6: app A's role was a superuser and every cluster ran as `postgres`: with A's
+/// DATABASE_URL, `COPY ... FROM PROGRAM` read app B's pg_hba.conf and pg_read_file read
+/// /etc/passwd. The probe's queries now fail for want of permission; what an owner does
+/// (tables, a trusted extension, the migration of `first_deploy...`) still works.
+#[test]
+fn an_apps_postgresql_role_reads_no_host_file_runs_no_program_and_each_cluster_has_its_own_user() {
+    let env = Env::new();
+    let _destroy = DestroyApps(&env, &["pga", "pgb"]);
+    for app in ["pga", "pgb"] {
+        env.run(&["create", app]).ok();
+        env.run(&["addons-add", "postgresql", "-a", app]).ok();
+    }
+    let url = env_get(&env, "pga", "DATABASE_URL");
+    let b_id = addons(&env, "pgb")[0].0.clone();
+    let b_hba = env
+        .home
+        .path()
+        .join(format!("apps/pgb/addons/{b_id}/pgdata/pg_hba.conf"));
+    let b_hba = b_hba.display();
+    // Each refusal as PostgreSQL 15 words it, or as 16 and later do.
+    for (sql, refusal) in [
+        (
+            format!("CREATE TEMP TABLE hba(l text); COPY hba FROM PROGRAM 'cat {b_hba}'; SELECT * FROM hba"),
+            &["privileges of the pg_execute_server_program role"][..],
+        ),
+        (
+            format!("CREATE TEMP TABLE hba(l text); COPY hba FROM '{b_hba}'; SELECT * FROM hba"),
+            &["privileges of the pg_read_server_files role"],
+        ),
+        (
+            "SELECT pg_read_file('/etc/passwd')".to_string(),
+            &["permission denied for function pg_read_file"],
+        ),
+        (
+            "SELECT pg_ls_dir('/')".to_string(),
+            &["permission denied for function pg_ls_dir"],
+        ),
+        (
+            "SELECT lo_import('/etc/passwd')".to_string(),
+            &["permission denied for function lo_import"],
+        ),
+        (
+            "ALTER ROLE CURRENT_USER SUPERUSER".to_string(),
+            &[
+                "must be superuser to alter superuser roles",
+                "permission denied to alter role",
+            ],
+        ),
+        (
+            "ALTER SYSTEM SET archive_command = 'id'".to_string(),
+            &[
+                "must be superuser to execute ALTER SYSTEM",
+                "permission denied to set parameter",
+            ],
+        ),
+        (
+            "CREATE DATABASE other".to_string(),
+            &["permission denied to create database"],
+        ),
+    ] {
+        let (ok, said) = psql_as_app(&url, &sql);
+        assert!(!ok, "{sql} was allowed: {said}");
+        assert!(refusal.iter().any(|r| said.contains(r)), "{sql}: {said}");
+        assert!(
+            !said.contains("root:x:0:0") && !said.contains("scram-sha-256"),
+            "{sql}: {said}"
+        );
+    }
+    let (_, said) = psql_as_app(&url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user");
+    assert_eq!(said.trim(), "f");
+    // What the owner of a database does still works.
+    let (ok, said) = psql_as_app(
+        &url,
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto; CREATE TABLE t (x text); \
+         INSERT INTO t VALUES (encode(digest('x', 'sha1'), 'hex')); SELECT count(*) FROM t",
+    );
+    assert!(ok && said.trim().ends_with('1'), "{said}");
+
+    // Each cluster's server runs as its own user (as root: `shipway-<id>`), which owns its
+    // files, private to it: one cluster's server cannot read another's.
+    if nix_is_root() {
+        let servers: Vec<(String, u32)> = ["pga", "pgb"]
+            .iter()
+            .map(|app| {
+                let (id, _, _, port, _) = addons(&env, app)[0].clone();
+                let pid = *server_pids(port)
+                    .iter()
+                    .find(|p| {
+                        std::fs::read_to_string(format!("/proc/{p}/comm"))
+                            .is_ok_and(|c| c.starts_with("postgres"))
+                    })
+                    .expect("the postgres process");
+                (id, uid_of(pid))
+            })
+            .collect();
+        assert_ne!(servers[0].1, servers[1].1, "the two clusters run as one user");
+        assert!(servers.iter().all(|s| s.1 != 0));
+        let meta = std::fs::metadata(b_hba.to_string()).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.uid(), servers[1].1);
+        assert_eq!(meta.mode() & 0o077, 0, "pg_hba.conf is readable by others");
+        for (id, _) in &servers {
+            assert!(os_user_exists(id));
+        }
+        for app in ["pga", "pgb"] {
+            run_within(&env, &["destroy", app, "--force"], LONG).ok();
+        }
+        for (id, _) in &servers {
+            assert!(!os_user_exists(id), "destroy left the addon's OS user {id}");
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// Issue 21, 6 (Redis and MariaDB): with the app's URL, Redis refuses what would write the
+/// server's files or change its settings (CONFIG SET dir, then SAVE, wrote anywhere) and
+/// MariaDB's user has no FILE privilege and no database but its own.
+#[test]
+fn redis_and_mysql_app_users_cannot_touch_the_servers_files_or_settings() {
+    let env = Env::new();
+    env.run(&["create", "locked"]).ok();
+    let _destroy = DestroyApps(&env, &["locked"]);
+    env.run(&["addons-add", "redis", "-a", "locked"]).ok();
+    env.run(&["addons-add", "mysql", "-a", "locked"]).ok();
+    let url = env_get(&env, "locked", "REDIS_URL");
+    for command in [
+        &["CONFIG", "SET", "dir", "/tmp"][..],
+        &["CONFIG", "GET", "*"],
+        &["MODULE", "LOAD", "/tmp/evil.so"],
+        &["DEBUG", "SLEEP", "0"],
+        &["SAVE"],
+        &["BGSAVE"],
+        &["SHUTDOWN", "NOSAVE"],
+        &["REPLICAOF", "127.0.0.1", "1"],
+        &["ACL", "SETUSER", "intruder", "on", ">x", "+@all"],
+        &["MONITOR"],
+        &["MIGRATE", "127.0.0.1", "1", "k", "0", "1000"],
+    ] {
+        let got = redis(&url, command, "+OK\r\n+OK");
+        // NOPERM (the user's rules), or the server's own refusal (MODULE, DEBUG).
+        assert!(
+            got.contains("-NOPERM") || got.contains("command not allowed"),
+            "{command:?} was allowed: {got:?}"
+        );
+    }
+    // What an app does still works.
+    assert!(redis(&url, &["SET", "k", "v"], "+OK").contains("+OK"));
+    assert!(redis(&url, &["KEYS", "*"], "k").contains('k'));
+    assert!(redis(&url, &["INFO", "server"], "redis_version").contains("redis_version"));
+
+    let url = env_get(&env, "locked", "SCALINGO_MYSQL_URL");
+    let rest = url.strip_prefix("mysql://").unwrap();
+    let (auth, _) = rest.split_once('@').unwrap();
+    let (user, password) = auth.split_once(':').unwrap();
+    let port = addons(&env, "locked")[1].3.to_string();
+    let mysql = |sql: &str| {
+        let out = std::process::Command::new("mysql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &port,
+                "-u",
+                user,
+                "-N",
+                "-B",
+                user,
+                "-e",
+                sql,
+            ])
+            .env("MYSQL_PWD", password)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let outfile = env.work.path().join("pwned");
+    for (sql, refusal) in [
+        (
+            format!("SELECT 'x' INTO OUTFILE '{}'", outfile.display()),
+            "Access denied",
+        ),
+        (
+            "CREATE TABLE p (l TEXT); LOAD DATA INFILE '/etc/passwd' INTO TABLE p".to_string(),
+            "Access denied",
+        ),
+        ("CREATE DATABASE other".to_string(), "Access denied"),
+        ("SELECT * FROM mysql.user".to_string(), "denied"),
+        ("GRANT FILE ON *.* TO CURRENT_USER".to_string(), "Access denied"),
+    ] {
+        let (ok, said) = mysql(&sql);
+        assert!(!ok, "{sql} was allowed: {said}");
+        assert!(said.contains(refusal), "{sql}: {said}");
+    }
+    assert!(!outfile.exists());
+    // LOAD_FILE without FILE reads nothing (NULL), as MariaDB answers.
+    let (ok, said) = mysql("SELECT LOAD_FILE('/etc/passwd')");
+    assert!(ok && said.trim() == "NULL", "{said}");
+    let (_, grants) = mysql("SHOW GRANTS");
+    assert!(
+        !grants.contains("FILE") && !grants.contains("ALL PRIVILEGES ON *.*"),
+        "{grants}"
+    );
+    run_within(&env, &["destroy", "locked", "--force"], LONG).ok();
 }

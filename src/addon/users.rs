@@ -1,0 +1,145 @@
+//! As root, each addon's server runs as an OS user of its own, `shipway-<id>`, made when
+//! the addon is (or, for an addon an older shipway made, when it next starts) and removed
+//! with it. Why: the servers of two addons must not read each other's files. One user for
+//! every cluster (Debian's `postgres`) let any cluster's server, hence anyone who could
+//! make it run a program, read every other cluster's data and `pg_hba.conf`. Its data folder
+//! is given to it; it reaches it through a descriptor root opens (`as_user.rs`).
+//!
+//! Not root: every server runs as shipway's user, as do the apps; no user is made.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::unistd::{Gid, Uid, User};
+
+use super::AddonError;
+use crate::io_error::{io, IoError};
+use crate::process::Spawn;
+
+/// `useradd` and `userdel` lock /etc/passwd; platforms of other homes may hold it a moment.
+const LOCKED_FOR: Duration = Duration::from_secs(30);
+const RETRY_EVERY: Duration = Duration::from_millis(100);
+
+/// One change to /etc/passwd at a time from this process.
+static PASSWD: Mutex<()> = Mutex::new(());
+
+/// The OS user of addon `id`: `shipway-ad-1a2b3c4d`, within the 32 characters a user
+/// name may have.
+pub fn name(id: &str) -> String {
+    format!("shipway-{id}")
+}
+
+/// The addon's user, made when it is missing: a system user with its own group, no home,
+/// no shell, no password (nobody logs in as it).
+pub fn ensure(id: &str) -> Result<User, AddonError> {
+    let user = name(id);
+    if let Some(u) = lookup(&user)? {
+        return Ok(u);
+    }
+    let comment = format!("shipway addon {id}");
+    run_locked(
+        "useradd",
+        &[
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            &comment,
+            &user,
+        ],
+        &user,
+        "create",
+    )?;
+    lookup(&user)?.ok_or_else(|| AddonError::User {
+        action: "find",
+        user,
+        message: "useradd succeeded, yet the user is not there".into(),
+    })
+}
+
+/// Give `dir` and everything under it to `user`, when it is not theirs already (an addon
+/// an older shipway made belongs to `postgres` or root). Symbolic links are changed, never
+/// followed.
+pub fn give(dir: &Path, user: &User) -> Result<(), AddonError> {
+    let owner = std::fs::symlink_metadata(dir)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .map_err(io("read", dir))?;
+    if owner == user.uid.as_raw() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+        let entry = entry.map_err(|e| IoError::new("read", dir, e.into()))?;
+        chown_nofollow(entry.path(), user.uid, user.gid)?;
+    }
+    Ok(())
+}
+
+fn chown_nofollow(path: &Path, uid: Uid, gid: Gid) -> Result<(), AddonError> {
+    nix::unistd::fchownat(
+        None,
+        path,
+        Some(uid),
+        Some(gid),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| IoError::new("give to the server's user", path, e.into()).into())
+}
+
+/// Remove the addon's user (and its group), when there is one: as root only, and only a
+/// user shipway made (its name and comment say so).
+pub fn remove(id: &str) -> Result<(), AddonError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let user = name(id);
+    let Some(u) = lookup(&user)? else {
+        return Ok(());
+    };
+    if !u.gecos.to_string_lossy().starts_with("shipway addon ") {
+        return Ok(());
+    }
+    run_locked("userdel", &[&user], &user, "remove")
+}
+
+fn lookup(user: &str) -> Result<Option<User>, AddonError> {
+    User::from_name(user).map_err(|e| AddonError::User {
+        action: "look up",
+        user: user.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Run `program` (useradd, userdel), again while /etc/passwd is locked by another.
+fn run_locked(program: &str, args: &[&str], user: &str, action: &'static str) -> Result<(), AddonError> {
+    let _one = PASSWD.lock().unwrap_or_else(|p| p.into_inner());
+    let deadline = Instant::now() + LOCKED_FOR;
+    loop {
+        let out = Spawn::new(program, Path::new("/"))
+            .args(args.iter().copied())
+            .env([("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")])
+            .output(64 * 1024, LOCKED_FOR, None)
+            .map_err(|e| AddonError::User {
+                action,
+                user: user.to_string(),
+                message: e.to_string(),
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if said.contains("lock") && Instant::now() < deadline {
+            std::thread::sleep(RETRY_EVERY);
+            continue;
+        }
+        return Err(AddonError::User {
+            action,
+            user: user.to_string(),
+            message: format!("{program} {}: {said}", crate::process::Exit(out.status)),
+        });
+    }
+}
