@@ -36,6 +36,10 @@ pub fn list(settings: &Settings, json: bool, prune: bool) -> Result<i32, Error> 
             let image = store
                 .installed(s.name)
                 .and_then(|i| store.image(&i.digest).map(|r| (i, r)));
+            let pulled_at = image
+                .as_ref()
+                .and_then(|_| store.pulled(s.name))
+                .map(|p| crate::ui::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(p.at_ms)));
             StackRow {
                 name: s.name,
                 base: format!("Ubuntu {}", s.ubuntu),
@@ -43,8 +47,9 @@ pub fn list(settings: &Settings, json: bool, prune: bool) -> Result<i32, Error> 
                 default: s.name == stack::DEFAULT,
                 pulled: image.is_some(),
                 digest: image.as_ref().map(|(i, _)| i.digest.clone()),
-                size: image.as_ref().map(|(_, r)| r.size),
+                disk_size: image.as_ref().map(|(_, r)| r.size),
                 source: image.as_ref().map(|(_, r)| r.source.clone()),
+                pulled_at,
             }
         })
         .collect();

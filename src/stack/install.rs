@@ -233,8 +233,21 @@ fn unpack(
     for (index, layer) in image.layers.iter().enumerate() {
         let bar = feedback.bar(&multi, index, count, layer);
         let raw = bar.wrap_read(open(index, layer)?);
-        read += apply(&mut unpacker, layer, raw)?;
-        bar.finish();
+        let bytes = apply(&mut unpacker, layer, raw)?;
+        read += bytes;
+        bar.finish_and_clear();
+        if feedback.bars {
+            // The bar gives way to a line that stays, as the terminal's record of it (a
+            // finished bar would leave the cursor at the end of its own line).
+            let short = layer.digest.get(..19).unwrap_or(&layer.digest);
+            multi.suspend(|| {
+                feedback.out.detail(&format!(
+                    "layer {}/{count} {short} {}",
+                    index + 1,
+                    crate::ui::human_bytes(bytes)
+                ))
+            });
+        }
     }
     let summary = unpacker.finish()?;
     let config = &image.config;

@@ -326,8 +326,9 @@ pub struct StackRow {
     pub pulled: bool,
     pub digest: Option<String>,
     /// Bytes unpacked on disk.
-    pub size: Option<u64>,
+    pub disk_size: Option<u64>,
     pub source: Option<String>,
+    pub pulled_at: Option<String>,
 }
 
 pub fn stacks(rows: &[StackRow]) {
@@ -352,7 +353,7 @@ pub fn stacks(rows: &[StackRow]) {
             status,
             if r.pulled { "yes" } else { "no" },
             r.digest.as_deref().unwrap_or("-"),
-            r.size.map_or("-".to_string(), human_bytes)
+            r.disk_size.map_or("-".to_string(), human_bytes)
         );
     }
     println!("* the default for new apps. `shipway stacks-pull STACK` gets an image; `host` (this machine's userland) needs none.");

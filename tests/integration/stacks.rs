@@ -143,7 +143,9 @@ fn a_pull_answers_the_token_challenge_unpacks_both_layers_and_shows_in_stacks() 
     assert_eq!(s26["pulled"], true);
     assert_eq!(s26["status"], "supported");
     assert_eq!(s26["digest"], image.manifest.digest.as_str());
-    assert!(s26["size"].as_u64().unwrap() > 500_000, "{s26}");
+    assert!(s26["disk_size"].as_u64().unwrap() > 500_000, "{s26}");
+    let at = s26["pulled_at"].as_str().unwrap();
+    assert!(at.len() == 24 && at.ends_with('Z'), "{at}");
     let s22 = json
         .as_array()
         .unwrap()
