@@ -57,11 +57,10 @@ impl<R: Read> Hashing<R> {
     /// Read what is left (a decompressor or a tar reader may stop before the end: trailing
     /// padding still counts in the digest), then compare with `expected`.
     pub fn finish(mut self, what: &str, expected: &str, size: Option<u64>) -> Result<u64, StackError> {
-        let drained = std::io::copy(&mut self, &mut std::io::sink()).map_err(|e| StackError::Layer {
+        std::io::copy(&mut self, &mut std::io::sink()).map_err(|e| StackError::Layer {
             digest: expected.to_string(),
             problem: format!("reading {what}: {e}"),
         })?;
-        let _ = drained;
         let actual = self
             .hasher
             .take()
