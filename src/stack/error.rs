@@ -1,7 +1,8 @@
 //! What can go wrong getting a stack image: each variant names the image, the blob or the
-//! address concerned, and what to do. It does not decide anything.
+//! address concerned, and what to do. It does not decide anything. A failed file
+//! operation is the project's one `IoError` shape (`io_error.rs`).
 
-use std::path::PathBuf;
+use crate::io_error::IoError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -63,24 +64,8 @@ pub enum StackError {
     },
     #[error("layer {digest}: {problem}")]
     Layer { digest: String, problem: String },
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
-}
-
-/// The `map_err` of an I/O step on `path`.
-pub(crate) fn io<'a>(
-    action: &'static str,
-    path: &'a std::path::Path,
-) -> impl FnOnce(std::io::Error) -> StackError + 'a {
-    move |source| StackError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
 }

@@ -17,10 +17,11 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 
-use super::error::{io, StackError};
+use super::error::StackError;
 use super::install::{self, Check, Feedback, Installed, Layer, Resolved, Scratch};
 use super::pull::{choose, parse_config, Kind};
 use super::{verify, Store};
+use crate::io_error::{io, IoError};
 
 const MAX_INDEX_DEPTH: usize = 4;
 
@@ -168,11 +169,7 @@ fn stage(input: impl Read, dir: &Path, what: &str) -> Result<Staged, StackError>
                 let mut file = File::create(&dest).map_err(io("create", &dest))?;
                 std::io::copy(&mut entry, &mut file).map_err(|e| match e.kind() {
                     std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => bad(e),
-                    _ => StackError::Io {
-                        action: "write",
-                        path: dest.clone(),
-                        source: e,
-                    },
+                    _ => StackError::Io(IoError::new("write", &dest, e)),
                 })?;
             }
             tar::EntryType::Directory => std::fs::create_dir_all(&dest).map_err(io("create", &dest))?,

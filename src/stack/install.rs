@@ -13,10 +13,11 @@ use std::time::Instant;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::error::{io, StackError};
+use super::error::StackError;
 use super::unpack::{remove_tree, Unpacker};
 use super::verify::Hashing;
 use super::{Pulled, Store};
+use crate::io_error::io;
 use crate::ui::Output;
 
 /// Which bytes a layer's digest names.

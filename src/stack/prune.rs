@@ -9,9 +9,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::error::{io, StackError};
+use super::error::StackError;
 use super::unpack::remove_tree;
 use super::{Store, DEFAULT};
+use crate::io_error::io;
 use crate::state::Home;
 
 /// What a prune removed.

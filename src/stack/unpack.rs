@@ -17,7 +17,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use super::error::{io, StackError};
+use super::error::StackError;
+use crate::io_error::{io, IoError};
 
 /// How many symlinks one path may cross, as the kernel's own limit (MAXSYMLINKS).
 const MAX_LINKS: u32 = 40;
@@ -81,7 +82,7 @@ impl Unpacker {
                         entry: shown,
                         problem,
                     },
-                    Refusal::Io(action, path, source) => StackError::Io { action, path, source },
+                    Refusal::Io(action, path, source) => StackError::Io(IoError::new(action, path, source)),
                 })?;
         }
         Ok(())
@@ -342,7 +343,7 @@ fn mkdir(path: &Path) -> Result<(), Refusal> {
 fn remove_any(path: &Path) -> Result<(), Refusal> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => remove_tree(path).map_err(|e| match e {
-            StackError::Io { action, path, source } => Refusal::Io(action, path, source),
+            StackError::Io(e) => Refusal::Io(e.action, e.path, e.source),
             _ => Refusal::Escape("cannot be removed"),
         }),
         Ok(_) => fs::remove_file(path).map_err(|e| Refusal::Io("remove", path.to_path_buf(), e)),
@@ -392,7 +393,7 @@ pub fn remove_tree(dir: &Path) -> Result<(), StackError> {
             let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
         }
     }
-    fs::remove_dir_all(dir).map_err(io("remove", dir))
+    Ok(fs::remove_dir_all(dir).map_err(io("remove", dir))?)
 }
 
 #[cfg(test)]
