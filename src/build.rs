@@ -431,7 +431,7 @@ pub fn build(
         &req.request_id,
         home.seen_at(),
     );
-    let deadline = started + settings.build_timeout;
+    let deadline = crate::clock::saturating_add(started, settings.build_timeout);
     let ctx = ScriptContext {
         env: &env,
         deadline,

@@ -92,7 +92,7 @@ impl Limits {
         Limits {
             max_size: settings.buildpack_max_size,
             stall: settings.buildpack_stall_timeout,
-            deadline: Instant::now() + settings.build_timeout,
+            deadline: crate::clock::deadline_in(settings.build_timeout),
             cancel: cancel.clone(),
         }
     }

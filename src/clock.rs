@@ -3,7 +3,7 @@
 //! `X-Request-Start`) reads it here, so that there is one clock to reason about. It only
 //! reads the time; formatting belongs to `ui`, and waiting on deadlines to `Instant`s.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch. A system clock set before 1970 reads as 0 rather
 /// than failing: a timestamp is never worth refusing a deployment for.
@@ -43,6 +43,28 @@ impl Clock for SystemClock {
     fn epoch_ms(&self) -> u64 {
         now_ms()
     }
+}
+
+/// `from + wait`, or as far as an `Instant` goes when that would overflow: a wait too long
+/// to represent is a wait without end, never a panic (`Instant + Duration` panics).
+pub fn saturating_add(from: Instant, wait: Duration) -> Instant {
+    if let Some(at) = from.checked_add(wait) {
+        return at;
+    }
+    // The furthest representable instant, approached by halving steps (at most ~128).
+    let (mut at, mut step) = (from, wait);
+    while !step.is_zero() {
+        match at.checked_add(step) {
+            Some(later) => at = later,
+            None => step /= 2,
+        }
+    }
+    at
+}
+
+/// The instant `wait` from now, saturating (see [`saturating_add`]).
+pub fn deadline_in(wait: Duration) -> Instant {
+    saturating_add(Instant::now(), wait)
 }
 
 /// A clock that moves only when a test says so.
@@ -91,6 +113,22 @@ mod tests {
         // 2026-01-01T00:00:00Z: a clock that reads earlier is not this one.
         assert!(ms > 1_767_225_600_000, "{ms}");
         assert!(s >= ms / 1000 && s <= ms / 1000 + 1, "{s} vs {ms}");
+    }
+
+    #[test]
+    fn deadlines_saturate_instead_of_overflowing() {
+        let now = Instant::now();
+        assert_eq!(
+            saturating_add(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = saturating_add(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(100 * 365 * 86_400), "{far:?}");
+        assert!(
+            far.checked_add(Duration::from_secs(1)).is_none(),
+            "as far as it goes"
+        );
+        assert!(deadline_in(Duration::MAX) > Instant::now());
     }
 
     #[test]

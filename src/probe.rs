@@ -45,7 +45,7 @@ pub fn wait_ready(
     cancel: &Receiver<()>,
     on_note: &dyn Fn(&str),
 ) -> Result<(), ProbeFailure> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::clock::deadline_in(timeout);
     let mut ready: Vec<bool> = containers.iter().map(|c| c.port.is_none()).collect();
     // Containers found listening on 127.0.0.1 only, and told about.
     let mut loopback_only: Vec<bool> = vec![false; containers.len()];

@@ -247,7 +247,12 @@ impl Spawn {
         cmd.arg0("shipway")
             .arg("shim")
             .arg(std::process::id().to_string())
-            .arg(self.leftover_grace.as_millis().to_string());
+            // The shim reads whole milliseconds as a u64: a longer grace is an endless one.
+            .arg(
+                u64::try_from(self.leftover_grace.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .to_string(),
+            );
         if let Some(plan) = &self.sandbox {
             cmd.args(sandbox_args(plan));
         }
@@ -678,7 +683,7 @@ impl Child {
     /// leader and waits until the group is empty.
     pub fn stop(&mut self, signal: Signal, grace: Duration) -> Exit {
         signal_group(self.pid, signal);
-        let deadline = Instant::now() + grace;
+        let deadline = crate::clock::deadline_in(grace);
         let exit = match self.status() {
             Some(exit) => exit,
             None => {
@@ -701,7 +706,7 @@ impl Child {
     pub fn reap_group(&mut self, grace: Duration) {
         if group_alive(self.pid) {
             signal_group(self.pid, Signal::SIGTERM);
-            wait_group_empty(self.pid, Instant::now() + grace);
+            wait_group_empty(self.pid, crate::clock::deadline_in(grace));
         }
         self.end();
     }
@@ -976,6 +981,20 @@ mod tests {
         assert!(lines.contains(&"v=1".to_string()));
         assert!(lines.contains(&"home=unset".to_string()));
         assert!(lines.contains(&dir.path().display().to_string()));
+    }
+
+    #[test]
+    fn stop_and_a_leftover_grace_as_long_as_a_duration_goes_never_overflow() {
+        let (sink, _) = collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Spawn::new("/bin/sleep", dir.path())
+            .args(["1000"])
+            .leftover_grace(Duration::MAX)
+            .start(sink)
+            .unwrap();
+        // sleep dies of SIGTERM at once: the endless grace is never waited for.
+        let exit = child.stop(Signal::SIGTERM, Duration::MAX);
+        assert_eq!(exit.to_string(), "killed by SIGTERM");
     }
 
     #[test]

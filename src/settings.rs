@@ -13,6 +13,12 @@ use std::time::Duration;
 pub enum SettingsError {
     #[error("{name}: cannot read {value:?} as a duration (write e.g. 500ms, 5s, 2m, 1h)")]
     Duration { name: String, value: String },
+    #[error("{name}: {value:?} is longer than this setting allows: at most {max}")]
+    DurationTooLong {
+        name: String,
+        value: String,
+        max: String,
+    },
     #[error("{name}: cannot read {value:?} as a size (write e.g. 2GiB, 500MiB, 64KiB or a number of bytes)")]
     Size { name: String, value: String },
     #[error("{name}: cannot read {value:?} as {expected}")]
@@ -450,29 +456,51 @@ fn number<T: std::str::FromStr>(name: &str, value: &str, expected: &'static str)
     })
 }
 
-/// Reads `500ms`, `5s`, `2m`, `1h` (and a bare number of seconds).
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest each duration setting may be. Past it a value is a typo more often than a
+/// wish, and every deadline made from one stays far from what an `Instant` can hold: a
+/// build or a hook may run a day, a wait for one process or one byte an hour.
+fn max_duration(name: &str) -> Duration {
+    match name.trim_start_matches("SHIPWAY_").to_ascii_lowercase().as_str() {
+        "build_timeout" | "hook_timeout" | "cron_min_interval" => DAY,
+        _ => HOUR,
+    }
+}
+
+/// Reads `500ms`, `5s`, `2m`, `1h`, `1h 30m` (humantime's forms), or a bare number of
+/// seconds (`1.5`), no longer than the setting's maximum.
 pub fn duration(name: &str, value: &str) -> Result<Duration, SettingsError> {
+    let max = max_duration(name);
     let bad = || SettingsError::Duration {
         name: name.to_string(),
         value: value.to_string(),
     };
-    let v = value.trim();
-    let split = v
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let num: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit.trim() {
-        "ms" => num / 1000.0,
-        "" | "s" => num,
-        "m" => num * 60.0,
-        "h" => num * 3600.0,
-        _ => return Err(bad()),
+    let too_long = || SettingsError::DurationTooLong {
+        name: name.to_string(),
+        value: value.to_string(),
+        max: render_duration(max),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(bad());
+    let v = value.trim();
+    let read = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // Seconds, compared before they become a Duration, which panics past u64 seconds.
+        let secs: f64 = v.parse().map_err(|_| bad())?;
+        if !secs.is_finite() || secs > max.as_secs_f64() {
+            return Err(too_long());
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        match humantime::parse_duration(v) {
+            Ok(d) => d,
+            Err(humantime::DurationError::NumberOverflow) => return Err(too_long()),
+            Err(_) => return Err(bad()),
+        }
+    };
+    if read > max {
+        return Err(too_long());
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(read)
 }
 
 const KIB: u64 = 1024;
@@ -534,6 +562,43 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn durations_have_a_maximum_and_never_overflow() {
+        for (name, value) in [
+            ("SHIPWAY_GRACE_PERIOD", "99999999999999999h"),
+            ("SHIPWAY_BOOT_TIMEOUT", "999999999999999999999999999999999h"),
+            ("SHIPWAY_BOOT_TIMEOUT", "99999999999999999999999999999"),
+            ("SHIPWAY_BOOT_TIMEOUT", "2h"),
+            ("SHIPWAY_BOOT_TIMEOUT", "3601"),
+            ("boot_timeout", "61m"),
+            ("SHIPWAY_HOOK_TIMEOUT", "25h"),
+            ("SHIPWAY_CRASH_BACKOFF", "1000000years"),
+        ] {
+            let err = duration(name, value).unwrap_err().to_string();
+            assert!(
+                err.contains(name) && err.contains("at most"),
+                "{name}={value}: {err}"
+            );
+        }
+        assert_eq!(
+            duration("SHIPWAY_BOOT_TIMEOUT", "1h").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            duration("SHIPWAY_HOOK_TIMEOUT", "24h").unwrap(),
+            Duration::from_secs(86400)
+        );
+        assert_eq!(
+            duration("build_timeout", "1h 30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(duration("x", "1.5").unwrap(), Duration::from_millis(1500));
+        for bad in ["-1s", "1..5", ".", "5 parsecs", "s", "nan", "inf", "1e308"] {
+            let err = duration("SHIPWAY_BOOT_TIMEOUT", bad).unwrap_err().to_string();
+            assert!(err.contains("cannot read"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -216,7 +216,7 @@ impl Shim {
     /// reached it; returns when it gets SIGKILL.
     fn stop_leftovers(&mut self, left: &[ProcessInfo]) -> Instant {
         if let Some(since) = self.stopping_since {
-            return since + self.grace;
+            return crate::clock::saturating_add(since, self.grace);
         }
         let names: Vec<String> = left.iter().map(ProcessInfo::describe).collect();
         eprintln!(
@@ -227,7 +227,7 @@ impl Shim {
         for p in left {
             let _ = kill(p.pid, Signal::SIGTERM);
         }
-        Instant::now() + self.grace
+        crate::clock::deadline_in(self.grace)
     }
 
     fn read_signals(&mut self) {

@@ -69,7 +69,7 @@ pub fn detect(
     env.push((build::DETECT_NOTES.to_string(), "1".to_string()));
     let ctx = ScriptContext {
         env: &env,
-        deadline: std::time::Instant::now() + settings.build_timeout,
+        deadline: crate::clock::deadline_in(settings.build_timeout),
         limit: render_duration(settings.build_timeout),
         cancel: &cancel,
         app: home.app(),

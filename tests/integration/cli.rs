@@ -310,3 +310,28 @@ fn a_folder_git_ignores_is_said_to_be_ignored() {
         .has(".gitignore:2:node_modules/ ignores node_modules/")
         .has(".gitignore:3:apps/ ignores apps/");
 }
+
+#[test]
+fn a_huge_duration_setting_is_refused_with_its_maximum_never_a_panic() {
+    for (name, value, max) in [
+        ("SHIPWAY_GRACE_PERIOD", "99999999999999999h", "1h"),
+        ("SHIPWAY_BOOT_TIMEOUT", "9999999999999999999h", "1h"),
+        ("SHIPWAY_BOOT_TIMEOUT", "99999999999999999999999", "1h"),
+        ("SHIPWAY_HOOK_TIMEOUT", "25h", "24h"),
+    ] {
+        let mut env = Env::new();
+        env.set(name, value);
+        let run = env.run(&["apps"]);
+        run.code(1)
+            .has(&format!(
+                "{name}: \"{value}\" is longer than this setting allows: at most {max}"
+            ))
+            .lacks("panicked");
+    }
+    // The same rule for config.toml.
+    let env = Env::new();
+    std::fs::write(env.home.path().join("config.toml"), "grace_period = \"2h\"\n").unwrap();
+    env.run(&["apps"])
+        .code(1)
+        .has("grace_period: \"2h\" is longer than this setting allows: at most 1h");
+}
