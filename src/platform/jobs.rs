@@ -20,7 +20,7 @@ use super::context::Context;
 use super::life::RestartError;
 use super::message::{DeployArgs, Handle, Job, Message};
 use super::protocol::Amount;
-use super::routing::Bound;
+use super::routing::{Bound, Ports};
 use crate::config_vars;
 use crate::container::{self, Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
@@ -228,16 +228,36 @@ impl Worker {
         }
     }
 
-    /// Bind the app's routers if not bound yet; their URLs.
+    /// Bind the app's routers if not bound yet, on the ports app.toml keeps, and keep
+    /// there the ports they took; their URLs.
     fn routers(&self, port: Option<u16>, wants_tcp: bool) -> Result<Bound, Error> {
-        self.supervisor
+        let app = self.ctx.home.app(&self.app)?;
+        let config = app.load_config()?;
+        let kept = Ports {
+            web: config.router_port,
+            tcp: config.tcp_port,
+        };
+        let bound = self
+            .supervisor
             .call(|reply| Message::Routers {
                 app: self.app.clone(),
                 port,
                 wants_tcp,
+                kept,
                 reply,
             })
-            .and_then(|r| r)
+            .and_then(|r| r)?;
+        let taken = Ports {
+            web: bound.ports.web.or(kept.web),
+            tcp: bound.ports.tcp.or(kept.tcp),
+        };
+        if taken != kept {
+            app.update_config(|c| {
+                c.router_port = taken.web;
+                c.tcp_port = taken.tcp;
+            })?;
+        }
+        Ok(bound)
     }
 
     /// The switch: `containers` of `release` serve the app; returns how many old
@@ -422,7 +442,7 @@ impl Worker {
         deployment.set_status(Status::Starting, &app)?;
 
         let wants_tcp = release.process_types.contains_key("tcp");
-        let Bound { tcp_url, lanes, .. } = match self.routers(port, wants_tcp) {
+        let Bound { tcp_url, .. } = match self.routers(port, wants_tcp) {
             Ok(bound) => bound,
             Err(e) => {
                 out.error(&e.to_string());
@@ -489,23 +509,16 @@ impl Worker {
             }
         };
 
-        // The switch: from this instant every new request goes to the new release. This
-        // thread swaps the routers' upstream lists itself (see `Lanes`); the supervisor
-        // then adopts the containers and stops the old ones.
+        // The switch: the supervisor, the routers' one writer (routing.rs), adopts the
+        // containers and points the routers at them before it answers; from then on every
+        // new request goes to the new release, and the old containers are being stopped.
         let switch_started = Instant::now();
-        lanes.switch_to(&containers);
-        let recorded = app
-            .set_current(release.number)
-            .map_err(Error::from)
-            .and_then(|()| {
-                deployment
-                    .timings
-                    .insert("switch".into(), switch_started.elapsed().as_millis() as u64);
-                deployment.set_status(Status::Success, &app).map_err(Error::from)
-            });
-        // Whatever the records say, the containers now serve: the supervisor must own them.
         let old = self.switch(release.number, containers)?;
-        recorded?;
+        app.set_current(release.number)?;
+        deployment
+            .timings
+            .insert("switch".into(), switch_started.elapsed().as_millis() as u64);
+        deployment.set_status(Status::Success, &app)?;
         if old > 0 {
             out.step(&format!(
                 "Stopping {old} old container(s): SIGTERM, then SIGKILL after {}",

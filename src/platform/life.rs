@@ -90,8 +90,20 @@ impl Slot {
     }
 
     /// Its row in `ps`, its processes read from `table` (one snapshot of /proc for all).
+    #[cfg(test)]
     pub fn row(&self, table: &[ProcessInfo]) -> ContainerRow {
-        let uptime = Some(u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX));
+        let mut seen = self.seen(Instant::now());
+        if let Some(group) = seen.group {
+            seen.row.processes = process_rows(group, table);
+        }
+        seen.row
+    }
+
+    /// Its row in `ps` at `now` but for its processes, which a worker reads from /proc
+    /// ([`with_processes`]): the supervisor thread never scans /proc.
+    pub fn seen(&self, now: Instant) -> Seen {
+        let uptime =
+            Some(u64::try_from(now.saturating_duration_since(self.since).as_millis()).unwrap_or(u64::MAX));
         let mut row = ContainerRow {
             name: self.name(),
             status: self.status().into(),
@@ -104,11 +116,12 @@ impl Slot {
             exit: None,
             processes: Vec::new(),
         };
+        let mut group = None;
         match &self.life {
             Life::Ready(c) => {
                 row.port = c.port;
                 row.pid = Some(c.pid());
-                row.processes = process_rows(c, table);
+                group = Some(c.child.pid() as i32);
             }
             Life::Starting { .. } | Life::Exited { .. } | Life::Restarting { .. } => {}
             Life::Crashed { reason } => {
@@ -122,13 +135,20 @@ impl Slot {
                 row.release = None;
             }
         }
-        row
+        Seen { row, group }
     }
 }
 
+/// A container's row in `ps` as the supervisor sees it, and the process group (a ready
+/// container's) whose processes the row lists once read.
+pub struct Seen {
+    pub row: ContainerRow,
+    pub group: Option<i32>,
+}
+
 /// What runs in a container, as `ps` shows it.
-fn process_rows(c: &Container, table: &[ProcessInfo]) -> Vec<ProcessRow> {
-    let group = nix::unistd::Pid::from_raw(c.child.pid() as i32);
+fn process_rows(group: i32, table: &[ProcessInfo]) -> Vec<ProcessRow> {
+    let group = nix::unistd::Pid::from_raw(group);
     process::descendants_in(table, group)
         .into_iter()
         .map(|p| ProcessRow {
@@ -140,9 +160,24 @@ fn process_rows(c: &Container, table: &[ProcessInfo]) -> Vec<ProcessRow> {
 }
 
 /// The rows of `ps`: by name, then status (a container and its predecessor being stopped).
+#[cfg(test)]
 pub fn rows(slots: &[Slot]) -> Vec<ContainerRow> {
+    with_processes(slots.iter().map(|s| s.seen(Instant::now())).collect())
+}
+
+/// The rows of `ps`, each ready container's processes read from one snapshot of /proc:
+/// on a worker, as it reads every process on the machine.
+pub fn with_processes(seen: Vec<Seen>) -> Vec<ContainerRow> {
     let table = process::processes();
-    let mut rows: Vec<ContainerRow> = slots.iter().map(|s| s.row(&table)).collect();
+    let mut rows: Vec<ContainerRow> = seen
+        .into_iter()
+        .map(|Seen { mut row, group }| {
+            if let Some(g) = group {
+                row.processes = process_rows(g, &table);
+            }
+            row
+        })
+        .collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.status.cmp(&b.status)));
     rows
 }

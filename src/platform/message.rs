@@ -11,7 +11,7 @@ use crossbeam_channel::{bounded, Sender};
 use super::caller::Caller;
 use super::life::RestartError;
 use super::protocol::{AddonRow, Amount, ContainerRow, Event};
-use super::routing::Bound;
+use super::routing::{Bound, Ports};
 use crate::addon::Server;
 use crate::container::{Container, ContainerSpec};
 use crate::error::Error;
@@ -44,6 +44,8 @@ pub enum Message {
         app: String,
         port: Option<u16>,
         wants_tcp: bool,
+        /// The ports app.toml keeps, read by the job.
+        kept: Ports,
         reply: Sender<Result<Bound, Error>>,
     },
     /// A job asks which containers the app has (running, restarting, crashed).

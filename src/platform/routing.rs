@@ -1,15 +1,21 @@
 //! An app's routers (PLATFORM.md §4 step 4): the web router and, when the release has a
 //! `tcp` type, the tcp router, each on the port the app keeps between runs. The
 //! supervisor owns them; pointing them at a new set of containers is one whole swap.
+//!
+//! The upstream lists have exactly one writer: the supervisor thread, through
+//! [`Routers::reroute`], each time the app's set of ready containers changes (a deploy's
+//! switch, a scale or restart, a crash, a restart after one). Since every change of that
+//! set is a message it handles one at a time, the lists always follow the latest set: a
+//! crash restart can no longer point traffic back at containers a switch took out. A job
+//! learns the routers' URLs and ports ([`Bound`]) but cannot switch them.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
 use super::life::Slot;
 use crate::container::Container;
 use crate::error::Error;
-use crate::router::{Protocol, Router, RouterConfig, Switcher};
+use crate::router::{Protocol, Router, RouterConfig};
 use crate::settings::Settings;
-use crate::state::AppDir;
 
 #[derive(Default)]
 pub struct Routers {
@@ -17,75 +23,50 @@ pub struct Routers {
     tcp: Option<Router>,
 }
 
-/// What a job learns of the routers it asked for: their URLs, and their upstream lists
-/// to switch at the moment its containers are ready.
+/// What a job learns of the routers it asked for: their URLs, their ports (for the job
+/// to keep in app.toml), and their upstream lists to switch at the moment its containers
+/// are ready.
 pub struct Bound {
     pub url: String,
     pub tcp_url: Option<String>,
-    pub lanes: Lanes,
+    pub ports: Ports,
 }
 
-/// The routers' upstream lists without the routers. A deploy worker switches them
-/// itself, the instant its containers are ready, rather than wait for the supervisor
-/// thread's turn (which, with a new container busy booting on a small machine, took up
-/// to 12 ms). The supervisor then adopts the containers and points the routers at the
-/// same list, which is no second switch. Between the two, a crash restart of an old
-/// container may point them back at the old containers for that moment: those still
-/// run, so no request is lost.
-#[derive(Clone)]
-pub struct Lanes {
-    web: Option<Switcher>,
-    tcp: Option<Switcher>,
-}
-
-impl Lanes {
-    /// Route to `containers` (their web and tcp ones), and to nothing else.
-    pub fn switch_to(&self, containers: &[Container]) {
-        if let Some(s) = &self.web {
-            s.switch(addresses(containers.iter(), "web"));
-        }
-        if let Some(s) = &self.tcp {
-            s.switch(addresses(containers.iter(), "tcp"));
-        }
-    }
+/// The ports of an app's web and tcp routers: those app.toml keeps, or those bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ports {
+    pub web: Option<u16>,
+    pub tcp: Option<u16>,
 }
 
 impl Routers {
     /// Bind the web router (and the tcp one when `wants_tcp`) if not bound yet, on the
-    /// app's kept port, else `port`, else the settings'. Returns their URLs.
+    /// app's `kept` port, else `port`, else the settings'. Returns their URLs and ports.
+    /// It reads and writes no file: this runs on the supervisor thread, and the job that
+    /// asks reads the kept ports and records the bound ones (`Bound::ports`).
     pub fn ensure(
         &mut self,
         settings: &Settings,
-        app: &AppDir,
+        kept: Ports,
         port: Option<u16>,
         wants_tcp: bool,
     ) -> Result<Bound, Error> {
-        // The kept ports are read only to bind: this runs on the supervisor thread, twice
-        // a deploy, and the routers are bound already nearly every time.
         if self.web.is_none() {
-            let kept = app.load_config()?.router_port;
-            let (listener, p) = bind_port(kept.or(port).or(settings.port))?;
+            let (listener, _) = bind_port(kept.web.or(port).or(settings.port))?;
             self.web = Some(start(settings, listener, Protocol::Http)?);
-            if kept != Some(p) {
-                app.update_config(|c| c.router_port = Some(p))?;
-            }
         }
         if wants_tcp && self.tcp.is_none() {
-            let kept = app.load_config()?.tcp_port;
             // The web router's port is skipped by itself: its listener holds it.
             let os_port = (settings.port == Some(0)).then_some(0);
-            let (listener, p) = bind_port(kept.or(os_port))?;
+            let (listener, _) = bind_port(kept.tcp.or(os_port))?;
             self.tcp = Some(start(settings, listener, Protocol::Tcp)?);
-            if kept != Some(p) {
-                app.update_config(|c| c.tcp_port = Some(p))?;
-            }
         }
         Ok(Bound {
             url: self.url().unwrap_or_default(),
             tcp_url: self.tcp.as_ref().map(|r| format!("tcp://{}", r.local_addr())),
-            lanes: Lanes {
-                web: self.web.as_ref().map(Router::switcher),
-                tcp: self.tcp.as_ref().map(Router::switcher),
+            ports: Ports {
+                web: self.web.as_ref().map(|r| r.local_addr().port()),
+                tcp: self.tcp.as_ref().map(|r| r.local_addr().port()),
             },
         })
     }

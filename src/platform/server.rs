@@ -64,10 +64,9 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
     jobs::restore(&ctx, &supervisor);
     watch_signals(&ctx, &supervisor);
 
-    let grace = ctx.settings.grace_period;
     while let Some(stream) = listener.next(&ctx.stopping) {
-        let s = supervisor.clone();
-        std::thread::spawn(move || serve(&s, stream, grace));
+        let (s, c) = (supervisor.clone(), ctx.clone());
+        std::thread::spawn(move || serve(&c, &s, stream));
     }
     // The supervisor ends once every app is stopped.
     let _ = supervising.join();
@@ -92,7 +91,8 @@ fn watch_signals(ctx: &Arc<Context>, supervisor: &Handle) {
 }
 
 /// One client: decode its request and hand it to the supervisor, with a way to answer.
-fn serve(supervisor: &Handle, stream: UnixStream, grace: std::time::Duration) {
+fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
+    let grace = ctx.settings.grace_period;
     let Ok(read_half) = stream.try_clone() else { return };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
@@ -195,10 +195,23 @@ fn serve(supervisor: &Handle, stream: UnixStream, grace: std::time::Duration) {
     };
     // A socket that cannot be cloned leaves no way to answer: the client sees it close.
     if let Ok(caller) = Caller::new(writer, reader) {
-        supervisor.send(Message::Job {
-            app,
-            job,
-            caller: Some(caller),
-        });
+        admit_and_send(ctx, supervisor, app, job, Some(caller));
     }
+}
+
+/// What is checked or stored before a job waits for its turn (`Job::admit`: a deploy
+/// creates the app and stores its config vars), done here, on the client's thread or a
+/// worker, never on the supervisor's; then the job goes to the supervisor. Once the
+/// platform stops, nothing is stored: the supervisor refuses the job.
+pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job, caller: Option<Caller>) {
+    let stopping = ctx.stopping.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
+    if !stopping {
+        if let Err(e) = job.admit(ctx, &app) {
+            if let Some(c) = caller {
+                c.finish(Err(e));
+            }
+            return;
+        }
+    }
+    supervisor.send(Message::Job { app, job, caller });
 }

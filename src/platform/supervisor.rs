@@ -25,7 +25,7 @@ use super::cron::{self, Scheduler};
 use super::jobs::{self, Worker};
 use super::life::{self, stop_servers, AfterCrash, Crash, Life, RestartError, Slot};
 use super::message::{Handle, Job, Leaving, Message};
-use super::protocol::{AddonRow, AppInfo, Event};
+use super::protocol::{AddonRow, AppInfo, ContainerRow, Event};
 use super::routing::Routers;
 use super::turn;
 use crate::addon::{self, Server};
@@ -34,9 +34,12 @@ use crate::container::{self, Container};
 use crate::error::Error;
 use crate::process::Stream;
 use crate::rollout::RolloutError;
+use crate::state::AppDir;
 
 /// What the platform knows of one app.
 struct App {
+    /// Its folder, its privacy checked once, when the supervisor opened the app.
+    dir: AppDir,
     log: AppLog,
     routers: Routers,
     /// The release being served.
@@ -158,27 +161,19 @@ impl Supervisor {
             Message::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Message::Ps { app, reply } => {
-                let rows = self.ctx.home.existing_app(&app).map_err(Error::from).map(|_| {
-                    self.apps
-                        .get(&app)
-                        .map(|a| life::rows(&a.slots))
-                        .unwrap_or_default()
-                });
-                let _ = reply.send(rows);
-            }
+            Message::Ps { app, reply } => self.ps(&app, reply),
             Message::Job { app, job, caller } => self.submit(app, job, caller),
             Message::Stop => self.stop(),
             Message::Routers {
                 app,
                 port,
                 wants_tcp,
+                kept,
                 reply,
             } => {
-                let result = match (self.ctx.home.app(&app), self.apps.get_mut(&app)) {
-                    (Ok(dir), Some(a)) => a.routers.ensure(&self.ctx.settings, &dir, port, wants_tcp),
-                    (Err(e), _) => Err(e.into()),
-                    (_, None) => Err(forgotten(&app)),
+                let result = match self.apps.get_mut(&app) {
+                    Some(a) => a.routers.ensure(&self.ctx.settings, kept, port, wants_tcp),
+                    None => Err(forgotten(&app)),
                 };
                 let _ = reply.send(result);
             }
@@ -323,6 +318,30 @@ impl Supervisor {
             Message::AddonExited { app, id, pid } => self.addon_exited(&app, &id, pid),
             Message::AddonRestarted { app, id, result } => self.addon_restarted(&app, &id, result),
         }
+    }
+
+    /// `shipway ps`: what the supervisor knows of each container now; their processes
+    /// are read from /proc on a worker. An app it has not opened is looked for there too.
+    fn ps(&mut self, app: &str, reply: Sender<Result<Vec<ContainerRow>, Error>>) {
+        let now = self.clock.instant();
+        let known = self
+            .apps
+            .get(app)
+            .filter(|a| !matches!(a.turn, Turn::Destroyed))
+            .map(|a| a.slots.iter().map(|s| s.seen(now)).collect::<Vec<_>>());
+        let (ctx, app) = (self.ctx.clone(), app.to_string());
+        self.spawn(move || {
+            let rows = match known {
+                Some(seen) => Ok(life::with_processes(seen)),
+                None => ctx
+                    .home
+                    .existing_app(&app)
+                    .map(|_| Vec::new())
+                    .map_err(Error::from),
+            };
+            let _ = reply.send(rows);
+            None
+        });
     }
 
     /// Start the scheduled runs that are due, each on a worker.
@@ -523,10 +542,14 @@ impl Supervisor {
                     .collect()
             })
             .unwrap_or_default();
+        let opened = self.apps.get(app).map(|a| a.dir.clone());
         let (ctx, app) = (self.ctx.clone(), app.to_string());
         self.spawn(move || {
             let rows = (|| -> Result<Vec<AddonRow>, Error> {
-                let dir = ctx.home.existing_app(&app)?;
+                let dir = match opened.filter(AppDir::exists) {
+                    Some(dir) => dir,
+                    None => ctx.home.existing_app(&app)?,
+                };
                 Ok(addon::list(&dir)?
                     .into_iter()
                     .map(|a| {
@@ -574,9 +597,6 @@ impl Supervisor {
         if !self.serving() {
             return refuse(caller);
         }
-        if let Err(e) = job.admit(&self.ctx, &name) {
-            return finish(caller, Err(e));
-        }
         if !self.apps.contains_key(&name) {
             match self.open_app(&name) {
                 Ok(a) => {
@@ -609,6 +629,7 @@ impl Supervisor {
         let path = dir.root.join("app.log");
         let log = AppLog::open(&path).map_err(|source| Error::io("open", path, source))?;
         Ok(App {
+            dir,
             log,
             routers: Routers::default(),
             release: None,
@@ -637,11 +658,19 @@ impl Supervisor {
         let serving = self.serving();
         let Some(a) = self.apps.get_mut(name) else { return };
         if matches!(std::mem::replace(&mut a.turn, Turn::Idle), Turn::Destroyed) {
-            // What waited for the destroyed app starts over with a new one.
+            // What waited for the destroyed app starts over with a new one: admitted
+            // again (a deploy creates the app), in order, on a worker.
             let Some(a) = self.apps.remove(name) else { return };
-            for (job, caller) in a.queue {
-                self.submit(name.to_string(), job, caller);
+            if a.queue.is_empty() {
+                return;
             }
+            let (ctx, handle, app) = (self.ctx.clone(), self.handle.clone(), name.to_string());
+            self.spawn(move || {
+                for (job, caller) in a.queue {
+                    super::server::admit_and_send(&ctx, &handle, app.clone(), job, caller);
+                }
+                None
+            });
             return;
         }
         if !serving {
@@ -686,18 +715,19 @@ impl Supervisor {
             self.discard(name, fresh);
             return;
         };
+        let mut started = Vec::new();
         for c in fresh {
-            self.ctx.event(
-                &a.log,
-                name,
-                &format!("{} started (release v{})", c.name, c.release),
-            );
+            started.push(format!("{} started (release v{})", c.name, c.release));
             a.slots.retain(|s| !(s.is_present() && s.name() == c.name));
             watch(&self.handle, name, &c);
             a.slots.push(Slot::ready(c));
         }
         a.slots.sort_by_key(Slot::name);
+        // The routers first: the log lines can wait, the switch should not.
         a.routers.reroute(&a.slots);
+        for text in started {
+            self.ctx.event(&a.log, name, &text);
+        }
     }
 
     /// Stop containers that leave the app: SIGTERM, SIGKILL after the grace period,

@@ -177,12 +177,6 @@ impl Router {
         self.shared.table.switch(upstreams);
     }
 
-    /// A handle on the upstream list alone, for a thread that switches without owning
-    /// the router (a deploy worker, at the moment its containers are ready).
-    pub fn switcher(&self) -> Switcher {
-        Switcher(self.shared.table.clone())
-    }
-
     pub fn upstreams(&self) -> Vec<SocketAddr> {
         self.shared.table.snapshot().upstreams.clone().unwrap_or_default()
     }
@@ -190,18 +184,6 @@ impl Router {
     /// Stops accepting, closes every connection and joins every worker thread.
     pub fn shutdown(self) {
         drop(self);
-    }
-}
-
-/// `Router::switch` without the router: see `Router::switcher`. Once the router is shut
-/// down, switching it changes nothing that serves.
-#[derive(Clone)]
-pub struct Switcher(Arc<RouteTable>);
-
-impl Switcher {
-    /// As `Router::switch`.
-    pub fn switch(&self, upstreams: Vec<SocketAddr>) {
-        self.0.switch(upstreams);
     }
 }
 
