@@ -48,7 +48,8 @@ impl Drop for DestroyApps<'_> {
                 .command(&["destroy", app, "--force"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status();
+                .spawn()
+                .map(|c| Guarded(c).wait_or_kill(COMMAND_LIMIT));
         }
     }
 }
@@ -229,10 +230,9 @@ fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
         .command(&["redis-console", "-a", "cache"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     console.stdin.take().unwrap().write_all(b"PING\n").unwrap();
-    let out = console.wait_with_output().unwrap();
+    let out = console.output_within(COMMAND_LIMIT);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("PONG"));
 
@@ -399,15 +399,14 @@ fn a_mysql_addon_serves_its_database_to_the_console() {
         .command(&["mysql-console", "-a", "shop"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     console
         .stdin
         .take()
         .unwrap()
         .write_all(b"CREATE TABLE t (x INT); INSERT INTO t VALUES (41); SELECT x + 1 AS answer FROM t;\n")
         .unwrap();
-    let out = console.wait_with_output().unwrap();
+    let out = console.output_within(COMMAND_LIMIT);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("42"));
     // A failing statement's status comes back through the console.
@@ -416,15 +415,14 @@ fn a_mysql_addon_serves_its_database_to_the_console() {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     console
         .stdin
         .take()
         .unwrap()
         .write_all(b"SELECT * FROM missing;\n")
         .unwrap();
-    assert_eq!(console.wait().unwrap().code(), Some(1));
+    assert_eq!(console.wait_within(COMMAND_LIMIT).code(), Some(1));
 }
 
 /// Issue 21, 15a: a PLAN with a newline, or of 100 KB, broke the `addons` table. Plans are
@@ -542,8 +540,7 @@ fn no_addon_password_is_in_any_command_line_while_servers_run_or_a_console_is_op
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_guarded();
         // The client runs (its command line is there to be read) before it is given its
         // input and ends.
         eventually(LONG, &format!("{client} to run"), || {
@@ -556,7 +553,7 @@ fn no_addon_password_is_in_any_command_line_while_servers_run_or_a_console_is_op
             })
         });
         c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
+        let out = c.output_within(COMMAND_LIMIT);
         assert!(
             out.status.success(),
             "{console}: {}",
@@ -613,8 +610,7 @@ fn psql_as_app(url: &str, sql: &str) -> (bool, String) {
             sql,
         ])
         .env("PGPASSWORD", password)
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     (
         out.status.success(),
         format!(
@@ -809,8 +805,7 @@ fn redis_and_mysql_app_users_cannot_touch_the_servers_files_or_settings() {
                 sql,
             ])
             .env("MYSQL_PWD", password)
-            .output()
-            .unwrap();
+            .output_within(COMMAND_LIMIT);
         (
             out.status.success(),
             format!(

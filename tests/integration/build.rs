@@ -372,8 +372,7 @@ fn buildpack_url_tgz_is_unpacked_and_used() {
         .arg("-C")
         .arg(&bp)
         .arg("bin")
-        .status()
-        .unwrap();
+        .status_within(COMMAND_LIMIT);
     assert!(status.success());
     let app = env.app("python");
     for (n, url) in [s(&tgz), format!("file://{}", tgz.display())].iter().enumerate() {
@@ -1057,8 +1056,7 @@ fn tar_gz(archive: &Path, dir: &Path, entries: &[&str]) {
         .arg("-C")
         .arg(dir)
         .args(entries)
-        .status()
-        .unwrap();
+        .status_within(COMMAND_LIMIT);
     assert!(status.success());
 }
 
@@ -1108,8 +1106,7 @@ fn an_archive_over_300_mb_unpacked_is_too_heavy() {
         .args(["-c", "tar -cf - -C \"$1\" big | gzip -1 >\"$2\"", "bash"])
         .arg(env.work.path())
         .arg(&archive)
-        .status()
-        .unwrap();
+        .status_within(COMMAND_LIMIT);
     assert!(status.success());
     let bp = buildpack(&env, "procfile-only");
     env.run(&["build", &s(&archive), "-a", "big", "--buildpack", &s(&bp)])
@@ -1139,8 +1136,7 @@ with tarfile.open(sys.argv[1], "w:gz") as t:
         .args(["-c", script])
         .arg(&archive)
         .arg(&token)
-        .status()
-        .unwrap();
+        .status_within(COMMAND_LIMIT);
     assert!(status.success());
     let bp = buildpack(&env, "procfile-only");
     env.run(&["build", &s(&archive), "-a", "evil", "--buildpack", &s(&bp)])
@@ -1173,7 +1169,7 @@ with tarfile.open(sys.argv[1], "w:gz") as t:
 fn a_fifo_given_as_the_source_is_refused_at_once() {
     let env = Env::new();
     let fifo = env.work.path().join("x.tgz");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = Command::new("mkfifo").arg(&fifo).status_within(COMMAND_LIMIT);
     assert!(made.success());
     let fifo_s = s(&fifo);
     for args in [
@@ -1194,7 +1190,9 @@ fn a_fifo_given_as_the_source_is_refused_at_once() {
 fn special_files_in_a_folder_source_never_block_the_build() {
     let env = Env::new();
     let app = bare_app(&env, "specials");
-    let made = Command::new("mkfifo").arg(app.join("pipe")).status().unwrap();
+    let made = Command::new("mkfifo")
+        .arg(app.join("pipe"))
+        .status_within(COMMAND_LIMIT);
     assert!(made.success());
     std::os::unix::fs::symlink("/dev/zero", app.join("Procfile")).unwrap();
     let args = ["build", &s(&app), "-a", "specials", "--env", &procfile_only()];

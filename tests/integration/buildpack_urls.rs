@@ -4,13 +4,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::harness::*;
 
 /// A folder served over HTTP on 127.0.0.1; killed on drop. Its requests go to `log`.
 struct Server {
-    child: Child,
+    /// Killed and reaped on drop.
+    _child: Guarded,
     port: u16,
     log: PathBuf,
 }
@@ -29,14 +30,17 @@ impl Server {
             .args(["-c", SERVE, root.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .spawn_guarded();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         let port = line.trim().parse().expect("the server's port");
-        Server { child, port, log }
+        Server {
+            _child: child,
+            port,
+            log,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -49,13 +53,6 @@ impl Server {
             .unwrap_or_default()
             .matches("\"GET ")
             .count()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

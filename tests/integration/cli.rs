@@ -239,11 +239,10 @@ fn destroy_on_a_terminal_asks_for_the_name() {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_guarded();
         use std::io::Write;
         child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
-        Run::from(child.wait_with_output().unwrap())
+        Run::from(child.output_within(COMMAND_LIMIT))
     };
     on_terminal("wrong\n")
         .code(1)

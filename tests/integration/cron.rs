@@ -237,8 +237,7 @@ fn a_running_job_does_not_outlive_the_platform() {
         .command(&["cron-run", "-a", "cronlong", "3"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     eventually(LIMIT, "the lingering job to start", || {
         !lingering(&marker).is_empty()
     });
@@ -246,7 +245,7 @@ fn a_running_job_does_not_outlive_the_platform() {
     assert!(tasks[2]["last_run"]["exit"].is_null(), "running: {tasks}");
     env.run(&["down"]).ok();
     assert!(lingering(&marker).is_empty(), "the job outlived `down`");
-    let out = client.wait_with_output().unwrap();
+    let out = client.output_within(COMMAND_LIMIT);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(143), "SIGTERM: 128 + 15\n{text}");
     assert!(text.contains("cron-3 killed by SIGTERM"), "{text}");
@@ -264,8 +263,7 @@ fn a_running_job_dies_with_a_killed_platform() {
         .command(&["cron-run", "-a", "cronkill", "3"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     eventually(LIMIT, "the lingering job to start", || {
         !lingering(&marker).is_empty()
     });
@@ -273,7 +271,7 @@ fn a_running_job_dies_with_a_killed_platform() {
     eventually(LIMIT, "the watchdog to kill the job", || {
         lingering(&marker).is_empty()
     });
-    let _ = client.wait();
+    let _ = client.wait_within(COMMAND_LIMIT);
 }
 
 #[test]
@@ -316,12 +314,11 @@ fn destroying_the_app_stops_its_running_job() {
         .command(&["cron-run", "-a", "crongone", "linger"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     eventually(LIMIT, "the lingering job to start", || {
         !lingering(&marker).is_empty()
     });
     env.run(&["destroy", "crongone", "--force"]).ok();
     eventually(LIMIT, "the job to be stopped", || lingering(&marker).is_empty());
-    assert_eq!(client.wait_with_output().unwrap().status.code(), Some(143));
+    assert_eq!(client.output_within(COMMAND_LIMIT).status.code(), Some(143));
 }

@@ -317,7 +317,7 @@ fn concurrent_deploys_of_one_app_are_queued() {
     let first = {
         let bp = procfile_only();
         let mut cmd = env.command(&["deploy", slow.to_str().unwrap(), "-a", "queue", "--env", &bp]);
-        cmd.stdout(std::process::Stdio::piped()).spawn().unwrap()
+        cmd.stdout(std::process::Stdio::piped()).spawn_guarded()
     };
     // Wait until the first deployment is running, then start the second.
     let deployments = env.home.path().join("apps/queue/deployments");
@@ -327,7 +327,7 @@ fn concurrent_deploys_of_one_app_are_queued() {
             .unwrap_or(false)
     });
     let second = env.deploy(&app, "queue", &[]);
-    let first = first.wait_with_output().unwrap();
+    let first = first.output_within(COMMAND_LIMIT);
     let first_out = String::from_utf8_lossy(&first.stdout);
     assert!(
         second.all().contains("queued"),
@@ -385,7 +385,7 @@ fn ctrl_c_aborts_the_deployment_and_stops_what_it_started() {
     let addr = url_of(&env.deploy(&good, "abort", &[]).ok());
     let (child, compile_pids) = start_hanging_deploy(&env, &good, "abort");
     ctrl_c(child.id());
-    let out = child.wait_with_output().unwrap();
+    let out = child.output_within(COMMAND_LIMIT);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(text.contains("aborted"), "{text}");
@@ -415,8 +415,7 @@ fn up_runs_in_the_foreground_with_prefixed_logs_and_stops_on_ctrl_c() {
     let mut up = env
         .command(&["up"])
         .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let stdout = up.stdout.take().unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let reader = {
@@ -445,7 +444,7 @@ fn up_runs_in_the_foreground_with_prefixed_logs_and_stops_on_ctrl_c() {
         || lines.lock().unwrap().iter().any(|l| l.starts_with("fg [web-1] ")),
     );
     ctrl_c(up.id());
-    let status = up.wait().unwrap();
+    let status = up.wait_within(COMMAND_LIMIT);
     reader.join().unwrap();
     assert!(status.success(), "up exits 0 after a graceful stop");
     assert!(

@@ -157,8 +157,7 @@ fn platform_killed_mid_rollout_leaves_nothing_and_up_serves_the_last_good_releas
     let mut deploy = env
         .command(&["deploy", slow.to_str().unwrap(), "-a", "killed"])
         .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     wait_status(&env, "killed", "starting");
     let release2 = env.home.path().join("apps/killed/releases/2/app");
     eventually(Duration::from_secs(20), "the hook to run", || {
@@ -168,7 +167,7 @@ fn platform_killed_mid_rollout_leaves_nothing_and_up_serves_the_last_good_releas
     app_pids.extend(pids_in(&env.home.path().join("apps/killed/releases/1/app")));
     let platform = env.platform_pid().unwrap();
     kill(platform);
-    let _ = deploy.wait();
+    let _ = deploy.wait_within(COMMAND_LIMIT);
     eventually(Duration::from_secs(10), "no app process to survive", || {
         app_pids.iter().all(|p| !alive(*p))
     });
@@ -202,12 +201,11 @@ fn interrupt(sig: &str, fixture: &str, vars: &[&str], ready: &dyn Fn(&Env) -> bo
     let child = env
         .command(&args)
         .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     eventually(Duration::from_secs(30), "the step to interrupt", || ready(&env));
     let new_pids = pids_in(&env.home.path().join("apps/intr/releases/2/app"));
     signal(child.id(), sig);
-    let out = child.wait_with_output().unwrap();
+    let out = child.output_within(COMMAND_LIMIT);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(text.contains("aborted"), "{text}");
@@ -329,9 +327,10 @@ fn a_read_only_shipway_home_is_a_clear_error() {
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
         .arg(&ro)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .spawn()
+        .ok()
+        .and_then(|c| Guarded(c).wait_or_kill(COMMAND_LIMIT))
+        .is_some_and(|s| s.success());
     // Without the right to mount, a folder under /proc is as unwritable.
     let home = if mounted {
         ro.join("home")
@@ -342,7 +341,9 @@ fn a_read_only_shipway_home_is_a_clear_error() {
     let app = env.app("python");
     let run = env.deploy(&app, "nowhere", &[]);
     if mounted {
-        let _ = std::process::Command::new("umount").arg(&ro).status();
+        let _ = std::process::Command::new("umount")
+            .arg(&ro)
+            .status_within(COMMAND_LIMIT);
     }
     run.code(1)
         .has("cannot write shipway's state in")
@@ -448,7 +449,7 @@ fn down_during_a_deployment_aborts_it_and_stops_promptly() {
         started.elapsed() < Duration::from_secs(20),
         "down waited for the hanging build"
     );
-    let out = deploy.wait_with_output().unwrap();
+    let out = deploy.output_within(COMMAND_LIMIT);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(

@@ -1,15 +1,26 @@
 //! The test harness: the real binary in a temporary SHIPWAY_HOME, with short timeouts
-//! set through settings, fixtures copied before use, and every process reaped on drop.
+//! set through settings, fixtures copied before use, every wait under a deadline, and
+//! every process reaped on drop (`Spawned`, `Guarded`), even when the test panics.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_shipway");
+
+/// The longest one command of a test may run: far beyond a deploy of real buildpacks on
+/// a loaded 2-core machine, so that only a hang reaches it, and fails the test saying
+/// which command hung (nextest's terminate-after, in `.config/nextest.toml`, is longer).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(600);
+
+/// How long the pipes of a command that has ended may stay open: only a process it
+/// left behind can hold them, which is a failure of its own.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -128,13 +139,16 @@ impl Env {
         cmd
     }
 
+    /// `shipway ARGS` to its end, at most [`COMMAND_LIMIT`].
+    #[track_caller]
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().unwrap())
+        Run::from(output_within(&mut self.command(args), COMMAND_LIMIT))
     }
 
     /// `run` with `dir` as the current folder.
+    #[track_caller]
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
-        Run::from(self.command(args).current_dir(dir).output().unwrap())
+        Run::from(output_within(self.command(args).current_dir(dir), COMMAND_LIMIT))
     }
 
     /// A copy of `fixtures/apps/<name>` in the work folder, at `<work>/<as_name>`.
@@ -168,21 +182,164 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let pid = self.platform_pid();
-        let _ = self
+        // `down` stops every app within its grace period (1s here); a `down` that hangs
+        // is killed, and the platform with it below.
+        if let Ok(child) = self
             .command(&["down"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .spawn()
+        {
+            let _ = Guarded(child).wait_or_kill(Duration::from_secs(60));
+        }
         if let Some(pid) = pid {
             // Whatever `down` did, nothing of this test may outlive it.
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
-    assert!(status.success(), "cp -a {} {}", from.display(), to.display());
+    let out = output_within(Command::new("cp").arg("-a").arg(from).arg(to), COMMAND_LIMIT);
+    assert!(out.status.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+/// `cmd` run to its end with its output captured, as `Command::output` does, but at most
+/// `limit`: past it the child is killed and reaped, and the test fails naming it.
+#[track_caller]
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let what = format!("{:?}", cmd);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut spawned = Spawned::watch(child, what);
+    let run = spawned.finish(limit);
+    Output {
+        status: spawned.status.take().unwrap(),
+        stdout: run.stdout.into_bytes(),
+        stderr: run.stderr.into_bytes(),
+    }
+}
+
+/// A child of a test, killed (SIGKILL) and reaped when dropped if it still runs, so that
+/// a failing assertion never leaves it behind. `Command::spawn_guarded` makes one.
+pub struct Guarded(pub Child);
+
+impl Guarded {
+    /// Waits for its exit, at most `limit`: past it the test fails (and drop kills it).
+    #[track_caller]
+    pub fn wait_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut status = None;
+        eventually(limit, &format!("pid {} to exit", self.0.id()), || {
+            status = self.0.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+
+    /// Its exit within `limit`, or None, and then drop kills it: for cleanup code, which
+    /// must not panic (a panic while a test unwinds aborts the whole binary).
+    pub fn wait_or_kill(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.0.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Its exit, with all it wrote on its piped stdout and stderr, at most `limit`.
+    #[track_caller]
+    pub fn output_within(mut self, limit: Duration) -> Output {
+        let drain = |r: Option<Box<dyn Read + Send>>| r.map(drain);
+        let out = drain(self.0.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let err = drain(self.0.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let status = self.wait_within(limit);
+        let collect =
+            |rx: Option<Receiver<String>>| rx.map(|rx| drained(&rx)).unwrap_or_default().into_bytes();
+        Output {
+            status,
+            stdout: collect(out),
+            stderr: collect(err),
+        }
+    }
+}
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            // SIGKILL cannot be caught: the wait returns at once.
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `Command`'s ways to run a child, each reaping it on a panic and under a deadline.
+pub trait SpawnGuarded {
+    /// `spawn`, guarded: see [`Guarded`].
+    fn spawn_guarded(&mut self) -> Guarded;
+    /// `output`, at most `limit` (see [`output_within`]).
+    fn output_within(&mut self, limit: Duration) -> Output;
+    /// `status`, at most `limit`: its output goes where this command sends it.
+    fn status_within(&mut self, limit: Duration) -> std::process::ExitStatus;
+}
+
+impl SpawnGuarded for Command {
+    #[track_caller]
+    fn spawn_guarded(&mut self) -> Guarded {
+        Guarded(
+            self.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {self:?}: {e}")),
+        )
+    }
+
+    #[track_caller]
+    fn output_within(&mut self, limit: Duration) -> Output {
+        output_within(self, limit)
+    }
+
+    #[track_caller]
+    fn status_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        self.spawn_guarded().wait_within(limit)
+    }
+}
+
+/// Reads `r` to its end on a thread of its own; the text comes on the channel.
+fn drain(mut r: Box<dyn Read + Send>) -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = r.read_to_end(&mut bytes);
+        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    rx
+}
+
+/// What `drain` read, once the pipe closed; a pipe still open [`DRAIN_LIMIT`] after its
+/// writer ended is held by something it left running, and fails the test.
+#[track_caller]
+fn drained(rx: &Receiver<String>) -> String {
+    rx.recv_timeout(DRAIN_LIMIT)
+        .unwrap_or_else(|_| panic!("an output pipe stayed open {DRAIN_LIMIT:?} after its process ended: something it started still runs"))
 }
 
 /// The URL a deploy printed: `<-- http://127.0.0.1:PORT -->`.
@@ -206,8 +363,9 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
 /// `get` for an app whose first answer may be slow: Tomcat listens before its web app
 /// is deployed, and holds the first request until it is, which takes long under load.
 pub fn get_within(addr: &str, path: &str, limit: Duration) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
+    let mut s = connect(addr, limit)?;
     s.set_read_timeout(Some(limit))?;
+    s.set_write_timeout(Some(limit))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
@@ -230,9 +388,10 @@ pub fn get_within(addr: &str, path: &str, limit: Duration) -> std::io::Result<(u
 /// or what went wrong (and then the connection is dropped, to be opened anew).
 pub fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> Result<String, String> {
     if conn.is_none() {
-        let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
+        let limit = Duration::from_secs(10);
+        let s = connect(addr, limit).map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(limit)).map_err(|e| e.to_string())?;
         *conn = Some(BufReader::new(s));
     }
     let reader = conn.as_mut().ok_or("no connection")?;
@@ -283,6 +442,19 @@ pub fn keep_alive_get(addr: &str, conn: &mut Option<BufReader<TcpStream>>) -> Re
     result
 }
 
+/// A TCP connection to `addr` (`host:port`), at most `limit` in the making.
+pub fn connect(addr: &str, limit: Duration) -> std::io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} names no address"));
+    for a in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&a, limit) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// The body of GET / on a new connection (which must succeed).
 pub fn body(addr: &str) -> String {
     get(addr, "/").unwrap().1
@@ -321,13 +493,11 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     run_ok(dir, "git", &all)
 }
 
-/// `program ARGS` run in `dir`, which must succeed; its trimmed stdout.
+/// `program ARGS` run in `dir`, which must succeed within [`COMMAND_LIMIT`]; its trimmed
+/// stdout.
+#[track_caller]
 pub fn run_ok(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = output_within(Command::new(program).args(args).current_dir(dir), COMMAND_LIMIT);
     assert!(
         out.status.success(),
         "{program} {args:?}: {}",
@@ -337,11 +507,13 @@ pub fn run_ok(dir: &Path, program: &str, args: &[&str]) -> String {
 }
 
 /// Send `sig` (a name `kill` knows, without SIG) to a process, which must exist.
+#[track_caller]
 pub fn signal(pid: impl std::fmt::Display, sig: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .unwrap();
+    let status = output_within(
+        Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]),
+        COMMAND_LIMIT,
+    )
+    .status;
     assert!(status.success(), "kill -{sig} {pid}");
 }
 
@@ -410,7 +582,7 @@ pub fn pids_in(dir: &Path) -> Vec<i32> {
 
 /// Start `shipway deploy` of `dir` as `app` with the `compile-hangs` buildpack and wait
 /// until its compile runs: the deploy process, and the compile's pids (script and child).
-pub fn start_hanging_deploy(env: &Env, dir: &Path, app: &str) -> (std::process::Child, Vec<i32>) {
+pub fn start_hanging_deploy(env: &Env, dir: &Path, app: &str) -> (Guarded, Vec<i32>) {
     let pids_file = env.work.path().join(format!("{app}-hang.pids"));
     let bp = format!("BUILDPACK_URL={}", fixture_buildpack("compile-hangs").display());
     let pf = format!("PIDS_FILE={}", pids_file.display());
@@ -426,42 +598,44 @@ pub fn start_hanging_deploy(env: &Env, dir: &Path, app: &str) -> (std::process::
             &pf,
         ])
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     eventually(Duration::from_secs(20), "compile to start", || {
         read_pids(&pids_file).len() == 2
     });
     (child, read_pids(&pids_file))
 }
 
-/// A `shipway` run in the background, killed and reaped on drop if still running.
+/// A `shipway` run in the background, its output read as it comes, killed and reaped on
+/// drop if still running.
 pub struct Spawned {
-    child: Child,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
+    child: Guarded,
+    what: String,
+    stdout: Option<Receiver<String>>,
+    stderr: Option<Receiver<String>>,
+    status: Option<std::process::ExitStatus>,
 }
 
 impl Spawned {
+    #[track_caller]
     pub fn start(env: &Env, args: &[&str]) -> Spawned {
-        let mut child = env
+        let child = env
             .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let drain = |mut r: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = r.read_to_string(&mut text);
-                text
-            })
-        };
-        let stdout = Some(drain(Box::new(child.stdout.take().unwrap())));
-        let stderr = Some(drain(Box::new(child.stderr.take().unwrap())));
+        Spawned::watch(child, format!("shipway {}", args.join(" ")))
+    }
+
+    fn watch(mut child: Child, what: String) -> Spawned {
+        let stdout = child.stdout.take().map(|s| drain(Box::new(s)));
+        let stderr = child.stderr.take().map(|s| drain(Box::new(s)));
         Spawned {
-            child,
+            child: Guarded(child),
+            what,
             stdout,
             stderr,
+            status: None,
         }
     }
 
@@ -473,24 +647,17 @@ impl Spawned {
     #[track_caller]
     pub fn finish(&mut self, limit: Duration) -> Run {
         let mut status = None;
-        eventually(limit, "shipway to exit", || {
+        eventually(limit, &format!("{} to exit", self.what), || {
             status = self.child.try_wait().unwrap();
             status.is_some()
         });
         let status = status.unwrap();
+        self.status = Some(status);
+        let text = |rx: Option<Receiver<String>>| rx.map(|rx| drained(&rx)).unwrap_or_default();
         Run {
             code: status.code().unwrap_or(-1),
-            stdout: self.stdout.take().unwrap().join().unwrap(),
-            stderr: self.stderr.take().unwrap().join().unwrap(),
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            stdout: text(self.stdout.take()),
+            stderr: text(self.stderr.take()),
         }
     }
 }
@@ -518,17 +685,19 @@ pub fn nobody_home(env: &Env) -> Option<PathBuf> {
 }
 
 /// `shipway ARGS` as nobody, in the work folder, with `home` as SHIPWAY_HOME.
+#[track_caller]
 pub fn run_as_nobody(env: &Env, home: &Path, args: &[&str]) -> Run {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
-        .args(args)
-        .env("SHIPWAY_HOME", home)
-        .env("SHIPWAY_OFFICIAL_BUILDPACKS", "never")
-        .env("NO_COLOR", "1")
-        .current_dir(env.work.path())
-        .output()
-        .unwrap()
-        .into()
+    output_within(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(args)
+            .env("SHIPWAY_HOME", home)
+            .env("SHIPWAY_OFFICIAL_BUILDPACKS", "never")
+            .env("NO_COLOR", "1")
+            .current_dir(env.work.path()),
+        COMMAND_LIMIT,
+    )
+    .into()
 }
 
 /// What a failed test leaves: `kill -9` each of `pids` that still lives and whose command
@@ -539,7 +708,8 @@ pub fn kill_strays(pids: &[i32], markers: &[&str]) {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
         if alive(pid) && markers.iter().any(|m| cmdline.contains(m)) {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

@@ -108,7 +108,8 @@ fn walkdir_names(root: &Path) -> Vec<String> {
 /// line of its log, and any process whose argv holds the password at that moment is
 /// logged as `ARGV-LEAK`.
 struct Hostile {
-    child: std::process::Child,
+    /// Killed and reaped on drop.
+    _child: Guarded,
     port: u16,
     log: std::path::PathBuf,
 }
@@ -171,14 +172,17 @@ impl Hostile {
         let mut child = std::process::Command::new("python3")
             .args(["-c", HOSTILE, root.to_str().unwrap(), log.to_str().unwrap()])
             .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_guarded();
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         let port = line.trim().parse().expect("the server's port");
-        Hostile { child, port, log }
+        Hostile {
+            _child: child,
+            port,
+            log,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -187,13 +191,6 @@ impl Hostile {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -477,8 +474,7 @@ fn a_compile_printing_without_newlines_for_5s_leaves_a_bounded_log_and_the_live_
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     // Counted as it comes, not kept: the live stream is as long as the flood.
     let mut stdout = child.stdout.take().unwrap();
     let counting = std::thread::spawn(move || {
@@ -506,7 +502,7 @@ fn a_compile_printing_without_newlines_for_5s_leaves_a_bounded_log_and_the_live_
         }
         (xs, String::from_utf8_lossy(&end).into_owned())
     });
-    let status = child.wait().unwrap();
+    let status = child.wait_within(COMMAND_LIMIT);
     let (streamed, end) = counting.join().unwrap();
     assert!(status.success(), "deploy failed: {end}");
     assert!(end.contains("-----> the end of the flood"), "{end}");

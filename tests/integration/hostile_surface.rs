@@ -43,8 +43,7 @@ fn on_a_terminal(env: &Env, args: &[&str]) -> String {
         .env_remove("SHIPWAY_APP")
         .env("TERM", "xterm")
         .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -118,8 +118,7 @@ print(s.makefile().readline())";
         .arg(env.home.path().join("platform.sock"))
         .uid(NOBODY)
         .gid(NOBODY)
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("answers only its own user"),
@@ -146,7 +145,7 @@ fn a_caller_descriptor_is_not_kept_by_the_platform_it_starts() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut sh = sh.spawn().unwrap();
+    let mut sh = sh.spawn_guarded();
     let mut done = None;
     let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         eventually(Duration::from_secs(60), "`deploy 3>&1 | cat` to return", || {
@@ -156,7 +155,7 @@ fn a_caller_descriptor_is_not_kept_by_the_platform_it_starts() {
     }));
     if waited.is_err() {
         let _ = sh.kill();
-        let _ = sh.wait();
+        let _ = sh.wait_within(COMMAND_LIMIT);
         panic!("`shipway deploy ... 3>&1 | cat` did not return: the platform holds the pipe");
     }
     assert!(done.unwrap().success());
@@ -225,7 +224,7 @@ fn the_platform_sweeps_what_an_interrupted_build_left() {
     let (deploy, compile_pids) = start_hanging_deploy(&env, &app, "swept");
     let platform = env.platform_pid().unwrap();
     kill(platform);
-    let _ = deploy.wait_with_output();
+    let _ = deploy.output_within(COMMAND_LIMIT);
     // The client sees the socket close while the dying platform may still be closing its
     // other files, its locks among them: until it is gone, `up` would find them held.
     // And the compile's shim kills its tree only once it sees the platform gone: until
@@ -267,13 +266,12 @@ fn the_platform_sweeps_what_an_interrupted_build_left() {
 }
 
 /// Start a deploy whose stdout goes to a file, to read it while it runs.
-fn deploy_to_file(env: &Env, dir: &Path, app: &str, out: &Path) -> std::process::Child {
+fn deploy_to_file(env: &Env, dir: &Path, app: &str, out: &Path) -> Guarded {
     let file = std::fs::File::create(out).unwrap();
     env.command(&["deploy", dir.to_str().unwrap(), "-a", app])
         .stdout(file)
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .spawn_guarded()
 }
 
 #[test]
@@ -298,10 +296,10 @@ fn sigterm_ends_a_deploy_queued_behind_another_and_records_it_aborted() {
     }));
     if ended.is_err() {
         let _ = second.kill();
-        let _ = second.wait();
+        let _ = second.wait_within(COMMAND_LIMIT);
     }
     let _ = first.kill();
-    let _ = first.wait();
+    let _ = first.wait_within(COMMAND_LIMIT);
     assert!(ended.is_ok(), "SIGTERM did not end a queued deploy");
     assert_eq!(
         status.unwrap().code(),
@@ -332,7 +330,7 @@ fn timeout_ends_a_deploy_waiting_on_a_boot_with_130() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn_guarded();
     let mut status = None;
     let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         eventually(Duration::from_secs(60), "timeout(1) to end the deploy", || {
@@ -342,7 +340,7 @@ fn timeout_ends_a_deploy_waiting_on_a_boot_with_130() {
     }));
     if ended.is_err() {
         let _ = child.kill();
-        let _ = child.wait();
+        let _ = child.wait_within(COMMAND_LIMIT);
         panic!("the deploy outlived timeout(1)'s SIGTERM");
     }
     assert_eq!(status.unwrap().code(), Some(130));

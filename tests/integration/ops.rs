@@ -252,7 +252,7 @@ fn ps_answers_and_a_crash_is_handled_while_a_deployment_of_the_app_runs() {
         "the deployment ended before the crash was handled"
     );
     ctrl_c(deploy.id());
-    assert_eq!(deploy.wait().unwrap().code(), Some(130));
+    assert_eq!(deploy.wait_within(COMMAND_LIMIT).code(), Some(130));
 }
 
 #[test]
@@ -371,8 +371,7 @@ fn logs_follow_prints_new_lines_until_stopped() {
     let mut follow = env
         .command(&["logs", "-a", "tail", "-f", "-n", "0"])
         .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let stdout = follow.stdout.take().unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let reader = {
@@ -396,6 +395,6 @@ fn logs_follow_prints_new_lines_until_stopped() {
         },
     );
     follow.kill().unwrap();
-    follow.wait().unwrap();
+    follow.wait_within(COMMAND_LIMIT);
     reader.join().unwrap();
 }

@@ -11,7 +11,11 @@ const ESC: char = '\x1b';
 
 /// `shipway ARGS` piped, with NO_COLOR unset (the harness sets it for every other test).
 fn piped(env: &Env, args: &[&str]) -> Run {
-    Run::from(env.command(args).env_remove("NO_COLOR").output().unwrap())
+    Run::from(
+        env.command(args)
+            .env_remove("NO_COLOR")
+            .output_within(COMMAND_LIMIT),
+    )
 }
 
 /// `shipway ARGS` on a pseudo-terminal, through `script`: what the terminal received
@@ -30,7 +34,7 @@ fn on_terminal(env: &Env, args: &[&str], no_color: bool) -> Run {
     if no_color {
         cmd.env("NO_COLOR", "1");
     }
-    Run::from(cmd.output().unwrap())
+    Run::from(cmd.output_within(COMMAND_LIMIT))
 }
 
 #[track_caller]

@@ -77,6 +77,10 @@ fn python_tools() -> &'static Path {
         let (pipenv, poetry, uv) = (pin("PIPENV_PIN"), pin("POETRY_PIN"), pin("UV_PIN"));
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("python-tools-{pipenv}-{poetry}-{uv}"));
         let done = dir.join("installed");
+        // nextest runs each test in a process of its own: the first to come makes the venv,
+        // the others wait on this lock for it (released when the lock file is closed).
+        let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
         if done.is_file() {
             return dir;
         }
@@ -91,8 +95,7 @@ fn python_tools() -> &'static Path {
             &format!("poetry=={poetry}"),
             &format!("uv=={uv}"),
         ]))
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
         assert!(
             out.status.success(),
             "pip install of the lock tools failed:\n{}{}",
@@ -119,7 +122,7 @@ fn lock(env: &Env, app: &Path, tool: &str) {
         .env("UV_CACHE_DIR", scratch.join("uv"))
         .env("UV_PYTHON_DOWNLOADS", "never")
         .arg("lock");
-    let out = with_host_certs(&mut cmd).output().unwrap();
+    let out = with_host_certs(&mut cmd).output_within(COMMAND_LIMIT);
     assert!(
         out.status.success(),
         "{tool} lock failed:\n{}{}",

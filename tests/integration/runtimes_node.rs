@@ -36,8 +36,7 @@ fn npm(dir: &Path, args: &[&str]) -> String {
         .arg("--cache")
         .arg(shared_npm_cache())
         .current_dir(dir)
-        .output()
-        .expect("the host's npm (sudo apt-get install npm)");
+        .output_within(COMMAND_LIMIT);
     assert!(
         out.status.success(),
         "npm {args:?}: {}",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{nobody_home, Env, Run, Spawned, BIN};
+use crate::harness::{nobody_home, Env, Run, SpawnGuarded, Spawned, BIN, COMMAND_LIMIT};
 use crate::stack_image::{busybox_image, image_of, LayerTar, Registry, TestImage, GZIP, OS_RELEASE};
 
 const REPO: &str = "scalingo/scalingo-26";
@@ -79,8 +79,7 @@ fn assert_is_the_test_image(root: &Path) {
     let out = Command::new(root.join("bin/busybox"))
         .args(["cat"])
         .arg(root.join("etc/os-release"))
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     assert!(String::from_utf8_lossy(&out.stdout).contains("VERSION_ID=\"26.04\""));
 }
 
@@ -204,8 +203,7 @@ fn import_stdin(env: &Env, stack: &str, bytes: &[u8]) -> Run {
     let out = env
         .command(&["stacks-import", stack, "-"])
         .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     out.into()
 }
 
@@ -397,7 +395,7 @@ fn as_nobody(env: &Env, home: &Path, args: &[&str], vars: &[(&str, &str)], stdin
         .envs(vars.iter().copied())
         .current_dir(env.work.path())
         .stdin(stdin.map_or(Stdio::null(), |p| std::fs::File::open(p).unwrap().into()));
-    cmd.output().unwrap().into()
+    cmd.output_within(COMMAND_LIMIT).into()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::harness::*;
 
 /// `shipway ARGS` run in `dir`.
 fn run_in(env: &Env, dir: &Path, args: &[&str]) -> Run {
-    Run::from(env.command(args).current_dir(dir).output().unwrap())
+    Run::from(env.command(args).current_dir(dir).output_within(COMMAND_LIMIT))
 }
 
 /// `git ARGS` in `dir` with the test's shipway settings in the environment (the hook
@@ -22,8 +22,7 @@ fn git_run(env: &Env, dir: &Path, args: &[&str]) -> Run {
         .envs(&env.vars)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     Run::from(out)
 }
 
@@ -71,8 +70,7 @@ fn remote_ref(env: &Env, app: &str, branch: &str) -> Option<String> {
             &format!("refs/heads/{branch}"),
         ])
         .current_dir(&repo)
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -202,7 +200,10 @@ fn archive_written_by_shipway_deploys_with_the_same_result() {
     run_in(&env, &app, &["archive", "-a", "py", "-o", &out])
         .ok()
         .has("folder py/ with");
-    let listing = Command::new("tar").arg("tzf").arg(&archive).output().unwrap();
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(&archive)
+        .output_within(COMMAND_LIMIT);
     let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
     assert!(
         listing.lines().all(|l| l == "py/" || l.starts_with("py/")),
@@ -239,8 +240,7 @@ fn archives_follow_the_platform_rules_and_urls_are_refused_offline() {
         .arg(&two)
         .args(["python", "static"])
         .current_dir(env.work.path())
-        .status()
-        .unwrap();
+        .status_within(COMMAND_LIMIT);
     assert!(status.success());
     env.deploy(&two, "two", &[])
         .code(10)
