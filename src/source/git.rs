@@ -330,7 +330,7 @@ pub(crate) fn extract_commit(
     commit: &str,
     into: &Path,
 ) -> Result<(ArchiveStats, Links), SourceError> {
-    let args = ["archive", "--format=tar", commit];
+    let args = ["archive", "--format=tar", "--end-of-options", commit];
     let mut git = git(dir, &args)
         .read_stdout()
         .map_err(|e| stopped(dir, &args, e))?;

@@ -225,6 +225,13 @@ fn a_buildpack_archive_that_streams_without_end_stalls_or_is_garbage_fails_and_l
         .has("the server sent nothing for 2s (the buildpack_stall_timeout setting): the download timed out");
     assert_eq!(cached(&env), Vec::<String>::new());
 
+    // git over HTTP stalls the same way, and says the same word.
+    let stall_git = format!("BUILDPACK_URL={}", server.url("stall.git"));
+    env.deploy(&app, "archives", &["--env", &stall_git])
+        .code(10)
+        .has("the server stopped sending: the fetch timed out");
+    assert_eq!(cached(&env), Vec::<String>::new());
+
     // A whole download that does not unpack is not kept either.
     let garbage = format!("BUILDPACK_URL={}", server.url("garbage.tgz"));
     env.deploy(&app, "archives", &["--env", &garbage])
