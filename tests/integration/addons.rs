@@ -708,7 +708,10 @@ fn an_apps_postgresql_role_reads_no_host_file_runs_no_program_and_each_cluster_h
 
     // Each cluster's server runs as its own user (as root: `shipway-<id>`), which owns its
     // files, private to it: one cluster's server cannot read another's.
-    if nix_is_root() {
+    if root_or_skip(
+        "an_apps_postgresql_role_reads_no_host_file_runs_no_program_and_each_cluster_has_its_own_user, a user per cluster",
+        "only root runs each cluster as a user of its own",
+    ) {
         let servers: Vec<(String, u32)> = ["pga", "pgb"]
             .iter()
             .map(|app| {
@@ -739,13 +742,6 @@ fn an_apps_postgresql_role_reads_no_host_file_runs_no_program_and_each_cluster_h
             assert!(!os_user_exists(id), "destroy left the addon's OS user {id}");
         }
     }
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
 /// Issue 21, 6 (Redis and MariaDB): with the app's URL, Redis refuses what would write the

@@ -174,6 +174,7 @@ fn a_buildpack_by_url_is_fetched_once_per_tag_again_per_branch_and_used_from_the
     let json: serde_json::Value =
         serde_json::from_str(&env.run(&["buildpacks", "--json"]).ok().stdout).unwrap();
     assert_eq!(json.as_array().map(Vec::len), Some(2), "{}", list.all());
+    crate::output::check_convention(&json, "buildpacks");
     env.run(&["buildpacks", "--clear"])
         .ok()
         .has("Removed 2 cached buildpack(s)");
@@ -309,7 +310,12 @@ fn official_buildpacks_always_fails_a_build_where_none_can_be_had() {
 #[test]
 fn an_unprivileged_user_fetches_a_buildpack_by_url_and_builds_with_app() {
     let env = Env::new();
-    let Some(home) = nobody_home(&env) else { return };
+    let Some(home) = nobody_home(
+        &env,
+        "an_unprivileged_user_fetches_a_buildpack_by_url_and_builds_with_app",
+    ) else {
+        return;
+    };
     let work = env.work.path().join("app-paths-work");
     copy_dir(&fixture_buildpack("app-paths"), &work);
     let (_, served) = serve_repo(&env, &work, "app-paths.git");

@@ -668,12 +668,42 @@ pub fn run_within(env: &Env, args: &[&str], limit: Duration) -> Run {
     Spawned::start(env, args).finish(limit)
 }
 
+/// Where the list of what was skipped goes (`.ci/run` prints it after the tests).
+pub fn skipped_list() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.txt")
+}
+
+/// Says that `what` (a test, or a part of one) did not run on this machine, and why: on
+/// stderr, and as a line of [`skipped_list`], which `.ci/run` prints once the tests are
+/// done, so that a check that could not run never passes in silence.
+pub fn skipped(what: &str, why: &str) {
+    let line = format!("skipped: {what}: {why}");
+    eprintln!("{line}");
+    if let Ok(mut list) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skipped_list())
+    {
+        let _ = writeln!(list, "{line}");
+    }
+}
+
+/// Whether this runs as root; if not, says that `what` is skipped (see [`skipped`]).
+pub fn root_or_skip(what: &str, why: &str) -> bool {
+    let root = nix::unistd::getuid().is_root();
+    if !root {
+        skipped(what, why);
+    }
+    root
+}
+
 /// A SHIPWAY_HOME of nobody's own in the work folder, which nobody may then enter: where
-/// this runs as root and has setpriv. None elsewhere, said on stderr (the test is skipped).
-pub fn nobody_home(env: &Env) -> Option<PathBuf> {
+/// this runs as root and has setpriv. None elsewhere, said (see [`skipped`]): `what`, the
+/// test, is skipped.
+pub fn nobody_home(env: &Env, what: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     if !nix::unistd::getuid().is_root() || Path::new("/usr/bin/setpriv").metadata().is_err() {
-        eprintln!("skipped: needs root and setpriv to become nobody");
+        skipped(what, "needs root and setpriv to become nobody");
         return None;
     }
     std::fs::set_permissions(env.work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -711,5 +741,80 @@ pub fn kill_strays(pids: &[i32], markers: &[&str]) {
             let _ =
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
+    }
+}
+
+/// Requests sent to `addr` without pause until stopped, by two clients: one opening a new
+/// connection per request, one keeping its connection alive. Each failure is kept with
+/// what went wrong; the clients stop when this is dropped.
+pub struct Traffic {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failures: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    /// Starts the clients; `answer` tells a good body.
+    pub fn start(addr: &str, answer: fn(&str) -> bool) -> Traffic {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let clients = [false, true]
+            .into_iter()
+            .map(|keep_alive| {
+                let (stop, served, failures, addr) =
+                    (stop.clone(), served.clone(), failures.clone(), addr.to_string());
+                std::thread::spawn(move || {
+                    let mut conn: Option<BufReader<TcpStream>> = None;
+                    while !stop.load(Ordering::SeqCst) {
+                        let result = if keep_alive {
+                            keep_alive_get(&addr, &mut conn)
+                        } else {
+                            match get(&addr, "/") {
+                                Ok((200, b)) => Ok(b),
+                                Ok((s, b)) => Err(format!("{s} {}", b.trim())),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        };
+                        match result {
+                            Ok(b) if answer(&b) => {
+                                served.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(b) => failures.lock().unwrap().push(format!("unexpected answer {b:?}")),
+                            Err(e) => failures.lock().unwrap().push(e),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Traffic {
+            stop,
+            served,
+            failures,
+            clients,
+        }
+    }
+
+    /// Requests answered well so far.
+    pub fn served(&self) -> usize {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the clients (each within its 10 s request timeout): the failures.
+    pub fn stop(mut self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.clients.drain(..) {
+            let _ = c.join();
+        }
+        std::mem::take(&mut *self.failures.lock().unwrap())
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -12,11 +12,6 @@ use crate::harness::*;
 /// The uid of `nobody`, the other user of these tests.
 const NOBODY: u32 = 65534;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -70,8 +65,10 @@ fn a_home_or_app_folder_others_may_write_is_refused_with_the_fix() {
 
 #[test]
 fn a_home_or_socket_owned_by_another_user_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: only root can give a folder to another user");
+    if !root_or_skip(
+        "a_home_or_socket_owned_by_another_user_is_refused",
+        "only root can give a folder to another user",
+    ) {
         return;
     }
     let env = Env::new();
@@ -95,8 +92,10 @@ fn a_home_or_socket_owned_by_another_user_is_refused() {
 
 #[test]
 fn the_platform_answers_only_its_own_user() {
-    if !is_root() {
-        eprintln!("skipped: only root can connect as another user");
+    if !root_or_skip(
+        "the_platform_answers_only_its_own_user",
+        "only root can connect as another user",
+    ) {
         return;
     }
     let env = Env::new();

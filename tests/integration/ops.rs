@@ -262,7 +262,23 @@ fn restart_replaces_containers_with_no_downtime() {
     let addr = url_of(&env.deploy(&app, "restarted", &[]).ok());
     let before = json(&env.run(&["ps", "-a", "restarted", "--json"]).ok())[0]["pid"].clone();
     env.run(&["env-set", "-a", "restarted", "VERSIONLESS=1"]).ok();
+    // Traffic before, during and after the restart: not one request may fail.
+    let traffic = Traffic::start(&addr, |b| b.starts_with("python version=1"));
+    eventually(Duration::from_secs(10), "traffic to flow", || {
+        traffic.served() >= 5
+    });
+    let at_start = traffic.served();
     env.run(&["restart", "-a", "restarted", "web"]).ok();
+    let at_end = traffic.served();
+    assert!(at_end > at_start, "no request was answered while the restart ran");
+    eventually(Duration::from_secs(10), "traffic to the new container", || {
+        traffic.served() >= at_end + 5
+    });
+    let failures = traffic.stop();
+    assert!(
+        failures.is_empty(),
+        "requests failed during the restart: {failures:#?}"
+    );
     let rows = json(&env.run(&["ps", "-a", "restarted", "--json"]).ok());
     let running: Vec<_> = rows
         .as_array()
@@ -339,6 +355,8 @@ fn deployment_delete_cache_and_destroy() {
     env.run(&["deployment-delete-cache", "-a", "doomed"]).ok();
     assert!(!env.home.path().join("apps/doomed/cache").exists());
     let pids = pids_in(&env.home.path().join("apps/doomed/releases/1/app"));
+    // Else "every pid is gone" below would hold of nothing.
+    assert!(!pids.is_empty(), "the app's container was not found running");
     env.run(&["destroy", "doomed"]).code(1).has("--force");
     env.run(&["destroy", "doomed", "--force"]).ok();
     assert!(!env.home.path().join("apps/doomed").exists());

@@ -93,7 +93,9 @@ fn an_unknown_sandbox_setting_is_refused_with_the_choices() {
 #[test]
 fn an_unprivileged_user_builds_with_app_paths_too() {
     let env = Env::new();
-    let Some(home) = nobody_home(&env) else { return };
+    let Some(home) = nobody_home(&env, "an_unprivileged_user_builds_with_app_paths_too") else {
+        return;
+    };
     let app = app_paths_app(&env);
     let out = env.work.path().join("out");
     let (app, out) = (app.to_str().unwrap(), out.to_str().unwrap());
