@@ -137,8 +137,11 @@ pub enum Command {
   shipway down")]
     Down,
     /// Create an app, so that its config vars (e.g. BUILDPACK_URL) can be set before the first deploy
-    #[command(after_help = "Example:
-  shipway create myapp && shipway -a myapp env-set BUILDPACK_NAME=python")]
+    #[command(
+        after_help = "Example:
+  shipway create myapp && shipway -a myapp env-set BUILDPACK_NAME=python",
+        visible_alias = "c"
+    )]
     Create {
         /// The app's name: lowercase letters, digits and dashes, starting with a letter
         app: String,
@@ -163,6 +166,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The app's stack, status, URL, release, formation and addons
+    #[command(after_help = "Examples:
+  shipway apps-info
+  shipway -a myapp apps-info --json")]
+    AppsInfo {
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open the app's URL in a browser ($BROWSER, else xdg-open); printed when not on a terminal
+    #[command(after_help = "Examples:
+  shipway open
+  curl \"$(shipway -a myapp open)\"      not on a terminal, the URL is printed")]
+    Open,
     /// The app's containers: name, status, command, PORT, pid, uptime, restarts
     #[command(after_help = "Examples:
   shipway ps
@@ -178,6 +195,7 @@ pub enum Command {
   shipway logs -n 20 --filter web-1
   shipway logs --filter one-off-1     the output of a `run --detached`
   shipway logs --raw > app.log        the bytes as the app wrote them, escape sequences included")]
+    #[command(visible_alias = "l")]
     Logs {
         /// How many lines (from the end)
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
@@ -198,6 +216,7 @@ pub enum Command {
   shipway scale web:2 worker:1
   shipway scale web:+1 worker:-1
   shipway scale web:1:L            the size is accepted, not enforced (no memory limit here)")]
+    #[command(visible_alias = "s")]
     Scale {
         /// TYPE:AMOUNT[:SIZE], TYPE:+N or TYPE:-N; none: show the formation
         #[arg(value_name = "TYPE:AMOUNT")]
@@ -266,6 +285,7 @@ pub enum Command {
     /// Delete the app's build cache (CACHE_DIR)
     #[command(after_help = "Example:
   shipway deployment-delete-cache && shipway deploy")]
+    #[command(visible_alias = "deployment-cache-delete")]
     DeploymentDeleteCache,
     /// The buildpacks fetched by URL and kept for builds without the network
     #[command(after_help = "Examples:
@@ -332,6 +352,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
   shipway run --detached python long_task.py     output in `shipway logs`
   shipway run 'echo $CONTAINER && exit 3'"
     )]
+    #[command(visible_alias = "r")]
     Run {
         /// A variable for this container only, NAME=value (repeatable); it overrides the config var of that name
         #[arg(short, long = "env", value_name = "NAME=VALUE")]
@@ -350,6 +371,21 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
             value_name = "COMMAND"
         )]
         command: Vec<String>,
+    },
+    /// Run bash in a one-off container of the current release (`run bash`)
+    #[command(after_help = "Examples:
+  shipway bash
+  shipway bash -c 'ls -la'")]
+    Bash {
+        /// A variable for this container only, NAME=value (repeatable)
+        #[arg(short, long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// The container size (S, M, L, XL, 2XL, 3XL): accepted for the Scalingo CLI's sake, ignored here
+        #[arg(short, long, value_name = "SIZE")]
+        size: Option<String>,
+        /// Arguments for bash
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// The scheduled jobs of the current release (cron.json): schedule, command, size, last and next run
     #[command(after_help = "Examples:
@@ -412,9 +448,21 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
         /// The addon's ID (`shipway addons`), or its kind
         id: String,
     },
+    /// One addon: provider, plan, status, ID, address and the config vars it sets
+    #[command(after_help = "Examples:
+  shipway addons-info postgresql
+  shipway addons-info ad-1a2b3c4d --json")]
+    AddonsInfo {
+        /// The addon's ID (`shipway addons`), or its kind
+        id: String,
+        /// Print it as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// psql connected to the app's PostgreSQL addon
     #[command(after_help = "Example:
   shipway pgsql-console")]
+    #[command(visible_aliases = ["psql-console", "postgresql-console"])]
     PgsqlConsole,
     /// redis-cli connected to the app's Redis addon
     #[command(after_help = "Example:

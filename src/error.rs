@@ -12,6 +12,8 @@ use crate::state::StateError;
 pub mod exit {
     pub const SUCCESS: i32 = 0;
     pub const ERROR: i32 = 1;
+    /// A command line shipway cannot run (clap's usage errors have it too).
+    pub const USAGE: i32 = 2;
     pub const BUILD_ERROR: i32 = 10;
     pub const CRASHED_ERROR: i32 = 11;
     pub const TIMEOUT_ERROR: i32 = 12;

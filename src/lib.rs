@@ -41,7 +41,6 @@ pub mod ui;
 
 /// Parse the command line, run the command, return the exit status.
 pub fn run() -> i32 {
-    use clap::Parser;
     // The shim sits in front of every child: it reads no settings and parses no flags,
     // so that it costs a container's start as little as possible.
     let mut args = std::env::args_os().skip(1);
@@ -50,5 +49,5 @@ pub fn run() -> i32 {
         Some(a) if a == "as-user" => return addon::as_user_main(args.collect()),
         _ => {}
     }
-    commands::run(cli::Cli::parse())
+    commands::main(std::env::args_os().skip(1).collect())
 }

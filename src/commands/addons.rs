@@ -43,10 +43,21 @@ pub fn remove(settings: &Settings, choice: &super::AppChoice, id: String) -> Res
 
 pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (home, app) = super::existing_app(settings, choice)?;
-    let mut rows = match rows(&home, &app.name)? {
+    let rows = rows_or_stored(&home, &app)?;
+    if json {
+        tables::print_json(&rows);
+    } else {
+        tables::addons(&app.name, &rows);
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// The app's addons as the running platform knows them, or as stored (none of them
+/// running) when no platform runs; each plan shown as one cell.
+pub(super) fn rows_or_stored(home: &Home, app: &crate::state::AppDir) -> Result<Vec<AddonRow>, Error> {
+    let mut rows = match rows(home, &app.name)? {
         Some(rows) => rows,
-        // No platform: what is stored, none of it running.
-        None => addon::list(&app)?
+        None => addon::list(app)?
             .into_iter()
             .map(|a| AddonRow {
                 id: a.id,
@@ -62,12 +73,7 @@ pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Resul
     for r in &mut rows {
         r.plan = addon::shown_plan(&r.plan);
     }
-    if json {
-        tables::print_json(&rows);
-    } else {
-        tables::addons(&app.name, &rows);
-    }
-    Ok(exit::SUCCESS)
+    Ok(rows)
 }
 
 /// The addons as a running platform knows them; None when no platform runs.

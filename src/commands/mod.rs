@@ -3,6 +3,7 @@
 //! through `ui` (`ui::Output` for steps, `ui::tables` for listings), and the final
 //! error line below.
 
+mod absent;
 mod addons;
 mod app_choice;
 mod apps;
@@ -16,6 +17,7 @@ mod destroy;
 mod env;
 mod git;
 mod help;
+mod info;
 mod logs;
 mod ps;
 mod restart;
@@ -35,6 +37,39 @@ use crate::platform::protocol::Request;
 use crate::platform::{client, server, watchdog};
 use crate::settings::Settings;
 use crate::state::{self, Home};
+
+/// The command line from `args` (without the program's name), then the verb's work;
+/// the exit status. A Scalingo verb shipway does not have gets its one-line answer
+/// and exit status 2, as clap gives a usage error.
+pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    let matches =
+        command().get_matches_from(std::iter::once(std::ffi::OsString::from("shipway")).chain(args));
+    if let Some(verb) = matches.subcommand_name() {
+        if let Some(answer) = absent::answer(verb) {
+            eprintln!(" !     shipway has no `{verb}`: {answer}");
+            return exit::USAGE;
+        }
+    }
+    match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => run(cli),
+        Err(e) => e.exit(),
+    }
+}
+
+/// The whole command line: shipway's verbs, and the Scalingo verbs it answers with a
+/// reason (hidden: neither help nor completion offers them).
+pub fn command() -> clap::Command {
+    absent::names().fold(<Cli as clap::CommandFactory>::command(), |top, name| {
+        top.subcommand(
+            clap::Command::new(name).hide(true).disable_help_flag(true).arg(
+                clap::Arg::new("args")
+                    .num_args(0..)
+                    .trailing_var_arg(true)
+                    .allow_hyphen_values(true),
+            ),
+        )
+    })
+}
 
 pub fn run(cli: Cli) -> i32 {
     let result = dispatch(cli);
@@ -118,6 +153,8 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Create { app } => create::run(&settings, app),
         Command::Destroy { name, force } => destroy::run(&settings, &choice, name, force),
         Command::Apps { json } => apps::run(&settings, json),
+        Command::AppsInfo { json } => info::apps_info(&settings, &choice, json),
+        Command::Open => info::open(&settings, &choice),
         Command::Ps { json } => ps::run(&settings, &choice, json),
         Command::Logs {
             lines,
@@ -163,11 +200,22 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 command,
             },
         ),
+        Command::Bash { env, size, args } => run::run(
+            &settings,
+            &choice,
+            run::Options {
+                env,
+                detached: false,
+                size,
+                command: std::iter::once("bash".to_string()).chain(args).collect(),
+            },
+        ),
         Command::CronTasks { json } => cron::tasks(&settings, &choice, json),
         Command::CronRun { job } => cron::run(&settings, &choice, job),
         Command::AddonsAdd { addon, plan } => addons::add(&settings, &choice, addon, plan),
         Command::Addons { json } => addons::list(&settings, &choice, json),
         Command::AddonsRemove { id } => addons::remove(&settings, &choice, id),
+        Command::AddonsInfo { id, json } => info::addons_info(&settings, &choice, id, json),
         Command::PgsqlConsole => addons::console(&settings, &choice, crate::addon::Kind::Postgresql),
         Command::RedisConsole => addons::console(&settings, &choice, crate::addon::Kind::Redis),
         Command::MysqlConsole => addons::console(&settings, &choice, crate::addon::Kind::Mysql),

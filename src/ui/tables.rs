@@ -20,6 +20,21 @@ pub fn value(value: impl std::fmt::Display) {
     println!("{value}");
 }
 
+/// A `Settings | Value` table of one thing (`apps-info`, `addons-info`), as the
+/// Scalingo CLI prints it; a value is one line.
+pub fn settings(rows: &[(&str, String)]) {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.len())
+        .max()
+        .unwrap_or(0)
+        .max("Settings".len());
+    println!("{:<width$}  Value", "Settings");
+    for (k, v) in rows {
+        println!("{k:<width$}  {}", v.replace('\n', " "));
+    }
+}
+
 pub fn print_json(value: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }

@@ -334,3 +334,177 @@ fn a_huge_duration_setting_is_refused_with_its_maximum_never_a_panic() {
         .code(1)
         .has("grace_period: \"2h\" is longer than this setting allows: at most 1h");
 }
+
+/// Every verb and alias of the Scalingo CLI (its `cmd/commands.go`), as a user types it
+/// (`help` is clap's own, checked apart).
+#[rustfmt::skip]
+const SCALINGO_VERBS: &[&str] = &[
+    "apps", "create", "c", "destroy", "rename", "apps-info", "open", "dashboard", "project-set",
+    "logs", "l", "logs-archives", "la", "run", "r", "bash", "one-off-stop", "ps", "scale", "s",
+    "restart", "send-signal", "kill", "force-https", "sticky-session", "router-logs",
+    "set-canonical-domain", "unset-canonical-domain", "user-timeline", "timeline", "env",
+    "env-get", "env-set", "env-unset", "domains", "domains-add", "domains-remove", "domains-ssl",
+    "deployments", "deployment-logs", "deployment-follow", "deploy", "deployment-delete-cache",
+    "deployment-cache-delete", "collaborators", "collaborators-add", "collaborators-remove",
+    "collaborators-update", "stacks", "stacks-set", "addons-list", "addons-plans", "addons",
+    "addons-add", "addons-remove", "addons-upgrade", "addons-info", "addons-config",
+    "integration-link", "integration-link-create", "integration-link-update",
+    "integration-link-delete", "integration-link-manual-deploy",
+    "integration-link-manual-review-app", "review-apps", "notifiers", "notifiers-details",
+    "notifiers-add", "notifiers-update", "notifiers-remove", "notification-platforms",
+    "db-tunnel", "redis-console", "mongo-console", "mongodb-console", "mysql-console",
+    "pgsql-console", "psql-console", "postgresql-console", "influxdb-console", "influx-console",
+    "backups-config", "database-enable-feature", "database-disable-feature",
+    "database-users-list", "database-list-users", "database-users-delete",
+    "database-delete-user", "database-users-create", "database-create-user",
+    "database-users-update-password", "database-update-user-password",
+    "database-maintenance-list", "database-maintenance-info", "database-pitr-restore",
+    "database-pitr-recovery-window", "backups", "backups-create", "backups-download",
+    "backup-download", "alerts", "alerts-add", "alerts-update", "alerts-enable", "alerts-disable",
+    "alerts-remove", "stats", "autoscalers", "autoscalers-add", "autoscalers-remove",
+    "autoscalers-update", "autoscalers-disable", "autoscalers-enable", "log-drains",
+    "log-drains-add", "log-drains-remove", "git-setup", "git-show", "cron-tasks", "projects",
+    "projects-add", "projects-update", "projects-remove", "projects-details",
+    "private-networks-domain-names", "databases", "database-info", "database-list-plans",
+    "database-create", "database-upgrade", "database-destroy", "database-firewall-rules",
+    "database-firewall-rules-add", "database-firewall-rules-remove",
+    "database-firewall-managed-ranges", "database-endpoints", "database-net-peerings",
+    "database-net-peerings-add", "database-net-peerings-remove", "database-network-configuration",
+    "keys", "keys-add", "keys-remove", "integrations", "integrations-add", "integrations-delete",
+    "integrations-import-keys", "login", "logout", "regions", "config", "self", "whoami", "update",
+    "changelog",
+];
+
+#[test]
+fn every_scalingo_verb_works_or_answers_why_not_with_exit_2() {
+    let env = Env::new();
+    let mut answered = 0;
+    for verb in SCALINGO_VERBS {
+        let help = env.run(&[verb, "--help"]);
+        if help.code == 0 && help.stdout.contains("Usage: shipway") {
+            continue; // a verb of shipway (or an alias of one)
+        }
+        // With the flags and arguments a Scalingo user would give it, before or after.
+        for args in [&[*verb][..], &["-a", "myapp", verb, "some-arg", "--flag", "x"]] {
+            let run = env.run(args).code(2);
+            let lines: Vec<&str> = run.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{verb}: one line, got:\n{}", run.stderr);
+            assert!(
+                lines[0].starts_with(&format!(" !     shipway has no `{verb}`: ")),
+                "{verb}: {}",
+                lines[0]
+            );
+            assert!(
+                lines[0].len() > format!(" !     shipway has no `{verb}`: ").len() + 20,
+                "{verb}: {}",
+                lines[0]
+            );
+            run.lacks("similar").lacks("tip:").lacks("unrecognized");
+        }
+        answered += 1;
+    }
+    assert!(answered > 50, "only {answered} verbs answered");
+    env.run(&["help"]).ok().has("Usage: shipway");
+    // A typo of shipway's own verbs still gets clap's guess.
+    env.run(&["deploi"])
+        .code(2)
+        .has("unrecognized subcommand")
+        .has("deploy");
+    // The answers are hidden: neither help nor completion offers them.
+    env.run(&["--help"]).ok().lacks("domains-add").lacks("db-tunnel");
+    env.run(&["completions", "bash"]).ok().lacks("domains-add");
+}
+
+#[test]
+fn apps_info_open_bash_addons_info_and_the_scalingo_aliases() {
+    let env = Env::new();
+    deployed_python(&env);
+    let url = env.run(&["-a", "python", "open"]).ok().stdout.trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
+
+    let info = env.run(&["-a", "python", "apps-info"]).ok();
+    info.has("Settings")
+        .has("Status     running")
+        .has(&format!("URL        {url}"))
+        .has("Release    1")
+        .has("Formation  web: 1")
+        .has("Addons     -");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["-a", "python", "apps-info", "--json"]).ok().stdout).unwrap();
+    assert_eq!(json["url"], url.as_str());
+    assert_eq!(json["status"], "running");
+    assert_eq!(json["release"], 1);
+    assert_eq!(json["formation"]["web"], 1);
+    assert!(
+        json["stack"].as_str().is_some_and(|s| s.starts_with("scalingo-")),
+        "{json}"
+    );
+
+    // On a terminal, $BROWSER opens it (script(1) gives shipway one).
+    let opened = env.work.path().join("opened");
+    let browser = env.work.path().join("browser");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    run_ok(env.work.path(), "chmod", &["+x", browser.to_str().unwrap()]);
+    let line = format!("{BIN} -a python open");
+    let run = Run::from(output_within(
+        std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(env.work.path())
+            .envs(&env.vars)
+            .env("BROWSER", &browser)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null()),
+        COMMAND_LIMIT,
+    ))
+    .ok();
+    run.has(&format!("Opened {url} with"));
+    assert_eq!(std::fs::read_to_string(&opened).unwrap().trim(), url);
+
+    // bash is `run bash`: its arguments, environment and exit status.
+    env.run(&["-a", "python", "bash", "-c", "echo in $CONTAINER; exit 7"])
+        .code(7)
+        .has("in run-");
+    env.run(&["-a", "python", "env-get", "BIND_HOST"])
+        .ok()
+        .has("127.0.0.1");
+
+    // The Scalingo CLI's aliases.
+    env.run(&["-a", "python", "s"]).ok().has("Formation of python");
+    env.run(&["-a", "python", "l", "-n", "5"]).ok();
+    env.run(&["-a", "python", "r", "echo", "aliased"])
+        .ok()
+        .has("aliased");
+    env.run(&["-a", "python", "deployment-cache-delete"]).ok();
+    env.run(&["c", "other"]).ok();
+    env.run(&["apps"]).ok().has("other");
+    env.run(&["psql-console", "--help"]).ok().has("PostgreSQL");
+    env.run(&["postgresql-console", "--help"]).ok().has("PostgreSQL");
+
+    // addons-info, by kind or ID.
+    env.run(&["-a", "python", "addons-info", "redis"])
+        .code(1)
+        .has("redis");
+    env.run(&["-a", "python", "addons-add", "redis"]).ok();
+    let info = env.run(&["-a", "python", "addons-info", "redis"]).ok();
+    info.has("Addon Provider  redis")
+        .has("Status          running")
+        .has("SCALINGO_REDIS_URL, REDIS_URL");
+    let json: serde_json::Value = serde_json::from_str(
+        &env.run(&["-a", "python", "addons-info", "redis", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let id = json["id"].as_str().unwrap().to_string();
+    env.run(&["-a", "python", "addons-info", &id]).ok().has(&id);
+    env.run(&["-a", "python", "apps-info"])
+        .ok()
+        .has(&format!("redis {id} (running)"));
+}
