@@ -293,9 +293,9 @@ fn boot(
         .env(env);
     if sandboxed {
         // Its own writable layer over the slug, as on the platform (PLATFORM.md §6).
-        spawn.sandbox(crate::sandbox::Plan {
+        spawn.sandbox(crate::process::Plan {
             layer: true,
-            ..crate::sandbox::Plan::app(&app_dir)
+            ..crate::process::Plan::app(&app_dir)
         })
     } else {
         spawn

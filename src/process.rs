@@ -24,7 +24,6 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::sandbox::Plan;
 use crate::tail::{SharedTail, Tail};
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +102,32 @@ impl std::fmt::Display for Exit {
 /// [--bind DIR]...`, before the program). They sit with the rest of the shim's command
 /// line, which this module writes and `shim.rs` reads.
 pub const APP_FLAG: &str = "--app";
+
+/// What a sandboxed process sees (`sandbox.rs` makes it so): handed from `Spawn` to the
+/// shim as arguments (`sandbox_args`, `read_sandbox_args`). It is part of the shim's
+/// command line, and so sits here with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The host folder seen at `/app`.
+    pub app: PathBuf,
+    /// A container: `/app` is an overlay on `app`, its writes in a layer of its own.
+    pub layer: bool,
+    /// The stack image's root filesystem, else the host's own folders.
+    pub root: Option<PathBuf>,
+    /// Host folders seen at their own paths inside an image (a build's folders).
+    pub binds: Vec<PathBuf>,
+}
+
+impl Plan {
+    /// `dir` at `/app`, everything else the host's.
+    pub fn app(dir: &Path) -> Plan {
+        Plan {
+            app: dir.to_path_buf(),
+            ..Plan::default()
+        }
+    }
+}
+
 const LAYER_FLAG: &str = "--layer";
 const ROOT_FLAG: &str = "--root";
 const BIND_FLAG: &str = "--bind";

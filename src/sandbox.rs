@@ -38,7 +38,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, getgid, getuid, pivot_root};
 
-use crate::process::Spawn;
+use crate::process::{Plan, Spawn};
 use crate::settings::SandboxMode;
 
 /// Where the new root is assembled before it becomes `/`: a tmpfs mounted there hides
@@ -46,30 +46,6 @@ use crate::settings::SandboxMode;
 /// old root. It also holds the container's writable layers.
 const STAGE: &str = "/tmp";
 const OLD_ROOT: &str = "oldroot";
-
-/// What a sandboxed process sees: handed from `process::Spawn` to the shim as arguments
-/// (`process::read_sandbox_args`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// The host folder seen at `/app`.
-    pub app: PathBuf,
-    /// A container: `/app` is an overlay on `app`, its writes in a layer of its own.
-    pub layer: bool,
-    /// The stack image's root filesystem, else the host's own folders.
-    pub root: Option<PathBuf>,
-    /// Host folders seen at their own paths inside an image (a build's folders).
-    pub binds: Vec<PathBuf>,
-}
-
-impl Plan {
-    /// `dir` at `/app`, everything else the host's.
-    pub fn app(dir: &Path) -> Plan {
-        Plan {
-            app: dir.to_path_buf(),
-            ..Plan::default()
-        }
-    }
-}
 
 /// A folder opened in the new mount namespace, before anything covers it: reached as
 /// `/proc/self/fd/N` whatever is mounted over its path later (the stage hides `/tmp`).

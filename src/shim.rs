@@ -95,7 +95,7 @@ impl Shim {
     fn start(
         parent: Pid,
         grace: Duration,
-        plan: Option<sandbox::Plan>,
+        plan: Option<process::Plan>,
         program: OsString,
         args: Vec<OsString>,
     ) -> Result<Shim, String> {
