@@ -39,6 +39,9 @@ pub enum SettingsError {
     },
     #[error("cannot find a home folder for shipway: set SHIPWAY_HOME")]
     NoHome,
+    /// The home, or config.toml in it, failed its checks before config.toml was read.
+    #[error(transparent)]
+    Home(crate::state::StateError),
 }
 
 /// What to do with a web/tcp process that accepts connections on 127.0.0.1 only.
@@ -391,6 +394,17 @@ impl Settings {
     }
 
     pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Settings, SettingsError> {
+        Settings::read(vars, true)
+    }
+
+    /// Settings from the environment alone, for `down` in a home that failed its checks:
+    /// its config.toml may be another user's, so it is not read.
+    pub fn load_without_config_file() -> Result<Settings, SettingsError> {
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        Settings::read(&vars, false)
+    }
+
+    fn read(vars: &BTreeMap<String, String>, config_file: bool) -> Result<Settings, SettingsError> {
         let home = match vars.get("SHIPWAY_HOME").filter(|h| !h.is_empty()) {
             Some(h) => PathBuf::from(h),
             None => match (vars.get("XDG_STATE_HOME"), vars.get("HOME")) {
@@ -400,11 +414,19 @@ impl Settings {
             },
         };
         let mut settings = Settings::defaults(home);
-        let file = settings.home.join("config.toml");
-        match std::fs::read_to_string(&file) {
-            Ok(text) => settings.apply_toml(&file, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(SettingsError::Read { path: file, source }),
+        if config_file {
+            // The home is checked before anything in it is opened: config.toml decides what
+            // runs as this user. It is opened without blocking (a FIFO there hung every
+            // command) and must be a regular file of this user's alone.
+            crate::state::check_home(&settings.home).map_err(SettingsError::Home)?;
+            let file = settings.home.join("config.toml");
+            if let Some(bytes) = crate::state::read_private(&file).map_err(SettingsError::Home)? {
+                let text = String::from_utf8(bytes).map_err(|_| SettingsError::Toml {
+                    path: file.clone(),
+                    message: "not UTF-8".into(),
+                })?;
+                settings.apply_toml(&file, &text)?;
+            }
         }
         for key in KEYS {
             let var = format!("SHIPWAY_{}", key.name.to_uppercase());

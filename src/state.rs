@@ -31,6 +31,12 @@ pub enum StateError {
         problem: String,
         fix: String,
     },
+    /// A FIFO, a device or a socket where shipway keeps a file: reading it could block
+    /// forever or never end.
+    #[error(
+        "refusing to read {path}: it is {kind}, not a regular file. Move it aside (shipway writes its own)"
+    )]
+    NotAFile { path: PathBuf, kind: &'static str },
 }
 
 /// Refuse `path` unless this user owns it and neither group nor others may write it
@@ -38,12 +44,16 @@ pub enum StateError {
 /// the home can replace a slug that runs as this user, or the socket that receives
 /// config vars; nothing below a folder that passes can be replaced by anyone else.
 pub fn check_private(path: &Path) -> Result<(), StateError> {
+    match fs::metadata(path) {
+        Ok(meta) => check_private_meta(path, &meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io("inspect", path)(source).into()),
+    }
+}
+
+/// `check_private` on what is known of `path` already (an `fstat` of the open file).
+fn check_private_meta(path: &Path, meta: &fs::Metadata) -> Result<(), StateError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(io("inspect", path)(source).into()),
-    };
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
         return Err(StateError::Unsafe {
@@ -66,6 +76,113 @@ pub fn check_private(path: &Path) -> Result<(), StateError> {
         });
     }
     Ok(())
+}
+
+/// Refuse a home that another user could replace, before anything in it is opened or
+/// created: the home must be this user's alone (`check_private`), and no folder above it
+/// may be writable by every user without the sticky bit (as `/tmp` has), or anyone could
+/// rename the home aside and put their own in its place (OpenSSH refuses such paths for
+/// `authorized_keys` for the same reason). A home that does not exist yet is fine: it is
+/// created private.
+pub fn check_home(root: &Path) -> Result<(), StateError> {
+    check_above(root)?;
+    check_private(root)
+}
+
+/// The folders above the home (see `check_home`).
+fn check_above(root: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = std::path::absolute(root).map_err(io("find", root))?;
+    for dir in absolute.ancestors().skip(1) {
+        let meta = match fs::metadata(dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(io("inspect", dir)(source).into()),
+        };
+        let mode = meta.mode();
+        if mode & 0o002 != 0 && mode & libc::S_ISVTX == 0 {
+            return Err(StateError::Unsafe {
+                path: dir.to_path_buf(),
+                problem: format!(
+                    "a folder above the home that every user may write, without the sticky bit (mode {:o}), so anyone could rename {} aside and put their own in its place",
+                    mode & 0o7777,
+                    root.display()
+                ),
+                fix: format!(
+                    "Run `chmod +t {}` (as /tmp is) or `chmod o-w {}`, or set SHIPWAY_HOME to a folder in your own home",
+                    dir.display(),
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A file shipway reads from its home, opened without blocking and checked to be a regular
+/// file (`fstat` of what was opened, so nothing can be swapped in between): a FIFO put in
+/// its place would hang every command, a device never end. `None` when there is none.
+pub fn open_regular(path: &Path) -> Result<Option<File>, StateError> {
+    let file = match File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(io("read", path)(source).into()),
+    };
+    let meta = file.metadata().map_err(io("inspect", path))?;
+    regular(path, &meta)?;
+    Ok(Some(file))
+}
+
+/// Refuse what is not a regular file, naming what it is.
+fn regular(path: &Path, meta: &fs::Metadata) -> Result<(), StateError> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let kind = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_dir() {
+        "a folder"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    };
+    Err(StateError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+/// The whole of a file of the home (`open_regular`), or `None` when there is none.
+pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    use std::io::Read;
+    let Some(mut file) = open_regular(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io("read", path))?;
+    Ok(Some(bytes))
+}
+
+/// `read_regular` of a file that decides what shipway runs as this user (`config.toml`):
+/// it must be this user's alone too, checked on the open file.
+pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    use std::io::Read;
+    let Some(mut file) = open_regular(path)? else {
+        return Ok(None);
+    };
+    let meta = file.metadata().map_err(io("inspect", path))?;
+    check_private_meta(path, &meta)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io("read", path))?;
+    Ok(Some(bytes))
 }
 
 /// Create a private folder (0700) and its parents.
@@ -120,14 +237,17 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> Result<(), 
 }
 
 pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
-    match fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map(Some).map_err(|e| StateError::Corrupt {
-            path: path.to_path_buf(),
-            message: e.message().to_string(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Io(IoError::new("read", path.to_path_buf(), source))),
-    }
+    let Some(bytes) = read_regular(path)? else {
+        return Ok(None);
+    };
+    let corrupt = |message: String| StateError::Corrupt {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8".into()))?;
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|e| corrupt(e.message().to_string()))
 }
 
 pub fn write_toml<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<(), StateError> {
@@ -154,6 +274,8 @@ pub struct Home {
 
 impl Home {
     pub fn open(root: &Path) -> Result<Home, StateError> {
+        // Before anything is created in it: a foreign home must not gain an `apps/`.
+        check_home(root)?;
         let apps = root.join("apps");
         fs::DirBuilder::new()
             .recursive(true)
@@ -170,9 +292,32 @@ impl Home {
         Ok(home)
     }
 
+    /// The home as `down` finds it, nothing created in it, with every problem its checks
+    /// found (the home, its folders and files, each app's): `down` stops the platform this
+    /// user started whatever became of the permissions, and says what it found.
+    pub fn for_stop(root: &Path) -> (Home, Vec<StateError>) {
+        let home = Home {
+            root: root.to_path_buf(),
+        };
+        let mut problems: Vec<StateError> = check_above(root).err().into_iter().collect();
+        problems.extend(home.private_paths().iter().filter_map(|p| check_private(p).err()));
+        for name in home.apps() {
+            let app = AppDir {
+                root: home.root.join("apps").join(&name),
+                name,
+            };
+            problems.extend(app.private_paths().iter().filter_map(|p| check_private(p).err()));
+        }
+        (home, problems)
+    }
+
     /// The home's own folders and files must be this user's alone (see `check_private`).
     fn check(&self) -> Result<(), StateError> {
-        let paths = [
+        self.private_paths().iter().try_for_each(|p| check_private(p))
+    }
+
+    fn private_paths(&self) -> [PathBuf; 7] {
+        [
             self.root.clone(),
             self.root.join("apps"),
             // Buildpacks fetched by URL: their scripts run as this user.
@@ -181,8 +326,7 @@ impl Home {
             self.socket(),
             self.pid_file(),
             self.log_file(),
-        ];
-        paths.iter().try_for_each(|p| check_private(p))
+        ]
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -342,7 +486,11 @@ impl AppDir {
     /// The app's folder and what shipway keeps directly in it must be this user's alone
     /// (a few stats: the slugs below are safe once their folders are).
     fn check(&self) -> Result<(), StateError> {
-        let names = [
+        self.private_paths().iter().try_for_each(|p| check_private(p))
+    }
+
+    fn private_paths(&self) -> Vec<PathBuf> {
+        [
             "",
             "app.toml",
             "current",
@@ -356,8 +504,10 @@ impl AppDir {
             // Addon records; the data folder of a PostgreSQL addon below it belongs to
             // the server's user when shipway runs as root (`addon.rs`): not checked.
             "addons",
-        ];
-        names.iter().try_for_each(|n| check_private(&self.root.join(n)))
+        ]
+        .iter()
+        .map(|n| self.root.join(n))
+        .collect()
     }
 
     /// Create the app's folders; an app exists once its app.toml does.
@@ -408,7 +558,8 @@ impl AppDir {
 
     /// The release being served, if any.
     pub fn current(&self) -> Option<u32> {
-        fs::read_to_string(self.current_file()).ok()?.trim().parse().ok()
+        let bytes = read_regular(&self.current_file()).ok()??;
+        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
     }
 
     pub fn set_current(&self, number: u32) -> Result<(), StateError> {
@@ -493,9 +644,30 @@ fn sweep_tmp_files(dir: &Path) -> Vec<PathBuf> {
 
 /// A log of this user's alone, opened to append (created 0600). One an older shipway
 /// created 0644 is tightened: logs hold what apps print, secrets included.
+/// Opened without blocking and refused unless it is a regular file: opening a FIFO to
+/// write waits for a reader that may never come.
 pub fn open_private_log(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let file = File::options().create(true).append(true).mode(0o600).open(path)?;
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // A FIFO without a reader: O_NONBLOCK makes the open fail rather than wait.
+            Some(libc::ENXIO) => std::io::Error::other(format!(
+                "{} is a FIFO, not a regular file: move it aside",
+                path.display()
+            )),
+            _ => e,
+        })?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file: move it aside",
+            path.display()
+        )));
+    }
     file.set_permissions(fs::Permissions::from_mode(0o600))?;
     Ok(file)
 }

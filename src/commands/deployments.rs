@@ -56,16 +56,20 @@ pub fn logs(settings: &Settings, choice: &super::AppChoice, id: Option<String>) 
         }));
     };
     let path = Deployment::log_path(&app, &d.id);
-    match std::fs::read_to_string(&path) {
+    // Without blocking, a regular file only; any bytes (a buildpack may print invalid UTF-8).
+    match crate::state::read_regular(&path)? {
         // The buildpacks' output as they wrote it, shown so that it cannot drive the terminal.
-        Ok(text) => {
+        Some(bytes) => {
             let reader = crate::ui::Reader::stdout();
-            for line in text.lines() {
+            for line in String::from_utf8_lossy(&bytes).lines() {
                 tables::value(crate::ui::neutralise(line, reader));
             }
         }
-        Err(_) if d.source.starts_with("rollback") => tables::value(format!("(a rollback: {})", d.source)),
-        Err(source) => return Err(Error::io("read", path, source)),
+        None if d.source.starts_with("rollback") => tables::value(format!("(a rollback: {})", d.source)),
+        None => {
+            let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(Error::io("read", path, missing));
+        }
     }
     Ok(d.status().map_or(exit::ERROR, |s| s.exit_code()))
 }

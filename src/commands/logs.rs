@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::error::{exit, Error};
 use crate::settings::Settings;
+use crate::state::{open_regular, read_regular};
 use crate::ui::{neutralise, Reader};
 
 pub struct Options {
@@ -36,8 +37,9 @@ pub fn run(settings: &Settings, choice: &super::AppChoice, options: Options) -> 
         reader: Reader::stdout(),
         filter,
     };
-    let mut text = std::fs::read(app.root.join("app.log.1")).unwrap_or_default();
-    text.extend(std::fs::read(&path).unwrap_or_default());
+    // Without blocking, and regular files only: a FIFO in their place must not hang `logs`.
+    let mut text = read_regular(&app.root.join("app.log.1"))?.unwrap_or_default();
+    text.extend(read_regular(&path)?.unwrap_or_default());
     let selected: Vec<&[u8]> = text
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty() && show.selects(l))
@@ -65,7 +67,7 @@ pub fn run(settings: &Settings, choice: &super::AppChoice, options: Options) -> 
         if len == offset {
             continue;
         }
-        let Ok(mut file) = std::fs::File::open(&path) else {
+        let Ok(Some(mut file)) = open_regular(&path) else {
             continue;
         };
         if file.seek(SeekFrom::Start(offset)).is_err() {

@@ -35,7 +35,7 @@ use crate::config_vars::{self, ConfigVars};
 use crate::error::{exit, Error};
 use crate::platform::protocol::Request;
 use crate::platform::{client, server, watchdog};
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError};
 use crate::state::{self, Home};
 
 /// The command line from `args` (without the program's name), then the verb's work;
@@ -98,7 +98,15 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Man => return help::man(),
         _ => {}
     }
-    let settings = Settings::load()?;
+    let settings = match Settings::load() {
+        // `down` stops what this user started whatever became of the home's permissions:
+        // it says what it found and reads no setting from the home.
+        Err(SettingsError::Home(problem)) if matches!(cli.command, Command::Down) => {
+            crate::ui::Output::stdout().error(&format!("warning: {problem}"));
+            Settings::load_without_config_file()?
+        }
+        loaded => loaded?,
+    };
     let choice = AppChoice::new(cli.app, cli.remote);
     match cli.command {
         Command::Detect {
@@ -148,7 +156,10 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Up { detach: true } => client::up_detached(&home(&settings)?),
         Command::Up { detach: false } => server::run(settings, true),
         Command::Platform => server::run(settings, false),
-        Command::Down => client::down(&home(&settings)?),
+        Command::Down => {
+            let (home, problems) = Home::for_stop(&settings.home);
+            client::down(&home, &problems)
+        }
         Command::Watchdog => Ok(watchdog::run()),
         Command::Create { app } => create::run(&settings, app),
         Command::Destroy { name, force } => destroy::run(&settings, &choice, name, force),

@@ -183,14 +183,31 @@ pub fn up_detached(home: &Home) -> Result<i32, Error> {
 
 /// `shipway down`: ask the platform to stop and wait until it has. A platform whose
 /// socket is gone is found through the home's lock and stopped with SIGTERM.
-pub fn down(home: &Home) -> Result<i32, Error> {
+///
+/// `problems` are what the home's checks found (`Home::for_stop`): `down` still stops
+/// the platform, after saying them. In such a home another user may have replaced the
+/// socket or the pid file, so the platform is then found only through the lock, checked
+/// to be this user's shipway, and stopped with SIGTERM.
+pub fn down(home: &Home, problems: &[crate::state::StateError]) -> Result<i32, Error> {
     let out = Output::stdout();
+    for problem in problems {
+        out.error(&format!("warning: {problem}"));
+    }
     let Some(pid) = lock::running(home) else {
         out.step(&format!("No shipway platform runs for {}", home.root.display()));
         return Ok(exit::SUCCESS);
     };
+    let trusted = problems.is_empty();
+    if !trusted && !ours(pid) {
+        return Err(Error::Platform {
+            message: format!(
+                "{} names pid {pid}, which is not a shipway platform of yours: nothing was stopped. Fix the permissions above, then `shipway down` again",
+                home.pid_file().display()
+            ),
+        });
+    }
     out.step("Stopping the shipway platform: every app gets SIGTERM, then SIGKILL after the grace period");
-    match connect(home) {
+    match connect(home).filter(|_| trusted) {
         Some(mut stream) => {
             let sock_err = |source| Error::io("talk to the platform on", home.socket(), source);
             protocol::write(&mut stream, &Request::Down).map_err(sock_err)?;
@@ -213,7 +230,11 @@ pub fn down(home: &Home) -> Result<i32, Error> {
     // The reply ends early; the platform is gone when it no longer holds the home's lock
     // (not when its pid file is emptied, which it does just before it exits).
     let started = Instant::now();
-    while lock::held(home) {
+    while if trusted {
+        lock::held(home)
+    } else {
+        crate::process::process(pid as i32).is_some()
+    } {
         if started.elapsed() > Duration::from_secs(600) {
             return Err(Error::Platform {
                 message: "the platform did not stop within 10 minutes".into(),
@@ -231,4 +252,26 @@ pub fn down(home: &Home) -> Result<i32, Error> {
     out.progress(Progress::Done);
     out.step("Stopped");
     Ok(exit::SUCCESS)
+}
+
+/// Whether `pid` is a shipway of this user: the same program as this one, run by the same
+/// user. What a pid file of a home others may write names must pass this before it is
+/// signalled.
+fn ours(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(format!("/proc/{pid}")) else {
+        return false;
+    };
+    let program = |cmdline: &[u8]| {
+        use std::os::unix::ffi::OsStrExt;
+        let first = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+        std::path::Path::new(std::ffi::OsStr::from_bytes(first))
+            .file_name()
+            .map(|n| n.to_os_string())
+    };
+    let theirs = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mine = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    meta.uid() == nix::unistd::geteuid().as_raw()
+        && program(&theirs).is_some()
+        && program(&theirs) == program(&mine)
 }

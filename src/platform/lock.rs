@@ -6,7 +6,7 @@
 //! the platform over its socket.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::Flock;
@@ -83,9 +83,9 @@ fn try_lock(home: &Home) -> Result<Option<Flock<File>>, Error> {
 }
 
 fn read_pid(home: &Home) -> Option<u32> {
-    let mut text = String::new();
-    File::open(home.pid_file()).ok()?.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    // Without blocking: a FIFO put there must not hang `down`.
+    let bytes = crate::state::read_regular(&home.pid_file()).ok()??;
+    std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
 }
 
 /// Close every descriptor beyond 0, 1 and 2 that this process inherited: a platform

@@ -706,7 +706,8 @@ pub fn nobody_home(env: &Env, what: &str) -> Option<PathBuf> {
         skipped(what, "needs root and setpriv to become nobody");
         return None;
     }
-    std::fs::set_permissions(env.work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Sticky, as /tmp is: shipway refuses a home under a folder anyone may write without it.
+    std::fs::set_permissions(env.work.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let home = env.work.path().join("nobody-home");
     std::fs::create_dir(&home).unwrap();
     // Its own: shipway refuses a home that another user owns or may write.
