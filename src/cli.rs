@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::ArgValueCandidates;
+
+use crate::commands::complete;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,7 +18,7 @@ pub struct Cli {
     /// The app to work on, before or after the verb (default: SHIPWAY_APP, then the app the
     /// work tree's `shipway` git remote deploys, then the current folder's name when such an
     /// app exists; verbs that take a SOURCE default to the source's name)
-    #[arg(short, long, global = true, value_name = "APP")]
+    #[arg(short, long, global = true, value_name = "APP", add = ArgValueCandidates::new(complete::apps))]
     pub app: Option<String>,
     /// The git remote that names the app (default: shipway; `shipway-REMOTE` is tried too);
     /// for git-setup and git-show, the remote to add or show
@@ -140,7 +143,7 @@ pub enum Command {
     #[command(
         after_help = "Example:
   shipway create myapp && shipway -a myapp env-set BUILDPACK_NAME=python",
-        visible_alias = "c"
+        alias = "c"
     )]
     Create {
         /// The app's name: lowercase letters, digits and dashes, starting with a letter
@@ -195,7 +198,7 @@ pub enum Command {
   shipway logs -n 20 --filter web-1
   shipway logs --filter one-off-1     the output of a `run --detached`
   shipway logs --raw > app.log        the bytes as the app wrote them, escape sequences included")]
-    #[command(visible_alias = "l")]
+    #[command(alias = "l")]
     Logs {
         /// How many lines (from the end)
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
@@ -204,7 +207,7 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
         /// Only this process type (web) or container (web-1)
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(complete::logs_filter))]
         filter: Option<String>,
         /// The bytes as the app wrote them: its escape sequences reach the terminal
         #[arg(long)]
@@ -216,10 +219,10 @@ pub enum Command {
   shipway scale web:2 worker:1
   shipway scale web:+1 worker:-1
   shipway scale web:1:L            the size is accepted, not enforced (no memory limit here)")]
-    #[command(visible_alias = "s")]
+    #[command(alias = "s")]
     Scale {
         /// TYPE:AMOUNT[:SIZE], TYPE:+N or TYPE:-N; none: show the formation
-        #[arg(value_name = "TYPE:AMOUNT")]
+        #[arg(value_name = "TYPE:AMOUNT", add = ArgValueCandidates::new(complete::scale))]
         counts: Vec<String>,
     },
     /// Restart every container, a type (web) or one container (web-1), new ones first
@@ -229,6 +232,7 @@ pub enum Command {
   shipway restart web-2")]
     Restart {
         /// A process type (web) or a container (web-1); default: all
+        #[arg(add = ArgValueCandidates::new(complete::restart))]
         target: Option<String>,
     },
     /// The app's config vars
@@ -244,6 +248,7 @@ pub enum Command {
   shipway env-get DATABASE_URL")]
     EnvGet {
         /// The config var's name
+        #[arg(add = ArgValueCandidates::new(complete::config_vars))]
         name: String,
     },
     /// Set config vars (restarts nothing: run `shipway restart` to apply them)
@@ -263,7 +268,7 @@ pub enum Command {
   shipway env-unset DEBUG LOG_LEVEL")]
     EnvUnset {
         /// The config vars' names
-        #[arg(required = true, value_name = "NAME")]
+        #[arg(required = true, value_name = "NAME", add = ArgValueCandidates::new(complete::config_vars))]
         names: Vec<String>,
     },
     /// The app's deployments: id, date, duration, git ref, status, image size
@@ -280,12 +285,13 @@ pub enum Command {
   shipway deployment-logs 1764842100123-3f2a")]
     DeploymentLogs {
         /// A deployment id, as `shipway deployments` lists them (default: the last one)
+        #[arg(add = ArgValueCandidates::new(complete::deployments))]
         id: Option<String>,
     },
     /// Delete the app's build cache (CACHE_DIR)
     #[command(after_help = "Example:
   shipway deployment-delete-cache && shipway deploy")]
-    #[command(visible_alias = "deployment-cache-delete")]
+    #[command(alias = "deployment-cache-delete")]
     DeploymentDeleteCache,
     /// The buildpacks fetched by URL and kept for builds without the network
     #[command(after_help = "Examples:
@@ -336,6 +342,7 @@ pub enum Command {
   shipway rollback 1764842100123-3f2a")]
     Rollback {
         /// A deployment id (default: the previous successful deployment)
+        #[arg(add = ArgValueCandidates::new(complete::deployments))]
         id: Option<String>,
     },
     /// Run a command in a one-off container of the current release, attached to this terminal
@@ -352,7 +359,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
   shipway run --detached python long_task.py     output in `shipway logs`
   shipway run 'echo $CONTAINER && exit 3'"
     )]
-    #[command(visible_alias = "r")]
+    #[command(alias = "r")]
     Run {
         /// A variable for this container only, NAME=value (repeatable); it overrides the config var of that name
         #[arg(short, long = "env", value_name = "NAME=VALUE")]
@@ -446,6 +453,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
   shipway addons-remove ad-1a2b3c4d")]
     AddonsRemove {
         /// The addon's ID (`shipway addons`), or its kind
+        #[arg(add = ArgValueCandidates::new(complete::addons))]
         id: String,
     },
     /// One addon: provider, plan, status, ID, address and the config vars it sets
@@ -454,6 +462,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
   shipway addons-info ad-1a2b3c4d --json")]
     AddonsInfo {
         /// The addon's ID (`shipway addons`), or its kind
+        #[arg(add = ArgValueCandidates::new(complete::addons))]
         id: String,
         /// Print it as JSON
         #[arg(long)]
@@ -462,7 +471,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
     /// psql connected to the app's PostgreSQL addon
     #[command(after_help = "Example:
   shipway pgsql-console")]
-    #[command(visible_aliases = ["psql-console", "postgresql-console"])]
+    #[command(aliases = ["psql-console", "postgresql-console"])]
     PgsqlConsole,
     /// redis-cli connected to the app's Redis addon
     #[command(after_help = "Example:

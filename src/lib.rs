@@ -49,5 +49,6 @@ pub fn run() -> i32 {
         Some(a) if a == "as-user" => return addon::as_user_main(args.collect()),
         _ => {}
     }
+    commands::complete::answer_the_shell();
     commands::main(std::env::args_os().skip(1).collect())
 }

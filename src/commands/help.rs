@@ -6,11 +6,15 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 use crate::error::{exit, Error};
 
-/// The completion script for `shell`, on stdout.
-pub fn completions(shell: clap_complete::Shell) -> i32 {
-    let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "shipway", &mut std::io::stdout());
-    exit::SUCCESS
+/// The completion script for `shell`, on stdout: it registers `shipway` itself as the
+/// completer, so that completions know the apps, containers and deployments (`complete`).
+pub fn completions(shell: clap_complete::Shell) -> Result<i32, Error> {
+    match super::complete::registration(&shell.to_string(), &mut std::io::stdout().lock()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("write", "the completion script to stdout", e))
+        }
+        _ => Ok(exit::SUCCESS),
+    }
 }
 
 /// The man page (section 1, roff), on stdout: the top command's, then one per verb

@@ -10,6 +10,7 @@ mod apps;
 mod archive;
 mod build;
 mod buildpacks;
+pub mod complete;
 mod create;
 mod cron;
 mod deployments;
@@ -94,7 +95,7 @@ pub fn run(cli: Cli) -> i32 {
 fn dispatch(cli: Cli) -> Result<i32, Error> {
     // Neither needs settings nor a home: they work on a machine shipway never ran on.
     match cli.command {
-        Command::Completions { shell } => return Ok(help::completions(shell)),
+        Command::Completions { shell } => return help::completions(shell),
         Command::Man => return help::man(),
         _ => {}
     }

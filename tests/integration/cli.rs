@@ -256,18 +256,20 @@ fn destroy_on_a_terminal_asks_for_the_name() {
 #[test]
 fn completions_and_the_man_page_cover_every_verb() {
     let env = Env::new();
-    let bash = env.run(&["completions", "bash"]).ok();
-    for word in ["_shipway", "deploy", "git-setup", "--app", "--remote"] {
-        assert!(bash.stdout.contains(word), "bash completion lacks {word}");
-    }
+    // Each script calls shipway back (`COMPLETE=SHELL shipway -- WORDS`): the verbs and
+    // flags come from the same definition as --help (driven below).
+    env.run(&["completions", "bash"])
+        .ok()
+        .has("complete -o nospace -o bashdefault")
+        .has("COMPLETE=\"bash\"");
     env.run(&["completions", "zsh"])
         .ok()
         .has("#compdef shipway")
-        .has("deployment-logs");
+        .has("COMPLETE=\"zsh\"");
     env.run(&["completions", "fish"])
         .ok()
-        .has("complete -c shipway")
-        .has("env-set");
+        .has("complete --keep-order --exclusive --command shipway")
+        .has("COMPLETE=fish");
     env.run(&["completions", "tcsh"]).code(2);
     env.run(&["man"])
         .ok()
@@ -507,4 +509,147 @@ fn apps_info_open_bash_addons_info_and_the_scalingo_aliases() {
     env.run(&["-a", "python", "apps-info"])
         .ok()
         .has(&format!("redis {id} (running)"));
+}
+
+/// What bash's completion function offers for `words` (the last one being completed), but flags,
+/// with the script `shipway completions bash` prints, as a shell would call it.
+fn bash_completes(env: &Env, dir: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let script = env.work.path().join("shipway.bash");
+    std::fs::write(&script, env.run(&["completions", "bash"]).ok().stdout).unwrap();
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let driver = format!(
+        "source {}\nCOMP_WORDS=({})\nCOMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\nCOMP_TYPE=9\n\
+         _clap_complete_shipway shipway \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        script.display(),
+        quoted.join(" ")
+    );
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = Run::from(output_within(
+        std::process::Command::new("bash")
+            .args(["-c", &driver])
+            .current_dir(dir)
+            .envs(&env.vars)
+            .env_remove("SHIPWAY_APP")
+            .env_remove("COMPLETE")
+            .env("PATH", path)
+            .stdin(std::process::Stdio::null()),
+        COMMAND_LIMIT,
+    ))
+    .ok();
+    // Flags are offered beside values on an empty word: only the values are checked.
+    run.stdout
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('-'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completions_know_the_apps_containers_deployments_and_addons() {
+    let env = Env::new();
+    let dir = deployed_python(&env);
+    env.run(&["create", "other"]).ok();
+    let work = env.work.path().to_path_buf();
+    let has = |got: &[String], want: &[&str]| {
+        for w in want {
+            assert!(got.iter().any(|g| g == w), "{w} not offered: {got:?}");
+        }
+    };
+
+    // Verbs: shipway's, never the internal ones nor the Scalingo verbs it answers.
+    let verbs = bash_completes(&env, &work, &["shipway", ""]);
+    has(&verbs, &["deploy", "apps-info", "logs", "scale", "addons-info"]);
+    for hidden in [
+        "git-receive",
+        "platform",
+        "watchdog",
+        "shim",
+        "as-user",
+        "domains-add",
+        "db-tunnel",
+    ] {
+        assert!(!verbs.iter().any(|v| v == hidden), "{hidden} offered: {verbs:?}");
+    }
+    assert_eq!(
+        bash_completes(&env, &work, &["shipway", "dep"]),
+        [
+            "deploy",
+            "deployments",
+            "deployment-logs",
+            "deployment-delete-cache"
+        ]
+    );
+
+    // -a: the apps, before or after the verb.
+    assert_eq!(
+        bash_completes(&env, &work, &["shipway", "-a", ""]),
+        ["other", "python"]
+    );
+    assert_eq!(
+        bash_completes(&env, &work, &["shipway", "scale", "--app", "p"]),
+        ["python"]
+    );
+
+    // Process types and containers, of the app -a names or the folder's.
+    assert_eq!(
+        bash_completes(&env, &work, &["shipway", "-a", "python", "scale", ""]),
+        ["web:"]
+    );
+    has(
+        &bash_completes(&env, &work, &["shipway", "-a", "python", "restart", ""]),
+        &["web", "web-1"],
+    );
+    has(
+        &bash_completes(&env, &dir, &["shipway", "restart", ""]),
+        &["web", "web-1"],
+    );
+    has(
+        &bash_completes(&env, &work, &["shipway", "logs", "-a", "python", "--filter", ""]),
+        &["web", "web-1", "platform"],
+    );
+    // Deployment IDs.
+    let json: serde_json::Value =
+        serde_json::from_str(&env.run(&["-a", "python", "deployments", "--json"]).ok().stdout).unwrap();
+    let id = json[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        bash_completes(&env, &work, &["shipway", "-a", "python", "deployment-logs", ""]),
+        [id.as_str()]
+    );
+    assert_eq!(
+        bash_completes(&env, &work, &["shipway", "-a", "python", "rollback", ""]),
+        [id.as_str()]
+    );
+    // Config var names, and addon IDs and kinds.
+    has(
+        &bash_completes(&env, &work, &["shipway", "-a", "python", "env-get", "B"]),
+        &["BIND_HOST"],
+    );
+    env.run(&["-a", "python", "addons-add", "redis"]).ok();
+    let addons: serde_json::Value =
+        serde_json::from_str(&env.run(&["-a", "python", "addons", "--json"]).ok().stdout).unwrap();
+    let addon = addons[0]["id"].as_str().unwrap();
+    has(
+        &bash_completes(&env, &work, &["shipway", "-a", "python", "addons-remove", ""]),
+        &[addon, "redis"],
+    );
+
+    // With no platform, what the files know: the types, no container.
+    env.run(&["down"]).ok();
+    let offered = bash_completes(&env, &work, &["shipway", "-a", "python", "restart", ""]);
+    assert_eq!(offered, ["web"]);
+    // zsh and fish ask the same engine.
+    let fish = output_within(
+        env.command(&["--", "shipway", "-a", ""]).env("COMPLETE", "fish"),
+        COMMAND_LIMIT,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&fish.stdout).lines().collect::<Vec<_>>(),
+        ["other", "python"]
+    );
 }
