@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+use serde::{Deserialize, Serialize};
 
 use crate::build::{self, BuildError, BuildRequest, Built};
 use crate::config_vars::ConfigVars;
@@ -17,12 +18,20 @@ use crate::source::{self, SourceInfo};
 use crate::state;
 use crate::ui::{Output, Progress};
 
-/// What to make a release of.
+/// What to make a release of, as the user named it. One value from the client's request
+/// (`protocol::DeployArgs`) through the deploy job to here, never copied field by field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Input {
+    /// What was deployed: a folder, an archive, a .war/.jar.
+    #[serde(rename = "input")]
+    pub path: PathBuf,
+    pub git_ref: Option<String>,
+}
+
+/// What to make a release of, and where.
 pub struct ReleaseRequest {
     pub app: String,
-    /// What was deployed: a folder, an archive, a .war/.jar.
-    pub input: PathBuf,
-    pub git_ref: Option<String>,
+    pub input: Input,
     /// `--buildpack` flags: they replace every other selection rule.
     pub buildpacks: Vec<String>,
     pub config_vars: ConfigVars,
@@ -98,7 +107,7 @@ fn run(
         &BuildRequest {
             app: req.app.clone(),
             app_dir,
-            deployed: req.input.clone(),
+            deployed: req.input.path.clone(),
             version: source.version.clone(),
             buildpacks: req.buildpacks.clone(),
             config_vars,
@@ -134,8 +143,8 @@ fn intake(req: &ReleaseRequest, app_dir: &std::path::Path, out: &Output) -> Resu
         name: "source".into(),
     });
     let source = source::intake(
-        &req.input,
-        req.git_ref.as_deref(),
+        &req.input.path,
+        req.input.git_ref.as_deref(),
         build::project_dir(&req.config_vars),
         app_dir,
     )?;

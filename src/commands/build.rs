@@ -8,7 +8,7 @@ use crate::build::{self, Reason};
 use crate::buildpack::{ScriptContext, Verdict};
 use crate::cli::EnvArgs;
 use crate::error::{exit, Error};
-use crate::pipeline::{self, ReleaseRequest};
+use crate::pipeline::{self, Input, ReleaseRequest};
 use crate::settings::{render_duration, Settings};
 use crate::signals;
 use crate::ui::{human_duration, Output};
@@ -242,8 +242,7 @@ pub fn build(
     out.line(&format!("<-- Start build of {name} -->"));
     let request = ReleaseRequest {
         app: name.clone(),
-        input,
-        git_ref,
+        input: Input { path: input, git_ref },
         buildpacks: flags,
         config_vars: vars,
         release_dir: release_dir.clone(),

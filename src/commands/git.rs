@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{exit, Error};
 use crate::git_remote::{self, GitRemoteError, HookEnv, IncomingView, RefUpdate, RemoteChange};
+use crate::pipeline::Input;
 use crate::platform::client;
-use crate::platform::protocol::Request;
+use crate::platform::protocol::{DeployArgs, Request};
 use crate::settings::Settings;
 use crate::state::Home;
 use crate::ui::Output;
@@ -145,11 +146,15 @@ pub fn receive(settings: &Settings, choice: &AppChoice) -> Result<i32, Error> {
         let view = IncomingView::create(&hook, branch, &update.new)?;
         let request = Request::Deploy {
             app: app.to_string(),
-            input: view.path().to_path_buf(),
-            git_ref: Some(branch.to_string()),
-            port: settings.port,
-            env: Default::default(),
-            source: Some(format!("git push of {} to {}", update.new, hook.repo.display())),
+            args: DeployArgs {
+                input: Input {
+                    path: view.path().to_path_buf(),
+                    git_ref: Some(branch.to_string()),
+                },
+                port: settings.port,
+                env: Default::default(),
+                source: Some(format!("git push of {} to {}", update.new, hook.repo.display())),
+            },
         };
         let code = client::stream(&home, request)?;
         if code != exit::SUCCESS {

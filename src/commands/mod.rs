@@ -34,7 +34,8 @@ pub use app_choice::AppChoice;
 use crate::cli::{Cli, Command, EnvArgs};
 use crate::config_vars::{self, ConfigVars};
 use crate::error::{exit, Error};
-use crate::platform::protocol::Request;
+use crate::pipeline::Input;
+use crate::platform::protocol::{DeployArgs, Request};
 use crate::platform::{client, server, watchdog};
 use crate::settings::{Settings, SettingsError};
 use crate::state::{self, Home};
@@ -136,11 +137,12 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
                 std::path::absolute(&input).map_err(|source| Error::io("resolve", input.clone(), source))?;
             let request = Request::Deploy {
                 app: name,
-                input,
-                git_ref,
-                port: port.or(settings.port),
-                env,
-                source: None,
+                args: DeployArgs {
+                    input: Input { path: input, git_ref },
+                    port: port.or(settings.port),
+                    env,
+                    source: None,
+                },
             };
             let home = home(&settings)?;
             warn_stale_settings(&home, &settings)?;

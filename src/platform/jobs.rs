@@ -1,5 +1,5 @@
 //! The long work of the platform, each piece on a worker thread of its own: a
-//! deployment, and the everyday verbs on a running app (scale, restart, rollback,
+//! deployment (its steps in `deploy.rs`), and the everyday verbs on a running app (scale, restart, rollback,
 //! destroy), and starting the current releases again when the platform starts. The
 //! supervisor runs one job per app at a time; a job changes what serves the app only by
 //! asking the supervisor ([`Handle`]), which owns it.
@@ -8,29 +8,27 @@
 //! build, no hook), with new containers ready before old ones are stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::Receiver;
 
 use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
+use super::deploy::Cancel;
 use super::life::RestartError;
-use super::message::{DeployArgs, Handle, Job, Message};
+use super::message::{Handle, Job, Message};
 use super::protocol::Amount;
 use super::routing::{Bound, Ports};
 use crate::config_vars;
 use crate::container::{self, Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
 use crate::error::Error;
-use crate::pipeline::{self, ReleaseRequest};
 use crate::process::LineSink;
 use crate::release::Release;
 use crate::rollout::{self, Plan, RolloutError};
 use crate::state::{AppConfig, AppDir};
-use crate::ui::{human_duration, Output};
+use crate::ui::Output;
 
 /// The platform's limit of containers per process type.
 pub const MAX_PER_TYPE: u32 = 10;
@@ -132,25 +130,6 @@ pub fn restore(ctx: &Context, supervisor: &Handle) {
     }
 }
 
-/// What calls a deployment off: the client hanging up, the platform stopping, or
-/// `destroy` of the app (`destroyed`, then set), which the deployment's last line names.
-struct Cancel {
-    signal: Receiver<()>,
-    destroyed: Arc<AtomicBool>,
-}
-
-impl Cancel {
-    /// The deployment's last line when it ends with `status`; `otherwise` unless it was
-    /// called off by `destroy`.
-    fn closing(&self, app: &str, status: Status, otherwise: String) -> String {
-        if status == Status::Aborted && self.destroyed.load(Ordering::SeqCst) {
-            format!("<-- Deployment aborted: {app} is being destroyed -->")
-        } else {
-            otherwise
-        }
-    }
-}
-
 /// One job of one app, on its worker thread.
 pub struct Worker {
     pub(super) ctx: Arc<Context>,
@@ -175,27 +154,7 @@ impl Worker {
         let out = caller.as_ref().map(|c| c.output().clone()).unwrap_or_default();
         let result = match job {
             Job::Deploy(args) => {
-                // The client closing its side (Ctrl-C) aborts the deployment, and so
-                // does the platform stopping (`down`, Ctrl-C under `up`).
-                // So does `destroy` of the app, which says so.
-                let (cancel_tx, cancel) = bounded::<()>(0);
-                let hangup = caller.as_ref().map(|c| c.hangup().clone());
-                let stop = self.ctx.stopping.clone();
-                let destroyed = Arc::new(AtomicBool::new(false));
-                let flag = destroyed.clone();
-                std::thread::spawn(move || {
-                    let hangup = hangup.unwrap_or_else(crossbeam_channel::never);
-                    crossbeam_channel::select! {
-                        recv(hangup) -> _ => {},
-                        recv(stop) -> _ => {},
-                        recv(called_off) -> _ => flag.store(true, Ordering::SeqCst),
-                    }
-                    drop(cancel_tx);
-                });
-                let cancel = Cancel {
-                    signal: cancel,
-                    destroyed,
-                };
+                let cancel = Cancel::watch(caller.as_ref(), &self.ctx.stopping, called_off);
                 self.deploy(args, &out, &cancel)
             }
             Job::Scale(counts) => self.scale(counts, &out).map(|_| Status::Success),
@@ -230,7 +189,7 @@ impl Worker {
 
     /// Bind the app's routers if not bound yet, on the ports app.toml keeps, and keep
     /// there the ports they took; their URLs.
-    fn routers(&self, port: Option<u16>, wants_tcp: bool) -> Result<Bound, Error> {
+    pub(super) fn routers(&self, port: Option<u16>, wants_tcp: bool) -> Result<Bound, Error> {
         let app = self.ctx.home.app(&self.app)?;
         let config = app.load_config()?;
         let kept = Ports {
@@ -262,7 +221,7 @@ impl Worker {
 
     /// The switch: `containers` of `release` serve the app; returns how many old
     /// containers are being stopped.
-    fn switch(&self, release: u32, containers: Vec<Container>) -> Result<usize, Error> {
+    pub(super) fn switch(&self, release: u32, containers: Vec<Container>) -> Result<usize, Error> {
         self.supervisor.call(|reply| Message::Switch {
             app: self.app.clone(),
             release,
@@ -303,7 +262,7 @@ impl Worker {
 
     /// Hand the rollout plan of `release` under `config`, and each container's log sink,
     /// to `start`: the one place they are made for starting a release's containers.
-    fn with_plan<T>(
+    pub(super) fn with_plan<T>(
         &self,
         app: &AppDir,
         release: &Release,
@@ -331,234 +290,9 @@ impl Worker {
         })
     }
 
-    fn deploy(&self, what: DeployArgs, out: &Output, called_off: &Cancel) -> Result<Status, Error> {
-        let cancel = &called_off.signal;
-        let DeployArgs {
-            input,
-            git_ref,
-            port,
-            env: _,
-            source,
-        } = what;
-        let name = self.app.as_str();
-        let (input, git_ref) = (input.as_path(), git_ref.as_deref());
-        let app = self.ctx.home.app(name)?;
-        // Also exclude a `shipway build` of the same app in another process.
-        let Some(_flock) = super::turn::app_lock(&app, cancel)? else {
-            super::turn::record_aborted(&self.ctx, name, source.as_deref(), input, git_ref)?;
-            out.line("<-- Deployment aborted while queued: nothing was built -->");
-            return Ok(Status::Aborted);
-        };
-        // A router port held by another program fails here, before anything is built.
-        let url = self.routers(port, false)?.url;
-
-        let source = source.unwrap_or_else(|| input.display().to_string());
-        let mut deployment = Deployment::new(name, &source, git_ref);
-        let log_path = Deployment::log_path(&app, &deployment.id);
-        let log = crate::deployment_log::DeploymentLog::open(&log_path)
-            .map_err(|source| Error::io("write", log_path.clone(), source))?;
-        out.attach_destination(Box::new(log));
-        deployment.set_status(Status::Building, &app)?;
-        out.line(&format!(
-            "<-- Start deployment of {name} (deployment {}) -->",
-            deployment.id
-        ));
-
-        let config = app.load_config()?;
-        let number = app.release_numbers().last().copied().unwrap_or(0) + 1;
-        let request = ReleaseRequest {
-            app: name.to_string(),
-            input: input.to_path_buf(),
-            git_ref: git_ref.map(String::from),
-            buildpacks: Vec::new(),
-            config_vars: config.config_vars.clone(),
-            release_dir: app.release(number),
-            number,
-            cache_dir: app.cache(),
-            request_id: deployment.id.clone(),
-        };
-        // An app's first deployment: scalingo.json's env and addons before the build; the
-        // manifest read then serves again after it.
-        let manifest = std::cell::RefCell::new(None);
-        let first_build = |files: &std::path::Path| {
-            let read = self
-                .before_first_build(&app, files, &url, out)
-                .map_err(|e| e.to_string())?;
-            Ok(read.map(|(m, vars)| {
-                *manifest.borrow_mut() = Some(m);
-                vars
-            }))
-        };
-        let released = match pipeline::release(&request, &self.ctx.settings, out, cancel, Some(&first_build))
-        {
-            Ok(b) => b,
-            Err(e) => {
-                out.error(&e.to_string());
-                let status = if e.was_cancelled() {
-                    Status::Aborted
-                } else {
-                    Status::BuildError
-                };
-                deployment.set_status(status, &app)?;
-                self.event(&format!(
-                    "deployment {} {status}: nothing was released",
-                    deployment.id
-                ));
-                out.line(&called_off.closing(
-                    name,
-                    status,
-                    format!("<-- Deployment {status}: the running release, if any, is untouched -->"),
-                ));
-                return Ok(status);
-            }
-        };
-        // Removed beside the boot rather than before it. Should the platform stop first,
-        // its next start sweeps the `.build-*` folder left.
-        let scratch = released.scratch;
-        std::thread::spawn(move || drop(scratch));
-        let release = released.release;
-        deployment.record_release(&release);
-        // An app's first deployment: scalingo.json's formation and bin/release's addons.
-        let first_hook = match self.first_deployment(&app, &release, manifest.take(), out) {
-            Ok(hook) => hook,
-            Err(e) => {
-                out.error(&e.to_string());
-                deployment.set_status(Status::BuildError, &app)?;
-                out.line("<-- Deployment build-error: nothing was started -->");
-                return Ok(Status::BuildError);
-            }
-        };
-        let config = app.load_config()?;
-        for (k, v) in [
-            ("intake", released.timings.intake),
-            ("detect", released.timings.detect),
-            ("compile", released.timings.compile),
-        ] {
-            deployment.timings.insert(k.into(), v.as_millis() as u64);
-        }
-        // The slug is already where it runs from: pushing is only a record here.
-        deployment.set_status(Status::Pushing, &app)?;
-        out.line("Build complete, shipping your container...");
-        deployment.set_status(Status::Starting, &app)?;
-
-        let wants_tcp = release.process_types.contains_key("tcp");
-        let Bound { tcp_url, .. } = match self.routers(port, wants_tcp) {
-            Ok(bound) => bound,
-            Err(e) => {
-                out.error(&e.to_string());
-                deployment.set_status(Status::CrashedError, &app)?;
-                self.event(&format!(
-                    "deployment {} {} (release v{})",
-                    deployment.id,
-                    Status::CrashedError,
-                    release.number
-                ));
-                return Ok(Status::CrashedError);
-            }
-        };
-        out.line(" Waiting for your application to boot...");
-        let boot_started = Instant::now();
-        let outcome = self.with_plan(&app, &release, &config, |plan, log_for| {
-            let containers = rollout::start(plan, log_for, out, cancel)?;
-            deployment
-                .timings
-                .insert("boot".into(), boot_started.elapsed().as_millis() as u64);
-            // scripts.first-deploy of scalingo.json is the first deployment's hook.
-            let mut first = release.clone();
-            if let Some(command) = &first_hook {
-                first.process_types.insert("postdeploy".into(), command.clone());
-            }
-            let hook_plan = Plan {
-                release: &first,
-                ..*plan
-            };
-            match rollout::run_hook(&hook_plan, out, cancel) {
-                Ok(hook) => {
-                    if let Some(h) = hook {
-                        deployment.timings.insert("hook".into(), h.as_millis() as u64);
-                    }
-                    Ok(containers)
-                }
-                Err(e) => {
-                    rollout::discard(containers, self.ctx.settings.grace_period);
-                    Err(e)
-                }
-            }
-        });
-        let containers = match outcome {
-            Ok(c) => c,
-            Err(e) => {
-                let status = e.status();
-                out.error(&e.to_string());
-                for line in e.details() {
-                    out.error(&line);
-                }
-                deployment.set_status(status, &app)?;
-                self.event(&format!(
-                    "deployment {} {status} (release v{})",
-                    deployment.id, release.number
-                ));
-                out.line(&called_off.closing(
-                    name,
-                    status,
-                    format!(
-                        "<-- Deployment {status}: the running release, if any, keeps serving, untouched -->"
-                    ),
-                ));
-                return Ok(status);
-            }
-        };
-
-        // The switch: the supervisor, the routers' one writer (routing.rs), adopts the
-        // containers and points the routers at them before it answers; from then on every
-        // new request goes to the new release, and the old containers are being stopped.
-        let switch_started = Instant::now();
-        let old = self.switch(release.number, containers)?;
-        app.set_current(release.number)?;
-        deployment
-            .timings
-            .insert("switch".into(), switch_started.elapsed().as_millis() as u64);
-        deployment.set_status(Status::Success, &app)?;
-        if old > 0 {
-            out.step(&format!(
-                "Stopping {old} old container(s): SIGTERM, then SIGKILL after {}",
-                crate::settings::render_duration(self.ctx.settings.grace_period)
-            ));
-        }
-        self.prune_releases(&app, release.number);
-        self.event(&format!(
-            "deployment {} success (release v{})",
-            deployment.id, release.number
-        ));
-        if let Some(ms) = deployment.duration_ms {
-            out.line(&format!(
-                " Deployment success in {}",
-                human_duration(std::time::Duration::from_millis(ms))
-            ));
-        }
-        if let Some(t) = &tcp_url {
-            out.line(&format!(" <-- {t} (tcp) -->"));
-        }
-        out.line(&format!(" <-- {url} -->"));
-        Ok(Status::Success)
-    }
-
     /// A platform event in the app's log (`shipway logs`).
-    fn event(&self, text: &str) {
+    pub(super) fn event(&self, text: &str) {
         self.ctx.event(&self.log, &self.app, text);
-    }
-
-    /// Keep the newest `releases_kept` releases, and always the current one.
-    fn prune_releases(&self, app: &AppDir, current: u32) {
-        let numbers = app.release_numbers();
-        let excess = numbers
-            .len()
-            .saturating_sub(self.ctx.settings.releases_kept.max(1));
-        for n in numbers.into_iter().take(excess) {
-            if n != current {
-                let _ = std::fs::remove_dir_all(app.release(n));
-            }
-        }
     }
 
     /// Start the current release again; the URL it serves at.

@@ -4,12 +4,12 @@
 //! all of them so none imports another to name what it sends. No behaviour here.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crossbeam_channel::{bounded, Sender};
 
 use super::caller::Caller;
 use super::life::RestartError;
+pub use super::protocol::DeployArgs;
 use super::protocol::{AddonRow, Amount, ContainerRow, Event};
 use super::routing::{Bound, Ports};
 use crate::addon::Server;
@@ -158,15 +158,6 @@ impl Handle {
         self.0.send(ask(tx)).map_err(|_| gone())?;
         rx.recv().map_err(|_| gone())
     }
-}
-
-/// What a deploy request asks for (see `protocol::Request::Deploy`).
-pub struct DeployArgs {
-    pub input: PathBuf,
-    pub git_ref: Option<String>,
-    pub port: Option<u16>,
-    pub env: BTreeMap<String, String>,
-    pub source: Option<String>,
 }
 
 /// A job on one app.

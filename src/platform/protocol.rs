@@ -3,23 +3,32 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::pipeline::Input;
+
+/// What a deploy asks for: one type from the client's request through the deploy job
+/// (`Job::Deploy`) to the pipeline (`pipeline::Input`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployArgs {
+    #[serde(flatten)]
+    pub input: Input,
+    pub port: Option<u16>,
+    /// Config vars to store on the app before the build.
+    pub env: BTreeMap<String, String>,
+    /// What the deployment records as its source, when `input` is a stand-in (a push).
+    #[serde(default)]
+    pub source: Option<String>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     Deploy {
         app: String,
-        input: PathBuf,
-        git_ref: Option<String>,
-        port: Option<u16>,
-        /// Config vars to store on the app before the build.
-        env: BTreeMap<String, String>,
-        /// What the deployment records as its source, when `input` is a stand-in (a push).
-        #[serde(default)]
-        source: Option<String>,
+        #[serde(flatten)]
+        args: DeployArgs,
     },
     Status,
     Down,
@@ -207,6 +216,34 @@ pub fn read<T: for<'de> Deserialize<'de>>(r: &mut impl BufRead) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deploy_request_is_one_flat_json_object_around_one_arguments_type() {
+        let request = Request::Deploy {
+            app: "a".into(),
+            args: DeployArgs {
+                input: Input {
+                    path: "/src".into(),
+                    git_ref: Some("main".into()),
+                },
+                port: Some(5000),
+                env: [("K".to_string(), "v".to_string())].into(),
+                source: None,
+            },
+        };
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"request": "deploy", "app": "a", "input": "/src", "git_ref": "main",
+                "port": 5000, "env": {"K": "v"}, "source": null})
+        );
+        let back: Request = serde_json::from_value(json).unwrap();
+        let Request::Deploy { args, .. } = back else {
+            panic!("{back:?}")
+        };
+        assert_eq!(args.input.path, std::path::Path::new("/src"));
+        assert_eq!(args.input.git_ref.as_deref(), Some("main"));
+    }
 
     #[test]
     fn events_round_trip_as_json_lines() {

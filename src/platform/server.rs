@@ -13,7 +13,7 @@ use crossbeam_channel::bounded;
 use super::caller::Caller;
 use super::context::Context;
 use super::jobs;
-use super::message::{DeployArgs, Handle, Job, Message};
+use super::message::{Handle, Job, Message};
 use super::protocol::{self, Event, Request};
 use super::supervisor;
 use super::watchdog::Watchdog;
@@ -168,23 +168,7 @@ fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
             }
             return;
         }
-        Request::Deploy {
-            app,
-            input,
-            git_ref,
-            port,
-            env,
-            source,
-        } => (
-            app,
-            Job::Deploy(DeployArgs {
-                input,
-                git_ref,
-                port,
-                env,
-                source,
-            }),
-        ),
+        Request::Deploy { app, args } => (app, Job::Deploy(args)),
         Request::Scale { app, counts } => (app, Job::Scale(counts)),
         Request::Restart { app, target } => (app, Job::Restart(target)),
         Request::Rollback { app, deployment } => (app, Job::Rollback(deployment)),

@@ -58,8 +58,8 @@ fn call_off(ctx: &Context, name: &str, gone: VecDeque<(Job, Option<Caller>)>, wh
                 ctx,
                 name,
                 args.source.as_deref(),
-                &args.input,
-                args.git_ref.as_deref(),
+                &args.input.path,
+                args.input.git_ref.as_deref(),
             )
             .map(|_| Status::Aborted),
             _ => Ok(Status::Aborted),
