@@ -220,19 +220,17 @@ pub const DETECT_NOTES: &str = "SHIPWAY_DETECT_NOTES";
 
 pub fn build_env(
     settings: &Settings,
+    runtime: &crate::stack::Runtime,
     app: &str,
     version: Option<&str>,
     request_id: &str,
     home: &Path,
 ) -> Vec<(String, String)> {
     let mut env = vec![
-        (
-            "PATH".to_string(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-        ),
+        ("PATH".to_string(), crate::container::system_path(runtime)),
         ("HOME".to_string(), home.display().to_string()),
         ("LANG".to_string(), "C.UTF-8".to_string()),
-        ("STACK".to_string(), settings.stack.clone()),
+        ("STACK".to_string(), runtime.stack_var(settings)),
         ("REQUEST_ID".to_string(), request_id.to_string()),
         ("APP".to_string(), app.to_string()),
         ("BUILDPACK_LOG_FILE".to_string(), "/dev/null".to_string()),
@@ -278,9 +276,18 @@ impl BuildHome {
         })
     }
 
-    /// The folder scripts see at `/app`, when sandboxed.
-    pub fn app(&self) -> Option<&Path> {
-        self.sandboxed.then_some(self.dir.as_path())
+    /// What scripts see, when sandboxed: this folder at `/app`, and the image of
+    /// `runtime` as `/` with `binds` (the build's folders) at their own paths.
+    pub fn plan(&self, runtime: &crate::stack::Runtime, binds: &[PathBuf]) -> Option<crate::process::Plan> {
+        self.sandboxed.then(|| crate::process::Plan {
+            app: self.dir.clone(),
+            layer: false,
+            root: runtime.rootfs().map(Path::to_path_buf),
+            binds: match runtime.image {
+                Some(_) => binds.to_vec(),
+                None => Vec::new(),
+            },
+        })
     }
 
     /// HOME, as the scripts see it.
@@ -377,6 +384,8 @@ pub struct BuildRequest {
     /// on one filesystem.
     pub scratch_in: PathBuf,
     pub request_id: String,
+    /// The stack it builds on: the image its scripts see as `/`, or the host's.
+    pub runtime: crate::stack::Runtime,
 }
 
 /// Time spent, for the deploy overhead report.
@@ -423,9 +432,13 @@ pub fn build(
     let app_dir = req.app_dir.clone();
 
     let home = BuildHome::new(settings, scratch.path(), out)?;
-    let app = home.app();
+    let plan = home.plan(
+        &req.runtime,
+        &crate::stack::choice::build_binds(&app_dir, scratch.path()),
+    );
     let env = build_env(
         settings,
+        &req.runtime,
         &req.app,
         req.version.as_deref(),
         &req.request_id,
@@ -437,7 +450,7 @@ pub fn build(
         deadline,
         limit: render_duration(settings.build_timeout),
         cancel,
-        app,
+        sandbox: plan.as_ref(),
     };
 
     // Selection, then detection where the platform detects.
@@ -490,6 +503,7 @@ pub fn build(
             buildpacks = vec![crate::official::instead_of(
                 winner,
                 settings,
+                &req.runtime,
                 &dest,
                 Some(out),
                 cancel,
@@ -501,7 +515,7 @@ pub fn build(
             let dest = scratch.path().join("official");
             buildpacks = named
                 .into_iter()
-                .map(|bp| crate::official::instead_of(bp, settings, &dest, Some(out), cancel))
+                .map(|bp| crate::official::instead_of(bp, settings, &req.runtime, &dest, Some(out), cancel))
                 .collect::<Result<_, _>>()?;
         }
         _ => {

@@ -494,8 +494,9 @@ pub struct ScriptContext<'a> {
     pub deadline: Instant,
     pub limit: String,
     pub cancel: &'a Receiver<()>,
-    /// The build's own folder that scripts see at `/app`, when sandboxed.
-    pub app: Option<&'a Path>,
+    /// What scripts see when sandboxed: the build's own folder at `/app`, and the stack's
+    /// image as `/` with the build's folders at their own paths.
+    pub sandbox: Option<&'a crate::process::Plan>,
 }
 
 impl<'a> ScriptContext<'a> {
@@ -510,7 +511,7 @@ impl<'a> ScriptContext<'a> {
             deadline: self.deadline,
             limit: self.limit.clone(),
             cancel: self.cancel,
-            app: self.app,
+            sandbox: self.sandbox,
         }
     }
 }
@@ -530,8 +531,8 @@ impl Buildpack {
             .args(pre)
             .env(ctx.env.iter().cloned())
             .leftover_grace(Duration::from_secs(2));
-        if let Some(app) = ctx.app {
-            spawn = spawn.app(app);
+        if let Some(plan) = ctx.sandbox {
+            spawn = spawn.sandbox(plan.clone());
         }
         let mut child = spawn.start(sink)?;
         let left = ctx.deadline.saturating_duration_since(Instant::now());
@@ -837,7 +838,7 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(60),
             limit: "1m".into(),
             cancel: &cancel,
-            app: None,
+            sandbox: None,
         };
         let detection = bp.detect(dir, &ctx).unwrap();
         let sink: LineSink = Arc::new(|_, _| {});

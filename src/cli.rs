@@ -336,6 +336,14 @@ pub enum Command {
         /// The archive (plain, gzip or zstd), or - for stdin
         file: std::path::PathBuf,
     },
+    /// Change the app's stack: its next deployment builds and runs on it (a restart keeps the running release's); the build cache is reset
+    #[command(after_help = "Examples:
+  shipway stacks-set scalingo-24 -a myapp
+  shipway stacks-set host          this machine's own userland, no image")]
+    StacksSet {
+        /// scalingo-26, scalingo-24, scalingo-22, or host
+        stack: String,
+    },
     /// Roll out the release of an earlier successful deployment again, without building
     #[command(after_help = "Examples:
   shipway rollback                 the previous successful deployment's release

@@ -18,6 +18,7 @@ use crate::process::{Child, Exit, LineSink, ProcessError, Spawn, Stream};
 use crate::release::Release;
 use crate::sandbox::Sandbox;
 use crate::settings::{SandboxMode, Settings};
+use crate::stack::Runtime;
 use crate::tail::SharedTail;
 
 /// How many of its last lines a container keeps, for crash reports.
@@ -80,12 +81,32 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// `PATH` after the app's own folders: the host's, or inside an image, Ubuntu's default.
+pub fn system_path(runtime: &Runtime) -> String {
+    match runtime.image {
+        Some(_) => "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        None => std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    }
+}
+
+/// What the containers of `release` run in: the image it was built in. One that is no
+/// longer on disk (removed by hand: `stacks --prune` keeps what releases recorded) leaves
+/// the host's userland, which the container's first lines say.
+pub fn release_runtime(settings: &Settings, release: &Release) -> (Runtime, Option<String>) {
+    match Runtime::of_release(settings, &release.stack, release.stack_digest.as_deref()) {
+        Ok(runtime) => (runtime, None),
+        Err(why) => (Runtime::host(&release.stack), Some(why)),
+    }
+}
+
 /// A container's whole environment, in the platform's order: config vars (the
 /// buildpack's defaults overridden by the app's), then the platform's own variables.
 /// `size`: its name and memory in bytes when not M (nothing enforces the memory).
+#[allow(clippy::too_many_arguments)]
 pub fn runtime_env(
     settings: &Settings,
     release: &Release,
+    runtime: &Runtime,
     app_dir: &Path,
     config_vars: &BTreeMap<String, String>,
     name: &str,
@@ -94,7 +115,7 @@ pub fn runtime_env(
 ) -> Vec<(String, String)> {
     let mut vars: BTreeMap<String, String> = release.config_defaults.clone();
     vars.extend(config_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let host_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let host_path = system_path(runtime);
     let home = app_dir.display().to_string();
     let (size, memory) = size.map_or_else(
         || {
@@ -110,7 +131,7 @@ pub fn runtime_env(
         ("CONTAINER_MEMORY", memory),
         ("APP", release.app.clone()),
         ("HOSTNAME", format!("{}-{name}", release.app)),
-        ("STACK", settings.stack.clone()),
+        ("STACK", runtime.stack_var(settings)),
         ("HOME", home.clone()),
         ("PATH", format!("{home}/bin:{host_path}")),
         (
@@ -287,14 +308,33 @@ fn boot(
     } else {
         app_dir.as_path()
     };
-    let env = runtime_env(settings, release, seen_at, config_vars, name, port, size);
+    let (runtime, missing) = release_runtime(settings, release);
+    let env = runtime_env(
+        settings,
+        release,
+        &runtime,
+        seen_at,
+        config_vars,
+        name,
+        port,
+        size,
+    );
+    let script = match missing {
+        Some(why) => format!(
+            "echo \"shipway: {why}; running on this machine's own userland\" >&2\n{}",
+            boot_script(command)
+        ),
+        None => boot_script(command),
+    };
     let spawn = Spawn::new("bash", &app_dir)
-        .args(["-c".to_string(), boot_script(command)])
+        .args(["-c".to_string(), script])
         .env(env);
     if sandboxed {
-        // Its own writable layer over the slug, as on the platform (PLATFORM.md §6).
+        // Its own writable layer over the slug, as on the platform (PLATFORM.md §6), in
+        // the image the release was built in.
         spawn.sandbox(crate::process::Plan {
             layer: true,
+            root: runtime.rootfs().map(Path::to_path_buf),
             ..crate::process::Plan::app(&app_dir)
         })
     } else {
@@ -345,6 +385,8 @@ mod tests {
             .into(),
             addons: vec![],
             slug_bytes: 0,
+            stack: String::new(),
+            stack_digest: None,
         }
     }
 
@@ -371,6 +413,7 @@ mod tests {
         let env: BTreeMap<_, _> = runtime_env(
             &settings,
             &release(),
+            &Runtime::host("scalingo-26"),
             Path::new("/srv/app"),
             &vars,
             "web-1",
@@ -385,11 +428,16 @@ mod tests {
         assert_eq!(env["CONTAINER"], "web-1");
         assert_eq!(env["CONTAINER_VERSION"], "v3");
         assert_eq!(env["HOSTNAME"], "demo-web-1");
+        assert_eq!(
+            env["STACK"], "scalingo-26",
+            "the release's stack, not the setting"
+        );
         assert_eq!(env["HOME"], "/srv/app");
         assert!(env["PATH"].starts_with("/srv/app/bin:"));
         let worker: BTreeMap<_, _> = runtime_env(
             &settings,
             &release(),
+            &Runtime::host("scalingo-26"),
             Path::new("/srv/app"),
             &vars,
             "worker-1",

@@ -83,6 +83,11 @@ pub struct Deployment {
     pub slug_bytes: Option<u64>,
     pub buildpacks: Vec<String>,
     pub release: Option<u32>,
+    /// The stack it built on, and the image digest it used (none: the host's userland).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_digest: Option<String>,
     /// The phases' durations in milliseconds (intake, detect, compile, boot, hook, switch).
     #[serde(default)]
     pub timings: std::collections::BTreeMap<String, u64>,
@@ -96,6 +101,8 @@ impl Deployment {
         self.version = release.version.clone();
         self.buildpacks = release.buildpacks.clone();
         self.slug_bytes = Some(release.slug_bytes);
+        self.stack = Some(release.stack.clone()).filter(|s| !s.is_empty());
+        self.stack_digest = release.stack_digest.clone();
     }
 
     /// A new deployment, with an id that sorts by time.
@@ -115,6 +122,8 @@ impl Deployment {
             slug_bytes: None,
             buildpacks: Vec::new(),
             release: None,
+            stack: None,
+            stack_digest: None,
             timings: Default::default(),
         }
     }

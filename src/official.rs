@@ -39,16 +39,14 @@ pub fn url(base: &str, bundled: &str) -> Option<String> {
 /// runtimes built for it.
 fn stack_ubuntu(stack: &str) -> Option<&'static str> {
     match stack {
-        "scalingo-24" => Some("24.04"),
-        "scalingo-22" => Some("22.04"),
         "scalingo-20" => Some("20.04"),
-        _ => None,
+        other => crate::stack::info(other).map(|s| s.ubuntu),
     }
 }
 
 /// Why this host cannot run what the official buildpacks download for `stack`, if it
 /// cannot: they fetch interpreters built on the stack's Ubuntu, which need its C library.
-fn host_mismatch(stack: &str, os_release: &str) -> Option<String> {
+fn host_mismatch(stack: &str, os_release: &str, what: &str) -> Option<String> {
     let field = |key: &str| {
         os_release
             .lines()
@@ -65,7 +63,7 @@ fn host_mismatch(stack: &str, os_release: &str) -> Option<String> {
     }
     let host = field("PRETTY_NAME").unwrap_or_else(|| "an unknown system".into());
     Some(format!(
-        "they download runtimes built for {stack} (Ubuntu {wanted}), and this host is {host}"
+        "they download runtimes built for {stack} (Ubuntu {wanted}), and {what} is {host}"
     ))
 }
 
@@ -75,6 +73,7 @@ fn host_mismatch(stack: &str, os_release: &str) -> Option<String> {
 pub fn instead_of(
     bundled: Buildpack,
     settings: &Settings,
+    runtime: &crate::stack::Runtime,
     dest: &Path,
     out: Option<&Output>,
     cancel: &crossbeam_channel::Receiver<()>,
@@ -96,8 +95,17 @@ pub fn instead_of(
         }
     };
     if settings.official_buildpacks == OfficialBuildpacks::Auto {
-        let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-        if let Some(why) = host_mismatch(&settings.stack, &os_release) {
+        // What the build runs on decides: the stack's image when there is one (then any
+        // Linux host will do), else this host.
+        let (root, what) = match runtime.rootfs() {
+            Some(root) => (root.to_path_buf(), format!("the {} image", runtime.stack)),
+            None => (std::path::PathBuf::from("/"), "this host".to_string()),
+        };
+        let os_release = ["etc/os-release", "usr/lib/os-release"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(root.join(f)).ok())
+            .unwrap_or_default();
+        if let Some(why) = host_mismatch(&runtime.stack_var(settings), &os_release, &what) {
             bundled_instead(&why);
             return Ok(bundled);
         }
@@ -144,21 +152,27 @@ mod tests {
     #[test]
     fn auto_wants_the_stacks_own_ubuntu() {
         let ubuntu = "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n";
-        assert_eq!(host_mismatch("scalingo-24", ubuntu), None);
-        let why = host_mismatch("scalingo-22", ubuntu).unwrap();
+        let host = "this host";
+        assert_eq!(host_mismatch("scalingo-24", ubuntu, host), None);
+        let why = host_mismatch("scalingo-22", ubuntu, host).unwrap();
         assert!(
             why.contains("Ubuntu 22.04") && why.contains("Ubuntu 24.04.1 LTS"),
             "{why}"
         );
         let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n";
-        assert!(host_mismatch("scalingo-24", debian)
+        assert!(host_mismatch("scalingo-24", debian, host)
             .unwrap()
-            .contains("Debian GNU/Linux 12"));
-        assert!(host_mismatch("scalingo-24", "")
+            .contains("this host is Debian GNU/Linux 12"));
+        assert!(host_mismatch("scalingo-24", "", host)
             .unwrap()
             .contains("an unknown system"));
+        let noble26 = "ID=ubuntu\nVERSION_ID=\"26.04\"\n";
+        assert_eq!(
+            host_mismatch("scalingo-26", noble26, "the scalingo-26 image"),
+            None
+        );
         // A stack shipway does not know: nothing to compare, nothing said.
-        assert_eq!(host_mismatch("custom", debian), None);
+        assert_eq!(host_mismatch("custom", debian, host), None);
     }
 
     #[test]

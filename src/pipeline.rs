@@ -40,6 +40,8 @@ pub struct ReleaseRequest {
     pub number: u32,
     pub cache_dir: PathBuf,
     pub request_id: String,
+    /// The app's stack: resolved to its image (or the host) before the build.
+    pub stack: String,
 }
 
 /// Time spent in each step, for the deploy overhead report.
@@ -103,6 +105,8 @@ fn run(
         None => None,
     }
     .unwrap_or_else(|| req.config_vars.clone());
+    let runtime = crate::stack::choice::resolve(settings, &req.stack, out);
+    out.step(&format!("Stack: {}", runtime.describe()));
     let built = build::build(
         &BuildRequest {
             app: req.app.clone(),
@@ -114,6 +118,7 @@ fn run(
             cache_dir: req.cache_dir.clone(),
             scratch_in: parent.to_path_buf(),
             request_id: req.request_id.clone(),
+            runtime: runtime.clone(),
         },
         settings,
         out,
@@ -125,7 +130,7 @@ fn run(
         compile: built.timings.compile,
         total: Duration::ZERO,
     };
-    let (release, scratch) = write_release(req, source, built)?;
+    let (release, scratch) = write_release(req, source, built, &runtime)?;
     crate::cron::save(&req.release_dir, &jobs)?;
     Ok(Released {
         release,
@@ -208,6 +213,7 @@ fn write_release(
     req: &ReleaseRequest,
     source: SourceInfo,
     built: Built,
+    runtime: &crate::stack::Runtime,
 ) -> Result<(Release, tempfile::TempDir), BuildError> {
     let release = Release {
         number: req.number,
@@ -221,6 +227,8 @@ fn write_release(
         config_defaults: built.config_defaults,
         addons: built.addons,
         slug_bytes: built.slug_bytes,
+        stack: runtime.stack.clone(),
+        stack_digest: runtime.digest().map(String::from),
     };
     release.save(&req.release_dir)?;
     Ok((release, built.scratch))

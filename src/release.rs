@@ -28,6 +28,14 @@ pub struct Release {
     pub config_defaults: BTreeMap<String, String>,
     pub addons: Vec<String>,
     pub slug_bytes: u64,
+    /// The app's stack when it was built: STACK, in the build and in its containers.
+    /// Empty for a release made before stacks (the `stack` setting then).
+    #[serde(default)]
+    pub stack: String,
+    /// The image it was built in, which its containers run in (a restart or a rollback
+    /// too); none for the host's own userland.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_digest: Option<String>,
 }
 
 impl Release {

@@ -305,6 +305,8 @@ mod tests {
             config_defaults: BTreeMap::new(),
             addons: vec![],
             slug_bytes: 0,
+            stack: String::new(),
+            stack_digest: None,
         };
         let names: Vec<String> = specs(&release, &BTreeMap::new())
             .iter()

@@ -446,6 +446,19 @@ pub struct AppConfig {
     /// How far scalingo.json was applied, at the app's first deployment (`manifest.rs`).
     #[serde(default)]
     pub manifest: ManifestStage,
+    /// The app's stack (`stacks-set`): its next deployment builds and runs on it. None for
+    /// an app made before stacks, which stays on the one it was built for ([`AppConfig::stack`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+impl AppConfig {
+    /// The app's stack. An app made before shipway had stacks was built for `scalingo-24`
+    /// (the `STACK` every app had then); it stays there, as the platform never moves an
+    /// app to a new default stack, until `stacks-set` says otherwise.
+    pub fn stack(&self) -> &str {
+        self.stack.as_deref().unwrap_or(crate::stack::BEFORE_STACKS)
+    }
 }
 
 /// scalingo.json at an app's first deployment: its env (and addons) before the first
@@ -519,7 +532,11 @@ impl AppDir {
         // an empty app.toml, the second over the first's config vars.
         let _lock = exclusive_lock(&self.root.join(".config.lock"))?;
         if !self.exists() {
-            self.save_config(&AppConfig::default())?;
+            // A new app is on the platform's default stack.
+            self.save_config(&AppConfig {
+                stack: Some(crate::stack::DEFAULT.to_string()),
+                ..AppConfig::default()
+            })?;
         }
         Ok(())
     }

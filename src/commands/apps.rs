@@ -12,11 +12,20 @@ pub fn run(settings: &Settings, json: bool) -> Result<i32, Error> {
         let config = app.load_config()?;
         let containers = super::ps::containers(&home, &name)?.unwrap_or_default();
         let status = status(&containers);
+        let running = app
+            .current()
+            .and_then(|n| crate::release::Release::load(&app.release(n)).ok());
         list.push(AppRow {
             name,
             release: app.current(),
             url: config.router_port.map(|p| format!("http://127.0.0.1:{p}")),
             status,
+            stack: config.stack().to_string(),
+            running_stack: running
+                .as_ref()
+                .map(|r| r.stack.clone())
+                .filter(|s| !s.is_empty()),
+            running_digest: running.and_then(|r| r.stack_digest),
         });
     }
     if json {

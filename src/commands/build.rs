@@ -63,7 +63,9 @@ pub fn detect(
         &cancel,
     )?;
     let home = build::BuildHome::new(settings, scratch.path(), &out)?;
-    let mut env = build::build_env(settings, "detect", None, "detect", home.seen_at());
+    let runtime = crate::stack::Runtime::host(&settings.stack);
+    let mut env = build::build_env(settings, &runtime, "detect", None, "detect", home.seen_at());
+    let plan = home.plan(&runtime, &[]);
     // The bundled buildpacks add notes after the name (the version asked, what the host
     // has) only when asked: a build, which shows only the name, spares that work.
     env.push((build::DETECT_NOTES.to_string(), "1".to_string()));
@@ -72,7 +74,7 @@ pub fn detect(
         deadline: crate::clock::deadline_in(settings.build_timeout),
         limit: render_duration(settings.build_timeout),
         cancel: &cancel,
-        app: home.app(),
+        sandbox: plan.as_ref(),
     };
     let report = build::detect_all(&buildpacks, &app_dir, &ctx)?;
 
@@ -177,9 +179,15 @@ pub fn detect(
             // Which buildpack would build it: the official one for that language, or the
             // bundled one (said by `instead_of`).
             let dest = scratch.path().join("official");
-            let chosen =
-                crate::official::instead_of(buildpacks[w].clone(), settings, &dest, Some(&out), &cancel)
-                    .map_err(build::BuildError::from)?;
+            let chosen = crate::official::instead_of(
+                buildpacks[w].clone(),
+                settings,
+                &runtime,
+                &dest,
+                Some(&out),
+                &cancel,
+            )
+            .map_err(build::BuildError::from)?;
             if chosen.commit.is_none() {
                 out.detail(&format!("built with shipway's bundled {} buildpack", chosen.name));
             }
@@ -217,7 +225,9 @@ pub fn build(
     let app = home.app(&name)?;
     app.create()?;
     let _lock = app.lock()?;
-    let mut vars = app.load_config()?.config_vars;
+    let config = app.load_config()?;
+    let stack = config.stack().to_string();
+    let mut vars = config.config_vars;
     vars.extend(extra);
 
     let number = app.release_numbers().last().copied().unwrap_or(0) + 1;
@@ -249,6 +259,7 @@ pub fn build(
         number,
         cache_dir: app.cache(),
         request_id: format!("build-{name}-{number}"),
+        stack,
     };
     let cancel = signals::cancel_on_interrupt();
     match pipeline::release(&request, settings, &out, &cancel, None) {

@@ -26,6 +26,8 @@ pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Resul
             image_size: d.slug_bytes,
             release: d.release,
             source: d.source,
+            stack: d.stack,
+            stack_digest: d.stack_digest,
         })
         .collect();
     if json {

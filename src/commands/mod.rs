@@ -26,6 +26,7 @@ mod rollback;
 mod run;
 mod scale;
 mod stacks;
+mod stacks_set;
 
 use std::path::{Path, PathBuf};
 
@@ -198,6 +199,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Stacks { json, prune } => stacks::list(&settings, json, prune),
         Command::StacksPull { stack } => stacks::pull(&settings, &stack),
         Command::StacksImport { stack, file } => stacks::import(&settings, &stack, &file),
+        Command::StacksSet { stack } => stacks_set::run(&settings, &choice, &stack),
         Command::Rollback { id } => rollback::run(&settings, &choice, id),
         Command::Run {
             env,

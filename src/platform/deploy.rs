@@ -120,6 +120,7 @@ impl Worker {
             number,
             cache_dir: app.cache(),
             request_id: deployment.id.clone(),
+            stack: config.stack().to_string(),
         };
         // An app's first deployment: scalingo.json's env and addons before the build; the
         // manifest read then serves again after it.

@@ -18,6 +18,7 @@
 //! submodules: `registry` and `pull` (the distribution API), `import` (archives),
 //! `install` and `unpack` (onto disk), `prune`.
 
+pub mod choice;
 mod error;
 pub mod import;
 pub mod install;
@@ -29,6 +30,7 @@ mod verify;
 
 use std::path::{Path, PathBuf};
 
+pub use choice::{Runtime, BEFORE_STACKS};
 pub use error::StackError;
 pub use install::{Feedback, ImageRecord, Installed};
 

@@ -1,6 +1,6 @@
 //! `stacks --prune`: remove the images no app uses. An image is used when a stack name
-//! points at it and an app is on that stack (`stack` in its app.toml, `scalingo-26` when
-//! absent), or when a release recorded it (`stack_digest` in its release.toml), since a
+//! points at it and an app is on that stack (`stack` in its app.toml, `scalingo-24` when
+//! absent: `state::AppConfig::stack`), or when a release recorded it (`stack_digest` in its release.toml), since a
 //! rollback runs that release in that image. Scratch folders of unpacks that died are
 //! removed too, once no unpack holds their image's lock.
 //!
@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::error::StackError;
 use super::unpack::remove_tree;
-use super::{Store, DEFAULT};
+use super::Store;
 use crate::io_error::io;
 use crate::state::Home;
 
@@ -75,7 +75,7 @@ fn used(home: &Home) -> (BTreeSet<String>, BTreeSet<String>) {
             .as_ref()
             .and_then(|c| c.get("stack"))
             .and_then(|s| s.as_str())
-            .unwrap_or(DEFAULT)
+            .unwrap_or(super::BEFORE_STACKS)
             .to_string();
         stacks.insert(stack);
         for number in app.release_numbers() {

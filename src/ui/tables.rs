@@ -46,6 +46,11 @@ pub struct AppRow {
     pub release: Option<u32>,
     pub url: Option<String>,
     pub status: &'static str,
+    /// The app's stack: its next deployment builds on it.
+    pub stack: String,
+    /// The stack and image its current release runs in.
+    pub running_stack: Option<String>,
+    pub running_digest: Option<String>,
 }
 
 pub fn apps(list: &[AppRow]) {
@@ -53,14 +58,19 @@ pub fn apps(list: &[AppRow]) {
         println!("No app yet: `shipway deploy` in an app's folder creates one");
         return;
     }
-    println!("{:<24} {:<8} {:<9} URL", "NAME", "RELEASE", "STATUS");
+    println!(
+        "{:<24} {:<8} {:<9} {:<12} {:<32} URL",
+        "NAME", "RELEASE", "STATUS", "STACK", "RUNS IN"
+    );
     let styled = Abilities::detect().styled_out;
     for a in list {
         println!(
-            "{:<24} {:<8} {} {}",
+            "{:<24} {:<8} {} {:<12} {:<32} {}",
             a.name,
             release(a.release),
             status(a.status, 9, styled),
+            a.stack,
+            stack_cell(a.running_stack.as_deref(), a.running_digest.as_deref()),
             a.url.as_deref().unwrap_or("-")
         );
     }
@@ -126,6 +136,19 @@ pub struct DeploymentRow {
     pub image_size: Option<u64>,
     pub release: Option<u32>,
     pub source: String,
+    /// The stack it built on, and the image it used (none: the host's userland).
+    pub stack: Option<String>,
+    pub stack_digest: Option<String>,
+}
+
+/// A stack and its image for a table cell: `scalingo-26@sha256:0123456789ab`, or the name
+/// alone on the host's userland.
+fn stack_cell(stack: Option<&str>, digest: Option<&str>) -> String {
+    match (stack, digest) {
+        (Some(s), Some(d)) => format!("{s}@{}", d.get(..19).unwrap_or(d)),
+        (Some(s), None) => s.to_string(),
+        (None, _) => "-".to_string(),
+    }
 }
 
 pub fn deployments(app: &str, rows: &[DeploymentRow]) {
@@ -134,13 +157,13 @@ pub fn deployments(app: &str, rows: &[DeploymentRow]) {
         return;
     }
     println!(
-        "{:<20} {:<24} {:<9} {:<14} {:<10} {:<8} REF",
-        "ID", "DATE", "DURATION", "STATUS", "SIZE", "RELEASE"
+        "{:<20} {:<24} {:<9} {:<14} {:<10} {:<8} {:<32} REF",
+        "ID", "DATE", "DURATION", "STATUS", "SIZE", "RELEASE", "STACK"
     );
     let styled = Abilities::detect().styled_out;
     for r in rows {
         println!(
-            "{:<20} {:<24} {:<9} {} {:<10} {:<8} {}",
+            "{:<20} {:<24} {:<9} {} {:<10} {:<8} {:<32} {}",
             r.id,
             r.created_at,
             r.duration_ms
@@ -148,6 +171,7 @@ pub fn deployments(app: &str, rows: &[DeploymentRow]) {
             status(&r.status, 14, styled),
             r.image_size.map_or("-".into(), human_bytes),
             release(r.release),
+            stack_cell(r.stack.as_deref(), r.stack_digest.as_deref()),
             r.git_ref.as_deref().unwrap_or("-")
         );
     }

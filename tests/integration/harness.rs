@@ -41,6 +41,9 @@ pub fn pids_dir(env: &Env) -> String {
     format!("PIDS_DIR={}", env.work.path().display())
 }
 
+/// A stack registry that refuses every connection at once (port 1 of the loopback).
+pub const NO_REGISTRY: &str = "http://127.0.0.1:1";
+
 /// One isolated shipway installation.
 pub struct Env {
     pub home: tempfile::TempDir,
@@ -119,6 +122,10 @@ impl Env {
         vars.insert("SHIPWAY_PORT".to_string(), "0".to_string());
         // Tests reach no server but their own: the official buildpacks' tests set a mirror.
         vars.insert("SHIPWAY_OFFICIAL_BUILDPACKS".to_string(), "never".to_string());
+        // Nor Docker Hub: a deployment that needs a stack image nobody pulled tries this
+        // port, which refuses at once, and runs on the host's userland (tests that need an
+        // image import or serve one).
+        vars.insert("SHIPWAY_STACK_REGISTRY".to_string(), NO_REGISTRY.to_string());
         Env { home, work, vars }
     }
 
@@ -724,6 +731,12 @@ pub fn run_as_nobody(env: &Env, home: &Path, args: &[&str]) -> Run {
             .args(args)
             .env("SHIPWAY_HOME", home)
             .env("SHIPWAY_OFFICIAL_BUILDPACKS", "never")
+            .env("SHIPWAY_STACK_REGISTRY", NO_REGISTRY)
+            // The settings of `Env::new`, for the deployments nobody makes.
+            .env("SHIPWAY_BOOT_TIMEOUT", "10s")
+            .env("SHIPWAY_GRACE_PERIOD", "1s")
+            .env("SHIPWAY_LOOPBACK_BIND", "allow")
+            .env("SHIPWAY_PORT", "0")
             .env("NO_COLOR", "1")
             .current_dir(env.work.path()),
         COMMAND_LIMIT,

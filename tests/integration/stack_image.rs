@@ -188,7 +188,7 @@ pub fn zstd(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The first layer: busybox, its applets, os-release, and what the second layer removes.
-fn base_layer(os_release: &str) -> Vec<u8> {
+pub fn base_layer(os_release: &str) -> Vec<u8> {
     let busybox = std::fs::read(BUSYBOX).expect("busybox-static is installed (/bin/busybox)");
     let mut layer = LayerTar::new()
         .dir("bin", 0o755)
@@ -223,7 +223,7 @@ fn base_layer(os_release: &str) -> Vec<u8> {
 }
 
 /// The second layer: a whiteout, an opaque folder, and a file of its own.
-fn top_layer() -> Vec<u8> {
+pub fn top_layer() -> Vec<u8> {
     LayerTar::new()
         .dir("etc", 0o755)
         .file("etc/.wh.removed-by-layer-2", 0o644, b"")

@@ -5,6 +5,51 @@
 use std::time::Duration;
 
 use crate::harness::*;
+use crate::stack_image::{self, LayerTar, GZIP, OS_RELEASE, ZSTD};
+
+/// The test image (busybox, its own os-release: `ID=ubuntu`, `VERSION_ID=26.04`, plainly
+/// not this host) with a `bash` that is busybox's sh, since containers start in bash.
+fn image() -> stack_image::TestImage {
+    let bash = LayerTar::new()
+        .dir("bin", 0o755)
+        .file("bin/bash", 0o755, b"#!/bin/sh\nexec /bin/sh \"$@\"\n")
+        .tar();
+    stack_image::image_of(vec![
+        (stack_image::base_layer(OS_RELEASE), GZIP),
+        (stack_image::top_layer(), ZSTD),
+        (bash, GZIP),
+    ])
+}
+
+/// The image imported as scalingo-26 into the home `run` works with; its rootfs.
+fn import(env: &Env, run: impl Fn(&[&str]) -> Run, home: &std::path::Path) -> std::path::PathBuf {
+    let archive = env.work.path().join("image.tar");
+    std::fs::write(&archive, image().oci_archive()).unwrap();
+    run(&["stacks-import", "scalingo-26", archive.to_str().unwrap()]).ok();
+    let images = home.join("stacks/images");
+    let dir = std::fs::read_dir(&images)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    dir.join("rootfs")
+}
+
+/// Every file of a tree with its size and modification time: what "unchanged" means.
+fn snapshot(root: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("find")
+        .arg(root)
+        .args(["-printf", "%P %s %T@ %m\n"])
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
 
 fn probe_buildpack() -> String {
     format!("BUILDPACK_URL={}", fixture_buildpack("stack-probe").display())
@@ -96,5 +141,201 @@ fn writes_stay_in_their_own_container(env: &Env, name: &str, extra: &[&str]) {
 #[test]
 fn each_container_writes_into_its_own_layer_on_the_host_stack() {
     let env = Env::new();
+    env.run(&["create", "layered"]).ok();
+    env.run(&["stacks-set", "host", "-a", "layered"]).ok();
     writes_stay_in_their_own_container(&env, "layered", &[]);
+}
+
+/// A build and its containers in the image: the buildpack sees the image's os-release
+/// and STACK, web and `run` see the image with the slug at /app, writes stay in their
+/// container, and neither the host's /app nor the image takes a write.
+fn builds_and_runs_in_the_image(env: &Env, run: impl Fn(&[&str]) -> Run, home: &std::path::Path) {
+    let host_app = std::path::Path::new("/app").exists();
+    let rootfs = import(env, &run, home);
+    let before = snapshot(&rootfs);
+    let app = env.app_as("stack-probe", "imaged");
+    let bp = probe_buildpack();
+    let d = app.to_str().unwrap();
+    let deployed = run(&[
+        "deploy",
+        d,
+        "-a",
+        "imaged",
+        "--env",
+        "BIND_HOST=127.0.0.1",
+        "--env",
+        &bp,
+    ])
+    .ok()
+    .has("stack-probe built on ubuntu (scalingo-26), build 1")
+    .has("Stack: scalingo-26 (sha256:")
+    .lacks("No scalingo-26 image");
+    let addr = url_of(&deployed);
+    assert_eq!(
+        fetch(&addr, "/build.txt"),
+        "build os=ubuntu stack=scalingo-26 builds=1\n"
+    );
+    assert_eq!(
+        fetch(&addr, "/run.txt"),
+        "run os=ubuntu stack=scalingo-26 app=/app fresh\n"
+    );
+    run(&[
+        "run",
+        "-a",
+        "imaged",
+        "cat /etc/os-release; pwd; ls /app; echo STACK=$STACK; ls /dev; test -w / || echo ro",
+    ])
+    .ok()
+    .has("shipway test image")
+    .has("/app\n")
+    .has("Procfile")
+    .has("STACK=scalingo-26")
+    .has("urandom")
+    .has("ro\n")
+    .lacks("mark");
+    // Writes stay in their container; the release folder and the image take none.
+    run(&[
+        "run",
+        "-a",
+        "imaged",
+        "echo x > /app/oneoff && echo x > /tmp/t && echo wrote",
+    ])
+    .ok()
+    .has("wrote");
+    run(&[
+        "run",
+        "-a",
+        "imaged",
+        "test ! -e /app/oneoff && test ! -e /tmp/t && echo clean",
+    ])
+    .ok()
+    .has("clean");
+    run(&["run", "-a", "imaged", "echo x > /etc/x"]).code(1);
+    run(&["restart", "-a", "imaged"]).ok();
+    assert_eq!(
+        fetch(&addr, "/run.txt"),
+        "run os=ubuntu stack=scalingo-26 app=/app fresh\n"
+    );
+    let listed = run(&["apps"]).ok();
+    assert!(listed.stdout.contains("scalingo-26@sha256:"), "{}", listed.all());
+    run(&["deployments", "-a", "imaged"])
+        .ok()
+        .has("scalingo-26@sha256:");
+    assert_eq!(snapshot(&rootfs), before, "the image changed");
+    assert_eq!(
+        std::path::Path::new("/app").exists(),
+        host_app,
+        "the host's /app changed"
+    );
+    let release = home.join("apps/imaged/releases/1");
+    let recorded = std::fs::read_to_string(release.join("release.toml")).unwrap();
+    assert!(recorded.contains("stack = \"scalingo-26\""), "{recorded}");
+    assert!(recorded.contains("stack_digest = \"sha256:"), "{recorded}");
+    assert!(!release.join("app/mark").exists());
+
+    // stacks-set: the cache is reset, and the stack changes at the next deployment only.
+    run(&["stacks-set", "host", "-a", "imaged"])
+        .ok()
+        .has("at its next deployment")
+        .has("build cache was reset");
+    run(&["restart", "-a", "imaged"]).ok();
+    assert_eq!(
+        fetch(&addr, "/run.txt"),
+        "run os=ubuntu stack=scalingo-26 app=/app fresh\n"
+    );
+    run(&["deploy", d, "-a", "imaged"])
+        .ok()
+        .has("build 1 with this cache");
+    let host_id = std::fs::read_to_string("/etc/os-release")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("ID=").map(|v| v.trim_matches('"').to_string()))
+        .unwrap();
+    assert!(fetch(&addr, "/run.txt").starts_with(&format!("run os={host_id} ")));
+    // A rollback runs the first release in the image it was built in.
+    run(&["rollback", "-a", "imaged"]).ok();
+    assert_eq!(
+        fetch(&addr, "/run.txt"),
+        "run os=ubuntu stack=scalingo-26 app=/app fresh\n"
+    );
+    run(&["stacks-set", "scalingo-9", "-a", "imaged"])
+        .code(1)
+        .has("scalingo-26, scalingo-24, scalingo-22, or host");
+}
+
+#[test]
+fn builds_and_containers_run_in_the_stack_image() {
+    let env = Env::new();
+    builds_and_runs_in_the_image(&env, |args| env.run(args), env.home.path());
+}
+
+/// As nobody, through a user namespace, with a home nobody owns.
+#[test]
+fn an_unprivileged_user_builds_and_runs_in_the_stack_image() {
+    let env = Env::new();
+    let Some(home) = nobody_home(&env) else { return };
+    let run = |args: &[&str]| run_as_nobody(&env, &home, args);
+    builds_and_runs_in_the_image(&env, run, &home);
+    run(&["down"]);
+}
+
+/// As nobody on the host stack: containers' writes stay in their own layer too.
+#[test]
+fn an_unprivileged_users_containers_write_into_their_own_layer() {
+    let env = Env::new();
+    let Some(home) = nobody_home(&env) else { return };
+    let run = |args: &[&str]| run_as_nobody(&env, &home, args);
+    let app = env.app_as("stack-probe", "nobodys");
+    let bp = probe_buildpack();
+    let d = app.to_str().unwrap();
+    let deployed = run(&[
+        "deploy",
+        d,
+        "-a",
+        "nobodys",
+        "--env",
+        "BIND_HOST=127.0.0.1",
+        "--env",
+        &bp,
+    ])
+    .ok();
+    let addr = url_of(&deployed);
+    assert!(fetch(&addr, "/run.txt").ends_with(" fresh\n"));
+    run(&["run", "-a", "nobodys", "test ! -e /app/mark && echo clean"])
+        .ok()
+        .has("clean");
+    run(&["restart", "-a", "nobodys"]).ok();
+    assert!(fetch(&addr, "/run.txt").ends_with(" fresh\n"));
+    assert!(!home.join("apps/nobodys/releases/1/app/mark").exists());
+    run(&["down"]);
+}
+
+#[test]
+fn without_an_image_a_deployment_says_so_once_and_runs_on_the_host() {
+    let env = Env::new();
+    let app = env.app_as("stack-probe", "imageless");
+    let bp = probe_buildpack();
+    let deployed = env.deploy(&app, "imageless", &["--env", &bp]).ok();
+    let said = deployed.all();
+    assert_eq!(said.matches("No scalingo-26 image here").count(), 1, "{said}");
+    assert!(said.contains("shipway stacks-pull scalingo-26"), "{said}");
+    // STACK is still the app's.
+    assert!(fetch(&url_of(&deployed), "/build.txt").contains(" stack=scalingo-26 "));
+}
+
+#[test]
+fn a_deployment_pulls_the_image_it_needs_first() {
+    let image = image();
+    let registry = stack_image::Registry::serve("scalingo/scalingo-26", &image);
+    let mut env = Env::new();
+    env.set("SHIPWAY_STACK_REGISTRY", &registry.url);
+    let app = env.app_as("stack-probe", "pulling");
+    let bp = probe_buildpack();
+    env.deploy(&app, "pulling", &["--env", &bp])
+        .ok()
+        .has("Pulling scalingo-26")
+        .has("stack-probe built on ubuntu (scalingo-26)");
+    let blobs = registry.blob_requests();
+    env.deploy(&app, "pulling", &[]).ok().lacks("Pulling");
+    assert_eq!(registry.blob_requests(), blobs, "a second deploy fetched blobs");
 }

@@ -1,0 +1,140 @@
+//! Which userland a deployment builds and runs in: the app's stack resolved, once per
+//! build, to an image on disk (pulled first when it is missing), or the host's own (the
+//! `host` stack, or the fallback when no image can be had, said in one line).
+//!
+//! It decides and says so; it neither pulls (`pull.rs`) nor enters the image (`sandbox`).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use super::{Feedback, Image, Store, HOST};
+use crate::sandbox::Sandbox;
+use crate::settings::Settings;
+use crate::ui::Output;
+
+/// The stack of an app made before shipway had stacks: the `STACK` every app had then.
+pub const BEFORE_STACKS: &str = "scalingo-24";
+
+/// What a build, and the containers of its release, run in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    /// `STACK`: the app's stack (also when its image could not be had).
+    pub stack: String,
+    /// The image, when there is one: else the host's own folders.
+    pub image: Option<Image>,
+}
+
+impl Runtime {
+    /// The host's userland, with `stack` as STACK.
+    pub fn host(stack: &str) -> Runtime {
+        Runtime {
+            stack: stack.to_string(),
+            image: None,
+        }
+    }
+
+    pub fn rootfs(&self) -> Option<&Path> {
+        self.image.as_ref().map(|i| i.rootfs.as_path())
+    }
+
+    pub fn digest(&self) -> Option<&str> {
+        self.image.as_ref().map(|i| i.digest.as_str())
+    }
+
+    /// What a release recorded (`stack`, `stack_digest`): its containers run in the image
+    /// it was built in, whatever the app's stack is now. A release made before stacks
+    /// has neither, and runs on the host with the `stack` setting as STACK.
+    pub fn of_release(settings: &Settings, stack: &str, digest: Option<&str>) -> Result<Runtime, String> {
+        let stack = if stack.is_empty() {
+            settings.stack.as_str()
+        } else {
+            stack
+        };
+        let Some(digest) = digest else {
+            return Ok(Runtime::host(stack));
+        };
+        let dir = Store::of(&settings.home).image_dir(digest);
+        if !dir.join("image.toml").is_file() {
+            return Err(format!(
+                "the image this release was built in ({stack}, {digest}) is no longer on disk: `shipway stacks-pull {stack}` brings the stack's image back, then deploy again"
+            ));
+        }
+        Ok(Runtime {
+            stack: stack.to_string(),
+            image: Some(Image {
+                digest: digest.to_string(),
+                rootfs: dir.join("rootfs"),
+            }),
+        })
+    }
+
+    /// `STACK` on the host: the app's stack, or for the `host` stack, the `stack` setting
+    /// (buildpacks know the platform's names only).
+    pub fn stack_var(&self, settings: &Settings) -> String {
+        if self.stack == HOST {
+            settings.stack.clone()
+        } else {
+            self.stack.clone()
+        }
+    }
+
+    /// For the deployment's output and records: `scalingo-26 (sha256:...)`.
+    pub fn describe(&self) -> String {
+        match (&self.image, self.stack.as_str()) {
+            (Some(image), _) => format!("{} ({})", self.stack, image.digest),
+            (None, HOST) => "host (this machine's own userland)".to_string(),
+            (None, stack) => format!("{stack}, on this machine's own userland (no image)"),
+        }
+    }
+}
+
+/// The runtime of a build of an app on `stack`: its image, pulled first when missing;
+/// else the host's userland, said in one line with the command that fixes it.
+pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Runtime {
+    if stack == HOST {
+        return Runtime::host(stack);
+    }
+    let store = Store::of(&settings.home);
+    let fallback = |why: &str| {
+        out.error(&format!(
+            "No {stack} image here ({why}): building and running on this machine's own userland instead. To fix: `shipway stacks-pull {stack}`, or offline `shipway stacks-import {stack} FILE`"
+        ));
+        Runtime::host(stack)
+    };
+    // An image is entered through the sandbox: without one, it cannot be used at all.
+    match Sandbox::resolve(settings.sandbox) {
+        Ok(Sandbox::On) => {}
+        _ => return fallback("this machine makes no /app sandbox to enter one"),
+    }
+    if let Some(image) = store.installed(stack) {
+        return Runtime {
+            stack: stack.to_string(),
+            image: Some(image),
+        };
+    }
+    let feedback = Feedback {
+        out,
+        bars: std::io::stderr().is_terminal(),
+    };
+    match super::pull::pull(&store, stack, &settings.stack_registry, &feedback) {
+        Ok(_) => match store.installed(stack) {
+            Some(image) => Runtime {
+                stack: stack.to_string(),
+                image: Some(image),
+            },
+            None => fallback("the pull left no complete image"),
+        },
+        Err(e) => {
+            let said = e.to_string();
+            fallback(&format!(
+                "pulling it failed: {}",
+                said.lines().next().unwrap_or_default()
+            ))
+        }
+    }
+}
+
+/// The folders of a build that its scripts must see at their own paths inside an image.
+pub fn build_binds(app_dir: &Path, scratch: &Path) -> Vec<PathBuf> {
+    vec![app_dir.to_path_buf(), scratch.to_path_buf()]
+}
