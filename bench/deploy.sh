@@ -21,6 +21,9 @@
 #   `current` and the scheduling of the old container's stop. An upper bound of the time
 #   from listen to switch, to about 1 ms (both clocks are whole milliseconds).
 #
+# The apps are on the `host` stack (`stacks-set host`): their containers still get the
+# /app sandbox and a writable layer of their own each.
+#
 # Settings: ROUNDS (5; at most 8, so that no release is pruned inside the timed deploys),
 # APPS ("python nodejs"). Needs python3 (the python app, and to read the records) and
 # node/npm for the nodejs app; installs nothing. The platform is stopped at the end.
@@ -67,6 +70,10 @@ deploy() { # app
 mkdir -p "$work/src"
 for app in $APPS; do
     cp -a "$root/fixtures/apps/$app" "$work/src/$app"
+    # The sample apps build with the host's toolchains: the `host` stack, as before stacks
+    # (a new app would pull scalingo-26 first).
+    "$shipway" create "$app" >/dev/null
+    "$shipway" stacks-set host -a "$app" >/dev/null
 done
 : >"$work/walls"
 echo "first deploy of each app (platform already up, cold cache)..." >&2

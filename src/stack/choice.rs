@@ -96,14 +96,17 @@ pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Runtime {
     }
     let store = Store::of(&settings.home);
     let fallback = |why: &str| {
-        out.error(&format!(
-            "No {stack} image here ({why}): building and running on this machine's own userland instead. To fix: `shipway stacks-pull {stack}`, or offline `shipway stacks-import {stack} FILE`"
+        out.detail(&format!(
+            "note: no {stack} image here ({why}): building and running on this machine's own userland instead. To fix: `shipway stacks-pull {stack}`, or offline `shipway stacks-import {stack} FILE`"
         ));
         Runtime::host(stack)
     };
     // An image is entered through the sandbox: without one, it cannot be used at all.
     match Sandbox::resolve(settings.sandbox) {
         Ok(Sandbox::On) => {}
+        Ok(Sandbox::Off { reason: None }) => {
+            return fallback("SHIPWAY_SANDBOX=off: an image is entered through the /app sandbox")
+        }
         _ => return fallback("this machine makes no /app sandbox to enter one"),
     }
     if let Some(image) = store.installed(stack) {

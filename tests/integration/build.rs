@@ -665,7 +665,7 @@ fn compile_runs_in_a_fresh_copy_with_the_three_folders_and_a_clean_environment()
         "the build environment is not clean: {vars:?}"
     );
     assert_eq!(vars["APP"], "contract");
-    assert_eq!(vars["STACK"], "scalingo-24");
+    assert_eq!(vars["STACK"], "scalingo-26", "a new app's stack");
     assert_eq!(vars["BUILDPACK_LOG_FILE"], "/dev/null");
     assert_eq!(vars["HOST_LISTED"], "passed");
     assert!(!vars["REQUEST_ID"].is_empty() && !vars["HOME"].is_empty() && !vars["PATH"].is_empty());

@@ -278,11 +278,12 @@ fn official_buildpacks_auto_follows_the_host() {
     let app = env.app("python");
     let run = env.run(&["build", app.to_str().unwrap(), "-a", "auto"]).ok();
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let stack_ubuntu = os.lines().any(|l| l == "ID=ubuntu") && os.contains("VERSION_ID=\"24.04\"");
+    // A new app is on scalingo-26; with no image of it, the host decides.
+    let stack_ubuntu = os.lines().any(|l| l == "ID=ubuntu") && os.contains("VERSION_ID=\"26.04\"");
     if stack_ubuntu {
         run.has("Built by the official python buildpack");
     } else {
-        run.has("not Scalingo's official python buildpack: they download runtimes built for scalingo-24 (Ubuntu 24.04), and this host is ")
+        run.has("not Scalingo's official python buildpack: they download runtimes built for scalingo-26 (Ubuntu 26.04), and this host is ")
             .lacks("Built by the official python buildpack");
         assert_eq!(server.requests(), 0, "the mirror was asked");
     }

@@ -169,7 +169,7 @@ fn builds_and_runs_in_the_image(env: &Env, run: impl Fn(&[&str]) -> Run, home: &
     .ok()
     .has("stack-probe built on ubuntu (scalingo-26), build 1")
     .has("Stack: scalingo-26 (sha256:")
-    .lacks("No scalingo-26 image");
+    .lacks("no scalingo-26 image");
     let addr = url_of(&deployed);
     assert_eq!(
         fetch(&addr, "/build.txt"),
@@ -317,7 +317,7 @@ fn without_an_image_a_deployment_says_so_once_and_runs_on_the_host() {
     let bp = probe_buildpack();
     let deployed = env.deploy(&app, "imageless", &["--env", &bp]).ok();
     let said = deployed.all();
-    assert_eq!(said.matches("No scalingo-26 image here").count(), 1, "{said}");
+    assert_eq!(said.matches("no scalingo-26 image here").count(), 1, "{said}");
     assert!(said.contains("shipway stacks-pull scalingo-26"), "{said}");
     // STACK is still the app's.
     assert!(fetch(&url_of(&deployed), "/build.txt").contains(" stack=scalingo-26 "));
