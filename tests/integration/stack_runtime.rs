@@ -273,7 +273,9 @@ fn builds_and_containers_run_in_the_stack_image() {
 #[test]
 fn an_unprivileged_user_builds_and_runs_in_the_stack_image() {
     let env = Env::new();
-    let Some(home) = nobody_home(&env) else { return };
+    let Some(home) = nobody_home(&env, "an_unprivileged_user_builds_and_runs_in_the_stack_image") else {
+        return;
+    };
     let run = |args: &[&str]| run_as_nobody(&env, &home, args);
     builds_and_runs_in_the_image(&env, run, &home);
     run(&["down"]);
@@ -283,7 +285,12 @@ fn an_unprivileged_user_builds_and_runs_in_the_stack_image() {
 #[test]
 fn an_unprivileged_users_containers_write_into_their_own_layer() {
     let env = Env::new();
-    let Some(home) = nobody_home(&env) else { return };
+    let Some(home) = nobody_home(
+        &env,
+        "an_unprivileged_users_containers_write_into_their_own_layer",
+    ) else {
+        return;
+    };
     let run = |args: &[&str]| run_as_nobody(&env, &home, args);
     let app = env.app_as("stack-probe", "nobodys");
     let bp = probe_buildpack();
