@@ -31,11 +31,6 @@ pub const VERBS: &[(&[&str], &str)] = &[
         &["send-signal", "kill"],
         "sending a signal is not in shipway yet: `shipway ps` gives each container's pid, and `kill -USR1 PID` signals it",
     ),
-    // Until `stacks-set` is a verb of shipway (then this entry goes: a verb is never both).
-    (
-        &["stacks-set"],
-        "choosing a stack per app is not in shipway yet: SHIPWAY_STACK sets the stack of every build (`shipway stacks` lists them)",
-    ),
     // Routing
     (
         &["force-https"],
