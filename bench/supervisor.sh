@@ -5,10 +5,10 @@
 # Builds shipway in release mode, starts a platform in a temporary SHIPWAY_HOME, then:
 # - deploys fixtures/apps/python (a copy) ROUNDS times, each a real redeploy (a new
 #   VERSION), with `strace -f -ff` attached to the platform for each one; the supervisor
-#   thread is the one named `supervisor` (or, for a build that does not name it, the
-#   thread that read the release's `cron.toml`, which only the supervisor did at the
-#   switch). Its system calls during the deploy are counted (every traced call, `futex`
-#   included: each wake-up of the thread is one);
+#   thread is the one, older than the deploy, that wrote the app log's
+#   "[platform] web-1 started (release vN)" line (the supervisor adopts the containers
+#   of the switch). Its system calls during the deploy are counted (every traced call,
+#   `futex` included: each wake-up of the thread is one);
 # - deploys an app of five worker types (`sleep`, the procfile-only fixture buildpack),
 #   scales each to 10 (50 containers), and times `shipway ps` PS_RUNS times.
 #
@@ -54,7 +54,7 @@ echo "supervisor thread, system calls per redeploy of the python sample:"
 for round in $(seq 1 "$ROUNDS"); do
     echo "$round" >"$work/python/VERSION"
     rm -rf "$work/trace" && mkdir "$work/trace"
-    strace -f -ff -qq -o "$work/trace/t" -p "$platform" 2>/dev/null &
+    strace -f -ff -qq -s 256 -o "$work/trace/t" -p "$platform" 2>/dev/null &
     tracer=$!
     sleep 1 # strace attaches to every thread before the deploy starts
     ls "/proc/$platform/task" >"$work/threads"
@@ -65,18 +65,10 @@ for round in $(seq 1 "$ROUNDS"); do
 import collections, pathlib, re, sys
 trace, pid = pathlib.Path(sys.argv[1]), sys.argv[2]
 before = set(pathlib.Path(sys.argv[3]).read_text().split())
-def comm(tid):
-    try:
-        return pathlib.Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-    except OSError:
-        return ""
 files = sorted(trace.glob("t.*"))
-named = [f for f in files if comm(f.suffix[1:]) == "supervisor"]
-# The build worker writes cron.toml too, but it is born with the deploy.
-marked = [f for f in files if f.suffix[1:] in before and "cron.toml" in f.read_text(errors="replace")]
-chosen = named or marked
+chosen = [f for f in files if f.suffix[1:] in before and "started (release v" in f.read_text(errors="replace")]
 if len(chosen) != 1:
-    sys.exit(f"cannot tell the supervisor thread ({len(named)} named, {len(marked)} by cron.toml)")
+    sys.exit(f"cannot tell the supervisor thread ({len(chosen)} threads wrote the started line)")
 calls = collections.Counter()
 for line in chosen[0].read_text(errors="replace").splitlines():
     m = re.match(r"(\w+)\(", line)
