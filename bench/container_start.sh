@@ -10,7 +10,8 @@
 # Each start is a fork and exec of the shim by this shell, the shim's fork, the sandbox's
 # mounts, and the exec of `true`; the shell's share is the same in every column.
 #
-# Settings: N (200 starts per run), ROUNDS (3). Needs root, or unprivileged user
+# Settings: N (200 starts per run), ROUNDS (3), SHIPWAY_BIN (a shipway binary to use
+# instead of building one in release mode). Needs root, or unprivileged user
 # namespaces (then it measures the rootless path), and busybox-static.
 set -euo pipefail
 
@@ -18,9 +19,13 @@ N=${N:-200}
 ROUNDS=${ROUNDS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 [ -x /bin/busybox ] || { echo "missing: busybox (sudo apt-get install busybox-static)" >&2; exit 1; }
-echo "building shipway (release)..." >&2
-(cd "$root" && cargo build --release --quiet)
-shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
+if [ -n "${SHIPWAY_BIN:-}" ]; then
+    shipway=$SHIPWAY_BIN
+else
+    echo "building shipway (release)..." >&2
+    (cd "$root" && cargo build --release --quiet)
+    shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -32,14 +37,18 @@ printf 'ID=benchimage\nPRETTY_NAME="shipway bench image"\n' >"$work/rootfs/etc/o
 # Prints the ms per start of `shipway shim ... true` with the given sandbox arguments.
 run() { # args...
     local start end
+    # The shim checks that its parent is the pid it is given: this subshell (BASHPID).
+    "$shipway" shim "$BASHPID" 100 "$@" /bin/true || { echo "a start failed: $*" >&2; exit 1; }
     start=$(date +%s%N)
     for ((i = 0; i < N; i++)); do
-        "$shipway" shim $$ 100 "$@" /bin/true
+        "$shipway" shim "$BASHPID" 100 "$@" /bin/true
     done
     end=$(date +%s%N)
     echo "scale=3; ($end - $start) / $N / 1000000" | bc
 }
 
+# Containers start in their slug, which they see at /app.
+cd "$work/slug"
 declare -A results
 for ((r = 0; r < ROUNDS; r++)); do
     order=(host image no-layer)
