@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::image::{ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use super::error::StackError;
 use super::install::{self, Check, Feedback, Installed, Layer, Resolved, Scratch};
@@ -49,7 +49,7 @@ pub fn import(
     };
     let source = format!("imported from {shown}");
     let (image, paths) = if staged.exists("index.json") {
-        oci(&staged, source)?
+        oci(&staged, source, stack)?
     } else if staged.exists("manifest.json") {
         docker_save(&staged, source, stack)?
     } else {
@@ -205,7 +205,7 @@ fn read_blob(staged: &Staged, digest: &str, what: &str) -> Result<Vec<u8>, Stack
 
 type Plan = (Resolved, Vec<PathBuf>);
 
-fn oci(staged: &Staged, source: String) -> Result<Plan, StackError> {
+fn oci(staged: &Staged, source: String, stack: &str) -> Result<Plan, StackError> {
     let what = staged.what.clone();
     let index_bytes = staged.read("index.json")?;
     let mut kind_and_bytes = (Kind::Index, index_bytes);
@@ -215,9 +215,14 @@ fn oci(staged: &Staged, source: String) -> Result<Plan, StackError> {
             (Kind::Index, bytes) => {
                 let index = ImageIndex::from_reader(&bytes[..])
                     .map_err(|e| staged.invalid(format!("its index cannot be read ({e})")))?;
-                // The layout's own index.json lists images by name; one of them, or the
-                // platform's entry of a multi-platform index.
-                let chosen = if index.manifests().len() > 1
+                // The layout's own index.json lists images by name (several when more
+                // than one image was saved): the stack's; below it, the platform's entry
+                // of a multi-platform index.
+                let named =
+                    index.manifests().len() > 1 && index.manifests().iter().all(|d| d.platform().is_none());
+                let chosen = if named {
+                    by_name(staged, &index, stack)?
+                } else if index.manifests().len() > 1
                     || index.manifests().iter().any(|d| d.platform().is_some())
                 {
                     choose(&index, &what)?
@@ -260,6 +265,34 @@ fn oci(staged: &Staged, source: String) -> Result<Plan, StackError> {
         }
     }
     Err(staged.invalid(format!("its indexes nest deeper than {MAX_INDEX_DEPTH}")))
+}
+
+/// The entry of an archive's index named `scalingo/<stack>` (Docker's
+/// `io.containerd.image.name`, or the OCI `ref.name` other tools write).
+fn by_name<'a>(staged: &Staged, index: &'a ImageIndex, stack: &str) -> Result<&'a Descriptor, StackError> {
+    let name = |d: &Descriptor| -> Option<String> {
+        let a = d.annotations().as_ref()?;
+        a.get("io.containerd.image.name")
+            .or_else(|| a.get("org.opencontainers.image.ref.name"))
+            .cloned()
+    };
+    let wanted = format!("scalingo/{stack}");
+    let names: Vec<String> = index.manifests().iter().filter_map(name).collect();
+    index
+        .manifests()
+        .iter()
+        .find(|d| name(d).is_some_and(|n| n.contains(&wanted)))
+        .ok_or_else(|| {
+            staged.invalid(format!(
+                "it holds {} images ({}) and none is {wanted}: save that one alone",
+                index.manifests().len(),
+                if names.is_empty() {
+                    "unnamed".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })
 }
 
 /// One image of a `docker save` manifest.json.

@@ -336,26 +336,7 @@ impl TestImage {
     /// An OCI archive (`oci-layout`, `index.json`, `blobs/sha256/...`) as a tar, whose index
     /// names the image's index.
     pub fn oci_archive(&self) -> Vec<u8> {
-        let layout = serde_json::json!({"imageLayoutVersion": "1.0.0"});
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": INDEX,
-            "manifests": [{
-                "mediaType": INDEX,
-                "digest": self.index.digest,
-                "size": self.index.bytes.len(),
-                "annotations": {"org.opencontainers.image.ref.name": "latest"},
-            }],
-        });
-        let mut tar = LayerTar::new()
-            .file("oci-layout", 0o644, &serde_json::to_vec(&layout).unwrap())
-            .file("index.json", 0o644, &serde_json::to_vec(&index).unwrap())
-            .dir("blobs", 0o755)
-            .dir("blobs/sha256", 0o755);
-        for (digest, blob) in self.blobs() {
-            tar = tar.file(&format!("blobs/sha256/{}", hex(&digest)), 0o644, &blob.bytes);
-        }
-        tar.tar()
+        oci_archive_of(&[(self, "latest")])
     }
 
     /// What `docker save REPO:latest` writes (the format before Docker 25): `manifest.json`,
@@ -661,4 +642,38 @@ fn respond(
         out.write_all(body)?;
     }
     out.flush()
+}
+
+/// An OCI archive of several images, each named in its index.json as Docker 25's
+/// `docker save` names them (`io.containerd.image.name`, plus the OCI `ref.name`).
+pub fn oci_archive_of(images: &[(&TestImage, &str)]) -> Vec<u8> {
+    let layout = serde_json::json!({"imageLayoutVersion": "1.0.0"});
+    let entries: Vec<serde_json::Value> = images
+        .iter()
+        .map(|(image, name)| {
+            serde_json::json!({
+                "mediaType": INDEX,
+                "digest": image.index.digest,
+                "size": image.index.bytes.len(),
+                "annotations": {
+                    "io.containerd.image.name": name,
+                    "org.opencontainers.image.ref.name": "latest",
+                },
+            })
+        })
+        .collect();
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries});
+    let mut tar = LayerTar::new()
+        .file("oci-layout", 0o644, &serde_json::to_vec(&layout).unwrap())
+        .file("index.json", 0o644, &serde_json::to_vec(&index).unwrap())
+        .dir("blobs", 0o755)
+        .dir("blobs/sha256", 0o755);
+    let mut all = BTreeMap::new();
+    for (image, _) in images {
+        all.extend(image.blobs());
+    }
+    for (digest, blob) in all {
+        tar = tar.file(&format!("blobs/sha256/{}", hex(&digest)), 0o644, &blob.bytes);
+    }
+    tar.tar()
 }

@@ -263,6 +263,29 @@ fn stacks_import_takes_an_oci_archive_and_follows_its_index_to_this_platform() {
         .has(&image.manifest.digest);
     assert_is_the_test_image(&rootfs(env.home.path(), "scalingo-26"));
 
+    // Two images saved together (Docker 25's `docker save a b`): the stack's is taken.
+    let other = busybox_image("ID=ubuntu\nVERSION_ID=\"24.04\"\n");
+    let both = env.work.path().join("both.tar");
+    std::fs::write(
+        &both,
+        crate::stack_image::oci_archive_of(&[
+            (&other, "docker.io/scalingo/scalingo-24:latest"),
+            (&image, "docker.io/scalingo/scalingo-26:latest"),
+        ]),
+    )
+    .unwrap();
+    env.run(&["stacks-import", "scalingo-24", both.to_str().unwrap()])
+        .ok()
+        .has(&other.manifest.digest);
+    assert!(
+        std::fs::read_to_string(rootfs(env.home.path(), "scalingo-24").join("etc/os-release"))
+            .unwrap()
+            .contains("24.04")
+    );
+    env.run(&["stacks-import", "scalingo-22", both.to_str().unwrap()])
+        .code(1)
+        .has("none is scalingo/scalingo-22");
+
     env.run(&["stacks-import", "scalingo-26", "/nonexistent/x.tar"])
         .code(1)
         .has("/nonexistent/x.tar");
