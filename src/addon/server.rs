@@ -161,7 +161,7 @@ fn server_user(addon: &Addon, dir: &Path) -> Result<Option<User>, AddonError> {
     if !nix::unistd::geteuid().is_root() || addon.kind == Kind::Mysql {
         return Ok(None);
     }
-    let user = users::ensure(&addon.id)?;
+    let user = users::ensure(&addon.id, dir)?;
     users::give(dir, &user)?;
     Ok(Some(user))
 }

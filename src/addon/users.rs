@@ -5,6 +5,10 @@
 //! make it run a program, read every other cluster's data and `pg_hba.conf`. Its data folder
 //! is given to it; it reaches it through a descriptor root opens (`as_user.rs`).
 //!
+//! The user's home is the addon's data folder (never made by useradd), so that a user
+//! whose folder is gone, its home deleted without `destroy` (a test's temporary home), is
+//! known to be left over: it is removed when the next addon is made.
+//!
 //! Not root: every server runs as shipway's user, as do the apps; no user is made.
 
 use std::path::Path;
@@ -30,14 +34,25 @@ pub fn name(id: &str) -> String {
     format!("shipway-{id}")
 }
 
-/// The addon's user, made when it is missing: a system user with its own group, no home,
-/// no shell, no password (nobody logs in as it).
-pub fn ensure(id: &str) -> Result<User, AddonError> {
+/// What the comment (GECOS) of every user shipway makes starts with.
+const COMMENT: &str = "shipway addon ";
+
+/// The addon's user, made when it is missing: a system user with its own group, its data
+/// folder `dir` as its home (not made: it is there), no shell, no password (nobody logs
+/// in as it).
+pub fn ensure(id: &str, dir: &Path) -> Result<User, AddonError> {
     let user = name(id);
     if let Some(u) = lookup(&user)? {
         return Ok(u);
     }
-    let comment = format!("shipway addon {id}");
+    sweep();
+    let comment = format!("{COMMENT}{id}");
+    // A folder /etc/passwd cannot hold (a `:` or a newline in the home's path) is no
+    // home: such a user is never taken for a left-over one.
+    let home = dir
+        .to_str()
+        .filter(|h| h.starts_with('/') && !h.contains([':', '\n']))
+        .unwrap_or(NO_HOME);
     run_locked(
         "useradd",
         &[
@@ -45,7 +60,7 @@ pub fn ensure(id: &str) -> Result<User, AddonError> {
             "--user-group",
             "--no-create-home",
             "--home-dir",
-            "/nonexistent",
+            home,
             "--shell",
             "/usr/sbin/nologin",
             "--comment",
@@ -100,10 +115,32 @@ pub fn remove(id: &str) -> Result<(), AddonError> {
     let Some(u) = lookup(&user)? else {
         return Ok(());
     };
-    if !u.gecos.to_string_lossy().starts_with("shipway addon ") {
+    if !u.gecos.to_string_lossy().starts_with(COMMENT) {
         return Ok(());
     }
     run_locked("userdel", &[&user], &user, "remove")
+}
+
+/// The home of a user whose data folder's path /etc/passwd cannot hold.
+const NO_HOME: &str = "/nonexistent";
+
+/// Remove the users shipway made whose data folder is gone: their addon's home was
+/// deleted without `destroy`, so no server of theirs can run again. One that still runs a
+/// process is left (userdel refuses it), as is any user shipway did not make.
+fn sweep() {
+    let Ok(passwd) = std::fs::read_to_string("/etc/passwd") else {
+        return;
+    };
+    for line in passwd.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        let [name, _, _, _, gecos, home, ..] = fields[..] else {
+            continue;
+        };
+        let ours = name.starts_with("shipway-ad-") && gecos.starts_with(COMMENT);
+        if ours && home != NO_HOME && home.starts_with('/') && !Path::new(home).exists() {
+            let _ = run_locked("userdel", &[name], name, "remove");
+        }
+    }
 }
 
 fn lookup(user: &str) -> Result<Option<User>, AddonError> {

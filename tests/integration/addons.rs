@@ -840,3 +840,33 @@ fn redis_and_mysql_app_users_cannot_touch_the_servers_files_or_settings() {
     );
     run_within(&env, &["destroy", "locked", "--force"], LONG).ok();
 }
+
+/// As root, an addon's OS user outlived a home deleted without `destroy` (a test's
+/// temporary home, an `rm -rf`): its home is the addon's data folder, and a user whose
+/// folder is gone is removed when the next addon is made. As a user no OS user is made:
+/// the test says it was skipped.
+#[test]
+fn an_addon_user_left_by_a_deleted_home_is_removed_when_the_next_addon_is_made() {
+    if !root_or_skip(
+        "an_addon_user_left_by_a_deleted_home_is_removed_when_the_next_addon_is_made",
+        "only root makes an OS user per addon",
+    ) {
+        return;
+    }
+    let first = Env::new();
+    first.run(&["create", "gone"]).ok();
+    first.run(&["addons-add", "redis", "-a", "gone"]).ok();
+    let id = addons(&first, "gone")[0].0.clone();
+    assert!(os_user_exists(&id));
+    run_within(&first, &["down"], LONG).ok();
+    std::fs::remove_dir_all(first.home.path().join("apps")).unwrap();
+    assert!(os_user_exists(&id), "nothing removed it yet");
+
+    let second = Env::new();
+    second.run(&["create", "next"]).ok();
+    let _destroy = DestroyApps(&second, &["next"]);
+    second.run(&["addons-add", "redis", "-a", "next"]).ok();
+    assert!(!os_user_exists(&id), "the left-over user {id} is still there");
+    let next = addons(&second, "next")[0].0.clone();
+    assert!(os_user_exists(&next));
+}
