@@ -393,11 +393,14 @@ fn initialise(
     }
     let out = ran.map_err(|source| AddonError::Process { kind, source })?;
     if !out.status.success() {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // What went wrong is on stderr; mariadb-install-db follows it on stdout with a
+        // page of advice that would fill the whole tail.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let text = if stderr.trim().is_empty() {
+            String::from_utf8_lossy(&out.stdout)
+        } else {
+            stderr
+        };
         return Err(AddonError::Failed {
             kind,
             what: format!(
