@@ -30,7 +30,9 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct EnvArgs {
-    /// A config var for this build, NAME=value (repeatable); reaches buildpacks only through ENV_DIR
+    /// A config var, NAME=value (repeatable), seen by buildpacks only through ENV_DIR: `deploy`
+    /// stores it on the app before the build, where it stays even if the build fails (`env-unset`
+    /// removes it); `build` and `detect` use it for that run only
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
     /// Config vars from a .env file

@@ -54,6 +54,10 @@ pub fn set(
 
 pub fn unset(settings: &Settings, choice: &super::AppChoice, names: Vec<String>) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;
+    // A name that cannot be a config var is a mistake to say, not "not set".
+    for n in &names {
+        crate::config_vars::check_name(n)?;
+    }
     let (removed, missing) = app.update_config(|c| {
         let mut removed = Vec::new();
         let mut missing = Vec::new();

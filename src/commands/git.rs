@@ -53,7 +53,8 @@ pub fn setup(settings: &Settings, choice: &AppChoice, force: bool) -> Result<i32
         )),
     }
     out.detail(&format!(
-        "`git push {remote} main` deploys the app {name}; a failed deployment refuses the push"
+        "`git push {remote} {}` deploys the app {name}; a failed deployment refuses the push",
+        push_refspec(&top)
     ));
     if let Some(sub) = subfolder(&top, &cwd) {
         let project_dir = app.load_config()?.config_vars.get("PROJECT_DIR").cloned();
@@ -169,4 +170,23 @@ pub fn receive(settings: &Settings, choice: &AppChoice) -> Result<i32, Error> {
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// What to push from the work tree's current branch: the branch itself when it is
+/// `main` or `master` (the remote deploys both), else the branch onto `main`.
+fn push_refspec(top: &Path) -> String {
+    let branch = std::process::Command::new("git")
+        .args(["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .current_dir(top)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|b| !b.is_empty());
+    match branch.as_deref() {
+        Some(b @ ("main" | "master")) => b.to_string(),
+        Some(b) => format!("{b}:main"),
+        None => "HEAD:main".to_string(),
+    }
 }

@@ -653,3 +653,39 @@ fn completions_know_the_apps_containers_deployments_and_addons() {
         ["other", "python"]
     );
 }
+
+#[test]
+fn git_setup_names_the_branch_env_unset_checks_names_and_the_man_page_has_settings_and_exit_status() {
+    let env = Env::new();
+    // A repository on master is told to push master; another branch, onto main.
+    let repo = env.work.path().join("legacy");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "master"]);
+    env.run_in(&repo, &["git-setup"])
+        .ok()
+        .has("`git push shipway master` deploys the app legacy");
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    env.run_in(&repo, &["-r", "staging", "-a", "staging", "git-setup"])
+        .ok()
+        .has("`git push staging feature:main` deploys the app staging");
+
+    // env-unset says a name that cannot be a config var, as env-set does.
+    env.run(&["-a", "legacy", "env-unset", "BAD-NAME"])
+        .code(1)
+        .has("BAD-NAME")
+        .lacks("nothing to do");
+    env.run(&["-a", "legacy", "env-set", "BAD-NAME=1"])
+        .code(1)
+        .has("BAD-NAME");
+
+    // deploy --env says where the var stays.
+    env.run(&["deploy", "--help"])
+        .ok()
+        .has("stays even if the build fails");
+
+    let man = env.run(&["man"]).ok();
+    man.has(".SH SETTINGS")
+        .has("\\fBSHIPWAY_BOOT_TIMEOUT\\fR")
+        .has(".SH \"EXIT STATUS\"")
+        .has("deploy: build\\-error");
+}
