@@ -54,8 +54,10 @@ pub fn set(
 
 pub fn unset(settings: &Settings, choice: &super::AppChoice, names: Vec<String>) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;
-    // A name that cannot be a config var is a mistake to say, not "not set".
-    for n in &names {
+    // A name that cannot be a config var is a mistake to say, not "not set"; one stored
+    // before names were checked is still removed (the way out a build names).
+    let stored = app.load_config()?.config_vars;
+    for n in names.iter().filter(|n| !stored.contains_key(*n)) {
         crate::config_vars::check_name(n)?;
     }
     let (removed, missing) = app.update_config(|c| {
