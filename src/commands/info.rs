@@ -95,7 +95,7 @@ pub fn apps_info(settings: &Settings, choice: &super::AppChoice, json: bool) -> 
     };
     let info = AppInfo {
         name: app.name.clone(),
-        stack: settings.stack.clone(),
+        stack: config.stack().to_string(),
         status: super::apps::status(&containers),
         url: url(&app)?,
         release: release.as_ref().map(|r| r.number),
