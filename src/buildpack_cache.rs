@@ -605,7 +605,10 @@ fn why(stderr: &str) -> &'static str {
 fn digest(file: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut hash = FNV_OFFSET;
-    let mut f = File::open(file)?;
+    // A download in the home: opened without blocking and refused if not a regular file.
+    let mut f = crate::state::open_regular(file)
+        .map_err(std::io::Error::other)?
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
     let mut buf = [0u8; 64 * 1024];
     loop {
         let n = f.read(&mut buf)?;

@@ -307,9 +307,11 @@ pub fn start(
 /// gone, a zombie or another program is stale: removed. A live postgres is left, and
 /// PostgreSQL says so.
 fn clear_stale_lock(lock: &Path) {
-    let Ok(text) = std::fs::read_to_string(lock) else {
+    // Opened without blocking: the lock sits in the home, where a FIFO would hang the start.
+    let Ok(Some(bytes)) = crate::state::read_regular(lock) else {
         return;
     };
+    let text = String::from_utf8_lossy(&bytes);
     let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else {
         return;
     };
@@ -663,4 +665,28 @@ fn write_private(path: &Path, bytes: &[u8], user: Option<&User>) -> Result<(), A
 
 fn last_lines(text: &str) -> String {
     Tail::of_text(text, TAIL).joined()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_in_place_of_postgresqls_lock_is_left_alone_never_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("postmaster.pid");
+        nix::unistd::mkfifo(&lock, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Before, reading it waited for a writer that never comes.
+        clear_stale_lock(&lock);
+        assert!(lock.exists());
+    }
+
+    #[test]
+    fn a_lock_of_a_process_that_is_gone_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("postmaster.pid");
+        std::fs::write(&lock, format!("{}\n/data\n", i32::MAX)).unwrap();
+        clear_stale_lock(&lock);
+        assert!(!lock.exists());
+    }
 }

@@ -93,7 +93,8 @@ fn used(home: &Home) -> (BTreeSet<String>, BTreeSet<String>) {
 }
 
 fn read(path: &Path) -> Option<toml::Table> {
-    std::fs::read_to_string(path).ok()?.parse().ok()
+    let bytes = crate::state::read_regular(path).ok()??;
+    String::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// Remove scratch folders whose unpack is over (its lock is free).
@@ -123,4 +124,20 @@ fn sweep_scratch(store: &Store) -> Result<usize, StackError> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_in_place_of_an_apps_record_reads_as_nothing_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(read(&fifo), None);
+        std::fs::write(dir.path().join("release.toml"), "stack = \"scalingo-26\"\n").unwrap();
+        let table = read(&dir.path().join("release.toml")).unwrap();
+        assert_eq!(table.get("stack").and_then(|s| s.as_str()), Some("scalingo-26"));
+    }
 }
