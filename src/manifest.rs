@@ -33,6 +33,8 @@ struct Raw {
     formation: BTreeMap<String, RawFormation>,
     #[serde(default)]
     scripts: RawScripts,
+    #[serde(default)]
+    stack: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +104,8 @@ pub struct Manifest {
     pub first_deploy: Option<String>,
     /// `scripts.postdeploy`: deprecated by the platform for the Procfile's hook.
     pub postdeploy: Option<String>,
+    /// The stack the app is created on, instead of the default.
+    pub stack: Option<String>,
 }
 
 /// The manifest at the root of the app's folder, if any.
@@ -184,6 +188,16 @@ fn parse(file: &str, text: &str) -> Result<Manifest, String> {
         }
         formation.push((t, f.amount.or(f.quantity), f.size));
     }
+    if let Some(stack) = &raw.stack {
+        if crate::stack::info(stack).is_none() && stack != crate::stack::HOST {
+            let names: Vec<&str> = crate::stack::STACKS.iter().map(|s| s.name).collect();
+            return Err(format!(
+                "\"stack\": {stack:?} is not a stack: choose {}, or {}",
+                names.join(", "),
+                crate::stack::HOST
+            ));
+        }
+    }
     Ok(Manifest {
         file: file.to_string(),
         env,
@@ -191,6 +205,7 @@ fn parse(file: &str, text: &str) -> Result<Manifest, String> {
         formation,
         first_deploy: raw.scripts.first_deploy.filter(|s| !s.trim().is_empty()),
         postdeploy: raw.scripts.postdeploy.filter(|s| !s.trim().is_empty()),
+        stack: raw.stack,
     })
 }
 
@@ -204,6 +219,18 @@ pub fn fill(template: &str, app: &str, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stack_is_one_of_the_platforms_or_host() {
+        let m = parse("scalingo.json", r#"{"stack": "scalingo-22"}"#).unwrap();
+        assert_eq!(m.stack.as_deref(), Some("scalingo-22"));
+        assert_eq!(parse("scalingo.json", "{}").unwrap().stack, None);
+        let refused = parse("scalingo.json", r#"{"stack": "scalingo-99"}"#).unwrap_err();
+        assert!(
+            refused.contains("choose scalingo-26, scalingo-24, scalingo-22, or host"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn the_documented_manifest_reads_whole() {

@@ -79,9 +79,16 @@ pub fn release(
 }
 
 /// A step of the caller's between the source step and the build, given the app's files:
-/// the config vars the build is to see instead of the request's, when it changed them (an
-/// app's first deployment applies scalingo.json's env there), or why the deployment stops.
-pub type BeforeBuild<'a> = &'a dyn Fn(&std::path::Path) -> Result<Option<ConfigVars>, String>;
+/// what the build is to use instead of the request's, when it changed it (an app's first
+/// deployment applies scalingo.json's env and stack there), or why the deployment stops.
+pub type BeforeBuild<'a> = &'a dyn Fn(&std::path::Path) -> Result<Changed, String>;
+
+/// What a [`BeforeBuild`] step changed for the build.
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub config_vars: Option<ConfigVars>,
+    pub stack: Option<String>,
+}
 
 fn run(
     req: &ReleaseRequest,
@@ -100,12 +107,13 @@ fn run(
     // Checked before the build: a file the platform refuses fails in seconds.
     let jobs = scheduled_jobs(&app_dir, settings.cron_min_interval, out)?;
     let intake_time = started.elapsed();
-    let config_vars = match before_build {
+    let changed = match before_build {
         Some(step) => step(&app_dir).map_err(BuildError::BeforeBuild)?,
-        None => None,
-    }
-    .unwrap_or_else(|| req.config_vars.clone());
-    let runtime = crate::stack::choice::resolve(settings, &req.stack, out);
+        None => Changed::default(),
+    };
+    let config_vars = changed.config_vars.unwrap_or_else(|| req.config_vars.clone());
+    let stack = changed.stack.as_deref().unwrap_or(&req.stack);
+    let runtime = crate::stack::choice::resolve(settings, stack, out);
     out.step(&format!("Stack: {}", runtime.describe()));
     let built = build::build(
         &BuildRequest {

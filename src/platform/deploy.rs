@@ -129,10 +129,16 @@ impl Worker {
             let read = self
                 .before_first_build(&app, files, &url, out)
                 .map_err(|e| e.to_string())?;
-            Ok(read.map(|(m, vars)| {
-                *manifest.borrow_mut() = Some(m);
-                vars
-            }))
+            Ok(match read {
+                Some((m, config_vars, stack)) => {
+                    *manifest.borrow_mut() = Some(m);
+                    pipeline::Changed {
+                        config_vars: Some(config_vars),
+                        stack: Some(stack),
+                    }
+                }
+                None => pipeline::Changed::default(),
+            })
         };
         let released = match pipeline::release(&request, &self.ctx.settings, out, cancel, Some(&first_build))
         {

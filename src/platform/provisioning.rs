@@ -189,15 +189,15 @@ impl Worker {
     /// addons, as the platform applies them to a one-click or review app before building
     /// it, so that the build finds them in ENV_DIR. The env once (a secret is generated
     /// once); the addons at every try of the first deployment, until they are there.
-    /// Returns the manifest, for `first_deployment`, and the config vars the build is to
-    /// see, when there is one.
+    /// Returns the manifest, for `first_deployment`, and the config vars and the stack the
+    /// build is to use, when there is one.
     pub(super) fn before_first_build(
         &self,
         app: &AppDir,
         files: &Path,
         url: &str,
         out: &Output,
-    ) -> Result<Option<(Manifest, ConfigVars)>, Error> {
+    ) -> Result<Option<(Manifest, ConfigVars, String)>, Error> {
         if app.current().is_some() {
             return Ok(None);
         }
@@ -215,8 +215,9 @@ impl Worker {
         }
         let wanted: Vec<(String, &str)> = m.addons.iter().map(|a| (a.clone(), m.file.as_str())).collect();
         self.provision_wanted(app, &wanted, out)?;
-        let vars = app.load_config()?.config_vars;
-        Ok(Some((m, vars)))
+        let config = app.load_config()?;
+        let stack = config.stack().to_string();
+        Ok(Some((m, config.config_vars, stack)))
     }
 
     /// After an app's first build: the `manifest` `before_first_build` read, its
@@ -324,6 +325,11 @@ impl Worker {
                     }
                 };
                 c.config_vars.insert(k.clone(), value);
+            }
+            // The stack an app is created on, as a one-click deploy creates it there.
+            if let Some(stack) = &m.stack {
+                said.push(format!("stack {stack}: the app is created on it"));
+                c.stack = Some(stack.clone());
             }
             c.manifest = ManifestStage::EnvApplied;
         })?;

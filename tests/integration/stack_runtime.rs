@@ -346,3 +346,29 @@ fn a_deployment_pulls_the_image_it_needs_first() {
     env.deploy(&app, "pulling", &[]).ok().lacks("Pulling");
     assert_eq!(registry.blob_requests(), blobs, "a second deploy fetched blobs");
 }
+
+#[test]
+fn scalingo_json_names_the_stack_an_app_is_created_on() {
+    let env = Env::new();
+    let app = env.app_as("stack-probe", "from-manifest");
+    std::fs::write(app.join("scalingo.json"), r#"{"stack": "scalingo-24"}"#).unwrap();
+    let bp = probe_buildpack();
+    let deployed = env.deploy(&app, "from-manifest", &["--env", &bp]).ok();
+    let said = deployed.all();
+    assert!(
+        said.contains("stack scalingo-24: the app is created on it"),
+        "{said}"
+    );
+    // The first build runs on it already: no image here, so one line names it.
+    assert!(said.contains("no scalingo-24 image here"), "{said}");
+    assert!(fetch(&url_of(&deployed), "/build.txt").contains(" stack=scalingo-24 "));
+    env.run(&["apps"]).ok().has("scalingo-24");
+
+    // A stack the platform does not have fails the first deployment before any build.
+    let other = env.app_as("stack-probe", "unknown-stack");
+    std::fs::write(other.join("scalingo.json"), r#"{"stack": "scalingo-99"}"#).unwrap();
+    env.deploy(&other, "unknown-stack", &["--env", &bp])
+        .code(10)
+        .has("\"scalingo-99\" is not a stack: choose scalingo-26, scalingo-24, scalingo-22, or host")
+        .lacks("stack-probe built");
+}
