@@ -143,10 +143,13 @@ pub struct DeploymentRow {
 
 /// A stack and its image for a table cell: `scalingo-26@sha256:0123456789ab`, or the name
 /// alone on the host's userland.
+/// Where a release runs: its stack's image, or the host's userland, by choice (`host`)
+/// or because its stack had no image when it was built, which the cell says.
 fn stack_cell(stack: Option<&str>, digest: Option<&str>) -> String {
     match (stack, digest) {
         (Some(s), Some(d)) => format!("{s}@{}", d.get(..19).unwrap_or(d)),
-        (Some(s), None) => s.to_string(),
+        (Some(crate::stack::HOST), None) => crate::stack::HOST.to_string(),
+        (Some(s), None) => format!("host (no {s} image)"),
         (None, _) => "-".to_string(),
     }
 }

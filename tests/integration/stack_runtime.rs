@@ -362,7 +362,11 @@ fn scalingo_json_names_the_stack_an_app_is_created_on() {
     // The first build runs on it already: no image here, so one line names it.
     assert!(said.contains("no scalingo-24 image here"), "{said}");
     assert!(fetch(&url_of(&deployed), "/build.txt").contains(" stack=scalingo-24 "));
-    env.run(&["apps"]).ok().has("scalingo-24");
+    // Its stack, and where it runs for want of the image.
+    env.run(&["apps"])
+        .ok()
+        .has("scalingo-24")
+        .has("host (no scalingo-24 image)");
 
     // A stack the platform does not have fails the first deployment before any build.
     let other = env.app_as("stack-probe", "unknown-stack");
