@@ -1017,6 +1017,14 @@ mod tests {
             .leftover_grace(Duration::MAX)
             .start(sink)
             .unwrap();
+        // The program must be in the group before the group is signalled: a SIGTERM that
+        // reaches the shim before it forked its program is not passed on (the grace's
+        // SIGKILL ends such a container; this grace never ends).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.processes().is_empty() {
+            assert!(Instant::now() < deadline, "the shim never started its program");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // sleep dies of SIGTERM at once: the endless grace is never waited for.
         let exit = child.stop(Signal::SIGTERM, Duration::MAX);
         assert_eq!(exit.to_string(), "killed by SIGTERM");
