@@ -1,10 +1,11 @@
 //! The router: shipway's own reverse proxy in front of an app's web (or tcp) containers.
 //!
 //! It owns the listening socket of one app, a small fixed pool of worker threads and the
-//! upstream list. The rollout hands it a new list with `switch` once the new containers
-//! accept connections; from the moment `switch` returns, every new request goes to the new
-//! list, and no request in flight or kept-alive client connection is lost (PLATFORM.md §4
-//! step 4, §5). It does not start, probe or stop containers: that is the rollout's job.
+//! upstream list. The supervisor, the one writer of every router's list (see
+//! `platform::routing`), hands it a new list with `switch` once the new containers accept
+//! connections; from the moment `switch` returns, every new request goes to the new list,
+//! and no request in flight or kept-alive client connection is lost (PLATFORM.md §4 step 4,
+//! §5). It does not start, probe or stop containers: that is the rollout's job.
 //!
 //! How it is built, and why:
 //! - `worker`: one epoll loop per core over nonblocking sockets, all watching the listener
