@@ -2,9 +2,8 @@
 //! protocol, served by python's http.server), cached by URL and ref, and used from the
 //! cache when the server is gone.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::harness::*;
 
@@ -26,16 +25,8 @@ httpd.serve_forever()
 
 impl Server {
     fn start(root: &Path, log: PathBuf) -> Server {
-        let mut child = Command::new("python3")
-            .args(["-c", SERVE, root.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn_guarded();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server's port");
+        let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
+        let (child, port) = python_server(SERVE, &[root.to_str().unwrap()], stderr);
         Server {
             _child: child,
             port,

@@ -300,6 +300,25 @@ impl Drop for Guarded {
     }
 }
 
+/// A Python HTTP server of a test's (`script` run by `python3 -c` with `args`) that binds
+/// 127.0.0.1 on a port the OS gives and prints that port as its first line; its stderr goes
+/// to `stderr`. Returns it, guarded, with the port.
+pub fn python_server(script: &str, args: &[&str], stderr: Stdio) -> (Guarded, u16) {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn_guarded();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("the server's stdout"))
+        .read_line(&mut line)
+        .expect("the server's port line");
+    let port = line.trim().parse().expect("the server's port");
+    (child, port)
+}
+
 /// `Command`'s ways to run a child, each reaping it on a panic and under a deadline.
 pub trait SpawnGuarded {
     /// `spawn`, guarded: see [`Guarded`].

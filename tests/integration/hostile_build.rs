@@ -167,17 +167,9 @@ httpd.serve_forever()
 
 impl Hostile {
     fn start(env: &Env, root: &Path) -> Hostile {
-        use std::io::BufRead;
         let log = env.work.path().join("hostile.log");
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", HOSTILE, root.to_str().unwrap(), log.to_str().unwrap()])
-            .stdout(std::process::Stdio::piped())
-            .spawn_guarded();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server's port");
+        let args = [root.to_str().unwrap(), log.to_str().unwrap()];
+        let (child, port) = python_server(HOSTILE, &args, std::process::Stdio::inherit());
         Hostile {
             _child: child,
             port,
