@@ -16,6 +16,7 @@ pub mod deployment_log;
 pub mod error;
 pub mod git_remote;
 pub mod io_error;
+pub mod listing;
 pub mod manifest;
 pub mod official;
 pub mod pipeline;

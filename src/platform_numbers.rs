@@ -1,7 +1,8 @@
 //! The platform's numbers, in one table: its container sizes with their memory, process
-//! limit and CPU priority (PLATFORM.md §10), and its scheduler's intervals. `scale`, `run`,
-//! `cron.json`, `scalingo.json` and the settings' defaults all read them here, so that they
-//! cannot disagree. It holds numbers only: nothing here enforces them.
+//! limit and CPU priority (PLATFORM.md §10), the most containers of a type, and its
+//! scheduler's intervals. `scale`, `run`, `cron.json`, `scalingo.json` and the settings'
+//! defaults all read them here, so that they cannot disagree. It holds numbers only:
+//! nothing here enforces them.
 
 use std::time::Duration;
 
@@ -89,6 +90,10 @@ impl Size {
 pub fn size_names() -> String {
     SIZES.map(|s| s.name).join(", ")
 }
+
+/// The most containers of one process type: `scale` and `scalingo.json`'s formation refuse
+/// more.
+pub const MAX_PER_TYPE: u32 = 10;
 
 /// The most jobs an app's `cron.json` may hold.
 pub const CRON_MAX_JOBS: usize = 5;

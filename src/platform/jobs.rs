@@ -24,14 +24,12 @@ use crate::config_vars;
 use crate::container::{self, Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
 use crate::error::Error;
+use crate::platform_numbers::MAX_PER_TYPE;
 use crate::process::LineSink;
 use crate::release::Release;
 use crate::rollout::{self, Plan, RolloutError};
 use crate::state::{AppConfig, AppDir};
 use crate::ui::Output;
-
-/// The platform's limit of containers per process type.
-pub const MAX_PER_TYPE: u32 = 10;
 
 impl Job {
     /// What is checked or stored before the job waits for its turn: a deploy creates the

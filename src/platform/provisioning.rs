@@ -5,12 +5,13 @@
 
 use std::path::Path;
 
-use super::jobs::{fail, Worker, MAX_PER_TYPE};
+use super::jobs::{fail, Worker};
 use super::message::Message;
 use crate::addon::{self, AddonError, Kind};
 use crate::config_vars::ConfigVars;
 use crate::error::Error;
 use crate::manifest::{self, EnvValue, Manifest};
+use crate::platform_numbers::MAX_PER_TYPE;
 use crate::release::Release;
 use crate::state::{AppDir, ManifestStage};
 use crate::ui::Output;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::console::{status, Abilities};
 use super::{human_bytes, human_duration, utc};
 use crate::buildpack_cache::Entry;
-use crate::platform::protocol::ContainerRow;
+use crate::listing::{AddonRow, ContainerRow};
 use crate::source::short;
 
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).
@@ -314,7 +314,7 @@ fn dash(value: Option<impl ToString>) -> String {
 }
 
 /// `shipway addons` of `app`.
-pub fn addons(app: &str, rows: &[crate::platform::protocol::AddonRow]) {
+pub fn addons(app: &str, rows: &[AddonRow]) {
     if rows.is_empty() {
         println!("{app} has no addon: `shipway addons-add postgresql` provisions one");
         return;
