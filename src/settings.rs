@@ -462,6 +462,13 @@ impl Settings {
 
     /// The settings as `name = value` lines, for `shipway up` and for telling a running
     /// platform's settings from the caller's: every setting, since the platform uses each.
+    /// Whether each command applies `key` itself, from its own environment, rather than
+    /// the platform from the settings it started with: the router port is chosen at an
+    /// app's first deploy, so the deploy's own setting applies.
+    pub fn per_command(key: &str) -> bool {
+        key == "port"
+    }
+
     pub fn describe(&self) -> Vec<(String, String)> {
         let home = ("home".to_string(), self.home.display().to_string());
         std::iter::once(home)

@@ -239,8 +239,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
     }
 }
 
-/// A running platform keeps the settings it started with: say so when this command's
-/// environment asks for others, since they will not apply.
+/// A running platform keeps the settings it started with: say which of this command's
+/// environment it ignores, since they will not apply. The per-command ones (the router
+/// port) are this command's own and apply: they are not compared.
 fn warn_stale_settings(home: &Home, settings: &Settings) -> Result<(), Error> {
     let Some(crate::platform::protocol::Event::Info {
         settings: running, ..
@@ -248,15 +249,20 @@ fn warn_stale_settings(home: &Home, settings: &Settings) -> Result<(), Error> {
     else {
         return Ok(());
     };
-    let wanted = settings.describe();
-    for (key, value) in &wanted {
-        if let Some((_, now)) = running.iter().find(|(k, _)| k == key) {
-            if now != value {
-                eprintln!(
-                    " !     the running platform has {key} = {now}, not {value}: it reads its settings when it starts (`shipway down` first to apply them)"
-                );
-            }
-        }
+    let ignored: Vec<String> = settings
+        .describe()
+        .into_iter()
+        .filter(|(key, _)| !Settings::per_command(key))
+        .filter_map(|(key, value)| {
+            let (_, now) = running.iter().find(|(k, _)| *k == key)?;
+            (*now != value).then(|| format!("{key} = {now} (not {value})"))
+        })
+        .collect();
+    if !ignored.is_empty() {
+        eprintln!(
+            " !     the running platform keeps the settings it started with, {}: it reads them when it starts (`shipway down` first to apply this environment's). This deploy's port setting applies.",
+            ignored.join(", ")
+        );
     }
     Ok(())
 }

@@ -95,7 +95,7 @@ impl Worker {
             return Ok(Status::Aborted);
         };
         // A router port held by another program fails here, before anything is built.
-        let url = self.routers(port, false)?.url;
+        let bound = self.routers(port, false)?;
 
         let source = source.unwrap_or_else(|| input.display().to_string());
         let mut deployment = Deployment::new(name, &source, git_ref);
@@ -108,6 +108,14 @@ impl Worker {
             "<-- Start deployment of {name} (deployment {}) -->",
             deployment.id
         ));
+        // An app keeps the router port of its first deploy: its URL does not move.
+        if let (Some(asked), Some(kept)) = (port.filter(|p| *p != 0), bound.ports.web) {
+            if asked != kept {
+                out.detail(&format!(
+                    "note: {name} keeps its router port {kept}, chosen at its first deploy; the port setting {asked} applies to a new app only"
+                ));
+            }
+        }
 
         let config = app.load_config()?;
         let number = app.release_numbers().last().copied().unwrap_or(0) + 1;
@@ -127,7 +135,7 @@ impl Worker {
         let manifest = std::cell::RefCell::new(None);
         let first_build = |files: &std::path::Path| {
             let read = self
-                .before_first_build(&app, files, &url, out)
+                .before_first_build(&app, files, &bound.url, out)
                 .map_err(|e| e.to_string())?;
             Ok(match read {
                 Some((m, config_vars, stack)) => {
@@ -290,7 +298,7 @@ impl Worker {
         if let Some(t) = &tcp_url {
             out.line(&format!(" <-- {t} (tcp) -->"));
         }
-        out.line(&format!(" <-- {url} -->"));
+        out.line(&format!(" <-- {} -->", bound.url));
         Ok(Status::Success)
     }
 

@@ -41,7 +41,11 @@ pub struct Ports {
 
 impl Routers {
     /// Bind the web router (and the tcp one when `wants_tcp`) if not bound yet, on the
-    /// app's `kept` port, else `port`, else the settings'. Returns their URLs and ports.
+    /// app's `kept` port, else the deploy's `port`, else the first free one from 5000.
+    /// The platform's own `port` setting is not read: it was the setting of whichever
+    /// command started the platform, and would pin every later app to that one port.
+    /// `held` names the app whose router holds a port of this platform, so that a clash
+    /// with one of them names it rather than "another program".
     /// It reads and writes no file: this runs on the supervisor thread, and the job that
     /// asks reads the kept ports and records the bound ones (`Bound::ports`).
     pub fn ensure(
@@ -50,25 +54,32 @@ impl Routers {
         kept: Ports,
         port: Option<u16>,
         wants_tcp: bool,
+        held: impl Fn(u16) -> Option<String>,
     ) -> Result<Bound, Error> {
         if self.web.is_none() {
-            let (listener, _) = bind_port(kept.web.or(port).or(settings.port))?;
+            let (listener, _) = bind_port(kept.web.or(port), &held)?;
             self.web = Some(start(settings, listener, Protocol::Http)?);
         }
         if wants_tcp && self.tcp.is_none() {
-            // The web router's port is skipped by itself: its listener holds it.
-            let os_port = (settings.port == Some(0)).then_some(0);
-            let (listener, _) = bind_port(kept.tcp.or(os_port))?;
+            // Port 0 for the web router asks the OS for every port of this deploy; else the
+            // web router's port is skipped by itself: its listener holds it.
+            let os_port = (port == Some(0)).then_some(0);
+            let (listener, _) = bind_port(kept.tcp.or(os_port), &held)?;
             self.tcp = Some(start(settings, listener, Protocol::Tcp)?);
         }
         Ok(Bound {
             url: self.url().unwrap_or_default(),
             tcp_url: self.tcp.as_ref().map(|r| format!("tcp://{}", r.local_addr())),
-            ports: Ports {
-                web: self.web.as_ref().map(|r| r.local_addr().port()),
-                tcp: self.tcp.as_ref().map(|r| r.local_addr().port()),
-            },
+            ports: self.ports(),
         })
+    }
+
+    /// The ports of the routers bound.
+    pub fn ports(&self) -> Ports {
+        Ports {
+            web: self.web.as_ref().map(|r| r.local_addr().port()),
+            tcp: self.tcp.as_ref().map(|r| r.local_addr().port()),
+        }
     }
 
     /// The web router's URL, once bound.
@@ -112,8 +123,8 @@ fn start(settings: &Settings, listener: TcpListener, protocol: Protocol) -> Resu
 }
 
 /// Bind 127.0.0.1:`wanted` (0: a port the OS chooses), or the first free port from
-/// 5000 up.
-fn bind_port(wanted: Option<u16>) -> Result<(TcpListener, u16), Error> {
+/// 5000 up. `held` names the app of this platform whose router holds a port.
+fn bind_port(wanted: Option<u16>, held: &dyn Fn(u16) -> Option<String>) -> Result<(TcpListener, u16), Error> {
     if wanted == Some(0) {
         let io = |source| Error::io("listen on", "127.0.0.1:0", source);
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io)?;
@@ -121,6 +132,13 @@ fn bind_port(wanted: Option<u16>) -> Result<(TcpListener, u16), Error> {
         return Ok((listener, port));
     }
     if let Some(p) = wanted {
+        if let Some(app) = held(p) {
+            return Err(Error::Platform {
+                message: format!(
+                    "cannot listen on 127.0.0.1:{p} for the app's router: shipway itself holds it, as the router of app `{app}`. Deploy with --port to choose another port, or without it to take the first free one from 5000"
+                ),
+            });
+        }
         return TcpListener::bind((Ipv4Addr::LOCALHOST, p)).map(|l| (l, p)).map_err(|source| Error::Platform {
             message: format!(
                 "cannot listen on 127.0.0.1:{p} for the app's router: {source}. Another program holds it (see `ss -ltnp 'sport = :{p}'`): stop it, or deploy with --port to choose another"

@@ -52,7 +52,13 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
         listener.path().display()
     ));
     for (k, v) in ctx.settings.describe() {
-        ctx.say(&format!("  {k} = {v}"));
+        if Settings::per_command(&k) {
+            ctx.say(&format!(
+                "  {k}: each deploy's own (--port, SHIPWAY_PORT), for an app's first deploy"
+            ));
+        } else {
+            ctx.say(&format!("  {k} = {v}"));
+        }
     }
     ctx.home.sweep().iter().for_each(|p| {
         ctx.say(&format!(

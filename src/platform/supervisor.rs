@@ -171,8 +171,22 @@ impl Supervisor {
                 kept,
                 reply,
             } => {
+                // The other apps' router ports, so that a clash with one names it.
+                let held: Vec<(String, u16)> = self
+                    .apps
+                    .iter()
+                    .filter(|(name, _)| **name != app)
+                    .flat_map(|(name, a)| {
+                        let ports = a.routers.ports();
+                        [ports.web, ports.tcp]
+                            .into_iter()
+                            .flatten()
+                            .map(|p| (name.clone(), p))
+                    })
+                    .collect();
+                let held = |port: u16| held.iter().find(|(_, p)| *p == port).map(|(n, _)| n.clone());
                 let result = match self.apps.get_mut(&app) {
-                    Some(a) => a.routers.ensure(&self.ctx.settings, kept, port, wants_tcp),
+                    Some(a) => a.routers.ensure(&self.ctx.settings, kept, port, wants_tcp, held),
                     None => Err(forgotten(&app)),
                 };
                 let _ = reply.send(result);

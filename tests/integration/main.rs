@@ -4,6 +4,7 @@ mod addons;
 mod build;
 mod buildpack_urls;
 mod cli;
+mod cli_verbs;
 mod cron;
 mod deploy;
 mod escapes;
