@@ -459,9 +459,9 @@ fn deploy_says_when_the_running_platform_has_other_settings() {
     let app = env.app("python");
     env.deploy(&app, "stale", &[])
         .ok()
-        .lacks("the running platform has");
+        .lacks("the running platform keeps");
     env.set("SHIPWAY_BOOT_TIMEOUT", "3s");
     env.deploy(&app, "stale", &[])
         .ok()
-        .has("the running platform has boot_timeout = 10s, not 3s");
+        .has("the running platform keeps the settings it started with, boot_timeout = 10s (not 3s)");
 }
