@@ -32,8 +32,12 @@ pub trait Clock: Send + Sync {
     }
 }
 
-/// The system's clocks.
-pub struct SystemClock;
+/// The system's clocks, the wall clock read `ahead` of the host's (the scheduler's
+/// `cron_clock_ahead` setting; none by default). Waits are measured on the monotonic
+/// clock, which is never moved.
+pub struct SystemClock {
+    pub ahead: Duration,
+}
 
 impl Clock for SystemClock {
     fn instant(&self) -> Instant {
@@ -41,7 +45,7 @@ impl Clock for SystemClock {
     }
 
     fn epoch_ms(&self) -> u64 {
-        now_ms()
+        now_ms().saturating_add(u64::try_from(self.ahead.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -129,6 +133,24 @@ mod tests {
             "as far as it goes"
         );
         assert!(deadline_in(Duration::MAX) > Instant::now());
+    }
+
+    #[test]
+    fn the_system_clock_reads_the_wall_clock_ahead_and_waits_on_the_monotonic_one() {
+        let hour = Duration::from_secs(3600);
+        let (host, ahead) = (
+            SystemClock {
+                ahead: Duration::ZERO,
+            },
+            SystemClock { ahead: hour },
+        );
+        let (before, read, after) = (host.epoch_ms(), ahead.epoch_ms(), host.epoch_ms());
+        assert!(
+            read >= before + 3_600_000 && read <= after + 3_600_000,
+            "{before} {read} {after}"
+        );
+        let (i, j) = (host.instant(), ahead.instant());
+        assert!(j >= i && j - i < hour, "the monotonic clock is never moved");
     }
 
     #[test]

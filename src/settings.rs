@@ -90,6 +90,10 @@ pub struct Settings {
     /// The shortest interval a `cron.json` job may have (the platform's: 10 minutes);
     /// lower, a job the platform refuses is accepted here, with a note, to rehearse it.
     pub cron_min_interval: Duration,
+    /// How far ahead of the host's clock the scheduler reads the time (default none): to
+    /// rehearse now a job scheduled later, and for tests to see a run without waiting for
+    /// the next minute.
+    pub cron_clock_ahead: Duration,
     pub grace_period: Duration,
     pub first_byte_timeout: Duration,
     /// The router port of an app's first deploy, when given; else the first free port from 5000.
@@ -172,6 +176,11 @@ const KEYS: &[Key] = &[
         name: "cron_min_interval",
         show: |s| render_duration(s.cron_min_interval),
         apply: |s, n, v| duration(n, v).map(|d| s.cron_min_interval = d),
+    },
+    Key {
+        name: "cron_clock_ahead",
+        show: |s| render_duration(s.cron_clock_ahead),
+        apply: |s, n, v| duration(n, v).map(|d| s.cron_clock_ahead = d),
     },
     Key {
         name: "grace_period",
@@ -364,6 +373,7 @@ impl Settings {
             boot_timeout: Duration::from_secs(60),
             hook_timeout: Duration::from_secs(20 * 60),
             cron_min_interval: crate::platform_numbers::CRON_MIN_INTERVAL,
+            cron_clock_ahead: Duration::ZERO,
             grace_period: Duration::from_secs(30),
             first_byte_timeout: Duration::from_secs(30),
             port: None,
@@ -493,7 +503,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// build or a hook may run a day, a wait for one process or one byte an hour.
 fn max_duration(name: &str) -> Duration {
     match name.trim_start_matches("SHIPWAY_").to_ascii_lowercase().as_str() {
-        "build_timeout" | "hook_timeout" | "cron_min_interval" => DAY,
+        "build_timeout" | "hook_timeout" | "cron_min_interval" | "cron_clock_ahead" => DAY,
         _ => HOUR,
     }
 }

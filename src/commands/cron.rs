@@ -20,7 +20,7 @@ pub fn tasks(settings: &Settings, choice: &super::AppChoice, json: bool) -> Resu
     // Next runs are the running platform's: without one, nothing runs.
     let platform = client::ask(&home, &Request::Status)?.is_some();
     let runs = cron::Runs::load(&app.root);
-    let now = cron::now();
+    let now = cron::now(settings.cron_clock_ahead);
     let rows: Vec<CronTaskRow> = jobs
         .iter()
         .enumerate()

@@ -128,9 +128,10 @@ impl Job {
     }
 }
 
-/// Now, in the scheduler's clock: seconds since the epoch (UTC).
-pub fn now() -> UnixTime {
-    i64::try_from(crate::clock::now_secs()).unwrap_or(i64::MAX)
+/// Now, in the scheduler's clock: seconds since the epoch (UTC), `ahead` of the host's
+/// (the `cron_clock_ahead` setting).
+pub fn now(ahead: Duration) -> UnixTime {
+    crate::clock::Clock::unix_secs(&crate::clock::SystemClock { ahead })
 }
 
 fn clock(minute_of_day: u32) -> String {

@@ -286,7 +286,7 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
             return;
         }
     };
-    let started = now();
+    let started = now(ctx.settings.cron_clock_ahead);
     if let Ok(dir) = ctx.home.app(&app) {
         let running = Run {
             started,

@@ -107,13 +107,16 @@ pub struct Supervisor {
 pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> (Handle, JoinHandle<()>) {
     let (tx, rx) = unbounded();
     let handle = Handle(tx);
+    let clock = Arc::new(SystemClock {
+        ahead: ctx.settings.cron_clock_ahead,
+    });
     let supervisor = Supervisor {
         ctx,
         handle: handle.clone(),
         apps: BTreeMap::new(),
         phase: Phase::Serving { stop },
         workers: 0,
-        clock: Arc::new(SystemClock),
+        clock,
         next_token: 1,
         cron: Scheduler::default(),
     };
