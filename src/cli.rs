@@ -237,6 +237,29 @@ pub enum Command {
         #[arg(add = ArgValueCandidates::new(complete::restart))]
         target: Option<String>,
     },
+    /// Stop a running one-off container (`run --detached`): SIGTERM, SIGKILL after the grace period
+    #[command(after_help = "Examples:
+  shipway one-off-stop one-off-1
+  shipway one-off-stop 1")]
+    OneOffStop {
+        /// The one-off's name (one-off-1), or its number (1)
+        #[arg(value_name = "CONTAINER", add = ArgValueCandidates::new(complete::one_offs))]
+        container: String,
+    },
+    /// Send SIGUSR1 or SIGUSR2 to containers: each one named (web-1), or every container of a type (web)
+    #[command(after_help = "Examples:
+  shipway send-signal --signal SIGUSR1 web-1
+  shipway send-signal --signal SIGUSR2 web-1 web-2
+  shipway kill -s SIGUSR2 web")]
+    #[command(alias = "kill")]
+    SendSignal {
+        /// SIGUSR1 or SIGUSR2 (the signals the platform lets you send)
+        #[arg(short, long)]
+        signal: String,
+        /// Containers (web-1) or process types (web)
+        #[arg(value_name = "CONTAINER", required = true, add = ArgValueCandidates::new(complete::restart))]
+        containers: Vec<String>,
+    },
     /// The app's config vars
     #[command(after_help = "Example:
   shipway env --json")]

@@ -662,24 +662,7 @@ impl Child {
         if let Some(pid) = self.program.get() {
             return Some(pid.as_raw() as u32);
         }
-        // It was forked right after the shim started, so its pid is almost always among
-        // the next few: look there first, and through all of /proc (a few milliseconds,
-        // on the path of a switch) only if pids wrapped around.
-        let near = (1..=64).find_map(|n| {
-            let pid = self.pid.as_raw().checked_add(n)?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            (parse_stat(pid, &stat)?.ppid == self.pid).then_some(Pid::from_raw(pid))
-        });
-        let first = match near {
-            Some(pid) => pid,
-            None => {
-                processes()
-                    .into_iter()
-                    .filter(|p| p.ppid == self.pid)
-                    .min_by_key(|p| p.start)?
-                    .pid
-            }
-        };
+        let first = program_of(self.pid)?;
         Some(self.program.get_or_init(|| first).as_raw() as u32)
     }
 
@@ -774,6 +757,28 @@ impl Drop for Child {
             let _ = waiter.join();
         }
         notify(GroupEvent::Ended(self.pid()));
+    }
+}
+
+/// The program a shim runs: the shim's oldest child, while it runs.
+pub fn program_of(shim: Pid) -> Option<Pid> {
+    // It was forked right after the shim started, so its pid is almost always among the
+    // next few: look there first, and through all of /proc (a few milliseconds, on the
+    // path of a switch) only if pids wrapped around.
+    let near = (1..=64).find_map(|n| {
+        let pid = shim.as_raw().checked_add(n)?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        (parse_stat(pid, &stat)?.ppid == shim).then_some(Pid::from_raw(pid))
+    });
+    match near {
+        Some(pid) => Some(pid),
+        None => Some(
+            processes()
+                .into_iter()
+                .filter(|p| p.ppid == shim)
+                .min_by_key(|p| p.start)?
+                .pid,
+        ),
     }
 }
 

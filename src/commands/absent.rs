@@ -23,14 +23,6 @@ pub const VERBS: &[(&[&str], &str)] = &[
         &["logs-archives", "la"],
         "logs are not archived: the app's log is the file SHIPWAY_HOME/apps/APP/app.log (and app.log.1), and `shipway logs -n N` reads it",
     ),
-    (
-        &["one-off-stop"],
-        "stopping a one-off is not in shipway yet: `shipway ps` gives its pid, and `kill PID` stops it",
-    ),
-    (
-        &["send-signal", "kill"],
-        "sending a signal is not in shipway yet: `shipway ps` gives each container's pid, and `kill -USR1 PID` signals it",
-    ),
     // Routing
     (
         &["force-https"],

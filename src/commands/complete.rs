@@ -121,6 +121,19 @@ pub fn restart() -> Vec<CompletionCandidate> {
     candidates(process_types(&app).into_iter().chain(containers(&home, &app)))
 }
 
+/// `one-off-stop`: the running one-offs.
+pub fn one_offs() -> Vec<CompletionCandidate> {
+    let Some((home, app)) = app() else {
+        return Vec::new();
+    };
+    let prefix = format!("{}-", crate::container::ONE_OFF);
+    candidates(
+        containers(&home, &app)
+            .into_iter()
+            .filter(|c| c.starts_with(&prefix)),
+    )
+}
+
 /// `logs --filter`: the process types, the containers, and `platform`.
 pub fn logs_filter() -> Vec<CompletionCandidate> {
     let Some((home, app)) = app() else {

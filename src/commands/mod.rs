@@ -188,6 +188,10 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         ),
         Command::Scale { counts } => scale::run(&settings, &choice, counts),
         Command::Restart { target } => restart::run(&settings, &choice, target),
+        Command::OneOffStop { container } => restart::one_off_stop(&settings, &choice, &container),
+        Command::SendSignal { signal, containers } => {
+            restart::send_signal(&settings, &choice, &signal, containers)
+        }
         Command::Env { json } => env::list(&settings, &choice, json),
         Command::EnvGet { name } => env::get(&settings, &choice, name),
         Command::EnvSet { pairs, file } => env::set(&settings, &choice, pairs, file),

@@ -30,6 +30,20 @@ pub enum Message {
         app: String,
         reply: Sender<Result<Vec<ContainerRow>, Error>>,
     },
+    /// `one-off-stop`: the one-off of this name leaves the app and is stopped; `Ok` once
+    /// it is on its way out.
+    OneOffStop {
+        app: String,
+        name: String,
+        reply: Sender<Result<(), Error>>,
+    },
+    /// `send-signal`: the app's running containers `names` select (a container's name, or
+    /// a type for all of its containers), for the caller to signal.
+    Targets {
+        app: String,
+        names: Vec<String>,
+        reply: Sender<Targets>,
+    },
     /// A job for an app, queued behind the app's running one; `caller` gets its output.
     Job {
         app: String,
@@ -137,6 +151,14 @@ pub enum Message {
         id: String,
         result: Option<Server>,
     },
+}
+
+/// The running containers a `send-signal` selects, by name with their shim's pid, and
+/// the names that select none.
+#[derive(Debug, Default)]
+pub struct Targets {
+    pub found: Vec<(String, u32)>,
+    pub unmatched: Vec<String>,
 }
 
 /// How jobs and the server reach the supervisor.

@@ -81,6 +81,46 @@ pub enum Request {
         command: String,
         env: BTreeMap<String, String>,
     },
+    /// `one-off-stop CONTAINER`: stop a running one-off (`one-off-1`).
+    OneOffStop {
+        app: String,
+        container: String,
+    },
+    /// `send-signal --signal SIGUSR1 web-1 worker`: the signal to the program of each
+    /// container named, or of every container of a type named.
+    SendSignal {
+        app: String,
+        signal: UserSignal,
+        containers: Vec<String>,
+    },
+}
+
+/// The signals the platform lets a user send to a container (`send-signal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserSignal {
+    #[serde(rename = "SIGUSR1")]
+    Usr1,
+    #[serde(rename = "SIGUSR2")]
+    Usr2,
+}
+
+impl UserSignal {
+    /// `SIGUSR1`, `USR1` or `usr1`: the names the Scalingo CLI's users type.
+    pub fn parse(text: &str) -> Option<UserSignal> {
+        let upper = text.trim().to_ascii_uppercase();
+        match upper.strip_prefix("SIG").unwrap_or(&upper) {
+            "USR1" => Some(UserSignal::Usr1),
+            "USR2" => Some(UserSignal::Usr2),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UserSignal::Usr1 => "SIGUSR1",
+            UserSignal::Usr2 => "SIGUSR2",
+        }
+    }
 }
 
 /// The amount of one `scale` instruction, as the Scalingo CLI reads it: `web:2`, or
@@ -132,6 +172,12 @@ pub enum Event {
     },
     Addons {
         rows: Vec<AddonRow>,
+    },
+    /// What `send-signal` reached: the containers signalled, and the names that
+    /// selected no running container.
+    Signalled {
+        sent: Vec<String>,
+        unmatched: Vec<String>,
     },
     Error {
         message: String,

@@ -168,6 +168,41 @@ fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
             );
             return;
         }
+        Request::OneOffStop { app, container } => {
+            let event = match supervisor
+                .call(|reply| Message::OneOffStop {
+                    app,
+                    name: container,
+                    reply,
+                })
+                .and_then(|r| r)
+            {
+                Ok(()) => Event::Done { code: exit::SUCCESS },
+                Err(e) => Event::Error {
+                    message: e.to_string(),
+                },
+            };
+            let _ = protocol::write(&mut writer, &event);
+            return;
+        }
+        Request::SendSignal {
+            app,
+            signal,
+            containers,
+        } => {
+            let event = match supervisor.call(|reply| Message::Targets {
+                app,
+                names: containers,
+                reply,
+            }) {
+                Ok(targets) => send_signal(signal, targets),
+                Err(e) => Event::Error {
+                    message: e.to_string(),
+                },
+            };
+            let _ = protocol::write(&mut writer, &event);
+            return;
+        }
         Request::CronRun { app, job } => {
             if let Ok(caller) = Caller::new(writer, reader) {
                 supervisor.send(Message::CronRun { app, job, caller });
@@ -204,4 +239,29 @@ pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job,
         }
     }
     supervisor.send(Message::Job { app, job, caller });
+}
+
+/// `send-signal`, on the client's thread (it reads /proc, which the supervisor never
+/// does): the signal goes to each container's program, the process the container is
+/// known by (`ps`), as the platform delivers it to the container's command. Not to the
+/// group: the shim, and a shell still running a compound command line, would die of a
+/// signal they do not handle.
+fn send_signal(signal: protocol::UserSignal, targets: super::message::Targets) -> Event {
+    let sig = match signal {
+        protocol::UserSignal::Usr1 => nix::sys::signal::Signal::SIGUSR1,
+        protocol::UserSignal::Usr2 => nix::sys::signal::Signal::SIGUSR2,
+    };
+    let mut sent = Vec::new();
+    let mut unmatched = targets.unmatched;
+    for (name, shim) in targets.found {
+        let delivered = process::program_of(nix::unistd::Pid::from_raw(shim as i32))
+            .is_some_and(|program| nix::sys::signal::kill(program, sig).is_ok());
+        if delivered {
+            sent.push(name);
+        } else {
+            // It ended between the supervisor's answer and now.
+            unmatched.push(name);
+        }
+    }
+    Event::Signalled { sent, unmatched }
 }

@@ -24,7 +24,7 @@ use super::context::Context;
 use super::cron::{self, Scheduler};
 use super::jobs::{self, Worker};
 use super::life::{self, stop_servers, AfterCrash, Crash, Life, RestartError, Slot};
-use super::message::{Handle, Job, Leaving, Message};
+use super::message::{Handle, Job, Leaving, Message, Targets};
 use super::protocol::{AddonRow, AppInfo, ContainerRow, Event};
 use super::routing::Routers;
 use super::turn;
@@ -166,6 +166,12 @@ impl Supervisor {
             }
             Message::Ps { app, reply } => self.ps(&app, reply),
             Message::Job { app, job, caller } => self.submit(app, job, caller),
+            Message::OneOffStop { app, name, reply } => {
+                let _ = reply.send(self.one_off_stop(&app, &name));
+            }
+            Message::Targets { app, names, reply } => {
+                let _ = reply.send(self.targets(&app, names));
+            }
             Message::Stop => self.stop(),
             Message::Routers {
                 app,
@@ -359,6 +365,58 @@ impl Supervisor {
             let _ = reply.send(rows);
             None
         });
+    }
+
+    /// `one-off-stop`: the running one-off `name` leaves the app and is stopped as any
+    /// container is (SIGTERM, SIGKILL after the grace period), on a worker.
+    fn one_off_stop(&mut self, app: &str, name: &str) -> Result<(), Error> {
+        let missing = || Error::Platform {
+            message: format!("The container '{name}' does not exist: `shipway ps` lists the app's one-offs"),
+        };
+        let a = self.apps.get_mut(app).ok_or_else(missing)?;
+        let i = a
+            .slots
+            .iter()
+            .position(|s| s.spec.is_one_off() && s.name() == name && matches!(s.life, Life::Ready(_)))
+            .ok_or_else(missing)?;
+        let Life::Ready(c) = a.slots.remove(i).life else {
+            return Err(missing());
+        };
+        self.ctx.event(
+            &a.log,
+            app,
+            &format!("{name} stopped by one-off-stop (release v{})", c.release),
+        );
+        self.retire(app, vec![*c]);
+        Ok(())
+    }
+
+    /// `send-signal`: the running containers each name selects, as the Scalingo CLI reads
+    /// them: a container's name (`web-1`), else a type (`web`: every `web-N`).
+    fn targets(&self, app: &str, names: Vec<String>) -> Targets {
+        let running: Vec<&Container> = self
+            .apps
+            .get(app)
+            .map(|a| a.slots.iter().filter_map(Slot::container).collect())
+            .unwrap_or_default();
+        let mut targets = Targets::default();
+        for name in names {
+            let exact: Vec<&&Container> = running.iter().filter(|c| c.name == name).collect();
+            let selected = if exact.is_empty() {
+                running.iter().filter(|c| c.spec.process_type == name).collect()
+            } else {
+                exact
+            };
+            if selected.is_empty() {
+                targets.unmatched.push(name);
+            }
+            for c in selected {
+                if !targets.found.iter().any(|(n, _)| *n == c.name) {
+                    targets.found.push((c.name.clone(), c.child.pid()));
+                }
+            }
+        }
+        targets
     }
 
     /// Start the scheduled runs that are due, each on a worker.

@@ -1,6 +1,8 @@
 //! The Scalingo CLI verbs and behaviours of issue #20 that came last: per-app router
 //! ports, and the verbs that act on one container or one deployment.
 
+use std::time::Duration;
+
 use crate::harness::*;
 
 /// A port the OS gives and takes back at once: free for the test to ask shipway for.
@@ -65,4 +67,102 @@ fn each_app_keeps_its_own_router_port_whatever_port_started_the_platform() {
         .has("keeps the settings it started with, grace_period = 1s (not 2s)")
         .has("This deploy's port setting applies")
         .lacks("port = ");
+}
+
+#[test]
+fn one_off_stop_stops_a_detached_one_off_by_name_or_number() {
+    let env = Env::new();
+    deploy_echo(&env, "oneoffs", &[]).ok();
+    let app = |args: &[&str]| {
+        let mut all = vec!["-a", "oneoffs"];
+        all.extend_from_slice(args);
+        env.run(&all)
+    };
+    app(&[
+        "run",
+        "-d",
+        "trap 'echo told to stop; exit 0' TERM; while true; do sleep 0.1; done",
+    ])
+    .ok()
+    .has("one-off-1");
+    app(&["run", "-d", "while true; do sleep 0.1; done"])
+        .ok()
+        .has("one-off-2");
+    eventually(Duration::from_secs(30), "both one-offs to run", || {
+        let ps = app(&["ps"]).stdout;
+        ps.contains("one-off-1") && ps.contains("one-off-2")
+    });
+    app(&["one-off-stop", "one-off-1"])
+        .ok()
+        .has("Container one-off one-off-1 of the app oneoffs is being stopped");
+    // A bare number names a one-off, as the Scalingo CLI reads it.
+    app(&["one-off-stop", "2"]).ok().has("one-off-2");
+    eventually(Duration::from_secs(30), "the one-offs to be gone", || {
+        !app(&["ps"]).stdout.contains("one-off-")
+    });
+    let logs = app(&["logs", "-n", "200"]).ok();
+    logs.has("[one-off-1] told to stop")
+        .has("[platform] one-off-1 stopped by one-off-stop (release v1)");
+    // The formation is left as it was; web-1 is not a one-off; a gone one-off is named.
+    app(&["ps"]).ok().has("web-1");
+    app(&["one-off-stop", "web-1"])
+        .code(1)
+        .has("The container 'web-1' does not exist");
+    app(&["one-off-stop", "one-off-1"])
+        .code(1)
+        .has("The container 'one-off-1' does not exist");
+}
+
+#[test]
+fn send_signal_reaches_each_container_named_or_every_one_of_a_type() {
+    let env = Env::new();
+    let dir = env.app_as("env-echo", "signals");
+    std::fs::write(
+        dir.join("Procfile"),
+        "web: python3 server.py\nworker: trap 'echo $CONTAINER got USR1' USR1; trap 'echo $CONTAINER got USR2' USR2; while true; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    env.deploy(&dir, "signals", &["--env", &procfile_only()]).ok();
+    let app = |args: &[&str]| {
+        let mut all = vec!["-a", "signals"];
+        all.extend_from_slice(args);
+        env.run(&all)
+    };
+    app(&["scale", "worker:2"]).ok();
+    eventually(Duration::from_secs(30), "two workers to run", || {
+        let ps = app(&["ps"]).stdout;
+        ps.contains("worker-1") && ps.contains("worker-2")
+    });
+    // A type reaches each of its containers.
+    app(&["send-signal", "--signal", "SIGUSR1", "worker"])
+        .ok()
+        .has("Sent signal 'SIGUSR1' to 'worker-1' container.")
+        .has("Sent signal 'SIGUSR1' to 'worker-2' container.");
+    // `kill` is its alias; a name selects one container; a name that selects none is said.
+    app(&["kill", "-s", "usr2", "worker-2", "clock"])
+        .ok()
+        .has("Sent signal 'SIGUSR2' to 'worker-2' container.")
+        .has("'clock' did not match any running container of signals")
+        .lacks("worker-1");
+    eventually(
+        Duration::from_secs(30),
+        "the workers to handle the signals",
+        || {
+            let logs = app(&["logs", "-n", "500"]).stdout;
+            logs.contains("worker-1 got USR1")
+                && logs.contains("worker-2 got USR1")
+                && logs.contains("worker-2 got USR2")
+        },
+    );
+    assert!(!app(&["logs", "-n", "500"]).stdout.contains("worker-1 got USR2"));
+    // The workers handled them and run on: nothing crashed.
+    let ps = app(&["ps"]).ok();
+    assert!(!ps.stdout.contains("crashed"), "{}", ps.all());
+    // Only the two signals the platform lets users send; none reached: exit 1.
+    app(&["send-signal", "-s", "SIGKILL", "worker"])
+        .code(1)
+        .has("SIGUSR1 or SIGUSR2 only");
+    app(&["send-signal", "-s", "SIGUSR1", "clock"])
+        .code(1)
+        .has("'clock' did not match");
 }
