@@ -19,6 +19,11 @@ use crate::settings::LoopbackBind;
 /// readiness must be seen within a few milliseconds of the listen.
 const POLL: Duration = Duration::from_millis(2);
 
+/// How often a container that does not accept on its PORT yet is looked at in /proc, for
+/// a listener elsewhere: reading /proc costs milliseconds, and a wrong port must be said
+/// within a second of the listen.
+const LOOK: Duration = Duration::from_millis(250);
+
 #[derive(Debug)]
 pub enum ProbeFailure {
     /// The leader exited before every container was ready.
@@ -49,7 +54,15 @@ pub fn wait_ready(
     let mut ready: Vec<bool> = containers.iter().map(|c| c.port.is_none()).collect();
     // Containers found listening on 127.0.0.1 only, and told about.
     let mut loopback_only: Vec<bool> = vec![false; containers.len()];
+    // Containers found listening elsewhere than on their PORT, and told about: the
+    // platform waits out its boot timeout, and so does this, but the cause is said at once.
+    let mut told_elsewhere: Vec<bool> = vec![false; containers.len()];
+    let mut next_look = Instant::now() + LOOK;
     loop {
+        let look = Instant::now() >= next_look;
+        if look {
+            next_look = Instant::now() + LOOK;
+        }
         for (i, c) in containers.iter_mut().enumerate() {
             if c.child.status().is_some() {
                 let exit = container::reap(c);
@@ -74,6 +87,12 @@ pub fn wait_ready(
                 continue;
             }
             if !accepts(Ipv4Addr::LOCALHOST, port) {
+                if look && !told_elsewhere[i] {
+                    if let Some(text) = listening_elsewhere(c, port) {
+                        told_elsewhere[i] = true;
+                        on_note(&text);
+                    }
+                }
                 continue;
             }
             if loopback == LoopbackBind::Fail && !on_every_interface() {
@@ -118,6 +137,24 @@ fn accepts(ip: Ipv4Addr, port: u16) -> bool {
 fn loopback_only(binds: &[SocketAddr], port: u16) -> bool {
     let on_port: Vec<&SocketAddr> = binds.iter().filter(|a| a.port() == port).collect();
     !on_port.is_empty() && on_port.iter().all(|a| a.ip().is_loopback())
+}
+
+/// The note for a container that listens, but not on its PORT: where it listens, and the
+/// whole fix. `None` while it listens nowhere (it may still be starting).
+fn listening_elsewhere(c: &Container, port: u16) -> Option<String> {
+    let members: Vec<_> = c.child.processes().into_iter().map(|p| p.pid).collect();
+    let others: Vec<String> = listening_addresses(&members)
+        .iter()
+        .filter(|a| a.port() != port)
+        .map(|a| a.to_string())
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "{} listens on {}, not on its PORT ({port}): on the platform the router reaches a container only on $PORT, so this deployment will time out. Listen on $PORT, on 0.0.0.0. Waiting out the boot timeout, as the platform does.",
+            c.name,
+            others.join(", ")
+        )
+    })
 }
 
 /// Why a container is not ready, in words a user can act on.

@@ -166,3 +166,60 @@ fn send_signal_reaches_each_container_named_or_every_one_of_a_type() {
         .code(1)
         .has("'clock' did not match");
 }
+
+#[test]
+fn a_wrong_port_is_said_as_soon_as_seen_while_the_boot_timeout_runs() {
+    use std::io::BufRead;
+    let mut env = Env::new();
+    // Long enough that the note can only come from the early look, never the timeout.
+    env.set("SHIPWAY_BOOT_TIMEOUT", "5m");
+    // Below the range the OS hands out for port 0, so no other test's socket takes it.
+    let wrong = (21_000 + std::process::id() % 5_000..31_000)
+        .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p as u16)).is_ok())
+        .expect("a free port below 31000") as u16;
+    let dir = env.app("wrong-port");
+    let var = format!("WRONG_PORT={wrong}");
+    let d = dir.display().to_string();
+    let mut deploy = env
+        .command(&[
+            "deploy",
+            &d,
+            "-a",
+            "early",
+            "--env",
+            &procfile_only(),
+            "--env",
+            &var,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn_guarded();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let stdout = deploy.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let note = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("no wrong-port note in:\n{}", seen.join("\n")));
+        if line.contains("not on its PORT") {
+            break line;
+        }
+        seen.push(line);
+    };
+    assert!(
+        note.contains(&format!("web-1 listens on 0.0.0.0:{wrong}, not on its PORT")),
+        "{note}"
+    );
+    assert!(note.contains("Listen on $PORT, on 0.0.0.0"), "{note}");
+    // The deployment is still waiting: the platform's boot timeout is waited out.
+    assert!(deploy.try_wait().unwrap().is_none(), "the deploy still runs");
+    assert!(!seen.iter().any(|l| l.contains("timeout")), "{seen:?}");
+    // Ctrl-C ends the wait; nothing is switched.
+    ctrl_c(deploy.id());
+    let status = deploy.wait_within(Duration::from_secs(60));
+    assert_ne!(status.code(), Some(0));
+}
