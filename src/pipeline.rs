@@ -78,10 +78,11 @@ pub fn release(
     result
 }
 
-/// A step of the caller's between the source step and the build, given the app's files:
-/// what the build is to use instead of the request's, when it changed it (an app's first
+/// A step of the caller's between the source step and the build, given the app's files
+/// and what the source step found (its commit, for the deployment's record): what the
+/// build is to use instead of the request's, when it changed it (an app's first
 /// deployment applies scalingo.json's env and stack there), or why the deployment stops.
-pub type BeforeBuild<'a> = &'a dyn Fn(&std::path::Path) -> Result<Changed, String>;
+pub type BeforeBuild<'a> = &'a dyn Fn(&std::path::Path, &SourceInfo) -> Result<Changed, String>;
 
 /// What a [`BeforeBuild`] step changed for the build.
 #[derive(Debug, Default)]
@@ -108,7 +109,7 @@ fn run(
     let jobs = scheduled_jobs(&app_dir, settings.cron_min_interval, out)?;
     let intake_time = started.elapsed();
     let changed = match before_build {
-        Some(step) => step(&app_dir).map_err(BuildError::BeforeBuild)?,
+        Some(step) => step(&app_dir, &source).map_err(BuildError::BeforeBuild)?,
         None => Changed::default(),
     };
     let config_vars = changed.config_vars.unwrap_or_else(|| req.config_vars.clone());

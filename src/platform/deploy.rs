@@ -133,7 +133,11 @@ impl Worker {
         // An app's first deployment: scalingo.json's env and addons before the build; the
         // manifest read then serves again after it.
         let manifest = std::cell::RefCell::new(None);
-        let first_build = |files: &std::path::Path| {
+        // The commit the source step found: the deployment's git_ref, as the platform
+        // records a deployment's commit SHA, whether the build then succeeds or not.
+        let commit = std::cell::RefCell::new(None);
+        let first_build = |files: &std::path::Path, source: &crate::source::SourceInfo| {
+            commit.replace(source.version.clone());
             let read = self
                 .before_first_build(&app, files, &bound.url, out)
                 .map_err(|e| e.to_string())?;
@@ -148,8 +152,11 @@ impl Worker {
                 None => pipeline::Changed::default(),
             })
         };
-        let released = match pipeline::release(&request, &self.ctx.settings, out, cancel, Some(&first_build))
-        {
+        let released = pipeline::release(&request, &self.ctx.settings, out, cancel, Some(&first_build));
+        if let Some(sha) = commit.take() {
+            deployment.git_ref = Some(sha);
+        }
+        let released = match released {
             Ok(b) => b,
             Err(e) => {
                 out.error(&e.to_string());

@@ -223,3 +223,39 @@ fn a_wrong_port_is_said_as_soon_as_seen_while_the_boot_timeout_runs() {
     let status = deploy.wait_within(Duration::from_secs(60));
     assert_ne!(status.code(), Some(0));
 }
+
+/// The deployments of `app` as `deployments --json` gives them, newest first.
+fn deployments(env: &Env, app: &str) -> Vec<serde_json::Value> {
+    let run = env.run(&["-a", app, "deployments", "--json"]).ok();
+    serde_json::from_str::<Vec<serde_json::Value>>(&run.stdout).unwrap()
+}
+
+#[test]
+fn a_folder_deploy_records_its_commit_sha_as_git_ref_and_none_outside_git() {
+    let env = Env::new();
+    let dir = env.app_as("env-echo", "shas");
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "one"]);
+    let head = git(&dir, &["rev-parse", "HEAD"]);
+    env.deploy(&dir, "shas", &["--env", &procfile_only()]).ok();
+    assert_eq!(deployments(&env, "shas")[0]["git_ref"], head.as_str());
+
+    // A build that fails still records the commit it built.
+    std::fs::write(dir.join("Procfile"), "web python3 server.py\n").unwrap();
+    git(&dir, &["commit", "-q", "-am", "broken Procfile"]);
+    let broken = git(&dir, &["rev-parse", "HEAD"]);
+    env.deploy(&dir, "shas", &[]).code(10);
+    let last = &deployments(&env, "shas")[0];
+    assert_eq!(last["status"], "build-error", "{last}");
+    assert_eq!(last["git_ref"], broken.as_str());
+
+    // --ref: the SHA of the commit it names, not the name.
+    env.deploy(&dir, "shas", &["--ref", "HEAD~1"]).ok();
+    assert_eq!(deployments(&env, "shas")[0]["git_ref"], head.as_str());
+
+    // A folder outside git has no commit: no git_ref.
+    let plain = env.app_as("env-echo", "plain");
+    env.deploy(&plain, "plain", &["--env", &procfile_only()]).ok();
+    assert!(deployments(&env, "plain")[0]["git_ref"].is_null());
+}
