@@ -455,6 +455,11 @@ pub fn build(
 
     // Selection, then detection where the platform detects.
     let detect_started = Instant::now();
+    // Beside the app's cache: the note on the official buildpack is said once per app.
+    let noted = req
+        .cache_dir
+        .parent()
+        .map(|app| app.join("official-buildpack-note"));
     out.progress(Progress::Step {
         name: "detect".into(),
     });
@@ -506,6 +511,7 @@ pub fn build(
                 &req.runtime,
                 &dest,
                 Some(out),
+                noted.as_deref(),
                 cancel,
             )?];
         }
@@ -515,7 +521,17 @@ pub fn build(
             let dest = scratch.path().join("official");
             buildpacks = named
                 .into_iter()
-                .map(|bp| crate::official::instead_of(bp, settings, &req.runtime, &dest, Some(out), cancel))
+                .map(|bp| {
+                    crate::official::instead_of(
+                        bp,
+                        settings,
+                        &req.runtime,
+                        &dest,
+                        Some(out),
+                        noted.as_deref(),
+                        cancel,
+                    )
+                })
                 .collect::<Result<_, _>>()?;
         }
         _ => {

@@ -70,12 +70,15 @@ fn host_mismatch(stack: &str, os_release: &str, what: &str) -> Option<String> {
 /// The official buildpack for the language of `bundled`, fetched into `dest` (or taken
 /// from the cache), as the `official_buildpacks` setting says; else `bundled` itself.
 /// `auto` takes it only on the stack's own Ubuntu, where what it downloads runs.
+/// `noted`: the file that keeps the last note of this kind shown for the app, so that the
+/// same note is said once per app rather than at every deploy (`None`: always said).
 pub fn instead_of(
     bundled: Buildpack,
     settings: &Settings,
     runtime: &crate::stack::Runtime,
     dest: &Path,
     out: Option<&Output>,
+    noted: Option<&Path>,
     cancel: &crossbeam_channel::Receiver<()>,
 ) -> Result<Buildpack, BuildpackError> {
     // Never, or the user's own copies of the bundled set (SHIPWAY_BUILDPACKS_DIR): those
@@ -87,12 +90,21 @@ pub fn instead_of(
         return Ok(bundled);
     };
     let bundled_instead = |why: &str| {
-        if let Some(out) = out {
-            out.detail(&format!(
-                "note: not Scalingo's official {name} buildpack: {why}; building with shipway's bundled {name} buildpack (SHIPWAY_OFFICIAL_BUILDPACKS=always or never chooses)",
-                name = bundled.name
-            ));
+        let Some(out) = out else { return };
+        let note = format!(
+            "note: not Scalingo's official {name} buildpack: {why}; building with shipway's bundled {name} buildpack (SHIPWAY_OFFICIAL_BUILDPACKS=always or never chooses)",
+            name = bundled.name
+        );
+        if let Some(file) = noted {
+            // Said already for this app, for the same reason: the step line still names
+            // the buildpack that builds.
+            if crate::state::read_regular(file).ok().flatten().as_deref() == Some(note.as_bytes()) {
+                return;
+            }
+            // Not kept (a read-only home...): said again next time, which is all it costs.
+            let _ = crate::state::write_atomic_unsynced(file, note.as_bytes(), 0o600);
         }
+        out.detail(&note);
     };
     if settings.official_buildpacks == OfficialBuildpacks::Auto {
         // What the build runs on decides: the stack's image when there is one (then any

@@ -185,6 +185,7 @@ pub fn detect(
                 &runtime,
                 &dest,
                 Some(&out),
+                None,
                 &cancel,
             )
             .map_err(build::BuildError::from)?;

@@ -259,3 +259,22 @@ fn a_folder_deploy_records_its_commit_sha_as_git_ref_and_none_outside_git() {
     env.deploy(&plain, "plain", &["--env", &procfile_only()]).ok();
     assert!(deployments(&env, "plain")[0]["git_ref"].is_null());
 }
+
+#[test]
+fn the_official_buildpack_note_is_said_once_per_app() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_OFFICIAL_BUILDPACKS", "auto");
+    // Nothing listens there: where the host would take the official buildpack, it cannot
+    // be had; elsewhere the host is not the stack's Ubuntu. A note either way.
+    let closed = free_port();
+    env.set(
+        "SHIPWAY_OFFICIAL_BUILDPACKS_URL",
+        &format!("http://127.0.0.1:{closed}"),
+    );
+    let dir = env.app("python");
+    let note = "not Scalingo's official python buildpack";
+    env.deploy(&dir, "noted", &[]).ok().has(note);
+    env.deploy(&dir, "noted", &[]).ok().lacks(note).has("python");
+    // Another app gets it once too.
+    env.deploy(&dir, "other", &[]).ok().has(note);
+}
