@@ -44,6 +44,10 @@ pub enum BuildError {
     Named { origin: String, source: Box<BuildError> },
     #[error(".buildpacks: {0}")]
     BuildpacksFile(#[from] source::AppFileError),
+    /// The buildpack the BUILDPACK_URL config var chose failed: the user's next step is
+    /// the var itself, which detection then replaces.
+    #[error("{source}\nBUILDPACK_URL chose this buildpack: `shipway env-unset -a {app} BUILDPACK_URL` builds with the one detection picks, then deploy again")]
+    ByBuildpackUrl { app: String, source: Box<BuildError> },
     #[error(transparent)]
     Procfile(#[from] ProcfileError),
     #[error(transparent)]
@@ -81,7 +85,9 @@ impl BuildError {
             BuildError::Buildpack(
                 BuildpackError::Cancelled { .. } | BuildpackError::FetchCancelled { .. },
             ) => true,
-            BuildError::Named { source, .. } => source.was_cancelled(),
+            BuildError::Named { source, .. } | BuildError::ByBuildpackUrl { source, .. } => {
+                source.was_cancelled()
+            }
             _ => false,
         }
     }
@@ -416,6 +422,37 @@ pub struct Built {
 /// Build the app's files of `req` into a slug, in place. On failure the cache is left
 /// as it was before the build.
 pub fn build(
+    req: &BuildRequest,
+    settings: &Settings,
+    out: &Output,
+    cancel: &Receiver<()>,
+) -> Result<Built, BuildError> {
+    build_selected(req, settings, out, cancel).map_err(|e| {
+        let by_url = req.buildpacks.is_empty()
+            && req
+                .config_vars
+                .get("BUILDPACK_URL")
+                .is_some_and(|u| !u.trim().is_empty());
+        // The buildpack's own failures: fetching it, its detect, compile or release.
+        let of_the_buildpack = matches!(
+            e,
+            BuildError::Buildpack(_)
+                | BuildError::Named { .. }
+                | BuildError::NotCompatible { .. }
+                | BuildError::ReleaseVar { .. }
+        );
+        if by_url && of_the_buildpack && !e.was_cancelled() {
+            BuildError::ByBuildpackUrl {
+                app: req.app.clone(),
+                source: Box::new(e),
+            }
+        } else {
+            e
+        }
+    })
+}
+
+fn build_selected(
     req: &BuildRequest,
     settings: &Settings,
     out: &Output,

@@ -278,3 +278,26 @@ fn the_official_buildpack_note_is_said_once_per_app() {
     // Another app gets it once too.
     env.deploy(&dir, "other", &[]).ok().has(note);
 }
+
+#[test]
+fn a_failing_buildpack_url_names_the_next_step() {
+    let env = Env::new();
+    let dir = env.app("python");
+    let fails = format!("BUILDPACK_URL={}", fixture_buildpack("compile-fails").display());
+    let next = "BUILDPACK_URL chose this buildpack: `shipway env-unset -a bpurl BUILDPACK_URL` builds with the one detection picks";
+    env.deploy(&dir, "bpurl", &["--env", &fails]).code(10).has(next);
+    // A buildpack that cannot be had gets the same next step.
+    let missing = format!(
+        "BUILDPACK_URL={}",
+        env.work.path().join("no-such-buildpack").display()
+    );
+    env.deploy(&dir, "bpurl", &["--env", &missing]).code(10).has(next);
+    // Which works: detection builds it.
+    env.run(&["-a", "bpurl", "env-unset", "BUILDPACK_URL"]).ok();
+    env.deploy(&dir, "bpurl", &[]).ok().lacks("BUILDPACK_URL chose");
+    // A failure that is not the buildpack's does not blame it.
+    std::fs::write(dir.join("Procfile"), "web python3 app.py\nweb: twice\n").unwrap();
+    env.deploy(&dir, "bpurl", &["--env", &procfile_only()])
+        .code(10)
+        .lacks("BUILDPACK_URL chose");
+}
