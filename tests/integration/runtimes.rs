@@ -545,3 +545,43 @@ fn an_app_that_asks_no_python_builds_with_the_nearest_when_the_host_lacks_the_de
             .lacks("uv python install");
     }
 }
+
+/// A private index in the Pipfile's `[[source]]` that this machine cannot reach: the
+/// failure names it, its credentials hidden.
+#[test]
+fn a_pipfile_index_that_cannot_be_reached_is_named_without_its_credentials() {
+    let env = Env::new();
+    let app = env.app("python-pipenv");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let index = format!("http://deploy:s3cret@127.0.0.1:{closed}/simple");
+    write(
+        &app.join("Pipfile"),
+        &format!(
+            "[[source]]\nurl = \"{index}\"\nverify_ssl = false\nname = \"private\"\n\n[packages]\nflask = \"*\"\n\n[requires]\npython_version = \"3.11\"\n"
+        ),
+    );
+    // The lock Pipenv would write, its hash over the Pipfile as Pipenv computes it.
+    let script = r#"
+import hashlib, json, tomllib
+data = tomllib.load(open("Pipfile", "rb"))
+meta = {"sources": data["source"], "requires": data.get("requires", {})}
+hashed = {"_meta": meta, "default": data.get("packages", {}), "develop": data.get("dev-packages", {})}
+digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+lock = {
+    "_meta": {"hash": {"sha256": digest}, "pipfile-spec": 6, "requires": meta["requires"], "sources": meta["sources"]},
+    "default": {"flask": {"hashes": ["sha256:" + "0" * 64], "index": "private", "version": "==3.0.0"}},
+    "develop": {},
+}
+open("Pipfile.lock", "w").write(json.dumps(lock, indent=4) + "\n")
+"#;
+    run_ok(&app, "python3", &["-c", script]);
+    let run = env.deploy(&app, "private-index", &[]).code(10);
+    run.has("Unable to install dependencies using Pipenv")
+        .has(&format!(
+            "The Pipfile's [[source]] index http://***@127.0.0.1:{closed}/simple cannot be reached from this machine"
+        ))
+        .lacks("s3cret");
+}
