@@ -313,6 +313,11 @@ pub enum Command {
         #[arg(add = ArgValueCandidates::new(complete::deployments))]
         id: Option<String>,
     },
+    /// The running deployment's output and statuses as they come, else the last one's; exits with its status's code
+    #[command(after_help = "Examples:
+  shipway deployment-follow              in one terminal, while `git push shipway main` runs in another
+  shipway -a myapp deployment-follow")]
+    DeploymentFollow,
     /// Delete the app's build cache (CACHE_DIR)
     #[command(after_help = "Example:
   shipway deployment-delete-cache && shipway deploy")]

@@ -162,6 +162,17 @@ impl Deployment {
         state::read_toml(path)
     }
 
+    /// The app's last deployment (ids sort by time), read alone: what a follower polls.
+    pub fn latest(app: &AppDir) -> Option<Deployment> {
+        let newest = std::fs::read_dir(app.deployments())
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .max()?;
+        Deployment::load(&newest).ok().flatten()
+    }
+
     /// Every deployment of the app, oldest first.
     pub fn list(app: &AppDir) -> Vec<Deployment> {
         let mut all: Vec<Deployment> = std::fs::read_dir(app.deployments())

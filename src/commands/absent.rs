@@ -50,10 +50,6 @@ pub const VERBS: &[(&[&str], &str)] = &[
         "there is no event timeline: `shipway deployments` and `shipway logs --filter platform` hold the app's events",
     ),
     // Deployments
-    (
-        &["deployment-follow"],
-        "following a deployment is not in shipway yet: `shipway deploy` streams its own output, and `shipway deployment-logs` shows the last one's",
-    ),
     // Collaborators and accounts
     (
         &["collaborators", "collaborators-add", "collaborators-remove", "collaborators-update"],

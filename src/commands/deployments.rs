@@ -76,6 +76,75 @@ pub fn logs(settings: &Settings, choice: &super::AppChoice, id: Option<String>) 
     Ok(d.status().map_or(exit::ERROR, |s| s.exit_code()))
 }
 
+/// How often a followed deployment's log and record are read again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Once a deployment has ended, its last lines (the closing one) follow its final status
+/// within moments: its log is read until it has been quiet this long.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// `deployment-follow`, as the Scalingo CLI prints it (`[LOG] ...`, `[STATUS] New status:
+/// building → pushing`): the running deployment live, from its start, until it ends; else
+/// the last one. Exits with the code of its final status.
+pub fn follow(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error> {
+    use crate::ui::{neutralise, Reader};
+    let (home, app) = super::existing_app(settings, choice)?;
+    let Some(mut d) = Deployment::latest(&app) else {
+        return Err(Error::Usage(format!(
+            "{} has no deployment yet: `shipway deploy` or `git push shipway main` starts one",
+            app.name
+        )));
+    };
+    let record = Deployment::path(&app, &d.id);
+    let mut log =
+        super::follow::Follower::from_start(Deployment::log_path(&app, &d.id), super::follow::OnShrink::Skip);
+    let reader = Reader::stdout();
+    let show_log = |log: &mut super::follow::Follower| -> bool {
+        let lines = log.lines();
+        for line in &lines {
+            tables::value(format!(
+                "[LOG] {}",
+                neutralise(&String::from_utf8_lossy(line), reader)
+            ));
+        }
+        !lines.is_empty()
+    };
+    let mut shown = 0;
+    loop {
+        for (i, change) in d.statuses.iter().enumerate().skip(shown) {
+            tables::value(match i.checked_sub(1).and_then(|p| d.statuses.get(p)) {
+                Some(before) => format!("[STATUS] New status: {} → {}", before.status, change.status),
+                None => format!("[STATUS] New status: {}", change.status),
+            });
+        }
+        shown = d.statuses.len();
+        show_log(&mut log);
+        if d.status().is_some_and(|s| s.is_final()) {
+            let mut quiet_since = std::time::Instant::now();
+            while quiet_since.elapsed() < QUIET {
+                std::thread::sleep(POLL);
+                if show_log(&mut log) {
+                    quiet_since = std::time::Instant::now();
+                }
+            }
+            break;
+        }
+        if crate::platform::lock::running(&home).is_none() {
+            let status = d.status().map_or("queued".to_string(), |s| s.to_string());
+            return Err(Error::Platform {
+                message: format!(
+                    "no platform runs: deployment {} was left {status} when its platform stopped",
+                    d.id
+                ),
+            });
+        }
+        std::thread::sleep(POLL);
+        if let Ok(Some(now)) = Deployment::load(&record) {
+            d = now;
+        }
+    }
+    Ok(d.status().map_or(exit::ERROR, |s| s.exit_code()))
+}
+
 pub fn delete_cache(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;
     let cache = app.cache();

@@ -1,14 +1,17 @@
 //! `shipway logs [-n N] [-f] [--filter web|web-1] [--raw]`: the containers' output from
-//! `app.log` (and the rotated `app.log.1`), followed as it grows. What the app wrote is
+//! `app.log` (and the rotated `app.log.1`), followed as it grows, with the build output of
+//! a deployment that runs meanwhile (`[deployment]` lines). What the app wrote is
 //! shown through [`neutralise`] (its escape sequences never drive the terminal), unless
 //! `--raw` asks for the bytes as written.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::time::Duration;
 
+use super::follow::{Follower, OnShrink};
+use crate::deployment::Deployment;
 use crate::error::{exit, Error};
 use crate::settings::Settings;
-use crate::state::{open_regular, read_regular};
+use crate::state::read_regular;
 use crate::ui::{neutralise, Reader};
 
 pub struct Options {
@@ -56,38 +59,56 @@ pub fn run(settings: &Settings, choice: &super::AppChoice, options: Options) -> 
     }
     drop(out);
     // Follow: read what is appended; start again from the top when the file is rotated.
-    let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let mut pending: Vec<u8> = Vec::new();
+    // A deployment's build output joins in as it happens (as `scalingo logs -f` shows it),
+    // from its start for one that begins meanwhile, from now for one already running.
+    let mut app_log = Follower::from_end(path, OnShrink::Restart);
+    let mut build: Option<(String, Follower)> = None;
+    let mut seen = Deployment::latest(&app).map(|d| d.id);
+    let mut polls = 0u32;
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if len < offset {
-            offset = 0;
-        }
-        if len == offset {
-            continue;
-        }
-        let Ok(Some(mut file)) = open_regular(&path) else {
-            continue;
-        };
-        if file.seek(SeekFrom::Start(offset)).is_err() {
-            continue;
-        }
-        let mut chunk = Vec::new();
-        if let Ok(n) = file.read_to_end(&mut chunk) {
-            offset += n as u64;
-            pending.extend_from_slice(&chunk);
-            let mut out = std::io::stdout().lock();
-            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
-                let line = &line[..line.len() - 1];
-                if show.selects(line) && show.write(&mut out, line).is_err() {
-                    return Ok(exit::SUCCESS);
+        let mut lines = app_log.lines();
+        // The deployment record is read every 500 ms: a new one starts with seconds of
+        // source and detection, and the log keeps every line of it meanwhile.
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(5) || build.is_some() {
+            if let Some(d) = Deployment::latest(&app) {
+                let running = d.status().is_some_and(|s| !s.is_final());
+                let new = seen.as_deref() != Some(d.id.as_str());
+                let followed = build.as_ref().is_some_and(|(id, _)| *id == d.id);
+                if running && !followed {
+                    let log = Deployment::log_path(&app, &d.id);
+                    let follower = if new {
+                        Follower::from_start(log, OnShrink::Skip)
+                    } else {
+                        Follower::from_end(log, OnShrink::Skip)
+                    };
+                    build = Some((d.id.clone(), follower));
+                }
+                seen = Some(d.id.clone());
+                if let Some((id, follower)) = &mut build {
+                    let at = crate::ui::utc(std::time::SystemTime::now());
+                    for line in follower.lines() {
+                        let mut tagged = format!("{at} [deployment] ").into_bytes();
+                        tagged.extend_from_slice(&line);
+                        lines.push(tagged);
+                    }
+                    // Its last lines follow its final status at once: read them once more,
+                    // at the next pass, then let it go.
+                    if !running && (*id != d.id || polls.is_multiple_of(5)) {
+                        build = None;
+                    }
                 }
             }
-            if out.flush().is_err() {
+        }
+        let mut out = std::io::stdout().lock();
+        for line in &lines {
+            if show.selects(line) && show.write(&mut out, line).is_err() {
                 return Ok(exit::SUCCESS);
             }
+        }
+        if out.flush().is_err() {
+            return Ok(exit::SUCCESS);
         }
     }
 }

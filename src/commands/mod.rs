@@ -16,6 +16,7 @@ mod cron;
 mod deployments;
 mod destroy;
 mod env;
+mod follow;
 mod git;
 mod help;
 mod info;
@@ -198,6 +199,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::EnvUnset { names } => env::unset(&settings, &choice, names),
         Command::Deployments { json } => deployments::list(&settings, &choice, json),
         Command::DeploymentLogs { id } => deployments::logs(&settings, &choice, id),
+        Command::DeploymentFollow => deployments::follow(&settings, &choice),
         Command::DeploymentDeleteCache => deployments::delete_cache(&settings, &choice),
         Command::Buildpacks { clear, json } => buildpacks::run(&settings, clear, json),
         Command::Stacks { json, prune } => stacks::list(&settings, json, prune),

@@ -11,7 +11,7 @@ mod deploy;
 mod jobs;
 mod life;
 mod listen;
-mod lock;
+pub(crate) mod lock;
 mod message;
 pub mod protocol;
 mod provisioning;

@@ -582,6 +582,7 @@ fn completions_know_the_apps_containers_deployments_and_addons() {
             "deploy",
             "deployments",
             "deployment-logs",
+            "deployment-follow",
             "deployment-delete-cache"
         ]
     );

@@ -301,3 +301,99 @@ fn a_failing_buildpack_url_names_the_next_step() {
         .code(10)
         .lacks("BUILDPACK_URL chose");
 }
+
+/// `shipway ARGS` in the background, each line of its stdout sent as it comes.
+fn spawn_lines(env: &Env, args: &[&str]) -> (Guarded, crossbeam_channel::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = env
+        .command(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn_guarded();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// The lines read until one contains `text` (which ends the list), within a minute.
+#[track_caller]
+fn read_until(rx: &crossbeam_channel::Receiver<String>, text: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                let found = line.contains(text);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no {text:?} in:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+#[test]
+fn deployment_follow_and_logs_f_show_a_running_deployment_as_it_happens() {
+    let env = Env::new();
+    deploy_echo(&env, "followed", &[]).ok();
+    // A buildpack that says a line, waits for the test's gate, then says another.
+    let bp = env.work.path().join("gated");
+    std::fs::create_dir_all(bp.join("bin")).unwrap();
+    let script = |name: &str, body: &str| {
+        let path = bp.join("bin").join(name);
+        std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    script("detect", "echo gated");
+    script(
+        "compile",
+        "echo '-----> first half'\ngate=$(cat \"$3/GATE\")\nfor _ in $(seq 1200); do [ -f \"$gate\" ] && break; sleep 0.05; done\necho '-----> second half'",
+    );
+    script("release", "echo '--- {}'");
+    let gate = env.work.path().join("gate");
+    let (mut logs, logs_rx) = spawn_lines(&env, &["-a", "followed", "logs", "-f", "-n", "0"]);
+    let bp_var = format!("BUILDPACK_URL={}", bp.display());
+    let gate_var = format!("GATE={}", gate.display());
+    let dir = env.work.path().join("followed");
+    let d = dir.display().to_string();
+    let mut deploy = env
+        .command(&[
+            "deploy", &d, "-a", "followed", "--env", &bp_var, "--env", &gate_var,
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn_guarded();
+
+    // `logs -f` shows the build output as it happens.
+    read_until(&logs_rx, "[deployment] -----> first half");
+    // `deployment-follow` shows the running deployment from its start, and waits for it.
+    let (mut follow, follow_rx) = spawn_lines(&env, &["-a", "followed", "deployment-follow"]);
+    let first = read_until(&follow_rx, "[LOG] -----> first half");
+    assert!(
+        first.iter().any(|l| l == "[STATUS] New status: building"),
+        "{first:?}"
+    );
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "deployment-follow waits for the end"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let rest = read_until(&follow_rx, "[STATUS] New status: starting → success");
+    assert!(rest.iter().any(|l| l == "[LOG] -----> second half"), "{rest:?}");
+    assert!(follow.wait_within(Duration::from_secs(60)).success());
+    assert!(deploy.wait_within(Duration::from_secs(60)).success());
+    read_until(&logs_rx, "[deployment] -----> second half");
+    assert!(logs.try_wait().unwrap().is_none(), "logs -f goes on");
+
+    // With none running, the last one's output and status, and its exit code.
+    let fails = format!("BUILDPACK_URL={}", fixture_buildpack("compile-fails").display());
+    env.deploy(&dir, "followed", &["--env", &fails]).code(10);
+    env.run(&["-a", "followed", "deployment-follow"])
+        .code(10)
+        .has("[STATUS] New status: building → build-error")
+        .has("[LOG] ");
+}
