@@ -260,6 +260,15 @@ pub enum Command {
         #[arg(value_name = "CONTAINER", required = true, add = ArgValueCandidates::new(complete::restart))]
         containers: Vec<String>,
     },
+    /// Rename the app: its config vars, router port (its URL), addons, releases and history move with it
+    #[command(after_help = "Examples:
+  shipway -a my-app rename --new-name my-app-production      then type my-app to confirm
+  echo my-app | shipway -a my-app rename --new-name my-app-production")]
+    Rename {
+        /// The app's new name: lowercase letters, digits and dashes, starting with a letter
+        #[arg(long = "new-name", value_name = "NEW")]
+        new_name: String,
+    },
     /// The app's config vars
     #[command(after_help = "Example:
   shipway env --json")]

@@ -209,6 +209,28 @@ pub fn setup(
     })
 }
 
+/// The hook of the app's repository rewritten for the app's (new) name, the remote it was
+/// set up for kept: the repository moved with the app's folder when it was renamed.
+/// Nothing to do for an app that has no repository.
+pub fn retarget_hook(app: &AppDir, exe: &Path, home: &Path) -> Result<(), GitRemoteError> {
+    let repo = repository(app);
+    let hook = repo.join("hooks").join("pre-receive");
+    let Ok(text) = std::fs::read_to_string(&hook) else {
+        return Ok(());
+    };
+    let remote = text
+        .rsplit_once(" --remote ")
+        .and_then(|(_, quoted)| sh_unquote(quoted.trim_end()))
+        .unwrap_or_else(|| "shipway".to_string());
+    write_hook(&repo, &app.name, &remote, exe, home)
+}
+
+/// The word [`sh_quote`] wrote.
+fn sh_unquote(quoted: &str) -> Option<String> {
+    let inner = quoted.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace(r"'\''", "'"))
+}
+
 /// A word for `sh`, single-quoted.
 fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))

@@ -2,6 +2,7 @@
 //! Linux laptop. Values flow one way: source -> build -> release -> rollout -> router.
 
 pub mod addon;
+pub mod app_rename;
 pub mod build;
 pub mod buildpack;
 pub mod buildpack_cache;

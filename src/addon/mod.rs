@@ -382,6 +382,15 @@ pub fn remove_users(app: &AppDir) -> Result<(), AddonError> {
     Ok(())
 }
 
+/// The OS users of an app's addons told where their data folders are now, after the app
+/// was renamed (their servers stopped).
+pub fn rehome_users(app: &AppDir) -> Result<(), AddonError> {
+    for a in list(app)? {
+        users::rehome(&a.id, &data_dir(app, &a.id))?;
+    }
+    Ok(())
+}
+
 /// What a plan asks that a server of this machine cannot enforce, said once, when the
 /// addon is added: the platform sizes memory and disk by plan.
 pub fn plan_note(addon: &Addon) -> Option<String> {

@@ -121,6 +121,24 @@ pub fn remove(id: &str) -> Result<(), AddonError> {
     run_locked("userdel", &[&user], &user, "remove")
 }
 
+/// The addon's user, when there is one, given its data folder's new place as its home
+/// (its app was renamed): a user whose home is gone is taken for a left-over one.
+pub fn rehome(id: &str, dir: &Path) -> Result<(), AddonError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let user = name(id);
+    match lookup(&user)? {
+        Some(u) if u.gecos.to_string_lossy().starts_with(COMMENT) => {}
+        _ => return Ok(()),
+    }
+    let home = dir
+        .to_str()
+        .filter(|h| h.starts_with('/') && !h.contains([':', '\n']))
+        .unwrap_or(NO_HOME);
+    run_locked("usermod", &["--home", home, &user], &user, "move")
+}
+
 /// The home of a user whose data folder's path /etc/passwd cannot hold.
 const NO_HOME: &str = "/nonexistent";
 

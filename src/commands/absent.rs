@@ -8,10 +8,6 @@
 pub const VERBS: &[(&[&str], &str)] = &[
     // Apps
     (
-        &["rename"],
-        "renaming is not in shipway yet: `shipway create NEW`, copy the config vars (`shipway env --json`), deploy to NEW, then `shipway destroy OLD`",
-    ),
-    (
         &["dashboard"],
         "there is no web dashboard here: `shipway apps-info`, `shipway ps` and `shipway logs` show the app",
     ),

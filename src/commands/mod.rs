@@ -22,6 +22,7 @@ mod help;
 mod info;
 mod logs;
 mod ps;
+mod rename;
 mod restart;
 mod rollback;
 mod run;
@@ -168,6 +169,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Watchdog => Ok(watchdog::run()),
         Command::Create { app } => create::run(&settings, app),
         Command::Destroy { name, force } => destroy::run(&settings, &choice, name, force),
+        Command::Rename { new_name } => rename::run(&settings, &choice, &new_name),
         Command::Apps { json } => apps::run(&settings, json),
         Command::AppsInfo { json } => info::apps_info(&settings, &choice, json),
         Command::Open => info::open(&settings, &choice),

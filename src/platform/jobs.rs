@@ -159,6 +159,7 @@ impl Worker {
             Job::Restart(target) => self.restart(target.as_deref(), &out).map(|_| Status::Success),
             Job::Rollback(id) => self.rollback(id.as_deref(), &out),
             Job::Destroy => self.destroy().map(|_| Status::Success),
+            Job::Rename(new) => self.rename(&new, &out).map(|_| Status::Success),
             Job::AddonsAdd { addon, plan } => self.addons_add(&addon, plan, &out).map(|_| Status::Success),
             Job::AddonsRemove(id) => self.addons_remove(&id, &out).map(|_| Status::Success),
             Job::RestoreAddons => {
@@ -634,6 +635,58 @@ impl Worker {
     }
 
     /// `destroy`: stop the app's routers and containers, then remove its state.
+    /// `rename`: the app's containers and addon servers stop, its folder moves to the new
+    /// name (`app_rename`), and its addons and current release start again under it, on
+    /// the router ports it keeps. A rename that fails starts it again under its old name.
+    fn rename(&self, new: &str, out: &Output) -> Result<(), Error> {
+        let app = self.ctx.home.existing_app(&self.app)?;
+        crate::app_rename::check_new_name(&self.ctx.home, new)?;
+        // A `shipway build` of the app in another process holds its lock.
+        let Some(_lock) = app.try_lock()? else {
+            return Err(Error::Platform {
+                message: format!("a build of {} runs: rename it once the build is over", self.app),
+            });
+        };
+        let containers = self.supervisor.call(|reply| Message::Dismantle {
+            app: self.app.clone(),
+            reply,
+        })?;
+        if !containers.is_empty() {
+            out.step(&format!("Stopping the containers of {}", self.app));
+        }
+        crate::container::stop_all(containers, self.ctx.settings.grace_period);
+        let servers = self.supervisor.call(|reply| Message::AddonTake {
+            app: self.app.clone(),
+            id: None,
+            reply,
+        })?;
+        super::life::stop_servers(servers);
+        let exe =
+            std::env::current_exe().map_err(|source| Error::io("find", "the shipway executable", source))?;
+        let home_root = std::path::absolute(&self.ctx.home.root)
+            .map_err(|source| Error::io("resolve", self.ctx.home.root.clone(), source))?;
+        let (started, result) = match crate::app_rename::rename(&self.ctx.home, &app, new, &exe, &home_root) {
+            Ok(moved) => (moved, Ok(())),
+            Err(e) => (app, Err(e)),
+        };
+        if crate::addon::folder(&started).exists() {
+            self.supervisor.send(Message::Job {
+                app: started.name.clone(),
+                job: Job::RestoreAddons,
+                caller: None,
+            });
+        }
+        if let Some(number) = started.current() {
+            out.step(&format!("Starting release {number} of {} again", started.name));
+            self.supervisor.send(Message::Job {
+                app: started.name.clone(),
+                job: Job::Restore(number),
+                caller: None,
+            });
+        }
+        result
+    }
+
     fn destroy(&self) -> Result<(), Error> {
         let app = self.ctx.home.existing_app(&self.app)?;
         let containers = self.supervisor.call(|reply| Message::Dismantle {

@@ -192,6 +192,9 @@ pub enum Job {
     /// The release of this deployment (default: the previous successful one).
     Rollback(Option<String>),
     Destroy,
+    /// `rename --new-name NEW`: the app leaves service, moves to its new name, and its
+    /// addons and release start again under it.
+    Rename(String),
     /// Start the current release again (the platform starting, like Dokku's ps:restore).
     Restore(u32),
     /// `addons-add ADDON [PLAN]`.

@@ -81,6 +81,11 @@ pub enum Request {
         command: String,
         env: BTreeMap<String, String>,
     },
+    /// `rename --new-name NEW`: the app, stopped, moved to its new name, started again.
+    Rename {
+        app: String,
+        new_name: String,
+    },
     /// `one-off-stop CONTAINER`: stop a running one-off (`one-off-1`).
     OneOffStop {
         app: String,

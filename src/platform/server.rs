@@ -214,6 +214,7 @@ fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
         Request::Restart { app, target } => (app, Job::Restart(target)),
         Request::Rollback { app, deployment } => (app, Job::Rollback(deployment)),
         Request::Destroy { app } => (app, Job::Destroy),
+        Request::Rename { app, new_name } => (app, Job::Rename(new_name)),
         Request::AddonsAdd { app, addon, plan } => (app, Job::AddonsAdd { addon, plan }),
         Request::AddonsRemove { app, id } => (app, Job::AddonsRemove(id)),
         Request::Run { app, command, env } => (app, Job::RunDetached { command, env }),

@@ -11,7 +11,7 @@ use crate::harness::*;
 const LONG: Duration = Duration::from_secs(60);
 
 /// The value of a config var of `app`.
-fn env_get(env: &Env, app: &str, name: &str) -> String {
+pub(crate) fn env_get(env: &Env, app: &str, name: &str) -> String {
     env.run(&["env-get", "-a", app, name])
         .ok()
         .stdout
@@ -38,7 +38,7 @@ fn addons(env: &Env, app: &str) -> Vec<(String, String, String, u16, Option<i32>
 
 /// Destroys the apps when dropped, a failing test too: as root, each addon has an OS user
 /// of its own, which would outlive the test's home.
-struct DestroyApps<'a>(&'a Env, &'a [&'a str]);
+pub(crate) struct DestroyApps<'a>(pub &'a Env, pub &'a [&'a str]);
 
 impl Drop for DestroyApps<'_> {
     fn drop(&mut self) {
@@ -95,7 +95,7 @@ fn redis_ping(url: &str) -> String {
 
 /// AUTH with the URL's credentials, then `command`; what Redis answered, read until
 /// `until` (or an error) shows.
-fn redis(url: &str, command: &[&str], until: &str) -> String {
+pub(crate) fn redis(url: &str, command: &[&str], until: &str) -> String {
     let rest = url.strip_prefix("redis://").unwrap();
     let (auth, addr) = rest.split_once('@').unwrap();
     let (user, password) = auth.split_once(':').unwrap();

@@ -397,3 +397,103 @@ fn deployment_follow_and_logs_f_show_a_running_deployment_as_it_happens() {
         .has("[STATUS] New status: building → build-error")
         .has("[LOG] ");
 }
+
+/// `shipway ARGS` in `dir` with `answer` on its standard input.
+fn run_answering(env: &Env, dir: &std::path::Path, args: &[&str], answer: &str) -> Run {
+    use std::io::Write;
+    let mut child = env
+        .command(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn_guarded();
+    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    Run::from(child.output_within(Duration::from_secs(120)))
+}
+
+#[test]
+fn rename_moves_the_remote_the_router_port_and_the_addons() {
+    use crate::addons::{env_get, redis, DestroyApps};
+    let env = Env::new();
+    let _destroy = DestroyApps(&env, &["before", "after", "last"]);
+    let dir = env.app_as("env-echo", "renamed");
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "one"]);
+    env.run_in(&dir, &["-a", "before", "git-setup"]).ok();
+    let url = url_of(&deploy_echo(&env, "before", &[]).ok());
+    env.run(&["addons-add", "redis", "redis-starter-256", "-a", "before"])
+        .ok();
+    let redis_url = env_get(&env, "before", "SCALINGO_REDIS_URL");
+    assert!(redis(&redis_url, &["SET", "kept", "yes"], "+OK").contains("+OK"));
+
+    // Confirmed by typing the app's name, as on Scalingo.
+    run_answering(
+        &env,
+        &dir,
+        &["-a", "before", "rename", "--new-name", "after"],
+        "wrong\n",
+    )
+    .code(1)
+    .has("'wrong' is not 'before': nothing was renamed");
+    run_answering(
+        &env,
+        &dir,
+        &["-a", "before", "rename", "--new-name", "x_bad"],
+        "before\n",
+    )
+    .code(1)
+    .has("invalid");
+    run_answering(
+        &env,
+        &dir,
+        &["-a", "before", "rename", "--new-name", "after"],
+        "before\n",
+    )
+    .ok()
+    .has("App before has been renamed to after")
+    .has(&format!("its URL stays http://{url}"))
+    .has("the git remote `shipway` of this work tree now points at it");
+    env.run(&["apps"]).ok().has("after").lacks("before");
+    env.run(&["-a", "before", "ps"]).code(1).has("does not exist");
+
+    // The same URL serves the app under its new name; the addon kept its data and URL.
+    eventually(Duration::from_secs(60), "the renamed app to serve", || {
+        get(&url, "/").is_ok_and(|(_, body)| body.contains("\"APP\": \"after\""))
+    });
+    assert_eq!(env_get(&env, "after", "SCALINGO_REDIS_URL"), redis_url);
+    eventually(Duration::from_secs(60), "the addon to serve again", || {
+        std::panic::catch_unwind(|| redis(&redis_url, &["GET", "kept"], "yes"))
+            .is_ok_and(|got| got.contains("yes"))
+    });
+
+    // The remote deploys the app under its new name.
+    std::fs::write(dir.join("VERSION"), "2\n").unwrap();
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "two"]);
+    let remote = git(&dir, &["remote", "get-url", "shipway"]);
+    assert!(remote.ends_with("apps/after/repo.git"), "{remote}");
+    let push = std::process::Command::new("git")
+        .args(["push", "-q", "shipway", "HEAD:main"])
+        .current_dir(&dir)
+        .envs(&env.vars)
+        .stdin(std::process::Stdio::null())
+        .output_within(Duration::from_secs(120));
+    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    assert_eq!(deployments(&env, "after")[0]["status"], "success");
+
+    // Without a platform, nothing runs: the folder, the hook and the remote move alone.
+    env.run(&["down"]).ok();
+    run_answering(
+        &env,
+        &dir,
+        &["-a", "after", "rename", "--new-name", "last"],
+        "after\n",
+    )
+    .ok()
+    .has("App after has been renamed to last");
+    let hook = std::fs::read_to_string(env.home.path().join("apps/last/repo.git/hooks/pre-receive")).unwrap();
+    assert!(hook.contains("--app 'last' --remote 'shipway'"), "{hook}");
+    env.run(&["-a", "last", "deployments"]).ok().has("success");
+}
