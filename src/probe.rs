@@ -224,6 +224,64 @@ pub fn listening_addresses(pids: &[nix::unistd::Pid]) -> Vec<SocketAddr> {
 }
 
 /// `0100007F:1F90` (IPv4) or 32 hex digits + port (IPv6), as /proc/net/tcp* writes them.
+/// The process listening on TCP `port` (any address), from /proc: the one whose
+/// descriptors hold the listening socket. `None` when it cannot be seen (another user's).
+pub fn listener_of(port: u16) -> Option<nix::unistd::Pid> {
+    let mut inodes = BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() >= 10
+                && fields[3] == "0A"
+                && parse_proc_addr(fields[1]).is_some_and(|a| a.port() == port)
+            {
+                inodes.insert(format!("socket:[{}]", fields[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+        let holds = std::fs::read_dir(entry.path().join("fd"))
+            .ok()?
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| inodes.contains(t.to_string_lossy().as_ref()))
+            });
+        holds.then(|| nix::unistd::Pid::from_raw(pid))
+    })
+}
+
+/// When shipway holds `port` (the platform of another SHIPWAY_HOME): the words for it.
+/// This process is not another: its own apps' ports are named by the supervisor.
+pub fn shipway_holder(port: u16) -> Option<String> {
+    let pid = listener_of(port).filter(|p| p.as_raw() as u32 != std::process::id())?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let ours = std::env::current_exe().ok().is_some_and(|me| me == exe)
+        || exe.file_name().is_some_and(|n| n == "shipway");
+    if !ours {
+        return None;
+    }
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let home = environ
+        .split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(b"SHIPWAY_HOME="))
+        .map(|h| String::from_utf8_lossy(h).into_owned());
+    Some(match home {
+        Some(h) => format!(
+            "shipway itself holds it: the platform of SHIPWAY_HOME={h} (pid {pid}) routes another app there. Deploy with --port to choose another port, or stop that platform (`SHIPWAY_HOME={h} shipway down`)"
+        ),
+        None => format!(
+            "shipway itself holds it: another shipway platform (pid {pid}) routes an app there. Deploy with --port to choose another port, or stop that platform"
+        ),
+    })
+}
+
 fn parse_proc_addr(field: &str) -> Option<SocketAddr> {
     let (ip, port) = field.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;

@@ -204,7 +204,21 @@ impl Worker {
                 kept,
                 reply,
             })
-            .and_then(|r| r)?;
+            .and_then(|r| r)
+            .map_err(|e| {
+                // Who holds a port is read from /proc here, on the job's thread: shipway
+                // itself, from another home, is named rather than "another program".
+                let wanted = kept.web.or(port).filter(|p| *p != 0);
+                match wanted.and_then(crate::probe::shipway_holder) {
+                    Some(holder) => Error::Platform {
+                        message: format!(
+                            "cannot listen on 127.0.0.1:{} for the app's router: {holder}",
+                            wanted.unwrap_or_default()
+                        ),
+                    },
+                    _ => e,
+                }
+            })?;
         let taken = Ports {
             web: bound.ports.web.or(kept.web),
             tcp: bound.ports.tcp.or(kept.tcp),

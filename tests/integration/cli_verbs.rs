@@ -497,3 +497,19 @@ fn rename_moves_the_remote_the_router_port_and_the_addons() {
     assert!(hook.contains("--app 'last' --remote 'shipway'"), "{hook}");
     env.run(&["-a", "last", "deployments"]).ok().has("success");
 }
+
+#[test]
+fn a_router_port_another_shipway_platform_holds_is_named_with_its_home() {
+    let other = Env::new();
+    let port = free_port();
+    deploy_echo(&other, "elsewhere", &["--port", &port.to_string()]).ok();
+    let env = Env::new();
+    deploy_echo(&env, "here", &["--port", &port.to_string()])
+        .code(1)
+        .has(&format!(
+            "shipway itself holds it: the platform of SHIPWAY_HOME={} (pid {})",
+            other.home.path().display(),
+            other.platform_pid().unwrap()
+        ))
+        .lacks("Another program holds it");
+}
