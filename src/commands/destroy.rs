@@ -31,8 +31,9 @@ pub fn run(settings: &Settings, choice: &AppChoice, name: Option<String>, force:
     };
     let home = super::home(settings)?;
     let app = home.existing_app(&name)?;
+    let doomed = what_is_deleted(&app);
     if !force {
-        confirm(&name)?;
+        confirm(&name, &doomed)?;
     }
     match client::ask(&home, &Request::Destroy { app: name.clone() })? {
         Some(Event::Error { message }) => return Err(Error::Platform { message }),
@@ -56,16 +57,36 @@ pub fn run(settings: &Settings, choice: &AppChoice, name: Option<String>, force:
     Ok(exit::SUCCESS)
 }
 
+/// What destroying the app deletes, in words: its addons' data is named one by one, since
+/// a database is what a user least expects to lose with an app.
+fn what_is_deleted(app: &crate::state::AppDir) -> String {
+    let addons = match crate::addon::list(app) {
+        Ok(addons) => addons,
+        Err(_) => return "its config vars, releases, history and cache, and its addons' data (their list could not be read)".into(),
+    };
+    if addons.is_empty() {
+        return "its config vars, releases, history and cache".into();
+    }
+    let data: Vec<String> = addons
+        .iter()
+        .map(|a| format!("{} {} ({})", a.kind.name(), a.id, a.plan))
+        .collect();
+    format!(
+        "its config vars, releases, history and cache, and the data of its addons: {}",
+        data.join(", ")
+    )
+}
+
 /// On a terminal, the user types the app's name, as `scalingo destroy` asks; elsewhere
 /// `--force` is required, since nobody can answer.
-fn confirm(name: &str) -> Result<(), Error> {
+fn confirm(name: &str, doomed: &str) -> Result<(), Error> {
     let refuse = |why: String| Error::Usage(format!("{why}: nothing was deleted"));
     if !std::io::stdin().is_terminal() {
         return Err(refuse(format!(
-            "destroying {name} deletes its config vars, releases, history and cache; not on a terminal, so confirm with --force"
+            "destroying {name} deletes {doomed}; not on a terminal, so confirm with --force"
         )));
     }
-    print!("/!\\ You're going to delete {name}: its config vars, releases, history and cache. This is irreversible.\nTo confirm, type the name of the app: ");
+    print!("/!\\ You're going to delete {name}: {doomed}. This is irreversible.\nTo confirm, type the name of the app: ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin()

@@ -292,6 +292,13 @@ fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
 
     let pg_pids = server_pids(pg_port);
     assert!(!pg_pids.is_empty());
+    // Destroy names the database it deletes, before anything is deleted.
+    let pg_id = rows[1].0.clone();
+    env.run(&["destroy", "cache"])
+        .code(1)
+        .has(&format!("the data of its addons: postgresql {pg_id}"))
+        .has("nothing was deleted");
+    assert!(pg_pids.iter().all(|p| alive(*p)));
     run_within(&env, &["destroy", "cache", "--force"], LONG).ok();
     assert!(pg_pids.iter().all(|p| !alive(*p)), "destroy left the server");
     assert!(refused(pg_port));
