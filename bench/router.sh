@@ -24,7 +24,8 @@
 # CONNECTIONS (50), THREADS (2), WORKERS (shipway's and each nginx proxy's workers,
 # default: number of cores), IDLE (5000: idle keep-alive connections held at the end to
 # measure the router's memory per connection), STREAM_MODULE (where nginx's stream module
-# is, /usr/lib/nginx/modules/ngx_stream_module.so).
+# is, /usr/lib/nginx/modules/ngx_stream_module.so), ROUTER_BIN (a router bench binary built
+# before, to compare two builds of the router: run the script with each in turn).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -109,18 +110,22 @@ wait_port() {
 }
 
 echo "building the bench binaries..." >&2
-wanted=(router)
+wanted=()
+[ -n "${ROUTER_BIN:-}" ] || wanted+=(router)
 [ "$CLIENT" = loadgen ] && wanted+=(loadgen)
 [ "$BACKEND" = rust ] && wanted+=(backend)
-built=$(cd "$root" && cargo bench "${wanted[@]/#/--bench=}" --no-run --message-format=json 2>/dev/null |
-    grep '"kind":\["bench"\]' || true)
+built=""
+if [ ${#wanted[@]} -gt 0 ]; then
+    built=$(cd "$root" && cargo bench "${wanted[@]/#/--bench=}" --no-run --message-format=json 2>/dev/null |
+        grep '"kind":\["bench"\]' || true)
+fi
 bench_bin() { # target name
     local bin
     bin=$(grep "\"name\":\"$1\"" <<<"$built" | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
     [ -x "$bin" ] || { echo "could not build benches/$1.rs" >&2; exit 1; }
     echo "$bin"
 }
-router_bin=$(bench_bin router)
+router_bin=${ROUTER_BIN:-$(bench_bin router)}
 [ "$CLIENT" = loadgen ] && loadgen_bin=$(bench_bin loadgen)
 
 # Starts a bench binary that prints its address and serves until stdin closes; the

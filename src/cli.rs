@@ -383,6 +383,18 @@ pub enum Command {
         /// scalingo-26, scalingo-24, scalingo-22, or host
         stack: String,
     },
+    /// Turn the app's router logs on or off: one line per request in its log (off by default)
+    #[command(after_help = "Examples:
+  shipway router-logs --enable     then: shipway logs --filter router
+  shipway router-logs              whether they are on")]
+    RouterLogs {
+        /// Write one line per request in the app's log
+        #[arg(short, long, conflicts_with = "disable")]
+        enable: bool,
+        /// Stop writing them (the default)
+        #[arg(short, long)]
+        disable: bool,
+    },
     /// Roll out the release of an earlier successful deployment again, without building
     #[command(after_help = "Examples:
   shipway rollback                 the previous successful deployment's release

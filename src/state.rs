@@ -443,6 +443,9 @@ pub struct AppConfig {
     pub formation: BTreeMap<String, u32>,
     pub router_port: Option<u16>,
     pub tcp_port: Option<u16>,
+    /// `router-logs --enable`: one line per request in the app's log. Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub router_logs: bool,
     /// How far scalingo.json was applied, at the app's first deployment (`manifest.rs`).
     #[serde(default)]
     pub manifest: ManifestStage,

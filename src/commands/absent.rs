@@ -29,10 +29,6 @@ pub const VERBS: &[(&[&str], &str)] = &[
         "the router has no session affinity: it spreads requests over the web containers in turn",
     ),
     (
-        &["router-logs"],
-        "the router keeps no access log: `shipway logs` has the containers' output and the platform's events",
-    ),
-    (
         &["set-canonical-domain", "unset-canonical-domain", "domains", "domains-add", "domains-remove"],
         "there are no domains here: the router answers any Host on http://127.0.0.1:PORT (`shipway apps`)",
     ),

@@ -25,6 +25,7 @@ mod ps;
 mod rename;
 mod restart;
 mod rollback;
+mod router_logs;
 mod run;
 mod scale;
 mod stacks;
@@ -208,6 +209,14 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::StacksPull { stack } => stacks::pull(&settings, &stack),
         Command::StacksImport { stack, file } => stacks::import(&settings, &stack, &file),
         Command::StacksSet { stack } => stacks_set::run(&settings, &choice, &stack),
+        Command::RouterLogs { enable, disable } => {
+            let wanted = if enable {
+                Some(true)
+            } else {
+                disable.then_some(false)
+            };
+            router_logs::run(&settings, &choice, wanted)
+        }
         Command::Rollback { id } => rollback::run(&settings, &choice, id),
         Command::Run {
             env,

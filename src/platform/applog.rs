@@ -35,8 +35,20 @@ impl AppLog {
     }
 
     pub fn line(&self, prefix: &str, text: &str) {
+        self.lines(prefix, &[text]);
+    }
+
+    /// Several lines with one time, in one write (the router logs' batches).
+    pub fn lines(&self, prefix: &str, texts: &[impl AsRef<str>]) {
+        if texts.is_empty() {
+            return;
+        }
         let Ok(mut inner) = self.inner.lock() else { return };
-        let line = format!("{} {prefix} {text}\n", timestamp());
+        let now = timestamp();
+        let mut line = String::new();
+        for text in texts {
+            line.push_str(&format!("{now} {prefix} {}\n", text.as_ref()));
+        }
         if inner.size + line.len() as u64 > ROTATE_BYTES {
             let rotated = inner.path.with_extension("log.1");
             let _ = std::fs::rename(&inner.path, rotated);

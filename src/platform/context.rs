@@ -18,6 +18,8 @@ pub struct Context {
     pub foreground: bool,
     /// Disconnects when the platform stops: every wait selects on it.
     pub stopping: Receiver<()>,
+    /// What each app's web router measures, read off the supervisor thread.
+    pub telemetry: super::telemetry::Telemetries,
 }
 
 impl Context {

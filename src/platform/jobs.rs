@@ -202,6 +202,7 @@ impl Worker {
                 port,
                 wants_tcp,
                 kept,
+                router_logs: config.router_logs,
                 reply,
             })
             .and_then(|r| r)

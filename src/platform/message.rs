@@ -60,6 +60,8 @@ pub enum Message {
         wants_tcp: bool,
         /// The ports app.toml keeps, read by the job.
         kept: Ports,
+        /// Whether app.toml has router logs on, read by the job.
+        router_logs: bool,
         reply: Sender<Result<Bound, Error>>,
     },
     /// A job asks which containers the app has (running, restarting, crashed).

@@ -18,5 +18,6 @@ mod provisioning;
 mod routing;
 pub mod server;
 mod supervisor;
+pub mod telemetry;
 mod turn;
 pub mod watchdog;

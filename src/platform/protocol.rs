@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::listing::{AddonRow, ContainerRow, ProcessRow};
 use crate::pipeline::Input;
+pub use crate::router::metrics::Percentiles;
 
 /// What a deploy asks for: one type from the client's request through the deploy job
 /// (`Job::Deploy`) to the pipeline (`pipeline::Input`).
@@ -98,6 +99,52 @@ pub enum Request {
         signal: UserSignal,
         containers: Vec<String>,
     },
+    /// The router's figures of the app from `since` (seconds since the epoch; default:
+    /// the 72 hours kept), with each minute's when `minutes`. Answered by
+    /// `Event::RouterMetrics`, off the supervisor thread.
+    RouterMetrics {
+        app: String,
+        #[serde(default)]
+        since: Option<u64>,
+        #[serde(default)]
+        minutes: bool,
+    },
+    /// `router-logs --enable|--disable`, for a router that runs (app.toml keeps the
+    /// setting for the next ones). Answered by `Event::Done`.
+    RouterLogs {
+        app: String,
+        enabled: bool,
+    },
+}
+
+/// What the router measured of an app over a window (`stats`, the dashboard).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterFigures {
+    /// The window: the start of its first minute and now, in seconds since the epoch.
+    pub since: u64,
+    pub until: u64,
+    pub requests: u64,
+    /// Responses with a 5xx status, the router's own 502, 503 and 504 included.
+    #[serde(rename = "5xx")]
+    pub errors: u64,
+    /// Over the last 5 minutes (since the router started, when later; at least a minute).
+    pub requests_per_minute: f64,
+    /// None without any request in the window.
+    pub response_time_ms: Option<Percentiles>,
+    /// The minutes that saw requests, oldest first, when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub minutes: Vec<MinuteFigures>,
+}
+
+/// One minute of the router's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinuteFigures {
+    /// The minute's start, in seconds since the epoch.
+    pub at: u64,
+    pub requests: u64,
+    #[serde(rename = "5xx")]
+    pub errors: u64,
+    pub response_time_ms: Option<Percentiles>,
 }
 
 /// The signals the platform lets a user send to a container (`send-signal`).
@@ -183,6 +230,9 @@ pub enum Event {
     Signalled {
         sent: Vec<String>,
         unmatched: Vec<String>,
+    },
+    RouterMetrics {
+        figures: RouterFigures,
     },
     Error {
         message: String,

@@ -10,8 +10,11 @@
 //! learns the routers' URLs and ports ([`Bound`]) but cannot switch them.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use super::applog::AppLog;
 use super::life::Slot;
+use super::telemetry::{self, Names, Telemetries};
 use crate::container::Container;
 use crate::error::Error;
 use crate::router::{Protocol, Router, RouterConfig};
@@ -21,6 +24,17 @@ use crate::settings::Settings;
 pub struct Routers {
     web: Option<Router>,
     tcp: Option<Router>,
+    /// The web containers' names by address, for the router logs' `container=web-1`.
+    names: Arc<Mutex<Names>>,
+}
+
+/// Where an app's web router reports: its log (router logs), whether router logs are on
+/// (app.toml, read by the job), and the platform's registry of figures.
+pub struct Reporting<'a> {
+    pub app: &'a str,
+    pub log: &'a AppLog,
+    pub router_logs: bool,
+    pub telemetries: &'a Telemetries,
 }
 
 /// What a job learns of the routers it asked for: their URLs, their ports (for the job
@@ -55,10 +69,17 @@ impl Routers {
         port: Option<u16>,
         wants_tcp: bool,
         held: impl Fn(u16) -> Option<String>,
+        reporting: Reporting,
     ) -> Result<Bound, Error> {
         if self.web.is_none() {
             let (listener, _) = bind_port(kept.web.or(port), &held)?;
-            self.web = Some(start(settings, listener, Protocol::Http)?);
+            let router = start(settings, listener, Protocol::Http)?;
+            let t = router.telemetry();
+            t.logs.set_enabled(reporting.router_logs);
+            telemetry::write_router_logs(t.logs.records(), reporting.log.clone(), self.names.clone())
+                .map_err(|source| Error::io("start the router log writer of", reporting.app, source))?;
+            reporting.telemetries.insert(reporting.app, &t);
+            self.web = Some(router);
         }
         if wants_tcp && self.tcp.is_none() {
             // Port 0 for the web router asks the OS for every port of this deploy; else the
@@ -91,7 +112,18 @@ impl Routers {
     pub fn reroute(&self, slots: &[Slot]) {
         let ready = || slots.iter().filter_map(Slot::container);
         if let Some(r) = &self.web {
-            r.switch(addresses(ready(), "web"));
+            let web: Vec<(SocketAddr, String)> = ready()
+                .filter(|c| c.spec.process_type == "web")
+                .filter_map(|c| {
+                    c.port
+                        .map(|p| (SocketAddr::from((Ipv4Addr::LOCALHOST, p)), c.spec.name()))
+                })
+                .collect();
+            self.names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .switch(web.clone());
+            r.switch(web.into_iter().map(|(addr, _)| addr).collect());
         }
         if let Some(r) = &self.tcp {
             r.switch(addresses(ready(), "tcp"));

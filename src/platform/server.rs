@@ -44,6 +44,7 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
         home,
         foreground,
         stopping: stop_rx,
+        telemetry: Default::default(),
     });
     ctx.say(&format!(
         "shipway platform {} (pid {}) on {}",
@@ -146,6 +147,22 @@ fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
                 },
             };
             let _ = protocol::write(&mut writer, &event);
+            return;
+        }
+        Request::RouterMetrics { app, since, minutes } => {
+            // Off the supervisor: the router's figures are read under their own lock.
+            let telemetry = ctx.telemetry.get(&app);
+            let figures =
+                super::telemetry::figures(telemetry.as_deref(), since, minutes, crate::clock::now_ms());
+            let _ = protocol::write(&mut writer, &Event::RouterMetrics { figures });
+            return;
+        }
+        Request::RouterLogs { app, enabled } => {
+            // A router that does not run yet reads app.toml, which the CLI wrote, when it starts.
+            if let Some(t) = ctx.telemetry.get(&app) {
+                t.logs.set_enabled(enabled);
+            }
+            let _ = protocol::write(&mut writer, &Event::Done { code: exit::SUCCESS });
             return;
         }
         Request::Down => {

@@ -26,7 +26,7 @@ use super::jobs::{self, Worker};
 use super::life::{self, stop_servers, AfterCrash, Crash, Life, RestartError, Slot};
 use super::message::{Handle, Job, Leaving, Message, Targets};
 use super::protocol::{AddonRow, AppInfo, ContainerRow, Event};
-use super::routing::Routers;
+use super::routing::{Reporting, Routers};
 use super::turn;
 use crate::addon::{self, Server};
 use crate::clock::{Clock, SystemClock};
@@ -178,6 +178,7 @@ impl Supervisor {
                 port,
                 wants_tcp,
                 kept,
+                router_logs,
                 reply,
             } => {
                 // The other apps' router ports, so that a clash with one names it.
@@ -195,7 +196,16 @@ impl Supervisor {
                     .collect();
                 let held = |port: u16| held.iter().find(|(_, p)| *p == port).map(|(n, _)| n.clone());
                 let result = match self.apps.get_mut(&app) {
-                    Some(a) => a.routers.ensure(&self.ctx.settings, kept, port, wants_tcp, held),
+                    Some(a) => {
+                        let reporting = Reporting {
+                            app: &app,
+                            log: &a.log,
+                            router_logs,
+                            telemetries: &self.ctx.telemetry,
+                        };
+                        a.routers
+                            .ensure(&self.ctx.settings, kept, port, wants_tcp, held, reporting)
+                    }
                     None => Err(forgotten(&app)),
                 };
                 let _ = reply.send(result);

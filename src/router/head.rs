@@ -289,6 +289,7 @@ pub(crate) fn parse_request(
 /// What the router must know about a response it relays.
 #[derive(Debug)]
 pub(crate) struct Response {
+    pub(crate) status: u16,
     pub(crate) body: Body,
     /// A 1xx other than 101: relay it and keep waiting for the final response.
     pub(crate) interim: bool,
@@ -388,6 +389,7 @@ pub(crate) fn parse_response(
     Ok(Some((
         len,
         Response {
+            status: code,
             body,
             interim,
             switching,

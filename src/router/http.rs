@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::body::{Body, BodyError};
 use super::buf::Buf;
-use super::conn::{Ctx, Readiness, Verdict};
+use super::conn::{Ctx, Readiness, Relayed, Verdict};
 use super::head::{self, HeadError, Request};
 use super::tunnel::{read_some, Tunnel};
 use super::upstream::{self, Attempts, Dial, Upstream};
@@ -69,6 +69,8 @@ struct Exchange {
     response_began: bool,
     upstream_reusable: bool,
     client_keep_alive: bool,
+    /// What the metrics and router logs record of it once it ends.
+    relayed: Relayed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +125,10 @@ impl HttpConn {
                     Step::Progress => continue,
                     Step::Wait => {}
                     Step::Close => return Verdict::Close,
-                    Step::Upgrade => return Verdict::Upgrade,
+                    Step::Upgrade => {
+                        self.record_upgrade(ctx);
+                        return Verdict::Upgrade;
+                    }
                 }
             }
             // Flushing only once nothing else can be done sends a response head and its
@@ -308,6 +313,12 @@ impl HttpConn {
             response_began: false,
             upstream_reusable: false,
             client_keep_alive: false,
+            relayed: Relayed {
+                status: 0,
+                received: ctx.now,
+                sent: 0,
+                container: None,
+            },
         });
         // The per-request check that makes a switch effective on kept-alive clients: one
         // atomic load when nothing changed.
@@ -361,8 +372,11 @@ impl HttpConn {
         // A client waiting for `100 Continue` will never send the body we would have to
         // skip to read its next request, so that connection must end.
         let keep_alive = ex.req.keep_alive && (ex.req.body.is_done() || !ex.req.expect_continue);
-        self.cout
-            .extend(&head::error_response(code, message, keep_alive, ex.req.is_head));
+        let response = head::error_response(code, message, keep_alive, ex.req.is_head);
+        self.cout.extend(&response);
+        ex.relayed.status = code;
+        ex.relayed.sent += response.len() as u64;
+        ex.relayed.container = None;
         ex.stage = Stage::Answered;
         ex.resp = Resp::Done;
         ex.client_keep_alive = keep_alive;
@@ -376,8 +390,11 @@ impl HttpConn {
         self.drop_upstream();
         let Some(ex) = &mut self.ex else { return };
         let message = format!("the router could not read this request's body: {e}");
-        self.cout
-            .extend(&head::error_response(400, &message, false, ex.req.is_head));
+        let response = head::error_response(400, &message, false, ex.req.is_head);
+        self.cout.extend(&response);
+        ex.relayed.status = 400;
+        ex.relayed.sent += response.len() as u64;
+        ex.relayed.container = None;
         ex.stage = Stage::Answered;
         ex.resp = Resp::Done;
         ex.client_keep_alive = false;
@@ -386,7 +403,11 @@ impl HttpConn {
 
     fn finish(&mut self, ctx: &mut Ctx) {
         let Some(ex) = self.ex.take() else { return };
-        ctx.rewriter.recycle(ex.req.bytes);
+        if ex.relayed.status == 0 {
+            ctx.rewriter.recycle(ex.req.bytes);
+        } else if let Some(head) = ctx.meter.record(ex.relayed, ex.req.bytes, ctx.now) {
+            ctx.rewriter.recycle(head);
+        }
         if !ex.upstream_reusable || !self.uin.is_empty() {
             self.drop_upstream();
         }
@@ -516,11 +537,15 @@ impl HttpConn {
             if !self.uin.is_empty() {
                 match &mut ex.resp {
                     Resp::Head => {
+                        let before = self.cout.len();
                         match head::parse_response(self.uin.as_slice(), &ex.req, self.cout.for_append()) {
                             Ok(None) => need_bytes = true,
                             Ok(Some((len, res))) => {
                                 self.uin.consume(len);
                                 progress = true;
+                                ex.relayed.sent += (self.cout.len() - before) as u64;
+                                ex.relayed.status = res.status;
+                                ex.relayed.container = Some(up.addr());
                                 if res.switching {
                                     return Step::Upgrade;
                                 }
@@ -552,6 +577,7 @@ impl HttpConn {
                         };
                         self.cout.extend(&self.uin.as_slice()[..n]);
                         self.uin.consume(n);
+                        ex.relayed.sent += n as u64;
                         progress = true;
                         if body.is_done() {
                             ex.resp = Resp::Done;
@@ -588,6 +614,25 @@ impl HttpConn {
         } else {
             Step::Wait
         }
+    }
+
+    /// A `101 Switching Protocols` ends the HTTP exchange: it counts as a response, whose
+    /// time is the time to the switch.
+    fn record_upgrade(&mut self, ctx: &mut Ctx) {
+        let Some(ex) = &self.ex else { return };
+        let relayed = Relayed {
+            status: 101,
+            received: ex.relayed.received,
+            sent: ex.relayed.sent,
+            container: self.up.as_ref().map(Upstream::addr),
+        };
+        // The head goes with the connection into the tunnel; a log record gets a copy.
+        let head = if ctx.meter.logging() {
+            ex.req.bytes.clone()
+        } else {
+            Vec::new()
+        };
+        ctx.meter.record(relayed, head, ctx.now);
     }
 
     /// The upstream sent EOF (or failed) while a response was expected.

@@ -26,12 +26,17 @@
 //!   idle upstream connections for clients that open a connection per request.
 //! - `tunnel`: raw bytes both ways with half-close, for the `tcp` process type and for
 //!   websockets after `101 Switching Protocols`.
+//! - `metrics` and `logs`: what the app's Metrics tab and router logs show, counted per
+//!   worker as each response ends ([`Telemetry`]), without a lock or a write on the
+//!   request's path.
 
 mod body;
 mod buf;
 mod conn;
 mod head;
 mod http;
+pub mod logs;
+pub mod metrics;
 mod routes;
 mod tunnel;
 mod upstream;
@@ -82,8 +87,16 @@ use std::time::Duration;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use logs::RouterLogs;
+use metrics::Metrics;
 use routes::RouteTable;
 use worker::{Seat, Shared, Worker};
+
+/// What an app's router measures and logs, shared by its workers and read by the platform.
+pub struct Telemetry {
+    pub metrics: Metrics,
+    pub logs: RouterLogs,
+}
 
 /// What the router speaks to clients and upstreams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +156,10 @@ impl Router {
         let workers = config.workers.max(1);
         let shared = Arc::new(Shared {
             table: Arc::new(RouteTable::new()),
+            telemetry: Arc::new(Telemetry {
+                metrics: Metrics::new(workers),
+                logs: RouterLogs::default(),
+            }),
             config,
             protocol,
             listener,
@@ -176,6 +193,11 @@ impl Router {
     /// upstream they started on. The first call marks the app as deployed.
     pub fn switch(&self, upstreams: Vec<SocketAddr>) {
         self.shared.table.switch(upstreams);
+    }
+
+    /// The router's metrics and router logs (an HTTP router's: a TCP one counts nothing).
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        self.shared.telemetry.clone()
     }
 
     pub fn upstreams(&self) -> Vec<SocketAddr> {

@@ -129,6 +129,11 @@ fn open(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
 }
 
 impl Upstream {
+    /// The container's address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Whether the connect has completed; an error means it failed (refused, unreachable).
     pub(crate) fn poll_connect(&mut self) -> io::Result<bool> {
         if self.connected {

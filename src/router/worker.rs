@@ -24,13 +24,13 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::conn::{token, Ctx, Side, Verdict};
+use super::conn::{token, Ctx, Meter, Side, Verdict};
 use super::head::Rewriter;
 use super::http::HttpConn;
 use super::routes::{RouteCache, RouteTable};
 use super::tunnel::Tunnel;
 use super::upstream::{self, Pool};
-use super::{Protocol, RouterConfig};
+use super::{Protocol, RouterConfig, Telemetry};
 
 const LISTENER: u64 = u64::MAX;
 const WAKE: u64 = u64::MAX - 1;
@@ -96,6 +96,7 @@ fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, IpAddr)>
 /// What the router's workers share.
 pub(crate) struct Shared {
     pub(crate) table: Arc<RouteTable>,
+    pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) config: RouterConfig,
     pub(crate) protocol: Protocol,
     pub(crate) listener: TcpListener,
@@ -164,6 +165,7 @@ struct Env {
     routes: RouteCache,
     pool: Pool,
     rewriter: Rewriter,
+    meter: Meter,
     scratch: Box<[u8]>,
 }
 
@@ -178,6 +180,7 @@ impl Env {
             rewriter: &mut self.rewriter,
             scratch: &mut self.scratch,
             config: &self.shared.config,
+            meter: &self.meter,
             now,
             client_event: on(Side::Client),
             upstream_event: on(Side::Upstream),
@@ -214,6 +217,7 @@ impl Worker {
                 routes: RouteCache::new(shared.table.clone()),
                 pool: Pool::default(),
                 rewriter: Rewriter::new(index, &shared.router_port),
+                meter: Meter::new(index, shared.telemetry.clone()),
                 shared,
                 epoll,
                 scratch: vec![0; SCRATCH].into_boxed_slice(),

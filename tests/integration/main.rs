@@ -15,6 +15,7 @@ mod hostile_surface;
 mod lifecycle;
 mod ops;
 mod output;
+mod router_figures;
 mod runtimes;
 mod runtimes_langs;
 mod runtimes_node;
