@@ -120,16 +120,17 @@ pub enum Request {
 /// What the router measured of an app over a window (`stats`, the dashboard).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouterFigures {
-    /// The window: the start of its first minute and now, in seconds since the epoch.
-    pub since: u64,
-    pub until: u64,
+    /// The window: the start of its first minute, and now (RFC 3339).
+    pub window_start_at: String,
+    pub measured_at: String,
     pub requests: u64,
     /// Responses with a 5xx status, the router's own 502, 503 and 504 included.
     #[serde(rename = "5xx")]
     pub errors: u64,
     /// Over the last 5 minutes (since the router started, when later; at least a minute).
     pub requests_per_minute: f64,
-    /// None without any request in the window.
+    /// None without any request in the window. Milliseconds with decimals, not the
+    /// integers of other durations: a response on one machine often takes less than one.
     pub response_time_ms: Option<Percentiles>,
     /// The minutes that saw requests, oldest first, when asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -139,8 +140,8 @@ pub struct RouterFigures {
 /// One minute of the router's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinuteFigures {
-    /// The minute's start, in seconds since the epoch.
-    pub at: u64,
+    /// The minute's start (RFC 3339).
+    pub minute_at: String,
     pub requests: u64,
     #[serde(rename = "5xx")]
     pub errors: u64,

@@ -75,8 +75,8 @@ pub fn figures(
     let span_ms = now_ms.saturating_sub(span_start).max(60_000);
     let rate = recent as f64 * 60_000.0 / span_ms as f64;
     RouterFigures {
-        since: first * 60,
-        until: now_ms / 1000,
+        window_start_at: rfc3339(first * 60_000),
+        measured_at: rfc3339(now_ms),
         requests,
         errors,
         requests_per_minute: (rate * 100.0).round() / 100.0,
@@ -84,7 +84,7 @@ pub fn figures(
         minutes: if minutes {
             kept.iter()
                 .map(|m| MinuteFigures {
-                    at: m.minute * 60,
+                    minute_at: rfc3339(m.minute * 60_000),
                     requests: m.requests,
                     errors: m.errors,
                     response_time_ms: m.times.percentiles(),
@@ -94,6 +94,10 @@ pub fn figures(
             Vec::new()
         },
     }
+}
+
+fn rfc3339(ms: u64) -> String {
+    crate::ui::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// Ask the running platform for the app's router figures (`since`, `minutes`: as
@@ -203,7 +207,12 @@ mod tests {
         let p = f.response_time_ms.unwrap();
         assert!(p.p50 < 2.5 && p.p99 > 35.0, "{p:?}");
         assert_eq!(f.minutes.len(), 2);
-        assert_eq!((f.minutes[1].at, f.minutes[1].errors), ((minute + 1) * 60, 1));
+        assert_eq!(f.minutes[1].errors, 1);
+        assert_eq!(f.minutes[1].minute_at, "2027-01-15T08:01:00.000Z");
+        assert_eq!(
+            f.window_start_at, "2027-01-12T08:02:00.000Z",
+            "the 72 hours up to the last minute"
+        );
         // Ten minutes later the rate has fallen to nothing; the totals stay.
         let f = figures(Some(&t), None, false, now + 600_000);
         assert_eq!((f.requests, f.requests_per_minute), (31, 0.0));
