@@ -1022,9 +1022,8 @@ mod tests {
             .leftover_grace(Duration::MAX)
             .start(sink)
             .unwrap();
-        // The program must be in the group before the group is signalled: a SIGTERM that
-        // reaches the shim before it forked its program is not passed on (the grace's
-        // SIGKILL ends such a container; this grace never ends).
+        // The program is in the group before the group is signalled, so that this test is
+        // about the grace alone (a stop sent before the fork: `shim::tests`).
         let deadline = Instant::now() + Duration::from_secs(10);
         while child.processes().is_empty() {
             assert!(Instant::now() < deadline, "the shim never started its program");

@@ -6,7 +6,8 @@
 //! - it is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so whatever its program starts
 //!   stays below it, however it detaches, and is reparented to it rather than to init;
 //! - a signal that stops the container (SIGTERM, SIGHUP, SIGQUIT, sent to its group) is
-//!   passed on to those of its descendants that left the group;
+//!   passed on to those of its descendants that left the group, and one that reached the
+//!   shim alone, before its program was forked, is passed on to the program;
 //! - when the program ends, what it left behind gets SIGTERM, then SIGKILL after GRACE_MS,
 //!   and the shim ends with the program's own status (exit code, or the same signal);
 //! - when PARENT (the platform, or the CLI of `run` and `build`) dies, even by SIGKILL, it
@@ -124,6 +125,7 @@ impl Shim {
         // what the shim itself could (the sandbox allocates and writes files).
         unsafe {
             cmd.pre_exec(move || {
+                pass_on_an_early_stop();
                 if let Some(plan) = &plan {
                     sandbox::enter(plan).map_err(|e| {
                         std::io::Error::new(
@@ -272,6 +274,34 @@ impl Shim {
     }
 }
 
+/// In the program's process, between fork and exec, while the shim's signals are still
+/// blocked: a stop sent to the group before the fork is pending in the shim alone (a
+/// child starts with no pending signal), so the program would never hear it and the
+/// container would end only at the grace's SIGKILL. Reading the shim's signalfd before
+/// forking would leave a window between that read and the fork; the shim's pending set
+/// as the kernel shows it is read here, after the fork, and the shim does not read its
+/// signalfd until the program has been started, so nothing can slip between. Each
+/// pending stop is raised here too: one sent after the fork is pending here already
+/// (they do not queue), and it is delivered once the mask is cleared below.
+fn pass_on_an_early_stop() {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", getppid())) else {
+        // Without /proc the window stays open, as it was: the grace still ends it.
+        return;
+    };
+    // A stop sent to the group is pending for the process (ShdPnd); the shim is one
+    // thread, so one sent to it alone is pending for that thread (SigPnd).
+    let pending = status
+        .lines()
+        .filter_map(|l| l.strip_prefix("ShdPnd:").or_else(|| l.strip_prefix("SigPnd:")))
+        .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .fold(0, |all, mask| all | mask);
+    for s in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        if pending & (1u64 << (s as i32 - 1)) != 0 {
+            let _ = nix::sys::signal::raise(s);
+        }
+    }
+}
+
 fn pidfd_open(pid: Pid) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
@@ -307,5 +337,66 @@ fn exit_like(status: WaitStatus) -> i32 {
             128 + signal as i32
         }
         _ => 255,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shim as the platform starts it: the built `shipway shim`, a child of the test.
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    use crate::process::self_exe;
+
+    /// A stop sent to the container's group after the shim has blocked its signals but
+    /// before it has forked its program must still end the program. The shim is started
+    /// with SIGTERM blocked and already pending: the exact state that window leaves (a
+    /// blocked mask and a pending signal both survive exec), reached without racing.
+    #[test]
+    fn a_stop_sent_before_the_program_is_forked_still_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(self_exe());
+        cmd.args([
+            "shim",
+            &std::process::id().to_string(),
+            "60000",
+            "/bin/sleep",
+            "1000",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .process_group(0);
+        // SAFETY: only sigprocmask and kill on this process, both async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut term = nix::sys::signal::SigSet::empty();
+                term.add(Signal::SIGTERM);
+                term.thread_block()?;
+                // As a stop to the group is: pending for the process, not one thread.
+                kill(Pid::from_raw(std::process::id() as i32), Signal::SIGTERM)?;
+                Ok(())
+            });
+        }
+        let mut shim = cmd.spawn().unwrap();
+        let group = Pid::from_raw(-(shim.id() as i32));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = shim.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // Without the fix the program sleeps on and only the grace would end it.
+        let _ = kill(group, Signal::SIGKILL);
+        let _ = shim.wait();
+        let status = status.expect("the stop never reached the program: the container outlived it");
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
     }
 }
