@@ -39,10 +39,14 @@ pub fn detect(
 ) -> Result<i32, Error> {
     let input = source_path(dir)?;
     let mut vars = env_args(env)?;
+    // A new app's stack, unless the app is named.
+    let mut stack = crate::stack::DEFAULT.to_string();
     if let Some(app) = app {
         // The app's stored config vars (BUILDPACK_URL, BUILDPACK_NAME) apply too.
         let app = home(settings)?.existing_app(&app)?;
-        let mut stored = app.load_config()?.config_vars;
+        let config = app.load_config()?;
+        stack = config.stack().to_string();
+        let mut stored = config.config_vars;
         stored.extend(vars);
         vars = stored;
     }
@@ -63,9 +67,13 @@ pub fn detect(
         &cancel,
     )?;
     let home = build::BuildHome::new(settings, scratch.path(), &out)?;
-    let runtime = crate::stack::Runtime::host(&settings.stack);
+    // As in a build: the stack's image as `/`, with the app and the buildpacks inside.
+    let runtime = crate::stack::choice::on_disk(settings, &stack, &out);
     let mut env = build::build_env(settings, &runtime, "detect", None, "detect", home.seen_at());
-    let plan = home.plan(&runtime, &[]);
+    let plan = home.plan(
+        &runtime,
+        &crate::stack::choice::build_binds(&app_dir, scratch.path()),
+    );
     // The bundled buildpacks add notes after the name (the version asked, what the host
     // has) only when asked: a build, which shows only the name, spares that work.
     env.push((build::DETECT_NOTES.to_string(), "1".to_string()));

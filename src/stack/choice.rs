@@ -101,13 +101,8 @@ pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Runtime {
         ));
         Runtime::host(stack)
     };
-    // An image is entered through the sandbox: without one, it cannot be used at all.
-    match Sandbox::resolve(settings.sandbox) {
-        Ok(Sandbox::On) => {}
-        Ok(Sandbox::Off { reason: None }) => {
-            return fallback("SHIPWAY_SANDBOX=off: an image is entered through the /app sandbox")
-        }
-        _ => return fallback("this machine makes no /app sandbox to enter one"),
+    if let Err(why) = enterable(settings) {
+        return fallback(why);
     }
     if let Some(image) = store.installed(stack) {
         return Runtime {
@@ -133,6 +128,43 @@ pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Runtime {
                 "pulling it failed: {}",
                 said.lines().next().unwrap_or_default()
             ))
+        }
+    }
+}
+
+/// Why no image can be entered here, if none can: it is entered through the sandbox.
+fn enterable(settings: &Settings) -> Result<(), &'static str> {
+    match Sandbox::resolve(settings.sandbox) {
+        Ok(Sandbox::On) => Ok(()),
+        Ok(Sandbox::Off { reason: None }) => {
+            Err("SHIPWAY_SANDBOX=off: an image is entered through the /app sandbox")
+        }
+        _ => Err("this machine makes no /app sandbox to enter one"),
+    }
+}
+
+/// What `shipway detect` runs in: the stack's image when it is on disk, else the host's
+/// userland, said in one line. It pulls nothing: a detection is a quick look, and the
+/// deployment pulls what it needs.
+pub fn on_disk(settings: &Settings, stack: &str, out: &Output) -> Runtime {
+    if stack == HOST {
+        return Runtime::host(stack);
+    }
+    let image = enterable(settings).and_then(|()| {
+        Store::of(&settings.home)
+            .installed(stack)
+            .ok_or("it was never pulled")
+    });
+    match image {
+        Ok(image) => Runtime {
+            stack: stack.to_string(),
+            image: Some(image),
+        },
+        Err(why) => {
+            out.detail(&format!(
+                "note: no {stack} image here ({why}): detecting on this machine's own userland instead. A deployment pulls it first; `shipway stacks-pull {stack}` pulls it now"
+            ));
+            Runtime::host(stack)
         }
     }
 }

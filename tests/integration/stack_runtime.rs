@@ -167,6 +167,7 @@ fn builds_and_runs_in_the_image(env: &Env, run: impl Fn(&[&str]) -> Run, home: &
         &bp,
     ])
     .ok()
+    .has("stack-probe on ubuntu (scalingo-26) app detected")
     .has("stack-probe built on ubuntu (scalingo-26), build 1")
     .has("Stack: scalingo-26 (sha256:")
     .lacks("no scalingo-26 image");
@@ -216,6 +217,14 @@ fn builds_and_runs_in_the_image(env: &Env, run: impl Fn(&[&str]) -> Run, home: &
         fetch(&addr, "/run.txt"),
         "run os=ubuntu stack=scalingo-26 app=/app fresh\n"
     );
+    // `detect` looks as the build does: in the app's image, or a new app's.
+    run(&["detect", d, "-a", "imaged"])
+        .ok()
+        .has("stack-probe on ubuntu (scalingo-26)");
+    run(&["detect", d, "--env", &bp])
+        .ok()
+        .has("stack-probe on ubuntu (scalingo-26)")
+        .lacks("no scalingo-26 image");
     let listed = run(&["apps"]).ok();
     assert!(listed.stdout.contains("scalingo-26@sha256:"), "{}", listed.all());
     run(&["deployments", "-a", "imaged"])
@@ -252,6 +261,9 @@ fn builds_and_runs_in_the_image(env: &Env, run: impl Fn(&[&str]) -> Run, home: &
         .find_map(|l| l.strip_prefix("ID=").map(|v| v.trim_matches('"').to_string()))
         .unwrap();
     assert!(fetch(&addr, "/run.txt").starts_with(&format!("run os={host_id} ")));
+    run(&["detect", d, "-a", "imaged"])
+        .ok()
+        .has(&format!("stack-probe on {host_id} (scalingo-"));
     // A rollback runs the first release in the image it was built in.
     run(&["rollback", "-a", "imaged"]).ok();
     assert_eq!(
@@ -328,6 +340,12 @@ fn without_an_image_a_deployment_says_so_once_and_runs_on_the_host() {
     assert!(said.contains("shipway stacks-pull scalingo-26"), "{said}");
     // STACK is still the app's.
     assert!(fetch(&url_of(&deployed), "/build.txt").contains(" stack=scalingo-26 "));
+    // `detect` pulls nothing, and says where it looked.
+    env.run(&["detect", app.to_str().unwrap(), "-a", "imageless"])
+        .ok()
+        .has("stack-probe on ")
+        .has("no scalingo-26 image here (it was never pulled): detecting on this machine's own userland")
+        .lacks("Pulling");
 }
 
 #[test]
