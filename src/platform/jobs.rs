@@ -18,6 +18,7 @@ use super::context::Context;
 use super::deploy::Cancel;
 use super::life::RestartError;
 use super::message::{Handle, Job, Message};
+use super::opened::Opened;
 use super::protocol::Amount;
 use super::routing::{Bound, Ports};
 use crate::config_vars;
@@ -106,24 +107,29 @@ pub fn restore(ctx: &Context, supervisor: &Handle) {
     for name in ctx.home.apps() {
         let Ok(app) = ctx.home.app(&name) else { continue };
         // Only an app with addons costs a look at their folder's records.
-        if crate::addon::folder(&app).exists() {
-            supervisor.send(Message::Job {
-                app: name.clone(),
-                job: Job::RestoreAddons,
-                caller: None,
-            });
-        }
+        let addons = crate::addon::folder(&app).exists();
         for mut d in Deployment::list(&app) {
             if d.status().is_some_and(|s| !s.is_final()) {
                 let _ = d.set_status(Status::Aborted, &app);
             }
         }
-        if let Some(number) = app.current() {
-            supervisor.send(Message::Job {
-                app: name,
-                job: Job::Restore(number),
-                caller: None,
-            });
+        let current = app.current();
+        let jobs = addons
+            .then_some(Job::RestoreAddons)
+            .into_iter()
+            .chain(current.map(Job::Restore));
+        for job in jobs {
+            match Opened::open(ctx, &name) {
+                Ok(opened) => {
+                    supervisor.send(Message::Job {
+                        app: name.clone(),
+                        job,
+                        caller: None,
+                        opened,
+                    });
+                }
+                Err(e) => ctx.say(&format!("{name} cannot be started again: {e}")),
+            }
         }
     }
 }

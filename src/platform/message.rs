@@ -9,6 +9,7 @@ use crossbeam_channel::{bounded, Sender};
 
 use super::caller::Caller;
 use super::life::RestartError;
+use super::opened::Opened;
 pub use super::protocol::DeployArgs;
 use super::protocol::{AddonRow, Amount, ContainerRow, Event};
 use super::routing::{Bound, Ports};
@@ -45,10 +46,12 @@ pub enum Message {
         reply: Sender<Targets>,
     },
     /// A job for an app, queued behind the app's running one; `caller` gets its output.
+    /// `opened`: the app, for the supervisor to keep if it does not know it yet.
     Job {
         app: String,
         job: Job,
         caller: Option<Caller>,
+        opened: Opened,
     },
     /// `down`, Ctrl-C: stop every app and end.
     Stop,
@@ -123,6 +126,7 @@ pub enum Message {
         app: String,
         job: String,
         caller: Caller,
+        opened: Opened,
     },
     /// The jobs of the release now serving the app, read by a worker.
     CronLoaded {

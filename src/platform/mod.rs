@@ -13,6 +13,7 @@ mod life;
 mod listen;
 pub(crate) mod lock;
 mod message;
+mod opened;
 pub mod protocol;
 mod provisioning;
 mod routing;

@@ -14,6 +14,7 @@ use super::caller::Caller;
 use super::context::Context;
 use super::jobs;
 use super::message::{Handle, Job, Message};
+use super::opened::Opened;
 use super::protocol::{self, Event, Request};
 use super::supervisor;
 use super::watchdog::Watchdog;
@@ -222,7 +223,17 @@ fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
         }
         Request::CronRun { app, job } => {
             if let Ok(caller) = Caller::new(writer, reader) {
-                supervisor.send(Message::CronRun { app, job, caller });
+                match Opened::existing(ctx, &app) {
+                    Ok(opened) => {
+                        supervisor.send(Message::CronRun {
+                            app,
+                            job,
+                            caller,
+                            opened,
+                        });
+                    }
+                    Err(e) => caller.finish(Err(e)),
+                }
             }
             return;
         }
@@ -243,20 +254,27 @@ fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
 }
 
 /// What is checked or stored before a job waits for its turn (`Job::admit`: a deploy
-/// creates the app and stores its config vars), done here, on the client's thread or a
-/// worker, never on the supervisor's; then the job goes to the supervisor. Once the
-/// platform stops, nothing is stored: the supervisor refuses the job.
+/// creates the app and stores its config vars), and the app opened, done here, on the
+/// client's thread or a worker, never on the supervisor's; then the job goes to the
+/// supervisor. Once the platform stops, nothing is stored: the supervisor refuses the job.
 pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job, caller: Option<Caller>) {
     let stopping = ctx.stopping.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
-    if !stopping {
-        if let Err(e) = job.admit(ctx, &app) {
+    let admitted = if stopping { Ok(()) } else { job.admit(ctx, &app) };
+    match admitted.and_then(|()| Opened::open(ctx, &app)) {
+        Ok(opened) => {
+            supervisor.send(Message::Job {
+                app,
+                job,
+                caller,
+                opened,
+            });
+        }
+        Err(e) => {
             if let Some(c) = caller {
                 c.finish(Err(e));
             }
-            return;
         }
     }
-    supervisor.send(Message::Job { app, job, caller });
 }
 
 /// `send-signal`, on the client's thread (it reads /proc, which the supervisor never

@@ -25,6 +25,7 @@ use super::cron::{self, Scheduler};
 use super::jobs::{self, Worker};
 use super::life::{self, stop_servers, AfterCrash, Crash, Life, RestartError, Slot};
 use super::message::{Handle, Job, Leaving, Message, Targets};
+use super::opened::Opened;
 use super::protocol::{AddonRow, AppInfo, ContainerRow, Event};
 use super::routing::{Reporting, Routers};
 use super::turn;
@@ -101,6 +102,50 @@ pub struct Supervisor {
     next_token: u64,
     /// The jobs of every app's `cron.json`; each run counts as a worker.
     cron: Scheduler,
+    /// Writes the supervisor's lines in the app logs.
+    writer: Writer,
+}
+
+/// A write the supervisor hands over.
+type Write = Box<dyn FnOnce() + Send>;
+
+/// The thread that writes what the supervisor says in app logs (`[platform] web-1
+/// started`, a crash and its restart) and on the terminal under `up`, in the order said.
+/// A write can block (a full disk, a terminal scrolled back): the supervisor never waits
+/// on one. Dropped, it writes what is left, then ends.
+struct Writer {
+    writes: Option<Sender<Write>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start() -> Writer {
+        let (tx, rx) = unbounded::<Write>();
+        let thread = std::thread::spawn(move || {
+            for write in rx {
+                write();
+            }
+        });
+        Writer {
+            writes: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn write(&self, write: impl FnOnce() + Send + 'static) {
+        if let Some(tx) = &self.writes {
+            let _ = tx.send(Box::new(write));
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Start the supervisor thread. `stop` is the sender of `ctx.stopping`.
@@ -119,6 +164,7 @@ pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> (Handle, JoinHandle<()>) {
         clock,
         next_token: 1,
         cron: Scheduler::default(),
+        writer: Writer::start(),
     };
     let thread = std::thread::spawn(move || supervisor.run(rx));
     (handle, thread)
@@ -165,7 +211,12 @@ impl Supervisor {
                 let _ = reply.send(self.status());
             }
             Message::Ps { app, reply } => self.ps(&app, reply),
-            Message::Job { app, job, caller } => self.submit(app, job, caller),
+            Message::Job {
+                app,
+                job,
+                caller,
+                opened,
+            } => self.submit(app, job, caller, opened),
             Message::OneOffStop { app, name, reply } => {
                 let _ = reply.send(self.one_off_stop(&app, &name));
             }
@@ -312,21 +363,31 @@ impl Supervisor {
             Message::Stopped { app, ids } => {
                 if let Some(a) = self.apps.get_mut(&app) {
                     let gone = |s: &Slot| matches!(s.life, Life::Stopping { id, .. } if ids.contains(&id));
-                    for s in a.slots.iter().filter(|s| gone(s)) {
-                        let text = format!("{} stopped (release v{})", s.name(), s.release);
-                        self.ctx.event(&a.log, &app, &text);
-                    }
+                    let texts: Vec<String> = a
+                        .slots
+                        .iter()
+                        .filter(|s| gone(s))
+                        .map(|s| format!("{} stopped (release v{})", s.name(), s.release))
+                        .collect();
                     a.slots.retain(|s| !gone(s));
+                    let (ctx, log) = (self.ctx.clone(), a.log.clone());
+                    self.writer.write(move || {
+                        for text in texts {
+                            ctx.event(&log, &app, &text);
+                        }
+                    });
                 }
             }
-            Message::CronRun { app, job, caller } => {
+            Message::CronRun {
+                app,
+                job,
+                caller,
+                opened,
+            } => {
                 if !self.serving() {
                     return refuse(Some(caller));
                 }
-                let log = match self.app_log(&app) {
-                    Ok(log) => log,
-                    Err(e) => return finish(Some(caller), Err(e)),
-                };
+                let log = self.keep(&app, opened).log.clone();
                 let (ctx, dismissed) = (self.ctx.clone(), self.cron.dismissed(&app));
                 self.spawn(move || {
                     cron::run_on_demand(&ctx, &log, &app, &job, caller, dismissed);
@@ -392,11 +453,9 @@ impl Supervisor {
         let Life::Ready(c) = a.slots.remove(i).life else {
             return Err(missing());
         };
-        self.ctx.event(
-            &a.log,
-            app,
-            &format!("{name} stopped by one-off-stop (release v{})", c.release),
-        );
+        let text = format!("{name} stopped by one-off-stop (release v{})", c.release);
+        let (ctx, log, at) = (self.ctx.clone(), a.log.clone(), app.to_string());
+        self.writer.write(move || ctx.event(&log, &at, &text));
         self.retire(app, vec![*c]);
         Ok(())
     }
@@ -435,13 +494,9 @@ impl Supervisor {
             return;
         }
         for (run, dismissed) in self.cron.due(self.clock.unix_secs()) {
-            let log = match self.app_log(&run.app) {
-                Ok(log) => log,
-                Err(e) => {
-                    self.ctx
-                        .say(&format!("{}: cannot run a scheduled job: {e}", run.app));
-                    continue;
-                }
+            // Only the apps the supervisor keeps have jobs (`CronLoaded`).
+            let Some(log) = self.apps.get(&run.app).map(|a| a.log.clone()) else {
+                continue;
             };
             let ctx = self.ctx.clone();
             self.spawn(move || {
@@ -451,13 +506,18 @@ impl Supervisor {
         }
     }
 
-    /// The app's log, the app opened if the platform has not yet.
-    fn app_log(&mut self, name: &str) -> Result<AppLog, Error> {
-        if !self.apps.contains_key(name) {
-            let a = self.open_app(name)?;
-            self.apps.insert(name.to_string(), a);
-        }
-        Ok(self.apps[name].log.clone())
+    /// The app `name`, kept from `opened` if the supervisor did not know it yet.
+    fn keep(&mut self, name: &str, opened: Opened) -> &mut App {
+        self.apps.entry(name.to_string()).or_insert_with(|| App {
+            dir: opened.dir,
+            log: opened.log,
+            routers: Routers::default(),
+            release: None,
+            slots: Vec::new(),
+            turn: Turn::Idle,
+            queue: VecDeque::new(),
+            addons: BTreeMap::new(),
+        })
     }
 
     /// Own a ready addon server, and watch it: a crash is restarted.
@@ -550,10 +610,8 @@ impl Supervisor {
         }
         let pause = match life::after_crash(streak, settings.crash_limit, settings.crash_backoff) {
             AfterCrash::GiveUp => {
-                log(
-                    Stream::Stderr,
-                    &format!("the {kind} server crashed {streak} times in a row: left stopped (`shipway restart` of the platform: `down`, then `up`)"),
-                );
+                let text = format!("the {kind} server crashed {streak} times in a row: left stopped (`shipway restart` of the platform: `down`, then `up`)");
+                self.writer.write(move || log(Stream::Stderr, &text));
                 a.addons.insert(id.to_string(), AddonLife::Crashed);
                 self.spawn(move || {
                     server.reap();
@@ -678,22 +736,16 @@ impl Supervisor {
     }
 
     /// Admit a job, then run it now or queue it behind the app's running one.
-    fn submit(&mut self, name: String, job: Job, caller: Option<Caller>) {
+    fn submit(&mut self, name: String, job: Job, caller: Option<Caller>, opened: Opened) {
         if !self.serving() {
             return refuse(caller);
         }
-        if !self.apps.contains_key(&name) {
-            match self.open_app(&name) {
-                Ok(a) => {
-                    self.apps.insert(name.clone(), a);
-                }
-                Err(e) => return finish(caller, Err(e)),
-            }
-        }
-        let Some(a) = self.apps.get_mut(&name) else { return };
+        let handle = self.handle.clone();
+        let ctx = self.ctx.clone();
+        let a = self.keep(&name, opened);
         if !matches!(a.turn, Turn::Idle) {
             if matches!(job, Job::Destroy) {
-                call_off_deployments(&self.ctx, &name, a);
+                call_off_deployments(&ctx, &name, a);
             }
             if let (Job::Deploy(_), Some(c)) = (&job, &caller) {
                 c.output().step(&format!(
@@ -701,28 +753,12 @@ impl Supervisor {
                 ));
             }
             if let Some(c) = &caller {
-                turn::watch_hangup(c, &self.handle, &name);
+                turn::watch_hangup(c, &handle, &name);
             }
             a.queue.push_back((job, caller));
             return;
         }
         self.run_job(&name, job, caller);
-    }
-
-    fn open_app(&self, name: &str) -> Result<App, Error> {
-        let dir = self.ctx.home.app(name)?;
-        let path = dir.root.join("app.log");
-        let log = AppLog::open(&path).map_err(|source| Error::io("open", path, source))?;
-        Ok(App {
-            dir,
-            log,
-            routers: Routers::default(),
-            release: None,
-            slots: Vec::new(),
-            turn: Turn::Idle,
-            queue: VecDeque::new(),
-            addons: BTreeMap::new(),
-        })
     }
 
     fn run_job(&mut self, name: &str, job: Job, caller: Option<Caller>) {
@@ -810,9 +846,12 @@ impl Supervisor {
         a.slots.sort_by_key(Slot::name);
         // The routers first: the log lines can wait, the switch should not.
         a.routers.reroute(&a.slots);
-        for text in started {
-            self.ctx.event(&a.log, name, &text);
-        }
+        let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), name.to_string());
+        self.writer.write(move || {
+            for text in started {
+                ctx.event(&log, &app, &text);
+            }
+        });
     }
 
     /// Stop containers that leave the app: SIGTERM, SIGKILL after the grace period,
@@ -923,37 +962,37 @@ impl Supervisor {
         let slot = &mut a.slots[i];
         let name = slot.name();
         let event = format!("{name} crashed: {} (release v{})", crash.reason, slot.release);
-        self.ctx.event(&a.log, app, &event);
-        let log = self.ctx.container_log(&a.log, app, &name);
-        let say = |text: &str| {
-            log(Stream::Stderr, text);
-            for line in &crash.details {
-                log(Stream::Stderr, line);
+        let said = match life::after_crash(streak, settings.crash_limit, settings.crash_backoff) {
+            AfterCrash::Restart(pause) => {
+                slot.life = Life::Restarting {
+                    at: now + pause,
+                    streak,
+                };
+                let when = if pause.is_zero() {
+                    String::new()
+                } else {
+                    format!(" in {}", crate::ui::human_duration(pause))
+                };
+                format!("{}: restarting it{when}", crash.message)
             }
-        };
-        let pause = match life::after_crash(streak, settings.crash_limit, settings.crash_backoff) {
-            AfterCrash::Restart(pause) => pause,
             AfterCrash::GiveUp => {
-                say(&format!(
-                    "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
-                    crash.message
-                ));
                 slot.life = Life::Crashed {
                     reason: crash.reason.clone(),
                 };
-                return;
+                format!(
+                    "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
+                    crash.message
+                )
             }
         };
-        let when = if pause.is_zero() {
-            String::new()
-        } else {
-            format!(" in {}", crate::ui::human_duration(pause))
-        };
-        say(&format!("{}: restarting it{when}", crash.message));
-        slot.life = Life::Restarting {
-            at: now + pause,
-            streak,
-        };
+        let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), app.to_string());
+        self.writer.write(move || {
+            ctx.event(&log, &app, &event);
+            let log = ctx.container_log(&log, &app, &name);
+            for line in std::iter::once(&said).chain(&crash.details) {
+                log(Stream::Stderr, line);
+            }
+        });
     }
 
     /// When the next pending restart is due.

@@ -1,0 +1,31 @@
+//! An app as the platform opens it, once: its folder, its privacy checked, and its log
+//! open for appending. Whoever hands the supervisor an app's job or run opens it (the
+//! client's thread, a worker, the platform's start), never the supervisor's thread, which
+//! keeps the first one it is handed and drops the others. It opens; it decides nothing.
+
+use super::applog::AppLog;
+use super::context::Context;
+use crate::error::Error;
+use crate::state::AppDir;
+
+pub struct Opened {
+    pub dir: AppDir,
+    pub log: AppLog,
+}
+
+impl Opened {
+    /// Open `name`'s folder and log. A job that creates the app (a deploy) has created
+    /// its folder before: the log is opened inside it.
+    pub fn open(ctx: &Context, name: &str) -> Result<Opened, Error> {
+        let dir = ctx.home.app(name)?;
+        let path = dir.root.join("app.log");
+        let log = AppLog::open(&path).map_err(|source| Error::io("open", path, source))?;
+        Ok(Opened { dir, log })
+    }
+
+    /// Open `name`, which must exist already.
+    pub fn existing(ctx: &Context, name: &str) -> Result<Opened, Error> {
+        ctx.home.existing_app(name)?;
+        Opened::open(ctx, name)
+    }
+}
