@@ -115,7 +115,6 @@ fn run(
     let config_vars = changed.config_vars.unwrap_or_else(|| req.config_vars.clone());
     let stack = changed.stack.as_deref().unwrap_or(&req.stack);
     let runtime = crate::stack::choice::resolve(settings, stack, out);
-    out.step(&format!("Stack: {}", runtime.describe()));
     let built = build::build(
         &BuildRequest {
             app: req.app.clone(),

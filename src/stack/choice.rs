@@ -89,15 +89,24 @@ impl Runtime {
 }
 
 /// The runtime of a build of an app on `stack`: its image, pulled first when missing;
-/// else the host's userland, said in one line with the command that fixes it.
+/// else the host's userland. Either way one line (`Stack: ...`) says which, and for the
+/// host what happened and the command that gets the image.
 pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Runtime {
+    let runtime = resolve_quietly(settings, stack, out);
+    if runtime.image.is_some() || stack == HOST {
+        out.step(&format!("Stack: {}", runtime.describe()));
+    }
+    runtime
+}
+
+fn resolve_quietly(settings: &Settings, stack: &str, out: &Output) -> Runtime {
     if stack == HOST {
         return Runtime::host(stack);
     }
     let store = Store::of(&settings.home);
     let fallback = |why: &str| {
-        out.detail(&format!(
-            "note: no {stack} image here ({why}): building and running on this machine's own userland instead. To fix: `shipway stacks-pull {stack}`, or offline `shipway stacks-import {stack} FILE`"
+        out.step(&format!(
+            "Stack: no {stack} image here ({why}): building and running on this machine's own userland, with STACK={stack}. To get the image: `shipway stacks-pull {stack}`, or offline `shipway stacks-import {stack} FILE`"
         ));
         Runtime::host(stack)
     };
@@ -122,13 +131,7 @@ pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Runtime {
             },
             None => fallback("the pull left no complete image"),
         },
-        Err(e) => {
-            let said = e.to_string();
-            fallback(&format!(
-                "pulling it failed: {}",
-                said.lines().next().unwrap_or_default()
-            ))
-        }
+        Err(e) => fallback(&format!("it cannot be pulled: {}", e.brief())),
     }
 }
 

@@ -69,3 +69,18 @@ pub enum StackError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
 }
+
+impl StackError {
+    /// Why, in a few words, for a line that says what was done instead: the registry's
+    /// host and what went wrong, or the first line of the error.
+    pub fn brief(&self) -> String {
+        match self {
+            StackError::Unreachable { url, reason, .. } => {
+                let host = url.split("://").nth(1).unwrap_or(url);
+                let host = host.split('/').next().unwrap_or(host);
+                format!("{host} cannot be reached: {reason}")
+            }
+            other => other.to_string().lines().next().unwrap_or_default().to_string(),
+        }
+    }
+}

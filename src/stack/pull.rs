@@ -34,8 +34,15 @@ pub fn pull(store: &Store, stack: &str, base: &str, feedback: &Feedback) -> Resu
     super::check_name(stack)?;
     let mut registry = Registry::new(base, &format!("scalingo/{stack}"), stack)?;
     let reference = registry.reference.clone();
-    feedback.out.step(&format!("Pulling {stack} ({reference})"));
+    // Said once the registry has answered, with what is to come: a registry that cannot
+    // be reached leaves one line (the error, or a deployment's fallback), not two.
     let (digest, manifest) = resolve(&mut registry, &reference)?;
+    let bytes: u64 = manifest.layers().iter().map(|l| l.size()).sum();
+    feedback.out.step(&format!(
+        "Pulling {stack} ({reference}): {} layers, {}",
+        manifest.layers().len(),
+        crate::ui::human_bytes(bytes)
+    ));
     let locked = install::lock(store, &digest)?;
     if let Some(done) = locked.existing(stack, &reference)? {
         return Ok(done);
