@@ -185,6 +185,11 @@ pub enum Command {
   shipway open
   curl \"$(shipway -a myapp open)\"      not on a terminal, the URL is printed")]
     Open,
+    /// The platform's dashboard in a browser: apps, deployments, containers, logs (read-only, 127.0.0.1)
+    #[command(after_help = "Examples:
+  shipway dashboard
+  shipway dashboard -a myapp          straight to that app's page")]
+    Dashboard,
     /// The app's containers: name, status, command, PORT, pid, uptime, restarts
     #[command(after_help = "Examples:
   shipway ps

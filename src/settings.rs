@@ -98,6 +98,8 @@ pub struct Settings {
     pub first_byte_timeout: Duration,
     /// The router port of an app's first deploy, when given; else the first free port from 5000.
     pub port: Option<u16>,
+    /// The dashboard's port (`shipway dashboard`); else one the system gives.
+    pub dashboard_port: Option<u16>,
     pub loopback_bind: LoopbackBind,
     pub sandbox: SandboxMode,
     pub official_buildpacks: OfficialBuildpacks,
@@ -196,6 +198,11 @@ const KEYS: &[Key] = &[
         name: "port",
         show: |s| s.port.map_or("first free from 5000".into(), |p| p.to_string()),
         apply: |s, n, v| number(n, v, "a port number").map(|p| s.port = Some(p)),
+    },
+    Key {
+        name: "dashboard_port",
+        show: |s| s.dashboard_port.map_or("any free".into(), |p| p.to_string()),
+        apply: |s, n, v| number(n, v, "a port number").map(|p| s.dashboard_port = Some(p)),
     },
     Key {
         name: "loopback_bind",
@@ -377,6 +384,7 @@ impl Settings {
             grace_period: Duration::from_secs(30),
             first_byte_timeout: Duration::from_secs(30),
             port: None,
+            dashboard_port: None,
             loopback_bind: LoopbackBind::Fail,
             sandbox: SandboxMode::Auto,
             official_buildpacks: OfficialBuildpacks::Auto,

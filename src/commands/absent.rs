@@ -8,10 +8,6 @@
 pub const VERBS: &[(&[&str], &str)] = &[
     // Apps
     (
-        &["dashboard"],
-        "there is no web dashboard here: `shipway apps-info`, `shipway ps` and `shipway logs` show the app",
-    ),
-    (
         &["project-set", "projects", "projects-add", "projects-update", "projects-remove", "projects-details"],
         "there are no projects here: every app of this machine is listed by `shipway apps`",
     ),

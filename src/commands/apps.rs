@@ -11,7 +11,7 @@ pub fn run(settings: &Settings, json: bool) -> Result<i32, Error> {
         let app = home.app(&name)?;
         let config = app.load_config()?;
         let containers = super::ps::containers(&home, &name)?.unwrap_or_default();
-        let status = status(&containers);
+        let status = crate::platform::protocol::app_status(&containers);
         let running = app
             .current()
             .and_then(|n| crate::release::Release::load(&app.release(n)).ok());
@@ -34,16 +34,4 @@ pub fn run(settings: &Settings, json: bool) -> Result<i32, Error> {
         tables::apps(&list);
     }
     Ok(exit::SUCCESS)
-}
-
-/// An app's status from its containers': running if one runs, else crashed if one
-/// crashed, else stopped.
-pub fn status(containers: &[crate::platform::protocol::ContainerRow]) -> &'static str {
-    if containers.iter().any(|r| r.status == "running") {
-        "running"
-    } else if containers.iter().any(|r| r.status == "crashed") {
-        "crashed"
-    } else {
-        "stopped"
-    }
 }

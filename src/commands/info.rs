@@ -29,6 +29,24 @@ pub fn open(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error
         tables::value(&url);
         return Ok(exit::SUCCESS);
     }
+    match in_browser(&url) {
+        Ok(browser) => {
+            println!("Opened {url} with {browser}");
+            Ok(exit::SUCCESS)
+        }
+        Err(tried) => {
+            tables::value(&url);
+            Err(Error::Usage(format!(
+                "could not open it in a browser: {} (set BROWSER to one)",
+                tried.join(", ")
+            )))
+        }
+    }
+}
+
+/// Open `url` with `$BROWSER` (a `:`-separated list, tried in turn), else `xdg-open`:
+/// the browser that did, or what each tried said.
+pub fn in_browser(url: &str) -> Result<String, Vec<String>> {
     let browsers = std::env::var("BROWSER").unwrap_or_default();
     let mut tried = Vec::new();
     for browser in browsers
@@ -38,24 +56,17 @@ pub fn open(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error
     {
         // A `%s` in the command is where the URL goes (the BROWSER convention).
         let line = if browser.contains("%s") {
-            browser.replace("%s", &url)
+            browser.replace("%s", url)
         } else {
             format!("{browser} '{url}'")
         };
         match std::process::Command::new("sh").args(["-c", &line]).status() {
-            Ok(s) if s.success() => {
-                println!("Opened {url} with {}", browser.trim());
-                return Ok(exit::SUCCESS);
-            }
+            Ok(s) if s.success() => return Ok(browser.trim().to_string()),
             Ok(s) => tried.push(format!("{} ({s})", browser.trim())),
             Err(e) => tried.push(format!("{} ({e})", browser.trim())),
         }
     }
-    tables::value(&url);
-    Err(Error::Usage(format!(
-        "could not open it in a browser: {} (set BROWSER to one)",
-        tried.join(", ")
-    )))
+    Err(tried)
 }
 
 /// `http://127.0.0.1:PORT/`, once the app has a router port.
@@ -96,7 +107,7 @@ pub fn apps_info(settings: &Settings, choice: &super::AppChoice, json: bool) -> 
     let info = AppInfo {
         name: app.name.clone(),
         stack: config.stack().to_string(),
-        status: super::apps::status(&containers),
+        status: crate::platform::protocol::app_status(&containers),
         url: url(&app)?,
         release: release.as_ref().map(|r| r.number),
         git_ref: release.as_ref().and_then(|r| r.git_ref.clone()),

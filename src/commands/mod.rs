@@ -13,6 +13,7 @@ mod buildpacks;
 pub mod complete;
 mod create;
 mod cron;
+mod dashboard;
 mod deployments;
 mod destroy;
 mod env;
@@ -174,6 +175,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Apps { json } => apps::run(&settings, json),
         Command::AppsInfo { json } => info::apps_info(&settings, &choice, json),
         Command::Open => info::open(&settings, &choice),
+        Command::Dashboard => dashboard::run(&settings, &choice),
         Command::Ps { json } => ps::run(&settings, &choice, json),
         Command::Logs {
             lines,

@@ -164,6 +164,17 @@ pub fn ask(home: &Home, request: &Request) -> Result<Option<Event>, Error> {
     protocol::read::<Event>(&mut reader).map_err(sock_err)
 }
 
+/// Ask the platform for one answer, starting one if none runs (and saying so).
+pub fn ask_or_start(home: &Home, out: &Output, request: &Request) -> Result<Option<Event>, Error> {
+    let Some(mut stream) = connect_or_start(home, out, &crossbeam_channel::never())? else {
+        return Ok(None);
+    };
+    let sock_err = |source| Error::io("talk to the platform on", home.socket(), source);
+    protocol::write(&mut stream, request).map_err(sock_err)?;
+    let mut reader = BufReader::new(stream);
+    protocol::read::<Event>(&mut reader).map_err(sock_err)
+}
+
 /// `shipway up --detach`.
 pub fn up_detached(home: &Home) -> Result<i32, Error> {
     if let Some(pid) = lock::running(home) {

@@ -7,6 +7,7 @@ mod caller;
 pub mod client;
 mod context;
 mod cron;
+mod dashboard;
 mod deploy;
 mod jobs;
 mod life;

@@ -115,6 +115,8 @@ pub enum Request {
         app: String,
         enabled: bool,
     },
+    /// `dashboard`: the dashboard's address, serving it from now on.
+    Dashboard,
 }
 
 /// What the router measured of an app over a window (`stats`, the dashboard).
@@ -197,6 +199,18 @@ impl Amount {
     }
 }
 
+/// An app's status from its containers': running if one runs, else crashed if one
+/// crashed, else stopped.
+pub fn app_status(containers: &[ContainerRow]) -> &'static str {
+    if containers.iter().any(|r| r.status == "running") {
+        "running"
+    } else if containers.iter().any(|r| r.status == "crashed") {
+        "crashed"
+    } else {
+        "stopped"
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppInfo {
     pub name: String,
@@ -237,6 +251,10 @@ pub enum Event {
     },
     Error {
         message: String,
+    },
+    /// Where the dashboard is served (`http://127.0.0.1:PORT/`).
+    Dashboard {
+        url: String,
     },
     /// What a request waits for, for a terminal to show (`ui::Progress`).
     Progress {

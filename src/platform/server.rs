@@ -12,6 +12,7 @@ use crossbeam_channel::bounded;
 
 use super::caller::Caller;
 use super::context::Context;
+use super::dashboard::Dashboard;
 use super::jobs;
 use super::message::{Handle, Job, Message};
 use super::opened::Opened;
@@ -72,9 +73,10 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
     jobs::restore(&ctx, &supervisor);
     watch_signals(&ctx, &supervisor);
 
+    let dashboard = Arc::new(Dashboard::default());
     while let Some(stream) = listener.next(&ctx.stopping) {
-        let (s, c) = (supervisor.clone(), ctx.clone());
-        std::thread::spawn(move || serve(&c, &s, stream));
+        let (s, c, d) = (supervisor.clone(), ctx.clone(), dashboard.clone());
+        std::thread::spawn(move || serve(&c, &s, &d, stream));
     }
     // The supervisor ends once every app is stopped.
     let _ = supervising.join();
@@ -99,7 +101,7 @@ fn watch_signals(ctx: &Arc<Context>, supervisor: &Handle) {
 }
 
 /// One client: decode its request and hand it to the supervisor, with a way to answer.
-fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
+fn serve(ctx: &Arc<Context>, supervisor: &Handle, dashboard: &Dashboard, stream: UnixStream) {
     let grace = ctx.settings.grace_period;
     let Ok(read_half) = stream.try_clone() else { return };
     let mut reader = BufReader::new(read_half);
@@ -164,6 +166,16 @@ fn serve(ctx: &Context, supervisor: &Handle, stream: UnixStream) {
                 t.logs.set_enabled(enabled);
             }
             let _ = protocol::write(&mut writer, &Event::Done { code: exit::SUCCESS });
+            return;
+        }
+        Request::Dashboard => {
+            let event = match dashboard.url(ctx, supervisor) {
+                Ok(url) => Event::Dashboard { url },
+                Err(e) => Event::Error {
+                    message: e.to_string(),
+                },
+            };
+            let _ = protocol::write(&mut writer, &event);
             return;
         }
         Request::Down => {

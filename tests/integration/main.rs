@@ -6,6 +6,7 @@ mod buildpack_urls;
 mod cli;
 mod cli_verbs;
 mod cron;
+mod dashboard;
 mod deploy;
 mod escapes;
 mod faults;

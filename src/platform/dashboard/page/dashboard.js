@@ -1,0 +1,339 @@
+// shipway's dashboard: reads the platform's JSON (/api/...) and draws the page. Every
+// text from the platform goes through textContent, never innerHTML.
+"use strict";
+
+const APP_REFRESH_MS = 3000;
+const LOG_REFRESH_MS = 1500;
+const LOG_KEEP_LINES = 2000;
+
+const page = {
+  app: null,          // the app shown, from the path (/apps/NAME)
+  view: null,         // its last answer
+  deployment: null,   // the deployment whose output is shown
+  chosenByUser: false,
+  output: null,       // {id, next, finished}
+  logNext: null,
+  timers: [],
+};
+
+// An element: h("td", {class: "num"}, "12", child...).
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function get(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+// --- formats ---------------------------------------------------------------
+
+function ago(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return s + " s ago";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  if (s < 86400) return Math.round(s / 3600) + " h ago";
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+function duration(ms) {
+  if (ms === null || ms === undefined) return "–";
+  if (ms < 1000) return ms + " ms";
+  const s = ms / 1000;
+  if (s < 60) return s.toFixed(1) + " s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + " min " + Math.round(s % 60) + " s";
+  return Math.floor(m / 60) + " h " + (m % 60) + " min";
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + " " + units[i];
+}
+
+// The colour class of a status (container or deployment).
+function tone(status) {
+  if (!status) return "";
+  if (status === "running" || status === "success") return status;
+  if (status === "crashed" || status.endsWith("-error") || status === "aborted") return "error";
+  if (status === "stopped") return "";
+  return "progress";
+}
+
+function pill(status, extra) {
+  return h("span", { class: "pill " + tone(status) + (extra ? " " + extra : "") }, status);
+}
+
+// Terminal escape sequences are shown as nothing; the rest as text.
+function plain(text) {
+  return text.replace(/\x1b\[[0-9;?]*[ -\/]*[@-~]/g, "").replace(/\x1b[@-_]/g, "");
+}
+
+// --- the frame -------------------------------------------------------------
+
+function appFromPath() {
+  const m = location.pathname.match(/^\/apps\/([a-z0-9-]+)\/?$/);
+  return m ? m[1] : null;
+}
+
+function stopTimers() {
+  page.timers.forEach(clearTimeout);
+  page.timers = [];
+}
+
+function later(fn, ms) {
+  page.timers.push(setTimeout(fn, ms));
+}
+
+function go(path) {
+  history.pushState(null, "", path);
+  show();
+}
+
+window.addEventListener("popstate", show);
+
+function stamp() {
+  document.getElementById("refreshed").textContent =
+    "updated " + new Date().toLocaleTimeString();
+}
+
+async function sideList() {
+  let apps;
+  try {
+    apps = await get("/api/apps");
+  } catch (e) {
+    return null;
+  }
+  const list = document.getElementById("apps");
+  list.replaceChildren(...apps.map((a) =>
+    h("li", {}, h("a", {
+      href: "/apps/" + a.name,
+      class: a.name === page.app ? "current" : null,
+      onclick: (ev) => { ev.preventDefault(); go("/apps/" + a.name); },
+    }, h("span", { class: "dot " + a.status, title: a.status }), a.name))));
+  if (apps.length === 0) list.replaceChildren(h("li", { class: "empty" }, h("a", {}, "none yet")));
+  return apps;
+}
+
+async function show() {
+  stopTimers();
+  page.app = appFromPath();
+  page.view = null;
+  page.deployment = null;
+  page.chosenByUser = false;
+  page.output = null;
+  page.logNext = null;
+  const apps = await sideList();
+  const main = document.getElementById("main");
+  if (apps === null) {
+    main.replaceChildren(h("p", { class: "empty" }, "The platform does not answer: `shipway up` starts it."));
+    return;
+  }
+  if (page.app === null) {
+    overview(main, apps);
+    later(show, APP_REFRESH_MS * 2);
+    return;
+  }
+  main.replaceChildren(appFrame());
+  refreshApp();
+  followLogs();
+}
+
+function overview(main, apps) {
+  const cards = apps.map((a) =>
+    h("a", { class: "card", href: "/apps/" + a.name, onclick: (ev) => { ev.preventDefault(); go("/apps/" + a.name); } },
+      h("div", { class: "name" }, h("span", { class: "dot " + a.status }), a.name),
+      h("div", { class: "line" }, a.status + " · " + a.containers + (a.containers === 1 ? " container" : " containers")),
+      h("div", { class: "line" }, a.release ? "release v" + a.release : "never deployed"),
+      h("div", { class: "line mono" }, a.url || "")));
+  main.replaceChildren(
+    h("div", { class: "app-head" }, h("h1", {}, "Apps")),
+    h("p", { class: "facts" }, apps.length === 0
+      ? "No app yet: `shipway deploy` in an app's folder creates one."
+      : "Every app of this platform. Pick one to see its deployments, containers and logs."),
+    h("div", { class: "cards" }, cards));
+  stamp();
+}
+
+// The app's page: its parts, filled as answers come.
+function appFrame() {
+  return h("div", {},
+    h("div", { id: "head" }),
+    h("div", { class: "card" }, h("h2", {}, "Containers", h("span", { class: "note", id: "formation" })), h("div", { id: "containers" })),
+    h("div", { class: "card" }, h("h2", {}, "Deployments"), h("div", { id: "deployments" })),
+    h("div", { class: "card" }, h("h2", { id: "output-title" }, "Deployment output"), h("pre", { class: "log", id: "output" })),
+    h("div", { class: "card" }, h("h2", {}, "Logs", h("span", { class: "note" }, "app.log, as `shipway logs -f`")), h("pre", { class: "log", id: "logs" })));
+}
+
+async function refreshApp() {
+  const name = page.app;
+  let view;
+  try {
+    view = await get("/api/apps/" + name);
+  } catch (e) {
+    if (name !== page.app) return;
+    document.getElementById("main").replaceChildren(h("p", { class: "empty" }, e.message));
+    return;
+  }
+  if (name !== page.app) return;
+  page.view = view;
+  drawHead(view);
+  drawContainers(view);
+  drawDeployments(view);
+  if (!page.chosenByUser && view.deployments.length > 0 && page.deployment !== view.deployments[0].id) {
+    chooseDeployment(view.deployments[0].id, false);
+  }
+  stamp();
+  later(refreshApp, APP_REFRESH_MS);
+}
+
+function drawHead(view) {
+  const facts = [
+    ["release", view.release ? "v" + view.release : "none"],
+    ["stack", view.stack],
+    ["config vars", view.config_vars.length ? view.config_vars.join(", ") : "none"],
+  ];
+  document.getElementById("head").replaceChildren(
+    h("div", { class: "app-head" }, h("h1", {}, view.name), pill(view.status),
+      view.url ? h("a", { class: "mono", href: view.url, target: "_blank", rel: "noopener" }, view.url) : null),
+    h("p", { class: "facts" }, facts.map(([k, v]) => h("span", {}, k + " ", h("b", {}, v)))));
+}
+
+function drawContainers(view) {
+  const box = document.getElementById("containers");
+  const formation = Object.entries(view.formation).map(([t, n]) => t + ":" + n).join("  ");
+  document.getElementById("formation").textContent = formation ? "formation " + formation : "";
+  if (view.containers.length === 0) {
+    box.replaceChildren(h("p", { class: "empty" }, "No container runs: deploy, or scale a process type up."));
+    return;
+  }
+  const rows = view.containers.map((c) => h("tr", {},
+    h("td", {}, h("b", {}, c.name)),
+    h("td", {}, pill(c.status), c.exit ? h("span", { class: "empty" }, " " + c.exit) : null),
+    h("td", { class: "num" }, c.release ? "v" + c.release : "–"),
+    h("td", { class: "num" }, c.uptime_ms === null ? "–" : duration(c.uptime_ms)),
+    h("td", { class: "num" }, c.restarts),
+    h("td", { class: "num" }, c.port || "–"),
+    h("td", { class: "cmd mono", title: c.command }, c.command)));
+  box.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, h("th", {}, "container"), h("th", {}, "status"), h("th", { class: "num" }, "release"),
+      h("th", { class: "num" }, "up"), h("th", { class: "num" }, "restarts"), h("th", { class: "num" }, "port"), h("th", {}, "command"))),
+    h("tbody", {}, rows)));
+}
+
+function drawDeployments(view) {
+  const box = document.getElementById("deployments");
+  if (view.deployments.length === 0) {
+    box.replaceChildren(h("p", { class: "empty" }, "No deployment yet."));
+    return;
+  }
+  const rows = view.deployments.slice(0, 15).map((d) => {
+    const status = d.statuses.length ? d.statuses[d.statuses.length - 1].status : "queued";
+    const started = d.statuses.length ? d.statuses[0].at : null;
+    return h("tr", {
+      class: "pick" + (d.id === page.deployment ? " chosen" : ""),
+      "data-deployment": d.id,
+      onclick: () => chooseDeployment(d.id, true),
+    },
+      h("td", { class: "mono nowrap" }, d.id),
+      h("td", {}, pill(status)),
+      h("td", { class: "num" }, d.release ? "v" + d.release : "–"),
+      h("td", { class: "nowrap" }, started ? ago(started) : "–"),
+      h("td", { class: "num" }, duration(d.duration_ms)),
+      h("td", { class: "cmd", title: d.source }, d.source + (d.git_ref ? " @ " + d.git_ref : "")),
+      // A buildpack by its last path segment (a bundled one's name); whole on hover.
+      h("td", { title: d.buildpacks.join("\n") }, d.buildpacks.map((b) => b.replace(/\/+$/, "").split("/").pop()).join(", ")));
+  });
+  box.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, h("th", {}, "id"), h("th", {}, "status"), h("th", { class: "num" }, "release"),
+      h("th", {}, "started"), h("th", { class: "num" }, "duration"), h("th", {}, "source"), h("th", {}, "buildpacks"))),
+    h("tbody", {}, rows)));
+}
+
+// --- live output -----------------------------------------------------------
+
+function chooseDeployment(id, byUser) {
+  page.deployment = id;
+  page.chosenByUser = page.chosenByUser || byUser;
+  page.output = { id: id, next: 0, finished: false };
+  document.getElementById("output").replaceChildren();
+  document.querySelectorAll("tr[data-deployment]").forEach((tr) =>
+    tr.classList.toggle("chosen", tr.getAttribute("data-deployment") === id));
+  followOutput(page.app, page.output);
+}
+
+async function followOutput(app, output) {
+  if (app !== page.app || output !== page.output) return;
+  let part;
+  try {
+    part = await get("/api/apps/" + app + "/deployments/" + output.id + "/output?from=" + output.next);
+  } catch (e) {
+    return;
+  }
+  if (app !== page.app || output !== page.output) return;
+  output.next = part.next;
+  output.finished = part.finished;
+  append(document.getElementById("output"), part.text, Infinity);
+  document.getElementById("output-title").replaceChildren("Output of deployment ", h("span", { class: "mono" }, output.id),
+    part.finished ? pill(part.status) : pill(part.status + " · live", "live"));
+  if (!part.finished) later(() => followOutput(app, output), LOG_REFRESH_MS);
+}
+
+async function followLogs() {
+  const app = page.app;
+  let part;
+  try {
+    part = await get("/api/apps/" + app + "/logs" + (page.logNext === null ? "" : "?from=" + page.logNext));
+  } catch (e) {
+    later(followLogs, LOG_REFRESH_MS * 2);
+    return;
+  }
+  if (app !== page.app) return;
+  page.logNext = part.next;
+  append(document.getElementById("logs"), part.text, LOG_KEEP_LINES);
+  later(followLogs, LOG_REFRESH_MS);
+}
+
+// Add lines to a log pane, keeping at most `keep`, and stay at the bottom if it was.
+function append(pre, text, keep) {
+  if (!text) return;
+  const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 30;
+  for (const raw of text.split("\n")) {
+    if (raw === "") continue;
+    pre.append(line(plain(raw)));
+  }
+  while (pre.childNodes.length > keep) pre.firstChild.remove();
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+// One line, its parts coloured: a build step, an error, a time and [container] prefix.
+function line(text) {
+  const div = h("div", {});
+  const m = text.match(/^(\S+Z) (\[[^\]]+\]) (.*)$/);
+  if (m) {
+    div.append(h("span", { class: "when" }, m[1].slice(11, 19) + " "),
+      h("span", { class: m[2] === "[platform]" ? "plat" : "step" }, m[2] + " "), m[3]);
+    return div;
+  }
+  if (text.startsWith("----->")) div.className = "step";
+  else if (text.startsWith(" !")) div.className = "fail";
+  div.textContent = text;
+  return div;
+}
+
+document.addEventListener("DOMContentLoaded", show);
