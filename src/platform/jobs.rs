@@ -119,18 +119,24 @@ pub fn restore(ctx: &Context, supervisor: &Handle) {
             .into_iter()
             .chain(current.map(Job::Restore));
         for job in jobs {
-            match Opened::open(ctx, &name) {
-                Ok(opened) => {
-                    supervisor.send(Message::Job {
-                        app: name.clone(),
-                        job,
-                        caller: None,
-                        opened,
-                    });
-                }
-                Err(e) => ctx.say(&format!("{name} cannot be started again: {e}")),
-            }
+            send_restore(ctx, supervisor, &name, job);
         }
+    }
+}
+
+/// Hand the supervisor a job that starts `name`'s addons or release again, the app
+/// opened here; one that cannot be opened is said in the platform's log.
+fn send_restore(ctx: &Context, supervisor: &Handle, name: &str, job: Job) {
+    match Opened::open(ctx, name) {
+        Ok(opened) => {
+            supervisor.send(Message::Job {
+                app: name.to_string(),
+                job,
+                caller: None,
+                opened,
+            });
+        }
+        Err(e) => ctx.say(&format!("{name} cannot be started again: {e}")),
     }
 }
 
@@ -691,19 +697,11 @@ impl Worker {
             Err(e) => (app, Err(e)),
         };
         if crate::addon::folder(&started).exists() {
-            self.supervisor.send(Message::Job {
-                app: started.name.clone(),
-                job: Job::RestoreAddons,
-                caller: None,
-            });
+            send_restore(&self.ctx, &self.supervisor, &started.name, Job::RestoreAddons);
         }
         if let Some(number) = started.current() {
             out.step(&format!("Starting release {number} of {} again", started.name));
-            self.supervisor.send(Message::Job {
-                app: started.name.clone(),
-                job: Job::Restore(number),
-                caller: None,
-            });
+            send_restore(&self.ctx, &self.supervisor, &started.name, Job::Restore(number));
         }
         result
     }
