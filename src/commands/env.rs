@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use crate::error::{exit, Error};
+use crate::platform::applog;
+use crate::platform::events::Event;
 use crate::settings::Settings;
 use crate::ui::{tables, Output};
 
@@ -42,9 +44,14 @@ pub fn set(
         return Err(Error::Usage("give NAME=value pairs or --file .env".into()));
     }
     let names: Vec<String> = vars.keys().cloned().collect();
-    app.update_config(|c| c.config_vars.extend(vars))?;
+    let events = app.update_config(|c| {
+        let events = Event::variables_set(&names, |n| c.config_vars.contains_key(n));
+        c.config_vars.extend(vars);
+        events
+    })?;
     let out = Output::stdout();
     out.step(&format!("Set {} on {}", names.join(", "), app.name));
+    recorded(&app, events, &out);
     out.detail(&format!(
         "Nothing was restarted, as on the platform: `shipway restart -a {}` applies them",
         app.name
@@ -75,6 +82,7 @@ pub fn unset(settings: &Settings, choice: &super::AppChoice, names: Vec<String>)
     let out = Output::stdout();
     if !removed.is_empty() {
         out.step(&format!("Unset {} on {}", removed.join(", "), app.name));
+        recorded(&app, [Event::DeleteVariable { names: removed }], &out);
         out.detail(&format!(
             "Nothing was restarted, as on the platform: `shipway restart -a {}` applies it",
             app.name
@@ -84,4 +92,15 @@ pub fn unset(settings: &Settings, choice: &super::AppChoice, names: Vec<String>)
         out.detail(&format!("not set, nothing to do: {}", missing.join(", ")));
     }
     Ok(exit::SUCCESS)
+}
+
+/// Record the events of a change made (their names, never a value); one that cannot be
+/// recorded is said, and the change stands.
+pub(super) fn recorded(app: &crate::state::AppDir, events: impl IntoIterator<Item = Event>, out: &Output) {
+    if let Err(e) = applog::record(app, events) {
+        out.detail(&format!(
+            "the change is not in `shipway timeline`: cannot write {}: {e}",
+            app.root.display()
+        ));
+    }
 }

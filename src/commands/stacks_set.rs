@@ -5,6 +5,7 @@
 //! It writes app.toml and removes the cache; it neither pulls nor deploys.
 
 use crate::error::{exit, Error};
+use crate::platform::events::Event;
 use crate::settings::Settings;
 use crate::stack::{self, Support, HOST};
 use crate::ui::Output;
@@ -33,6 +34,11 @@ pub fn run(settings: &Settings, choice: &super::AppChoice, stack: &str) -> Resul
         "{} moves from {before} to {stack} at its next deployment (a restart keeps the running release on {before})",
         app.name
     ));
+    let event = Event::StackChanged {
+        from: before.clone(),
+        to: stack.to_string(),
+    };
+    super::env::recorded(&app, [event], &out);
     if stack::info(stack).is_some_and(|s| s.support == Support::Deprecated) {
         out.detail(&format!(
             "note: {stack} is deprecated on the platform: new deployments there will be refused one day"

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 
 use super::applog::AppLog;
+use super::events::Event;
 use crate::process::LineSink;
 use crate::settings::Settings;
 use crate::state::Home;
@@ -29,11 +30,11 @@ impl Context {
         let _ = writeln!(out, "{text}");
     }
 
-    /// A platform event in the app's log, beside its containers' output, as the
-    /// platform's logs show them (`[platform] web-1 started (release v3)`); under `up`,
-    /// on the terminal too.
-    pub fn event(&self, log: &AppLog, app: &str, text: &str) {
-        log.line("[platform]", text);
+    /// A platform event: in the app's record (`shipway timeline`) and its log, beside
+    /// its containers' output, as the platform's logs show them (`[platform] web-1
+    /// started (release v3)`); under `up`, on the terminal too.
+    pub fn event(&self, log: &AppLog, app: &str, event: Event) {
+        let text = log.event(event);
         if self.foreground {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{app} [platform] {text}");

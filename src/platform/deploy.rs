@@ -14,6 +14,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver};
 
 use super::caller::Caller;
+use super::events::Event;
 use super::jobs::Worker;
 use super::message::DeployArgs;
 use super::routing::Bound;
@@ -166,10 +167,11 @@ impl Worker {
                     Status::BuildError
                 };
                 deployment.set_status(status, &app)?;
-                self.event(&format!(
-                    "deployment {} {status}: nothing was released",
-                    deployment.id
-                ));
+                self.event(Event::Deployment {
+                    deployment_id: deployment.id.clone(),
+                    status: status.to_string(),
+                    release: None,
+                });
                 out.line(&called_off.closing(
                     name,
                     status,
@@ -190,6 +192,11 @@ impl Worker {
             Err(e) => {
                 out.error(&e.to_string());
                 deployment.set_status(Status::BuildError, &app)?;
+                self.event(Event::Deployment {
+                    deployment_id: deployment.id.clone(),
+                    status: Status::BuildError.to_string(),
+                    release: Some(release.number),
+                });
                 out.line("<-- Deployment build-error: nothing was started -->");
                 return Ok(Status::BuildError);
             }
@@ -213,12 +220,11 @@ impl Worker {
             Err(e) => {
                 out.error(&e.to_string());
                 deployment.set_status(Status::CrashedError, &app)?;
-                self.event(&format!(
-                    "deployment {} {} (release v{})",
-                    deployment.id,
-                    Status::CrashedError,
-                    release.number
-                ));
+                self.event(Event::Deployment {
+                    deployment_id: deployment.id.clone(),
+                    status: Status::CrashedError.to_string(),
+                    release: Some(release.number),
+                });
                 return Ok(Status::CrashedError);
             }
         };
@@ -260,10 +266,11 @@ impl Worker {
                     out.error(&line);
                 }
                 deployment.set_status(status, &app)?;
-                self.event(&format!(
-                    "deployment {} {status} (release v{})",
-                    deployment.id, release.number
-                ));
+                self.event(Event::Deployment {
+                    deployment_id: deployment.id.clone(),
+                    status: status.to_string(),
+                    release: Some(release.number),
+                });
                 out.line(&called_off.closing(
                     name,
                     status,
@@ -292,10 +299,11 @@ impl Worker {
             ));
         }
         self.prune_releases(&app, release.number);
-        self.event(&format!(
-            "deployment {} success (release v{})",
-            deployment.id, release.number
-        ));
+        self.event(Event::Deployment {
+            deployment_id: deployment.id.clone(),
+            status: Status::Success.to_string(),
+            release: Some(release.number),
+        });
         if let Some(ms) = deployment.duration_ms {
             out.line(&format!(
                 " Deployment success in {}",

@@ -16,6 +16,7 @@ use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
 use super::deploy::Cancel;
+use super::events::Event;
 use super::life::RestartError;
 use super::message::{Handle, Job, Message};
 use super::opened::Opened;
@@ -45,7 +46,20 @@ impl Job {
                         config_vars::validate(k, v)?;
                     }
                     let env = args.env.clone();
-                    app.update_config(|c| c.config_vars.extend(env))?;
+                    let events = app.update_config(|c| {
+                        // Only what changes: the same `--env` at every deploy is no event.
+                        let changed: Vec<String> = env
+                            .iter()
+                            .filter(|(k, v)| c.config_vars.get(*k) != Some(*v))
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        let events = Event::variables_set(&changed, |n| c.config_vars.contains_key(n));
+                        c.config_vars.extend(env);
+                        events
+                    })?;
+                    // In the app's log and timeline as `env-set` puts it; a write that
+                    // fails does not stop the deployment.
+                    let _ = super::applog::record(&app, events);
                 }
             }
             Job::Restore(_) | Job::RestoreAddons => {}
@@ -316,9 +330,9 @@ impl Worker {
         })
     }
 
-    /// A platform event in the app's log (`shipway logs`).
-    pub(super) fn event(&self, text: &str) {
-        self.ctx.event(&self.log, &self.app, text);
+    /// A platform event: in the app's record (`shipway timeline`) and log (`shipway logs`).
+    pub(super) fn event(&self, event: Event) {
+        self.ctx.event(&self.log, &self.app, event);
     }
 
     /// Start the current release again; the URL it serves at.
@@ -431,6 +445,10 @@ impl Worker {
                 c.formation.extend(counts.clone());
                 c.formation.clone()
             })?;
+            self.event(Event::Scale {
+                containers: counts.clone(),
+                release: None,
+            });
             out.step("No release is deployed yet: the formation is saved for the next deploy");
             for (t, n) in &saved {
                 out.detail(&format!("{t}: {n} - M"));
@@ -464,12 +482,10 @@ impl Worker {
             c.formation.extend(counts.clone());
             c.formation.clone()
         })?;
-        let formation: Vec<String> = counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
-        self.event(&format!(
-            "scaled to {} (release v{})",
-            formation.join(" "),
-            release.number
-        ));
+        self.event(Event::Scale {
+            containers: counts.clone(),
+            release: Some(release.number),
+        });
         let web_off = counts.get("web") == Some(&0);
         let stopped = self.replace(started, move |s| {
             counts.get(&s.process_type).is_some_and(|n| s.index > *n)
@@ -574,8 +590,10 @@ impl Worker {
             "Restarting {}",
             names.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
-        let listed = names.iter().cloned().collect::<Vec<_>>().join(", ");
-        self.event(&format!("restart of {listed} (release v{})", release.number));
+        self.event(Event::Restart {
+            scope: names.iter().cloned().collect(),
+            release: release.number,
+        });
         let fresh = self.start_ready(&app, &release, chosen, out)?;
         self.replace(fresh, move |s| names.contains(&s.name()))?;
         Ok(())
@@ -644,10 +662,12 @@ impl Worker {
                 self.switch(number, containers)?;
                 app.set_current(number)?;
                 record.set_status(Status::Success, &app)?;
-                self.event(&format!(
-                    "rollback {} success (release v{number}, of deployment {})",
-                    record.id, target.id
-                ));
+                self.event(Event::Rollback {
+                    deployment_id: record.id.clone(),
+                    status: Status::Success.to_string(),
+                    release: number,
+                    rollback_to: target.id.clone(),
+                });
                 Ok(Status::Success)
             }
             Err(e) => {
@@ -656,6 +676,12 @@ impl Worker {
                     out.error(&line);
                 }
                 record.set_status(e.status(), &app)?;
+                self.event(Event::Rollback {
+                    deployment_id: record.id.clone(),
+                    status: e.status().to_string(),
+                    release: number,
+                    rollback_to: target.id.clone(),
+                });
                 Ok(e.status())
             }
         }

@@ -2,13 +2,14 @@
 //! owns routers and containers; the client sends one request over the Unix socket and
 //! prints the events that come back.
 
-mod applog;
+pub mod applog;
 mod caller;
 pub mod client;
 mod context;
 mod cron;
 mod dashboard;
 mod deploy;
+pub mod events;
 mod jobs;
 mod life;
 mod listen;

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::events::Event;
 use super::jobs::{fail, Worker};
 use super::message::Message;
 use crate::addon::{self, AddonError, Kind};
@@ -55,6 +56,10 @@ impl Worker {
         })?;
         let mut removed = removed;
         removed.sort();
+        self.event(Event::DeleteAddon {
+            id: found.id.clone(),
+            addon: found.kind.name().to_string(),
+        });
         out.step(&format!(
             "Addon {} ({}) removed, with its data",
             found.kind, found.id
@@ -114,6 +119,11 @@ impl Worker {
         self.supervisor.send(Message::AddonUp {
             app: self.app.clone(),
             server: Box::new(server),
+        });
+        self.event(Event::NewAddon {
+            id: added.id.clone(),
+            addon: kind.name().to_string(),
+            plan: added.plan.clone(),
         });
         out.step(&format!("Addon {kind} has been provisioned"));
         out.detail(&format!("ID: {}", added.id));
@@ -290,6 +300,7 @@ impl Worker {
         out: &Output,
     ) -> Result<(), Error> {
         let mut said = Vec::new();
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
         let name = self.app.clone();
         // Drawn before the config is locked, so that no randomness can fail in there.
         let mut secrets = std::collections::BTreeMap::new();
@@ -304,6 +315,7 @@ impl Worker {
                     EnvValue::Remove => {
                         if c.config_vars.remove(k).is_some() {
                             said.push(format!("env {k}: removed"));
+                            removed.push(k.clone());
                         }
                         continue;
                     }
@@ -326,6 +338,7 @@ impl Worker {
                     }
                 };
                 c.config_vars.insert(k.clone(), value);
+                added.push(k.clone());
             }
             // The stack an app is created on, as a one-click deploy creates it there.
             if let Some(stack) = &m.stack {
@@ -336,6 +349,12 @@ impl Worker {
         })?;
         for line in said {
             out.detail(&line);
+        }
+        if !added.is_empty() {
+            self.event(Event::NewVariable { names: added });
+        }
+        if !removed.is_empty() {
+            self.event(Event::DeleteVariable { names: removed });
         }
         Ok(())
     }

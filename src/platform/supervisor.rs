@@ -22,6 +22,7 @@ use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
 use super::cron::{self, Scheduler};
+use super::events;
 use super::jobs::{self, Worker};
 use super::life::{self, stop_servers, AfterCrash, Crash, Life, RestartError, Slot};
 use super::message::{Handle, Job, Leaving, Message, Targets};
@@ -363,17 +364,20 @@ impl Supervisor {
             Message::Stopped { app, ids } => {
                 if let Some(a) = self.apps.get_mut(&app) {
                     let gone = |s: &Slot| matches!(s.life, Life::Stopping { id, .. } if ids.contains(&id));
-                    let texts: Vec<String> = a
+                    let stopped: Vec<events::Event> = a
                         .slots
                         .iter()
                         .filter(|s| gone(s))
-                        .map(|s| format!("{} stopped (release v{})", s.name(), s.release))
+                        .map(|s| events::Event::ContainerStopped {
+                            container: s.name(),
+                            release: s.release,
+                        })
                         .collect();
                     a.slots.retain(|s| !gone(s));
                     let (ctx, log) = (self.ctx.clone(), a.log.clone());
                     self.writer.write(move || {
-                        for text in texts {
-                            ctx.event(&log, &app, &text);
+                        for event in stopped {
+                            ctx.event(&log, &app, event);
                         }
                     });
                 }
@@ -453,9 +457,12 @@ impl Supervisor {
         let Life::Ready(c) = a.slots.remove(i).life else {
             return Err(missing());
         };
-        let text = format!("{name} stopped by one-off-stop (release v{})", c.release);
+        let event = events::Event::RunStopped {
+            container: name.to_string(),
+            release: c.release,
+        };
         let (ctx, log, at) = (self.ctx.clone(), a.log.clone(), app.to_string());
-        self.writer.write(move || ctx.event(&log, &at, &text));
+        self.writer.write(move || ctx.event(&log, &at, event));
         self.retire(app, vec![*c]);
         Ok(())
     }
@@ -838,7 +845,19 @@ impl Supervisor {
         };
         let mut started = Vec::new();
         for c in fresh {
-            started.push(format!("{} started (release v{})", c.name, c.release));
+            // A one-off's start is the platform's `run` event.
+            started.push(if c.spec.is_one_off() {
+                events::Event::Run {
+                    container: c.name.clone(),
+                    command: c.spec.command.clone(),
+                    release: c.release,
+                }
+            } else {
+                events::Event::ContainerStarted {
+                    container: c.name.clone(),
+                    release: c.release,
+                }
+            });
             a.slots.retain(|s| !(s.is_present() && s.name() == c.name));
             watch(&self.handle, name, &c);
             a.slots.push(Slot::ready(c));
@@ -848,8 +867,8 @@ impl Supervisor {
         a.routers.reroute(&a.slots);
         let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), name.to_string());
         self.writer.write(move || {
-            for text in started {
-                ctx.event(&log, &app, &text);
+            for event in started {
+                ctx.event(&log, &app, event);
             }
         });
     }
@@ -944,8 +963,12 @@ impl Supervisor {
         let (app, id) = (app.to_string(), ended.id);
         self.spawn(move || {
             let exit = container::reap(&mut ended);
-            let text = format!("{} {exit} (release v{})", ended.name, ended.release);
-            ctx.event(&log, &app, &text);
+            let event = events::Event::RunEnded {
+                container: ended.name.clone(),
+                exit: exit.to_string(),
+                release: ended.release,
+            };
+            ctx.event(&log, &app, event);
             Some(Message::Stopped { app, ids: vec![id] })
         });
     }
@@ -961,7 +984,13 @@ impl Supervisor {
         let Some(a) = self.apps.get_mut(app) else { return };
         let slot = &mut a.slots[i];
         let name = slot.name();
-        let event = format!("{name} crashed: {} (release v{})", crash.reason, slot.release);
+        let event = events::Event::Crash {
+            container: name.clone(),
+            reason: crash.reason.clone(),
+            release: slot.release,
+        };
+        // The crash policy giving up is an event of its own, after the crash's lines.
+        let mut given_up = None;
         let said = match life::after_crash(streak, settings.crash_limit, settings.crash_backoff) {
             AfterCrash::Restart(pause) => {
                 slot.life = Life::Restarting {
@@ -979,6 +1008,12 @@ impl Supervisor {
                 slot.life = Life::Crashed {
                     reason: crash.reason.clone(),
                 };
+                given_up = Some(events::Event::RepeatedCrash {
+                    container: name.clone(),
+                    crashes: streak,
+                    reason: crash.reason.clone(),
+                    release: slot.release,
+                });
                 format!(
                     "{}; it crashed {streak} times in a row: left crashed (`shipway restart {name}` tries again)",
                     crash.message
@@ -987,10 +1022,13 @@ impl Supervisor {
         };
         let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), app.to_string());
         self.writer.write(move || {
-            ctx.event(&log, &app, &event);
-            let log = ctx.container_log(&log, &app, &name);
+            ctx.event(&log, &app, event);
+            let lines = ctx.container_log(&log, &app, &name);
             for line in std::iter::once(&said).chain(&crash.details) {
-                log(Stream::Stderr, line);
+                lines(Stream::Stderr, line);
+            }
+            if let Some(e) = given_up {
+                ctx.event(&log, &app, e);
             }
         });
     }
