@@ -318,6 +318,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The app's events, newest first: deployments, restarts, scale, crashes, one-offs,
+    /// config var names (never their values), addons, stack
+    #[command(after_help = "Examples:
+  shipway timeline
+  shipway timeline --json")]
+    Timeline {
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// The full output of a deployment (default: the last one); exits with its status's code
     #[command(after_help = "Examples:
   shipway deployment-logs

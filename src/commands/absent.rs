@@ -34,8 +34,8 @@ pub const VERBS: &[(&[&str], &str)] = &[
     ),
     // Events
     (
-        &["timeline", "user-timeline"],
-        "there is no event timeline: `shipway deployments` and `shipway logs --filter platform` hold the app's events",
+        &["user-timeline"],
+        "a local tool has no accounts: `shipway timeline -a APP` lists an app's events",
     ),
     // Deployments
     // Collaborators and accounts

@@ -31,6 +31,7 @@ mod run;
 mod scale;
 mod stacks;
 mod stacks_set;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 
@@ -203,6 +204,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::EnvSet { pairs, file } => env::set(&settings, &choice, pairs, file),
         Command::EnvUnset { names } => env::unset(&settings, &choice, names),
         Command::Deployments { json } => deployments::list(&settings, &choice, json),
+        Command::Timeline { json } => timeline::run(&settings, &choice, json),
         Command::DeploymentLogs { id } => deployments::logs(&settings, &choice, id),
         Command::DeploymentFollow => deployments::follow(&settings, &choice),
         Command::DeploymentDeleteCache => deployments::delete_cache(&settings, &choice),
