@@ -6,6 +6,7 @@ use crate::config_vars;
 use crate::container;
 use crate::error::Error;
 use crate::platform::client;
+use crate::platform::events::Event;
 use crate::platform::protocol::Request;
 use crate::release::Release;
 use crate::settings::Settings;
@@ -65,11 +66,24 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
             nix::sys::signal::SigHandler::SigIgn,
         )
     };
+    // On the app's timeline as a one-off the platform runs (the command, never `-e`'s
+    // values); a record that cannot be written is said, and the run goes on.
+    let notes_for = |events: Vec<Event>| super::env::recorded(&app, events, &notes);
+    notes_for(vec![Event::Run {
+        container: "run-1".into(),
+        command: line.clone(),
+        release: number,
+    }]);
     let status = container::one_off(settings, &release, &release_dir, &vars, "run-1", &line, None)
         .run_attached()
         .map_err(|e| Error::Platform {
             message: e.to_string(),
         })?;
+    notes_for(vec![Event::RunEnded {
+        container: "run-1".into(),
+        exit: status.to_string(),
+        release: number,
+    }]);
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status.0).unwrap_or(0)))

@@ -298,7 +298,10 @@ pub fn timeline(app: &AppDir) -> Result<Vec<Record>, StateError> {
         };
         records.extend(parse(&bytes));
     }
+    // Two writers (the platform, a CLI's `env-set`) may append a moment out of order:
+    // the times decide (RFC 3339 of one width sorts as text), ties keep the file's order.
     records.reverse();
+    records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Ok(records)
 }
 

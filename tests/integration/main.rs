@@ -24,4 +24,5 @@ mod sandbox;
 mod stack_image;
 mod stack_runtime;
 mod stacks;
+mod timeline;
 mod triggers;
