@@ -289,6 +289,29 @@ fn redis_answers_ping_through_its_url_and_remove_and_destroy_leave_nothing() {
     env.run(&["addons-remove", &redis_id, "-a", "cache"])
         .code(1)
         .has("has no addon");
+    // Both additions and the removal are on the app's timeline, newest first.
+    let timeline = env.run(&["timeline", "-a", "cache", "--json"]).ok().stdout;
+    let timeline: serde_json::Value = serde_json::from_str(&timeline).unwrap();
+    let changes: Vec<(String, String)> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().is_some_and(|t| t.ends_with("_addon")))
+        .map(|e| {
+            let kind = e["type"].as_str().unwrap().to_string();
+            (kind, e["type_data"]["addon"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let expected = [
+        ("delete_addon", "redis"),
+        ("new_addon", "postgresql"),
+        ("new_addon", "redis"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(changes, expected, "{timeline:#}");
 
     let pg_pids = server_pids(pg_port);
     assert!(!pg_pids.is_empty());

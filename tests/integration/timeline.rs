@@ -218,3 +218,35 @@ fn a_stack_change_is_on_the_timeline_without_a_platform() {
     assert_eq!(timeline[0]["type_data"]["to"], "scalingo-24");
     env.run(&["timeline", "-a", "nope"]).code(1);
 }
+
+#[test]
+fn crashes_and_the_crash_policy_giving_up_are_on_the_timeline() {
+    let mut env = Env::new();
+    env.set("SHIPWAY_CRASH_BACKOFF", "50ms")
+        .set("SHIPWAY_CRASH_LIMIT", "3");
+    let app = env.app("crash-loop-worker");
+    env.deploy(&app, "loopy", &["--env", &procfile_only()]).ok();
+    env.run(&["scale", "-a", "loopy", "worker=1"]).ok();
+    let mut timeline = serde_json::Value::Null;
+    eventually(Duration::from_secs(20), "the crash policy to give up", || {
+        timeline = json(&env.run(&["timeline", "-a", "loopy", "--json"]).ok());
+        types(&timeline).iter().any(|k| k == "repeated_crash")
+    });
+    let kinds = types(&timeline);
+    // SHIPWAY_CRASH_LIMIT=3: three crashes, the last one left crashed.
+    assert_eq!(kinds[0], "repeated_crash", "{timeline:#}");
+    assert_eq!(kinds[1], "crash", "{timeline:#}");
+    assert_eq!(kinds.iter().filter(|k| *k == "crash").count(), 3, "{kinds:?}");
+    let given_up = &timeline[0]["type_data"];
+    assert_eq!(given_up["container"], "worker-1");
+    assert_eq!(given_up["crashes"], 3);
+    assert_eq!(given_up["reason"], "exited with code 1");
+    assert_eq!(timeline[1]["type_data"]["container"], "worker-1");
+    env.run(&["timeline", "-a", "loopy"])
+        .ok()
+        .has("- Repeated Crash ")
+        .has("worker-1 crashed 3 times in a row");
+    env.run(&["logs", "-a", "loopy", "--filter", "worker-1", "-n", "1000"])
+        .ok()
+        .has("[platform] worker-1 crashed 3 times in a row");
+}
