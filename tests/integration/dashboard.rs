@@ -12,18 +12,31 @@ use crate::harness::*;
 const SECRET: &str = "tok-5f1e2d3c4b5a";
 const PASSWORD: &str = "pw-9a8b7c6d5e";
 
+/// Requests through the router: 5xx among them.
+const OK_REQUESTS: usize = 12;
+const ERROR_REQUESTS: usize = 3;
+
 /// env-echo deployed as `demo` with a secret config var and an addon-like URL, which a
-/// detached one-off then prints into the app's log. Returns the deployment's id.
+/// detached one-off then prints into the app's log, then requests through its router.
+/// Returns the deployment's id.
 fn demo(env: &Env) -> String {
     let dir = env.app_as("env-echo", "demo");
     let token = format!("API_TOKEN={SECRET}");
     let url = format!("DATABASE_URL=postgres://demo:{PASSWORD}@127.0.0.1:5432/demo");
-    env.deploy(
-        &dir,
-        "demo",
-        &["--env", &procfile_only(), "--env", &token, "--env", &url],
-    )
-    .ok();
+    let deployed = env
+        .deploy(
+            &dir,
+            "demo",
+            &["--env", &procfile_only(), "--env", &token, "--env", &url],
+        )
+        .ok();
+    let app = url_of(&deployed);
+    for _ in 0..OK_REQUESTS {
+        assert_eq!(get(&app, "/profile").unwrap().0, 200);
+    }
+    for _ in 0..ERROR_REQUESTS {
+        assert_eq!(get(&app, "/status/503").unwrap().0, 503);
+    }
     env.run(&[
         "-a",
         "demo",
@@ -99,6 +112,8 @@ fn the_dashboard_answers_gets_only_and_never_shows_a_secret_value() {
         "/api/apps/demo".to_string(),
         "/api/apps/demo/logs".to_string(),
         "/api/apps/demo/logs?from=0".to_string(),
+        "/api/apps/demo/metrics".to_string(),
+        "/api/apps/demo/metrics?hours=72".to_string(),
         format!("/api/apps/demo/deployments/{deployment}/output"),
     ];
     for path in &paths {
@@ -131,6 +146,24 @@ fn the_dashboard_answers_gets_only_and_never_shows_a_secret_value() {
     assert!(
         output["text"].as_str().unwrap().contains("Deployment success"),
         "{output}"
+    );
+    // The router's figures, minute by minute, as `stats` has them.
+    let mut metrics = serde_json::Value::Null;
+    eventually(
+        Duration::from_secs(10),
+        "the requests in the router's figures",
+        || {
+            metrics = serde_json::from_str(&get("/api/apps/demo/metrics").2).unwrap();
+            metrics["requests"] == OK_REQUESTS + ERROR_REQUESTS
+        },
+    );
+    assert_eq!(metrics["5xx"], ERROR_REQUESTS, "{metrics}");
+    let minutes = metrics["minutes"].as_array().unwrap();
+    let counted: u64 = minutes.iter().map(|m| m["requests"].as_u64().unwrap()).sum();
+    assert_eq!(counted, (OK_REQUESTS + ERROR_REQUESTS) as u64, "{metrics}");
+    assert!(
+        minutes[0]["response_time_ms"]["p99"].as_f64().unwrap() > 0.0,
+        "{metrics}"
     );
     // Read from where it ended, nothing more.
     let next = output["next"].as_u64().unwrap();
@@ -228,7 +261,7 @@ fn processes_naming(marker: &str) -> Vec<i32> {
 }
 
 #[test]
-fn the_dashboard_in_headless_chromium_shows_the_app_and_its_deployment() {
+fn the_dashboard_in_headless_chromium_shows_the_app_its_deployment_and_charts() {
     if Command::new("chromium")
         .arg("--version")
         .stdout(Stdio::null())

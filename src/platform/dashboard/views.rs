@@ -8,8 +8,10 @@ use std::io::{Read, Seek, SeekFrom};
 
 use serde::Serialize;
 
+use super::super::context::Context;
 use super::super::message::{Handle, Message};
-use super::super::protocol::ContainerRow;
+use super::super::protocol::{ContainerRow, RouterFigures};
+use super::super::telemetry;
 use crate::deployment::Deployment;
 use crate::error::Error;
 use crate::state::{open_regular, Home};
@@ -101,6 +103,16 @@ pub fn app(home: &Home, supervisor: &Handle, name: &str) -> Result<AppView, Erro
         containers,
         deployments,
     })
+}
+
+/// The router's figures of the app over the last `hours`, minute by minute, as `stats`
+/// reads them.
+pub fn metrics(ctx: &Context, name: &str, hours: u64) -> Result<RouterFigures, Error> {
+    ctx.home.existing_app(name)?;
+    let now = crate::clock::now_ms();
+    let since = (now / 1000).saturating_sub(hours * 3600);
+    let telemetry = ctx.telemetry.get(name);
+    Ok(telemetry::figures(telemetry.as_deref(), Some(since), true, now))
 }
 
 /// The containers as `ps` has them.

@@ -13,6 +13,8 @@ const page = {
   chosenByUser: false,
   output: null,       // {id, next, finished}
   logNext: null,
+  hours: 1,           // the charts' window
+  metrics: null,      // the router's figures (/metrics)
   timers: [],
 };
 
@@ -174,6 +176,10 @@ function overview(main, apps) {
 function appFrame() {
   return h("div", {},
     h("div", { id: "head" }),
+    h("div", { class: "section" }, h("h2", {}, "Metrics"), h("div", { class: "window", id: "window" })),
+    h("div", { class: "grid" },
+      h("div", { class: "card" }, h("h2", {}, "Requests per minute", h("span", { class: "note", id: "requests-note" })), h("div", { id: "requests" })),
+      h("div", { class: "card" }, h("h2", {}, "Response time", h("span", { class: "note", id: "times-note" })), h("div", { id: "times" }))),
     h("div", { class: "card" }, h("h2", {}, "Containers", h("span", { class: "note", id: "formation" })), h("div", { id: "containers" })),
     h("div", { class: "card" }, h("h2", {}, "Deployments"), h("div", { id: "deployments" })),
     h("div", { class: "card" }, h("h2", { id: "output-title" }, "Deployment output"), h("pre", { class: "log", id: "output" })),
@@ -182,9 +188,12 @@ function appFrame() {
 
 async function refreshApp() {
   const name = page.app;
-  let view;
+  let view, metrics;
   try {
-    view = await get("/api/apps/" + name);
+    [view, metrics] = await Promise.all([
+      get("/api/apps/" + name),
+      get("/api/apps/" + name + "/metrics?hours=" + page.hours),
+    ]);
   } catch (e) {
     if (name !== page.app) return;
     document.getElementById("main").replaceChildren(h("p", { class: "empty" }, e.message));
@@ -192,7 +201,10 @@ async function refreshApp() {
   }
   if (name !== page.app) return;
   page.view = view;
+  page.metrics = metrics;
   drawHead(view);
+  drawWindow();
+  drawMetrics(view, metrics);
   drawContainers(view);
   drawDeployments(view);
   if (!page.chosenByUser && view.deployments.length > 0 && page.deployment !== view.deployments[0].id) {
@@ -263,6 +275,149 @@ function drawDeployments(view) {
     h("thead", {}, h("tr", {}, h("th", {}, "id"), h("th", {}, "status"), h("th", { class: "num" }, "release"),
       h("th", {}, "started"), h("th", { class: "num" }, "duration"), h("th", {}, "source"), h("th", {}, "buildpacks"))),
     h("tbody", {}, rows)));
+}
+
+// --- charts ----------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const CHART = { w: 560, h: 180, left: 46, right: 12, top: 14, bottom: 24 };
+
+// An SVG element, as h() makes HTML ones.
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v !== null && v !== undefined) el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+// The smallest 1, 2 or 5 times a power of ten at or above v.
+function nice(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function clock(t) {
+  const d = new Date(t);
+  return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+}
+
+// A time chart from `from` to `to` (ms): `bars` ({t, value, part, title}: `part` of the
+// value drawn red), `lines` ({cls, points: [[t, v]]}, broken where a minute is missing),
+// and `marks` ({t, label, kind}) drawn as vertical lines over them.
+function timeChart({ from, to, bars, lines, marks, format }) {
+  const { w, h: ht, left, right, top, bottom } = CHART;
+  const values = bars.map((b) => b.value).concat(lines.flatMap((l) => l.points.map((p) => p[1])));
+  const max = nice(Math.max(...values, 0));
+  const x = (t) => left + ((t - from) / (to - from)) * (w - left - right);
+  const y = (v) => top + (1 - v / max) * (ht - top - bottom);
+  const slot = Math.max(1.5, ((w - left - right) * 60000) / (to - from) - 1);
+  const chart = svg("svg", {
+    class: "chart", viewBox: `0 0 ${w} ${ht}`, role: "img",
+    "data-points": bars.length + lines.reduce((n, l) => n + l.points.length, 0),
+  });
+  for (const v of [0, max / 2, max]) {
+    chart.append(svg("line", { class: "grid", x1: left, x2: w - right, y1: y(v), y2: y(v) }),
+      svg("text", { class: "axis", x: left - 6, y: y(v) + 4, "text-anchor": "end" }, format(v)));
+  }
+  for (const t of [from, (from + to) / 2, to]) {
+    chart.append(svg("text", { class: "axis", x: x(t), y: ht - 6, "text-anchor": t === from ? "start" : t === to ? "end" : "middle" }, clock(t)));
+  }
+  for (const b of bars) {
+    const bar = svg("g", {}, svg("title", {}, b.title),
+      svg("rect", { class: "bar", x: x(b.t), y: y(b.value), width: slot, height: y(0) - y(b.value) }));
+    if (b.part > 0) bar.append(svg("rect", { class: "bar err", x: x(b.t), y: y(b.part), width: slot, height: y(0) - y(b.part) }));
+    chart.append(bar);
+  }
+  for (const l of lines) {
+    let d = "", last = null;
+    for (const [t, v] of l.points) {
+      d += (last !== null && t - last <= 60000 ? " L" : " M") + x(t + 30000).toFixed(1) + " " + y(v).toFixed(1);
+      last = t;
+    }
+    chart.append(svg("path", { class: "line " + l.cls, d: d.trim() }));
+    // A lone minute would be an invisible path: a dot shows it.
+    for (let i = 0; i < l.points.length; i++) {
+      const [t, v] = l.points[i];
+      const near = (j) => j >= 0 && j < l.points.length && Math.abs(l.points[j][0] - t) <= 60000;
+      if (!near(i - 1) && !near(i + 1)) chart.append(svg("circle", { class: "dot " + l.cls, cx: x(t + 30000), cy: y(v), r: 2.5 }));
+    }
+  }
+  for (const m of marks.filter((m) => m.t >= from && m.t <= to)) {
+    chart.append(svg("g", { class: "mark " + m.kind }, svg("title", {}, m.title || m.label),
+      svg("line", { x1: x(m.t), x2: x(m.t), y1: top - 4, y2: ht - bottom }),
+      // Near the right edge, the label goes left of its line.
+      x(m.t) > w - right - 30
+        ? svg("text", { x: x(m.t) - 3, y: top + 4, "text-anchor": "end" }, m.label)
+        : svg("text", { x: x(m.t) + 3, y: top + 4 }, m.label)));
+  }
+  return chart;
+}
+
+function legend(items) {
+  return h("div", { class: "legend" }, items.map(([cls, text]) => h("span", {}, h("i", { class: cls }), text)));
+}
+
+function drawWindow() {
+  const box = document.getElementById("window");
+  box.replaceChildren(...[1, 3, 24, 72].map((n) => h("button", {
+    class: n === page.hours ? "on" : null,
+    onclick: () => { page.hours = n; stopTimers(); refreshApp(); followLogs(); if (page.output && !page.output.finished) followOutput(page.app, page.output); },
+  }, n + " h")));
+}
+
+// Deployments (and, where recorded, other events) as marks over the charts.
+function marksOf(view) {
+  return view.deployments.filter((d) => d.statuses.length && d.statuses[d.statuses.length - 1].status !== "building")
+    .map((d) => {
+      const end = d.statuses[d.statuses.length - 1];
+      const ok = end.status === "success";
+      return { t: end.at, kind: ok ? "deploy" : "failed", label: ok && d.release ? "v" + d.release : "✕",
+        title: "deployment " + d.id + ": " + end.status + " at " + clock(end.at) };
+    });
+}
+
+function drawMetrics(view, m) {
+  const to = Date.parse(m.measured_at);
+  const from = to - page.hours * 3600000;
+  const minutes = m.minutes.map((x) => Object.assign({ t: Date.parse(x.minute_at) }, x));
+  const marks = marksOf(view);
+  const requests = document.getElementById("requests");
+  const times = document.getElementById("times");
+  document.getElementById("requests-note").textContent =
+    m.requests + " requests, " + m["5xx"] + " 5xx, " + m.requests_per_minute.toFixed(1) + "/min lately";
+  const p = m.response_time_ms;
+  document.getElementById("times-note").textContent = p
+    ? "p50 " + ms(p.p50) + " · p95 " + ms(p.p95) + " · p99 " + ms(p.p99) : "";
+  if (minutes.length === 0) {
+    const none = "No request reached the router in the last " + (page.hours === 1 ? "hour" : page.hours + " hours") + ".";
+    requests.replaceChildren(h("p", { class: "empty" }, none));
+    times.replaceChildren(h("p", { class: "empty" }, none));
+    return;
+  }
+  requests.replaceChildren(timeChart({
+    from, to, marks, format: (v) => String(Math.round(v)),
+    bars: minutes.map((x) => ({ t: x.t, value: x.requests, part: x["5xx"],
+      title: clock(x.t) + ": " + x.requests + " requests, " + x["5xx"] + " 5xx" })),
+    lines: [],
+  }), legend([["ok", "requests"], ["err", "5xx"], ["deploy", "deployment"]]));
+  const timed = minutes.filter((x) => x.response_time_ms);
+  times.replaceChildren(timeChart({
+    from, to, marks, format: ms, bars: [],
+    lines: ["p50", "p95", "p99"].map((q) => ({ cls: q, points: timed.map((x) => [x.t, x.response_time_ms[q]]) })),
+  }), legend([["p50", "median"], ["p95", "p95"], ["p99", "p99"], ["deploy", "deployment"]]));
+}
+
+function ms(v) {
+  if (v < 10) return (Math.round(v * 10) / 10) + " ms";
+  if (v < 1000) return Math.round(v) + " ms";
+  return (v / 1000).toFixed(1) + " s";
 }
 
 // --- live output -----------------------------------------------------------
