@@ -73,6 +73,9 @@ pub enum BuildError {
         buildpack: String,
         source: crate::config_vars::ConfigVarError,
     },
+    /// The stack's image is on disk but cannot be entered: what it is and the fix.
+    #[error("{0}")]
+    Image(String),
     #[error("the image is too large: {size}, more than the {limit} allowed (the slug_limit setting; the platform's limit is 2 GiB); add what the app does not need at run time to .slugignore")]
     SlugTooLarge { size: String, limit: String },
     #[error(transparent)]

@@ -114,7 +114,7 @@ fn run(
     };
     let config_vars = changed.config_vars.unwrap_or_else(|| req.config_vars.clone());
     let stack = changed.stack.as_deref().unwrap_or(&req.stack);
-    let runtime = crate::stack::choice::resolve(settings, stack, out);
+    let runtime = crate::stack::choice::resolve(settings, stack, out).map_err(BuildError::Image)?;
     let built = build::build(
         &BuildRequest {
             app: req.app.clone(),

@@ -127,11 +127,14 @@ impl Shim {
             cmd.pre_exec(move || {
                 pass_on_an_early_stop();
                 if let Some(plan) = &plan {
-                    sandbox::enter(plan).map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!("cannot make /app of {}: {e}", plan.app.display()),
-                        )
+                    sandbox::enter(plan).inspect_err(|e| {
+                        // Only the errno crosses back to the shim: what went wrong is
+                        // said here, in the program's process.
+                        let said = match &plan.root {
+                            Some(root) => crate::stack::cannot_enter(root, &e.to_string()),
+                            None => format!("cannot make /app of {}: {e}", plan.app.display()),
+                        };
+                        eprintln!("shipway: {said}");
                     })?;
                 }
                 for s in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGINT] {

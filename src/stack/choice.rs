@@ -91,12 +91,46 @@ impl Runtime {
 /// The runtime of a build of an app on `stack`: its image, pulled first when missing;
 /// else the host's userland. Either way one line (`Stack: ...`) says which, and for the
 /// host what happened and the command that gets the image.
-pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Runtime {
+/// An image on disk that cannot be entered fails the build, naming it and the fix.
+pub fn resolve(settings: &Settings, stack: &str, out: &Output) -> Result<Runtime, String> {
     let runtime = resolve_quietly(settings, stack, out);
+    if let Some(image) = &runtime.image {
+        check_entry(image)?;
+    }
     if runtime.image.is_some() || stack == HOST {
         out.step(&format!("Stack: {}", runtime.describe()));
     }
-    runtime
+    Ok(runtime)
+}
+
+/// Whether `image` can be entered, tried as the build will enter it: a sandbox of it
+/// runs its `/bin/sh`. Else what the shim said, or why in its words. Tried before the
+/// build, which would otherwise fail at its first script with a message about the
+/// buildpack.
+fn check_entry(image: &Image) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder for a check: {e}"))?;
+    let out = crate::process::Spawn::new("/bin/sh", dir.path())
+        .args(["-c", ":"])
+        .env([("PATH", "/usr/bin:/bin")])
+        .sandbox(crate::process::Plan {
+            root: Some(image.rootfs.clone()),
+            ..crate::process::Plan::app(dir.path())
+        })
+        .output(64 * 1024, std::time::Duration::from_secs(10), None)
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    let first = said.lines().next().unwrap_or_default();
+    Err(match first.strip_prefix("shipway: ") {
+        Some(told) if told.starts_with("cannot enter the stack image") => told.to_string(),
+        Some(told) => super::cannot_enter(&image.rootfs, told),
+        None => super::cannot_enter(
+            &image.rootfs,
+            &format!("its /bin/sh {}", crate::process::Exit(out.status)),
+        ),
+    })
 }
 
 fn resolve_quietly(settings: &Settings, stack: &str, out: &Output) -> Runtime {

@@ -184,6 +184,22 @@ impl Store {
         Ok(())
     }
 
+    /// The store, the digest and the stack names of the image unpacked at `rootfs`
+    /// (`<store>/images/<algorithm>-<hex>/rootfs`), as far as they can be told.
+    fn of_rootfs(rootfs: &Path) -> Option<(Store, String, Vec<String>)> {
+        let dir = rootfs.parent()?;
+        let digest = dir.file_name()?.to_str()?.replacen('-', ":", 1);
+        let store = Store {
+            root: dir.parent()?.parent()?.to_path_buf(),
+        };
+        let names = store
+            .names()
+            .into_iter()
+            .filter(|n| store.pulled(n).is_some_and(|p| p.digest == digest))
+            .collect();
+        Some((store, digest, names))
+    }
+
     /// The complete image `stack` resolves to, if there is one on disk.
     pub fn installed(&self, stack: &str) -> Option<Image> {
         let pulled = self.pulled(stack)?;
@@ -193,6 +209,26 @@ impl Store {
             digest: pulled.digest,
         })
     }
+}
+
+/// What a build or a container says when the image unpacked at `rootfs` cannot be
+/// entered (`why`): the image, and what fixes each cause. Nothing falls back to the host
+/// then: the release was built for that image, and the host's userland would run it with
+/// other libraries than the ones it was built against.
+pub fn cannot_enter(rootfs: &Path, why: &str) -> String {
+    let (digest, dir, stack) = match Store::of_rootfs(rootfs) {
+        Some((store, digest, names)) => {
+            let stack = names.first().cloned().unwrap_or_else(|| "STACK".to_string());
+            let dir = store.image_dir(&digest);
+            (digest, dir, stack)
+        }
+        None => (String::new(), rootfs.to_path_buf(), "STACK".to_string()),
+    };
+    format!(
+        "cannot enter the stack image {digest} at {root} ({why}). If its files were damaged or removed: `rm -rf {dir}` then `shipway stacks-pull {stack}` (or `stacks-import`) unpacks it again. If this machine refuses overlays (a user namespace before Linux 5.11): run shipway as root, or `shipway stacks-set host -a APP` and deploy again to run on this machine's own userland",
+        root = rootfs.display(),
+        dir = dir.display(),
+    )
 }
 
 #[cfg(test)]

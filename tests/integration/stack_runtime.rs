@@ -407,3 +407,41 @@ fn scalingo_json_names_the_stack_an_app_is_created_on() {
         .has("\"scalingo-99\" is not a stack: choose scalingo-26, scalingo-24, scalingo-22, or host")
         .lacks("stack-probe built");
 }
+
+/// An image on disk that cannot be entered (here its files were removed) fails builds
+/// and containers alike, naming the image and what fixes it, rather than running on the
+/// host's userland a release built for the image.
+#[test]
+fn an_image_that_cannot_be_entered_is_named_with_its_fix() {
+    let env = Env::new();
+    let rootfs = import(&env, |args| env.run(args), env.home.path());
+    let app = env.app_as("stack-probe", "damaged");
+    let bp = probe_buildpack();
+    env.deploy(&app, "damaged", &["--env", &bp])
+        .ok()
+        .has("Stack: scalingo-26 (sha256:");
+    let moved = rootfs.with_file_name("moved");
+    std::fs::rename(&rootfs, &moved).unwrap();
+    let says_so = |run: Run| {
+        let said = run.all();
+        for part in [
+            "cannot enter the stack image sha256:",
+            "then `shipway stacks-pull scalingo-26`",
+            "`shipway stacks-set host -a APP`",
+        ] {
+            assert!(said.contains(part), "{part:?} missing in:\n{said}");
+        }
+        assert!(!said.contains("own userland,"), "{said}");
+    };
+    let ran = env.run(&["run", "-a", "damaged", "echo ran"]);
+    assert_ne!(ran.code, 0, "{}", ran.all());
+    assert!(!ran.stdout.contains("ran"), "{}", ran.all());
+    says_so(ran);
+    // The build stops before its first script, about the image, not the buildpack.
+    let deployed = env.deploy(&app, "damaged", &[]);
+    assert_ne!(deployed.code, 0, "{}", deployed.all());
+    assert!(!deployed.all().contains("not compatible"), "{}", deployed.all());
+    says_so(deployed);
+    std::fs::rename(&moved, &rootfs).unwrap();
+    env.run(&["run", "-a", "damaged", "echo ran"]).ok().has("ran");
+}
