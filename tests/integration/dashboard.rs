@@ -51,6 +51,11 @@ fn demo(env: &Env) -> String {
         let logs = env.run(&["-a", "demo", "logs", "-n", "1000"]).ok().stdout;
         logs.contains(&format!("token {SECRET}")) && logs.contains(PASSWORD)
     });
+    // Events for the timeline, and marks on the charts.
+    env.run(&["-a", "demo", "env-set", &format!("SESSION_SECRET={SECRET}-2")])
+        .ok();
+    env.run(&["-a", "demo", "restart"]).ok();
+    env.run(&["-a", "demo", "scale", "web:2"]).ok();
     let list = env.run(&["-a", "demo", "deployments", "--json"]).ok().stdout;
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     list[0]["id"].as_str().unwrap().to_string()
@@ -113,6 +118,7 @@ fn the_dashboard_answers_gets_only_and_never_shows_a_secret_value() {
         "/api/apps/demo/logs".to_string(),
         "/api/apps/demo/logs?from=0".to_string(),
         "/api/apps/demo/metrics".to_string(),
+        "/api/apps/demo/timeline".to_string(),
         "/api/apps/demo/metrics?hours=72".to_string(),
         format!("/api/apps/demo/deployments/{deployment}/output"),
     ];
@@ -147,6 +153,19 @@ fn the_dashboard_answers_gets_only_and_never_shows_a_secret_value() {
         output["text"].as_str().unwrap().contains("Deployment success"),
         "{output}"
     );
+    // The timeline, newest first, with names but no value.
+    let (_, _, timeline) = get("/api/apps/demo/timeline");
+    let timeline: serde_json::Value = serde_json::from_str(&timeline).unwrap();
+    let kinds: Vec<&str> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for kind in ["scale", "restart", "new_variable", "deployment"] {
+        assert!(kinds.contains(&kind), "no {kind} in {timeline}");
+    }
+    assert!(timeline.to_string().contains("SESSION_SECRET"), "{timeline}");
     // The router's figures, minute by minute, as `stats` has them.
     let mut metrics = serde_json::Value::Null;
     eventually(
@@ -261,7 +280,7 @@ fn processes_naming(marker: &str) -> Vec<i32> {
 }
 
 #[test]
-fn the_dashboard_in_headless_chromium_shows_the_app_its_deployment_and_charts() {
+fn the_dashboard_in_headless_chromium_shows_the_app_its_deployment_timeline_and_charts() {
     if Command::new("chromium")
         .arg("--version")
         .stdout(Stdio::null())
@@ -296,6 +315,27 @@ fn the_dashboard_in_headless_chromium_shows_the_app_its_deployment_and_charts() 
         !dom.contains(SECRET) && !dom.contains(PASSWORD),
         "a secret in:\n{dom}"
     );
+    // The charts: requests per minute with the 5xx in red, response times, and the
+    // deployment, the restart and the scale marked on them.
+    let charts = dom.matches("<svg class=\"chart\"").count();
+    assert_eq!(charts, 2, "charts in:\n{dom}");
+    assert!(!dom.contains("data-points=\"0\""), "an empty chart in:\n{dom}");
+    assert!(dom.contains("class=\"bar err\""), "no 5xx bar in:\n{dom}");
+    assert!(dom.contains("class=\"line p99\""), "no p99 line in:\n{dom}");
+    assert!(dom.contains("15 requests, 3 5xx"), "no request count in:\n{dom}");
+    for mark in ["deploy", "restart", "scale"] {
+        assert!(
+            dom.contains(&format!("class=\"mark {mark}\"")),
+            "no {mark} mark in:\n{dom}"
+        );
+    }
+    // The timeline.
+    for kind in ["scale", "restart", "new_variable", "deployment"] {
+        assert!(
+            dom.contains(&format!("data-event=\"{kind}\"")),
+            "no {kind} event in:\n{dom}"
+        );
+    }
 
     let shot = env.work.path().join("dashboard.png");
     chromium(&profile, &[&format!("--screenshot={}", shot.display())], &url);

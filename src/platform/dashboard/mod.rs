@@ -125,6 +125,7 @@ fn route(ctx: &Context, supervisor: &Handle, addr: SocketAddr, head: &Head) -> A
         ["api", "apps"] => views::apps(home, supervisor).map(|v| Some(json(&v))),
         ["api", "apps", app] => views::app(home, supervisor, app).map(|v| Some(json(&v))),
         ["api", "apps", app, "logs"] => views::logs(home, app, offset(head)).map(|v| Some(json(&v))),
+        ["api", "apps", app, "timeline"] => views::timeline(home, app).map(|v| Some(json(&v))),
         ["api", "apps", app, "metrics"] => {
             let hours = head.param("hours").and_then(|h| h.parse().ok()).unwrap_or(1);
             views::metrics(ctx, app, u64::clamp(hours, 1, 72)).map(|v| Some(json(&v)))

@@ -1,7 +1,7 @@
 //! What the dashboard's JSON endpoints answer, read through the same paths the CLI's
 //! verbs use: the app folders (`apps`), the supervisor's containers (`ps`), the
-//! deployment records and their output (`deployments`, `deployment-logs`) and `app.log`
-//! (`logs`). Config vars appear by name only; [`Secrets`] takes their values out of
+//! deployment records and their output (`deployments`, `deployment-logs`), `app.log`
+//! (`logs`), the event record (`timeline`) and the router's figures. Config vars appear by name only; [`Secrets`] takes their values out of
 //! whatever text an answer carries (an app that logs its database URL).
 
 use std::io::{Read, Seek, SeekFrom};
@@ -9,6 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use serde::Serialize;
 
 use super::super::context::Context;
+use super::super::events::{self, Entry};
 use super::super::message::{Handle, Message};
 use super::super::protocol::{ContainerRow, RouterFigures};
 use super::super::telemetry;
@@ -113,6 +114,16 @@ pub fn metrics(ctx: &Context, name: &str, hours: u64) -> Result<RouterFigures, E
     let since = (now / 1000).saturating_sub(hours * 3600);
     let telemetry = ctx.telemetry.get(name);
     Ok(telemetry::figures(telemetry.as_deref(), Some(since), true, now))
+}
+
+/// The most events one answer carries: the page shows the recent ones.
+const MOST_EVENTS: usize = 200;
+
+/// The app's events, newest first, as `timeline --json` has them.
+pub fn timeline(home: &Home, name: &str) -> Result<Vec<Entry>, Error> {
+    let app = home.existing_app(name)?;
+    let records = events::timeline(&app)?;
+    Ok(records.into_iter().take(MOST_EVENTS).map(Entry::from).collect())
 }
 
 /// The containers as `ps` has them.

@@ -15,6 +15,7 @@ const page = {
   logNext: null,
   hours: 1,           // the charts' window
   metrics: null,      // the router's figures (/metrics)
+  timeline: [],       // the app's events, newest first
   timers: [],
 };
 
@@ -182,17 +183,19 @@ function appFrame() {
       h("div", { class: "card" }, h("h2", {}, "Response time", h("span", { class: "note", id: "times-note" })), h("div", { id: "times" }))),
     h("div", { class: "card" }, h("h2", {}, "Containers", h("span", { class: "note", id: "formation" })), h("div", { id: "containers" })),
     h("div", { class: "card" }, h("h2", {}, "Deployments"), h("div", { id: "deployments" })),
+    h("div", { class: "card" }, h("h2", {}, "Timeline", h("span", { class: "note" }, "newest first, as `shipway timeline`")), h("div", { id: "timeline", class: "timeline" })),
     h("div", { class: "card" }, h("h2", { id: "output-title" }, "Deployment output"), h("pre", { class: "log", id: "output" })),
     h("div", { class: "card" }, h("h2", {}, "Logs", h("span", { class: "note" }, "app.log, as `shipway logs -f`")), h("pre", { class: "log", id: "logs" })));
 }
 
 async function refreshApp() {
   const name = page.app;
-  let view, metrics;
+  let view, metrics, timeline;
   try {
-    [view, metrics] = await Promise.all([
+    [view, metrics, timeline] = await Promise.all([
       get("/api/apps/" + name),
       get("/api/apps/" + name + "/metrics?hours=" + page.hours),
+      get("/api/apps/" + name + "/timeline"),
     ]);
   } catch (e) {
     if (name !== page.app) return;
@@ -202,9 +205,11 @@ async function refreshApp() {
   if (name !== page.app) return;
   page.view = view;
   page.metrics = metrics;
+  page.timeline = timeline;
   drawHead(view);
   drawWindow();
-  drawMetrics(view, metrics);
+  drawMetrics(view, metrics, timeline);
+  drawTimeline(timeline);
   drawContainers(view);
   drawDeployments(view);
   if (!page.chosenByUser && view.deployments.length > 0 && page.deployment !== view.deployments[0].id) {
@@ -349,14 +354,19 @@ function timeChart({ from, to, bars, lines, marks, format }) {
       if (!near(i - 1) && !near(i + 1)) chart.append(svg("circle", { class: "dot " + l.cls, cx: x(t + 30000), cy: y(v), r: 2.5 }));
     }
   }
-  for (const m of marks.filter((m) => m.t >= from && m.t <= to)) {
+  // Marks close together (a deployment, then a restart and a scale within moments) have
+  // their labels stacked rather than drawn over each other.
+  const shown = marks.filter((m) => m.t >= from && m.t <= to).sort((a, b) => a.t - b.t);
+  shown.forEach((m, i) => {
+    const level = shown.slice(0, i).filter((o) => x(m.t) - x(o.t) < 48).length;
+    const ly = top + 4 + level * 11;
+    // Near the right edge, the label goes left of its line.
+    const label = x(m.t) > w - right - 48
+      ? svg("text", { x: x(m.t) - 3, y: ly, "text-anchor": "end" }, m.label)
+      : svg("text", { x: x(m.t) + 3, y: ly }, m.label);
     chart.append(svg("g", { class: "mark " + m.kind }, svg("title", {}, m.title || m.label),
-      svg("line", { x1: x(m.t), x2: x(m.t), y1: top - 4, y2: ht - bottom }),
-      // Near the right edge, the label goes left of its line.
-      x(m.t) > w - right - 30
-        ? svg("text", { x: x(m.t) - 3, y: top + 4, "text-anchor": "end" }, m.label)
-        : svg("text", { x: x(m.t) + 3, y: top + 4 }, m.label)));
-  }
+      svg("line", { x1: x(m.t), x2: x(m.t), y1: top - 4, y2: ht - bottom }), label));
+  });
   return chart;
 }
 
@@ -372,22 +382,43 @@ function drawWindow() {
   }, n + " h")));
 }
 
-// Deployments (and, where recorded, other events) as marks over the charts.
-function marksOf(view) {
-  return view.deployments.filter((d) => d.statuses.length && d.statuses[d.statuses.length - 1].status !== "building")
+// Deployments, restarts and scale as marks over the charts: deployments from their
+// records, the others from the timeline.
+function marksOf(view, timeline) {
+  const deploys = view.deployments.filter((d) => d.statuses.length && d.statuses[d.statuses.length - 1].status !== "building")
     .map((d) => {
       const end = d.statuses[d.statuses.length - 1];
       const ok = end.status === "success";
       return { t: end.at, kind: ok ? "deploy" : "failed", label: ok && d.release ? "v" + d.release : "✕",
         title: "deployment " + d.id + ": " + end.status + " at " + clock(end.at) };
     });
+  const others = timeline.filter((e) => e.type === "restart" || e.type === "scale").map((e) => ({
+    t: Date.parse(e.created_at), kind: e.type, label: e.type,
+    title: e.type + " at " + clock(Date.parse(e.created_at)) + ": " + e.detail,
+  }));
+  return deploys.concat(others);
 }
 
-function drawMetrics(view, m) {
+function drawTimeline(timeline) {
+  const box = document.getElementById("timeline");
+  if (timeline.length === 0) {
+    box.replaceChildren(h("p", { class: "empty" }, "No event yet: deployments, restarts, scale, crashes and config changes appear here."));
+    return;
+  }
+  box.replaceChildren(h("ul", {}, timeline.slice(0, 60).map((e) => {
+    const t = Date.parse(e.created_at);
+    return h("li", { "data-event": e.type },
+      h("span", { class: "when", title: e.created_at }, clock(t) + " · " + ago(t)),
+      h("span", { class: "kind " + e.type }, e.type.replace(/_/g, " ")),
+      h("span", { class: "detail" }, e.detail));
+  })));
+}
+
+function drawMetrics(view, m, timeline) {
   const to = Date.parse(m.measured_at);
   const from = to - page.hours * 3600000;
   const minutes = m.minutes.map((x) => Object.assign({ t: Date.parse(x.minute_at) }, x));
-  const marks = marksOf(view);
+  const marks = marksOf(view, timeline);
   const requests = document.getElementById("requests");
   const times = document.getElementById("times");
   document.getElementById("requests-note").textContent =
@@ -406,12 +437,12 @@ function drawMetrics(view, m) {
     bars: minutes.map((x) => ({ t: x.t, value: x.requests, part: x["5xx"],
       title: clock(x.t) + ": " + x.requests + " requests, " + x["5xx"] + " 5xx" })),
     lines: [],
-  }), legend([["ok", "requests"], ["err", "5xx"], ["deploy", "deployment"]]));
+  }), legend([["ok", "requests"], ["err", "5xx"], ["deploy", "deployment"], ["restart", "restart"], ["scale", "scale"]]));
   const timed = minutes.filter((x) => x.response_time_ms);
   times.replaceChildren(timeChart({
     from, to, marks, format: ms, bars: [],
     lines: ["p50", "p95", "p99"].map((q) => ({ cls: q, points: timed.map((x) => [x.t, x.response_time_ms[q]]) })),
-  }), legend([["p50", "median"], ["p95", "p95"], ["p99", "p99"], ["deploy", "deployment"]]));
+  }), legend([["p50", "median"], ["p95", "p95"], ["p99", "p99"], ["deploy", "deployment"], ["restart", "restart"], ["scale", "scale"]]));
 }
 
 function ms(v) {
