@@ -17,7 +17,16 @@ pub fn run(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error>
         Some(name) => Some(home.existing_app(&name)?.name),
         None => None,
     };
-    let out = Output::stdout();
+    let terminal = std::io::stdout().is_terminal();
+    // Not on a terminal, stdout is the URL alone (`curl "$(shipway dashboard)api/apps"`):
+    // the note that a platform was started goes to stderr.
+    let out = if terminal {
+        Output::stdout()
+    } else {
+        let out = Output::new();
+        out.attach(Box::new(std::io::stderr()));
+        out
+    };
     let url = match client::ask_or_start(&home, &out, &Request::Dashboard)? {
         Some(Event::Dashboard { url }) => url,
         Some(Event::Error { message }) => return Err(Error::Platform { message }),
@@ -34,7 +43,6 @@ pub fn run(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error>
         Some(app) => format!("{url}apps/{app}"),
         None => url,
     };
-    let terminal = std::io::stdout().is_terminal();
     let graphical = ["BROWSER", "DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));

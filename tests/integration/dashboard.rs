@@ -61,12 +61,12 @@ fn demo(env: &Env) -> String {
     list[0]["id"].as_str().unwrap().to_string()
 }
 
-/// `shipway dashboard` (not on a terminal: the URL alone, on the last line).
+/// `shipway dashboard` (not on a terminal: the URL alone on stdout).
 fn dashboard_url(env: &Env, extra: &[&str]) -> String {
     let mut args = vec!["dashboard"];
     args.extend_from_slice(extra);
     let run = env.run(&args).ok();
-    let url = run.stdout.lines().last().unwrap_or_default().to_string();
+    let url = run.stdout.trim_end().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{}", run.all());
     url
 }
@@ -350,4 +350,28 @@ fn the_dashboard_in_headless_chromium_shows_the_app_its_deployment_timeline_and_
     }
     let left = processes_naming(&profile.display().to_string());
     assert!(left.is_empty(), "chromium processes left: {left:?}");
+}
+
+#[test]
+fn the_dashboard_starts_a_platform_where_none_runs_and_prints_the_url_alone() {
+    let env = Env::new();
+    let run = env.run(&["dashboard"]).ok();
+    assert!(
+        run.stderr.contains("Started the shipway platform"),
+        "{}",
+        run.all()
+    );
+    let url = run.stdout.trim_end();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.contains('\n'),
+        "{}",
+        run.all()
+    );
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let (status, _, body) = request(addr, "GET", "/api/apps", addr);
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let (status, head, body) = request(addr, "GET", "/", addr);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("Content-Type: text/html"), "{head}");
+    assert!(body.contains("<script src=\"/dashboard.js\""), "{body}");
 }
