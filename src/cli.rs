@@ -199,6 +199,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each container's CPU and memory (now, its size's limit, the most since it started)
+    #[command(after_help = "Examples:
+  shipway stats
+  shipway -a myapp stats --stream
+  shipway stats --json             cpu_percent, memory_bytes, memory_limit_bytes, memory_max_bytes")]
+    Stats {
+        /// Measure again every few seconds until Ctrl-C (piped: one record per interval)
+        #[arg(long)]
+        stream: bool,
+        /// Print them as JSON (with --stream: one JSON object per line)
+        #[arg(long)]
+        json: bool,
+    },
     /// The containers' output, with timestamps and [web-1] prefixes
     #[command(after_help = "Examples:
   shipway logs -f
@@ -225,7 +238,7 @@ pub enum Command {
   shipway scale                    the formation: each process type, its amount and command
   shipway scale web:2 worker:1
   shipway scale web:+1 worker:-1
-  shipway scale web:1:L            the size is accepted, not enforced (no memory limit here)")]
+  shipway scale web:1:L            L: 1 GB of memory, no swap, 512 processes (docs/sizes.md)")]
     #[command(alias = "s")]
     Scale {
         /// TYPE:AMOUNT[:SIZE], TYPE:+N or TYPE:-N; none: show the formation
@@ -441,7 +454,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
         /// Start it in the background, owned by the platform: its output goes to the app's logs
         #[arg(short, long)]
         detached: bool,
-        /// The container size (S, M, L, XL, 2XL, 3XL): accepted for the Scalingo CLI's sake, ignored here
+        /// The container size (S, M, L, XL, 2XL, 3XL; default M): its memory (no swap), process and CPU limits
         #[arg(short, long, value_name = "SIZE")]
         size: Option<String>,
         /// The command and its arguments
@@ -461,7 +474,7 @@ a single word is a command line for bash, as in a Procfile (`run 'rake db:migrat
         /// A variable for this container only, NAME=value (repeatable)
         #[arg(short, long = "env", value_name = "NAME=VALUE")]
         env: Vec<String>,
-        /// The container size (S, M, L, XL, 2XL, 3XL): accepted for the Scalingo CLI's sake, ignored here
+        /// The container size (S, M, L, XL, 2XL, 3XL; default M): its memory (no swap), process and CPU limits
         #[arg(short, long, value_name = "SIZE")]
         size: Option<String>,
         /// Arguments for bash

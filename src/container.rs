@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::platform_numbers::Size;
 use crate::process::{Child, Exit, LineSink, ProcessError, Spawn, Stream};
 use crate::release::Release;
 use crate::sandbox::Sandbox;
@@ -101,7 +102,7 @@ pub fn release_runtime(settings: &Settings, release: &Release) -> (Runtime, Opti
 
 /// A container's whole environment, in the platform's order: config vars (the
 /// buildpack's defaults overridden by the app's), then the platform's own variables.
-/// `size`: its name and memory in bytes when not M (nothing enforces the memory).
+/// `size`: CONTAINER_SIZE and CONTAINER_MEMORY (its cgroup enforces it, `cgroup.rs`).
 #[allow(clippy::too_many_arguments)]
 pub fn runtime_env(
     settings: &Settings,
@@ -111,19 +112,13 @@ pub fn runtime_env(
     config_vars: &BTreeMap<String, String>,
     name: &str,
     port: Option<u16>,
-    size: Option<(&str, u64)>,
+    size: Size,
 ) -> Vec<(String, String)> {
     let mut vars: BTreeMap<String, String> = release.config_defaults.clone();
     vars.extend(config_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     let host_path = system_path(runtime);
     let home = app_dir.display().to_string();
-    let (size, memory) = size.map_or_else(
-        || {
-            let m = crate::platform_numbers::DEFAULT_SIZE;
-            (m.name.to_string(), m.memory.to_string())
-        },
-        |(s, m)| (s.to_string(), m.to_string()),
-    );
+    let (size, memory) = (size.name.to_string(), size.memory.to_string());
     let platform = [
         ("CONTAINER", name.to_string()),
         ("CONTAINER_VERSION", release.container_version()),
@@ -189,6 +184,8 @@ pub struct Container {
     pub name: String,
     pub port: Option<u16>,
     pub child: Child,
+    /// Its size, which its cgroup enforces when the machine allows.
+    pub size: Size,
     pub started: Instant,
     /// The last lines it printed.
     pub tail: SharedTail,
@@ -202,6 +199,7 @@ pub fn start(
     release_dir: &Path,
     config_vars: &BTreeMap<String, String>,
     spec: ContainerSpec,
+    size: Size,
     log: LineSink,
 ) -> Result<Container, ContainerError> {
     let name = spec.name();
@@ -227,7 +225,7 @@ pub fn start(
         &name,
         &spec.command,
         port,
-        None,
+        size,
     )
     .start(sink)
     .map_err(|source| ContainerError::Start {
@@ -244,6 +242,7 @@ pub fn start(
         name,
         port,
         child,
+        size,
         started: Instant::now(),
         tail,
     })
@@ -262,7 +261,7 @@ impl Container {
 }
 
 /// A one-off container (the postdeploy hook, `shipway run`, a scheduled job): same
-/// environment, no PORT; `size` as `runtime_env` takes it (a job's `size`).
+/// environment, no PORT, in a container of `size`.
 #[allow(clippy::too_many_arguments)]
 pub fn one_off(
     settings: &Settings,
@@ -271,7 +270,7 @@ pub fn one_off(
     config_vars: &BTreeMap<String, String>,
     name: &str,
     command: &str,
-    size: Option<(&str, u64)>,
+    size: Size,
 ) -> Spawn {
     boot(
         settings,
@@ -286,8 +285,8 @@ pub fn one_off(
 }
 
 /// `command` run the way the platform runs every container: bash in the app folder, after
-/// the profile scripts, with the runtime environment (and PORT when given; the size and
-/// memory when not M).
+/// the profile scripts, with the runtime environment (and PORT when given), limited to
+/// `size` where the machine allows.
 #[allow(clippy::too_many_arguments)]
 fn boot(
     settings: &Settings,
@@ -297,7 +296,7 @@ fn boot(
     name: &str,
     command: &str,
     port: Option<u16>,
-    size: Option<(&str, u64)>,
+    size: Size,
 ) -> Spawn {
     let app_dir: PathBuf = Release::app_dir(release_dir);
     // Where "required" finds no sandbox, the shim's attempt fails and says why.
@@ -328,7 +327,8 @@ fn boot(
     };
     let spawn = Spawn::new("bash", &app_dir)
         .args(["-c".to_string(), script])
-        .env(env);
+        .env(env)
+        .size(&format!("{}-{name}", release.app), size);
     if sandboxed {
         // Its own writable layer over the slug, as on the platform (PLATFORM.md §6), in
         // the image the release was built in.
@@ -418,7 +418,7 @@ mod tests {
             &vars,
             "web-1",
             Some(5001),
-            None,
+            crate::platform_numbers::DEFAULT_SIZE,
         )
         .into_iter()
         .collect();
@@ -434,6 +434,10 @@ mod tests {
         );
         assert_eq!(env["HOME"], "/srv/app");
         assert!(env["PATH"].starts_with("/srv/app/bin:"));
+        assert_eq!(
+            (env["CONTAINER_SIZE"].as_str(), env["CONTAINER_MEMORY"].as_str()),
+            ("M", "536870912")
+        );
         let worker: BTreeMap<_, _> = runtime_env(
             &settings,
             &release(),
@@ -442,10 +446,17 @@ mod tests {
             &vars,
             "worker-1",
             None,
-            None,
+            Size::named("S").unwrap(),
         )
         .into_iter()
         .collect();
         assert!(!worker.contains_key("PORT"));
+        assert_eq!(
+            (
+                worker["CONTAINER_SIZE"].as_str(),
+                worker["CONTAINER_MEMORY"].as_str()
+            ),
+            ("S", "268435456")
+        );
     }
 }

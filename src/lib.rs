@@ -6,6 +6,7 @@ pub mod app_rename;
 pub mod build;
 pub mod buildpack;
 pub mod buildpack_cache;
+pub mod cgroup;
 pub mod cli;
 pub mod clock;
 mod commands;

@@ -34,6 +34,11 @@ pub struct ContainerRow {
     /// what left its process group (which the container still owns).
     #[serde(default)]
     pub processes: Vec<ProcessRow>,
+    /// Memory charged to its cgroup now, and its size's limit: unknown without one.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -24,6 +24,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use crate::cgroup::{Cgroup, Meter, Usage};
+use crate::platform_numbers::Size;
 use crate::tail::{SharedTail, Tail};
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +131,8 @@ impl Plan {
 }
 
 const LAYER_FLAG: &str = "--layer";
+/// `--cgroup FILE`: a `cgroup.procs` the shim puts its program in before it runs.
+pub const CGROUP_FLAG: &str = "--cgroup";
 const ROOT_FLAG: &str = "--root";
 const BIND_FLAG: &str = "--bind";
 
@@ -176,6 +180,16 @@ pub fn read_sandbox_args(args: &mut std::iter::Peekable<impl Iterator<Item = OsS
     }
 }
 
+/// The cgroups at the head of the shim's arguments (`--cgroup FILE`...), taken from `args`.
+pub fn read_cgroup_args(args: &mut std::iter::Peekable<impl Iterator<Item = OsString>>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    while args.peek().is_some_and(|a| a == CGROUP_FLAG) {
+        args.next();
+        files.extend(args.next().map(PathBuf::from));
+    }
+    files
+}
+
 /// How long what a process left running may take to end after SIGTERM, unless the
 /// caller says otherwise (`Spawn::leftover_grace`).
 const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
@@ -198,6 +212,8 @@ pub struct Spawn {
     attach: bool,
     leftover_grace: Duration,
     sandbox: Option<Plan>,
+    /// A container's size, enforced by a cgroup of its own (`cgroup.rs`), named after it.
+    size: Option<(String, Size)>,
 }
 
 impl Spawn {
@@ -210,6 +226,7 @@ impl Spawn {
             attach: false,
             leftover_grace: LEFTOVER_GRACE,
             sandbox: None,
+            size: None,
         }
     }
 
@@ -263,10 +280,33 @@ impl Spawn {
         self
     }
 
+    /// Run it as a container of `size`, called `label`: in a cgroup of its own with the
+    /// size's memory (no swap), process and CPU limits, where the machine allows it.
+    pub fn size(mut self, label: &str, size: Size) -> Spawn {
+        self.size = Some((label.to_string(), size));
+        self
+    }
+
+    /// The cgroup the program is to run in, and the note to give when none can be made
+    /// (once per shipway process: every container after it runs the same way).
+    fn cgroup(&self) -> (Option<Cgroup>, Option<String>) {
+        let Some((label, size)) = &self.size else {
+            return (None, None);
+        };
+        match Cgroup::create(label, *size) {
+            Ok(cgroup) => (Some(cgroup), None),
+            Err(why) => {
+                static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                let first = !SAID.swap(true, std::sync::atomic::Ordering::Relaxed);
+                (None, first.then(|| format!("shipway: {why}")))
+            }
+        }
+    }
+
     /// The program behind its shim (`shim.rs`), which keeps everything it starts below it.
     /// The shim's command line is written here and read there: `shim PID GRACE_MS
-    /// [--app DIR] PROGRAM ARGS...`.
-    fn command(&self) -> Result<Command, ProcessError> {
+    /// [--cgroup PROCS]... [--app DIR] PROGRAM ARGS...`.
+    fn command(&self, cgroup: Option<&Cgroup>) -> Result<Command, ProcessError> {
         self.check_program()?;
         let mut cmd = Command::new(self_exe());
         cmd.arg0("shipway")
@@ -278,6 +318,9 @@ impl Spawn {
                     .unwrap_or(u64::MAX)
                     .to_string(),
             );
+        for procs in cgroup.iter().flat_map(|c| c.procs_files()) {
+            cmd.arg(CGROUP_FLAG).arg(procs);
+        }
         if let Some(plan) = &self.sandbox {
             cmd.args(sandbox_args(plan));
         }
@@ -334,8 +377,8 @@ impl Spawn {
 
     /// Start it with stdin closed and both outputs piped: the shim, the leader of its
     /// group, told to the watchdog.
-    fn launch(&self) -> Result<std::process::Child, ProcessError> {
-        let mut cmd = self.command()?;
+    fn launch(&self, cgroup: Option<&Cgroup>) -> Result<std::process::Child, ProcessError> {
+        let mut cmd = self.command(cgroup)?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -354,7 +397,11 @@ impl Spawn {
     /// Start it with stdout and stderr drained into `sink` on two threads, so a full
     /// pipe never blocks the child.
     pub fn start(self, sink: LineSink) -> Result<Child, ProcessError> {
-        let mut child = self.launch()?;
+        let (cgroup, note) = self.cgroup();
+        if let Some(note) = note {
+            sink(Stream::Stderr, &note);
+        }
+        let mut child = self.launch(cgroup.as_ref())?;
         // Nothing is ever sent: the channel disconnects when both drains have ended.
         let (drains_tx, drained) = bounded::<()>(0);
         if let Some(out) = child.stdout.take() {
@@ -363,7 +410,9 @@ impl Spawn {
         if let Some(err) = child.stderr.take() {
             drain(err, Stream::Stderr, sink.clone(), drains_tx);
         }
-        Ok(Child::watch(child, drained, sink))
+        let mut child = Child::watch(child, drained, sink);
+        child.cgroup = cgroup;
+        Ok(child)
     }
 
     /// Run it to the end and return what it printed: at most `limit` bytes of stdout
@@ -420,7 +469,7 @@ impl Spawn {
     /// Start it with its stdout handed to the caller to read as a stream (`git archive`),
     /// its stderr kept (the last 64 KiB).
     pub fn read_stdout(&self) -> Result<Piped, ProcessError> {
-        let mut child = self.launch()?;
+        let mut child = self.launch(None)?;
         let stdout = child.stdout.take();
         let (drains_tx, drained) = bounded::<()>(0);
         let stderr = Tail::with_max_bytes(usize::MAX, STDERR_KEPT).shared();
@@ -451,16 +500,26 @@ impl Spawn {
     /// that Ctrl-C goes to the child, as in a terminal session.
     pub fn run_attached(mut self) -> Result<Exit, ProcessError> {
         self.attach = true;
-        let mut cmd = self.command()?;
+        let (cgroup, note) = self.cgroup();
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        let mut cmd = self.command(cgroup.as_ref())?;
         let program = self.program.to_string_lossy().into_owned();
         let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             program: program.clone(),
             source,
         })?;
-        child
+        let exit = child
             .wait()
             .map(Exit)
-            .map_err(|source| ProcessError::Spawn { program, source })
+            .map_err(|source| ProcessError::Spawn { program, source })?;
+        if let Some(usage) = cgroup.as_ref().and_then(|c| c.meter().read()) {
+            if usage.oom_kills > 0 {
+                eprintln!("shipway: {}", out_of_memory(self.size.as_ref().map(|s| s.1)));
+            }
+        }
+        Ok(exit)
     }
 }
 
@@ -582,6 +641,18 @@ fn utf8_cut(bytes: &[u8]) -> usize {
     n
 }
 
+/// How a container stopped for memory is described: `out of memory (limit 256 MB, size S)`.
+pub fn out_of_memory(size: Option<Size>) -> String {
+    match size {
+        Some(size) => format!(
+            "out of memory (limit {}, size {})",
+            crate::cgroup::human_memory(size.memory),
+            size.name
+        ),
+        None => "out of memory".to_string(),
+    }
+}
+
 /// A started child: its shim, the leader of its own process group, with the program
 /// and everything it starts below it.
 pub struct Child {
@@ -593,6 +664,10 @@ pub struct Child {
     /// The program's pid, once looked up (the shim's first child).
     program: OnceLock<Pid>,
     sink: LineSink,
+    /// The container's cgroup, removed once its group has ended (`end`), when its last
+    /// figures are kept in `last_usage`.
+    cgroup: Option<Cgroup>,
+    last_usage: Option<(Usage, Size)>,
     /// Reaps the leader; taken once the group has ended (`stop`, `reap_group`), so `None`
     /// means the group is gone and the watchdog told.
     waiter: Option<JoinHandle<()>>,
@@ -631,12 +706,34 @@ impl Child {
             drained,
             program: OnceLock::new(),
             sink,
+            cgroup: None,
+            last_usage: None,
             waiter: Some(waiter),
         }
     }
 
     pub fn pid(&self) -> u32 {
         self.pid.as_raw() as u32
+    }
+
+    /// How to read its cgroup's figures, while it has one.
+    pub fn meter(&self) -> Option<Meter> {
+        self.cgroup.as_ref().map(Cgroup::meter)
+    }
+
+    /// Its size, when the kernel stopped it (or a process of it) for memory.
+    pub fn stopped_for_memory(&self) -> Option<Size> {
+        let (usage, size) = match &self.cgroup {
+            Some(c) => (c.meter().read()?, c.meter().size),
+            None => self.last_usage?,
+        };
+        (usage.oom_kills > 0).then_some(size)
+    }
+
+    /// Why it ended, when the kernel stopped it for memory: `out of memory (limit 256
+    /// MB, size S)`.
+    pub fn out_of_memory(&self) -> Option<String> {
+        self.stopped_for_memory().map(|size| out_of_memory(Some(size)))
     }
 
     /// A receiver that becomes ready (disconnected) when the leader exits, for
@@ -733,6 +830,10 @@ impl Child {
         if let Some(waiter) = self.waiter.take() {
             let _ = waiter.join();
             notify(GroupEvent::Ended(self.pid()));
+        }
+        if let Some(cgroup) = self.cgroup.take() {
+            let meter = cgroup.meter();
+            self.last_usage = meter.read().map(|u| (u, meter.size));
         }
         if let Err(RecvTimeoutError::Timeout) = self.drained.recv_timeout(DRAIN_DEADLINE) {
             (self.sink)(

@@ -25,10 +25,12 @@ use crate::ui::{Output, Progress};
 pub enum RolloutError {
     #[error(transparent)]
     Start(#[from] ContainerError),
-    #[error("{container} {exit} before it accepted connections on its PORT")]
+    #[error("{container} {} before it accepted connections on its PORT", .out_of_memory.map_or_else(|| .exit.to_string(), |size| format!("stopped: {}", crate::process::out_of_memory(Some(size)))))]
     Crashed {
         container: String,
         exit: Exit,
+        /// Its size, when the kernel stopped it for memory.
+        out_of_memory: Option<crate::platform_numbers::Size>,
         tail: Vec<String>,
     },
     #[error("{container} did not accept connections on PORT {port} within {limit}")]
@@ -122,6 +124,8 @@ pub struct Plan<'a> {
     pub release_dir: &'a Path,
     pub config_vars: &'a BTreeMap<String, String>,
     pub formation: &'a BTreeMap<String, u32>,
+    /// The app's config, whose sizes the containers get.
+    pub config: &'a crate::state::AppConfig,
 }
 
 /// Start the release's containers and wait until the routed ones are ready.
@@ -165,6 +169,14 @@ pub fn start_specs(
     match ready {
         Ok(()) => Ok(containers),
         Err(failure) => {
+            // Read before the containers go, with their cgroups.
+            let out_of_memory = match &failure {
+                ProbeFailure::Crashed { container, .. } => containers
+                    .iter()
+                    .find(|c| &c.name == container)
+                    .and_then(|c| c.child.stopped_for_memory()),
+                _ => None,
+            };
             discard(containers, plan.settings.grace_period);
             Err(match failure {
                 ProbeFailure::Crashed {
@@ -174,6 +186,7 @@ pub fn start_specs(
                 } => RolloutError::Crashed {
                     container,
                     exit,
+                    out_of_memory,
                     tail,
                 },
                 ProbeFailure::TimedOut {
@@ -204,12 +217,14 @@ pub fn start_unprobed(
     let mut containers = Vec::new();
     for spec in specs {
         let name = spec.name();
+        let process_type = spec.process_type.clone();
         match container::start(
             plan.settings,
             plan.release,
             plan.release_dir,
             plan.config_vars,
             spec,
+            plan.config.size(&process_type),
             log(&name),
         ) {
             Ok(c) => containers.push(c),
@@ -253,7 +268,7 @@ pub fn run_hook(
         plan.config_vars,
         "postdeploy-1",
         command,
-        None,
+        plan.config.size("postdeploy"),
     )
     .start(out.sink())
     .map_err(RolloutError::HookStart)?;

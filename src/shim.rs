@@ -61,15 +61,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
         .next()
         .and_then(|a| a.to_str()?.parse::<u64>().ok())
         .map(Duration::from_millis);
+    let cgroups = process::read_cgroup_args(&mut args);
     let plan = process::read_sandbox_args(&mut args);
     let program = args.next();
     let (Some(parent), Some(grace), Some(program)) = (parent, grace, program) else {
         eprintln!(
-            "usage: shipway shim PARENT_PID GRACE_MS [--app DIR [--layer] [--root DIR] [--bind DIR]...] PROGRAM [ARGS...] (internal)"
+            "usage: shipway shim PARENT_PID GRACE_MS [--cgroup PROCS]... [--app DIR [--layer] [--root DIR] [--bind DIR]...] PROGRAM [ARGS...] (internal)"
         );
         return 2;
     };
-    match Shim::start(parent, grace, plan, program, args.collect()) {
+    match Shim::start(parent, grace, cgroups, plan, program, args.collect()) {
         Ok(mut shim) => {
             let status = shim.run();
             exit_like(status)
@@ -96,6 +97,7 @@ impl Shim {
     fn start(
         parent: Pid,
         grace: Duration,
+        cgroups: Vec<std::path::PathBuf>,
         plan: Option<process::Plan>,
         program: OsString,
         args: Vec<OsString>,
@@ -126,6 +128,17 @@ impl Shim {
         unsafe {
             cmd.pre_exec(move || {
                 pass_on_an_early_stop();
+                // Into the container's cgroup before anything of it runs, so that its
+                // limits hold from its first byte; before the sandbox, which may hide
+                // the cgroup trees.
+                for procs in &cgroups {
+                    std::fs::write(procs, std::process::id().to_string()).map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("cannot enter the cgroup {}: {e}", procs.display()),
+                        )
+                    })?;
+                }
                 if let Some(plan) = &plan {
                     sandbox::enter(plan).inspect_err(|e| {
                         // Only the errno crosses back to the shim: what went wrong is

@@ -441,6 +441,10 @@ pub struct AppConfig {
     pub config_vars: BTreeMap<String, String>,
     #[serde(default)]
     pub formation: BTreeMap<String, u32>,
+    /// The size of each process type given one (`scale web:2:L`, scalingo.json); M
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sizes: BTreeMap<String, String>,
     pub router_port: Option<u16>,
     pub tcp_port: Option<u16>,
     /// `router-logs --enable`: one line per request in the app's log. Off by default.
@@ -456,6 +460,14 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
+    /// The container size of `process_type`: the one it was given, else M.
+    pub fn size(&self, process_type: &str) -> crate::platform_numbers::Size {
+        self.sizes
+            .get(process_type)
+            .and_then(|s| crate::platform_numbers::Size::named(s).ok())
+            .unwrap_or(crate::platform_numbers::DEFAULT_SIZE)
+    }
+
     /// The app's stack. An app made before shipway had stacks was built for `scalingo-24`
     /// (the `STACK` every app had then); it stays there, as the platform never moves an
     /// app to a new default stack, until `stacks-set` says otherwise.

@@ -164,10 +164,6 @@ pub const VERBS: &[(&[&str], &str)] = &[
         "there are no metric alerts here: `shipway ps` shows each container's status and restarts",
     ),
     (
-        &["stats"],
-        "shipway does not measure its containers: `shipway ps` gives each one's pid, for `top -p PID`",
-    ),
-    (
         &[
             "autoscalers",
             "autoscalers-add",

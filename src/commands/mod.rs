@@ -31,6 +31,7 @@ mod run;
 mod scale;
 mod stacks;
 mod stacks_set;
+mod stats;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -178,6 +179,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Open => info::open(&settings, &choice),
         Command::Dashboard => dashboard::run(&settings, &choice),
         Command::Ps { json } => ps::run(&settings, &choice, json),
+        Command::Stats { stream, json } => stats::run(&settings, &choice, stream, json),
         Command::Logs {
             lines,
             follow,

@@ -30,12 +30,10 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
     }
     let notes = Output::new();
     notes.attach(Box::new(std::io::stderr()));
-    if let Some(size) = &options.size {
-        check_size(size)?;
-        notes.detail(&format!(
-            "--size {size} is ignored: a one-off runs here without a memory limit, with CONTAINER_SIZE=M"
-        ));
-    }
+    let size = match &options.size {
+        Some(size) => check_size(size)?,
+        None => crate::platform_numbers::DEFAULT_SIZE,
+    };
     let line = container::command_line(&options.command);
     let (home, app) = super::existing_app(settings, choice)?;
     let Some(number) = app.current() else {
@@ -51,6 +49,7 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
                 app: app.name,
                 command: line,
                 env: extra,
+                size: options.size,
             },
         );
     }
@@ -74,7 +73,7 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
         command: line.clone(),
         release: number,
     }]);
-    let status = container::one_off(settings, &release, &release_dir, &vars, "run-1", &line, None)
+    let status = container::one_off(settings, &release, &release_dir, &vars, "run-1", &line, size)
         .run_attached()
         .map_err(|e| Error::Platform {
             message: e.to_string(),
@@ -90,8 +89,6 @@ pub fn run(settings: &Settings, choice: &AppChoice, options: Options) -> Result<
 }
 
 /// A size the platform knows, or an error listing them.
-pub fn check_size(size: &str) -> Result<(), Error> {
-    crate::platform_numbers::Size::named(size)
-        .map(drop)
-        .map_err(|e| Error::Usage(e.to_string()))
+pub fn check_size(size: &str) -> Result<crate::platform_numbers::Size, Error> {
+    crate::platform_numbers::Size::named(size).map_err(|e| Error::Usage(e.to_string()))
 }

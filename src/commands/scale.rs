@@ -20,33 +20,33 @@ pub fn run(settings: &Settings, choice: &AppChoice, items: Vec<String>) -> Resul
     if counts.is_empty() {
         return show(&app, &out);
     }
-    for (t, size) in &sizes {
-        out.detail(&format!(
-            "{t}: size {size} is not enforced here (no memory limit; CONTAINER_SIZE stays M)"
-        ));
-    }
     client::stream(
         &home,
         Request::Scale {
             app: app.name,
             counts,
+            sizes,
         },
     )
 }
 
 /// The formation: each process type of the current release, its amount, its command.
 fn show(app: &crate::state::AppDir, out: &Output) -> Result<i32, Error> {
-    let formation = app.load_config()?.formation;
+    let config = app.load_config()?;
+    let formation = &config.formation;
     let Some(number) = app.current() else {
         out.step(&format!("{} has no release deployed yet", app.name));
-        for (t, n) in &formation {
-            out.detail(&format!("{t}: {n} - M (saved for the first deploy)"));
+        for (t, n) in formation {
+            out.detail(&format!(
+                "{t}: {n} - {} (saved for the first deploy)",
+                config.size(t).name
+            ));
         }
         return Ok(exit::SUCCESS);
     };
     let release = Release::load(&app.release(number))?;
     out.step(&format!("Formation of {} (release {number}):", app.name));
-    let rows = rollout::amounts(&release, &formation);
+    let rows = rollout::amounts(&release, formation);
     let width = rows
         .iter()
         .map(|(t, n)| t.len() + n.to_string().len())
@@ -55,7 +55,8 @@ fn show(app: &crate::state::AppDir, out: &Output) -> Result<i32, Error> {
     for (t, n) in rows {
         let amount = format!("{t}: {n}");
         out.detail(&format!(
-            "{amount:<w$} - M   {}",
+            "{amount:<w$} - {:<4}{}",
+            config.size(&t).name,
             release.process_types[&t],
             w = width + 2
         ));

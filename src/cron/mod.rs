@@ -122,9 +122,9 @@ impl Job {
         }
     }
 
-    /// CONTAINER_MEMORY of its size, in bytes.
-    pub fn memory(&self) -> u64 {
-        Size::named(&self.size).unwrap_or(DEFAULT_SIZE).memory
+    /// The size its container gets.
+    pub fn container_size(&self) -> Size {
+        Size::named(&self.size).unwrap_or(DEFAULT_SIZE)
     }
 }
 
@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(j.schedule_text, "*/10 * * * *");
         assert_eq!(j.command, "rails orders:check  --all");
         assert_eq!(j.size, "2XL");
-        assert_eq!(j.memory(), 4096 * 1024 * 1024);
+        assert_eq!(j.container_size().memory, 4096 * 1024 * 1024);
         assert_eq!(
             j.time_limit(),
             Duration::from_secs(600),
@@ -373,7 +373,7 @@ mod tests {
     fn sizes_are_the_platform_table() {
         let file = parse(r#"{"jobs": [{"command": "@daily bin/report", "size": "3XL"}]}"#).unwrap();
         assert_eq!(
-            file.jobs[0].memory(),
+            file.jobs[0].container_size().memory,
             8 * 1024 * 1024 * 1024,
             "3XL exists since 2026-07"
         );

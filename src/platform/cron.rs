@@ -255,7 +255,7 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
             &config.config_vars,
             &name,
             &job.command,
-            Some((&job.size, job.memory())),
+            job.container_size(),
         ))
     })();
     let say = |text: &str| app_log(Stream::Stderr, text);
@@ -320,7 +320,10 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
             recv(dismissed) -> _ => Some(child.stop(Signal::SIGTERM, grace)),
         };
         let elapsed = clock.elapsed();
-        let text = exit.map_or_else(|| "ended, how is unknown".to_string(), |e| e.to_string());
+        let text = match child.out_of_memory() {
+            Some(why) => format!("stopped: {why}"),
+            None => exit.map_or_else(|| "ended, how is unknown".to_string(), |e| e.to_string()),
+        };
         let ended = format!("{name} {text} after {}", crate::ui::human_duration(elapsed));
         app_log(Stream::Stderr, &ended);
         let code = exit.and_then(|e| e.code());

@@ -26,7 +26,7 @@ use crate::config_vars;
 use crate::container::{self, Container, ContainerSpec};
 use crate::deployment::{Deployment, Status};
 use crate::error::Error;
-use crate::platform_numbers::MAX_PER_TYPE;
+use crate::platform_numbers::{Size, MAX_PER_TYPE};
 use crate::process::LineSink;
 use crate::release::Release;
 use crate::rollout::{self, Plan, RolloutError};
@@ -63,8 +63,11 @@ impl Job {
                 }
             }
             Job::Restore(_) | Job::RestoreAddons => {}
-            Job::RunDetached { env, .. } => {
+            Job::RunDetached { env, size, .. } => {
                 ctx.home.existing_app(name)?;
+                if let Some(size) = size {
+                    Size::named(size).map_err(|e| fail(e.to_string()))?;
+                }
                 for (k, v) in env {
                     config_vars::validate(k, v)?;
                 }
@@ -108,6 +111,7 @@ fn plan<'a>(
         release_dir,
         config_vars: &config.config_vars,
         formation: &config.formation,
+        config,
     }
 }
 
@@ -181,7 +185,7 @@ impl Worker {
                 let cancel = Cancel::watch(caller.as_ref(), &self.ctx.stopping, called_off);
                 self.deploy(args, &out, &cancel)
             }
-            Job::Scale(counts) => self.scale(counts, &out).map(|_| Status::Success),
+            Job::Scale(counts, sizes) => self.scale(counts, sizes, &out).map(|_| Status::Success),
             Job::Restart(target) => self.restart(target.as_deref(), &out).map(|_| Status::Success),
             Job::Rollback(id) => self.rollback(id.as_deref(), &out),
             Job::Destroy => self.destroy().map(|_| Status::Success),
@@ -192,9 +196,9 @@ impl Worker {
                 self.restore_addons();
                 return;
             }
-            Job::RunDetached { command, env } => {
-                self.run_detached(command, env, &out).map(|_| Status::Success)
-            }
+            Job::RunDetached { command, env, size } => self
+                .run_detached(command, env, size, &out)
+                .map(|_| Status::Success),
             Job::Restore(number) => {
                 match self.restore(number) {
                     Ok(url) => self
@@ -394,9 +398,25 @@ impl Worker {
     /// `scale web:2 worker:+1`: start what is missing, stop what is beyond the new
     /// amounts, then show the formation. Relative amounts apply to the formation as this
     /// job finds it: jobs of an app run one at a time, so none is lost.
-    fn scale(&self, changes: BTreeMap<String, Amount>, out: &Output) -> Result<(), Error> {
+    fn scale(
+        &self,
+        changes: BTreeMap<String, Amount>,
+        sizes: BTreeMap<String, String>,
+        out: &Output,
+    ) -> Result<(), Error> {
         let app = self.ctx.home.existing_app(&self.app)?;
-        let formation = app.load_config()?.formation;
+        let config = app.load_config()?;
+        let formation = config.formation.clone();
+        for size in sizes.values() {
+            Size::named(size).map_err(|e| fail(format!("{e}; nothing was changed")))?;
+        }
+        // A type whose size changes gets new containers of the new size, as on the
+        // platform: all of them are started again.
+        let resized: BTreeSet<String> = sizes
+            .iter()
+            .filter(|(t, s)| config.size(t).name != s.as_str())
+            .map(|(t, _)| t.clone())
+            .collect();
         let mut counts = BTreeMap::new();
         for (t, amount) in &changes {
             let current = rollout::amount(t, &formation);
@@ -443,15 +463,16 @@ impl Worker {
         let Some(release) = current else {
             let saved = app.update_config(|c| {
                 c.formation.extend(counts.clone());
-                c.formation.clone()
+                c.sizes.extend(sizes.clone());
+                c.clone()
             })?;
             self.event(Event::Scale {
                 containers: counts.clone(),
                 release: None,
             });
             out.step("No release is deployed yet: the formation is saved for the next deploy");
-            for (t, n) in &saved {
-                out.detail(&format!("{t}: {n} - M"));
+            for (t, n) in &saved.formation {
+                out.detail(&format!("{t}: {n} - {}", saved.size(t).name));
             }
             return Ok(());
         };
@@ -464,7 +485,7 @@ impl Worker {
                     index,
                     command: release.process_types[t].clone(),
                 };
-                if !present.contains(&spec.name()) {
+                if !present.contains(&spec.name()) || resized.contains(t) {
                     missing.push(spec);
                 }
             }
@@ -476,19 +497,29 @@ impl Worker {
                 "Starting {}",
                 missing.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
             ));
-            self.start_ready(&app, &release, missing, out)?
+            // Started with the new sizes: stored first, put back if they fail to start.
+            app.update_config(|c| c.sizes.extend(sizes.clone()))?;
+            match self.start_ready(&app, &release, missing, out) {
+                Ok(started) => started,
+                Err(e) => {
+                    app.update_config(|c| c.sizes = config.sizes.clone())?;
+                    return Err(e);
+                }
+            }
         };
-        let formation_now = app.update_config(|c| {
+        let config_now = app.update_config(|c| {
             c.formation.extend(counts.clone());
-            c.formation.clone()
+            c.sizes.extend(sizes.clone());
+            c.clone()
         })?;
+        let formation_now = config_now.formation.clone();
         self.event(Event::Scale {
             containers: counts.clone(),
             release: Some(release.number),
         });
         let web_off = counts.get("web") == Some(&0);
         let stopped = self.replace(started, move |s| {
-            counts.get(&s.process_type).is_some_and(|n| s.index > *n)
+            resized.contains(&s.process_type) || counts.get(&s.process_type).is_some_and(|n| s.index > *n)
         })?;
         if !stopped.is_empty() {
             out.step(&format!("Stopping {}", stopped.join(", ")));
@@ -498,7 +529,7 @@ impl Worker {
         }
         out.step(&format!("{} is scaled to:", self.app));
         for (t, n) in rollout::amounts(&release, &formation_now) {
-            out.detail(&format!("{t}: {n} - M"));
+            out.detail(&format!("{t}: {n} - {}", config_now.size(&t).name));
         }
         Ok(())
     }
@@ -510,6 +541,7 @@ impl Worker {
         &self,
         command: String,
         env: BTreeMap<String, String>,
+        size: Option<String>,
         out: &Output,
     ) -> Result<(), Error> {
         let app = self.ctx.home.existing_app(&self.app)?;
@@ -538,6 +570,9 @@ impl Worker {
             &app.release(release.number),
             &vars,
             spec,
+            size.as_deref()
+                .and_then(|s| Size::named(s).ok())
+                .unwrap_or(crate::platform_numbers::DEFAULT_SIZE),
             log,
         )
         .map_err(|e| fail(e.to_string()))?;

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::protocol::{ContainerRow, ProcessRow};
+use super::protocol::{AppStats, ContainerRow, ContainerStats, ProcessRow};
 use crate::addon::Server;
+use crate::cgroup::Meter;
 use crate::container::{Container, ContainerSpec};
 use crate::process::{self, ProcessInfo};
 use crate::rollout::RolloutError;
@@ -37,6 +38,9 @@ pub struct Crash {
     pub details: Vec<String>,
     /// For `ps`: `exited with code 1`, or why the restart failed.
     pub reason: String,
+    /// The kernel stopped it for memory, at this size (the reason says so): the event is
+    /// an out-of-memory one, not a crash.
+    pub out_of_memory: Option<crate::platform_numbers::Size>,
 }
 
 /// One container of an app: its name and command, its restarts, and its life.
@@ -115,13 +119,17 @@ impl Slot {
             release: Some(self.release),
             exit: None,
             processes: Vec::new(),
+            memory_bytes: None,
+            memory_limit_bytes: None,
         };
         let mut group = None;
+        let mut meter = None;
         match &self.life {
             Life::Ready(c) => {
                 row.port = c.port;
                 row.pid = Some(c.pid());
                 group = Some(c.child.pid() as i32);
+                meter = c.child.meter();
             }
             Life::Starting { .. } | Life::Exited { .. } | Life::Restarting { .. } => {}
             Life::Crashed { reason } => {
@@ -135,7 +143,72 @@ impl Slot {
                 row.release = None;
             }
         }
-        Seen { row, group }
+        Seen { row, group, meter }
+    }
+
+    /// What `stats` reads of it, on a worker.
+    pub fn metered(&self) -> Metered {
+        let container = self.container();
+        Metered {
+            name: self.name(),
+            status: self.status(),
+            size: container.map(|c| c.size.name),
+            meter: container.and_then(|c| c.child.meter()),
+        }
+    }
+}
+
+/// A container as `stats` sees it: how to read its cgroup, while it has one.
+pub struct Metered {
+    pub name: String,
+    pub status: &'static str,
+    pub size: Option<&'static str>,
+    pub meter: Option<Meter>,
+}
+
+/// How long `stats` watches the containers' CPU time to tell their CPU use.
+const CPU_WINDOW: Duration = Duration::from_millis(250);
+
+/// The figures of `stats`: each container's cgroup read twice, `CPU_WINDOW` apart (on a
+/// worker: it waits).
+pub fn stats(app: &str, metered: Vec<Metered>) -> AppStats {
+    let first: Vec<_> = metered
+        .iter()
+        .map(|m| m.meter.as_ref().and_then(Meter::read))
+        .collect();
+    let start = Instant::now();
+    if first.iter().any(Option::is_some) {
+        std::thread::sleep(CPU_WINDOW);
+    }
+    let window = start.elapsed();
+    let mut containers: Vec<ContainerStats> = metered
+        .into_iter()
+        .zip(first)
+        .map(|(m, before)| {
+            let now = m.meter.as_ref().and_then(Meter::read);
+            let cpu_percent = match (before, now) {
+                (Some(b), Some(n)) if !window.is_zero() => {
+                    let used = n.cpu.saturating_sub(b.cpu).as_secs_f64();
+                    Some((used / window.as_secs_f64() * 1000.0).round() / 10.0)
+                }
+                _ => None,
+            };
+            ContainerStats {
+                name: m.name,
+                status: m.status.to_string(),
+                size: m.size.map(str::to_string),
+                cpu_percent,
+                memory_bytes: now.map(|u| u.memory),
+                memory_limit_bytes: now.and(m.meter.as_ref().map(|x| x.size.memory)),
+                memory_max_bytes: now.and_then(|u| u.memory_max),
+            }
+        })
+        .collect();
+    containers.sort_by(|a, b| a.name.cmp(&b.name).then(a.status.cmp(&b.status)));
+    AppStats {
+        app: app.to_string(),
+        containers,
+        unmeasured: crate::cgroup::available().err().map(|e| e.to_string()),
     }
 }
 
@@ -144,6 +217,7 @@ impl Slot {
 pub struct Seen {
     pub row: ContainerRow,
     pub group: Option<i32>,
+    pub meter: Option<Meter>,
 }
 
 /// What runs in a container, as `ps` shows it.
@@ -171,15 +245,34 @@ pub fn with_processes(seen: Vec<Seen>) -> Vec<ContainerRow> {
     let table = process::processes();
     let mut rows: Vec<ContainerRow> = seen
         .into_iter()
-        .map(|Seen { mut row, group }| {
-            if let Some(g) = group {
-                row.processes = process_rows(g, &table);
-            }
-            row
-        })
+        .map(
+            |Seen {
+                 mut row,
+                 group,
+                 meter,
+             }| {
+                if let Some(g) = group {
+                    row.processes = process_rows(g, &table);
+                }
+                if let Some(m) = meter {
+                    row.memory_bytes = m.read().map(|u| u.memory);
+                    row.memory_limit_bytes = row.memory_bytes.and(Some(m.size.memory));
+                }
+                row
+            },
+        )
         .collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.status.cmp(&b.status)));
     rows
+}
+
+/// The event of a container the kernel stopped for memory.
+pub fn out_of_memory_event(name: &str, size: crate::platform_numbers::Size) -> super::events::Event {
+    super::events::Event::OutOfMemory {
+        container: name.to_string(),
+        size: size.name.to_string(),
+        memory_limit_bytes: size.memory,
+    }
 }
 
 /// A run longer than this resets the count of quick crashes.
@@ -356,14 +449,23 @@ impl RestartError {
                     message: format!("{name} {reason}"),
                     details: Vec::new(),
                     reason,
+                    out_of_memory: None,
                 }
             }
             RestartError::Rollout(e) => Crash {
                 message: e.to_string(),
                 details: e.details(),
                 reason: match e {
+                    RolloutError::Crashed {
+                        out_of_memory: Some(size),
+                        ..
+                    } => crate::process::out_of_memory(Some(*size)),
                     RolloutError::Crashed { exit, .. } => exit.to_string(),
                     other => other.to_string(),
+                },
+                out_of_memory: match e {
+                    RolloutError::Crashed { out_of_memory, .. } => *out_of_memory,
+                    _ => None,
                 },
             },
         }

@@ -11,7 +11,7 @@ use super::caller::Caller;
 use super::life::RestartError;
 use super::opened::Opened;
 pub use super::protocol::DeployArgs;
-use super::protocol::{AddonRow, Amount, ContainerRow, Event};
+use super::protocol::{AddonRow, Amount, AppStats, ContainerRow, Event};
 use super::routing::{Bound, Ports};
 use crate::addon::Server;
 use crate::container::{Container, ContainerSpec};
@@ -44,6 +44,11 @@ pub enum Message {
         app: String,
         names: Vec<String>,
         reply: Sender<Targets>,
+    },
+    /// `shipway stats`: the containers' figures, read on a worker.
+    Stats {
+        app: String,
+        reply: Sender<Result<AppStats, Error>>,
     },
     /// A job for an app, queued behind the app's running one; `caller` gets its output.
     /// `opened`: the app, for the supervisor to keep if it does not know it yet.
@@ -110,6 +115,8 @@ pub enum Message {
         app: String,
         token: u64,
         exit: Exit,
+        /// Its size, when the kernel stopped it for memory.
+        out_of_memory: Option<crate::platform_numbers::Size>,
         streak: u32,
     },
     /// A crashed container was started again, or could not be.
@@ -192,7 +199,8 @@ impl Handle {
 pub enum Job {
     Deploy(DeployArgs),
     /// `web:2 worker:+1`: the new amounts of these types.
-    Scale(BTreeMap<String, Amount>),
+    /// The new amounts, and the sizes given, by type.
+    Scale(BTreeMap<String, Amount>, BTreeMap<String, String>),
     /// All containers, a type (`web`) or one container (`web-1`).
     Restart(Option<String>),
     /// The release of this deployment (default: the previous successful one).
@@ -216,5 +224,6 @@ pub enum Job {
     RunDetached {
         command: String,
         env: BTreeMap<String, String>,
+        size: Option<String>,
     },
 }

@@ -37,10 +37,17 @@ pub enum Request {
     Ps {
         app: String,
     },
+    /// `shipway stats`: each container's CPU and memory.
+    Stats {
+        app: String,
+    },
     /// `web:2 worker:+1`: the new amounts of these types.
     Scale {
         app: String,
         counts: BTreeMap<String, Amount>,
+        /// The sizes given (`web:2:L`), by type: the platform's names, checked by the CLI.
+        #[serde(default)]
+        sizes: BTreeMap<String, String>,
     },
     /// All containers, a type (`web`) or one container (`web-1`).
     Restart {
@@ -81,6 +88,9 @@ pub enum Request {
         app: String,
         command: String,
         env: BTreeMap<String, String>,
+        /// `--size`: the container's size (M when none).
+        #[serde(default)]
+        size: Option<String>,
     },
     /// `rename --new-name NEW`: the app, stopped, moved to its new name, started again.
     Rename {
@@ -211,6 +221,32 @@ pub fn app_status(containers: &[ContainerRow]) -> &'static str {
     }
 }
 
+/// What `shipway stats` shows of an app (`--json` prints it as it is).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppStats {
+    pub app: String,
+    pub containers: Vec<ContainerStats>,
+    /// Why the containers' figures are not measured on this machine, when they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
+}
+
+/// One container in `shipway stats`: its figures are absent (null) when it is not
+/// running or its cgroup could not be made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub name: String,
+    pub status: String,
+    /// Its size (`S`), while it runs.
+    pub size: Option<String>,
+    /// CPU time used over the last moment, in percent of one CPU.
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    /// The most memory it held since it started.
+    pub memory_max_bytes: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppInfo {
     pub name: String,
@@ -236,6 +272,9 @@ pub enum Event {
     },
     Ps {
         rows: Vec<ContainerRow>,
+    },
+    Stats {
+        stats: AppStats,
     },
     Addons {
         rows: Vec<AddonRow>,

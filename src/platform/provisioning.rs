@@ -381,9 +381,8 @@ impl Worker {
                     said.push(format!("formation {t}={n}"));
                 }
                 if let Some(s) = size {
-                    said.push(format!(
-                        "formation {t}: size {s} is not enforced here (containers use what this machine has)"
-                    ));
+                    c.sizes.insert(t.clone(), s.clone());
+                    said.push(format!("formation {t}: size {s}"));
                 }
             }
             c.manifest = ManifestStage::Applied;

@@ -139,6 +139,19 @@ fn serve(ctx: &Arc<Context>, supervisor: &Handle, dashboard: &Dashboard, stream:
             let _ = protocol::write(&mut writer, &event);
             return;
         }
+        Request::Stats { app } => {
+            let event = match supervisor
+                .call(|reply| Message::Stats { app, reply })
+                .and_then(|r| r)
+            {
+                Ok(stats) => Event::Stats { stats },
+                Err(e) => Event::Error {
+                    message: e.to_string(),
+                },
+            };
+            let _ = protocol::write(&mut writer, &event);
+            return;
+        }
         Request::Addons { app } => {
             let event = match supervisor
                 .call(|reply| Message::Addons { app, reply })
@@ -250,14 +263,19 @@ fn serve(ctx: &Arc<Context>, supervisor: &Handle, dashboard: &Dashboard, stream:
             return;
         }
         Request::Deploy { app, args } => (app, Job::Deploy(args)),
-        Request::Scale { app, counts } => (app, Job::Scale(counts)),
+        Request::Scale { app, counts, sizes } => (app, Job::Scale(counts, sizes)),
         Request::Restart { app, target } => (app, Job::Restart(target)),
         Request::Rollback { app, deployment } => (app, Job::Rollback(deployment)),
         Request::Destroy { app } => (app, Job::Destroy),
         Request::Rename { app, new_name } => (app, Job::Rename(new_name)),
         Request::AddonsAdd { app, addon, plan } => (app, Job::AddonsAdd { addon, plan }),
         Request::AddonsRemove { app, id } => (app, Job::AddonsRemove(id)),
-        Request::Run { app, command, env } => (app, Job::RunDetached { command, env }),
+        Request::Run {
+            app,
+            command,
+            env,
+            size,
+        } => (app, Job::RunDetached { command, env, size }),
     };
     // A socket that cannot be cloned leaves no way to answer: the client sees it close.
     if let Ok(caller) = Caller::new(writer, reader) {

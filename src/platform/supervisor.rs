@@ -27,7 +27,7 @@ use super::jobs::{self, Worker};
 use super::life::{self, stop_servers, AfterCrash, Crash, Life, RestartError, Slot};
 use super::message::{Handle, Job, Leaving, Message, Targets};
 use super::opened::Opened;
-use super::protocol::{AddonRow, AppInfo, ContainerRow, Event};
+use super::protocol::{AddonRow, AppInfo, AppStats, ContainerRow, Event};
 use super::routing::{Reporting, Routers};
 use super::turn;
 use crate::addon::{self, Server};
@@ -212,6 +212,7 @@ impl Supervisor {
                 let _ = reply.send(self.status());
             }
             Message::Ps { app, reply } => self.ps(&app, reply),
+            Message::Stats { app, reply } => self.stats(&app, reply),
             Message::Job {
                 app,
                 job,
@@ -344,16 +345,29 @@ impl Supervisor {
                 app,
                 token,
                 exit,
+                out_of_memory,
                 streak,
             } => {
                 if let Some((a, i)) =
                     self.find(&app, |l| matches!(l, Life::Exited { token: t } if *t == token))
                 {
                     let name = self.apps[&a].slots[i].name();
-                    let crash = Crash {
-                        message: format!("{name} {exit}"),
-                        details: Vec::new(),
-                        reason: exit.to_string(),
+                    let crash = match out_of_memory {
+                        Some(size) => {
+                            let why = crate::process::out_of_memory(Some(size));
+                            Crash {
+                                message: format!("{name} stopped: {why}"),
+                                details: Vec::new(),
+                                reason: why,
+                                out_of_memory: Some(size),
+                            }
+                        }
+                        None => Crash {
+                            message: format!("{name} {exit}"),
+                            details: Vec::new(),
+                            reason: exit.to_string(),
+                            out_of_memory: None,
+                        },
                     };
                     self.crashed(&a, i, streak, crash);
                 }
@@ -493,6 +507,33 @@ impl Supervisor {
             }
         }
         targets
+    }
+
+    /// `shipway stats`: each container's cgroup is read on a worker, twice, a moment
+    /// apart, for its CPU.
+    fn stats(&mut self, app: &str, reply: Sender<Result<AppStats, Error>>) {
+        let known = self
+            .apps
+            .get(app)
+            .filter(|a| !matches!(a.turn, Turn::Destroyed))
+            .map(|a| a.slots.iter().map(life::Slot::metered).collect::<Vec<_>>());
+        let (ctx, app) = (self.ctx.clone(), app.to_string());
+        self.spawn(move || {
+            let stats = match known {
+                Some(metered) => Ok(life::stats(&app, metered)),
+                None => ctx
+                    .home
+                    .existing_app(&app)
+                    .map_err(Error::from)
+                    .map(|_| AppStats {
+                        app: app.clone(),
+                        containers: Vec::new(),
+                        unmeasured: None,
+                    }),
+            };
+            let _ = reply.send(stats);
+            None
+        });
     }
 
     /// Start the scheduled runs that are due, each on a worker.
@@ -942,12 +983,14 @@ impl Supervisor {
         a.routers.reroute(&a.slots);
         self.spawn(move || {
             let exit = container::reap(&mut crashed);
+            let out_of_memory = crashed.child.stopped_for_memory();
             // A container that ran a while before crashing starts a new streak.
             let streak = life::crash_streak(crashed.crash_streak, crashed.started.elapsed());
             Some(Message::Reaped {
                 app,
                 token,
                 exit,
+                out_of_memory,
                 streak,
             })
         });
@@ -963,6 +1006,9 @@ impl Supervisor {
         let (app, id) = (app.to_string(), ended.id);
         self.spawn(move || {
             let exit = container::reap(&mut ended);
+            if let Some(size) = ended.child.stopped_for_memory() {
+                ctx.event(&log, &app, life::out_of_memory_event(&ended.name, size));
+            }
             let event = events::Event::RunEnded {
                 container: ended.name.clone(),
                 exit: exit.to_string(),
@@ -984,10 +1030,13 @@ impl Supervisor {
         let Some(a) = self.apps.get_mut(app) else { return };
         let slot = &mut a.slots[i];
         let name = slot.name();
-        let event = events::Event::Crash {
-            container: name.clone(),
-            reason: crash.reason.clone(),
-            release: slot.release,
+        let event = match crash.out_of_memory {
+            Some(size) => life::out_of_memory_event(&name, size),
+            None => events::Event::Crash {
+                container: name.clone(),
+                reason: crash.reason.clone(),
+                release: slot.release,
+            },
         };
         // The crash policy giving up is an event of its own, after the crash's lines.
         let mut given_up = None;

@@ -87,8 +87,8 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
         return;
     }
     println!(
-        "{:<12} {:<9} {:<7} {:<8} {:<8} {:<8} COMMAND",
-        "NAME", "STATUS", "PORT", "PID", "UPTIME", "RESTARTS"
+        "{:<12} {:<9} {:<7} {:<8} {:<8} {:<8} {:<21} COMMAND",
+        "NAME", "STATUS", "PORT", "PID", "UPTIME", "RESTARTS", "MEM"
     );
     let styled = Abilities::detect().styled_out;
     // Commands are the app's (its Procfile, what its processes set as their title).
@@ -99,8 +99,13 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
             None => r.command.clone(),
         };
         let command = super::neutralise(&command, reader);
+        // Used / limit, as on the platform's dashboard: unknown without a cgroup.
+        let memory = match (r.memory_bytes, r.memory_limit_bytes) {
+            (Some(used), Some(limit)) => format!("{} / {}", human_bytes(used), human_bytes(limit)),
+            _ => "-".to_string(),
+        };
         println!(
-            "{:<12} {} {:<7} {:<8} {:<8} {:<8} {}",
+            "{:<12} {} {:<7} {:<8} {:<8} {:<8} {:<21} {}",
             r.name,
             status(&r.status, 9, styled),
             dash(r.port),
@@ -108,6 +113,7 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
             r.uptime_ms
                 .map_or("-".into(), |ms| human_duration(Duration::from_millis(ms))),
             r.restarts,
+            memory,
             command
         );
         // What left the container's process group is still the container's: show it, so

@@ -189,13 +189,13 @@ fn scale_adds_and_removes_relative_to_the_formation_and_shows_it() {
         .has("web has 1 container in the formation");
     env.run(&["-a", "python", "scale", "web:1:L"])
         .ok()
-        .has("size L is not enforced");
+        .has("web: 1 - L");
     env.run(&["-a", "python", "scale", "web:+1:L"])
         .code(1)
         .has("change the size first");
     env.run(&["-a", "python", "scale"])
         .ok()
-        .has("web: 1 - M   python3 server.py");
+        .has("web: 1 - L   python3 server.py");
 }
 
 #[test]

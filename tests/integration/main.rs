@@ -21,6 +21,7 @@ mod runtimes;
 mod runtimes_langs;
 mod runtimes_node;
 mod sandbox;
+mod sizes;
 mod stack_image;
 mod stack_runtime;
 mod stacks;

@@ -1,0 +1,249 @@
+//! Container sizes enforced (memory with no swap, processes, CPU weight) and measured
+//! (`stats`, `ps`'s MEM), on the `sizes` fixture. Limits need a cgroup shipway can make:
+//! root's (CI runs as root, on cgroup v1) or a delegated one; elsewhere these tests say
+//! they were skipped.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+const S_MEMORY: u64 = 268_435_456;
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
+}
+
+/// The `sizes` fixture deployed as `app`, its web container of size S; None (said) where
+/// no cgroup can be made here.
+fn deployed(env: &Env, app: &str, what: &str) -> Option<()> {
+    if !root_or_skip(what, "container limits need a cgroup of root's here") {
+        return None;
+    }
+    let dir = env.app_as("sizes", app);
+    env.deploy(&dir, app, &["--env", &procfile_only(), "--env", &pids_dir(env)])
+        .ok();
+    let stats = json(&env.run(&["stats", "-a", app, "--json"]).ok());
+    if let Some(why) = stats["unmeasured"].as_str() {
+        skipped(what, why);
+        return None;
+    }
+    Some(())
+}
+
+fn container<'a>(stats: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    stats["containers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {stats}"))
+}
+
+#[test]
+fn stats_and_ps_give_an_s_containers_memory_against_its_limit() {
+    let env = Env::new();
+    if deployed(
+        &env,
+        "measured",
+        "stats_and_ps_give_an_s_containers_memory_against_its_limit",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let web = container(
+        &json(&env.run(&["stats", "-a", "measured", "--json"]).ok()),
+        "web-1",
+    )
+    .clone();
+    assert_eq!(web["size"], "M", "M unless scaled: {web}");
+    assert_eq!(web["memory_limit_bytes"], 2 * S_MEMORY, "{web}");
+    env.run(&["scale", "-a", "measured", "web:1:S"])
+        .ok()
+        .has("web: 1 - S");
+    let stats = json(&env.run(&["stats", "-a", "measured", "--json"]).ok());
+    assert_eq!(stats["app"], "measured");
+    let web = container(&stats, "web-1");
+    assert_eq!(web["status"], "running");
+    assert_eq!(web["size"], "S");
+    assert_eq!(web["memory_limit_bytes"], S_MEMORY, "{web}");
+    let used = web["memory_bytes"].as_u64().unwrap_or(0);
+    // A Python server holds a few MB: measured, and below its limit.
+    assert!(used > 1024 * 1024 && used < S_MEMORY, "{web}");
+    assert!(web["memory_max_bytes"].as_u64().unwrap_or(0) >= used, "{web}");
+    assert!(web["cpu_percent"].as_f64().is_some(), "{web}");
+    env.run(&["stats", "-a", "measured"])
+        .ok()
+        .has("MEMORY")
+        .has("256.0 MiB");
+    let ps = env.run(&["ps", "-a", "measured"]).ok();
+    assert!(
+        ps.stdout.lines().next().unwrap_or_default().contains("MEM"),
+        "{}",
+        ps.stdout
+    );
+    ps.has(" / 256.0 MiB");
+    let rows = json(&env.run(&["ps", "-a", "measured", "--json"]).ok());
+    assert_eq!(rows[0]["memory_limit_bytes"], S_MEMORY, "{rows}");
+    // The container sees its size.
+    env.run(&[
+        "run",
+        "-a",
+        "measured",
+        "--size",
+        "L",
+        "echo $CONTAINER_SIZE $CONTAINER_MEMORY",
+    ])
+    .ok()
+    .has("L 1073741824");
+}
+
+#[test]
+fn an_s_container_holds_no_more_than_128_processes() {
+    let env = Env::new();
+    if deployed(&env, "forks", "an_s_container_holds_no_more_than_128_processes").is_none() {
+        return;
+    }
+    env.run(&["scale", "-a", "forks", "forks:1:S"]).ok();
+    let report = env.work.path().join("forks-forks-1.txt");
+    eventually(Duration::from_secs(60), "forks-1 to report its threads", || {
+        report.exists()
+    });
+    let text = std::fs::read_to_string(&report).unwrap();
+    let started: u32 = text.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(
+        text.contains("can't start new thread") || text.contains("can't create"),
+        "the kernel refused a thread: {text}"
+    );
+    // 128 tasks at most: the thread's own process, maybe bash, and what it started.
+    assert!((100..128).contains(&started), "{text}");
+}
+
+#[test]
+fn a_process_over_its_memory_is_stopped_with_the_event_and_restarted() {
+    let env = Env::new();
+    let what = "a_process_over_its_memory_is_stopped_with_the_event_and_restarted";
+    if deployed(&env, "hungry", what).is_none() {
+        return;
+    }
+    // hog.py holds 400 MB, 10 MB at a time: an S container has 256 MB and no swap.
+    env.run(&["scale", "-a", "hungry", "hog:1:S"]).ok();
+    let event = "[platform] hog-1 stopped: out of memory (limit 256 MB, size S)";
+    let mut log = String::new();
+    eventually(
+        Duration::from_secs(60),
+        "hog-1 to be stopped for memory, then started again",
+        || {
+            log = env.run(&["logs", "-a", "hungry", "-n", "1000"]).ok().stdout;
+            log.lines()
+                .skip_while(|l| !l.contains(event))
+                .any(|l| l.contains("[platform] hog-1 started"))
+        },
+    );
+    assert!(!log.contains("held it all"), "it never held 400 MB:\n{log}");
+    assert!(
+        log.contains("holding 200 MB"),
+        "it held what its size allows:\n{log}"
+    );
+    let rows = json(&env.run(&["ps", "-a", "hungry", "--json"]).ok());
+    let hog = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "hog-1")
+        .unwrap();
+    assert!(hog["restarts"].as_u64().unwrap_or(0) >= 1, "{hog}");
+    // A one-off of the same size, attached, says so too.
+    env.run(&["run", "-a", "hungry", "--size", "S", "python3 hog.py"])
+        .has("out of memory (limit 256 MB, size S)")
+        .lacks("held it all");
+}
+
+#[test]
+fn a_deploy_whose_container_runs_out_of_memory_before_ready_fails() {
+    let env = Env::new();
+    let what = "a_deploy_whose_container_runs_out_of_memory_before_ready_fails";
+    if !root_or_skip(what, "container limits need a cgroup of root's here") {
+        return;
+    }
+    let dir = env.app_as("sizes", "greedy");
+    // scalingo.json gives web size S at the first deployment; the server holds 400 MB
+    // before it listens.
+    std::fs::write(
+        dir.join("scalingo.json"),
+        r#"{"formation": {"web": {"amount": 1, "size": "S"}}}"#,
+    )
+    .unwrap();
+    let run = env.deploy(
+        &dir,
+        "greedy",
+        &["--env", &procfile_only(), "--env", "HOG_AT_BOOT=400"],
+    );
+    if run.all().contains("container sizes are not enforced") {
+        skipped(what, "no cgroup can be made here");
+        return;
+    }
+    run.code(11)
+        .has("web-1 stopped: out of memory (limit 256 MB, size S) before it accepted connections")
+        .has("crashed-error");
+    // Within M's 512 MB it deploys.
+    std::fs::write(dir.join("scalingo.json"), "{}").unwrap();
+    env.run(&["scale", "-a", "greedy", "web:1:M"]).ok();
+    env.deploy(
+        &dir,
+        "greedy",
+        &["--env", &procfile_only(), "--env", "HOG_AT_BOOT=300"],
+    )
+    .ok();
+}
+
+#[test]
+fn without_a_cgroup_sizes_are_not_enforced_and_it_is_said_once() {
+    let env = Env::new();
+    let what = "without_a_cgroup_sizes_are_not_enforced_and_it_is_said_once";
+    let Some(home) = nobody_home(&env, what) else {
+        return;
+    };
+    // nobody has no delegated cgroup here (CI runs as root, on cgroup v1, whose trees are
+    // root's), unless a systemd user session gave it one.
+    let dir = env.app_as("sizes", "plain");
+    std::fs::write(
+        dir.join("scalingo.json"),
+        r#"{"formation": {"web": {"amount": 2, "size": "S"}, "forks": {"amount": 0}}}"#,
+    )
+    .unwrap();
+    let d = dir.display().to_string();
+    let run = |args: &[&str]| run_as_nobody(&env, &home, args);
+    let deployed = run(&[
+        "deploy",
+        &d,
+        "-a",
+        "plain",
+        "--env",
+        "BIND_HOST=127.0.0.1",
+        "--env",
+        &procfile_only(),
+    ]);
+    let stats = run(&["stats", "-a", "plain", "--json"]).ok();
+    let stats: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    let Some(why) = stats["unmeasured"].as_str() else {
+        run(&["down"]);
+        skipped(what, "nobody has a delegated cgroup on this machine");
+        return;
+    };
+    deployed.ok();
+    assert!(
+        why.contains("not enforced") && why.contains("To enforce them"),
+        "{why}"
+    );
+    let web = container(&stats, "web-1");
+    assert_eq!(web["status"], "running", "it runs as today: {stats}");
+    assert!(web["memory_limit_bytes"].is_null(), "{stats}");
+    let log = run(&["logs", "-a", "plain", "-n", "1000"]).ok().stdout;
+    assert_eq!(
+        log.matches("container sizes are not enforced on this machine")
+            .count(),
+        1,
+        "said once for two containers:\n{log}"
+    );
+    run(&["ps", "-a", "plain"]).ok().has("web-2");
+    run(&["down"]).ok();
+}
