@@ -151,6 +151,12 @@ fn a_process_over_its_memory_is_stopped_with_the_event_and_restarted() {
         .find(|r| r["name"] == "hog-1")
         .unwrap();
     assert!(hog["restarts"].as_u64().unwrap_or(0) >= 1, "{hog}");
+    // One record: the timeline has the same event, with the size and its limit.
+    let timeline = env.run(&["timeline", "-a", "hungry", "--json"]).ok().stdout;
+    assert!(
+        timeline.contains("\"out_of_memory\"") && timeline.contains("268435456"),
+        "{timeline}"
+    );
     // A one-off of the same size, attached, says so too.
     env.run(&["run", "-a", "hungry", "--size", "S", "python3 hog.py"])
         .has("out of memory (limit 256 MB, size S)")
