@@ -253,3 +253,45 @@ fn without_a_cgroup_sizes_are_not_enforced_and_it_is_said_once() {
     run(&["ps", "-a", "plain"]).ok().has("web-2");
     run(&["down"]).ok();
 }
+
+#[test]
+fn stats_stream_piped_prints_one_record_per_interval() {
+    let env = Env::new();
+    let what = "stats_stream_piped_prints_one_record_per_interval";
+    if deployed(&env, "streamed", what).is_none() {
+        return;
+    }
+    let mut child = env
+        .command(&["stats", "-a", "streamed", "--stream", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut guard = Guarded(child);
+    let (tx, lines) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    for n in 1..=2 {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("record {n} of --stream never came"));
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(record["app"], "streamed", "{line}");
+        assert!(
+            container(&record, "web-1")["memory_bytes"].as_u64().is_some(),
+            "{line}"
+        );
+    }
+    // Until Ctrl-C, which ends it.
+    ctrl_c(guard.0.id());
+    let status = guard.wait_within(Duration::from_secs(30));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGINT),
+        "{status:?}"
+    );
+}
