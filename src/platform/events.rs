@@ -299,17 +299,23 @@ pub fn timeline(app: &AppDir) -> Result<Vec<Record>, StateError> {
         records.extend(parse(&bytes));
     }
     // Two writers (the platform, a CLI's `env-set`) may append a moment out of order:
-    // the times decide (RFC 3339 of one width sorts as text), ties keep the file's order.
+    // the times decide (RFC 3339 of one width sorts as text); of two at the same
+    // millisecond, the one written later comes first.
     records.reverse();
     records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Ok(records)
 }
 
-/// The events of a record's bytes, oldest first, skipping what is not one.
+/// The events of a record's bytes, oldest first, skipping what is not one (a time that
+/// is not as [`crate::ui::utc`] writes it included: it would sort anywhere).
 pub fn parse(bytes: &[u8]) -> Vec<Record> {
     bytes
         .split(|&b| b == b'\n')
         .filter_map(|line| serde_json::from_slice::<Record>(line).ok())
+        .filter(|r| {
+            let t = r.created_at.as_bytes();
+            t.len() == 24 && t[4] == b'-' && t[10] == b'T' && t[23] == b'Z'
+        })
         .collect()
 }
 
@@ -429,6 +435,7 @@ mod tests {
         let good = serde_json::to_string(&at(scale(2))).unwrap();
         let bytes = format!(
             "{good}\n{{\"created_at\":\"x\",\"type\":\"teleport\",\"type_data\":{{}}}}\n\
+             {{\"created_at\":\"later\",\"type\":\"scale\",\"type_data\":{{\"containers\":{{}},\"release\":null}}}}\n\
              not json at all\n\u{0}\u{fffd}\n{{\"type\":\"scale\"}}\n{}\n{good}\n",
             &good[..good.len() / 2]
         );
