@@ -390,6 +390,19 @@ fn the_first_build_sees_scalingo_json_env_as_a_one_click_deploy_does() {
         .ok()
         .lacks("Reading scalingo.json");
     assert_eq!(env_get(&env, "oneclick", "SECRET_KEY"), secret);
+    // The manifest's variables are on the timeline by name; the generated secret is not.
+    let timeline = env.run(&["timeline", "-a", "oneclick", "--json"]).ok().stdout;
+    assert!(!timeline.contains(&secret), "{timeline}");
+    let timeline: serde_json::Value = serde_json::from_str(&timeline).unwrap();
+    let added: Vec<&serde_json::Value> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "new_variable")
+        .map(|e| &e["type_data"]["names"])
+        .collect();
+    let expected = [serde_json::json!(["GREETING", "SECRET_KEY"]), serde_json::json!(["BUILDPACK_URL"])];
+    assert_eq!(added, expected.iter().collect::<Vec<_>>(), "{timeline:#}");
 }
 
 #[test]
