@@ -119,6 +119,7 @@ fn the_dashboard_answers_gets_only_and_never_shows_a_secret_value() {
         "/api/apps/demo/logs?from=0".to_string(),
         "/api/apps/demo/metrics".to_string(),
         "/api/apps/demo/timeline".to_string(),
+        "/api/apps/demo/stats".to_string(),
         "/api/apps/demo/metrics?hours=72".to_string(),
         format!("/api/apps/demo/deployments/{deployment}/output"),
     ];
@@ -166,6 +167,39 @@ fn the_dashboard_answers_gets_only_and_never_shows_a_secret_value() {
         assert!(kinds.contains(&kind), "no {kind} in {timeline}");
     }
     assert!(timeline.to_string().contains("SESSION_SECRET"), "{timeline}");
+    // The containers' figures, as `stats` has them, and their memory since the dashboard
+    // started.
+    let (_, _, stats) = get("/api/apps/demo/stats");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let containers = stats["stats"]["containers"].as_array().unwrap();
+    let names: Vec<&str> = containers.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["web-1", "web-2"], "{stats}");
+    if let Some(why) = stats["stats"]["unmeasured"].as_str() {
+        skipped("the dashboard's memory figures", why);
+    } else {
+        for c in containers {
+            let used = c["memory_bytes"].as_u64().unwrap();
+            let limit = c["memory_limit_bytes"].as_u64().unwrap();
+            assert!(used > 0 && used < limit, "{stats}");
+        }
+        let mut samples = serde_json::Value::Null;
+        eventually(
+            Duration::from_secs(20),
+            "memory samples of both containers",
+            || {
+                samples = serde_json::from_str::<serde_json::Value>(&get("/api/apps/demo/stats").2).unwrap()
+                    ["memory"]
+                    .clone();
+                ["web-1", "web-2"]
+                    .iter()
+                    .all(|n| samples[n].as_array().is_some_and(|a| !a.is_empty()))
+            },
+        );
+        assert!(
+            samples["web-1"][0]["memory_bytes"].as_u64().unwrap() > 0,
+            "{samples}"
+        );
+    }
     // The router's figures, minute by minute, as `stats` has them.
     let mut metrics = serde_json::Value::Null;
     eventually(
@@ -318,7 +352,24 @@ fn the_dashboard_in_headless_chromium_shows_the_app_its_deployment_timeline_and_
     // The charts: requests per minute with the 5xx in red, response times, and the
     // deployment, the restart and the scale marked on them.
     let charts = dom.matches("<svg class=\"chart\"").count();
-    assert_eq!(charts, 2, "charts in:\n{dom}");
+    if dom.contains("Not measured on this machine") {
+        skipped(
+            "the dashboard's memory chart",
+            "containers are not measured on this machine",
+        );
+        assert_eq!(charts, 2, "charts in:\n{dom}");
+    } else {
+        // Memory per container, a line each, against its limit in the table.
+        assert_eq!(charts, 3, "charts in:\n{dom}");
+        assert!(
+            dom.contains("class=\"line c0\"") || dom.contains("class=\"dot c0\""),
+            "no memory line in:\n{dom}"
+        );
+        assert!(
+            dom.contains(" / 512 MB"),
+            "no memory against its limit in:\n{dom}"
+        );
+    }
     assert!(!dom.contains("data-points=\"0\""), "an empty chart in:\n{dom}");
     assert!(dom.contains("class=\"bar err\""), "no 5xx bar in:\n{dom}");
     assert!(dom.contains("class=\"line p99\""), "no p99 line in:\n{dom}");

@@ -7,6 +7,7 @@
 //! it must not change anything (GET and HEAD only) nor show a config var's value.
 
 mod http;
+mod samples;
 mod views;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use self::http::{Answer, Head};
+use self::samples::Samples;
 use self::views::Secrets;
 use super::context::Context;
 use super::message::Handle;
@@ -32,6 +34,7 @@ const MOST_CONNECTIONS: usize = 32;
 #[derive(Default)]
 pub struct Dashboard {
     address: Mutex<Option<SocketAddr>>,
+    samples: Arc<Samples>,
 }
 
 impl Dashboard {
@@ -43,7 +46,8 @@ impl Dashboard {
         let addr = match *address {
             Some(a) => a,
             None => {
-                let a = serve(ctx.clone(), supervisor.clone())?;
+                let a = serve(ctx.clone(), supervisor.clone(), self.samples.clone())?;
+                self.samples.start(ctx.clone(), supervisor.clone());
                 *address = Some(a);
                 a
             }
@@ -54,7 +58,7 @@ impl Dashboard {
 
 /// Bind 127.0.0.1 (the port of the `dashboard_port` setting, else one from the OS) and
 /// answer on a thread of its own.
-fn serve(ctx: Arc<Context>, supervisor: Handle) -> Result<SocketAddr, Error> {
+fn serve(ctx: Arc<Context>, supervisor: Handle, samples: Arc<Samples>) -> Result<SocketAddr, Error> {
     let port = ctx.settings.dashboard_port.unwrap_or(0);
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| Error::Platform {
         message: format!(
@@ -68,7 +72,8 @@ fn serve(ctx: Arc<Context>, supervisor: Handle) -> Result<SocketAddr, Error> {
     let busy = Arc::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (ctx, supervisor, busy) = (ctx.clone(), supervisor.clone(), busy.clone());
+            let (ctx, supervisor, busy, samples) =
+                (ctx.clone(), supervisor.clone(), busy.clone(), samples.clone());
             if busy.fetch_add(1, Ordering::SeqCst) >= MOST_CONNECTIONS {
                 busy.fetch_sub(1, Ordering::SeqCst);
                 let _ = stream.set_write_timeout(Some(http::CLIENT_TIMEOUT));
@@ -76,7 +81,7 @@ fn serve(ctx: Arc<Context>, supervisor: Handle) -> Result<SocketAddr, Error> {
                 continue;
             }
             std::thread::spawn(move || {
-                answer(&ctx, &supervisor, addr, stream);
+                answer(&ctx, &supervisor, &samples, addr, stream);
                 busy.fetch_sub(1, Ordering::SeqCst);
             });
         }
@@ -85,7 +90,7 @@ fn serve(ctx: Arc<Context>, supervisor: Handle) -> Result<SocketAddr, Error> {
 }
 
 /// Read one request, answer it, close.
-fn answer(ctx: &Context, supervisor: &Handle, addr: SocketAddr, mut stream: TcpStream) {
+fn answer(ctx: &Context, supervisor: &Handle, samples: &Samples, addr: SocketAddr, mut stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(http::CLIENT_TIMEOUT));
     let _ = stream.set_write_timeout(Some(http::CLIENT_TIMEOUT));
     let head = match http::read_head(&mut stream) {
@@ -97,11 +102,11 @@ fn answer(ctx: &Context, supervisor: &Handle, addr: SocketAddr, mut stream: TcpS
         }
     };
     let with_body = head.method != "HEAD";
-    let _ = route(ctx, supervisor, addr, &head).write(&mut stream, with_body);
+    let _ = route(ctx, supervisor, samples, addr, &head).write(&mut stream, with_body);
 }
 
 /// The answer to `head`.
-fn route(ctx: &Context, supervisor: &Handle, addr: SocketAddr, head: &Head) -> Answer {
+fn route(ctx: &Context, supervisor: &Handle, samples: &Samples, addr: SocketAddr, head: &Head) -> Answer {
     if head.method != "GET" && head.method != "HEAD" {
         return Answer::method_not_allowed();
     }
@@ -126,9 +131,9 @@ fn route(ctx: &Context, supervisor: &Handle, addr: SocketAddr, head: &Head) -> A
         ["api", "apps", app] => views::app(home, supervisor, app).map(|v| Some(json(&v))),
         ["api", "apps", app, "logs"] => views::logs(home, app, offset(head)).map(|v| Some(json(&v))),
         ["api", "apps", app, "timeline"] => views::timeline(home, app).map(|v| Some(json(&v))),
-        ["api", "apps", app, "metrics"] => {
-            let hours = head.param("hours").and_then(|h| h.parse().ok()).unwrap_or(1);
-            views::metrics(ctx, app, u64::clamp(hours, 1, 72)).map(|v| Some(json(&v)))
+        ["api", "apps", app, "metrics"] => views::metrics(ctx, app, hours(head)).map(|v| Some(json(&v))),
+        ["api", "apps", app, "stats"] => {
+            views::stats(home, supervisor, samples, app, hours(head)).map(|v| Some(json(&v)))
         }
         ["api", "apps", app, "deployments", id, "output"] => {
             views::output(home, app, id, offset(head).unwrap_or(0)).map(|v| v.map(|v| json(&v)))
@@ -149,6 +154,12 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| {
         serde_json::json!({ "error": format!("cannot encode the answer: {e}") }).to_string()
     })
+}
+
+/// `?hours=N`: the charts' window, 1 to 72 hours (default 1).
+fn hours(head: &Head) -> u64 {
+    let hours = head.param("hours").and_then(|h| h.parse().ok()).unwrap_or(1);
+    u64::clamp(hours, 1, 72)
 }
 
 /// `?from=N`: where the page's last read of a log ended.

@@ -4,6 +4,7 @@
 //! (`logs`), the event record (`timeline`) and the router's figures. Config vars appear by name only; [`Secrets`] takes their values out of
 //! whatever text an answer carries (an app that logs its database URL).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 
 use serde::Serialize;
@@ -11,8 +12,9 @@ use serde::Serialize;
 use super::super::context::Context;
 use super::super::events::{self, Entry};
 use super::super::message::{Handle, Message};
-use super::super::protocol::{ContainerRow, RouterFigures};
+use super::super::protocol::{AppStats, ContainerRow, RouterFigures};
 use super::super::telemetry;
+use super::samples::{Sample, Samples};
 use crate::deployment::Deployment;
 use crate::error::Error;
 use crate::state::{open_regular, Home};
@@ -46,7 +48,7 @@ pub struct AppView {
     pub url: Option<String>,
     pub status: &'static str,
     pub stack: String,
-    pub formation: std::collections::BTreeMap<String, u32>,
+    pub formation: BTreeMap<String, u32>,
     /// Names only, never values.
     pub config_vars: Vec<String>,
     pub containers: Vec<ContainerRow>,
@@ -124,6 +126,35 @@ pub fn timeline(home: &Home, name: &str) -> Result<Vec<Entry>, Error> {
     let app = home.existing_app(name)?;
     let records = events::timeline(&app)?;
     Ok(records.into_iter().take(MOST_EVENTS).map(Entry::from).collect())
+}
+
+/// `stats` of an app, and its containers' memory over the last `hours` (since the
+/// dashboard started).
+#[derive(Debug, Serialize)]
+pub struct StatsView {
+    pub stats: AppStats,
+    pub memory: BTreeMap<String, Vec<Sample>>,
+}
+
+pub fn stats(
+    home: &Home,
+    supervisor: &Handle,
+    samples: &Samples,
+    name: &str,
+    hours: u64,
+) -> Result<StatsView, Error> {
+    home.existing_app(name)?;
+    let stats = supervisor
+        .call(|reply| Message::Stats {
+            app: name.to_string(),
+            reply,
+        })
+        .and_then(|r| r)?;
+    let since = crate::clock::now_ms().saturating_sub(hours * 3600 * 1000);
+    Ok(StatsView {
+        stats,
+        memory: samples.of(name, since),
+    })
 }
 
 /// The containers as `ps` has them.

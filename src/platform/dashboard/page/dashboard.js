@@ -16,6 +16,7 @@ const page = {
   hours: 1,           // the charts' window
   metrics: null,      // the router's figures (/metrics)
   timeline: [],       // the app's events, newest first
+  stats: null,        // the containers' figures and memory samples (/stats)
   timers: [],
 };
 
@@ -181,6 +182,7 @@ function appFrame() {
     h("div", { class: "grid" },
       h("div", { class: "card" }, h("h2", {}, "Requests per minute", h("span", { class: "note", id: "requests-note" })), h("div", { id: "requests" })),
       h("div", { class: "card" }, h("h2", {}, "Response time", h("span", { class: "note", id: "times-note" })), h("div", { id: "times" }))),
+    h("div", { class: "card" }, h("h2", {}, "Memory per container", h("span", { class: "note", id: "memory-note" })), h("div", { id: "memory" })),
     h("div", { class: "card" }, h("h2", {}, "Containers", h("span", { class: "note", id: "formation" })), h("div", { id: "containers" })),
     h("div", { class: "card" }, h("h2", {}, "Deployments"), h("div", { id: "deployments" })),
     h("div", { class: "card" }, h("h2", {}, "Timeline", h("span", { class: "note" }, "newest first, as `shipway timeline`")), h("div", { id: "timeline", class: "timeline" })),
@@ -190,25 +192,34 @@ function appFrame() {
 
 async function refreshApp() {
   const name = page.app;
-  let view, metrics, timeline;
+  let view, metrics, timeline, stats;
   try {
-    [view, metrics, timeline] = await Promise.all([
+    [view, metrics, timeline, stats] = await Promise.all([
       get("/api/apps/" + name),
       get("/api/apps/" + name + "/metrics?hours=" + page.hours),
       get("/api/apps/" + name + "/timeline"),
+      get("/api/apps/" + name + "/stats?hours=" + page.hours),
     ]);
   } catch (e) {
     if (name !== page.app) return;
-    document.getElementById("main").replaceChildren(h("p", { class: "empty" }, e.message));
+    if (page.view === null) {
+      document.getElementById("main").replaceChildren(h("p", { class: "empty" }, e.message));
+    } else {
+      // Shown as it was, and asked again: the platform may be restarting.
+      document.getElementById("refreshed").textContent = e.message;
+    }
+    later(refreshApp, APP_REFRESH_MS * 2);
     return;
   }
   if (name !== page.app) return;
   page.view = view;
   page.metrics = metrics;
   page.timeline = timeline;
+  page.stats = stats;
   drawHead(view);
   drawWindow();
   drawMetrics(view, metrics, timeline);
+  drawMemory(view, stats, timeline, Date.parse(metrics.measured_at));
   drawTimeline(timeline);
   drawContainers(view);
   drawDeployments(view);
@@ -239,18 +250,40 @@ function drawContainers(view) {
     box.replaceChildren(h("p", { class: "empty" }, "No container runs: deploy, or scale a process type up."));
     return;
   }
+  const figures = {};
+  for (const f of (page.stats ? page.stats.stats.containers : [])) figures[f.name] = f;
   const rows = view.containers.map((c) => h("tr", {},
-    h("td", {}, h("b", {}, c.name)),
+    h("td", {}, h("b", {}, c.name), figures[c.name] && figures[c.name].size ? h("span", { class: "size" }, figures[c.name].size) : null),
     h("td", {}, pill(c.status), c.exit ? h("span", { class: "empty" }, " " + c.exit) : null),
+    h("td", { class: "nowrap" }, memoryCell(figures[c.name])),
+    h("td", { class: "num" }, figures[c.name] && figures[c.name].cpu_percent !== null ? figures[c.name].cpu_percent.toFixed(1) + " %" : "–"),
     h("td", { class: "num" }, c.release ? "v" + c.release : "–"),
     h("td", { class: "num" }, c.uptime_ms === null ? "–" : duration(c.uptime_ms)),
     h("td", { class: "num" }, c.restarts),
     h("td", { class: "num" }, c.port || "–"),
     h("td", { class: "cmd mono", title: c.command }, c.command)));
   box.replaceChildren(h("table", {},
-    h("thead", {}, h("tr", {}, h("th", {}, "container"), h("th", {}, "status"), h("th", { class: "num" }, "release"),
+    h("thead", {}, h("tr", {}, h("th", {}, "container"), h("th", {}, "status"), h("th", {}, "memory"), h("th", { class: "num" }, "cpu"), h("th", { class: "num" }, "release"),
       h("th", { class: "num" }, "up"), h("th", { class: "num" }, "restarts"), h("th", { class: "num" }, "port"), h("th", {}, "command"))),
     h("tbody", {}, rows)));
+}
+
+// A bar filled to `share` (0 to 1). Its width is set through the DOM: the page's
+// Content-Security-Policy refuses inline style attributes.
+function meter(share) {
+  const fill = h("span", {});
+  fill.style.width = (share * 100).toFixed(1) + "%";
+  return h("span", { class: "meter" + (share > 0.9 ? " high" : "") }, fill);
+}
+
+// Memory used against the size's limit: a meter, red past 90 %.
+function memoryCell(f) {
+  if (!f || f.memory_bytes === null) return "–";
+  if (!f.memory_limit_bytes) return bytes(f.memory_bytes);
+  const share = Math.min(1, f.memory_bytes / f.memory_limit_bytes);
+  return h("span", { title: "highest since start: " + bytes(f.memory_max_bytes) },
+    meter(share),
+    bytes(f.memory_bytes) + " / " + bytes(f.memory_limit_bytes));
 }
 
 function drawDeployments(view) {
@@ -316,10 +349,11 @@ function clock(t) {
 // A time chart from `from` to `to` (ms): `bars` ({t, value, part, title}: `part` of the
 // value drawn red), `lines` ({cls, points: [[t, v]]}, broken where a minute is missing),
 // and `marks` ({t, label, kind}) drawn as vertical lines over them.
-function timeChart({ from, to, bars, lines, marks, format }) {
-  const { w, h: ht, left, right, top, bottom } = CHART;
+function timeChart({ from, to, bars, lines, marks, format, raw, round, width }) {
+  const { h: ht, left, right, top, bottom } = CHART;
+  const w = width || CHART.w;
   const values = bars.map((b) => b.value).concat(lines.flatMap((l) => l.points.map((p) => p[1])));
-  const max = nice(Math.max(...values, 0));
+  const max = (round || nice)(Math.max(...values, 0));
   const x = (t) => left + ((t - from) / (to - from)) * (w - left - right);
   const y = (v) => top + (1 - v / max) * (ht - top - bottom);
   const slot = Math.max(1.5, ((w - left - right) * 60000) / (to - from) - 1);
@@ -340,18 +374,21 @@ function timeChart({ from, to, bars, lines, marks, format }) {
     if (b.part > 0) bar.append(svg("rect", { class: "bar err", x: x(b.t), y: y(b.part), width: slot, height: y(0) - y(b.part) }));
     chart.append(bar);
   }
+  // A minute's figure sits in its middle; a sample (raw) at its time.
+  const at = (t) => x(raw ? t : t + 30000);
   for (const l of lines) {
+    const gap = l.gap || 60000;
     let d = "", last = null;
     for (const [t, v] of l.points) {
-      d += (last !== null && t - last <= 60000 ? " L" : " M") + x(t + 30000).toFixed(1) + " " + y(v).toFixed(1);
+      d += (last !== null && t - last <= gap ? " L" : " M") + at(t).toFixed(1) + " " + y(v).toFixed(1);
       last = t;
     }
     chart.append(svg("path", { class: "line " + l.cls, d: d.trim() }));
     // A lone minute would be an invisible path: a dot shows it.
     for (let i = 0; i < l.points.length; i++) {
       const [t, v] = l.points[i];
-      const near = (j) => j >= 0 && j < l.points.length && Math.abs(l.points[j][0] - t) <= 60000;
-      if (!near(i - 1) && !near(i + 1)) chart.append(svg("circle", { class: "dot " + l.cls, cx: x(t + 30000), cy: y(v), r: 2.5 }));
+      const near = (j) => j >= 0 && j < l.points.length && Math.abs(l.points[j][0] - t) <= gap;
+      if (!near(i - 1) && !near(i + 1)) chart.append(svg("circle", { class: "dot " + l.cls, cx: at(t), cy: y(v), r: 2.5 }));
     }
   }
   // Marks close together (a deployment, then a restart and a scale within moments) have
@@ -443,6 +480,34 @@ function drawMetrics(view, m, timeline) {
     from, to, marks, format: ms, bars: [],
     lines: ["p50", "p95", "p99"].map((q) => ({ cls: q, points: timed.map((x) => [x.t, x.response_time_ms[q]]) })),
   }), legend([["p50", "median"], ["p95", "p95"], ["p99", "p99"], ["deploy", "deployment"], ["restart", "restart"], ["scale", "scale"]]));
+}
+
+// Each container's memory since the dashboard started, its size's limit dashed.
+function drawMemory(view, s, timeline, to) {
+  const box = document.getElementById("memory");
+  const note = document.getElementById("memory-note");
+  if (s.stats.unmeasured) {
+    note.textContent = "";
+    box.replaceChildren(h("p", { class: "empty" }, "Not measured on this machine: " + s.stats.unmeasured));
+    return;
+  }
+  const names = Object.keys(s.memory).filter((n) => s.memory[n].length > 0);
+  const limits = s.stats.containers.map((c) => c.memory_limit_bytes).filter((l) => l);
+  const limit = limits.length ? Math.max(...limits) : null;
+  note.textContent = limit ? "limit " + bytes(limit) : "";
+  if (names.length === 0) {
+    box.replaceChildren(h("p", { class: "empty" }, "No container measured yet: the dashboard measures every 5 s from its start."));
+    return;
+  }
+  const from = to - page.hours * 3600000;
+  // The limit is a line across the window, drawn only when the memory comes near it.
+  const highest = Math.max(...names.flatMap((n) => s.memory[n].map((p) => p.memory_bytes)));
+  const lines = names.map((n, i) => ({ cls: "c" + (i % 6), gap: 15000,
+    points: s.memory[n].map((p) => [p.at_ms, p.memory_bytes]) }));
+  if (limit && highest > limit / 4) lines.push({ cls: "limit", gap: Infinity, points: [[from, limit], [to, limit]] });
+  box.replaceChildren(timeChart({ from, to, marks: marksOf(view, timeline), format: bytes, bars: [], lines, raw: true, width: 1120,
+    round: (v) => nice(v / 1048576) * 1048576 }),
+    legend(names.map((n, i) => ["c" + (i % 6), n]).concat(lines.length > names.length ? [["limit", "limit"]] : [])));
 }
 
 function ms(v) {
