@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{exit, Error};
 use crate::platform::client;
-use crate::platform::protocol::{AppStats, ContainerStats, Event, Request};
+use crate::platform::protocol::{AppStats, ContainerStats, Event, Request, RouterFigures};
 use crate::settings::Settings;
 use crate::state::Home;
 use crate::ui::human_bytes;
@@ -22,7 +22,10 @@ pub fn run(settings: &Settings, choice: &super::AppChoice, stream: bool, json: b
     loop {
         let stats = measure(&home, &app.name)?;
         match (&stats, json) {
-            (None, true) => println!("{}", serde_json::json!({"app": app.name, "containers": []})),
+            (None, true) => println!(
+                "{}",
+                serde_json::json!({"app": app.name, "containers": [], "router": null})
+            ),
             (None, false) => {
                 println!("No shipway platform runs: nothing of {} is running (`shipway up` brings the current releases back)", app.name);
                 return Ok(exit::SUCCESS);
@@ -63,6 +66,9 @@ fn table(stats: &AppStats, timed: bool) -> String {
     };
     if stats.containers.is_empty() {
         out.push_str(&format!("{when}{} has no container running\n", stats.app));
+        if let Some(router) = &stats.router {
+            out.push_str(&format!("{when}{}\n", router_line(router)));
+        }
         return out;
     }
     if !timed {
@@ -77,7 +83,42 @@ fn table(stats: &AppStats, timed: bool) -> String {
     if let Some(why) = &stats.unmeasured {
         out.push_str(&format!("{when}{why}\n"));
     }
+    if let Some(router) = &stats.router {
+        out.push_str(&format!("{when}{}\n", router_line(router)));
+    }
     out
+}
+
+/// The router's figures in one line: `router (72 h): 1204 requests (12.5/min over 5 min), 3 5xx, response
+/// time p50 1.2 ms, p95 4.8 ms, p99 31.0 ms`.
+fn router_line(r: &RouterFigures) -> String {
+    let times = r.response_time_ms.map_or_else(
+        || "no response time yet".to_string(),
+        |p| {
+            format!(
+                "response time p50 {}, p95 {}, p99 {}",
+                ms(p.p50),
+                ms(p.p95),
+                ms(p.p99)
+            )
+        },
+    );
+    let plural = if r.requests == 1 { "" } else { "s" };
+    format!(
+        "router (72 h): {} request{plural} ({}/min over 5 min), {} 5xx, {times}",
+        r.requests, r.requests_per_minute, r.errors
+    )
+}
+
+/// A response time as a person reads it: 0.42 ms, 12.3 ms, 1,250 ms.
+fn ms(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2} ms")
+    } else if value < 1000.0 {
+        format!("{value:.1} ms")
+    } else {
+        format!("{value:.0} ms")
+    }
 }
 
 fn row(c: &ContainerStats) -> String {
@@ -123,6 +164,7 @@ mod tests {
                 },
             ],
             unmeasured: None,
+            router: None,
         };
         let text = table(&stats, false);
         let lines: Vec<&str> = text.lines().collect();
@@ -134,5 +176,37 @@ mod tests {
         assert!(lines[2].contains("crashed") && lines[2].ends_with('-'), "{text}");
         let timed = table(&stats, true);
         assert_eq!(timed.lines().count(), 2, "no header in a log: {timed}");
+    }
+
+    #[test]
+    fn the_router_is_one_line_under_the_containers() {
+        let router = RouterFigures {
+            requests: 1204,
+            errors: 3,
+            requests_per_minute: 12.5,
+            response_time_ms: Some(crate::platform::protocol::Percentiles {
+                p50: 0.421,
+                p95: 48.125,
+                p99: 1250.0,
+            }),
+            ..RouterFigures::default()
+        };
+        let stats = AppStats {
+            app: "demo".into(),
+            containers: Vec::new(),
+            unmeasured: None,
+            router: Some(router.clone()),
+        };
+        let text = table(&stats, false);
+        assert!(
+            text.ends_with("router (72 h): 1204 requests (12.5/min over 5 min), 3 5xx, response time p50 0.42 ms, p95 48.1 ms, p99 1250 ms\n"),
+            "{text}"
+        );
+        let idle = RouterFigures::default();
+        assert!(
+            router_line(&idle).ends_with("0 5xx, no response time yet"),
+            "{}",
+            router_line(&idle)
+        );
     }
 }

@@ -209,6 +209,7 @@ pub fn stats(app: &str, metered: Vec<Metered>) -> AppStats {
         app: app.to_string(),
         containers,
         unmeasured: crate::cgroup::available().err().map(|e| e.to_string()),
+        router: None,
     }
 }
 

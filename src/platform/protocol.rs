@@ -229,6 +229,10 @@ pub struct AppStats {
     /// Why the containers' figures are not measured on this machine, when they are not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmeasured: Option<String>,
+    /// The router's figures of the app over the 72 hours kept (added by the server, off
+    /// the supervisor).
+    #[serde(default)]
+    pub router: Option<RouterFigures>,
 }
 
 /// One container in `shipway stats`: its figures are absent (null) when it is not

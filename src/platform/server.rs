@@ -144,7 +144,13 @@ fn serve(ctx: &Arc<Context>, supervisor: &Handle, dashboard: &Dashboard, stream:
                 .call(|reply| Message::Stats { app, reply })
                 .and_then(|r| r)
             {
-                Ok(stats) => Event::Stats { stats },
+                Ok(mut stats) => {
+                    // The router's half: read here, under the figures' own lock.
+                    let telemetry = ctx.telemetry.get(&stats.app);
+                    let now = crate::clock::now_ms();
+                    stats.router = Some(super::telemetry::figures(telemetry.as_deref(), None, false, now));
+                    Event::Stats { stats }
+                }
                 Err(e) => Event::Error {
                     message: e.to_string(),
                 },

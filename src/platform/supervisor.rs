@@ -529,6 +529,7 @@ impl Supervisor {
                         app: app.clone(),
                         containers: Vec::new(),
                         unmeasured: None,
+                        router: None,
                     }),
             };
             let _ = reply.send(stats);

@@ -178,3 +178,31 @@ fn the_router_counts_requests_5xx_and_response_times_per_minute() {
     let none = ask_platform(&env, r#"{"request":"router_metrics","app":"nothing"}"#);
     assert_eq!(none["figures"]["requests"], 0, "{none}");
 }
+
+#[test]
+fn stats_shows_the_routers_figures_after_n_requests() {
+    let env = Env::new();
+    let addr = deployed(&env, "rs");
+    let n = 12;
+    for i in 0..n - 1 {
+        assert_eq!(get_with_id(&addr, "/status/200", &format!("s-{i}")), 200);
+    }
+    assert_eq!(get_with_id(&addr, "/status/502", "s-502"), 502);
+    let run = env.run(&["stats", "-a", "rs", "--json"]).ok();
+    let stats: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()));
+    let router = &stats["router"];
+    assert_eq!(router["requests"], n, "{stats}");
+    assert_eq!(router["5xx"], 1, "{stats}");
+    for p in ["p50", "p95", "p99"] {
+        assert!(
+            router["response_time_ms"][p].as_f64().is_some(),
+            "no {p}: {stats}"
+        );
+    }
+    assert!(router["requests_per_minute"].as_f64().unwrap() > 0.0, "{stats}");
+    env.run(&["stats", "-a", "rs"])
+        .ok()
+        .has(&format!("router (72 h): {n} requests"))
+        .has(", 1 5xx, response time p50 ");
+}
