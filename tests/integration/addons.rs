@@ -136,7 +136,7 @@ fn first_deploy_reads_scalingo_json_migrates_through_psql_and_the_data_survives_
         .has("env GREETING: kept (already set)")
         .has("env SECRET_KEY: a generated secret")
         .has("formation web=2")
-        .has("size S is not enforced here")
+        .has("formation web: size S")
         .has("Provisioning addon postgresql (plan postgresql-starter-512), requested by scalingo.json")
         .has("Modified variables: [DATABASE_URL SCALINGO_POSTGRESQL_URL]")
         .has("scripts.first-deploy is this first deployment's postdeploy hook");

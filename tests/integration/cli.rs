@@ -125,9 +125,11 @@ fn run_passes_argv_exit_status_and_env_through() {
     assert!(vars.stdout.contains("OTHER=x y\n"), "{}", vars.all());
     run(&["printenv", "FOO"]).ok().has("stored\n");
     run(&["-e", "BAD-NAME=x", "true"]).code(1).has("-e BAD-NAME=x");
-    // --size is accepted and said to be ignored; an unknown size is refused.
-    run(&["--size", "L", "true"]).ok().has("--size L is ignored");
-    run(&["--size", "3XL", "true"]).ok().has("--size 3XL is ignored");
+    // --size gives the container its size; an unknown size is refused.
+    run(&["--size", "L", "echo $CONTAINER_SIZE"]).ok().has("L\n");
+    run(&["--size", "3XL", "echo $CONTAINER_MEMORY"])
+        .ok()
+        .has("8589934592\n");
     run(&["-s", "4XL", "true"])
         .code(1)
         .has("\"4XL\" is not a container size of the platform (the sizes are S, M, L, XL, 2XL, 3XL)");

@@ -281,10 +281,16 @@ fn check_keys(value: &serde_json::Value, verb: &str) {
                     ] {
                         assert_ne!(key, old, "{verb}: {key} is not a name of the JSON convention");
                     }
+                    // Memory figures keep the names `scalingo stats` gives them.
+                    let memory = ["memory_bytes", "memory_limit_bytes", "memory_max_bytes"];
                     assert!(
-                        !key.ends_with("_secs") && !key.ends_with("_bytes"),
+                        !key.ends_with("_secs")
+                            && (!key.ends_with("_bytes") || memory.contains(&key.as_str())),
                         "{verb}: {key}"
                     );
+                    if memory.contains(&key.as_str()) {
+                        assert!(v.is_u64() || v.is_null(), "{verb}: {key} = {v} is not an integer");
+                    }
                     if key.ends_with("_ms") || key.ends_with("_size") {
                         assert!(v.is_u64() || v.is_null(), "{verb}: {key} = {v} is not an integer");
                     }
@@ -348,8 +354,25 @@ fn json_names_and_units_are_one_convention_across_verbs() {
         "release",
         "exit",
         "processes",
+        "memory_bytes",
+        "memory_limit_bytes",
     ] {
         assert!(row.get(key).is_some(), "ps lacks {key}: {row}");
+    }
+    let stats = json(&env.run(&["stats", "-a", "shape", "--json"]).ok());
+    for key in [
+        "name",
+        "status",
+        "size",
+        "cpu_percent",
+        "memory_bytes",
+        "memory_limit_bytes",
+        "memory_max_bytes",
+    ] {
+        assert!(
+            stats["containers"][0].get(key).is_some(),
+            "stats lacks {key}: {stats}"
+        );
     }
 
     let apps = json(&env.run(&["apps", "--json"]).ok());
@@ -382,6 +405,7 @@ fn json_names_and_units_are_one_convention_across_verbs() {
     for (verb, doc) in [
         ("deployments", &deployments),
         ("ps", &ps),
+        ("stats", &stats),
         ("apps", &apps),
         ("detect", &detect),
         ("env", &env_vars),
