@@ -78,7 +78,7 @@ impl StackError {
             StackError::Unreachable { url, reason, .. } => {
                 let host = url.split("://").nth(1).unwrap_or(url);
                 let host = host.split('/').next().unwrap_or(host);
-                format!("{host} cannot be reached: {reason}")
+                format!("{host} is unreachable: {reason}")
             }
             other => other.to_string().lines().next().unwrap_or_default().to_string(),
         }

@@ -342,7 +342,7 @@ fn without_an_image_a_deployment_says_so_once_and_runs_on_the_host() {
         panic!("not one Stack line: {said}")
     };
     for part in [
-        "Stack: no scalingo-26 image here (it cannot be pulled: 127.0.0.1:1 cannot be reached",
+        "Stack: no scalingo-26 image here (it cannot be pulled: 127.0.0.1:1 is unreachable",
         "this machine's own userland",
         "`shipway stacks-pull scalingo-26`",
         "`shipway stacks-import scalingo-26 FILE`",
