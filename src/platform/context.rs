@@ -55,3 +55,20 @@ impl Context {
         })
     }
 }
+
+#[cfg(test)]
+impl Context {
+    /// A context over `settings.home` (opened, `apps/` made), for unit tests; dropping the
+    /// sender returned disconnects `stopping`.
+    pub fn for_tests(settings: Settings) -> (Context, crossbeam_channel::Sender<()>) {
+        let (stop, stopping) = crossbeam_channel::bounded(0);
+        let ctx = Context {
+            home: Home::open(&settings.home).expect("a home for the test"),
+            settings,
+            foreground: false,
+            stopping,
+            telemetry: Default::default(),
+        };
+        (ctx, stop)
+    }
+}

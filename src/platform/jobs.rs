@@ -788,3 +788,123 @@ impl Worker {
         std::fs::remove_dir_all(&app.root).map_err(|source| Error::io("remove", app.root.clone(), source))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! What a job checks and stores before it waits for its turn (`Job::admit`).
+
+    use super::*;
+    use crate::pipeline::Input;
+    use crate::settings::Settings;
+
+    fn ctx() -> (tempfile::TempDir, Context) {
+        let home = tempfile::tempdir().unwrap();
+        let (ctx, _) = Context::for_tests(Settings::defaults(home.path().to_path_buf()));
+        (home, ctx)
+    }
+
+    fn deploy(env: &[(&str, &str)]) -> Job {
+        Job::Deploy(super::super::protocol::DeployArgs {
+            input: Input {
+                path: "/nonexistent/app".into(),
+                git_ref: None,
+            },
+            port: None,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            source: None,
+        })
+    }
+
+    #[test]
+    fn a_deploy_creates_its_app_and_stores_its_config_vars_before_its_turn() {
+        let (_home, ctx) = ctx();
+        deploy(&[("GREETING", "hi")]).admit(&ctx, "fresh").unwrap();
+        let app = ctx.home.existing_app("fresh").expect("created");
+        assert_eq!(
+            app.load_config()
+                .unwrap()
+                .config_vars
+                .get("GREETING")
+                .map(String::as_str),
+            Some("hi")
+        );
+        // A second deploy adds to them.
+        deploy(&[("OTHER", "1")]).admit(&ctx, "fresh").unwrap();
+        let vars = app.load_config().unwrap().config_vars;
+        assert_eq!((vars.len(), vars.contains_key("GREETING")), (2, true));
+    }
+
+    #[test]
+    fn a_bad_config_var_name_is_refused_and_not_stored() {
+        let (_home, ctx) = ctx();
+        let err = deploy(&[("OK", "1"), ("NOT-A-NAME", "x")])
+            .admit(&ctx, "web")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NOT-A-NAME"), "{err}");
+        let app = ctx.home.existing_app("web").unwrap();
+        assert!(
+            app.load_config().unwrap().config_vars.is_empty(),
+            "nothing stored"
+        );
+        let run = Job::RunDetached {
+            command: "true".into(),
+            env: [("_HIDDEN".to_string(), "x".to_string())].into(),
+        };
+        assert!(run
+            .admit(&ctx, "web")
+            .unwrap_err()
+            .to_string()
+            .contains("_HIDDEN"));
+    }
+
+    #[test]
+    fn every_job_but_a_deploy_or_a_restore_needs_the_app() {
+        let (_home, ctx) = ctx();
+        let jobs = [
+            Job::Scale(BTreeMap::new()),
+            Job::Restart(None),
+            Job::Rollback(None),
+            Job::Destroy,
+            Job::AddonsRemove("x".into()),
+        ];
+        for job in jobs {
+            let err = job.admit(&ctx, "ghost").unwrap_err().to_string();
+            assert!(err.contains("ghost"), "{err}");
+        }
+        assert!(!ctx.home.app("ghost").unwrap().exists(), "no job created it");
+        // The platform's start hands over what it found on disk: nothing to check again.
+        Job::Restore(1).admit(&ctx, "ghost").unwrap();
+        // An app name is checked before any folder is made.
+        assert!(deploy(&[]).admit(&ctx, "../up").is_err());
+    }
+
+    #[test]
+    fn the_platform_start_hands_over_each_app_s_addons_then_its_release_opened() {
+        let (_home, ctx) = ctx();
+        for name in ["served", "never-deployed"] {
+            ctx.home.app(name).unwrap().create().unwrap();
+        }
+        let served = ctx.home.app("served").unwrap();
+        served.set_current(3).unwrap();
+        std::fs::create_dir_all(crate::addon::folder(&served)).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        restore(&ctx, &Handle(tx));
+        let sent: Vec<String> = rx
+            .try_iter()
+            .map(|m| match m {
+                Message::Job { app, job, opened, .. } => {
+                    assert_eq!(opened.dir.name, app);
+                    let job = match job {
+                        Job::RestoreAddons => "addons".to_string(),
+                        Job::Restore(n) => format!("release {n}"),
+                        _ => "other".to_string(),
+                    };
+                    format!("{app}: {job}")
+                }
+                _ => "not a job".to_string(),
+            })
+            .collect();
+        assert_eq!(sent, ["served: addons", "served: release 3"]);
+    }
+}

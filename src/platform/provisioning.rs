@@ -413,3 +413,112 @@ fn provision_error(kind: Kind, e: AddonError) -> Error {
         "addon {kind} could not be provisioned, nothing of it is left: {e}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    //! What an app's first deployment takes from scalingo.json before its build; the
+    //! addons themselves are provisioned in `tests/integration/addons.rs`.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::platform::context::Context;
+    use crate::platform::message::Handle;
+    use crate::settings::Settings;
+
+    struct First {
+        _home: tempfile::TempDir,
+        worker: Worker,
+        app: AppDir,
+        files: tempfile::TempDir,
+    }
+
+    /// A new app named `web`, and a source folder holding `scalingo_json`.
+    fn first(scalingo_json: &str) -> First {
+        let home = tempfile::tempdir().unwrap();
+        let (ctx, _) = Context::for_tests(Settings::defaults(home.path().to_path_buf()));
+        let app = ctx.home.app("web").unwrap();
+        app.create().unwrap();
+        let log = super::super::applog::AppLog::open(&app.root.join("app.log")).unwrap();
+        let (tx, _) = crossbeam_channel::unbounded();
+        let worker = Worker::new(Arc::new(ctx), Handle(tx), "web", log);
+        let files = tempfile::tempdir().unwrap();
+        std::fs::write(files.path().join("scalingo.json"), scalingo_json).unwrap();
+        First {
+            _home: home,
+            worker,
+            app,
+            files,
+        }
+    }
+
+    impl First {
+        fn before_build(&self) -> Result<Option<(Manifest, ConfigVars, String)>, Error> {
+            let out = Output::new();
+            self.worker
+                .before_first_build(&self.app, self.files.path(), "http://127.0.0.1:5000/", &out)
+        }
+
+        fn vars(&self) -> ConfigVars {
+            self.app.load_config().unwrap().config_vars
+        }
+    }
+
+    const ENV: &str = r#"{"env": {
+        "GREETING": {"value": "hello"},
+        "SECRET_KEY": {"generator": "secret"},
+        "ADMIN_URL": {"generator": "url", "template": "%URL%/admin/%APP%"},
+        "KEPT": {"value": "from the manifest"}
+    }}"#;
+
+    #[test]
+    fn the_env_is_applied_once_before_the_first_build_and_a_set_variable_is_kept() {
+        let f = first(ENV);
+        f.app
+            .update_config(|c| {
+                c.config_vars.insert("KEPT".into(), "from deploy --env".into());
+            })
+            .unwrap();
+        let (m, vars, _) = f.before_build().unwrap().expect("a manifest");
+        assert_eq!(m.file, "scalingo.json");
+        assert_eq!(vars["GREETING"], "hello");
+        assert_eq!(vars["ADMIN_URL"], "http://127.0.0.1:5000/admin/web");
+        assert_eq!(vars["KEPT"], "from deploy --env");
+        let secret = vars["SECRET_KEY"].clone();
+        assert!(secret.len() >= 32, "{secret}");
+        assert_eq!(f.app.load_config().unwrap().manifest, ManifestStage::EnvApplied);
+        // A second try of the first deployment does not draw the secret again.
+        f.before_build().unwrap();
+        assert_eq!(f.vars()["SECRET_KEY"], secret);
+    }
+
+    #[test]
+    fn a_formation_beyond_the_platform_s_limit_fails_before_anything_is_applied() {
+        let f = first(r#"{"env": {"GREETING": {"value": "hello"}}, "formation": {"web": {"amount": 11}}}"#);
+        let err = f.before_build().unwrap_err().to_string();
+        assert!(
+            err.contains("formation web: the platform allows 10 containers per type at most"),
+            "{err}"
+        );
+        assert!(f.vars().is_empty(), "nothing applied");
+        assert_eq!(f.app.load_config().unwrap().manifest, ManifestStage::default());
+    }
+
+    #[test]
+    fn an_app_with_a_release_ignores_scalingo_json() {
+        let f = first(ENV);
+        f.app.set_current(1).unwrap();
+        assert!(f.before_build().unwrap().is_none());
+        assert!(f.vars().is_empty());
+    }
+
+    #[test]
+    fn a_bad_scalingo_json_fails_naming_the_file() {
+        let f = first("[1, 2]");
+        let err = f.before_build().unwrap_err().to_string();
+        assert!(
+            err.contains("scalingo.json") && err.contains("not a JSON object"),
+            "{err}"
+        );
+    }
+}

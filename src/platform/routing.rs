@@ -186,3 +186,99 @@ fn bind_port(wanted: Option<u16>, held: &dyn Fn(u16) -> Option<String>) -> Resul
         message: "no free TCP port from 5000 up on 127.0.0.1".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Binding an app's routers; what they route is tested through the supervisor
+    //! (`tests/integration`), since only ready containers are routed to.
+
+    use super::*;
+    use crate::platform::life::Life;
+
+    fn reporting<'a>(log: &'a AppLog, telemetries: &'a Telemetries) -> Reporting<'a> {
+        Reporting {
+            app: "web",
+            log,
+            router_logs: false,
+            telemetries,
+        }
+    }
+
+    #[test]
+    fn routers_bind_once_on_os_ports_and_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AppLog::open(&dir.path().join("app.log")).unwrap();
+        let telemetries = Telemetries::default();
+        let settings = Settings::defaults(dir.path().to_path_buf());
+        let mut routers = Routers::default();
+        assert_eq!((routers.url(), routers.ports()), (None, Ports::default()));
+        let none = |_: u16| None;
+        let bound = routers
+            .ensure(
+                &settings,
+                Ports::default(),
+                Some(0),
+                true,
+                none,
+                reporting(&log, &telemetries),
+            )
+            .unwrap();
+        let (web, tcp) = (bound.ports.web.unwrap(), bound.ports.tcp.unwrap());
+        assert_ne!(web, tcp);
+        assert_eq!(bound.url, format!("http://127.0.0.1:{web}"));
+        assert_eq!(bound.tcp_url, Some(format!("tcp://127.0.0.1:{tcp}")));
+        // Asked again (the next deploy), the same routers answer.
+        let again = routers
+            .ensure(
+                &settings,
+                Ports::default(),
+                Some(0),
+                true,
+                none,
+                reporting(&log, &telemetries),
+            )
+            .unwrap();
+        assert_eq!(again.ports, bound.ports);
+        // No container is ready: nothing is routed to.
+        let crashed = Slot {
+            spec: crate::container::ContainerSpec {
+                process_type: "web".into(),
+                index: 1,
+                command: "serve".into(),
+            },
+            release: 1,
+            restarts: 0,
+            since: std::time::Instant::now(),
+            life: Life::Crashed { reason: "x".into() },
+        };
+        routers.reroute(&[crashed]);
+        assert!(routers.web.as_ref().unwrap().upstreams().is_empty());
+        routers.shutdown();
+        assert_eq!(routers.url(), None);
+        assert!(
+            TcpListener::bind((Ipv4Addr::LOCALHOST, web)).is_ok(),
+            "its port is free again"
+        );
+    }
+
+    #[test]
+    fn a_port_held_by_another_program_is_refused_with_how_to_find_it() {
+        let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let p = holder.local_addr().unwrap().port();
+        let err = bind_port(Some(p), &|_| None).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("ss -ltnp 'sport = :{p}'")) && err.contains("--port"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_port_of_another_app_s_router_names_that_app() {
+        let err = bind_port(Some(5999), &|p| (p == 5999).then(|| "shop".to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("as the router of app `shop`"), "{err}");
+        let (listener, port) = bind_port(Some(0), &|_| Some("never asked".into())).unwrap();
+        assert_eq!(listener.local_addr().unwrap().port(), port);
+    }
+}
