@@ -850,6 +850,7 @@ mod tests {
         let run = Job::RunDetached {
             command: "true".into(),
             env: [("_HIDDEN".to_string(), "x".to_string())].into(),
+            size: None,
         };
         assert!(run
             .admit(&ctx, "web")
@@ -862,7 +863,7 @@ mod tests {
     fn every_job_but_a_deploy_or_a_restore_needs_the_app() {
         let (_home, ctx) = ctx();
         let jobs = [
-            Job::Scale(BTreeMap::new()),
+            Job::Scale(BTreeMap::new(), BTreeMap::new()),
             Job::Restart(None),
             Job::Rollback(None),
             Job::Destroy,

@@ -69,7 +69,7 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
             p.display()
         ))
     });
-    let (supervisor, supervising) = supervisor::start(ctx.clone(), stop_tx);
+    let (supervisor, supervising) = supervisor::start(ctx.clone(), stop_tx)?;
     jobs::restore(&ctx, &supervisor);
     watch_signals(&ctx, &supervisor);
 

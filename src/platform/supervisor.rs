@@ -138,6 +138,16 @@ impl Writer {
             let _ = tx.send(Box::new(write));
         }
     }
+
+    /// Wait until what was handed over before is written.
+    #[cfg(test)]
+    fn flush(&self) {
+        let (done, written) = bounded(1);
+        self.write(move || {
+            let _ = done.send(());
+        });
+        let _ = written.recv_timeout(std::time::Duration::from_secs(10));
+    }
 }
 
 impl Drop for Writer {
@@ -150,28 +160,38 @@ impl Drop for Writer {
 }
 
 /// Start the supervisor thread. `stop` is the sender of `ctx.stopping`.
-pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> (Handle, JoinHandle<()>) {
-    let (tx, rx) = unbounded();
-    let handle = Handle(tx);
+pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> Result<(Handle, JoinHandle<()>), Error> {
     let clock = Arc::new(SystemClock {
         ahead: ctx.settings.cron_clock_ahead,
     });
-    let supervisor = Supervisor {
-        ctx,
-        handle: handle.clone(),
-        apps: BTreeMap::new(),
-        phase: Phase::Serving { stop },
-        workers: 0,
-        clock,
-        next_token: 1,
-        cron: Scheduler::default(),
-        writer: Writer::start(),
-    };
-    let thread = std::thread::spawn(move || supervisor.run(rx));
-    (handle, thread)
+    let (supervisor, rx) = Supervisor::new(ctx, stop, clock);
+    let handle = supervisor.handle.clone();
+    // Named, so that `bench/supervisor.sh` (and `top -H`) can tell it from its workers.
+    let thread = std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || supervisor.run(rx))
+        .map_err(|source| Error::io("start", "the supervisor thread", source))?;
+    Ok((handle, thread))
 }
 
 impl Supervisor {
+    /// A supervisor reading `clock`, and the queue of its messages.
+    fn new(ctx: Arc<Context>, stop: Sender<()>, clock: Arc<dyn Clock>) -> (Supervisor, Receiver<Message>) {
+        let (tx, rx) = unbounded();
+        let supervisor = Supervisor {
+            ctx,
+            handle: Handle(tx),
+            apps: BTreeMap::new(),
+            phase: Phase::Serving { stop },
+            workers: 0,
+            clock,
+            next_token: 1,
+            cron: Scheduler::default(),
+            writer: Writer::start(),
+        };
+        (supervisor, rx)
+    }
+
     fn run(mut self, rx: Receiver<Message>) {
         loop {
             // Nothing is started by the clock once the platform stops.
@@ -282,6 +302,11 @@ impl Supervisor {
                 if let Some(a) = self.apps.get_mut(&app) {
                     a.release = Some(release);
                 }
+                // One-offs run on across a deploy, as on the platform.
+                let leaving: Leaving = Box::new(|s| !s.is_one_off());
+                self.replace(&app, containers, leaving, |stopped| {
+                    let _ = reply.send(stopped.len());
+                });
                 // The release's cron.toml is read on a worker (`CronLoaded`).
                 let (ctx, name) = (self.ctx.clone(), app.clone());
                 self.spawn(move || {
@@ -292,9 +317,6 @@ impl Supervisor {
                         jobs,
                     })
                 });
-                // One-offs run on across a deploy, as on the platform.
-                let stopped = self.replace(&app, containers, Box::new(|s| !s.is_one_off()));
-                let _ = reply.send(stopped.len());
             }
             Message::Replace {
                 app,
@@ -302,8 +324,9 @@ impl Supervisor {
                 leaving,
                 reply,
             } => {
-                let stopped = self.replace(&app, fresh, leaving);
-                let _ = reply.send(stopped);
+                self.replace(&app, fresh, leaving, |stopped| {
+                    let _ = reply.send(stopped);
+                });
             }
             Message::OneOff {
                 app,
@@ -855,12 +878,23 @@ impl Supervisor {
     }
 
     /// Put `fresh` containers in service in place of those `leaving` selects (running,
-    /// waiting for a restart or crashed): the routers switch to the new set, then the
-    /// old containers are stopped gracefully. Returns the names of those stopped.
-    fn replace(&mut self, name: &str, fresh: Vec<Container>, leaving: Leaving) -> Vec<String> {
+    /// waiting for a restart or crashed): the routers switch to the new set, `answer` is
+    /// given the names of the old ones, then they are stopped gracefully.
+    ///
+    /// A deploy's switch waits for `answer` alone, so it comes as soon as the routers point
+    /// at the new set: starting the watchers and the stopping worker, writing the log
+    /// lines, would hold it, and the threads they start compete for the cores with the
+    /// deploy that waits.
+    fn replace(
+        &mut self,
+        name: &str,
+        fresh: Vec<Container>,
+        leaving: Leaving,
+        answer: impl FnOnce(Vec<String>),
+    ) {
         let Some(a) = self.apps.get_mut(name) else {
-            self.discard(name, fresh);
-            return Vec::new();
+            answer(Vec::new());
+            return self.discard(name, fresh);
         };
         let (out, keep): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut a.slots)
             .into_iter()
@@ -873,22 +907,32 @@ impl Supervisor {
                 _ => None,
             })
             .collect();
-        self.adopt(name, fresh);
-        let names = old.iter().map(|c| c.name.clone()).collect();
-        self.retire(name, old);
-        names
+        let adopted = self.take_in(name, fresh);
+        self.mark_stopping(name, &old);
+        answer(old.iter().map(|c| c.name.clone()).collect());
+        self.settle(name, adopted);
+        if !old.is_empty() {
+            self.discard(name, old);
+        }
     }
 
     /// Ready containers join the app, each watched for its exit; the routers follow.
     fn adopt(&mut self, name: &str, fresh: Vec<Container>) {
+        let adopted = self.take_in(name, fresh);
+        self.settle(name, adopted);
+    }
+
+    /// Ready containers join the app's slots, and the routers point at them: what a
+    /// switch must have done before it is answered. The rest is [`Supervisor::settle`]'s.
+    fn take_in(&mut self, name: &str, fresh: Vec<Container>) -> Adopted {
         let Some(a) = self.apps.get_mut(name) else {
             self.discard(name, fresh);
-            return;
+            return Adopted::default();
         };
-        let mut started = Vec::new();
+        let mut adopted = Adopted::default();
         for c in fresh {
             // A one-off's start is the platform's `run` event.
-            started.push(if c.spec.is_one_off() {
+            adopted.started.push(if c.spec.is_one_off() {
                 events::Event::Run {
                     container: c.name.clone(),
                     command: c.spec.command.clone(),
@@ -900,16 +944,28 @@ impl Supervisor {
                     release: c.release,
                 }
             });
+            adopted.watch.push((c.id, c.child.exited().clone()));
             a.slots.retain(|s| !(s.is_present() && s.name() == c.name));
-            watch(&self.handle, name, &c);
             a.slots.push(Slot::ready(c));
         }
         a.slots.sort_by_key(Slot::name);
-        // The routers first: the log lines can wait, the switch should not.
         a.routers.reroute(&a.slots);
+        adopted
+    }
+
+    /// What follows taking containers in: each is watched for its exit (a leader that
+    /// exited meanwhile is seen at once), and their start is said in the app's log.
+    fn settle(&mut self, name: &str, adopted: Adopted) {
+        for (id, exited) in adopted.watch {
+            watch(&self.handle, name, id, exited);
+        }
+        let Some(a) = self.apps.get(name) else { return };
+        if adopted.started.is_empty() {
+            return;
+        }
         let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), name.to_string());
         self.writer.write(move || {
-            for event in started {
+            for event in adopted.started {
                 ctx.event(&log, &app, event);
             }
         });
@@ -921,23 +977,27 @@ impl Supervisor {
         if old.is_empty() {
             return;
         }
-        if let Some(a) = self.apps.get_mut(name) {
-            let now = self.clock.instant();
-            for c in &old {
-                a.slots.push(Slot {
-                    spec: c.spec.clone(),
-                    release: c.release,
-                    restarts: c.restarts,
-                    since: now,
-                    life: Life::Stopping {
-                        id: c.id,
-                        pid: c.pid(),
-                        port: c.port,
-                    },
-                });
-            }
-        }
+        self.mark_stopping(name, &old);
         self.discard(name, old);
+    }
+
+    /// List containers as `stopping` until they are gone (`Message::Stopped`).
+    fn mark_stopping(&mut self, name: &str, old: &[Container]) {
+        let now = self.clock.instant();
+        let Some(a) = self.apps.get_mut(name) else { return };
+        for c in old {
+            a.slots.push(Slot {
+                spec: c.spec.clone(),
+                release: c.release,
+                restarts: c.restarts,
+                since: now,
+                life: Life::Stopping {
+                    id: c.id,
+                    pid: c.pid(),
+                    port: c.port,
+                },
+            });
+        }
     }
 
     /// Stop containers on a worker thread, which reports when they are gone.
@@ -1268,10 +1328,16 @@ fn server_addon(ctx: &Context, app: &str, id: &str) -> Option<(crate::state::App
     Some((dir, a))
 }
 
-/// Tell the supervisor when this container's leader exits.
-fn watch(handle: &Handle, app: &str, c: &Container) {
-    let exited = c.child.exited().clone();
-    let (handle, app, id) = (handle.clone(), app.to_string(), c.id);
+/// Containers taken in whose watchers are still to start, and the log lines to say.
+#[derive(Default)]
+struct Adopted {
+    watch: Vec<(u64, Receiver<()>)>,
+    started: Vec<events::Event>,
+}
+
+/// Tell the supervisor when container `id`'s leader exits (`exited` disconnects).
+fn watch(handle: &Handle, app: &str, id: u64, exited: Receiver<()>) {
+    let (handle, app) = (handle.clone(), app.to_string());
     std::thread::spawn(move || {
         let _ = exited.recv();
         handle.send(Message::Exited { app, id });
@@ -1297,4 +1363,390 @@ fn refuse(caller: Option<Caller>) {
             message: "the platform is stopping: nothing was done".into(),
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    //! The supervisor driven by hand: messages in, its state and its app logs out, the
+    //! clock moved by the test. Workers run for real (on an empty home they fail fast)
+    //! and their reports are handled as the supervisor's loop would.
+
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::container::ContainerSpec;
+    use crate::process::Exit;
+    use crate::settings::Settings;
+
+    /// 2026-12-07 10:00:30 UTC.
+    const T0_MS: u64 = 1_796_637_630_000;
+    const BACKOFF: Duration = Duration::from_secs(1);
+    const REPORT: Duration = Duration::from_secs(20);
+
+    struct Bench {
+        sup: Supervisor,
+        rx: Receiver<Message>,
+        clock: Arc<ManualClock>,
+        home: tempfile::TempDir,
+    }
+
+    fn bench() -> Bench {
+        let home = tempfile::tempdir().unwrap();
+        let mut settings = Settings::defaults(home.path().to_path_buf());
+        settings.crash_limit = 4;
+        settings.crash_backoff = BACKOFF;
+        let (ctx, stop) = Context::for_tests(settings);
+        let ctx = Arc::new(ctx);
+        let clock = Arc::new(ManualClock::at(T0_MS));
+        let (sup, rx) = Supervisor::new(ctx, stop, clock.clone());
+        Bench { sup, rx, clock, home }
+    }
+
+    impl Bench {
+        /// App `name` created on disk and kept by the supervisor, with `lives` as web-1,
+        /// web-2...
+        fn app(&mut self, name: &str, lives: Vec<Life>) {
+            self.sup.ctx.home.app(name).unwrap().create().unwrap();
+            let opened = Opened::open(&self.sup.ctx, name).unwrap();
+            let since = self.clock.instant();
+            let a = self.sup.keep(name, opened);
+            a.release = Some(1);
+            for (i, life) in lives.into_iter().enumerate() {
+                a.slots.push(Slot {
+                    spec: ContainerSpec {
+                        process_type: "web".into(),
+                        index: i as u32 + 1,
+                        command: "serve".into(),
+                    },
+                    release: 1,
+                    restarts: 0,
+                    since,
+                    life,
+                });
+            }
+        }
+
+        fn life(&self, app: &str, i: usize) -> &Life {
+            &self.sup.apps[app].slots[i].life
+        }
+
+        /// Handle the queue's messages (workers' reports, their calls) until `done`.
+        fn pump(&mut self, what: &str, done: impl Fn(&Supervisor) -> bool) {
+            while !done(&self.sup) {
+                match self.rx.recv_timeout(REPORT) {
+                    Ok(m) => self.sup.handle(m),
+                    Err(_) => panic!("no report came for {what}"),
+                }
+            }
+        }
+
+        /// What the supervisor wrote in `app`'s log.
+        fn log(&self, app: &str) -> String {
+            self.sup.writer.flush();
+            let path = self.home.path().join("apps").join(app).join("app.log");
+            std::fs::read_to_string(path).unwrap_or_default()
+        }
+
+        fn crash(&mut self, app: &str, token: u64, streak: u32) {
+            self.sup.handle(Message::Reaped {
+                app: app.into(),
+                token,
+                exit: Exit(std::process::ExitStatus::from_raw(3 << 8)),
+                streak,
+                out_of_memory: None,
+            });
+        }
+
+        /// Start the due restarts; each fails (no release on disk) and is handled.
+        fn restart_due_and_fail(&mut self) {
+            self.sup.restart_due();
+            self.pump("the failed restart", |s| {
+                s.workers == 0
+                    && !s.apps["a"]
+                        .slots
+                        .iter()
+                        .any(|s| matches!(s.life, Life::Starting { .. }))
+            });
+        }
+    }
+
+    fn restarting_at(life: &Life) -> Option<(Instant, u32)> {
+        match life {
+            Life::Restarting { at, streak } => Some((*at, *streak)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_first_crash_is_restarted_at_once() {
+        let mut b = bench();
+        b.app("a", vec![Life::Exited { token: 7 }]);
+        let t0 = b.clock.instant();
+        b.crash("a", 7, 1);
+        assert_eq!(restarting_at(b.life("a", 0)), Some((t0, 1)));
+        assert_eq!(b.sup.next_restart(), Some(t0));
+        b.sup.restart_due();
+        assert!(matches!(b.life("a", 0), Life::Starting { streak: 1, .. }));
+        assert_eq!(b.sup.apps["a"].slots[0].restarts, 1);
+        assert_eq!(b.sup.workers, 1, "the start runs on a worker");
+        let log = b.log("a");
+        assert!(
+            log.contains("[platform] web-1 crashed: exited with code 3 (release v1)"),
+            "{log}"
+        );
+        assert!(
+            log.contains("[web-1] web-1 exited with code 3: restarting it\n"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn a_failed_restart_waits_the_backoff_on_the_clock_then_twice_as_long() {
+        let mut b = bench();
+        b.app("a", vec![Life::Exited { token: 7 }]);
+        b.crash("a", 7, 1);
+        b.restart_due_and_fail();
+        // Its release cannot be read: a second quick crash, restarted after the backoff.
+        let (at, streak) = restarting_at(b.life("a", 0)).expect("restarting");
+        assert_eq!((at - b.clock.instant(), streak), (BACKOFF, 2));
+        b.clock.advance(BACKOFF - Duration::from_millis(1));
+        b.sup.restart_due();
+        assert!(
+            restarting_at(b.life("a", 0)).is_some(),
+            "not due a millisecond early"
+        );
+        assert_eq!(b.sup.workers, 0);
+        b.clock.advance(Duration::from_millis(1));
+        b.restart_due_and_fail();
+        let (at, streak) = restarting_at(b.life("a", 0)).expect("restarting");
+        assert_eq!((at - b.clock.instant(), streak), (BACKOFF * 2, 3));
+        assert!(b.log("a").contains("cannot be restarted"), "{}", b.log("a"));
+        assert!(b.log("a").contains("restarting it in 2.0s"), "{}", b.log("a"));
+    }
+
+    #[test]
+    fn quick_crashes_up_to_the_limit_leave_it_crashed_and_say_how_to_try_again() {
+        let mut b = bench();
+        b.app("a", vec![Life::Exited { token: 7 }]);
+        b.crash("a", 7, 1);
+        for _ in 0..3 {
+            let (at, _) = restarting_at(b.life("a", 0)).expect("restarting");
+            b.clock.advance(at.saturating_duration_since(b.clock.instant()));
+            b.restart_due_and_fail();
+        }
+        assert!(
+            matches!(b.life("a", 0), Life::Crashed { reason } if reason.contains("cannot be restarted")),
+            "crash_limit 4: left crashed"
+        );
+        assert_eq!(b.sup.next_restart(), None);
+        assert_eq!(b.sup.apps["a"].slots[0].restarts, 3);
+        let log = b.log("a");
+        assert!(
+            log.contains("it crashed 4 times in a row: left crashed (`shipway restart web-1` tries again)"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn the_next_restart_is_the_earliest_of_every_app() {
+        let mut b = bench();
+        let t0 = b.clock.instant();
+        let later = |s: u64| Life::Restarting {
+            at: t0 + Duration::from_secs(s),
+            streak: 2,
+        };
+        b.app("a", vec![later(9), Life::Crashed { reason: "x".into() }]);
+        b.app("b", vec![later(4), later(6)]);
+        assert_eq!(b.sup.next_restart(), Some(t0 + Duration::from_secs(4)));
+        b.clock.advance(Duration::from_secs(5));
+        b.sup.restart_due();
+        assert!(matches!(b.life("b", 0), Life::Starting { .. }));
+        assert!(restarting_at(b.life("b", 1)).is_some());
+        assert_eq!(b.sup.workers, 1);
+    }
+
+    #[test]
+    fn a_report_of_an_attempt_taken_over_meanwhile_changes_nothing() {
+        let mut b = bench();
+        b.app(
+            "a",
+            vec![Life::Exited { token: 7 }, Life::Starting { token: 8, streak: 1 }],
+        );
+        b.crash("a", 99, 1);
+        assert!(matches!(b.life("a", 0), Life::Exited { token: 7 }));
+        b.sup.handle(Message::Restarted {
+            app: "a".into(),
+            token: 99,
+            result: Err(RestartError::Rollout(RolloutError::Cancelled)),
+        });
+        assert!(matches!(b.life("a", 1), Life::Starting { token: 8, .. }));
+        // A report for an app the platform no longer knows.
+        b.crash("gone", 7, 1);
+        assert!(!b.sup.apps.contains_key("gone"));
+    }
+
+    #[test]
+    fn a_stopping_platform_restarts_nothing_and_ends_once_idle() {
+        let mut b = bench();
+        b.app("a", vec![Life::Exited { token: 7 }]);
+        b.sup.handle(Message::Stop);
+        b.crash("a", 7, 1);
+        assert!(
+            matches!(b.life("a", 0), Life::Exited { .. }),
+            "nothing crashed: it stops"
+        );
+        assert_eq!(b.sup.next_restart(), None);
+        // The loop, woken by a message (a second `down`), dismantles every app and ends,
+        // no worker being out.
+        let Bench { sup, rx, .. } = b;
+        sup.handle.send(Message::Stop);
+        let (done, ended) = bounded(1);
+        std::thread::spawn(move || {
+            sup.run(rx);
+            let _ = done.send(());
+        });
+        ended
+            .recv_timeout(REPORT)
+            .expect("the supervisor ended once nothing ran");
+    }
+
+    #[test]
+    fn a_job_sent_while_stopping_is_refused() {
+        let mut b = bench();
+        b.sup.handle(Message::Stop);
+        let (server, client) = UnixStream::pair().unwrap();
+        let caller = Caller::new(server.try_clone().unwrap(), std::io::BufReader::new(server)).unwrap();
+        b.sup.ctx.home.app("a").unwrap().create().unwrap();
+        let opened = Opened::open(&b.sup.ctx, "a").unwrap();
+        b.sup.submit("a".into(), Job::Destroy, Some(caller), opened);
+        assert!(!b.sup.apps.contains_key("a"), "not kept");
+        client.set_read_timeout(Some(REPORT)).unwrap();
+        let mut said = String::new();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client));
+        while !said.contains("code") {
+            said.push_str(&lines.next().expect("an answer").unwrap());
+        }
+        assert!(
+            said.contains("the platform is stopping: nothing was done"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_scheduled_job_starts_on_its_minute_of_the_clock() {
+        let mut b = bench();
+        b.app("a", Vec::new());
+        let job = crate::cron::Job::parse("* * * * * echo tick", None).unwrap();
+        b.sup.handle(Message::CronLoaded {
+            app: "a".into(),
+            release: 1,
+            jobs: vec![job],
+        });
+        // 10:00:30: the next minute is 30 s away.
+        let wake = b.sup.cron.wake_in(b.clock.unix_secs());
+        assert_eq!(wake, Some(Duration::from_secs(30)));
+        b.clock.advance(Duration::from_secs(29));
+        b.sup.cron_due();
+        assert_eq!(b.sup.workers, 0, "not due before its minute");
+        b.clock.advance(Duration::from_secs(1));
+        b.sup.cron_due();
+        assert_eq!(b.sup.workers, 1, "the run starts on a worker");
+        b.pump("the run", |s| s.workers == 0);
+        let log = b.log("a");
+        assert!(
+            log.contains("[cron-1] Starting job 1 (schedule) of release 1, size M: * * * * * echo tick"),
+            "{log}"
+        );
+        // Release 1 is not on disk: the run says so and ends.
+        assert!(log.contains("[cron-1] "), "{log}");
+        assert_eq!(
+            b.sup.cron.wake_in(b.clock.unix_secs()),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn the_jobs_of_a_release_no_longer_serving_are_not_scheduled() {
+        let mut b = bench();
+        b.app("a", Vec::new());
+        b.sup.apps.get_mut("a").unwrap().release = Some(2);
+        let job = crate::cron::Job::parse("* * * * * echo old", None).unwrap();
+        b.sup.handle(Message::CronLoaded {
+            app: "a".into(),
+            release: 1,
+            jobs: vec![job],
+        });
+        assert_eq!(b.sup.cron.wake_in(b.clock.unix_secs()), None);
+        // Nor once the platform stops.
+        b.sup.handle(Message::Stop);
+        b.clock.advance(Duration::from_secs(3600));
+        b.sup.cron_due();
+        assert_eq!(b.sup.workers, 0);
+    }
+
+    #[test]
+    fn jobs_of_one_app_run_one_at_a_time_in_order() {
+        let mut b = bench();
+        b.app("a", Vec::new());
+        let opened = || Opened::open(&b.sup.ctx, "a").unwrap();
+        let (first, second) = (opened(), opened());
+        b.sup.submit("a".into(), Job::Restart(None), None, first);
+        assert!(matches!(b.sup.apps["a"].turn, Turn::Running { .. }));
+        b.sup
+            .submit("a".into(), Job::Restart(Some("web".into())), None, second);
+        assert_eq!(b.sup.apps["a"].queue.len(), 1, "the second waits its turn");
+        b.pump("both jobs", |s| {
+            s.workers == 0 && s.apps["a"].queue.is_empty() && matches!(s.apps["a"].turn, Turn::Idle)
+        });
+    }
+
+    #[test]
+    fn a_destroyed_app_is_forgotten_when_its_job_ends() {
+        let mut b = bench();
+        b.app("a", vec![Life::Crashed { reason: "x".into() }]);
+        b.sup.apps.get_mut("a").unwrap().turn = Turn::Running { call_off: None };
+        let (reply, handed) = bounded(1);
+        b.sup.handle(Message::Dismantle {
+            app: "a".into(),
+            reply,
+        });
+        assert!(handed.recv().unwrap().is_empty(), "no container was ready");
+        assert!(matches!(b.sup.apps["a"].turn, Turn::Destroyed));
+        b.sup.handle(Message::JobDone { app: "a".into() });
+        assert!(!b.sup.apps.contains_key("a"));
+    }
+
+    #[test]
+    fn ps_answers_from_the_slots_with_each_life_s_status() {
+        let mut b = bench();
+        b.app(
+            "a",
+            vec![
+                Life::Crashed {
+                    reason: "exited with code 3".into(),
+                },
+                Life::Restarting {
+                    at: b.clock.instant(),
+                    streak: 2,
+                },
+            ],
+        );
+        b.clock.advance(Duration::from_millis(1500));
+        let (reply, answer) = bounded(1);
+        b.sup.handle(Message::Ps {
+            app: "a".into(),
+            reply,
+        });
+        let rows = answer.recv_timeout(REPORT).unwrap().unwrap();
+        let seen: Vec<(&str, &str, Option<u64>)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.status.as_str(), r.uptime_ms))
+            .collect();
+        assert_eq!(
+            seen,
+            [("web-1", "crashed", None), ("web-2", "starting", Some(1500))]
+        );
+    }
 }
