@@ -25,7 +25,8 @@
 # /app sandbox and a writable layer of their own each.
 #
 # Settings: ROUNDS (5; at most 8, so that no release is pruned inside the timed deploys),
-# APPS ("python nodejs"). Needs python3 (the python app, and to read the records) and
+# APPS ("python nodejs"), SHIPWAY (a shipway binary to measure instead of building this
+# tree's: to alternate two builds, A B A B, on a loaded machine). Needs python3 (the python app, and to read the records) and
 # node/npm for the nodejs app; installs nothing. The platform is stopped at the end.
 set -euo pipefail
 
@@ -35,10 +36,14 @@ if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 8 ]; then echo "ROUNDS must be 1 to 8"
 command -v python3 >/dev/null || { echo "missing: python3 (sudo apt-get install python3)" >&2; exit 1; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-echo "building shipway (release)..." >&2
-(cd "$root" && cargo build --release --quiet)
-# Cargo built in $root, so a relative CARGO_TARGET_DIR is relative to it.
-shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
+if [ -n "${SHIPWAY:-}" ]; then
+    shipway=$(realpath "$SHIPWAY")
+else
+    echo "building shipway (release)..." >&2
+    (cd "$root" && cargo build --release --quiet)
+    # Cargo built in $root, so a relative CARGO_TARGET_DIR is relative to it.
+    shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
+fi
 [ -x "$shipway" ] || { echo "no binary at $shipway" >&2; exit 1; }
 
 work=$(mktemp -d)

@@ -5,14 +5,15 @@
 # Builds shipway in release mode, starts a platform in a temporary SHIPWAY_HOME, then:
 # - deploys fixtures/apps/python (a copy) ROUNDS times, each a real redeploy (a new
 #   VERSION), with `strace -f -ff` attached to the platform for each one; the supervisor
-#   thread is the one, older than the deploy, that wrote the app log's
-#   "[platform] web-1 started (release vN)" line (the supervisor adopts the containers
-#   of the switch). Its system calls during the deploy are counted (every traced call,
+#   thread is the one named `supervisor` (in a build before threads were named: the one,
+#   older than the deploy, that wrote the app log's "[platform] web-1 started (release vN)"
+#   line, as the supervisor wrote its log lines itself then). Its system calls during the deploy are counted (every traced call,
 #   `futex` included: each wake-up of the thread is one);
 # - deploys an app of five worker types (`sleep`, the procfile-only fixture buildpack),
 #   scales each to 10 (50 containers), and times `shipway ps` PS_RUNS times.
 #
-# Settings: ROUNDS (3), PS_RUNS (30). Needs strace and python3; installs nothing. The
+# Settings: ROUNDS (3), PS_RUNS (30), SHIPWAY (a shipway binary to measure instead of
+# building this tree's, to alternate two builds). Needs strace and python3; installs nothing. The
 # platform is stopped at the end.
 set -euo pipefail
 
@@ -23,9 +24,13 @@ for tool in strace python3; do
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-echo "building shipway (release)..." >&2
-(cd "$root" && cargo build --release --quiet)
-shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
+if [ -n "${SHIPWAY:-}" ]; then
+    shipway=$(realpath "$SHIPWAY")
+else
+    echo "building shipway (release)..." >&2
+    (cd "$root" && cargo build --release --quiet)
+    shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
+fi
 [ -x "$shipway" ] || { echo "no binary at $shipway" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -57,16 +62,20 @@ for round in $(seq 1 "$ROUNDS"); do
     strace -f -ff -qq -s 256 -o "$work/trace/t" -p "$platform" 2>/dev/null &
     tracer=$!
     sleep 1 # strace attaches to every thread before the deploy starts
-    ls "/proc/$platform/task" >"$work/threads"
+    for t in /proc/"$platform"/task/*; do echo "${t##*/} $(cat "$t/comm")"; done >"$work/threads"
     deploy "$work/python" py
     kill "$tracer" && wait "$tracer" 2>/dev/null || true
     tracer=
     python3 - "$work/trace" "$platform" "$work/threads" <<'PY'
 import collections, pathlib, re, sys
 trace, pid = pathlib.Path(sys.argv[1]), sys.argv[2]
-before = set(pathlib.Path(sys.argv[3]).read_text().split())
+names = dict(l.split(" ", 1) for l in pathlib.Path(sys.argv[3]).read_text().splitlines())
 files = sorted(trace.glob("t.*"))
-chosen = [f for f in files if f.suffix[1:] in before and "started (release v" in f.read_text(errors="replace")]
+# The thread named `supervisor`; a build before it was named: the one that wrote the
+# started line (the supervisor wrote its app-log lines itself then).
+chosen = [f for f in files if names.get(f.suffix[1:]) == "supervisor"]
+if not chosen:
+    chosen = [f for f in files if f.suffix[1:] in names and "started (release v" in f.read_text(errors="replace")]
 if len(chosen) != 1:
     sys.exit(f"cannot tell the supervisor thread ({len(chosen)} threads wrote the started line)")
 calls = collections.Counter()
