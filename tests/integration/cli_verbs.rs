@@ -408,7 +408,9 @@ fn run_answering(env: &Env, dir: &std::path::Path, args: &[&str], answer: &str) 
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn_guarded();
-    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    // A refusal made before the question (a bad new name) may exit before the answer is
+    // written: the pipe is then closed, and the output says what happened.
+    let _ = child.stdin.take().unwrap().write_all(answer.as_bytes());
     Run::from(child.output_within(Duration::from_secs(120)))
 }
 
