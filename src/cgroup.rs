@@ -99,7 +99,48 @@ pub struct Meter {
 
 fn base() -> &'static Result<Base, Unavailable> {
     static BASE: OnceLock<Result<Base, Unavailable>> = OnceLock::new();
-    BASE.get_or_init(find_base)
+    BASE.get_or_init(|| {
+        let base = find_base()?;
+        // What a shipway killed outright (its watchdog too) left behind goes now.
+        remove_left(&base, |pid| {
+            matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            )
+        });
+        Ok(base)
+    })
+}
+
+/// Remove the cgroups the shipway process `pid` made: its watchdog calls it once that
+/// process is gone, however it died (no `Drop` ran), and its containers were killed.
+pub fn remove_left_by(pid: i32) {
+    if let Ok(base) = base() {
+        remove_left(base, |p| p == pid);
+    }
+}
+
+/// Remove every container cgroup whose maker's pid (`label.PID.N`) `gone` says is gone.
+fn remove_left(base: &Base, gone: impl Fn(i32) -> bool) {
+    let mut trees = vec![&base.memory, &base.pids];
+    trees.extend(base.cpu.iter());
+    trees.extend(base.cpuacct.iter());
+    trees.dedup();
+    for tree in trees {
+        let Ok(entries) = std::fs::read_dir(tree) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let maker = name
+                .to_str()
+                .and_then(|n| n.split('.').nth(1)?.parse::<i32>().ok());
+            if maker.is_some_and(&gone) && entry.path().is_dir() {
+                remove(&entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir(tree);
+    }
 }
 
 /// Whether container sizes can be enforced here, and why not.

@@ -72,6 +72,7 @@ pub fn run() -> i32 {
         let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
         let _ = nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigIgn);
     }
+    let platform = nix::unistd::getppid().as_raw();
     let mut groups = BTreeSet::new();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
@@ -97,5 +98,7 @@ pub fn run() -> i32 {
         crate::process::kill_descendants(Pid::from_raw(pgid));
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
+    // The containers' cgroups, which the platform removes as each container stops.
+    crate::cgroup::remove_left_by(platform);
     0
 }

@@ -295,3 +295,60 @@ fn stats_stream_piped_prints_one_record_per_interval() {
         "{status:?}"
     );
 }
+
+/// The cgroups the shipway process `pid` made (`label.PID.N`), in every tree mounted.
+fn cgroups_of(pid: i32) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, depth: u32, mark: &str, found: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().contains(mark) {
+                found.push(path);
+            } else if depth > 0 {
+                walk(&path, depth - 1, mark, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        std::path::Path::new("/sys/fs/cgroup"),
+        4,
+        &format!(".{pid}."),
+        &mut found,
+    );
+    found
+}
+
+#[test]
+fn a_platform_killed_with_sigkill_leaves_no_cgroup_behind() {
+    let env = Env::new();
+    let what = "a_platform_killed_with_sigkill_leaves_no_cgroup_behind";
+    if deployed(&env, "orphaned", what).is_none() {
+        return;
+    }
+    env.run(&["scale", "-a", "orphaned", "web:2:S"]).ok();
+    let platform = env.platform_pid().unwrap();
+    assert!(
+        !cgroups_of(platform).is_empty(),
+        "the containers' cgroups are there"
+    );
+    kill(platform);
+    // Its watchdog kills the containers, then removes their cgroups.
+    eventually(
+        Duration::from_secs(20),
+        "the cgroups of the killed platform to go",
+        || cgroups_of(platform).is_empty(),
+    );
+    // Stopped in order, nothing is left either.
+    let dir = env.work.path().join("orphaned");
+    env.deploy(&dir, "orphaned", &["--env", &procfile_only()]).ok();
+    let platform = env.platform_pid().unwrap();
+    assert!(!cgroups_of(platform).is_empty());
+    env.run(&["down"]).ok();
+    assert_eq!(cgroups_of(platform), Vec::<std::path::PathBuf>::new());
+}
