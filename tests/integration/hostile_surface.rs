@@ -2,6 +2,7 @@
 //! sequences never drive the terminal, the home's files never hang or betray a command,
 //! and `down` always stops what this user started.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -212,10 +213,15 @@ fn down_in_a_loosened_home_signals_no_process_but_a_shipway_of_this_user() {
     eventually(Duration::from_secs(10), "the platform to be gone", || {
         !alive(platform)
     });
+    // flock forks its sleep: both get a group of their own, killed as one, and no pipe of
+    // the test's, so that the sleep does not outlive the test.
     let _holder = Guarded(
         Command::new("flock")
             .arg(&pid_file)
             .args(["sleep", "1000"])
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );
@@ -238,11 +244,16 @@ fn down_in_a_loosened_home_signals_no_process_but_a_shipway_of_this_user() {
     chmod(home, 0o700);
 }
 
-/// A child killed and reaped however the test ends.
+/// A child killed and reaped however the test ends, with its process group when it leads
+/// one (what it forked goes too).
 struct Guarded(std::process::Child);
 
 impl Drop for Guarded {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
