@@ -2,7 +2,7 @@
 //! asks for the app's name unless `--force`; then it stops the app's containers (through
 //! the platform, when one runs) and deletes everything shipway keeps of it.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use crate::error::{exit, Error};
 use crate::git_remote;
@@ -86,14 +86,9 @@ fn confirm(name: &str, doomed: &str) -> Result<(), Error> {
             "destroying {name} deletes {doomed}; not on a terminal, so confirm with --force"
         )));
     }
-    print!("/!\\ You're going to delete {name}: {doomed}. This is irreversible.\nTo confirm, type the name of the app: ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|source| Error::io("read the confirmation from", "the terminal", source))?;
-    let answer = answer.trim_end_matches(['\n', '\r']);
+    let answer = super::typed_answer(&format!(
+        "/!\\ You're going to delete {name}: {doomed}. This is irreversible.\nTo confirm, type the name of the app: "
+    ))?;
     if answer != name {
         return Err(refuse(format!("{answer:?} is not {name:?}")));
     }

@@ -328,3 +328,20 @@ fn existing_app(settings: &Settings, choice: &AppChoice) -> Result<(Home, state:
 fn home(settings: &Settings) -> Result<Home, Error> {
     Ok(Home::open(&settings.home)?)
 }
+
+/// Asks `question` (shown on a terminal only: a pipe has nobody to read it) and returns the
+/// one line answered on standard input, without its line end: how `destroy` and `rename`
+/// have the app's name typed, as the Scalingo CLI does.
+fn typed_answer(question: &str) -> Result<String, Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        print!("{question}");
+        let _ = std::io::stdout().flush();
+    }
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|source| Error::io("read the confirmation from", "standard input", source))?;
+    Ok(answer.trim_end_matches(['\n', '\r']).to_string())
+}

@@ -3,8 +3,6 @@
 //! releases and history (`app_rename`), stopped and started again by the platform when
 //! one runs; this work tree's git remote follows.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use crate::error::{exit, Error};
 use crate::git_remote;
 use crate::platform::client;
@@ -75,16 +73,9 @@ pub fn run(settings: &Settings, choice: &AppChoice, new_name: &str) -> Result<i3
 /// The user types the app's name, as `scalingo rename` asks (from a pipe too: `echo APP |
 /// shipway rename --new-name NEW`).
 fn confirm(name: &str, new_name: &str) -> Result<(), Error> {
-    if std::io::stdin().is_terminal() {
-        print!("/!\\ You're going to rename '{name}' to '{new_name}'\nTo confirm type the name of the application: ");
-        let _ = std::io::stdout().flush();
-    }
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|source| Error::io("read the confirmation from", "standard input", source))?;
-    let answer = answer.trim_end_matches(['\n', '\r']);
+    let answer = super::typed_answer(&format!(
+        "/!\\ You're going to rename '{name}' to '{new_name}'\nTo confirm type the name of the application: "
+    ))?;
     if answer != name {
         return Err(Error::Usage(format!(
             "'{answer}' is not '{name}': nothing was renamed. Type the app's name to confirm (`echo {name} | shipway -a {name} rename --new-name {new_name}`)"
