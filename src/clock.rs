@@ -1,9 +1,18 @@
-//! The wall clock: now, in milliseconds since the Unix epoch (UTC). Every timestamp shipway
-//! records or prints (deployments, releases, the buildpack cache, addons, cron, the router's
-//! `X-Request-Start`) reads it here, so that there is one clock to reason about. It only
-//! reads the time; formatting belongs to `ui`, and waiting on deadlines to `Instant`s.
+//! The clocks. The wall clock: now, in milliseconds since the Unix epoch (UTC). Every
+//! timestamp shipway records or prints (deployments, releases, the buildpack cache, addons,
+//! cron, the router's `X-Request-Start`) reads it here, so that there is one clock to reason
+//! about. Formatting belongs to `ui`.
+//!
+//! What waits for the platform's numbers (the crash back-off, cron's minutes, the boot
+//! timeout, the grace period before SIGKILL, the hook's and the build's timeouts) reads a
+//! [`Clock`] it is handed, so that a unit test moves a [`ManualClock`] by hand and sees
+//! the platform's 30 s or 60 s in milliseconds. How often something is polled (a port every
+//! 2 ms, /proc every 250 ms) is a cost, not a platform number, and stays on real time.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
 
 /// Milliseconds since the Unix epoch. A system clock set before 1970 reads as 0 rather
 /// than failing: a timestamp is never worth refusing a deployment for.
@@ -30,6 +39,25 @@ pub trait Clock: Send + Sync {
     fn unix_secs(&self) -> i64 {
         i64::try_from(self.epoch_ms() / 1000).unwrap_or(i64::MAX)
     }
+    /// A channel that receives once, when `wait` has passed on this clock (a wait too
+    /// long to represent never ends), to `select!` on beside what else may end a wait.
+    fn after(&self, wait: Duration) -> Receiver<Instant>;
+    /// The instant `wait` from now on this clock, saturating (see [`saturating_add`]).
+    fn deadline_in(&self, wait: Duration) -> Instant {
+        saturating_add(self.instant(), wait)
+    }
+}
+
+/// The host's clocks, shared: what everything but a unit test waits on.
+pub fn system() -> Arc<dyn Clock> {
+    static SYSTEM: OnceLock<Arc<SystemClock>> = OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            Arc::new(SystemClock {
+                ahead: Duration::ZERO,
+            })
+        })
+        .clone()
 }
 
 /// The system's clocks, the wall clock read `ahead` of the host's (the scheduler's
@@ -46,6 +74,11 @@ impl Clock for SystemClock {
 
     fn epoch_ms(&self) -> u64 {
         now_ms().saturating_add(u64::try_from(self.ahead.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn after(&self, wait: Duration) -> Receiver<Instant> {
+        // crossbeam's `after` never fires for a wait past what an `Instant` holds.
+        crossbeam_channel::after(wait)
     }
 }
 
@@ -71,12 +104,19 @@ pub fn deadline_in(wait: Duration) -> Instant {
     saturating_add(Instant::now(), wait)
 }
 
-/// A clock that moves only when a test says so.
+/// A clock that moves only when a test says so; its timers fire as it passes them.
 #[cfg(test)]
 pub struct ManualClock {
     start: Instant,
     start_ms: u64,
-    elapsed: std::sync::Mutex<std::time::Duration>,
+    state: std::sync::Mutex<Manual>,
+}
+
+#[cfg(test)]
+struct Manual {
+    elapsed: Duration,
+    /// Timers not fired yet: when, and whom to tell.
+    timers: Vec<(Instant, crossbeam_channel::Sender<Instant>)>,
 }
 
 #[cfg(test)]
@@ -86,23 +126,55 @@ impl ManualClock {
         ManualClock {
             start: Instant::now(),
             start_ms: epoch_ms,
-            elapsed: std::sync::Mutex::new(std::time::Duration::ZERO),
+            state: std::sync::Mutex::new(Manual {
+                elapsed: Duration::ZERO,
+                timers: Vec::new(),
+            }),
         }
     }
 
-    pub fn advance(&self, by: std::time::Duration) {
-        *self.elapsed.lock().unwrap() += by;
+    /// Move the clock on by `by`, firing every timer it passes or reaches.
+    pub fn advance(&self, by: Duration) {
+        let mut state = self.state.lock().unwrap();
+        state.elapsed += by;
+        let now = self.start + state.elapsed;
+        state.timers.retain(|(at, tell)| {
+            let due = *at <= now;
+            if due {
+                let _ = tell.send(now);
+            }
+            !due
+        });
+    }
+
+    /// How many timers wait for the clock to move: a test's way to know that what it
+    /// drives has reached its wait before it moves the clock.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().unwrap().timers.len()
     }
 }
 
 #[cfg(test)]
 impl Clock for ManualClock {
     fn instant(&self) -> Instant {
-        self.start + *self.elapsed.lock().unwrap()
+        self.start + self.state.lock().unwrap().elapsed
     }
 
     fn epoch_ms(&self) -> u64 {
-        self.start_ms + self.elapsed.lock().unwrap().as_millis() as u64
+        self.start_ms + self.state.lock().unwrap().elapsed.as_millis() as u64
+    }
+
+    fn after(&self, wait: Duration) -> Receiver<Instant> {
+        let (tell, told) = crossbeam_channel::bounded(1);
+        let mut state = self.state.lock().unwrap();
+        let now = self.start + state.elapsed;
+        let at = saturating_add(now, wait);
+        if at <= now {
+            let _ = tell.send(now);
+        } else {
+            state.timers.push((at, tell));
+        }
+        told
     }
 }
 
@@ -161,5 +233,35 @@ mod tests {
         clock.advance(std::time::Duration::from_millis(2_500));
         assert_eq!(clock.instant() - i0, std::time::Duration::from_millis(2_500));
         assert_eq!((clock.epoch_ms(), clock.unix_secs()), (1_002_500, 1_002));
+    }
+
+    #[test]
+    fn a_manual_clock_fires_its_timers_when_it_reaches_them_and_not_before() {
+        let clock = ManualClock::at(0);
+        let now = clock.after(Duration::ZERO);
+        let (soon, late, never) = (
+            clock.after(Duration::from_secs(30)),
+            clock.after(Duration::from_secs(60)),
+            clock.after(Duration::MAX),
+        );
+        assert!(now.try_recv().is_ok(), "a zero wait is over at once");
+        assert_eq!(clock.waiting(), 3);
+        clock.advance(Duration::from_millis(29_999));
+        assert!(soon.try_recv().is_err(), "fired a millisecond early");
+        clock.advance(Duration::from_millis(1));
+        assert!(soon.try_recv().is_ok(), "not fired on its instant");
+        assert!(late.try_recv().is_err());
+        clock.advance(Duration::from_secs(3600));
+        assert!(late.try_recv().is_ok(), "a timer passed over fires too");
+        assert!(never.try_recv().is_err(), "a wait without end ended");
+        assert_eq!(clock.waiting(), 1);
+    }
+
+    #[test]
+    fn the_system_clock_waits_in_real_time() {
+        let started = Instant::now();
+        let at = system().after(Duration::from_millis(20)).recv().unwrap();
+        assert!(at >= started + Duration::from_millis(20));
+        assert!(system().deadline_in(Duration::MAX) > Instant::now());
     }
 }

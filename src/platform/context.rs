@@ -8,6 +8,7 @@ use crossbeam_channel::Receiver;
 
 use super::applog::AppLog;
 use super::events::Event;
+use crate::clock::Clock;
 use crate::process::LineSink;
 use crate::settings::Settings;
 use crate::state::Home;
@@ -21,6 +22,8 @@ pub struct Context {
     pub stopping: Receiver<()>,
     /// What each app's web router measures, read off the supervisor thread.
     pub telemetry: super::telemetry::Telemetries,
+    /// What the platform waits on: crash back-off, cron, boot timeouts, grace periods.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Context {
@@ -68,6 +71,7 @@ impl Context {
             foreground: false,
             stopping,
             telemetry: Default::default(),
+            clock: crate::clock::system(),
         };
         (ctx, stop)
     }

@@ -14,15 +14,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{after, bounded, select, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender};
 use nix::sys::signal::Signal;
 
 use super::applog::AppLog;
 use super::caller::Caller;
 use super::context::Context;
-use crate::cron::{self, now, Job, Run, UnixTime};
+use crate::cron::{self, Job, Run, UnixTime};
 use crate::error::Error;
 use crate::process::{LineSink, Stream};
 use crate::release::Release;
@@ -286,7 +286,7 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
             return;
         }
     };
-    let started = now(ctx.settings.cron_clock_ahead);
+    let started = ctx.clock.unix_secs();
     if let Ok(dir) = ctx.home.app(&app) {
         let running = Run {
             started,
@@ -300,7 +300,7 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
         }
     }
     {
-        let clock = Instant::now();
+        let began = ctx.clock.instant();
         let limit = job.time_limit();
         let grace = ctx.settings.grace_period;
         let exited = child.exited().clone();
@@ -309,7 +309,7 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
                 child.reap_group(Duration::from_secs(1));
                 child.status()
             }
-            recv(after(limit)) -> _ => {
+            recv(ctx.clock.after(limit)) -> _ => {
                 app_log(Stream::Stderr, &format!(
                     "{name} ran for {}, the longest a run of this job may last on the platform: stopping it",
                     crate::settings::render_duration(limit)
@@ -319,7 +319,7 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
             recv(ctx.stopping) -> _ => Some(child.stop(Signal::SIGTERM, grace)),
             recv(dismissed) -> _ => Some(child.stop(Signal::SIGTERM, grace)),
         };
-        let elapsed = clock.elapsed();
+        let elapsed = ctx.clock.instant().saturating_duration_since(began);
         let text = match child.out_of_memory() {
             Some(why) => format!("stopped: {why}"),
             None => exit.map_or_else(|| "ended, how is unknown".to_string(), |e| e.to_string()),

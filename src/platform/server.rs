@@ -19,6 +19,7 @@ use super::opened::Opened;
 use super::protocol::{self, Event, Request};
 use super::supervisor;
 use super::watchdog::Watchdog;
+use crate::clock::SystemClock;
 use crate::error::{exit, Error};
 use crate::process::{self, GroupEvent};
 use crate::settings::Settings;
@@ -41,12 +42,16 @@ pub fn run(settings: Settings, foreground: bool) -> Result<i32, Error> {
     }));
 
     let (stop_tx, stop_rx) = bounded::<()>(0);
+    let clock = Arc::new(SystemClock {
+        ahead: settings.cron_clock_ahead,
+    });
     let ctx = Arc::new(Context {
         settings,
         home,
         foreground,
         stopping: stop_rx,
         telemetry: Default::default(),
+        clock,
     });
     ctx.say(&format!(
         "shipway platform {} (pid {}) on {}",

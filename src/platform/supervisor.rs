@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{after, bounded, never, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 
 use super::applog::AppLog;
 use super::caller::Caller;
@@ -31,7 +31,6 @@ use super::protocol::{AddonRow, AppInfo, AppStats, ContainerRow, Event};
 use super::routing::{Reporting, Routers};
 use super::turn;
 use crate::addon::{self, Server};
-use crate::clock::{Clock, SystemClock};
 use crate::container::{self, Container};
 use crate::error::Error;
 use crate::process::Stream;
@@ -99,7 +98,6 @@ pub struct Supervisor {
     phase: Phase,
     /// Worker threads that will report back; the supervisor ends when none is left.
     workers: usize,
-    clock: Arc<dyn Clock>,
     next_token: u64,
     /// The jobs of every app's `cron.json`; each run counts as a worker.
     cron: Scheduler,
@@ -161,10 +159,7 @@ impl Drop for Writer {
 
 /// Start the supervisor thread. `stop` is the sender of `ctx.stopping`.
 pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> Result<(Handle, JoinHandle<()>), Error> {
-    let clock = Arc::new(SystemClock {
-        ahead: ctx.settings.cron_clock_ahead,
-    });
-    let (supervisor, rx) = Supervisor::new(ctx, stop, clock);
+    let (supervisor, rx) = Supervisor::new(ctx, stop);
     let handle = supervisor.handle.clone();
     // Named, so that `bench/supervisor.sh` (and `top -H`) can tell it from its workers.
     let thread = std::thread::Builder::new()
@@ -175,8 +170,8 @@ pub fn start(ctx: Arc<Context>, stop: Sender<()>) -> Result<(Handle, JoinHandle<
 }
 
 impl Supervisor {
-    /// A supervisor reading `clock`, and the queue of its messages.
-    fn new(ctx: Arc<Context>, stop: Sender<()>, clock: Arc<dyn Clock>) -> (Supervisor, Receiver<Message>) {
+    /// A supervisor reading `ctx.clock`, and the queue of its messages.
+    fn new(ctx: Arc<Context>, stop: Sender<()>) -> (Supervisor, Receiver<Message>) {
         let (tx, rx) = unbounded();
         let supervisor = Supervisor {
             ctx,
@@ -184,7 +179,6 @@ impl Supervisor {
             apps: BTreeMap::new(),
             phase: Phase::Serving { stop },
             workers: 0,
-            clock,
             next_token: 1,
             cron: Scheduler::default(),
             writer: Writer::start(),
@@ -196,13 +190,18 @@ impl Supervisor {
         loop {
             // Nothing is started by the clock once the platform stops.
             let cron_at = if self.serving() {
-                let now = self.clock.instant();
-                self.cron.wake_in(self.clock.unix_secs()).map(|wait| now + wait)
+                let now = self.ctx.clock.instant();
+                self.cron
+                    .wake_in(self.ctx.clock.unix_secs())
+                    .map(|wait| now + wait)
             } else {
                 None
             };
             let timer = match self.next_restart().into_iter().chain(cron_at).min() {
-                Some(at) => after(at.saturating_duration_since(self.clock.instant())),
+                Some(at) => self
+                    .ctx
+                    .clock
+                    .after(at.saturating_duration_since(self.ctx.clock.instant())),
                 None => never(),
             };
             select! {
@@ -438,7 +437,7 @@ impl Supervisor {
             Message::CronLoaded { app, release, jobs } => {
                 // A later switch may have reported first: only the serving release's jobs.
                 if self.apps.get(&app).is_some_and(|a| a.release == Some(release)) {
-                    self.cron.load(&app, release, jobs, self.clock.unix_secs());
+                    self.cron.load(&app, release, jobs, self.ctx.clock.unix_secs());
                 }
             }
             Message::AddonUp { app, server } => self.addon_up(&app, *server),
@@ -458,7 +457,7 @@ impl Supervisor {
     /// `shipway ps`: what the supervisor knows of each container now; their processes
     /// are read from /proc on a worker. An app it has not opened is looked for there too.
     fn ps(&mut self, app: &str, reply: Sender<Result<Vec<ContainerRow>, Error>>) {
-        let now = self.clock.instant();
+        let now = self.ctx.clock.instant();
         let known = self
             .apps
             .get(app)
@@ -565,7 +564,7 @@ impl Supervisor {
         if !self.serving() {
             return;
         }
-        for (run, dismissed) in self.cron.due(self.clock.unix_secs()) {
+        for (run, dismissed) in self.cron.due(self.ctx.clock.unix_secs()) {
             // Only the apps the supervisor keeps have jobs (`CronLoaded`).
             let Some(log) = self.apps.get(&run.app).map(|a| a.log.clone()) else {
                 continue;
@@ -594,7 +593,7 @@ impl Supervisor {
 
     /// Own a ready addon server, and watch it: a crash is restarted.
     fn addon_up(&mut self, app: &str, server: Server) {
-        let now = self.clock.instant();
+        let now = self.ctx.clock.instant();
         let serving = self.serving();
         let Some(a) = self.apps.get_mut(app).filter(|_| serving) else {
             // The platform is stopping, or the app is gone: stop it like a container.
@@ -656,7 +655,7 @@ impl Supervisor {
     /// and one given up is left stopped.
     fn addon_exited(&mut self, app: &str, id: &str, pid: u32) {
         let settings = self.ctx.settings.clone();
-        let now = self.clock.instant();
+        let now = self.ctx.clock.instant();
         let serving = self.serving();
         let Some(a) = self.apps.get_mut(app) else { return };
         if !matches!(a.addons.get(id), Some(AddonLife::Running { server, .. }) if server.pid() == pid) {
@@ -710,7 +709,7 @@ impl Supervisor {
                 ),
             );
             let result = select! {
-                recv(after(pause)) -> _ => addon.and_then(|(dir, a)| {
+                recv(ctx.clock.after(pause)) -> _ => addon.and_then(|(dir, a)| {
                     match addon::start(&dir, &a, &ctx.settings, log.clone(), &ctx.stopping) {
                         Ok(s) => {
                             if s.addon.port != a.port {
@@ -983,7 +982,7 @@ impl Supervisor {
 
     /// List containers as `stopping` until they are gone (`Message::Stopped`).
     fn mark_stopping(&mut self, name: &str, old: &[Container]) {
-        let now = self.clock.instant();
+        let now = self.ctx.clock.instant();
         let Some(a) = self.apps.get_mut(name) else { return };
         for c in old {
             a.slots.push(Slot {
@@ -1037,7 +1036,7 @@ impl Supervisor {
         let token = self.token();
         let Some(a) = self.apps.get_mut(&app) else { return };
         let slot = &mut a.slots[i];
-        slot.since = self.clock.instant();
+        slot.since = self.ctx.clock.instant();
         let Life::Ready(mut crashed) = std::mem::replace(&mut slot.life, Life::Exited { token }) else {
             return;
         };
@@ -1087,7 +1086,7 @@ impl Supervisor {
             return;
         }
         let settings = &self.ctx.settings;
-        let now = self.clock.instant();
+        let now = self.ctx.clock.instant();
         let Some(a) = self.apps.get_mut(app) else { return };
         let slot = &mut a.slots[i];
         let name = slot.name();
@@ -1161,7 +1160,7 @@ impl Supervisor {
 
     /// Start again, on worker threads, every crashed container whose pause is over.
     fn restart_due(&mut self) {
-        let now = self.clock.instant();
+        let now = self.ctx.clock.instant();
         let mut starts = Vec::new();
         for (name, a) in &mut self.apps {
             for slot in &mut a.slots {
@@ -1375,7 +1374,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::clock::{Clock, ManualClock};
     use crate::container::ContainerSpec;
     use crate::process::Exit;
     use crate::settings::Settings;
@@ -1397,10 +1396,10 @@ mod tests {
         let mut settings = Settings::defaults(home.path().to_path_buf());
         settings.crash_limit = 4;
         settings.crash_backoff = BACKOFF;
-        let (ctx, stop) = Context::for_tests(settings);
-        let ctx = Arc::new(ctx);
+        let (mut ctx, stop) = Context::for_tests(settings);
         let clock = Arc::new(ManualClock::at(T0_MS));
-        let (sup, rx) = Supervisor::new(ctx, stop, clock.clone());
+        ctx.clock = clock.clone();
+        let (sup, rx) = Supervisor::new(Arc::new(ctx), stop);
         Bench { sup, rx, clock, home }
     }
 
