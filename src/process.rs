@@ -19,12 +19,13 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, bounded, select, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, select, Receiver, RecvTimeoutError, Sender};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::cgroup::{Cgroup, Meter, Usage};
+use crate::clock::Clock;
 use crate::platform_numbers::Size;
 use crate::tail::{SharedTail, Tail};
 
@@ -214,6 +215,8 @@ pub struct Spawn {
     sandbox: Option<Plan>,
     /// A container's size, enforced by a cgroup of its own (`cgroup.rs`), named after it.
     size: Option<(String, Size)>,
+    /// What its timeouts and grace periods are measured on.
+    clock: Arc<dyn Clock>,
 }
 
 impl Spawn {
@@ -227,6 +230,7 @@ impl Spawn {
             leftover_grace: LEFTOVER_GRACE,
             sandbox: None,
             size: None,
+            clock: crate::clock::system(),
         }
     }
 
@@ -265,6 +269,12 @@ impl Spawn {
     /// Between SIGTERM and SIGKILL for what the program leaves running when it ends.
     pub fn leftover_grace(mut self, grace: Duration) -> Spawn {
         self.leftover_grace = grace;
+        self
+    }
+
+    /// Measure its timeouts and grace periods on `clock` (a unit test's), not the host's.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Spawn {
+        self.clock = clock;
         self
     }
 
@@ -410,7 +420,7 @@ impl Spawn {
         if let Some(err) = child.stderr.take() {
             drain(err, Stream::Stderr, sink.clone(), drains_tx);
         }
-        let mut child = Child::watch(child, drained, sink);
+        let mut child = Child::watch(child, drained, sink, self.clock.clone());
         child.cgroup = cgroup;
         Ok(child)
     }
@@ -447,7 +457,7 @@ impl Spawn {
         let stopped = select! {
             recv(piped.child.exited) -> _ => None,
             recv(overflowed) -> _ => Some(ProcessError::TooMuchOutput { program: self.program(), limit }),
-            recv(after(timeout)) -> _ => Some(ProcessError::TimedOut { program: self.program(), limit: timeout }),
+            recv(self.clock.after(timeout)) -> _ => Some(ProcessError::TimedOut { program: self.program(), limit: timeout }),
             recv(cancel) -> _ => Some(ProcessError::Cancelled { program: self.program() }),
         };
         if let Some(error) = stopped {
@@ -490,7 +500,7 @@ impl Spawn {
         }
         let quiet: LineSink = Arc::new(|_, _| {});
         Ok(Piped {
-            child: Child::watch(child, drained, quiet),
+            child: Child::watch(child, drained, quiet, self.clock.clone()),
             stdout,
             kept: stderr,
         })
@@ -671,6 +681,8 @@ pub struct Child {
     /// Reaps the leader; taken once the group has ended (`stop`, `reap_group`), so `None`
     /// means the group is gone and the watchdog told.
     waiter: Option<JoinHandle<()>>,
+    /// What `wait_until`'s timeout and `stop`'s grace are measured on.
+    clock: Arc<dyn Clock>,
 }
 
 /// Why `wait_until` returned without an exit.
@@ -682,7 +694,12 @@ pub enum Interrupted {
 
 impl Child {
     /// Watch a started shim: a thread reaps it and reports its exit.
-    fn watch(mut child: std::process::Child, drained: Receiver<()>, sink: LineSink) -> Child {
+    fn watch(
+        mut child: std::process::Child,
+        drained: Receiver<()>,
+        sink: LineSink,
+        clock: Arc<dyn Clock>,
+    ) -> Child {
         let pid = Pid::from_raw(child.id() as i32);
         // Nothing is ever sent: the channel disconnects when the leader has exited, which
         // every clone of the receiver sees (the rollout and the supervisor both watch).
@@ -709,6 +726,7 @@ impl Child {
             cgroup: None,
             last_usage: None,
             waiter: Some(waiter),
+            clock,
         }
     }
 
@@ -775,7 +793,7 @@ impl Child {
         if let Some(exit) = self.status() {
             return Ok(exit);
         }
-        let deadline = after(timeout);
+        let deadline = self.clock.after(timeout);
         select! {
             recv(self.exited) -> _ => Ok(self.wait_exit()),
             recv(deadline) -> _ => Err(Interrupted::TimedOut),
@@ -788,13 +806,13 @@ impl Child {
     /// leader and waits until the group is empty.
     pub fn stop(&mut self, signal: Signal, grace: Duration) -> Exit {
         signal_group(self.pid, signal);
-        let deadline = crate::clock::deadline_in(grace);
+        let deadline = self.clock.deadline_in(grace);
         let exit = match self.status() {
             Some(exit) => exit,
             None => {
                 select! {
                     recv(self.exited) -> _ => self.wait_exit(),
-                    recv(after(grace)) -> _ => {
+                    recv(self.clock.after(grace)) -> _ => {
                         self.kill();
                         self.wait_exit()
                     }
@@ -802,7 +820,7 @@ impl Child {
             }
         };
         // The shim is gone; what is left of its group gets what is left of the grace.
-        wait_group_empty(self.pid, deadline);
+        wait_group_empty(self.pid, deadline, &*self.clock);
         self.end();
         exit
     }
@@ -811,7 +829,7 @@ impl Child {
     pub fn reap_group(&mut self, grace: Duration) {
         if group_alive(self.pid) {
             signal_group(self.pid, Signal::SIGTERM);
-            wait_group_empty(self.pid, crate::clock::deadline_in(grace));
+            wait_group_empty(self.pid, self.clock.deadline_in(grace), &*self.clock);
         }
         self.end();
     }
@@ -998,16 +1016,18 @@ pub fn kill_descendants(root: Pid) {
 }
 
 /// Wait until no process is left in the group, SIGKILLing it at `deadline`.
-fn wait_group_empty(pid: Pid, deadline: Instant) {
-    let mut killed = false;
+fn wait_group_empty(pid: Pid, deadline: Instant, clock: &dyn Clock) {
+    // After the SIGKILL, a few seconds for the kernel to end the group, in real time:
+    // a process in uninterruptible sleep is not the clock's to hurry.
+    let mut killed_at: Option<Instant> = None;
     while group_alive(pid) {
-        if !killed && Instant::now() >= deadline {
+        if killed_at.is_none() && clock.instant() >= deadline {
             signal_group(pid, Signal::SIGKILL);
-            killed = true;
+            killed_at = Some(Instant::now());
         }
         // Nothing signals the end of a grandchild we are not the parent of: poll.
         std::thread::sleep(Duration::from_millis(5));
-        if killed && Instant::now() >= deadline + Duration::from_secs(5) {
+        if killed_at.is_some_and(|at| at.elapsed() >= Duration::from_secs(5)) {
             break;
         }
     }
@@ -1168,6 +1188,96 @@ mod tests {
             state.is_none() || state.as_deref() == Some("Z"),
             "grandchild survived: {state:?}"
         );
+    }
+
+    /// A program that ignores SIGTERM, started on `clock`, once it is running.
+    fn stubborn(dir: &Path, clock: &Arc<crate::clock::ManualClock>) -> Child {
+        let (sink, _) = collect();
+        let ready = dir.join("ready");
+        let script = format!(
+            "trap '' TERM; touch {r}; while :; do sleep 0.05; done",
+            r = ready.display()
+        );
+        let child = Spawn::new("/bin/bash", dir)
+            .args(["-c", &script])
+            .env([("PATH", "/usr/bin:/bin")])
+            .clock(clock.clone())
+            .start(sink)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "the program never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child
+    }
+
+    /// Until `clock` has `n` timers waiting on it, within a deadline.
+    fn until_waiting(clock: &crate::clock::ManualClock, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while clock.waiting() < n {
+            assert!(Instant::now() < deadline, "nothing waits on the clock");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_platforms_grace_period_ends_in_sigkill_on_the_clock_not_before() {
+        let clock = Arc::new(crate::clock::ManualClock::at(0));
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = stubborn(dir.path(), &clock);
+        let pid = child.pid();
+        let (tell, stopped) = bounded(1);
+        let stopping = std::thread::spawn(move || {
+            let exit = child.stop(Signal::SIGTERM, Duration::from_secs(30));
+            let _ = tell.send(exit.to_string());
+        });
+        until_waiting(&clock, 1);
+        clock.advance(Duration::from_millis(29_999));
+        // SIGTERM was ignored: a millisecond before the grace ends, it is still there.
+        assert!(
+            stopped.recv_timeout(Duration::from_millis(200)).is_err(),
+            "killed before the grace period ended"
+        );
+        assert!(process(pid as i32).is_some());
+        clock.advance(Duration::from_millis(1));
+        let exit = stopped
+            .recv_timeout(Duration::from_secs(10))
+            .expect("not killed when the grace period ended");
+        assert_eq!(exit, "killed by SIGKILL");
+        stopping.join().unwrap();
+    }
+
+    #[test]
+    fn a_wait_times_out_on_the_clock_and_leaves_the_group_to_its_caller() {
+        let clock = Arc::new(crate::clock::ManualClock::at(0));
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = stubborn(dir.path(), &clock);
+        let (_keep, cancel) = bounded::<()>(0);
+        let (tell, ended) = bounded(1);
+        let waiting = std::thread::spawn(move || {
+            // The platform's postdeploy hook timeout.
+            let why = child.wait_until(Duration::from_secs(20 * 60), &cancel);
+            let _ = tell.send(why);
+            child
+        });
+        until_waiting(&clock, 1);
+        clock.advance(Duration::from_secs(20 * 60) - Duration::from_millis(1));
+        assert!(
+            ended.recv_timeout(Duration::from_millis(200)).is_err(),
+            "timed out early"
+        );
+        clock.advance(Duration::from_millis(1));
+        let why = ended
+            .recv_timeout(Duration::from_secs(10))
+            .expect("never timed out");
+        assert_eq!(why.unwrap_err(), Interrupted::TimedOut);
+        let mut child = waiting.join().unwrap();
+        assert!(child.status().is_none(), "a timeout must not stop the program");
+        let stopping = std::thread::spawn(move || child.stop(Signal::SIGTERM, Duration::from_secs(30)));
+        until_waiting(&clock, 1);
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(stopping.join().unwrap().to_string(), "killed by SIGKILL");
     }
 
     #[test]
