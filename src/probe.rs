@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, Receiver};
 
+use crate::clock::Clock;
 use crate::container::{self, Container};
 use crate::process::Exit;
 use crate::settings::LoopbackBind;
@@ -41,16 +42,19 @@ pub enum ProbeFailure {
     Cancelled,
 }
 
-/// Wait until every routed container accepts connections on its PORT.
-/// `on_note` receives hints worth showing at once (a loopback-only bind).
+/// Wait until every routed container accepts connections on its PORT, at most `timeout`
+/// on `clock`. `on_note` receives hints worth showing at once (a loopback-only bind).
 pub fn wait_ready(
     containers: &mut [Container],
     timeout: Duration,
+    clock: &dyn Clock,
     loopback: LoopbackBind,
     cancel: &Receiver<()>,
     on_note: &dyn Fn(&str),
 ) -> Result<(), ProbeFailure> {
-    let deadline = crate::clock::deadline_in(timeout);
+    let deadline = clock.after(timeout);
+    // Set when the deadline has passed: one more look, then the containers not ready fail.
+    let mut over = false;
     let mut ready: Vec<bool> = containers.iter().map(|c| c.port.is_none()).collect();
     // Containers found listening on 127.0.0.1 only, and told about.
     let mut loopback_only: Vec<bool> = vec![false; containers.len()];
@@ -108,8 +112,7 @@ pub fn wait_ready(
         if ready.iter().all(|r| *r) {
             return Ok(());
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if over {
             let i = ready.iter().position(|r| !r).unwrap_or(0);
             let c = &containers[i];
             let port = c.port.unwrap_or(0);
@@ -120,11 +123,13 @@ pub fn wait_ready(
                 tail: c.tail.lines(),
             });
         }
-        // Sleep until the next try, waking at once if the user cancels; a container that
-        // exits meanwhile is seen at the top of the next pass, at most 2 ms later.
-        match cancel.recv_timeout(POLL.min(deadline - now)) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Err(ProbeFailure::Cancelled),
+        // Sleep until the next try, waking at once if the user cancels or the time is up;
+        // a container that exits meanwhile is seen at the top of the next pass, at most
+        // 2 ms later.
+        select! {
+            recv(cancel) -> _ => return Err(ProbeFailure::Cancelled),
+            recv(deadline) -> _ => over = true,
+            default(POLL) => {}
         }
     }
 }
@@ -311,6 +316,89 @@ fn parse_proc_addr(field: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `web` container that runs but never listens on its PORT.
+    fn deaf_web(dir: &std::path::Path, port: u16) -> Container {
+        let child = crate::process::Spawn::new("/bin/sleep", dir)
+            .args(["1000"])
+            .start(std::sync::Arc::new(|_, _| {}))
+            .unwrap();
+        Container {
+            id: 0,
+            release: 1,
+            restarts: 0,
+            crash_streak: 0,
+            spec: container::ContainerSpec {
+                process_type: "web".into(),
+                index: 1,
+                command: "sleep 1000".into(),
+            },
+            name: "web-1".into(),
+            port: Some(port),
+            child,
+            size: crate::platform_numbers::DEFAULT_SIZE,
+            started: Instant::now(),
+            tail: crate::tail::SharedTail::new(20),
+        }
+    }
+
+    #[test]
+    fn the_platforms_boot_timeout_is_measured_on_the_clock() {
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::at(0));
+        let dir = tempfile::tempdir().unwrap();
+        // A port nothing listens on: taken from the OS, then let go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut containers = vec![deaf_web(dir.path(), port)];
+        let (_keep, cancel) = crossbeam_channel::bounded::<()>(0);
+        let (tell, ended) = crossbeam_channel::bounded(1);
+        let c = clock.clone();
+        let probing = std::thread::spawn(move || {
+            let ready = wait_ready(
+                &mut containers,
+                Duration::from_secs(60),
+                &*c,
+                LoopbackBind::Fail,
+                &cancel,
+                &|_| {},
+            );
+            let _ = tell.send(ready);
+            containers
+        });
+        // The probe waits on the clock once it has looked at the port.
+        let waits = Instant::now() + Duration::from_secs(10);
+        while clock.waiting() == 0 {
+            assert!(Instant::now() < waits, "the probe never waited on the clock");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        clock.advance(Duration::from_millis(59_999));
+        assert!(
+            ended.recv_timeout(Duration::from_millis(200)).is_err(),
+            "gave up before the boot timeout"
+        );
+        clock.advance(Duration::from_millis(1));
+        let ready = ended
+            .recv_timeout(Duration::from_secs(10))
+            .expect("still waiting past the boot timeout");
+        match ready {
+            Err(ProbeFailure::TimedOut {
+                container,
+                port: p,
+                diagnosis,
+                ..
+            }) => {
+                assert_eq!((container.as_str(), p), ("web-1", port));
+                assert!(!diagnosis.is_empty());
+            }
+            other => panic!("not a timeout: {other:?}"),
+        }
+        for mut c in probing.join().unwrap() {
+            c.stop(Duration::from_secs(1));
+        }
+    }
 
     #[test]
     fn reads_proc_addresses() {

@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use nix::sys::signal::Signal;
 
+use crate::clock::Clock;
 use crate::container::{self, is_routed, Container, ContainerError, ContainerSpec};
 use crate::deployment::Status;
 use crate::probe::{self, ProbeFailure};
@@ -126,6 +128,8 @@ pub struct Plan<'a> {
     pub formation: &'a BTreeMap<String, u32>,
     /// The app's config, whose sizes the containers get.
     pub config: &'a crate::state::AppConfig,
+    /// What the boot timeout and the hook's timeout are measured on.
+    pub clock: &'a Arc<dyn Clock>,
 }
 
 /// Start the release's containers and wait until the routed ones are ready.
@@ -159,6 +163,7 @@ pub fn start_specs(
     let ready = probe::wait_ready(
         &mut containers,
         plan.settings.boot_timeout,
+        &**plan.clock,
         plan.settings.loopback_bind,
         cancel,
         &note,
@@ -270,6 +275,7 @@ pub fn run_hook(
         command,
         plan.config.size("postdeploy"),
     )
+    .clock(plan.clock.clone())
     .start(out.sink())
     .map_err(RolloutError::HookStart)?;
     out.progress(Progress::Wait {

@@ -112,6 +112,7 @@ fn plan<'a>(
         config_vars: &config.config_vars,
         formation: &config.formation,
         config,
+        clock: &ctx.clock,
     }
 }
 
