@@ -26,6 +26,7 @@ use nix::unistd::Pid;
 
 use crate::cgroup::{Cgroup, Meter, Usage};
 use crate::clock::Clock;
+use crate::io_error::{io, IoError};
 use crate::platform_numbers::Size;
 use crate::tail::{SharedTail, Tail};
 
@@ -33,8 +34,8 @@ use crate::tail::{SharedTail, Tail};
 pub enum ProcessError {
     #[error("cannot start {program}: {source}")]
     Spawn { program: String, source: std::io::Error },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{program} did not finish within {limit:?}; it was stopped")]
     TimedOut { program: String, limit: Duration },
     #[error("{program} was stopped: the operation was cancelled")]
@@ -1036,20 +1037,14 @@ fn wait_group_empty(pid: Pid, deadline: Instant, clock: &dyn Clock) {
 /// The interpreter line of a script, for scripts shipped without the execute bit.
 pub fn script_command(script: &Path) -> Result<(OsString, Vec<OsString>), ProcessError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(script).map_err(|source| ProcessError::Read {
-        path: script.to_path_buf(),
-        source,
-    })?;
+    let meta = std::fs::metadata(script).map_err(io("read", script))?;
     if meta.permissions().mode() & 0o111 != 0 {
         return Ok((script.as_os_str().to_owned(), Vec::new()));
     }
     let mut head = [0u8; 256];
     let n = std::fs::File::open(script)
         .and_then(|mut f| f.read(&mut head))
-        .map_err(|source| ProcessError::Read {
-            path: script.to_path_buf(),
-            source,
-        })?;
+        .map_err(io("read", script))?;
     let first = head[..n].split(|b| *b == b'\n').next().unwrap_or(&[]);
     let mut words: Vec<OsString> = match first.strip_prefix(b"#!") {
         Some(line) => String::from_utf8_lossy(line)

@@ -27,8 +27,6 @@ pub enum SettingsError {
         value: String,
         expected: &'static str,
     },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid TOML: {message}")]
     Toml { path: PathBuf, message: String },
     #[error("{path}: unknown setting {key:?} (known: {known})")]

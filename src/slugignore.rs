@@ -8,6 +8,7 @@ use std::path::Path;
 
 use ignore::gitignore::GitignoreBuilder;
 
+use crate::io_error::{io, IoError};
 use crate::source::{read_app_file, AppFileError, APP_FILE_LIMIT};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,11 +17,8 @@ pub enum SlugignoreError {
     File(#[from] AppFileError),
     #[error(".slugignore line {line}: {message}")]
     Pattern { line: usize, message: String },
-    #[error("cannot remove {path} from the slug: {source}")]
-    Remove {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// What was removed, for the build output.
@@ -70,10 +68,9 @@ pub fn apply(app: &Path) -> Result<Removed, SlugignoreError> {
         } else {
             std::fs::remove_file(entry.path())
         };
-        result.map_err(|source| SlugignoreError::Remove {
-            path: rel.to_path_buf(),
-            source,
-        })?;
+        // Named from the app's root, as the user wrote it in .slugignore: the build folder's
+        // own path means nothing to them.
+        result.map_err(io("remove from the slug", rel))?;
         removed.entries.push(rel.display().to_string());
     }
     Ok(removed)

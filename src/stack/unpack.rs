@@ -51,7 +51,13 @@ pub struct Unpacker {
 /// A problem with one entry of a layer, before the layer's digest is known to the caller.
 enum Refusal {
     Escape(&'static str),
-    Io(&'static str, PathBuf, std::io::Error),
+    Io(IoError),
+}
+
+impl From<IoError> for Refusal {
+    fn from(e: IoError) -> Refusal {
+        Refusal::Io(e)
+    }
 }
 
 impl Unpacker {
@@ -82,7 +88,7 @@ impl Unpacker {
                         entry: shown,
                         problem,
                     },
-                    Refusal::Io(action, path, source) => StackError::Io(IoError::new(action, path, source)),
+                    Refusal::Io(e) => StackError::Io(e),
                 })?;
         }
         Ok(())
@@ -118,9 +124,7 @@ impl Unpacker {
         };
         let dest = dir.join(&file_name);
         let header = entry.header();
-        let mode = header
-            .mode()
-            .map_err(|e| Refusal::Io("read the mode of", dest.clone(), e))?;
+        let mode = header.mode().map_err(io("read the mode of", &dest))?;
         let mtime = header.mtime().unwrap_or(0);
         let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
         let mode = self.mode(mode);
@@ -145,19 +149,18 @@ impl Unpacker {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| Refusal::Io("read the link of", dest.clone(), e))?
+                    .map_err(io("read the link of", &dest))?
                     .ok_or(Refusal::Escape("is a symlink without a target"))?
                     .into_owned();
                 remove_any(&dest)?;
-                std::os::unix::fs::symlink(&target, &dest)
-                    .map_err(|e| Refusal::Io("create", dest.clone(), e))?;
+                std::os::unix::fs::symlink(&target, &dest).map_err(io("create", &dest))?;
                 self.chown(&dest, owner)?;
                 set_time(&dest, mtime);
             }
             tar::EntryType::Link => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| Refusal::Io("read the link of", dest.clone(), e))?
+                    .map_err(io("read the link of", &dest))?
                     .ok_or(Refusal::Escape("is a hard link without a target"))?
                     .into_owned();
                 let target = clean(&target)?;
@@ -170,13 +173,13 @@ impl Unpacker {
                     .ok_or(Refusal::Escape("is a hard link to nothing this image has"))?;
                 if source != dest {
                     remove_any(&dest)?;
-                    fs::hard_link(&source, &dest).map_err(|e| Refusal::Io("link", dest.clone(), e))?;
+                    fs::hard_link(&source, &dest).map_err(io("link", &dest))?;
                 }
             }
             tar::EntryType::Fifo => {
                 remove_any(&dest)?;
                 nix::unistd::mkfifo(&dest, nix::sys::stat::Mode::from_bits_truncate(mode))
-                    .map_err(|e| Refusal::Io("create", dest.clone(), std::io::Error::from(e)))?;
+                    .map_err(|e| IoError::new("create", &dest, e.into()))?;
                 self.chown(&dest, owner)?;
             }
             tar::EntryType::Char | tar::EntryType::Block => {
@@ -210,7 +213,7 @@ impl Unpacker {
         }
         let (uid, gid) = (u32::try_from(uid).unwrap_or(0), u32::try_from(gid).unwrap_or(0));
         std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-            .map_err(|e| Refusal::Io("chown", path.to_path_buf(), e))
+            .map_err(|e| Refusal::Io(IoError::new("chown", path, e)))
     }
 
     fn write_file<R: Read>(
@@ -221,7 +224,7 @@ impl Unpacker {
         mtime: u64,
         (uid, gid): (u64, u64),
     ) -> Result<(), Refusal> {
-        let fail = |action| move |e| Refusal::Io(action, dest.to_path_buf(), e);
+        let fail = |action| io(action, dest);
         let mut file = File::options()
             .write(true)
             .create_new(true)
@@ -273,8 +276,7 @@ impl Unpacker {
                             if links > MAX_LINKS {
                                 return Err(Refusal::Escape("crosses too many symlinks"));
                             }
-                            let target =
-                                fs::read_link(&next).map_err(|e| Refusal::Io("read", next.clone(), e))?;
+                            let target = fs::read_link(&next).map_err(io("read", &next))?;
                             for c in target.components().rev() {
                                 todo.push_front(PathBuf::from(c.as_os_str()));
                             }
@@ -287,7 +289,7 @@ impl Unpacker {
                             mkdir(&next)?;
                             real = next;
                         }
-                        Err(e) => return Err(Refusal::Io("inspect", next, e)),
+                        Err(e) => return Err(IoError::new("inspect", next, e).into()),
                     }
                 }
                 _ => {}
@@ -336,24 +338,24 @@ fn mkdir(path: &Path) -> Result<(), Refusal> {
     fs::DirBuilder::new()
         .mode(0o755)
         .create(path)
-        .map_err(|e| Refusal::Io("create", path.to_path_buf(), e))
+        .map_err(|e| Refusal::Io(IoError::new("create", path, e)))
 }
 
 /// Remove what is at `path` (a folder with all it holds), never following a symlink.
 fn remove_any(path: &Path) -> Result<(), Refusal> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => remove_tree(path).map_err(|e| match e {
-            StackError::Io(e) => Refusal::Io(e.action, e.path, e.source),
+            StackError::Io(e) => Refusal::Io(e),
             _ => Refusal::Escape("cannot be removed"),
         }),
-        Ok(_) => fs::remove_file(path).map_err(|e| Refusal::Io("remove", path.to_path_buf(), e)),
+        Ok(_) => fs::remove_file(path).map_err(|e| Refusal::Io(IoError::new("remove", path, e))),
         Err(_) => Ok(()),
     }
 }
 
 /// Everything below `dir` that this layer did not write goes: the opaque whiteout.
 fn opaque(dir: &Path, this_layer: &HashSet<PathBuf>) -> Result<(), Refusal> {
-    let entries = fs::read_dir(dir).map_err(|e| Refusal::Io("list", dir.to_path_buf(), e))?;
+    let entries = fs::read_dir(dir).map_err(io("list", dir))?;
     for entry in entries.flatten() {
         let path = entry.path();
         if !this_layer.contains(&path) {
