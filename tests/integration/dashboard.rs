@@ -315,18 +315,24 @@ fn processes_naming(marker: &str) -> Vec<i32> {
 
 #[test]
 fn the_dashboard_in_headless_chromium_shows_the_app_its_deployment_timeline_and_charts() {
-    if Command::new("chromium")
+    // Whether it starts says whether it is installed; a browser that then hangs on
+    // `--version` fails the test at the deadline, named.
+    match Command::new("chromium")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_err()
+        .spawn()
     {
-        skipped(
-            "the dashboard in headless chromium",
-            "chromium is not installed (`apt-get install chromium`; .ci/run does)",
-        );
-        return;
+        Ok(child) => {
+            Guarded(child).wait_for(Duration::from_secs(60), "chromium --version");
+        }
+        Err(_) => {
+            skipped(
+                "the dashboard in headless chromium",
+                "chromium is not installed (`apt-get install chromium`; .ci/run does)",
+            );
+            return;
+        }
     }
     let env = Env::new();
     let deployment = demo(&env);

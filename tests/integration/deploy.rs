@@ -445,7 +445,7 @@ fn up_runs_in_the_foreground_with_prefixed_logs_and_stops_on_ctrl_c() {
     );
     ctrl_c(up.id());
     let status = up.wait_within(COMMAND_LIMIT);
-    reader.join().unwrap();
+    joined(reader, "the stdout of `up`");
     assert!(status.success(), "up exits 0 after a graceful stop");
     assert!(
         app_pids.iter().all(|p| !alive(*p)),

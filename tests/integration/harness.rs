@@ -239,8 +239,15 @@ impl Guarded {
     /// Waits for its exit, at most `limit`: past it the test fails (and drop kills it).
     #[track_caller]
     pub fn wait_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let what = format!("pid {}", self.0.id());
+        self.wait_for(limit, &what)
+    }
+
+    /// [`Guarded::wait_within`], failing with `what` (the command) named.
+    #[track_caller]
+    pub fn wait_for(&mut self, limit: Duration, what: &str) -> std::process::ExitStatus {
         let mut status = None;
-        eventually(limit, &format!("pid {} to exit", self.0.id()), || {
+        eventually(limit, &format!("{what} to exit"), || {
             status = self.0.try_wait().unwrap();
             status.is_some()
         });
@@ -311,12 +318,34 @@ pub fn python_server(script: &str, args: &[&str], stderr: Stdio) -> (Guarded, u1
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn_guarded();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("the server's stdout"))
-        .read_line(&mut line)
-        .expect("the server's port line");
-    let port = line.trim().parse().expect("the server's port");
+    let port = first_line_within(
+        child.stdout.take().expect("the server's stdout"),
+        COMMAND_LIMIT,
+        "the python3 test server to print its port",
+    );
+    let port = port
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the python3 test server printed {port:?}, not a port"));
     (child, port)
+}
+
+/// The first line `r` gives, read on a thread of its own so that a writer that never
+/// writes one fails the test after `limit`, naming `what` it waited for. The caller's
+/// guard ends the writer, which ends the thread.
+#[track_caller]
+pub fn first_line_within(r: impl Read + Send + 'static, limit: Duration, what: &str) -> String {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(r).read_line(&mut line).map(|_| line);
+        let _ = tx.send(read);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(line)) => line,
+        Ok(Err(e)) => panic!("cannot read while waiting for {what}: {e}"),
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
 }
 
 /// `Command`'s ways to run a child, each reaping it on a panic and under a deadline.
@@ -345,7 +374,8 @@ impl SpawnGuarded for Command {
 
     #[track_caller]
     fn status_within(&mut self, limit: Duration) -> std::process::ExitStatus {
-        self.spawn_guarded().wait_within(limit)
+        let what = format!("{self:?}");
+        self.spawn_guarded().wait_for(limit, &what)
     }
 }
 
@@ -366,6 +396,21 @@ fn drain(mut r: Box<dyn Read + Send>) -> Receiver<String> {
 fn drained(rx: &Receiver<String>) -> String {
     rx.recv_timeout(DRAIN_LIMIT)
         .unwrap_or_else(|_| panic!("an output pipe stayed open {DRAIN_LIMIT:?} after its process ended: something it started still runs"))
+}
+
+/// What the thread `handle` returned, once it ended: for a thread reading a child's pipe,
+/// called once the child ended. A thread still running [`DRAIN_LIMIT`] later reads a pipe
+/// that something the child left holds open, and fails the test naming `what` it reads.
+#[track_caller]
+pub fn joined<T>(handle: std::thread::JoinHandle<T>, what: &str) -> T {
+    eventually(
+        DRAIN_LIMIT,
+        &format!("{what} to end (something still holds it open)"),
+        || handle.is_finished(),
+    );
+    handle
+        .join()
+        .unwrap_or_else(|_| panic!("the thread reading {what} panicked"))
 }
 
 /// The URL a deploy printed: `<-- http://127.0.0.1:PORT -->`.

@@ -502,7 +502,7 @@ fn a_compile_printing_without_newlines_for_5s_leaves_a_bounded_log_and_the_live_
         (xs, String::from_utf8_lossy(&end).into_owned())
     });
     let status = child.wait_within(COMMAND_LIMIT);
-    let (streamed, end) = counting.join().unwrap();
+    let (streamed, end) = joined(counting, "the stdout of the flooding deploy");
     assert!(status.success(), "deploy failed: {end}");
     assert!(end.contains("-----> the end of the flood"), "{end}");
 

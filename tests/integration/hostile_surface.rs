@@ -230,8 +230,8 @@ fn down_in_a_loosened_home_signals_no_process_but_a_shipway_of_this_user() {
             .arg("-n")
             .arg(&pid_file)
             .arg("true")
-            .status();
-        free.is_ok_and(|s| !s.success())
+            .status_within(COMMAND_LIMIT);
+        !free.success()
     });
     std::fs::write(&pid_file, format!("{}\n", bystander.0.id())).unwrap();
     chmod(home, 0o770);

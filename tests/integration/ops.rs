@@ -414,5 +414,5 @@ fn logs_follow_prints_new_lines_until_stopped() {
     );
     follow.kill().unwrap();
     follow.wait_within(COMMAND_LIMIT);
-    reader.join().unwrap();
+    joined(reader, "the stdout of `logs -f`");
 }

@@ -41,8 +41,7 @@ fn snapshot(root: &std::path::Path) -> Vec<String> {
     let out = std::process::Command::new("find")
         .arg(root)
         .args(["-printf", "%P %s %T@ %m\n"])
-        .output()
-        .unwrap();
+        .output_within(COMMAND_LIMIT);
     let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(String::from)
