@@ -130,8 +130,10 @@ fn a_fifo_where_the_home_keeps_a_file_is_refused_at_once_never_waited_on() {
 
 #[test]
 fn a_foreign_home_is_refused_before_anything_in_it_is_opened_or_created() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: only root can give a folder to another user");
+    if !root_or_skip(
+        "a foreign home is refused",
+        "only root can give a folder to another user",
+    ) {
         return;
     }
     let env = Env::new();
