@@ -7,13 +7,9 @@
 //! It runs on the job's worker thread and changes what serves the app only by asking the
 //! supervisor (the switch), which owns the routers and the containers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver};
-
-use super::caller::Caller;
+use super::cancel::Cancel;
 use super::events::Event;
 use super::jobs::Worker;
 use super::message::DeployArgs;
@@ -24,50 +20,6 @@ use crate::pipeline::{self, ReleaseRequest};
 use crate::rollout::{self, Plan};
 use crate::state::AppDir;
 use crate::ui::{human_duration, Output};
-
-/// What calls a deployment off: the client hanging up, the platform stopping, or
-/// `destroy` of the app (`destroyed`, then set), which the deployment's last line names.
-pub(super) struct Cancel {
-    signal: Receiver<()>,
-    destroyed: Arc<AtomicBool>,
-}
-
-impl Cancel {
-    /// Calls the deployment off when the client closes its side (Ctrl-C), the platform
-    /// stops (`down`, Ctrl-C under `up`), or `called_off` disconnects (`destroy` of the
-    /// app, which the last line then names).
-    pub(super) fn watch(
-        caller: Option<&Caller>,
-        stopping: &Receiver<()>,
-        called_off: Receiver<()>,
-    ) -> Cancel {
-        let (cancel_tx, signal) = bounded::<()>(0);
-        let hangup = caller.map(|c| c.hangup().clone());
-        let stop = stopping.clone();
-        let destroyed = Arc::new(AtomicBool::new(false));
-        let flag = destroyed.clone();
-        std::thread::spawn(move || {
-            let hangup = hangup.unwrap_or_else(crossbeam_channel::never);
-            crossbeam_channel::select! {
-                recv(hangup) -> _ => {},
-                recv(stop) -> _ => {},
-                recv(called_off) -> _ => flag.store(true, Ordering::SeqCst),
-            }
-            drop(cancel_tx);
-        });
-        Cancel { signal, destroyed }
-    }
-
-    /// The deployment's last line when it ends with `status`; `otherwise` unless it was
-    /// called off by `destroy`.
-    fn closing(&self, app: &str, status: Status, otherwise: String) -> String {
-        if status == Status::Aborted && self.destroyed.load(Ordering::SeqCst) {
-            format!("<-- Deployment aborted: {app} is being destroyed -->")
-        } else {
-            otherwise
-        }
-    }
-}
 
 impl Worker {
     /// `deploy`: a deployment, top to bottom (PLATFORM.md §4). Every step returns a

@@ -14,8 +14,8 @@ use crossbeam_channel::Receiver;
 
 use super::applog::AppLog;
 use super::caller::Caller;
+use super::cancel::Cancel;
 use super::context::Context;
-use super::deploy::Cancel;
 use super::events::Event;
 use super::life::RestartError;
 use super::message::{Handle, Job, Message};

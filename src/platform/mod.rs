@@ -4,6 +4,7 @@
 
 pub mod applog;
 mod caller;
+mod cancel;
 pub mod client;
 mod context;
 mod cron;
