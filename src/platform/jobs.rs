@@ -80,6 +80,30 @@ impl Job {
     }
 }
 
+/// What is checked or stored before a job waits for its turn (`Job::admit`: a deploy
+/// creates the app and stores its config vars), and the app opened, done here, on the
+/// client's thread or a worker, never on the supervisor's; then the job goes to the
+/// supervisor. Once the platform stops, nothing is stored: the supervisor refuses the job.
+pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job, caller: Option<Caller>) {
+    let stopping = ctx.stopping.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
+    let admitted = if stopping { Ok(()) } else { job.admit(ctx, &app) };
+    match admitted.and_then(|()| Opened::open(ctx, &app)) {
+        Ok(opened) => {
+            supervisor.send(Message::Job {
+                app,
+                job,
+                caller,
+                opened,
+            });
+        }
+        Err(e) => {
+            if let Some(c) = caller {
+                c.finish(Err(e));
+            }
+        }
+    }
+}
+
 /// Start the crashed container of `spec` again, from `release` under the app's current
 /// config, and wait until it is ready (or the platform stops).
 pub fn start_again(

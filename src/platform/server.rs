@@ -290,31 +290,7 @@ fn serve(ctx: &Arc<Context>, supervisor: &Handle, dashboard: &Dashboard, stream:
     };
     // A socket that cannot be cloned leaves no way to answer: the client sees it close.
     if let Ok(caller) = Caller::new(writer, reader) {
-        admit_and_send(ctx, supervisor, app, job, Some(caller));
-    }
-}
-
-/// What is checked or stored before a job waits for its turn (`Job::admit`: a deploy
-/// creates the app and stores its config vars), and the app opened, done here, on the
-/// client's thread or a worker, never on the supervisor's; then the job goes to the
-/// supervisor. Once the platform stops, nothing is stored: the supervisor refuses the job.
-pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job, caller: Option<Caller>) {
-    let stopping = ctx.stopping.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
-    let admitted = if stopping { Ok(()) } else { job.admit(ctx, &app) };
-    match admitted.and_then(|()| Opened::open(ctx, &app)) {
-        Ok(opened) => {
-            supervisor.send(Message::Job {
-                app,
-                job,
-                caller,
-                opened,
-            });
-        }
-        Err(e) => {
-            if let Some(c) = caller {
-                c.finish(Err(e));
-            }
-        }
+        jobs::admit_and_send(ctx, supervisor, app, job, Some(caller));
     }
 }
 

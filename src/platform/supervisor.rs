@@ -859,7 +859,7 @@ impl Supervisor {
             let (ctx, handle, app) = (self.ctx.clone(), self.handle.clone(), name.to_string());
             self.spawn(move || {
                 for (job, caller) in a.queue {
-                    super::server::admit_and_send(&ctx, &handle, app.clone(), job, caller);
+                    super::jobs::admit_and_send(&ctx, &handle, app.clone(), job, caller);
                 }
                 None
             });
