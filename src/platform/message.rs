@@ -107,6 +107,9 @@ pub enum Message {
     JobDone { app: String },
     /// The client of a job queued for the app hung up.
     HungUp { app: String },
+    /// The jobs of the app called off (token: which call-off) are recorded and answered:
+    /// its next job may start.
+    Recorded { app: String, token: u64 },
 
     /// A ready container's leader exited.
     Exited { app: String, id: u64 },

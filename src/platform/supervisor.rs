@@ -10,7 +10,7 @@
 //! ready. Jobs of one app (deploy, scale, restart, rollback, destroy) run one at a time,
 //! in the order they came.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -49,6 +49,10 @@ struct App {
     /// Whether a job runs; the next ones wait in `queue`, in order.
     turn: Turn,
     queue: VecDeque<(Job, Option<Caller>)>,
+    /// Call-offs (by token) whose jobs a worker is recording `aborted` and answering: the
+    /// next job waits for them, so that a `destroy` never removes the folder a record is
+    /// being written to.
+    recording: BTreeSet<u64>,
     /// The app's addon servers the platform has started, by addon id.
     addons: BTreeMap<String, AddonLife>,
 }
@@ -359,8 +363,14 @@ impl Supervisor {
             Message::JobDone { app } => self.job_done(&app),
             Message::HungUp { app } => {
                 if let Some(a) = self.apps.get_mut(&app) {
-                    turn::call_off_hung_up(&self.ctx, &app, &mut a.queue);
+                    let gone = turn::hung_up(&mut a.queue);
+                    self.call_off(&app, gone);
                 }
+            }
+            Message::Recorded { app, token } => {
+                let Some(a) = self.apps.get_mut(&app) else { return };
+                a.recording.remove(&token);
+                self.next_job(&app);
             }
             Message::Exited { app, id } => self.exited(&app, id),
             Message::Reaped {
@@ -587,6 +597,7 @@ impl Supervisor {
             slots: Vec::new(),
             turn: Turn::Idle,
             queue: VecDeque::new(),
+            recording: BTreeSet::new(),
             addons: BTreeMap::new(),
         })
     }
@@ -812,12 +823,13 @@ impl Supervisor {
             return refuse(caller);
         }
         let handle = self.handle.clone();
-        let ctx = self.ctx.clone();
         let a = self.keep(&name, opened);
-        if !matches!(a.turn, Turn::Idle) {
+        if busy(a) {
             if matches!(job, Job::Destroy) {
-                call_off_deployments(&ctx, &name, a);
+                let gone = call_off_deployments(&name, a);
+                self.call_off(&name, gone);
             }
+            let Some(a) = self.apps.get_mut(&name) else { return };
             if let (Job::Deploy(_), Some(c)) = (&job, &caller) {
                 c.output().step(&format!(
                     "Another deployment of {name} is running: this one is queued"
@@ -830,6 +842,22 @@ impl Supervisor {
             return;
         }
         self.run_job(&name, job, caller);
+    }
+
+    /// Record and answer jobs taken out of `name`'s queue, on a worker (it writes the
+    /// deployments' records); the app's next job waits until it reports (`Recorded`).
+    fn call_off(&mut self, name: &str, gone: turn::CalledOff) {
+        if gone.is_empty() {
+            return;
+        }
+        let token = self.token();
+        let Some(a) = self.apps.get_mut(name) else { return };
+        a.recording.insert(token);
+        let (dir, app) = (a.dir.clone(), name.to_string());
+        self.spawn(move || {
+            gone.tell(&dir, &app);
+            Some(Message::Recorded { app, token })
+        });
     }
 
     fn run_job(&mut self, name: &str, job: Job, caller: Option<Caller>) {
@@ -871,6 +899,14 @@ impl Supervisor {
             }
             return;
         }
+        self.next_job(name);
+    }
+
+    /// Start `name`'s next queued job, unless a job runs or call-offs are being recorded.
+    fn next_job(&mut self, name: &str) {
+        let Some(a) = self.apps.get_mut(name).filter(|a| !busy(a)) else {
+            return;
+        };
         if let Some((job, caller)) = a.queue.pop_front() {
             self.run_job(name, job, caller);
         }
@@ -1295,13 +1331,19 @@ fn dismantle(a: &mut App) -> Vec<Container> {
 }
 
 /// `destroy` waits behind a running job: a deployment running or queued is called off,
-/// as the client's Ctrl-C would, so the destroy does not wait for a long build or hook, and no deployment reports success
-/// for an app about to be gone. Other jobs (scale, restart...) are short: they finish.
-fn call_off_deployments(ctx: &Context, name: &str, a: &mut App) {
+/// as the client's Ctrl-C would, so the destroy does not wait for a long build or hook,
+/// and no deployment reports success for an app about to be gone. Other jobs (scale,
+/// restart...) are short: they finish. The queued ones are returned, to be recorded.
+fn call_off_deployments(name: &str, a: &mut App) -> turn::CalledOff {
     if let Turn::Running { call_off } = &mut a.turn {
         drop(call_off.take());
     }
-    turn::call_off_deployments(ctx, name, &mut a.queue);
+    turn::deployments(name, &mut a.queue)
+}
+
+/// Whether the app's next job must wait: one runs, or call-offs are being recorded.
+fn busy(a: &App) -> bool {
+    !matches!(a.turn, Turn::Idle) || !a.recording.is_empty()
 }
 
 /// The app's addon servers `id` selects (all when `None`), taken out of its care.
@@ -1471,6 +1513,36 @@ mod tests {
         }
     }
 
+    /// A client of a job: the platform's end, and the client's, to read or hang up.
+    fn caller() -> (Caller, UnixStream) {
+        let (server, client) = UnixStream::pair().unwrap();
+        let caller = Caller::new(server.try_clone().unwrap(), std::io::BufReader::new(server)).unwrap();
+        client.set_read_timeout(Some(REPORT)).unwrap();
+        (caller, client)
+    }
+
+    /// What the client read, up to the last event.
+    fn answer(client: UnixStream) -> String {
+        let mut said = String::new();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client));
+        while !said.contains("\"code\"") {
+            said.push_str(&lines.next().expect("an answer").unwrap());
+        }
+        said
+    }
+
+    fn deploy_job() -> Job {
+        Job::Deploy(crate::platform::protocol::DeployArgs {
+            input: crate::pipeline::Input {
+                path: "/nonexistent/app".into(),
+                git_ref: Some("main".into()),
+            },
+            port: None,
+            env: BTreeMap::new(),
+            source: None,
+        })
+    }
+
     fn restarting_at(life: &Life) -> Option<(Instant, u32)> {
         match life {
             Life::Restarting { at, streak } => Some((*at, *streak)),
@@ -1615,18 +1687,12 @@ mod tests {
     fn a_job_sent_while_stopping_is_refused() {
         let mut b = bench();
         b.sup.handle(Message::Stop);
-        let (server, client) = UnixStream::pair().unwrap();
-        let caller = Caller::new(server.try_clone().unwrap(), std::io::BufReader::new(server)).unwrap();
+        let (caller, client) = caller();
         b.sup.ctx.home.app("a").unwrap().create().unwrap();
         let opened = Opened::open(&b.sup.ctx, "a").unwrap();
         b.sup.submit("a".into(), Job::Destroy, Some(caller), opened);
         assert!(!b.sup.apps.contains_key("a"), "not kept");
-        client.set_read_timeout(Some(REPORT)).unwrap();
-        let mut said = String::new();
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client));
-        while !said.contains("code") {
-            said.push_str(&lines.next().expect("an answer").unwrap());
-        }
+        let said = answer(client);
         assert!(
             said.contains("the platform is stopping: nothing was done"),
             "{said}"
@@ -1747,5 +1813,95 @@ mod tests {
             seen,
             [("web-1", "crashed", None), ("web-2", "starting", Some(1500))]
         );
+    }
+
+    #[test]
+    fn a_queued_deployment_whose_client_hung_up_is_recorded_aborted_by_a_worker() {
+        let mut b = bench();
+        b.app("a", Vec::new());
+        let a = b.sup.apps.get_mut("a").unwrap();
+        a.turn = Turn::Running { call_off: None };
+        let (gone, client) = caller();
+        drop(client);
+        // The client's end is closed: its reader thread sees it.
+        let _ = gone.hangup().recv_timeout(REPORT);
+        a.queue.push_back((deploy_job(), Some(gone)));
+        a.queue.push_back((Job::Restart(None), None));
+        b.sup.handle(Message::HungUp { app: "a".into() });
+        let a = &b.sup.apps["a"];
+        assert!(
+            matches!(a.queue.front(), Some((Job::Restart(_), None))) && a.queue.len() == 1,
+            "the deployment leaves the queue at once; the job whose client is there stays"
+        );
+        assert_eq!(a.recording.len(), 1, "its record is a worker's to write");
+        assert_eq!(b.sup.workers, 1);
+        b.pump("the record", |s| {
+            s.workers == 0 && s.apps["a"].recording.is_empty()
+        });
+        let dir = b.sup.ctx.home.app("a").unwrap();
+        let statuses: Vec<_> = crate::deployment::Deployment::list(&dir)
+            .iter()
+            .map(|d| (d.status(), d.source.clone(), d.git_ref.clone()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [(
+                Some(crate::deployment::Status::Aborted),
+                "/nonexistent/app".to_string(),
+                Some("main".to_string())
+            )]
+        );
+        assert!(
+            matches!(b.sup.apps["a"].turn, Turn::Running { .. }),
+            "the running job goes on"
+        );
+    }
+
+    #[test]
+    fn a_destroy_starts_only_once_the_deployments_it_called_off_are_recorded() {
+        let mut b = bench();
+        b.app("a", Vec::new());
+        let (running, called_off) = bounded::<()>(0);
+        b.sup.apps.get_mut("a").unwrap().turn = Turn::Running {
+            call_off: Some(running),
+        };
+        let opened = || Opened::open(&b.sup.ctx, "a").unwrap();
+        let (queued, client) = caller();
+        let (first, second) = (opened(), opened());
+        b.sup.submit("a".into(), deploy_job(), Some(queued), first);
+        b.sup.submit("a".into(), Job::Destroy, None, second);
+        assert_eq!(
+            called_off.recv_timeout(REPORT),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected),
+            "the running deployment is called off"
+        );
+        let a = &b.sup.apps["a"];
+        assert!(matches!(a.queue.front(), Some((Job::Destroy, None))) && a.queue.len() == 1);
+        assert_eq!(a.recording.len(), 1);
+        // The running job ends before the worker has reported: the destroy still waits.
+        b.sup.handle(Message::JobDone { app: "a".into() });
+        let a = &b.sup.apps["a"];
+        assert!(
+            matches!(a.turn, Turn::Idle) && a.queue.len() == 1,
+            "the destroy waits"
+        );
+        // Then, message by message: the destroy never runs while the record is written.
+        while b.sup.apps.contains_key("a") || b.sup.workers > 0 {
+            if let Some(a) = b.sup.apps.get("a") {
+                assert!(
+                    a.recording.is_empty() || !matches!(a.turn, Turn::Running { .. }),
+                    "the destroy ran before the record was written"
+                );
+            }
+            let m = b.rx.recv_timeout(REPORT).expect("a report");
+            b.sup.handle(m);
+        }
+        assert!(!b.home.path().join("apps").join("a").exists(), "destroyed");
+        let said = answer(client);
+        assert!(
+            said.contains("Deployment aborted while queued: a is being destroyed"),
+            "{said}"
+        );
+        assert!(said.contains("\"code\":130"), "{said}");
     }
 }

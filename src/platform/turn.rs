@@ -3,7 +3,9 @@
 //! lock held by a `shipway build` in another process. A client that hangs up while its
 //! job waits (Ctrl-C, SIGTERM, SIGHUP to `deploy`) ends it at once, recorded `aborted`.
 //!
-//! It only waits and calls off; what runs in the turn is the jobs' business.
+//! It only waits and calls off; what runs in the turn is the jobs' business. Calling off
+//! is two steps: taking the jobs out of the queue (the supervisor's, no effect), then
+//! recording and answering them ([`CalledOff::tell`], a worker's: it writes).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use crate::state::{AppDir, AppLock, StateError};
 const LOOK_EVERY: Duration = Duration::from_millis(20);
 
 /// When the client of a queued job hangs up, tell the supervisor, which then calls off
-/// what waits for `app` with no one to answer (`call_off_hung_up`).
+/// what waits for `app` with no one to answer ([`hung_up`]).
 pub fn watch_hangup(caller: &Caller, supervisor: &Handle, app: &str) {
     let (hangup, supervisor, app) = (caller.hangup().clone(), supervisor.clone(), app.to_string());
     std::thread::spawn(move || {
@@ -30,47 +32,68 @@ pub fn watch_hangup(caller: &Caller, supervisor: &Handle, app: &str) {
     });
 }
 
-/// Remove from `queue` the jobs whose client hung up: each deployment is recorded
-/// `aborted` (nothing was built) and the client, if it still reads, told so.
-pub fn call_off_hung_up(ctx: &Context, name: &str, queue: &mut VecDeque<(Job, Option<Caller>)>) {
+/// Jobs taken out of an app's queue, whose records and answers are still to be given
+/// ([`CalledOff::tell`], on a worker: it writes to disk and to the clients).
+pub struct CalledOff {
+    jobs: VecDeque<(Job, Option<Caller>)>,
+    why: String,
+}
+
+impl CalledOff {
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Each deployment is recorded `aborted` in `app` (nothing was built), then its client,
+    /// if it still reads, is told so: the record is there before the client hears of it.
+    pub fn tell(self, app: &AppDir, name: &str) {
+        for (job, caller) in self.jobs {
+            let result = match &job {
+                Job::Deploy(args) => write_aborted(
+                    app,
+                    name,
+                    args.source.as_deref(),
+                    &args.input.path,
+                    args.input.git_ref.as_deref(),
+                )
+                .map(|_| Status::Aborted),
+                _ => Ok(Status::Aborted),
+            };
+            if let Some(c) = caller {
+                c.output().line(&match job {
+                    Job::Deploy(_) => format!("<-- Deployment aborted while queued: {} -->", self.why),
+                    _ => "<-- Called off while queued: nothing was done -->".into(),
+                });
+                c.finish(result);
+            }
+        }
+    }
+}
+
+/// Take out of `queue` the jobs whose client hung up. Only channels are looked at: the
+/// supervisor calls it, and hands what it returns to a worker.
+pub fn hung_up(queue: &mut VecDeque<(Job, Option<Caller>)>) -> CalledOff {
     let hung_up = |c: &Option<Caller>| {
         c.as_ref()
             .is_some_and(|c| c.hangup().try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected))
     };
     let (gone, kept): (VecDeque<_>, VecDeque<_>) = queue.drain(..).partition(|(_, c)| hung_up(c));
     *queue = kept;
-    call_off(ctx, name, gone, "nothing was built");
+    CalledOff {
+        jobs: gone,
+        why: "nothing was built".into(),
+    }
 }
 
-/// Remove from `queue` the deployments waiting for their turn, because `name` is being
-/// destroyed: each is recorded `aborted` and its client told so.
-pub fn call_off_deployments(ctx: &Context, name: &str, queue: &mut VecDeque<(Job, Option<Caller>)>) {
+/// Take out of `queue` the deployments waiting for their turn, because `name` is being
+/// destroyed.
+pub fn deployments(name: &str, queue: &mut VecDeque<(Job, Option<Caller>)>) -> CalledOff {
     let (gone, kept): (VecDeque<_>, VecDeque<_>) =
         queue.drain(..).partition(|(j, _)| matches!(j, Job::Deploy(_)));
     *queue = kept;
-    call_off(ctx, name, gone, &format!("{name} is being destroyed"));
-}
-
-fn call_off(ctx: &Context, name: &str, gone: VecDeque<(Job, Option<Caller>)>, why: &str) {
-    for (job, caller) in gone {
-        let result = match &job {
-            Job::Deploy(args) => record_aborted(
-                ctx,
-                name,
-                args.source.as_deref(),
-                &args.input.path,
-                args.input.git_ref.as_deref(),
-            )
-            .map(|_| Status::Aborted),
-            _ => Ok(Status::Aborted),
-        };
-        if let Some(c) = caller {
-            c.output().line(&match job {
-                Job::Deploy(_) => format!("<-- Deployment aborted while queued: {why} -->"),
-                _ => "<-- Called off while queued: nothing was done -->".into(),
-            });
-            c.finish(result);
-        }
+    CalledOff {
+        jobs: gone,
+        why: format!("{name} is being destroyed"),
     }
 }
 
@@ -83,10 +106,21 @@ pub fn record_aborted(
     git_ref: Option<&str>,
 ) -> Result<(), crate::error::Error> {
     let app = ctx.home.app(name)?;
+    write_aborted(&app, name, source, input, git_ref)
+}
+
+/// [`record_aborted`] in the app's folder already opened.
+fn write_aborted(
+    app: &AppDir,
+    name: &str,
+    source: Option<&str>,
+    input: &std::path::Path,
+    git_ref: Option<&str>,
+) -> Result<(), crate::error::Error> {
     let source = source
         .map(String::from)
         .unwrap_or_else(|| input.display().to_string());
-    Deployment::new(name, &source, git_ref).set_status(Status::Aborted, &app)?;
+    Deployment::new(name, &source, git_ref).set_status(Status::Aborted, app)?;
     Ok(())
 }
 
