@@ -16,9 +16,10 @@ use std::time::Instant;
 use super::body::{Body, BodyError};
 use super::buf::Buf;
 use super::conn::{Ctx, Readiness, Relayed, Verdict};
+use super::dial::{dial, Attempts, Dial};
 use super::head::{self, HeadError, Request};
 use super::tunnel::{read_some, Tunnel};
-use super::upstream::{self, Attempts, Dial, Upstream};
+use super::upstream::Upstream;
 use super::RouterConfig;
 
 /// Bytes queued towards one side before the router stops reading from the other: enough
@@ -343,7 +344,7 @@ impl HttpConn {
 
     fn dial(&mut self, ctx: &mut Ctx) {
         let Some(ex) = &mut self.ex else { return };
-        match upstream::dial(ctx, &mut ex.attempts) {
+        match dial(ctx, &mut ex.attempts) {
             Dial::Open(up) => {
                 let connected = up.is_connected();
                 ex.stage = Stage::Connecting;

@@ -21,9 +21,10 @@
 //!   changes the upstream connection under a kept-alive client, never the client's own.
 //!   Bodies are forwarded byte for byte; only heads are rewritten, to add the platform's
 //!   `X-Forwarded-*` and `X-Request-*` headers.
-//! - `upstream`: nonblocking connects, the retry rules (a refused connect, or a kept-alive
-//!   connection found closed, never costs the client its request) and a per-worker pool of
-//!   idle upstream connections for clients that open a connection per request.
+//! - `upstream` and `dial`: nonblocking connects, the retry rules (a refused connect, or a
+//!   kept-alive connection found closed, never costs the client its request) and a
+//!   per-worker pool of idle upstream connections for clients that open a connection per
+//!   request.
 //! - `tunnel`: raw bytes both ways with half-close, for the `tcp` process type and for
 //!   websockets after `101 Switching Protocols`.
 //! - `metrics` and `logs`: what the app's Metrics tab and router logs show, counted per
@@ -33,6 +34,7 @@
 mod body;
 mod buf;
 mod conn;
+mod dial;
 mod head;
 mod http;
 pub mod logs;

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use super::buf::Buf;
 use super::conn::{Ctx, Readiness, Verdict};
-use super::upstream::{self, Attempts, Dial, Upstream};
+use super::dial::{dial, Attempts, Dial};
+use super::upstream::Upstream;
 use super::RouterConfig;
 
 pub(crate) struct Tunnel {
@@ -34,7 +35,7 @@ impl Tunnel {
     /// when no release is deployed or no upstream accepts.
     pub(crate) fn dial(client: TcpStream, ctx: &mut Ctx) -> Option<Tunnel> {
         let mut attempts = Attempts::default();
-        match upstream::dial(ctx, &mut attempts) {
+        match dial(ctx, &mut attempts) {
             Dial::Open(up) => Some(Tunnel {
                 attempts,
                 ..Tunnel::upgraded(
@@ -86,7 +87,7 @@ impl Tunnel {
     }
 
     fn redial(&mut self, ctx: &mut Ctx) -> Verdict {
-        match upstream::dial(ctx, &mut self.attempts) {
+        match dial(ctx, &mut self.attempts) {
             Dial::Open(up) => {
                 self.up = up;
                 self.up_ready = Readiness::default();

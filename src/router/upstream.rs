@@ -1,10 +1,6 @@
-//! Opening connections to the app's web containers.
-//!
-//! Connects are nonblocking and registered in the worker's epoll, so a container that is
-//! slow to accept never stalls the other connections of that worker. `dial` walks the
-//! current upstream list round-robin and gives up only after each upstream of the list in
-//! force has refused once; when the list changes under it (a switch), it starts counting
-//! again on the new list, because that is the list every new request must reach.
+//! A connection to one of the app's web containers, and opening it. Connects are
+//! nonblocking, so a container that is slow to accept never stalls the other connections
+//! of that worker; which container a request dials, and when it gives up, is `dial.rs`.
 //!
 //! Each worker keeps a small pool of idle upstream connections left by clients that closed
 //! theirs, so a client that opens a connection per request does not cost the app a connect,
@@ -17,10 +13,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::epoll::{EpollEvent, EpollFlags};
+use nix::sys::epoll::EpollFlags;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
-
-use super::conn::Ctx;
 
 /// Every socket is watched edge-triggered for everything at once, so the router never pays
 /// an `epoll_ctl` per state change.
@@ -31,81 +25,14 @@ pub(crate) fn interest() -> EpollFlags {
 #[derive(Debug)]
 pub(crate) struct Upstream {
     pub(crate) stream: TcpStream,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     /// The routes generation this connection was chosen under.
     pub(crate) generation: u64,
-    connected: bool,
+    pub(super) connected: bool,
     pub(crate) started: Instant,
 }
 
-pub(crate) enum Dial {
-    Open(Upstream),
-    /// No `switch` yet.
-    NotDeployed,
-    /// Switched to an empty list.
-    NoUpstreams,
-    /// Every upstream of the current list refused.
-    Refused {
-        tried: usize,
-    },
-}
-
-/// Which upstreams one request has already tried, within one routes generation.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Attempts {
-    generation: u64,
-    count: usize,
-}
-
-pub(crate) fn dial(ctx: &mut Ctx, attempts: &mut Attempts) -> Dial {
-    loop {
-        let routes = ctx.routes.current();
-        let Some(list) = &routes.upstreams else {
-            return Dial::NotDeployed;
-        };
-        if list.is_empty() {
-            return Dial::NoUpstreams;
-        }
-        if attempts.generation != routes.generation {
-            *attempts = Attempts {
-                generation: routes.generation,
-                count: 0,
-            };
-        }
-        if attempts.count >= list.len() {
-            return Dial::Refused {
-                tried: attempts.count,
-            };
-        }
-        attempts.count += 1;
-        let generation = routes.generation;
-        let Some(addr) = routes.next_upstream() else {
-            return Dial::NoUpstreams;
-        };
-        let mut event = EpollEvent::new(interest(), ctx.upstream_token());
-        if let Some(up) = ctx.pool.take(generation, addr, ctx.now) {
-            // The pooled socket is still registered under its previous client's slot.
-            if ctx.epoll.modify(&up.stream, &mut event).is_ok() {
-                return Dial::Open(up);
-            }
-        }
-        let Ok((stream, connected)) = open(addr) else {
-            continue;
-        };
-        if ctx.epoll.add(&stream, event).is_err() {
-            continue;
-        }
-        return Dial::Open(Upstream {
-            stream,
-            addr,
-            generation,
-            connected,
-            started: ctx.now,
-        });
-    }
-}
-
-fn open(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
+pub(super) fn open(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -187,7 +114,7 @@ impl Pool {
         self.idle.push((now, up));
     }
 
-    fn take(&mut self, generation: u64, addr: SocketAddr, now: Instant) -> Option<Upstream> {
+    pub(super) fn take(&mut self, generation: u64, addr: SocketAddr, now: Instant) -> Option<Upstream> {
         if generation != self.generation {
             self.idle.clear();
             self.generation = generation;
