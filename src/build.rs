@@ -22,7 +22,8 @@ use crate::sandbox::Sandbox;
 use crate::settings::{render_duration, Settings};
 use crate::source::{self, SourceError};
 use crate::state::{self, StateError};
-use crate::ui::{human_bytes, Output, Progress};
+use crate::ui::{Output, Progress};
+use crate::units::human_bytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

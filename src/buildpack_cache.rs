@@ -189,7 +189,7 @@ impl BuildpackCache {
                         "{} cannot be reached ({why}): using the cached copy at {} (fetched {})",
                         redact(url),
                         crate::source::short(&entry.commit),
-                        crate::ui::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
+                        crate::units::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
                     );
                     (entry, Some(note))
                 }
@@ -271,7 +271,7 @@ impl BuildpackCache {
                 let note = format!(
                     "{} cannot be reached ({why}): using the copy downloaded {}",
                     redact(url),
-                    crate::ui::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
+                    crate::units::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
                 );
                 (entry, Some(note))
             }

@@ -1,7 +1,7 @@
 //! The clocks. The wall clock: now, in milliseconds since the Unix epoch (UTC). Every
 //! timestamp shipway records or prints (deployments, releases, the buildpack cache, addons,
 //! cron, the router's `X-Request-Start`) reads it here, so that there is one clock to reason
-//! about. Formatting belongs to `ui`.
+//! about. Formatting belongs to `units`.
 //!
 //! What waits for the platform's numbers (the crash back-off, cron's minutes, the boot
 //! timeout, the grace period before SIGKILL, the hook's and the build's timeouts) reads a

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::ui::{human_bytes, Destination};
+use crate::ui::Destination;
+use crate::units::human_bytes;
 
 /// What is kept of the start: where a build's story (source, selection, detection) is.
 const HEAD: u64 = 2 * 1024 * 1024;

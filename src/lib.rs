@@ -41,6 +41,7 @@ pub mod stack;
 pub mod state;
 pub mod tail;
 pub mod ui;
+pub mod units;
 
 /// Parse the command line, run the command, return the exit status.
 pub fn run() -> i32 {

@@ -586,7 +586,7 @@ fn launch(
         recv(is_ready) -> _ => None,
         recv(exited) -> _ => Some("exited before it was ready".to_string()),
         recv(after(START_TIMEOUT)) -> _ => Some(format!(
-            "was not ready within {}", crate::ui::human_duration(START_TIMEOUT)
+            "was not ready within {}", crate::units::human_duration(START_TIMEOUT)
         )),
         recv(cancel) -> _ => {
             child.stop(Signal::SIGKILL, Duration::from_secs(2));

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{exit, Error};
 use crate::io_error::io;
 use crate::source::{self, SourceError};
-use crate::ui::{human_bytes, Output};
+use crate::ui::Output;
+use crate::units::human_bytes;
 
 fn source_error(e: SourceError) -> Error {
     Error::Usage(format!("cannot take the source: {e}"))

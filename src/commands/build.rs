@@ -11,7 +11,8 @@ use crate::error::{exit, Error};
 use crate::pipeline::{self, Input, ReleaseRequest};
 use crate::settings::{render_duration, Settings};
 use crate::signals;
-use crate::ui::{human_duration, Output};
+use crate::ui::Output;
+use crate::units::human_duration;
 
 use super::{env_args, home, source_path, AppChoice};
 

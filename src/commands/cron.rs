@@ -55,7 +55,7 @@ pub fn tasks(settings: &Settings, choice: &super::AppChoice, json: bool) -> Resu
 /// Unix seconds as every `--json` gives a time (docs/cli.md).
 fn rfc3339(time: schedule::UnixTime) -> String {
     let secs = u64::try_from(time).unwrap_or(0);
-    crate::ui::utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    crate::units::utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 pub fn run(settings: &Settings, choice: &super::AppChoice, job: String) -> Result<i32, Error> {

@@ -7,7 +7,8 @@ use crate::deployment::Deployment;
 use crate::error::{exit, Error};
 use crate::settings::Settings;
 use crate::ui::tables::{self, DeploymentRow};
-use crate::ui::{utc, Output};
+use crate::ui::Output;
+use crate::units::utc;
 
 pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;

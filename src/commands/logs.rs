@@ -87,7 +87,7 @@ pub fn run(settings: &Settings, choice: &super::AppChoice, options: Options) -> 
                 }
                 seen = Some(d.id.clone());
                 if let Some((id, follower)) = &mut build {
-                    let at = crate::ui::utc(std::time::SystemTime::now());
+                    let at = crate::units::utc(std::time::SystemTime::now());
                     for line in follower.lines() {
                         let mut tagged = format!("{at} [deployment] ").into_bytes();
                         tagged.extend_from_slice(&line);

@@ -8,7 +8,8 @@ use crate::error::{exit, Error};
 use crate::settings::Settings;
 use crate::stack::{self, Feedback, Installed, Store};
 use crate::ui::tables::{self, StackRow};
-use crate::ui::{human_bytes, human_duration, Output};
+use crate::ui::Output;
+use crate::units::{human_bytes, human_duration};
 
 pub fn list(settings: &Settings, json: bool, prune: bool) -> Result<i32, Error> {
     let home = super::home(settings)?;
@@ -36,10 +37,9 @@ pub fn list(settings: &Settings, json: bool, prune: bool) -> Result<i32, Error> 
             let image = store
                 .installed(s.name)
                 .and_then(|i| store.image(&i.digest).map(|r| (i, r)));
-            let pulled_at = image
-                .as_ref()
-                .and_then(|_| store.pulled(s.name))
-                .map(|p| crate::ui::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(p.at_ms)));
+            let pulled_at = image.as_ref().and_then(|_| store.pulled(s.name)).map(|p| {
+                crate::units::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(p.at_ms))
+            });
             StackRow {
                 name: s.name,
                 base: format!("Ubuntu {}", s.ubuntu),

@@ -10,7 +10,7 @@ use crate::platform::client;
 use crate::platform::protocol::{AppStats, ContainerStats, Event, Request, RouterFigures};
 use crate::settings::Settings;
 use crate::state::Home;
-use crate::ui::human_bytes;
+use crate::units::human_bytes;
 
 /// How often `--stream` measures again.
 const STREAM_INTERVAL: Duration = Duration::from_secs(3);
@@ -60,7 +60,7 @@ pub fn measure(home: &Home, app: &str) -> Result<Option<AppStats>, Error> {
 fn table(stats: &AppStats, timed: bool) -> String {
     let mut out = String::new();
     let when = if timed {
-        format!("{} ", crate::ui::utc(std::time::SystemTime::now()))
+        format!("{} ", crate::units::utc(std::time::SystemTime::now()))
     } else {
         String::new()
     };

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::ui::civil;
+use crate::units::civil;
 
 /// Seconds since the epoch, UTC (the scheduler's clock has no time zone: UTC).
 pub type UnixTime = i64;

@@ -110,9 +110,9 @@ pub fn record(app: &AppDir, events: impl IntoIterator<Item = Event>) -> std::io:
     Ok(())
 }
 
-/// Now, as `ui::utc` writes it.
+/// Now, as `units::utc` writes it.
 pub fn timestamp() -> String {
-    crate::ui::utc(std::time::SystemTime::now())
+    crate::units::utc(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -324,7 +324,7 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
             Some(why) => format!("stopped: {why}"),
             None => exit.map_or_else(|| "ended, how is unknown".to_string(), |e| e.to_string()),
         };
-        let ended = format!("{name} {text} after {}", crate::ui::human_duration(elapsed));
+        let ended = format!("{name} {text} after {}", crate::units::human_duration(elapsed));
         app_log(Stream::Stderr, &ended);
         let code = exit.and_then(|e| e.code());
         // A run stopped by `destroy` is not recorded: the destroy job is removing the

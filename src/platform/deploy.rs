@@ -19,7 +19,8 @@ use crate::error::Error;
 use crate::pipeline::{self, ReleaseRequest};
 use crate::rollout::{self, Plan};
 use crate::state::AppDir;
-use crate::ui::{human_duration, Output};
+use crate::ui::Output;
+use crate::units::human_duration;
 
 impl Worker {
     /// `deploy`: a deployment, top to bottom (PLATFORM.md §4). Every step returns a

@@ -307,7 +307,7 @@ pub fn timeline(app: &AppDir) -> Result<Vec<Record>, StateError> {
 }
 
 /// The events of a record's bytes, oldest first, skipping what is not one (a time that
-/// is not as [`crate::ui::utc`] writes it included: it would sort anywhere).
+/// is not as [`crate::units::utc`] writes it included: it would sort anywhere).
 pub fn parse(bytes: &[u8]) -> Vec<Record> {
     bytes
         .split(|&b| b == b'\n')

@@ -715,7 +715,7 @@ impl Supervisor {
                     if pause.is_zero() {
                         String::new()
                     } else {
-                        format!(" in {}", crate::ui::human_duration(pause))
+                        format!(" in {}", crate::units::human_duration(pause))
                     }
                 ),
             );
@@ -1145,7 +1145,7 @@ impl Supervisor {
                 let when = if pause.is_zero() {
                     String::new()
                 } else {
-                    format!(" in {}", crate::ui::human_duration(pause))
+                    format!(" in {}", crate::units::human_duration(pause))
                 };
                 format!("{}: restarting it{when}", crash.message)
             }

@@ -97,7 +97,7 @@ pub fn figures(
 }
 
 fn rfc3339(ms: u64) -> String {
-    crate::ui::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+    crate::units::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// Ask the running platform for the app's router figures (`since`, `minutes`: as

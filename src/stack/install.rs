@@ -245,7 +245,7 @@ fn unpack(
                 feedback.out.detail(&format!(
                     "layer {}/{count} {short} {}",
                     index + 1,
-                    crate::ui::human_bytes(bytes)
+                    crate::units::human_bytes(bytes)
                 ))
             });
         }

@@ -41,7 +41,7 @@ pub fn pull(store: &Store, stack: &str, base: &str, feedback: &Feedback) -> Resu
     feedback.out.step(&format!(
         "Pulling {stack} ({reference}): {} layers, {}",
         manifest.layers().len(),
-        crate::ui::human_bytes(bytes)
+        crate::units::human_bytes(bytes)
     ));
     let locked = install::lock(store, &digest)?;
     if let Some(done) = locked.existing(stack, &reference)? {

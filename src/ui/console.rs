@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{human_duration, neutralise, Destination, Progress, Reader, DETAIL, ERROR};
+use super::{neutralise, Destination, Progress, Reader, DETAIL, ERROR};
 use crate::settings::render_duration;
+use crate::units::human_duration;
 
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";

@@ -7,10 +7,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::console::{status, Abilities};
-use super::{human_bytes, human_duration, utc};
 use crate::buildpack_cache::Entry;
 use crate::listing::{AddonRow, ContainerRow};
 use crate::source::short;
+use crate::units::{human_bytes, human_duration, utc};
 
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).
 const COMMAND_WIDTH: usize = 100;
