@@ -1,8 +1,10 @@
 //! The platform's numbers, in one table: its container sizes with their memory, process
 //! limit and CPU priority (PLATFORM.md §10), the most containers of a type, and its
 //! scheduler's intervals. `scale`, `run`, `cron.json`, `scalingo.json` and the settings'
-//! defaults all read them here, so that they cannot disagree. It holds numbers only:
-//! nothing here enforces them.
+//! defaults all read them here, so that they cannot disagree. It also names the stacks that
+//! the layers under `stack` need (a new app's, and the one apps had before stacks) and where
+//! the platform publishes their images, so that `state` and `settings` do not import the
+//! stack machinery to read a default. It holds values only: nothing here enforces them.
 
 use std::time::Duration;
 
@@ -102,6 +104,13 @@ pub const CRON_MAX_JOBS: usize = 5;
 pub const CRON_MIN_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// The longest a scheduled run may last (shorter when its interval is).
 pub const CRON_MAX_RUN: Duration = Duration::from_secs(15 * 60);
+
+/// The stack of a new app.
+pub const DEFAULT_STACK: &str = "scalingo-26";
+/// The stack of an app made before shipway had stacks: the `STACK` every app had then.
+pub const BEFORE_STACKS: &str = "scalingo-24";
+/// Docker Hub's registry, where the platform publishes its stacks.
+pub const DOCKER_HUB: &str = "https://registry-1.docker.io";
 
 #[cfg(test)]
 mod tests {

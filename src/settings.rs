@@ -373,7 +373,7 @@ impl Settings {
         Settings {
             home,
             stack: "scalingo-24".to_string(),
-            stack_registry: crate::stack::registry::DOCKER_HUB.to_string(),
+            stack_registry: crate::platform_numbers::DOCKER_HUB.to_string(),
             build_timeout: Duration::from_secs(30 * 60),
             boot_timeout: Duration::from_secs(60),
             hook_timeout: Duration::from_secs(20 * 60),

@@ -472,7 +472,9 @@ impl AppConfig {
     /// (the `STACK` every app had then); it stays there, as the platform never moves an
     /// app to a new default stack, until `stacks-set` says otherwise.
     pub fn stack(&self) -> &str {
-        self.stack.as_deref().unwrap_or(crate::stack::BEFORE_STACKS)
+        self.stack
+            .as_deref()
+            .unwrap_or(crate::platform_numbers::BEFORE_STACKS)
     }
 }
 
@@ -549,7 +551,7 @@ impl AppDir {
         if !self.exists() {
             // A new app is on the platform's default stack.
             self.save_config(&AppConfig {
-                stack: Some(crate::stack::DEFAULT.to_string()),
+                stack: Some(crate::platform_numbers::DEFAULT_STACK.to_string()),
                 ..AppConfig::default()
             })?;
         }

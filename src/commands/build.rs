@@ -41,7 +41,7 @@ pub fn detect(
     let input = source_path(dir)?;
     let mut vars = env_args(env)?;
     // A new app's stack, unless the app is named.
-    let mut stack = crate::stack::DEFAULT.to_string();
+    let mut stack = crate::platform_numbers::DEFAULT_STACK.to_string();
     if let Some(app) = app {
         // The app's stored config vars (BUILDPACK_URL, BUILDPACK_NAME) apply too.
         let app = home(settings)?.existing_app(&app)?;

@@ -44,7 +44,7 @@ pub fn list(settings: &Settings, json: bool, prune: bool) -> Result<i32, Error> 
                 name: s.name,
                 base: format!("Ubuntu {}", s.ubuntu),
                 status: s.support,
-                default: s.name == stack::DEFAULT,
+                default: s.name == crate::platform_numbers::DEFAULT_STACK,
                 pulled: image.is_some(),
                 digest: image.as_ref().map(|(i, _)| i.digest.clone()),
                 disk_size: image.as_ref().map(|(_, r)| r.size),

@@ -12,9 +12,6 @@ use crate::sandbox::Sandbox;
 use crate::settings::Settings;
 use crate::ui::Output;
 
-/// The stack of an app made before shipway had stacks: the `STACK` every app had then.
-pub const BEFORE_STACKS: &str = "scalingo-24";
-
 /// What a build, and the containers of its release, run in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Runtime {

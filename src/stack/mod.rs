@@ -30,7 +30,7 @@ mod verify;
 
 use std::path::{Path, PathBuf};
 
-pub use choice::{Runtime, BEFORE_STACKS};
+pub use choice::Runtime;
 pub use error::StackError;
 pub use install::{Feedback, ImageRecord, Installed};
 
@@ -72,9 +72,6 @@ pub const STACKS: &[StackInfo] = &[
         support: Support::Deprecated,
     },
 ];
-
-/// The stack of a new app.
-pub const DEFAULT: &str = "scalingo-26";
 
 /// The explicit choice of the host's own userland instead of an image.
 pub const HOST: &str = "host";
@@ -237,7 +234,10 @@ mod tests {
 
     #[test]
     fn the_default_is_a_supported_stack() {
-        assert_eq!(info(DEFAULT).map(|s| s.support), Some(Support::Supported));
+        assert_eq!(
+            info(crate::platform_numbers::DEFAULT_STACK).map(|s| s.support),
+            Some(Support::Supported)
+        );
         assert_eq!(info("scalingo-22").map(|s| s.support), Some(Support::Deprecated));
         assert!(info(HOST).is_none());
     }

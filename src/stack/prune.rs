@@ -75,7 +75,7 @@ fn used(home: &Home) -> (BTreeSet<String>, BTreeSet<String>) {
             .as_ref()
             .and_then(|c| c.get("stack"))
             .and_then(|s| s.as_str())
-            .unwrap_or(super::BEFORE_STACKS)
+            .unwrap_or(crate::platform_numbers::BEFORE_STACKS)
             .to_string();
         stacks.insert(stack);
         for number in app.release_numbers() {

@@ -13,9 +13,7 @@ use ureq::http::{Response, Uri};
 use ureq::Body;
 
 use super::error::StackError;
-
-/// Docker Hub's registry, where the platform publishes its stacks.
-pub const DOCKER_HUB: &str = "https://registry-1.docker.io";
+use crate::platform_numbers::DOCKER_HUB;
 
 /// The manifest types asked for: OCI and Docker's, single images and indexes.
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
