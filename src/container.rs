@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -186,7 +186,6 @@ pub struct Container {
     pub child: Child,
     /// Its size, which its cgroup enforces when the machine allows.
     pub size: Size,
-    pub started: Instant,
     /// The last lines it printed.
     pub tail: SharedTail,
 }
@@ -243,7 +242,6 @@ pub fn start(
         port,
         child,
         size,
-        started: Instant::now(),
         tail,
     })
 }

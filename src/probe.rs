@@ -337,7 +337,6 @@ mod tests {
             port: Some(port),
             child,
             size: crate::platform_numbers::DEFAULT_SIZE,
-            started: Instant::now(),
             tail: crate::tail::SharedTail::new(20),
         }
     }

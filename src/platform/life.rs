@@ -50,19 +50,20 @@ pub struct Slot {
     pub release: u32,
     /// How many times it was restarted after crashing.
     pub restarts: u32,
-    /// Since when it is in its current life (`ps` shows it as the uptime).
+    /// Since when it is in its current life, on the platform's clock (`ps` shows it as
+    /// the uptime; a ready container's is how long it ran, which the crash policy reads).
     pub since: Instant,
     pub life: Life,
 }
 
 impl Slot {
-    /// A container that is ready, as the rollout hands it over.
-    pub fn ready(c: Container) -> Slot {
+    /// A container that is ready, as the rollout hands it over, taken in at `now`.
+    pub fn ready(c: Container, now: Instant) -> Slot {
         Slot {
             spec: c.spec.clone(),
             release: c.release,
             restarts: c.restarts,
-            since: c.started,
+            since: now,
             life: Life::Ready(Box::new(c)),
         }
     }

@@ -960,6 +960,7 @@ impl Supervisor {
     /// Ready containers join the app's slots, and the routers point at them: what a
     /// switch must have done before it is answered. The rest is [`Supervisor::settle`]'s.
     fn take_in(&mut self, name: &str, fresh: Vec<Container>) -> Adopted {
+        let now = self.ctx.clock.instant();
         let Some(a) = self.apps.get_mut(name) else {
             self.discard(name, fresh);
             return Adopted::default();
@@ -981,7 +982,7 @@ impl Supervisor {
             });
             adopted.watch.push((c.id, c.child.exited().clone()));
             a.slots.retain(|s| !(s.is_present() && s.name() == c.name));
-            a.slots.push(Slot::ready(c));
+            a.slots.push(Slot::ready(c, now));
         }
         a.slots.sort_by_key(Slot::name);
         a.routers.reroute(&a.slots);
@@ -1070,18 +1071,21 @@ impl Supervisor {
             return self.one_off_ended(&app, i);
         }
         let token = self.token();
+        let now = self.ctx.clock.instant();
         let Some(a) = self.apps.get_mut(&app) else { return };
         let slot = &mut a.slots[i];
-        slot.since = self.ctx.clock.instant();
+        // How long it ran, on the platform's clock: one that ran a while before crashing
+        // starts a new streak.
+        let ran = now.saturating_duration_since(slot.since);
+        slot.since = now;
         let Life::Ready(mut crashed) = std::mem::replace(&mut slot.life, Life::Exited { token }) else {
             return;
         };
+        let streak = life::crash_streak(crashed.crash_streak, ran);
         a.routers.reroute(&a.slots);
         self.spawn(move || {
             let exit = container::reap(&mut crashed);
             let out_of_memory = crashed.child.stopped_for_memory();
-            // A container that ran a while before crashing starts a new streak.
-            let streak = life::crash_streak(crashed.crash_streak, crashed.started.elapsed());
             Some(Message::Reaped {
                 app,
                 token,
@@ -1543,6 +1547,46 @@ mod tests {
         })
     }
 
+    /// A ready `web-1` whose program exits with code 3 at once, after `streak` quick
+    /// crashes in a row.
+    fn crashing_web(dir: &std::path::Path, streak: u32) -> Container {
+        let child = crate::process::Spawn::new("/bin/sh", dir)
+            .args(["-c", "exit 3"])
+            .start(Arc::new(|_, _| {}))
+            .unwrap();
+        Container {
+            id: 42,
+            release: 1,
+            restarts: 0,
+            crash_streak: streak,
+            spec: ContainerSpec {
+                process_type: "web".into(),
+                index: 1,
+                command: "exit 3".into(),
+            },
+            name: "web-1".into(),
+            port: None,
+            child,
+            size: crate::platform_numbers::DEFAULT_SIZE,
+            tail: crate::tail::SharedTail::new(20),
+        }
+    }
+
+    /// The crash streak after web-1, taken in with 2 quick crashes behind it, ran `ran`
+    /// on the platform's clock (its program exits at once in real time).
+    fn streak_after_a_run_of(ran: Duration) -> Option<(Duration, u32)> {
+        let mut b = bench();
+        b.app("a", Vec::new());
+        let web = crashing_web(b.home.path(), 2);
+        b.sup.adopt("a", vec![web]);
+        b.clock.advance(ran);
+        b.pump("the crash", |s| {
+            s.workers == 0 && restarting_at(&s.apps["a"].slots[0].life).is_some()
+        });
+        let (at, streak) = restarting_at(b.life("a", 0))?;
+        Some((at - b.clock.instant(), streak))
+    }
+
     fn restarting_at(life: &Life) -> Option<(Instant, u32)> {
         match life {
             Life::Restarting { at, streak } => Some((*at, *streak)),
@@ -1903,5 +1947,23 @@ mod tests {
             "{said}"
         );
         assert!(said.contains("\"code\":130"), "{said}");
+    }
+
+    #[test]
+    fn a_crash_after_a_long_run_on_the_clock_starts_a_new_streak() {
+        assert_eq!(
+            streak_after_a_run_of(life::QUICK_CRASH),
+            Some((Duration::ZERO, 1)),
+            "restarted at once, as a first crash"
+        );
+    }
+
+    #[test]
+    fn a_crash_within_the_quick_crash_window_on_the_clock_adds_to_the_streak() {
+        assert_eq!(
+            streak_after_a_run_of(life::QUICK_CRASH - Duration::from_millis(1)),
+            Some((BACKOFF * 2, 3)),
+            "the third quick crash in a row waits twice the backoff"
+        );
     }
 }
