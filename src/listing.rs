@@ -1,5 +1,5 @@
 //! The rows `ps` and `addons` list: what the platform answers over its socket and what
-//! `ui::tables` prints. They sit apart from both so that neither imports the other to
+//! `commands::tables` prints. They sit apart from both so that neither imports the other to
 //! name them. Data only: the platform fills them, the CLI shows them.
 
 use serde::{Deserialize, Serialize};

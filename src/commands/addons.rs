@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::tables;
 use crate::addon::{self, Kind};
 use crate::error::{exit, Error};
 use crate::platform::client;
@@ -11,7 +12,6 @@ use crate::platform::protocol::{AddonRow, Event, Request};
 use crate::process::{ProcessError, Spawn};
 use crate::settings::Settings;
 use crate::state::Home;
-use crate::ui::tables;
 
 pub fn add(
     settings: &Settings,

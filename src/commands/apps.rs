@@ -1,8 +1,8 @@
 //! `shipway apps`: every app with its release, URL and whether it runs.
 
+use super::tables::{self, AppRow};
 use crate::error::{exit, Error};
 use crate::settings::Settings;
-use crate::ui::tables::{self, AppRow};
 
 pub fn run(settings: &Settings, json: bool) -> Result<i32, Error> {
     let home = super::home(settings)?;

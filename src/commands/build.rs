@@ -127,7 +127,7 @@ pub fn detect(
             })
             .collect();
         let doc = serde_json::json!({ "selection": selection.reason.to_string(), "candidates": rows, "applies": ok });
-        crate::ui::tables::print_json(&doc);
+        super::tables::print_json(&doc);
         return Ok(if ok { exit::SUCCESS } else { exit::ERROR });
     }
 

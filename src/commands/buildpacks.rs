@@ -1,10 +1,11 @@
 //! `shipway buildpacks [--clear]`: the buildpacks fetched by URL, kept in
 //! `SHIPWAY_HOME/buildpacks/` for builds that cannot reach their server.
 
+use super::tables;
 use crate::buildpack_cache::BuildpackCache;
 use crate::error::{exit, Error};
 use crate::settings::Settings;
-use crate::ui::{tables, Output};
+use crate::ui::Output;
 
 pub fn run(settings: &Settings, clear: bool, json: bool) -> Result<i32, Error> {
     let cache = BuildpackCache::new(&super::home(settings)?.root);

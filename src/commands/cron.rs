@@ -2,12 +2,12 @@
 //! next runs) and `shipway cron-run JOB` (one job now, through the platform, recorded
 //! like a scheduled run; its exit status is passed through).
 
+use super::tables::{self, CronTaskRow, LastRunRow};
 use crate::cron::{self, schedule};
 use crate::error::{exit, Error};
 use crate::platform::client;
 use crate::platform::protocol::Request;
 use crate::settings::Settings;
-use crate::ui::tables::{self, CronTaskRow, LastRunRow};
 
 pub fn tasks(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (home, app) = super::existing_app(settings, choice)?;

@@ -4,11 +4,12 @@
 
 use std::io::IsTerminal;
 
+use super::tables;
 use crate::error::{exit, Error};
 use crate::platform::client;
 use crate::platform::protocol::{Event, Request};
 use crate::settings::Settings;
-use crate::ui::{tables, Output};
+use crate::ui::Output;
 
 pub fn run(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error> {
     let home = super::home(settings)?;

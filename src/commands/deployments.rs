@@ -3,10 +3,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::tables::{self, DeploymentRow};
 use crate::deployment::Deployment;
 use crate::error::{exit, Error};
 use crate::settings::Settings;
-use crate::ui::tables::{self, DeploymentRow};
 use crate::ui::Output;
 use crate::units::utc;
 

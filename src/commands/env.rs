@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
+use super::tables;
 use crate::error::{exit, Error};
 use crate::platform::applog;
 use crate::platform::events::Event;
 use crate::settings::Settings;
-use crate::ui::{tables, Output};
+use crate::ui::Output;
 
 pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;

@@ -92,7 +92,7 @@ pub fn show(settings: &Settings, choice: &AppChoice) -> Result<i32, Error> {
     let cwd = current_dir()?;
     if let Ok(top) = git_remote::work_tree_top(&cwd) {
         if let Some(url) = git_remote::remote_url(&top, remote)? {
-            crate::ui::tables::value(url);
+            super::tables::value(url);
             return Ok(exit::SUCCESS);
         }
         if app.is_none() {
@@ -112,7 +112,7 @@ pub fn show(settings: &Settings, choice: &AppChoice) -> Result<i32, Error> {
             "the app {name} has no git repository yet: run `shipway git-setup -a {name}` in its work tree"
         )));
     }
-    crate::ui::tables::value(repo.display());
+    super::tables::value(repo.display());
     Ok(exit::SUCCESS)
 }
 

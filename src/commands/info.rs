@@ -7,12 +7,12 @@ use std::io::IsTerminal;
 
 use serde::Serialize;
 
+use super::tables;
 use crate::error::{exit, Error};
 use crate::platform::protocol::AddonRow;
 use crate::release::Release;
 use crate::settings::Settings;
 use crate::state::AppDir;
-use crate::ui::tables;
 
 /// The app's URL, opened in a browser when a person runs it on a terminal: `$BROWSER`
 /// (a `:`-separated list, tried in turn, as `man` and `git` read it), else `xdg-open`.

@@ -1,6 +1,6 @@
 //! One file per verb (a family such as `env`, `env-get`, `env-set` shares one): turn
 //! validated arguments into calls on the pipeline's modules and say what happened
-//! through `ui` (`ui::Output` for steps, `ui::tables` for listings), and the final
+//! through `ui::Output` for steps and `tables` for listings, and the final
 //! error line below.
 
 mod absent;
@@ -32,6 +32,7 @@ mod scale;
 mod stacks;
 mod stacks_set;
 mod stats;
+mod tables;
 mod timeline;
 
 use std::path::{Path, PathBuf};

@@ -1,11 +1,11 @@
 //! `shipway ps`: the containers of an app, as the running platform knows them.
 
+use super::tables;
 use crate::error::{exit, Error};
 use crate::platform::client;
 use crate::platform::protocol::{ContainerRow, Event, Request};
 use crate::settings::Settings;
 use crate::state::Home;
-use crate::ui::tables;
 
 pub fn run(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (home, app) = super::existing_app(settings, choice)?;

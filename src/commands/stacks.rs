@@ -4,10 +4,10 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use super::tables::{self, StackRow};
 use crate::error::{exit, Error};
 use crate::settings::Settings;
 use crate::stack::{self, Feedback, Installed, Store};
-use crate::ui::tables::{self, StackRow};
 use crate::ui::Output;
 use crate::units::{human_bytes, human_duration};
 

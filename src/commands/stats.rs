@@ -31,7 +31,7 @@ pub fn run(settings: &Settings, choice: &super::AppChoice, stream: bool, json: b
                 return Ok(exit::SUCCESS);
             }
             (Some(s), true) if stream => println!("{}", serde_json::to_string(s).unwrap_or_default()),
-            (Some(s), true) => crate::ui::tables::print_json(s),
+            (Some(s), true) => super::tables::print_json(s),
             (Some(s), false) => {
                 if redraw {
                     // Home and clear: the table is drawn again in place.

@@ -3,10 +3,11 @@
 //! ([`crate::platform::events`]). It only reads: it works with or without a platform, and
 //! never changes the record.
 
+use super::tables;
 use crate::error::{exit, Error};
 use crate::platform::events::{self, Entry};
 use crate::settings::Settings;
-use crate::ui::{neutralise, tables, Reader};
+use crate::ui::{neutralise, Reader};
 
 pub fn run(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;

@@ -1,15 +1,17 @@
 //! The listings of the everyday verbs (`apps`, `ps`, `deployments`, `env`): each verb
-//! gathers its rows, and they are printed here, as a table for people or as JSON.
+//! gathers its rows, and they are printed here, as a table for people or as JSON. It sits
+//! with the verbs rather than in `ui`: it names what they list (buildpack cache entries,
+//! the platform's stacks), while `ui` stays below the steps that write through it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::console::{status, Abilities};
 use crate::buildpack_cache::Entry;
 use crate::listing::{AddonRow, ContainerRow};
 use crate::source::short;
+use crate::ui::console::{status, Abilities};
 use crate::units::{human_bytes, human_duration, utc};
 
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).
@@ -92,13 +94,13 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
     );
     let styled = Abilities::detect().styled_out;
     // Commands are the app's (its Procfile, what its processes set as their title).
-    let reader = super::Reader::from_styled(styled);
+    let reader = crate::ui::Reader::from_styled(styled);
     for r in rows {
         let command = match &r.exit {
             Some(e) => format!("{}  ({e})", r.command),
             None => r.command.clone(),
         };
-        let command = super::neutralise(&command, reader);
+        let command = crate::ui::neutralise(&command, reader);
         // Used / limit, as on the platform's dashboard: unknown without a cgroup.
         let memory = match (r.memory_bytes, r.memory_limit_bytes) {
             (Some(used), Some(limit)) => format!("{} / {}", human_bytes(used), human_bytes(limit)),
@@ -123,7 +125,7 @@ pub fn ps(app: &str, rows: Option<&[ContainerRow]>) {
                 Some((cut, _)) => format!("{}\u{2026}", &p.command[..cut]),
                 None => p.command.clone(),
             };
-            let command = super::neutralise(&command, reader);
+            let command = crate::ui::neutralise(&command, reader);
             println!("  \u{2514} {} {command}  (left its process group)", p.pid);
         }
     }
