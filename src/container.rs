@@ -247,9 +247,16 @@ pub fn start(
 }
 
 impl Container {
-    /// The pid of its program (what `ps` shows and a user would signal), else its shim's.
-    pub fn pid(&self) -> u32 {
-        self.child.program_pid().unwrap_or_else(|| self.child.pid())
+    /// The pid of its program (what `ps` shows and a user would signal), if it was looked
+    /// up already ([`Container::look_up_program`]): never reads /proc.
+    pub fn program_pid(&self) -> Option<u32> {
+        self.child.known_program_pid()
+    }
+
+    /// Find its program's pid in /proc and keep it, off the supervisor's thread: the
+    /// rollout does, once the container is ready, so that the supervisor knows it.
+    pub fn look_up_program(&self) {
+        let _ = self.child.program_pid();
     }
 
     /// SIGTERM to the whole group, SIGKILL to what is left after `grace`, reaped.

@@ -772,8 +772,15 @@ impl Child {
         descendants(self.pid)
     }
 
+    /// The program's pid if [`Child::program_pid`] found it already: never reads /proc,
+    /// for the supervisor's thread.
+    pub fn known_program_pid(&self) -> Option<u32> {
+        self.program.get().map(|pid| pid.as_raw() as u32)
+    }
+
     /// The pid of the program itself, which people know the container by (the shim's is
-    /// `pid()`): the shim's oldest child, while it runs.
+    /// `pid()`): the shim's oldest child, while it runs. Read from /proc the first time it
+    /// is found, then kept.
     pub fn program_pid(&self) -> Option<u32> {
         if let Some(pid) = self.program.get() {
             return Some(pid.as_raw() as u32);

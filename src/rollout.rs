@@ -172,7 +172,14 @@ pub fn start_specs(
         out.progress(Progress::Done);
     }
     match ready {
-        Ok(()) => Ok(containers),
+        Ok(()) => {
+            // A ready container's program has been forked: its pid is found here, on the
+            // rollout's thread, and kept, for the supervisor's `ps` and stop to show.
+            for c in &containers {
+                c.look_up_program();
+            }
+            Ok(containers)
+        }
         Err(failure) => {
             // Read before the containers go, with their cgroups.
             let out_of_memory = match &failure {

@@ -27,7 +27,13 @@ pub enum Life {
     /// Left stopped after crashing `crash_limit` times in a row.
     Crashed { reason: String },
     /// Leaving: SIGTERM sent, SIGKILL after the grace period if it is still there.
-    Stopping { id: u64, pid: u32, port: Option<u16> },
+    /// `program`: its program's pid if it was known; else `ps` finds it below `shim`.
+    Stopping {
+        id: u64,
+        program: Option<u32>,
+        shim: u32,
+        port: Option<u16>,
+    },
 }
 
 /// How a container's last run, or its last restart, ended.
@@ -125,10 +131,12 @@ impl Slot {
         };
         let mut group = None;
         let mut meter = None;
+        let mut shim = None;
         match &self.life {
             Life::Ready(c) => {
                 row.port = c.port;
-                row.pid = Some(c.pid());
+                row.pid = c.program_pid();
+                shim = Some(c.child.pid());
                 group = Some(c.child.pid() as i32);
                 meter = c.child.meter();
             }
@@ -137,14 +145,25 @@ impl Slot {
                 row.uptime_ms = None;
                 row.exit = Some(reason.clone());
             }
-            Life::Stopping { pid, port, .. } => {
+            Life::Stopping {
+                program,
+                shim: s,
+                port,
+                ..
+            } => {
                 row.port = *port;
-                row.pid = Some(*pid);
+                row.pid = *program;
+                shim = Some(*s);
                 row.restarts = 0;
                 row.release = None;
             }
         }
-        Seen { row, group, meter }
+        Seen {
+            row,
+            group,
+            meter,
+            shim,
+        }
     }
 
     /// What `stats` reads of it, on a worker.
@@ -220,6 +239,19 @@ pub struct Seen {
     pub row: ContainerRow,
     pub group: Option<i32>,
     pub meter: Option<Meter>,
+    /// Its shim, whose oldest child is the pid to show when the supervisor did not know
+    /// its program's (a one-off just started): found in the worker's read of /proc.
+    pub shim: Option<u32>,
+}
+
+/// The program of `shim` in `table`: its oldest child, as [`process::program_of`] finds it.
+fn program_in(table: &[ProcessInfo], shim: u32) -> Option<u32> {
+    let shim = nix::unistd::Pid::from_raw(shim as i32);
+    table
+        .iter()
+        .filter(|p| p.ppid == shim)
+        .min_by_key(|p| p.start)
+        .map(|p| p.pid.as_raw() as u32)
 }
 
 /// What runs in a container, as `ps` shows it.
@@ -252,7 +284,11 @@ pub fn with_processes(seen: Vec<Seen>) -> Vec<ContainerRow> {
                  mut row,
                  group,
                  meter,
+                 shim,
              }| {
+                if let (None, Some(shim)) = (row.pid, shim) {
+                    row.pid = Some(program_in(&table, shim).unwrap_or(shim));
+                }
                 if let Some(g) = group {
                     row.processes = process_rows(g, &table);
                 }
@@ -394,7 +430,8 @@ mod tests {
 
         let stopping = slot(Life::Stopping {
             id: 9,
-            pid: 1234,
+            program: Some(1234),
+            shim: 1233,
             port: Some(10_001),
         });
         let row = stopping.row(&[]);
@@ -412,7 +449,8 @@ mod tests {
         a.spec.index = 2;
         let b = slot(Life::Stopping {
             id: 1,
-            pid: 1,
+            program: Some(1),
+            shim: 1,
             port: None,
         });
         let c = slot(Life::Starting { token: 3, streak: 1 });

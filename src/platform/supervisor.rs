@@ -1029,7 +1029,8 @@ impl Supervisor {
                 since: now,
                 life: Life::Stopping {
                     id: c.id,
-                    pid: c.pid(),
+                    program: c.program_pid(),
+                    shim: c.child.pid(),
                     port: c.port,
                 },
             });
@@ -1550,8 +1551,13 @@ mod tests {
     /// A ready `web-1` whose program exits with code 3 at once, after `streak` quick
     /// crashes in a row.
     fn crashing_web(dir: &std::path::Path, streak: u32) -> Container {
-        let child = crate::process::Spawn::new("/bin/sh", dir)
-            .args(["-c", "exit 3"])
+        web(dir, &["/bin/sh", "-c", "exit 3"], streak)
+    }
+
+    /// A ready `web-1` running `program`, after `streak` quick crashes in a row.
+    fn web(dir: &std::path::Path, program: &[&str], streak: u32) -> Container {
+        let child = crate::process::Spawn::new(program[0], dir)
+            .args(program[1..].iter().copied())
             .start(Arc::new(|_, _| {}))
             .unwrap();
         Container {
@@ -1562,7 +1568,7 @@ mod tests {
             spec: ContainerSpec {
                 process_type: "web".into(),
                 index: 1,
-                command: "exit 3".into(),
+                command: program.join(" "),
             },
             name: "web-1".into(),
             port: None,
@@ -1965,5 +1971,54 @@ mod tests {
             Some((BACKOFF * 2, 3)),
             "the third quick crash in a row waits twice the backoff"
         );
+    }
+
+    #[test]
+    fn ps_finds_a_program_the_supervisor_did_not_know_on_its_worker_even_once_stopping() {
+        let mut b = bench();
+        b.app("a", Vec::new());
+        let web = web(b.home.path(), &["/bin/sleep", "1000"], 0);
+        let shim = web.child.pid();
+        b.sup.adopt("a", vec![web]);
+        let deadline = Instant::now() + REPORT;
+        let program = loop {
+            match crate::process::program_of(nix::unistd::Pid::from_raw(shim as i32)) {
+                Some(p) => break p.as_raw() as u32,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                None => panic!("the shim never started its program"),
+            }
+        };
+        let ps = |b: &mut Bench| {
+            let (reply, answer) = bounded(1);
+            b.sup.handle(Message::Ps {
+                app: "a".into(),
+                reply,
+            });
+            let rows = answer.recv_timeout(REPORT).unwrap().unwrap();
+            rows.iter().map(|r| (r.status.clone(), r.pid)).collect::<Vec<_>>()
+        };
+        assert_eq!(ps(&mut b), [("running".to_string(), Some(program))]);
+        let known = |b: &Bench| {
+            b.sup.apps["a"]
+                .slots
+                .iter()
+                .find_map(Slot::container)
+                .map(Container::program_pid)
+        };
+        assert_eq!(
+            known(&b),
+            Some(None),
+            "the supervisor's thread did not look it up"
+        );
+        // Being stopped, it is listed as stopping under the same pid (the test stops it
+        // itself, after `ps`: a stop's worker could end it before `ps` reads /proc).
+        let Life::Ready(mut web) = b.sup.apps.get_mut("a").unwrap().slots.remove(0).life else {
+            panic!("web-1 is ready");
+        };
+        b.sup.mark_stopping("a", std::slice::from_ref(&*web));
+        assert!(matches!(b.life("a", 0), Life::Stopping { program: None, .. }));
+        assert_eq!(ps(&mut b), [("stopping".to_string(), Some(program))]);
+        web.stop(Duration::from_secs(1));
+        b.pump("the ps workers", |s| s.workers == 0);
     }
 }
