@@ -3,13 +3,14 @@
 //! destination at once (the terminal, the deployment log, a client socket).
 //!
 //! It formats and writes; it decides nothing, and names no step of the pipeline, so that
-//! every step can write through it. What a terminal adds (colour, spinners, errors on
-//! stderr) is [`console`]; what keeps an app's bytes from driving the terminal is
+//! every step can write through it. What a terminal may be sent is [`terminal`]; what it
+//! adds (colour, spinners, errors on stderr) is [`console`]; what keeps an app's bytes from driving the terminal is
 //! [`controls`]. The everyday verbs' listings are `commands::tables`; sizes, durations and
 //! dates are written by `units`.
 
 pub mod console;
 pub mod controls;
+pub mod terminal;
 
 pub use controls::{neutralise, Reader};
 

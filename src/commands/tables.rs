@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::buildpack_cache::Entry;
 use crate::listing::{AddonRow, ContainerRow};
 use crate::source::short;
-use crate::ui::console::{status, Abilities};
+use crate::ui::console::status;
+use crate::ui::terminal::Abilities;
 use crate::units::{human_bytes, human_duration, utc};
 
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).

@@ -8,11 +8,12 @@
 //!
 //! It shows; it decides nothing about what is said.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::terminal::Abilities;
 use super::{neutralise, Destination, Progress, Reader, DETAIL, ERROR};
 use crate::settings::render_duration;
 use crate::units::human_duration;
@@ -22,32 +23,6 @@ const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
-
-/// What a terminal may be sent, decided once from the streams and the environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Abilities {
-    /// stdout is a terminal: durations of build steps are shown.
-    pub tty: bool,
-    /// Escape sequences on stdout: colour and spinners.
-    pub styled_out: bool,
-    /// Escape sequences on stderr: colour.
-    pub styled_err: bool,
-}
-
-impl Abilities {
-    pub fn detect() -> Abilities {
-        // no-color.org: set and not empty. A dumb terminal cannot move its cursor.
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-        let plain = no_color || dumb;
-        let tty = std::io::stdout().is_terminal();
-        Abilities {
-            tty,
-            styled_out: tty && !plain,
-            styled_err: std::io::stderr().is_terminal() && !plain,
-        }
-    }
-}
 
 /// `text` in `colour` when `styled`, else as is.
 pub fn paint(text: &str, colour: &str, styled: bool) -> String {

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use super::console::Abilities;
+use super::terminal::Abilities;
 
 /// Who reads what shipway writes on one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
