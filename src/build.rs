@@ -20,6 +20,7 @@ use crate::io_error::{io, IoError};
 use crate::procfile::{Procfile, ProcfileError};
 use crate::sandbox::Sandbox;
 use crate::settings::{render_duration, Settings};
+use crate::shell::shell_quoted;
 use crate::source::{self, SourceError};
 use crate::state::{self, StateError};
 use crate::ui::{Output, Progress};
@@ -748,18 +749,6 @@ fn write_env_dir(dir: &Path, vars: &ConfigVars, app: &str) -> Result<(), BuildEr
     Ok(())
 }
 
-/// `text` as one word of a POSIX shell, for a command the user copies (or git runs).
-pub(crate) fn shell_quoted(text: &str) -> String {
-    if !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./=".contains(c))
-    {
-        return text.to_string();
-    }
-    format!("'{}'", text.replace('\'', "'\\''"))
-}
-
 /// Replace `target` with `new` (same filesystem): rename aside, rename in, then move the
 /// old one to `trash` for its owner to remove (or remove it, where it cannot be moved).
 fn replace_dir(new: &Path, target: &Path, trash: &Path) -> Result<(), BuildError> {
@@ -835,6 +824,5 @@ mod tests {
         assert!(e.contains("shipway env-unset -a demo ../escaped"), "{e}");
         assert!(!target.exists() && !dir.path().join("escaped").exists());
         assert!(!env_dir.exists());
-        assert_eq!(shell_quoted("it's"), "'it'\\''s'");
     }
 }

@@ -700,7 +700,7 @@ pub fn git_remote(limits: &Limits, dir: &Path, url: &str, args: &[&str]) -> Resu
     let helper = file.as_ref().map(|f| {
         format!(
             "credential.helper=!f() {{ test \"$1\" = get && cat {}; }}; f",
-            crate::build::shell_quoted(&f.path().display().to_string())
+            crate::shell::shell_quoted(&f.path().display().to_string())
         )
     });
     let config: Vec<&str> = match &helper {

@@ -33,6 +33,7 @@ pub mod rollout;
 pub mod router;
 pub mod sandbox;
 pub mod settings;
+mod shell;
 mod shim;
 pub mod signals;
 pub mod slugignore;
