@@ -26,6 +26,7 @@ use crate::cron::{self, Job, Run, UnixTime};
 use crate::error::Error;
 use crate::process::{LineSink, Stream};
 use crate::release::Release;
+use crate::state::AppDir;
 
 /// How often the scheduler looks at the clock at least, so that a clock set forward or
 /// back (or a laptop waking up) does not leave it waiting for a moment long past.
@@ -144,8 +145,10 @@ pub struct Start {
     pub caller: Option<Caller>,
 }
 
-fn find_job(ctx: &Context, app: &str, wanted: &str) -> Result<(u32, usize, Job), Error> {
-    let dir = ctx.home.existing_app(app)?;
+/// The job `wanted` of the current release of the app opened as `dir`.
+fn find_job(dir: &AppDir, wanted: &str) -> Result<(u32, usize, Job), Error> {
+    super::jobs::exists(dir)?;
+    let app = &dir.name;
     let release = dir.current().ok_or_else(|| Error::Platform {
         message: format!("{app} has no release deployed yet: deploy it first"),
     })?;
@@ -175,16 +178,14 @@ fn find_job(ctx: &Context, app: &str, wanted: &str) -> Result<(u32, usize, Job),
     }
 }
 
-/// The jobs of `release` of `app`, for [`Scheduler::load`]: read on a worker, never on
-/// the supervisor thread. Jobs that cannot be read are none, said in the platform's log.
-pub fn read_jobs(ctx: &Context, app: &str, release: u32) -> Vec<Job> {
-    let jobs = match ctx.home.app(app).map_err(cron::CronError::from) {
-        Ok(dir) => cron::load(&dir.release(release)),
-        Err(e) => Err(e),
-    };
-    jobs.unwrap_or_else(|e| {
+/// The jobs of `release` of the app opened as `dir`, for [`Scheduler::load`]: read on a
+/// worker, never on the supervisor thread. Jobs that cannot be read are none, said in the
+/// platform's log.
+pub fn read_jobs(ctx: &Context, dir: &AppDir, release: u32) -> Vec<Job> {
+    cron::load(&dir.release(release)).unwrap_or_else(|e| {
         ctx.say(&format!(
-            "{app}: its scheduled jobs cannot be read, none will run: {e}"
+            "{}: its scheduled jobs cannot be read, none will run: {e}",
+            dir.name
         ));
         Vec::new()
     })
@@ -195,23 +196,23 @@ pub fn read_jobs(ctx: &Context, app: &str, release: u32) -> Vec<Job> {
 /// or the caller told there is no such job.
 pub fn run_on_demand(
     ctx: &Context,
+    dir: &AppDir,
     log: &AppLog,
-    app: &str,
     wanted: &str,
     caller: Caller,
     dismissed: Receiver<()>,
 ) {
-    match find_job(ctx, app, wanted) {
+    match find_job(dir, wanted) {
         Ok((release, index, job)) => {
             let start = Start {
-                app: app.to_string(),
+                app: dir.name.clone(),
                 release,
                 index,
                 job,
                 trigger: Trigger::OnDemand,
                 caller: Some(caller),
             };
-            run(ctx, log, start, dismissed);
+            run(ctx, dir, log, start, dismissed);
         }
         Err(e) => caller.finish(Err(e)),
     }
@@ -221,7 +222,9 @@ pub fn run_on_demand(
 /// the run recorded, waited for (stopped past its time limit, or when the platform stops
 /// or the app is destroyed), and its end recorded, then the caller of a `cron-run`
 /// answered. A run that cannot start is said in the caller's output or the app's log.
-pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
+/// `dir` is the app's folder as the supervisor opened it: its privacy is not checked
+/// again.
+pub fn run(ctx: &Context, dir: &AppDir, log: &AppLog, run: Start, dismissed: Receiver<()>) {
     let Start {
         app,
         release,
@@ -244,7 +247,6 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
         None => app_log.clone(),
     };
     let spawn = (|| -> Result<_, Error> {
-        let dir = ctx.home.app(&app)?;
         let release_dir = dir.release(release);
         let loaded = Release::load(&release_dir)?;
         let config = dir.load_config()?;
@@ -287,17 +289,15 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
         }
     };
     let started = ctx.clock.unix_secs();
-    if let Ok(dir) = ctx.home.app(&app) {
-        let running = Run {
-            started,
-            exit: None,
-            code: None,
-            duration_ms: None,
-            trigger: trigger.name().into(),
-        };
-        if let Err(e) = cron::Runs::record(&dir.root, &job.line, running) {
-            say(&format!("cannot record this run: {e}"));
-        }
+    let running = Run {
+        started,
+        exit: None,
+        code: None,
+        duration_ms: None,
+        trigger: trigger.name().into(),
+    };
+    if let Err(e) = cron::Runs::record(&dir.root, &job.line, running) {
+        say(&format!("cannot record this run: {e}"));
     }
     {
         let began = ctx.clock.instant();
@@ -330,7 +330,10 @@ pub fn run(ctx: &Context, log: &AppLog, run: Start, dismissed: Receiver<()>) {
         // A run stopped by `destroy` is not recorded: the destroy job is removing the
         // app's folder, and a file written into it meanwhile fails that.
         let destroyed = dismissed.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
-        if let Some(dir) = ctx.home.existing_app(&app).ok().filter(|_| !destroyed) {
+        // The folder is looked at again (one stat, not a privacy check): the platform
+        // never removes it but through `destroy`, yet a record must not make a folder
+        // removed by other means appear again.
+        if !destroyed && dir.exists() {
             let ended = Run {
                 started,
                 exit: Some(text),
@@ -423,6 +426,45 @@ mod tests {
             Err(crossbeam_channel::TryRecvError::Disconnected)
         );
         assert_eq!(s.wake_in(T0 + 30), None);
+    }
+
+    /// App `a`, opened, serving release 2 whose jobs are `lines`.
+    fn served(lines: &[&str]) -> (tempfile::TempDir, Context, AppDir) {
+        let home = tempfile::tempdir().unwrap();
+        let (ctx, _) = Context::for_tests(crate::settings::Settings::defaults(home.path().to_path_buf()));
+        let dir = ctx.home.app("a").unwrap();
+        dir.create().unwrap();
+        crate::state::private_dir(&dir.release(2)).unwrap();
+        let jobs: Vec<Job> = lines.iter().map(|l| job(l)).collect();
+        cron::save(&dir.release(2), &jobs).unwrap();
+        dir.set_current(2).unwrap();
+        (home, ctx, dir)
+    }
+
+    #[test]
+    fn a_job_run_on_demand_is_found_in_the_opened_app_s_current_release() {
+        let (_home, _ctx, dir) = served(&["*/5 * * * * echo hi", "@daily backup"]);
+        let (release, index, found) = find_job(&dir, "2").unwrap();
+        assert_eq!((release, index, found.command.as_str()), (2, 1, "backup"));
+        assert_eq!(find_job(&dir, " echo hi ").unwrap().1, 0);
+        let err = find_job(&dir, "3").unwrap_err().to_string();
+        assert!(err.contains("give its number (1 to 2)"), "{err}");
+        // Gone since it was opened (destroyed): said as for an unknown app.
+        std::fs::remove_dir_all(&dir.root).unwrap();
+        let err = find_job(&dir, "1").unwrap_err().to_string();
+        assert!(err.contains("app \"a\" does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_release_s_jobs_are_read_in_the_opened_folder() {
+        let (_home, ctx, dir) = served(&["* * * * * echo hi"]);
+        let jobs = read_jobs(&ctx, &dir, 2);
+        assert_eq!(
+            jobs.iter().map(|j| j.line.as_str()).collect::<Vec<_>>(),
+            ["* * * * * echo hi"]
+        );
+        // A release made before the scheduler existed has none.
+        assert!(read_jobs(&ctx, &dir, 1).is_empty());
     }
 
     #[test]

@@ -41,7 +41,8 @@ impl Worker {
         } = what;
         let name = self.app.as_str();
         let (input, git_ref) = (what.path.as_path(), what.git_ref.as_deref());
-        let app = self.ctx.home.app(name)?;
+        // Created when the deployment was admitted, and opened then (`Worker::dir`).
+        let app = self.dir.clone();
         // Also exclude a `shipway build` of the same app in another process.
         let Some(_flock) = super::turn::app_lock(&app, cancel)? else {
             super::turn::record_aborted(&self.ctx, name, source.as_deref(), input, git_ref)?;

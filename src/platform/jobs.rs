@@ -35,11 +35,13 @@ use crate::ui::Output;
 
 impl Job {
     /// What is checked or stored before the job waits for its turn: a deploy creates the
-    /// app and stores its config vars; the others need the app to exist.
-    pub fn admit(&self, ctx: &Context, name: &str) -> Result<(), Error> {
+    /// app and stores its config vars; the others need the app to exist. The app's folder,
+    /// its privacy checked here, once per job: the app is opened with it
+    /// (`Opened::with_dir`).
+    pub fn admit(&self, ctx: &Context, name: &str) -> Result<AppDir, Error> {
+        let app = ctx.home.app(name)?;
         match self {
             Job::Deploy(args) => {
-                let app = ctx.home.app(name)?;
                 app.create()?;
                 if !args.env.is_empty() {
                     for (k, v) in &args.env {
@@ -64,7 +66,7 @@ impl Job {
             }
             Job::Restore(_) | Job::RestoreAddons => {}
             Job::RunDetached { env, size, .. } => {
-                ctx.home.existing_app(name)?;
+                exists(&app)?;
                 if let Some(size) = size {
                     Size::named(size).map_err(|e| fail(e.to_string()))?;
                 }
@@ -72,11 +74,19 @@ impl Job {
                     config_vars::validate(k, v)?;
                 }
             }
-            _ => {
-                ctx.home.existing_app(name)?;
-            }
+            _ => exists(&app)?,
         }
+        Ok(app)
+    }
+}
+
+/// `app`, opened before, still exists (its app.toml; one stat, its privacy is not
+/// checked again): a job for an app that is gone fails as `Home::existing_app` says it.
+pub(super) fn exists(app: &AppDir) -> Result<(), Error> {
+    if app.exists() {
         Ok(())
+    } else {
+        Err(crate::state::StateError::UnknownApp(app.name.clone()).into())
     }
 }
 
@@ -86,8 +96,12 @@ impl Job {
 /// supervisor. Once the platform stops, nothing is stored: the supervisor refuses the job.
 pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job, caller: Option<Caller>) {
     let stopping = ctx.stopping.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
-    let admitted = if stopping { Ok(()) } else { job.admit(ctx, &app) };
-    match admitted.and_then(|()| Opened::open(ctx, &app)) {
+    let admitted = if stopping {
+        ctx.home.app(&app).map_err(Error::from)
+    } else {
+        job.admit(ctx, &app)
+    };
+    match admitted.and_then(Opened::with_dir) {
         Ok(opened) => {
             supervisor.send(Message::Job {
                 app,
@@ -105,20 +119,20 @@ pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job,
 }
 
 /// Start the crashed container of `spec` again, from `release` under the app's current
-/// config, and wait until it is ready (or the platform stops).
+/// config, and wait until it is ready (or the platform stops). `dir` is the app's folder
+/// the supervisor opened.
 pub fn start_again(
     ctx: &Context,
-    app: &str,
+    dir: &AppDir,
     log: &AppLog,
     release: u32,
     spec: ContainerSpec,
 ) -> Result<Container, RestartError> {
-    let dir = ctx.home.app(app)?;
     let release = Release::load(&dir.release(release))?;
     let config = dir.load_config()?;
     let release_dir = dir.release(release.number);
     let plan = plan(ctx, &release, &release_dir, &config);
-    let log_for = |c: &str| ctx.container_log(log, app, c);
+    let log_for = |c: &str| ctx.container_log(log, &dir.name, c);
     let mut fresh = rollout::start_specs(&plan, vec![spec], &log_for, &Output::new(), &ctx.stopping)?;
     fresh.pop().ok_or(RestartError::Rollout(RolloutError::Cancelled))
 }
@@ -188,17 +202,30 @@ pub struct Worker {
     pub(super) ctx: Arc<Context>,
     pub(super) supervisor: Handle,
     pub(super) app: String,
+    /// The app's folder as the supervisor opened it, its privacy checked then: the job
+    /// does not check it again. Jobs of one app run one at a time and only a job moves or
+    /// removes its folder (rename, destroy), so it is the app's folder for the whole job.
+    pub(super) dir: AppDir,
     pub(super) log: AppLog,
 }
 
 impl Worker {
-    pub fn new(ctx: Arc<Context>, supervisor: Handle, app: &str, log: AppLog) -> Worker {
+    /// A worker for the app opened as `dir`, writing in its `log`.
+    pub fn new(ctx: Arc<Context>, supervisor: Handle, dir: AppDir, log: AppLog) -> Worker {
         Worker {
             ctx,
             supervisor,
-            app: app.to_string(),
+            app: dir.name.clone(),
+            dir,
             log,
         }
+    }
+
+    /// The app's folder, which must still exist: one stat of its app.toml, not a privacy
+    /// check (see `dir`).
+    pub(super) fn existing(&self) -> Result<&AppDir, Error> {
+        exists(&self.dir)?;
+        Ok(&self.dir)
     }
 
     /// Do the job; its output and its end go to the caller, if any.
@@ -244,7 +271,7 @@ impl Worker {
     /// Bind the app's routers if not bound yet, on the ports app.toml keeps, and keep
     /// there the ports they took; their URLs.
     pub(super) fn routers(&self, port: Option<u16>, wants_tcp: bool) -> Result<Bound, Error> {
-        let app = self.ctx.home.app(&self.app)?;
+        let app = &self.dir;
         let config = app.load_config()?;
         let kept = Ports {
             web: config.router_port,
@@ -366,13 +393,13 @@ impl Worker {
 
     /// Start the current release again; the URL it serves at.
     fn restore(&self, number: u32) -> Result<String, Error> {
-        let app = self.ctx.home.app(&self.app)?;
+        let app = &self.dir;
         let release = Release::load(&app.release(number))?;
         let config = app.load_config()?;
         let url = self.routers(None, release.process_types.contains_key("tcp"))?.url;
         let specs = rollout::specs(&release, &config.formation);
         let containers = self
-            .start_containers(&app, &release, &config, specs, &Output::new())
+            .start_containers(app, &release, &config, specs, &Output::new())
             .map_err(|e| fail(e.to_string()))?;
         self.switch(release.number, containers)?;
         Ok(url)
@@ -429,7 +456,7 @@ impl Worker {
         sizes: BTreeMap<String, String>,
         out: &Output,
     ) -> Result<(), Error> {
-        let app = self.ctx.home.existing_app(&self.app)?;
+        let app = self.existing()?;
         let config = app.load_config()?;
         let formation = config.formation.clone();
         for size in sizes.values() {
@@ -465,7 +492,7 @@ impl Worker {
                 ));
             }
         }
-        let current = self.current_release(&app)?;
+        let current = self.current_release(app)?;
         if let Some(release) = &current {
             let unknown: Vec<&String> = counts
                 .keys()
@@ -524,7 +551,7 @@ impl Worker {
             ));
             // Started with the new sizes: stored first, put back if they fail to start.
             app.update_config(|c| c.sizes.extend(sizes.clone()))?;
-            match self.start_ready(&app, &release, missing, out) {
+            match self.start_ready(app, &release, missing, out) {
                 Ok(started) => started,
                 Err(e) => {
                     app.update_config(|c| c.sizes = config.sizes.clone())?;
@@ -569,8 +596,8 @@ impl Worker {
         size: Option<String>,
         out: &Output,
     ) -> Result<(), Error> {
-        let app = self.ctx.home.existing_app(&self.app)?;
-        let Some(release) = self.current_release(&app)? else {
+        let app = self.existing()?;
+        let Some(release) = self.current_release(app)? else {
             return Err(fail(format!(
                 "{} has no release deployed yet: deploy it first",
                 self.app
@@ -620,8 +647,8 @@ impl Worker {
     /// `restart [TYPE|CONTAINER]`: new containers ready first, then the old ones stopped.
     pub(super) fn restart(&self, target: Option<&str>, out: &Output) -> Result<(), Error> {
         let name = self.app.as_str();
-        let app = self.ctx.home.existing_app(name)?;
-        let Some(release) = self.current_release(&app)? else {
+        let app = self.existing()?;
+        let Some(release) = self.current_release(app)? else {
             return Err(fail(format!(
                 "{name} has no release deployed yet: deploy it first"
             )));
@@ -654,7 +681,7 @@ impl Worker {
             scope: names.iter().cloned().collect(),
             release: release.number,
         });
-        let fresh = self.start_ready(&app, &release, chosen, out)?;
+        let fresh = self.start_ready(app, &release, chosen, out)?;
         self.replace(fresh, move |s| names.contains(&s.name()))?;
         Ok(())
     }
@@ -663,9 +690,9 @@ impl Worker {
     /// from its kept slug, without building.
     fn rollback(&self, id: Option<&str>, out: &Output) -> Result<Status, Error> {
         let name = self.app.as_str();
-        let app = self.ctx.home.existing_app(name)?;
+        let app = self.existing()?;
         let current = app.current();
-        let history = Deployment::list(&app);
+        let history = Deployment::list(app);
         let target = match id {
             Some(id) => history
                 .iter()
@@ -707,7 +734,7 @@ impl Worker {
             None,
         );
         record.record_release(&release);
-        record.set_status(Status::Starting, &app)?;
+        record.set_status(Status::Starting, app)?;
         out.step(&format!(
             "Rolling back {name} to release {number} (deployment {}), without rebuilding",
             target.id
@@ -717,11 +744,11 @@ impl Worker {
         }
         let config = app.load_config()?;
         let specs = rollout::specs(&release, &config.formation);
-        match self.start_containers(&app, &release, &config, specs, out) {
+        match self.start_containers(app, &release, &config, specs, out) {
             Ok(containers) => {
                 self.switch(number, containers)?;
                 app.set_current(number)?;
-                record.set_status(Status::Success, &app)?;
+                record.set_status(Status::Success, app)?;
                 self.event(Event::Rollback {
                     deployment_id: record.id.clone(),
                     status: Status::Success.to_string(),
@@ -735,7 +762,7 @@ impl Worker {
                 for line in e.details() {
                     out.error(&line);
                 }
-                record.set_status(e.status(), &app)?;
+                record.set_status(e.status(), app)?;
                 self.event(Event::Rollback {
                     deployment_id: record.id.clone(),
                     status: e.status().to_string(),
@@ -752,7 +779,7 @@ impl Worker {
     /// name (`app_rename`), and its addons and current release start again under it, on
     /// the router ports it keeps. A rename that fails starts it again under its old name.
     fn rename(&self, new: &str, out: &Output) -> Result<(), Error> {
-        let app = self.ctx.home.existing_app(&self.app)?;
+        let app = self.existing()?;
         crate::app_rename::check_new_name(&self.ctx.home, new)?;
         // A `shipway build` of the app in another process holds its lock.
         let Some(_lock) = app.try_lock()? else {
@@ -778,9 +805,9 @@ impl Worker {
             std::env::current_exe().map_err(|source| Error::io("find", "the shipway executable", source))?;
         let home_root = std::path::absolute(&self.ctx.home.root)
             .map_err(|source| Error::io("resolve", self.ctx.home.root.clone(), source))?;
-        let (started, result) = match crate::app_rename::rename(&self.ctx.home, &app, new, &exe, &home_root) {
+        let (started, result) = match crate::app_rename::rename(&self.ctx.home, app, new, &exe, &home_root) {
             Ok(moved) => (moved, Ok(())),
-            Err(e) => (app, Err(e)),
+            Err(e) => (app.clone(), Err(e)),
         };
         if crate::addon::folder(&started).exists() {
             send_restore(&self.ctx, &self.supervisor, &started.name, Job::RestoreAddons);
@@ -793,7 +820,7 @@ impl Worker {
     }
 
     fn destroy(&self) -> Result<(), Error> {
-        let app = self.ctx.home.existing_app(&self.app)?;
+        let app = self.existing()?;
         let containers = self.supervisor.call(|reply| Message::Dismantle {
             app: self.app.clone(),
             reply,
@@ -807,7 +834,7 @@ impl Worker {
         })?;
         super::life::stop_servers(servers);
         // As root, each addon has an OS user of its own, which goes with the app.
-        if let Err(e) = crate::addon::remove_users(&app) {
+        if let Err(e) = crate::addon::remove_users(app) {
             self.ctx.say(&format!("{}: {e}", self.app));
         }
         std::fs::remove_dir_all(&app.root).map_err(|source| Error::io("remove", app.root.clone(), source))
@@ -816,7 +843,8 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    //! What a job checks and stores before it waits for its turn (`Job::admit`).
+    //! What a job checks and stores before it waits for its turn (`Job::admit`), and the
+    //! app's folder a job is handed.
 
     use super::*;
     use crate::pipeline::Input;
@@ -903,6 +931,59 @@ mod tests {
         Job::Restore(1).admit(&ctx, "ghost").unwrap();
         // An app name is checked before any folder is made.
         assert!(deploy(&[]).admit(&ctx, "../up").is_err());
+    }
+
+    /// A worker of the app opened as `dir`, whose calls to the supervisor go nowhere.
+    fn worker(ctx: Context, dir: AppDir) -> Worker {
+        let opened = Opened::with_dir(dir).unwrap();
+        let (tx, _) = crossbeam_channel::unbounded();
+        Worker::new(Arc::new(ctx), Handle(tx), opened.dir, opened.log)
+    }
+
+    fn make_group_writable(dir: &AppDir) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir.root, std::fs::Permissions::from_mode(0o770)).unwrap();
+    }
+
+    #[test]
+    fn a_job_is_admitted_with_the_app_s_folder_its_privacy_checked() {
+        let (_home, ctx) = ctx();
+        let dir = deploy(&[]).admit(&ctx, "fresh").unwrap();
+        assert_eq!(dir.name, "fresh");
+        assert!(dir.exists(), "the deploy created it");
+        assert_eq!(Job::Restore(1).admit(&ctx, "fresh").unwrap().root, dir.root);
+        // Another user could write in it: the next job is refused when it is admitted.
+        make_group_writable(&dir);
+        let err = Job::Restart(None).admit(&ctx, "fresh").unwrap_err().to_string();
+        assert!(err.contains("writable by group or others"), "{err}");
+    }
+
+    #[test]
+    fn a_job_works_in_the_folder_it_was_handed_without_checking_its_privacy_again() {
+        let (_home, ctx) = ctx();
+        let dir = deploy(&[]).admit(&ctx, "web").unwrap();
+        // Changed after the app was opened: seen when it is opened next (the platform's
+        // next start), not by each of its jobs.
+        make_group_writable(&dir);
+        let worker = worker(ctx, dir.clone());
+        let counts = BTreeMap::from([("web".to_string(), Amount::To(2))]);
+        worker.scale(counts, BTreeMap::new(), &Output::new()).unwrap();
+        assert_eq!(dir.load_config().unwrap().formation.get("web"), Some(&2));
+    }
+
+    #[test]
+    fn a_job_of_an_app_whose_folder_is_gone_fails_as_an_unknown_app() {
+        let (_home, ctx) = ctx();
+        let dir = deploy(&[]).admit(&ctx, "web").unwrap();
+        let worker = worker(ctx, dir.clone());
+        std::fs::remove_dir_all(&dir.root).unwrap();
+        let counts = BTreeMap::from([("web".to_string(), Amount::To(2))]);
+        let err = worker
+            .scale(counts, BTreeMap::new(), &Output::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("app \"web\" does not exist"), "{err}");
+        assert!(!dir.root.exists(), "nothing made it again");
     }
 
     #[test]

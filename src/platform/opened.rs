@@ -1,7 +1,9 @@
 //! An app as the platform opens it, once: its folder, its privacy checked, and its log
 //! open for appending. Whoever hands the supervisor an app's job or run opens it (the
 //! client's thread, a worker, the platform's start), never the supervisor's thread, which
-//! keeps the first one it is handed and drops the others. It opens; it decides nothing.
+//! keeps the first one it is handed and drops the others. The supervisor then hands its
+//! kept folder to the workers of the app (jobs, crash restarts, cron runs), which use it
+//! rather than check the app's privacy again. It opens; it decides nothing.
 
 use super::applog::AppLog;
 use super::context::Context;
@@ -17,15 +19,19 @@ impl Opened {
     /// Open `name`'s folder and log. A job that creates the app (a deploy) has created
     /// its folder before: the log is opened inside it.
     pub fn open(ctx: &Context, name: &str) -> Result<Opened, Error> {
-        let dir = ctx.home.app(name)?;
-        let path = dir.root.join("app.log");
-        let log = AppLog::open(&path).map_err(|source| Error::io("open", path, source))?;
-        Ok(Opened { dir, log })
+        Opened::with_dir(ctx.home.app(name)?)
     }
 
     /// Open `name`, which must exist already.
     pub fn existing(ctx: &Context, name: &str) -> Result<Opened, Error> {
-        ctx.home.existing_app(name)?;
-        Opened::open(ctx, name)
+        Opened::with_dir(ctx.home.existing_app(name)?)
+    }
+
+    /// Open the log of `dir`, whose privacy its caller has just checked (`Home::app`,
+    /// as `Job::admit` does): it is not checked twice.
+    pub fn with_dir(dir: AppDir) -> Result<Opened, Error> {
+        let path = dir.root.join("app.log");
+        let log = AppLog::open(&path).map_err(|source| Error::io("open", path, source))?;
+        Ok(Opened { dir, log })
     }
 }

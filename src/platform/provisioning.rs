@@ -21,24 +21,24 @@ impl Worker {
     /// `addons-add ADDON [PLAN]`: the server provisioned and running, the config vars
     /// set, the app restarted so that its containers see them.
     pub(super) fn addons_add(&self, spec: &str, plan: Option<String>, out: &Output) -> Result<(), Error> {
-        let app = self.ctx.home.existing_app(&self.app)?;
+        let app = self.existing()?;
         let (kind, from_spec) = addon::parse_spec(spec).map_err(|e| fail(e.to_string()))?;
-        self.provision(&app, kind, plan.or(from_spec), None, out)?;
-        self.restart_for_addons(&app, out)
+        self.provision(app, kind, plan.or(from_spec), None, out)?;
+        self.restart_for_addons(app, out)
     }
 
     /// `addons-remove ID`: the server stopped, its data deleted, its config vars unset,
     /// the app restarted.
     pub(super) fn addons_remove(&self, id: &str, out: &Output) -> Result<(), Error> {
-        let app = self.ctx.home.existing_app(&self.app)?;
-        let found = addon::find(&app, id).map_err(|e| fail(e.to_string()))?;
+        let app = self.existing()?;
+        let found = addon::find(app, id).map_err(|e| fail(e.to_string()))?;
         let servers = self.supervisor.call(|reply| Message::AddonTake {
             app: self.app.clone(),
             id: Some(found.id.clone()),
             reply,
         })?;
         super::life::stop_servers(servers);
-        addon::remove(&app, &found.id).map_err(|e| fail(e.to_string()))?;
+        addon::remove(app, &found.id).map_err(|e| fail(e.to_string()))?;
         // An alias the user pointed elsewhere since is theirs: only the addon's own go.
         let url = found.url();
         let removed = app.update_config(|c| {
@@ -65,7 +65,7 @@ impl Worker {
             found.kind, found.id
         ));
         out.detail(&format!("Modified variables: [{}]", removed.join(" ")));
-        self.restart_for_addons(&app, out)
+        self.restart_for_addons(app, out)
     }
 
     /// Provision one addon, hand its server to the supervisor and set its config vars.
@@ -156,10 +156,12 @@ impl Worker {
 
     /// The platform starting: every addon server of the app again, before its release.
     pub(super) fn restore_addons(&self) {
-        let Ok(app) = self.ctx.home.existing_app(&self.app) else {
+        // An app gone since the platform opened it (a folder removed by hand) has no
+        // addon to start.
+        let Ok(app) = self.existing() else {
             return;
         };
-        let addons = match addon::list(&app) {
+        let addons = match addon::list(app) {
             Ok(a) => a,
             Err(e) => {
                 return self
@@ -169,7 +171,7 @@ impl Worker {
         };
         for a in addons {
             let sink = self.ctx.container_log(&self.log, &self.app, a.kind.name());
-            match addon::start(&app, &a, &self.ctx.settings, sink, &self.ctx.stopping) {
+            match addon::start(app, &a, &self.ctx.settings, sink, &self.ctx.stopping) {
                 Ok(server) => {
                     if server.addon.port != a.port {
                         let vars = server.addon.config_vars();
@@ -441,7 +443,7 @@ mod tests {
         app.create().unwrap();
         let log = super::super::applog::AppLog::open(&app.root.join("app.log")).unwrap();
         let (tx, _) = crossbeam_channel::unbounded();
-        let worker = Worker::new(Arc::new(ctx), Handle(tx), "web", log);
+        let worker = Worker::new(Arc::new(ctx), Handle(tx), app.clone(), log);
         let files = tempfile::tempdir().unwrap();
         std::fs::write(files.path().join("scalingo.json"), scalingo_json).unwrap();
         First {

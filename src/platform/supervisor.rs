@@ -302,24 +302,28 @@ impl Supervisor {
                 containers,
                 reply,
             } => {
-                if let Some(a) = self.apps.get_mut(&app) {
+                let dir = self.apps.get_mut(&app).map(|a| {
                     a.release = Some(release);
-                }
+                    a.dir.clone()
+                });
                 // One-offs run on across a deploy, as on the platform.
                 let leaving: Leaving = Box::new(|s| !s.is_one_off());
                 self.replace(&app, containers, leaving, |stopped| {
                     let _ = reply.send(stopped.len());
                 });
-                // The release's cron.toml is read on a worker (`CronLoaded`).
-                let (ctx, name) = (self.ctx.clone(), app.clone());
-                self.spawn(move || {
-                    let jobs = cron::read_jobs(&ctx, &name, release);
-                    Some(Message::CronLoaded {
-                        app: name,
-                        release,
-                        jobs,
-                    })
-                });
+                // The release's cron.toml is read on a worker (`CronLoaded`), in the
+                // folder the supervisor opened.
+                if let Some(dir) = dir {
+                    let ctx = self.ctx.clone();
+                    self.spawn(move || {
+                        let jobs = cron::read_jobs(&ctx, &dir, release);
+                        Some(Message::CronLoaded {
+                            app: dir.name,
+                            release,
+                            jobs,
+                        })
+                    });
+                }
             }
             Message::Replace {
                 app,
@@ -437,10 +441,11 @@ impl Supervisor {
                 if !self.serving() {
                     return refuse(Some(caller));
                 }
-                let log = self.keep(&app, opened).log.clone();
+                let a = self.keep(&app, opened);
+                let (dir, log) = (a.dir.clone(), a.log.clone());
                 let (ctx, dismissed) = (self.ctx.clone(), self.cron.dismissed(&app));
                 self.spawn(move || {
-                    cron::run_on_demand(&ctx, &log, &app, &job, caller, dismissed);
+                    cron::run_on_demand(&ctx, &dir, &log, &job, caller, dismissed);
                     None
                 });
             }
@@ -576,12 +581,12 @@ impl Supervisor {
         }
         for (run, dismissed) in self.cron.due(self.ctx.clock.unix_secs()) {
             // Only the apps the supervisor keeps have jobs (`CronLoaded`).
-            let Some(log) = self.apps.get(&run.app).map(|a| a.log.clone()) else {
+            let Some((dir, log)) = self.apps.get(&run.app).map(|a| (a.dir.clone(), a.log.clone())) else {
                 continue;
             };
             let ctx = self.ctx.clone();
             self.spawn(move || {
-                cron::run(&ctx, &log, run, dismissed);
+                cron::run(&ctx, &dir, &log, run, dismissed);
                 None
             });
         }
@@ -704,10 +709,11 @@ impl Supervisor {
             AfterCrash::Restart(pause) => pause,
         };
         a.addons.insert(id.to_string(), AddonLife::Restarting { streak });
+        let dir = a.dir.clone();
         let (ctx, app, id) = (self.ctx.clone(), app.to_string(), id.to_string());
         self.spawn(move || {
             let exit = server.reap();
-            let addon = server_addon(&ctx, &app, &id);
+            let addon = server_addon(dir, &id);
             log(
                 Stream::Stderr,
                 &format!(
@@ -866,7 +872,12 @@ impl Supervisor {
         a.turn = Turn::Running {
             call_off: Some(call_off),
         };
-        let worker = Worker::new(self.ctx.clone(), self.handle.clone(), name, a.log.clone());
+        let worker = Worker::new(
+            self.ctx.clone(),
+            self.handle.clone(),
+            a.dir.clone(),
+            a.log.clone(),
+        );
         let app = name.to_string();
         self.spawn(move || {
             worker.run(job, caller, called_off);
@@ -1217,17 +1228,17 @@ impl Supervisor {
                 slot.restarts += 1;
                 starts.push((
                     name.clone(),
-                    a.log.clone(),
+                    (a.dir.clone(), a.log.clone()),
                     token,
                     slot.release,
                     slot.spec.clone(),
                 ));
             }
         }
-        for (app, log, token, release, spec) in starts {
+        for (app, (dir, log), token, release, spec) in starts {
             let ctx = self.ctx.clone();
             self.spawn(move || {
-                let result = jobs::start_again(&ctx, &app, &log, release, spec);
+                let result = jobs::start_again(&ctx, &dir, &log, release, spec);
                 Some(Message::Restarted { app, token, result })
             });
         }
@@ -1367,9 +1378,10 @@ fn take_addons(a: &mut App, id: Option<&str>) -> Vec<Server> {
         .collect()
 }
 
-/// An addon as stored now (its port may have moved), with its app's folder.
-fn server_addon(ctx: &Context, app: &str, id: &str) -> Option<(crate::state::AppDir, addon::Addon)> {
-    let dir = ctx.home.existing_app(app).ok()?;
+/// An addon as stored now (its port may have moved), with its app's folder as the
+/// supervisor opened it; none if the app is gone meanwhile.
+fn server_addon(dir: AppDir, id: &str) -> Option<(AppDir, addon::Addon)> {
+    let dir = Some(dir).filter(AppDir::exists)?;
     let a = addon::list(&dir).ok()?.into_iter().find(|a| a.id == id)?;
     Some((dir, a))
 }
@@ -1598,6 +1610,31 @@ mod tests {
             Life::Restarting { at, streak } => Some((*at, *streak)),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_switch_reads_the_release_s_jobs_in_the_folder_the_supervisor_opened() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut b = bench();
+        b.app("a", Vec::new());
+        let dir = b.sup.apps["a"].dir.clone();
+        crate::state::private_dir(&dir.release(2)).unwrap();
+        let job = crate::cron::Job::parse("* * * * * echo hi", None).unwrap();
+        crate::cron::save(&dir.release(2), &[job]).unwrap();
+        // Group-writable since the app was opened: seen at its next opening (the
+        // platform's next start), not at each switch.
+        std::fs::set_permissions(&dir.root, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let (reply, answered) = bounded(1);
+        b.sup.handle(Message::Switch {
+            app: "a".into(),
+            release: 2,
+            containers: Vec::new(),
+            reply,
+        });
+        assert_eq!(answered.recv_timeout(REPORT), Ok(0));
+        b.pump("the release's jobs read", |s| s.workers == 0);
+        let now = b.sup.ctx.clock.unix_secs();
+        assert_eq!(b.sup.cron.wake_in(now), Some(Duration::from_secs(30)));
     }
 
     #[test]
