@@ -381,6 +381,7 @@ fn initialise(
                     "--skip-test-db".into(),
                     // Root only through the server's socket, which is in its 0700 folder.
                     "--auth-root-authentication-method=socket".into(),
+                    own_tmpdir(runner)?,
                 ],
                 None,
             )
@@ -510,6 +511,25 @@ impl Secrets {
     }
 }
 
+/// `--tmpdir=` a folder of the server's own, made when missing (an addon an older shipway
+/// made has none). At each start, MariaDB deletes every `#sql*` file in its tmpdir as
+/// its own leftover temporary tables: in the shared /tmp it deleted those of every other
+/// MariaDB of the machine, running or bootstrapping (another addon's, the host's), which
+/// then failed ("Unknown table 'mysql.tmp_proxies_priv'") or crashed. On the platform,
+/// each database runs in a container with a /tmp of its own.
+fn own_tmpdir(runner: &Runner<'_>) -> Result<OsString, AddonError> {
+    let dir = runner.dir.join("tmp");
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io("create", &dir)(e).into()),
+        _ => {}
+    }
+    if let Some(u) = runner.user {
+        nix::unistd::chown(&dir, Some(u.uid), Some(u.gid))
+            .map_err(|e| IoError::new("give to the server's user", &dir, e.into()))?;
+    }
+    Ok(format!("--tmpdir={}", runner.path().join("tmp").display()).into())
+}
+
 /// Start the server and wait until its log says it accepts connections.
 fn launch(
     addon: Addon,
@@ -563,6 +583,7 @@ fn launch(
                 format!("--user={}", runner.user_name()).into(),
                 // LOAD DATA LOCAL reads files of the client's machine, which is this one.
                 "--local-infile=0".into(),
+                own_tmpdir(runner)?,
             ],
             "ready for connections",
         ),

@@ -469,6 +469,38 @@ fn a_mysql_addon_serves_its_database_to_the_console() {
     assert_eq!(console.wait_within(COMMAND_LIMIT).code(), Some(1));
 }
 
+/// MariaDB deletes every `#sql*` file of its tmpdir at start, as its own leftover
+/// temporary tables. In the shared /tmp, provisioning a mysql addon deleted those of every
+/// other MariaDB on the machine (two addons made at once failed: "Unknown table
+/// 'mysql.tmp_proxies_priv'", or a crash). Each addon's server has a tmpdir of its own.
+#[test]
+fn a_mysql_addon_leaves_the_temporary_tables_of_other_mariadb_servers_alone() {
+    // In /tmp itself, not the test's TMPDIR: the server's environment is shipway's own
+    // (no TMPDIR), so /tmp is where a shared tmpdir would be.
+    let other = tempfile::Builder::new()
+        .prefix("#sql-temptable-of-another-server-")
+        .tempfile_in("/tmp")
+        .unwrap();
+    let env = Env::new();
+    env.run(&["create", "tmpdir"]).ok();
+    let _destroy = DestroyApps(&env, &["tmpdir"]);
+    env.run(&["addons-add", "mysql", "-a", "tmpdir"]).ok();
+    // Started again, by `up`, with the folder it has.
+    env.run(&["down"]).ok();
+    env.run(&["up", "--detach"]).ok();
+    eventually(LONG, "the mysql addon to run again", || {
+        addons(&env, "tmpdir").first().is_some_and(|a| a.2 == "running")
+    });
+    assert!(
+        other.path().exists(),
+        "{} was deleted by the addon's MariaDB",
+        other.path().display()
+    );
+    let id = &addons(&env, "tmpdir")[0].0;
+    let own = env.home.path().join("apps/tmpdir/addons").join(id).join("tmp");
+    assert!(own.is_dir(), "no tmpdir of the server's own at {}", own.display());
+}
+
 /// Issue 21, 15a: a PLAN with a newline, or of 100 KB, broke the `addons` table. Plans are
 /// the platform's names; anything else is refused with the list, and nothing is added.
 #[test]
