@@ -14,6 +14,7 @@ mod harness;
 mod hostile_build;
 mod hostile_surface;
 mod lifecycle;
+mod module_cycles;
 mod ops;
 mod output;
 mod router_figures;
