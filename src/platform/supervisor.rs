@@ -439,7 +439,7 @@ impl Supervisor {
                 opened,
             } => {
                 if !self.serving() {
-                    return refuse(Some(caller));
+                    return self.refuse(vec![Some(caller)]);
                 }
                 let a = self.keep(&app, opened);
                 let (dir, log) = (a.dir.clone(), a.log.clone());
@@ -826,7 +826,7 @@ impl Supervisor {
     /// Admit a job, then run it now or queue it behind the app's running one.
     fn submit(&mut self, name: String, job: Job, caller: Option<Caller>, opened: Opened) {
         if !self.serving() {
-            return refuse(caller);
+            return self.refuse(vec![caller]);
         }
         let handle = self.handle.clone();
         let a = self.keep(&name, opened);
@@ -905,10 +905,8 @@ impl Supervisor {
             return;
         }
         if !serving {
-            for (_, caller) in a.queue.drain(..) {
-                refuse(caller);
-            }
-            return;
+            let refused = a.queue.drain(..).map(|(_, c)| c).collect();
+            return self.refuse(refused);
         }
         self.next_job(name);
     }
@@ -1296,7 +1294,8 @@ impl Supervisor {
     }
 
     /// `down`, Ctrl-C: refuse new jobs, call off queued ones, cancel running ones (they
-    /// select on `ctx.stopping`), and wake the server's accept loop.
+    /// select on `ctx.stopping`), and wake the server's accept loop (a worker answers the
+    /// queued ones and connects to the socket).
     fn stop(&mut self) {
         if !self.serving() {
             return;
@@ -1304,12 +1303,33 @@ impl Supervisor {
         if let Phase::Serving { stop } = std::mem::replace(&mut self.phase, Phase::Stopping) {
             drop(stop);
         }
-        for a in self.apps.values_mut() {
-            for (_, caller) in a.queue.drain(..) {
+        let refused: Vec<Option<Caller>> = self
+            .apps
+            .values_mut()
+            .flat_map(|a| a.queue.drain(..).map(|(_, c)| c))
+            .collect();
+        let socket = self.ctx.home.socket();
+        self.spawn(move || {
+            for caller in refused {
                 refuse(caller);
             }
+            let _ = UnixStream::connect(socket);
+            None
+        });
+    }
+
+    /// Tell the callers of jobs the platform will not run that it is stopping, on a
+    /// worker: a client that does not read could hold the write.
+    fn refuse(&mut self, callers: Vec<Option<Caller>>) {
+        if callers.iter().all(Option::is_none) {
+            return;
         }
-        let _ = UnixStream::connect(self.ctx.home.socket());
+        self.spawn(move || {
+            for caller in callers {
+                refuse(caller);
+            }
+            None
+        });
     }
 
     /// Stop every app, once no job runs: routers first (no new request), then
@@ -1831,8 +1851,9 @@ mod tests {
             jobs: vec![job],
         });
         assert_eq!(b.sup.cron.wake_in(b.clock.unix_secs()), None);
-        // Nor once the platform stops.
+        // Nor once the platform stops (its worker wakes the server's accept loop).
         b.sup.handle(Message::Stop);
+        b.pump("the stop's worker", |s| s.workers == 0);
         b.clock.advance(Duration::from_secs(3600));
         b.sup.cron_due();
         assert_eq!(b.sup.workers, 0);
