@@ -45,7 +45,7 @@ impl Worker {
         let app = self.dir.clone();
         // Also exclude a `shipway build` of the same app in another process.
         let Some(_flock) = super::turn::app_lock(&app, cancel)? else {
-            super::turn::record_aborted(&self.ctx, name, source.as_deref(), input, git_ref)?;
+            super::turn::write_aborted(&app, name, source.as_deref(), input, git_ref)?;
             out.line("<-- Deployment aborted while queued: nothing was built -->");
             return Ok(Status::Aborted);
         };

@@ -987,6 +987,29 @@ mod tests {
     }
 
     #[test]
+    fn a_deploy_called_off_while_a_build_holds_the_app_s_lock_is_recorded_in_its_folder() {
+        let (_home, ctx) = ctx();
+        let dir = deploy(&[]).admit(&ctx, "web").unwrap();
+        // A `shipway build` of the app in another process.
+        let build = dir.try_lock().unwrap().expect("a free lock");
+        let worker = worker(ctx, dir.clone());
+        let (destroy, called_off) = crossbeam_channel::bounded::<()>(0);
+        drop(destroy);
+        let (_serving, stopping) = crossbeam_channel::bounded::<()>(0);
+        let cancel = Cancel::watch(None, &stopping, called_off);
+        let Job::Deploy(args) = deploy(&[]) else {
+            unreachable!("deploy() makes a deploy")
+        };
+        assert_eq!(
+            worker.deploy(args, &Output::new(), &cancel).unwrap(),
+            Status::Aborted
+        );
+        let recorded: Vec<Option<Status>> = Deployment::list(&dir).iter().map(|d| d.status()).collect();
+        assert_eq!(recorded, [Some(Status::Aborted)]);
+        drop(build);
+    }
+
+    #[test]
     fn the_platform_start_hands_over_each_app_s_addons_then_its_release_opened() {
         let (_home, ctx) = ctx();
         for name in ["served", "never-deployed"] {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use super::caller::Caller;
-use super::context::Context;
 use super::message::{Handle, Job, Message};
 use crate::deployment::{Deployment, Status};
 use crate::state::{AppDir, AppLock, StateError};
@@ -97,20 +96,9 @@ pub fn deployments(name: &str, queue: &mut VecDeque<(Job, Option<Caller>)>) -> C
     }
 }
 
-/// The record of a deployment that ended before it built anything.
-pub fn record_aborted(
-    ctx: &Context,
-    name: &str,
-    source: Option<&str>,
-    input: &std::path::Path,
-    git_ref: Option<&str>,
-) -> Result<(), crate::error::Error> {
-    let app = ctx.home.app(name)?;
-    write_aborted(&app, name, source, input, git_ref)
-}
-
-/// [`record_aborted`] in the app's folder already opened.
-fn write_aborted(
+/// The record of a deployment that ended before it built anything, in the app's folder
+/// as the supervisor opened it.
+pub fn write_aborted(
     app: &AppDir,
     name: &str,
     source: Option<&str>,
