@@ -1,14 +1,19 @@
 //! The one owner of the platform's state: every app's routers, release and containers
 //! live on the supervisor thread, and change only through the [`Message`]s it receives,
-//! one at a time. It never waits for long work: a deployment, a restart's probing, a
-//! graceful stop run on worker threads that report back with messages, so `ps` answers
-//! while a deploy runs and a crash during a deploy is handled at once.
+//! one at a time. It decides; it must not wait or touch the disk, /proc or a child: a
+//! deployment, a restart's probing, a graceful stop, the records of called-off jobs, a
+//! container's processes run on workers ([`Supervisor::spawn`], which counts them) that
+//! report back with messages, and its log lines go to one writer thread. So `ps` answers
+//! while a deploy runs and a crash during a deploy is handled at once. It reads time only
+//! from `ctx.clock`, so its tests move a manual clock. What it still does itself: an
+//! app's first router bind and the router's threads it starts, and joining them when
+//! the routers close.
 //!
 //! The crash policy (PLATFORM.md §4, "after a deploy"): a container that exits is
-//! restarted at once; one that keeps crashing is restarted after growing pauses, then
-//! left `crashed`. A crashed web container leaves the router until its replacement is
-//! ready. Jobs of one app (deploy, scale, restart, rollback, destroy) run one at a time,
-//! in the order they came.
+//! restarted at once; one that keeps crashing (a run shorter than [`life::QUICK_CRASH`]
+//! on the clock) is restarted after growing pauses, then left `crashed`. A crashed web
+//! container leaves the router until its replacement is ready. Jobs of one app (deploy,
+//! scale, restart, rollback, destroy) run one at a time, in the order they came.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::net::UnixStream;
