@@ -44,7 +44,8 @@ use crate::state::AppDir;
 
 /// What the platform knows of one app.
 struct App {
-    /// Its folder, its privacy checked once, when the supervisor opened the app.
+    /// Its folder, its privacy checked once, when the app was opened: handed to its jobs,
+    /// crash restarts and cron runs, which do not check it again.
     dir: AppDir,
     log: AppLog,
     routers: Routers,
