@@ -418,8 +418,9 @@ fn provision_error(kind: Kind, e: AddonError) -> Error {
 
 #[cfg(test)]
 mod tests {
-    //! What an app's first deployment takes from scalingo.json before its build; the
-    //! addons themselves are provisioned in `tests/integration/addons.rs`.
+    //! What an app's first deployment takes from scalingo.json before its build, and the
+    //! app's folder the addon jobs are handed; the addons themselves are provisioned in
+    //! `tests/integration/addons.rs`.
 
     use std::sync::Arc;
 
@@ -512,6 +513,25 @@ mod tests {
         f.app.set_current(1).unwrap();
         assert!(f.before_build().unwrap().is_none());
         assert!(f.vars().is_empty());
+    }
+
+    #[test]
+    fn an_addon_job_of_an_app_whose_folder_is_gone_fails_and_makes_nothing_again() {
+        let f = first("{}");
+        std::fs::remove_dir_all(&f.app.root).unwrap();
+        let out = Output::new();
+        for err in [
+            f.worker.addons_add("redis", None, &out).unwrap_err(),
+            f.worker.addons_remove("redis", &out).unwrap_err(),
+        ] {
+            let err = err.to_string();
+            assert!(err.contains("app \"web\" does not exist"), "{err}");
+        }
+        f.worker.restore_addons();
+        assert!(
+            !f.app.root.exists(),
+            "no addon folder made the app's folder again"
+        );
     }
 
     #[test]
