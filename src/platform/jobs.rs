@@ -176,24 +176,25 @@ pub fn restore(ctx: &Context, supervisor: &Handle) {
             .into_iter()
             .chain(current.map(Job::Restore));
         for job in jobs {
-            send_restore(ctx, supervisor, &name, job);
+            send_restore(ctx, supervisor, &app, job);
         }
     }
 }
 
-/// Hand the supervisor a job that starts `name`'s addons or release again, the app
-/// opened here; one that cannot be opened is said in the platform's log.
-fn send_restore(ctx: &Context, supervisor: &Handle, name: &str, job: Job) {
-    match Opened::open(ctx, name) {
+/// Hand the supervisor a job that starts the addons or release of `app` again, the app
+/// opened here with its folder as its caller checked it (the platform's start) or moved
+/// it (a rename); one that cannot be opened is said in the platform's log.
+fn send_restore(ctx: &Context, supervisor: &Handle, app: &AppDir, job: Job) {
+    match Opened::with_dir(app.clone()) {
         Ok(opened) => {
             supervisor.send(Message::Job {
-                app: name.to_string(),
+                app: app.name.clone(),
                 job,
                 caller: None,
                 opened,
             });
         }
-        Err(e) => ctx.say(&format!("{name} cannot be started again: {e}")),
+        Err(e) => ctx.say(&format!("{} cannot be started again: {e}", app.name)),
     }
 }
 
@@ -809,12 +810,14 @@ impl Worker {
             Ok(moved) => (moved, Ok(())),
             Err(e) => (app.clone(), Err(e)),
         };
+        // The folder this job was handed, moved or not: its privacy was checked when the
+        // app was opened, and the move changed nothing in it.
         if crate::addon::folder(&started).exists() {
-            send_restore(&self.ctx, &self.supervisor, &started.name, Job::RestoreAddons);
+            send_restore(&self.ctx, &self.supervisor, &started, Job::RestoreAddons);
         }
         if let Some(number) = started.current() {
             out.step(&format!("Starting release {number} of {} again", started.name));
-            send_restore(&self.ctx, &self.supervisor, &started.name, Job::Restore(number));
+            send_restore(&self.ctx, &self.supervisor, &started, Job::Restore(number));
         }
         result
     }

@@ -16,19 +16,14 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// Open `name`'s folder and log. A job that creates the app (a deploy) has created
-    /// its folder before: the log is opened inside it.
-    pub fn open(ctx: &Context, name: &str) -> Result<Opened, Error> {
-        Opened::with_dir(ctx.home.app(name)?)
-    }
-
     /// Open `name`, which must exist already.
     pub fn existing(ctx: &Context, name: &str) -> Result<Opened, Error> {
         Opened::with_dir(ctx.home.existing_app(name)?)
     }
 
-    /// Open the log of `dir`, whose privacy its caller has just checked (`Home::app`,
-    /// as `Job::admit` does): it is not checked twice.
+    /// Open the log of `dir`, whose privacy its caller has checked (`Home::app`, as
+    /// `Job::admit` and the platform's start do): it is not checked twice. A job that
+    /// creates the app (a deploy) has created its folder before: the log is opened in it.
     pub fn with_dir(dir: AppDir) -> Result<Opened, Error> {
         let path = dir.root.join("app.log");
         let log = AppLog::open(&path).map_err(|source| Error::io("open", path, source))?;

@@ -1493,7 +1493,7 @@ mod tests {
         /// web-2...
         fn app(&mut self, name: &str, lives: Vec<Life>) {
             self.sup.ctx.home.app(name).unwrap().create().unwrap();
-            let opened = Opened::open(&self.sup.ctx, name).unwrap();
+            let opened = Opened::existing(&self.sup.ctx, name).unwrap();
             let since = self.clock.instant();
             let a = self.sup.keep(name, opened);
             a.release = Some(1);
@@ -1802,7 +1802,7 @@ mod tests {
         b.sup.handle(Message::Stop);
         let (caller, client) = caller();
         b.sup.ctx.home.app("a").unwrap().create().unwrap();
-        let opened = Opened::open(&b.sup.ctx, "a").unwrap();
+        let opened = Opened::existing(&b.sup.ctx, "a").unwrap();
         b.sup.submit("a".into(), Job::Destroy, Some(caller), opened);
         assert!(!b.sup.apps.contains_key("a"), "not kept");
         let said = answer(client);
@@ -1869,7 +1869,7 @@ mod tests {
     fn jobs_of_one_app_run_one_at_a_time_in_order() {
         let mut b = bench();
         b.app("a", Vec::new());
-        let opened = || Opened::open(&b.sup.ctx, "a").unwrap();
+        let opened = || Opened::existing(&b.sup.ctx, "a").unwrap();
         let (first, second) = (opened(), opened());
         b.sup.submit("a".into(), Job::Restart(None), None, first);
         assert!(matches!(b.sup.apps["a"].turn, Turn::Running { .. }));
@@ -1979,7 +1979,7 @@ mod tests {
         b.sup.apps.get_mut("a").unwrap().turn = Turn::Running {
             call_off: Some(running),
         };
-        let opened = || Opened::open(&b.sup.ctx, "a").unwrap();
+        let opened = || Opened::existing(&b.sup.ctx, "a").unwrap();
         let (queued, client) = caller();
         let (first, second) = (opened(), opened());
         b.sup.submit("a".into(), deploy_job(), Some(queued), first);
