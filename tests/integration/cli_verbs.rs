@@ -119,7 +119,7 @@ fn send_signal_reaches_each_container_named_or_every_one_of_a_type() {
     let dir = env.app_as("env-echo", "signals");
     std::fs::write(
         dir.join("Procfile"),
-        "web: python3 server.py\nworker: trap 'echo $CONTAINER got USR1' USR1; trap 'echo $CONTAINER got USR2' USR2; while true; do sleep 0.1; done\n",
+        "web: python3 server.py\nworker: trap 'echo $CONTAINER got USR1' USR1; trap 'echo $CONTAINER got USR2' USR2; echo $CONTAINER traps set; while true; do sleep 0.1; done\n",
     )
     .unwrap();
     env.deploy(&dir, "signals", &["--env", &procfile_only()]).ok();
@@ -129,9 +129,11 @@ fn send_signal_reaches_each_container_named_or_every_one_of_a_type() {
         env.run(&all)
     };
     app(&["scale", "worker:2"]).ok();
-    eventually(Duration::from_secs(30), "two workers to run", || {
-        let ps = app(&["ps"]).stdout;
-        ps.contains("worker-1") && ps.contains("worker-2")
+    // Running is not enough: a USR1 that comes before the shell's trap ends the shell (its
+    // default action), which a loaded machine made happen.
+    eventually(Duration::from_secs(30), "two workers to set their traps", || {
+        let logs = app(&["logs", "-n", "500"]).stdout;
+        logs.contains("worker-1 traps set") && logs.contains("worker-2 traps set")
     });
     // A type reaches each of its containers.
     app(&["send-signal", "--signal", "SIGUSR1", "worker"])
