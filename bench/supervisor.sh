@@ -72,8 +72,11 @@ trace, pid = pathlib.Path(sys.argv[1]), sys.argv[2]
 names = dict(l.split(" ", 1) for l in pathlib.Path(sys.argv[3]).read_text().splitlines())
 files = sorted(trace.glob("t.*"))
 # The thread named `supervisor`; a build before it was named: the one that wrote the
-# started line (the supervisor wrote its app-log lines itself then).
-chosen = [f for f in files if names.get(f.suffix[1:]) == "supervisor"]
+# started line (the supervisor wrote its app-log lines itself then). The threads it
+# starts unnamed (workers, watchers) inherit its name: it is the oldest of them, the
+# lowest thread id (ids grow until they wrap at pid_max, far above a bench's few).
+named = [f for f in files if names.get(f.suffix[1:]) == "supervisor"]
+chosen = [min(named, key=lambda f: int(f.suffix[1:]))] if named else []
 if not chosen:
     chosen = [f for f in files if f.suffix[1:] in names and "started (release v" in f.read_text(errors="replace")]
 if len(chosen) != 1:
