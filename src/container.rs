@@ -253,8 +253,9 @@ impl Container {
         self.child.known_program_pid()
     }
 
-    /// Find its program's pid in /proc and keep it, off the supervisor's thread: the
-    /// rollout does, once the container is ready, so that the supervisor knows it.
+    /// Look its program's pid up in /proc and keep it, off the supervisor's thread: the
+    /// rollout does, once the container is ready, so that the supervisor knows it. A
+    /// program not forked yet stays unknown (see [`Child::program_pid`]).
     pub fn look_up_program(&self) {
         let _ = self.child.program_pid();
     }

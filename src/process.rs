@@ -779,13 +779,15 @@ impl Child {
     }
 
     /// The pid of the program itself, which people know the container by (the shim's is
-    /// `pid()`): the shim's oldest child, while it runs. Read from /proc the first time it
-    /// is found, then kept.
+    /// `pid()`): the shim's child, looked for among the pids right after the shim's the
+    /// first time it is found, then kept. `None` while it is not forked yet, or when pids
+    /// wrapped: not worth a scan of all of /proc per container at a rollout, since `ps`
+    /// reads all of it anyway.
     pub fn program_pid(&self) -> Option<u32> {
         if let Some(pid) = self.program.get() {
             return Some(pid.as_raw() as u32);
         }
-        let first = program_of(self.pid)?;
+        let first = program_near(self.pid)?;
         Some(self.program.get_or_init(|| first).as_raw() as u32)
     }
 
@@ -889,15 +891,8 @@ impl Drop for Child {
 
 /// The program a shim runs: the shim's oldest child, while it runs.
 pub fn program_of(shim: Pid) -> Option<Pid> {
-    // It was forked right after the shim started, so its pid is almost always among the
-    // next few: look there first, and through all of /proc (a few milliseconds, on the
-    // path of a switch) only if pids wrapped around.
-    let near = (1..=64).find_map(|n| {
-        let pid = shim.as_raw().checked_add(n)?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        (parse_stat(pid, &stat)?.ppid == shim).then_some(Pid::from_raw(pid))
-    });
-    match near {
+    // Through all of /proc (a few milliseconds) only if pids wrapped around.
+    match program_near(shim) {
         Some(pid) => Some(pid),
         None => Some(
             processes()
@@ -907,6 +902,16 @@ pub fn program_of(shim: Pid) -> Option<Pid> {
                 .pid,
         ),
     }
+}
+
+/// The program a shim runs, looked for among the next 64 pids: it was forked right after
+/// the shim started, so its pid is almost always among them.
+fn program_near(shim: Pid) -> Option<Pid> {
+    (1..=64).find_map(|n| {
+        let pid = shim.as_raw().checked_add(n)?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        (parse_stat(pid, &stat)?.ppid == shim).then_some(Pid::from_raw(pid))
+    })
 }
 
 /// Send `signal` to the group led by `pid`. ESRCH means already gone: not an error.

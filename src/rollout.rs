@@ -173,8 +173,9 @@ pub fn start_specs(
     }
     match ready {
         Ok(()) => {
-            // A ready container's program has been forked: its pid is found here, on the
-            // rollout's thread, and kept, for the supervisor's `ps` and stop to show.
+            // Its program's pid is found here, on the rollout's thread, and kept, for the
+            // supervisor's `ps` and stop to show. A routed container that answers has
+            // forked it; a worker's shim may not have yet: `ps`'s worker finds that one.
             for c in &containers {
                 c.look_up_program();
             }
