@@ -35,26 +35,9 @@ APPS=${APPS:-python nodejs}
 if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 8 ]; then echo "ROUNDS must be 1 to 8" >&2; exit 1; fi
 command -v python3 >/dev/null || { echo "missing: python3 (sudo apt-get install python3)" >&2; exit 1; }
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [ -n "${SHIPWAY:-}" ]; then
-    shipway=$(realpath "$SHIPWAY")
-else
-    echo "building shipway (release)..." >&2
-    (cd "$root" && cargo build --release --quiet)
-    # Cargo built in $root, so a relative CARGO_TARGET_DIR is relative to it.
-    shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
-fi
-[ -x "$shipway" ] || { echo "no binary at $shipway" >&2; exit 1; }
-
-work=$(mktemp -d)
-export SHIPWAY_HOME="$work/home" SHIPWAY_LOOPBACK_BIND=allow SHIPWAY_PORT=0 SHIPWAY_GRACE_PERIOD=1s
-cleanup() {
-    "$shipway" down >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$shipway" up --detach >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+bench_binary release
+bench_platform
 
 # Deploys one app with the next VERSION; appends "app deploy-number wall-ms" to walls.
 deploys=0

@@ -14,27 +14,10 @@
 set -euo pipefail
 
 command -v strace >/dev/null || { echo "missing: strace (sudo apt-get install strace)" >&2; exit 1; }
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [ -n "${SHIPWAY:-}" ]; then
-    shipway=$(realpath "$SHIPWAY")
-else
-    (cd "$root" && cargo build --quiet)
-    shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/debug/shipway
-fi
-[ -x "$shipway" ] || { echo "no binary at $shipway" >&2; exit 1; }
-
-work=$(mktemp -d)
-export SHIPWAY_HOME="$work/home" SHIPWAY_LOOPBACK_BIND=allow SHIPWAY_PORT=0 SHIPWAY_GRACE_PERIOD=1s
-tracer=
-cleanup() {
-    [ -n "$tracer" ] && kill "$tracer" 2>/dev/null
-    "$shipway" down >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$shipway" up --detach >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
-pid=$(head -1 "$SHIPWAY_HOME/platform.pid")
+. "$(dirname "$0")/lib.sh"
+bench_binary debug
+bench_platform
+pid=$platform
 mkdir -p "$work/src"
 cp -a "$root/fixtures/apps/python" "$work/src/python"
 "$shipway" create python >/dev/null

@@ -23,28 +23,9 @@ for tool in strace python3; do
     command -v "$tool" >/dev/null || { echo "missing: $tool (sudo apt-get install $tool)" >&2; exit 1; }
 done
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [ -n "${SHIPWAY:-}" ]; then
-    shipway=$(realpath "$SHIPWAY")
-else
-    echo "building shipway (release)..." >&2
-    (cd "$root" && cargo build --release --quiet)
-    shipway=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/shipway
-fi
-[ -x "$shipway" ] || { echo "no binary at $shipway" >&2; exit 1; }
-
-work=$(mktemp -d)
-export SHIPWAY_HOME="$work/home" SHIPWAY_LOOPBACK_BIND=allow SHIPWAY_PORT=0 SHIPWAY_GRACE_PERIOD=1s
-tracer=
-cleanup() {
-    [ -n "$tracer" ] && kill "$tracer" 2>/dev/null
-    "$shipway" down >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$shipway" up --detach >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; exit 1; }
-platform=$(cat "$SHIPWAY_HOME/platform.pid")
+. "$(dirname "$0")/lib.sh"
+bench_binary release
+bench_platform
 cp -a "$root/fixtures/apps/python" "$work/python"
 deploy() { # dir app [args...]
     local dir=$1 app=$2
