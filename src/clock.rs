@@ -152,6 +152,16 @@ impl ManualClock {
     pub fn waiting(&self) -> usize {
         self.state.lock().unwrap().timers.len()
     }
+
+    /// Until `n` timers wait on this clock, failing the test after 10 s of real time: what
+    /// the test drives on another thread has then reached its wait.
+    pub fn until_waiting(&self, n: usize, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.waiting() < n {
+            assert!(Instant::now() < deadline, "{what} never waited on the clock");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -368,11 +368,7 @@ mod tests {
             containers
         });
         // The probe waits on the clock once it has looked at the port.
-        let waits = Instant::now() + Duration::from_secs(10);
-        while clock.waiting() == 0 {
-            assert!(Instant::now() < waits, "the probe never waited on the clock");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        clock.until_waiting(1, "the probe");
         clock.advance(Duration::from_millis(59_999));
         assert!(
             ended.recv_timeout(Duration::from_millis(200)).is_err(),

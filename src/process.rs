@@ -1219,15 +1219,6 @@ mod tests {
         child
     }
 
-    /// Until `clock` has `n` timers waiting on it, within a deadline.
-    fn until_waiting(clock: &crate::clock::ManualClock, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while clock.waiting() < n {
-            assert!(Instant::now() < deadline, "nothing waits on the clock");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
     #[test]
     fn the_platforms_grace_period_ends_in_sigkill_on_the_clock_not_before() {
         let clock = Arc::new(crate::clock::ManualClock::at(0));
@@ -1239,7 +1230,7 @@ mod tests {
             let exit = child.stop(Signal::SIGTERM, Duration::from_secs(30));
             let _ = tell.send(exit.to_string());
         });
-        until_waiting(&clock, 1);
+        clock.until_waiting(1, "the child");
         clock.advance(Duration::from_millis(29_999));
         // SIGTERM was ignored: a millisecond before the grace ends, it is still there.
         assert!(
@@ -1268,7 +1259,7 @@ mod tests {
             let _ = tell.send(why);
             child
         });
-        until_waiting(&clock, 1);
+        clock.until_waiting(1, "the child");
         clock.advance(Duration::from_secs(20 * 60) - Duration::from_millis(1));
         assert!(
             ended.recv_timeout(Duration::from_millis(200)).is_err(),
@@ -1282,7 +1273,7 @@ mod tests {
         let mut child = waiting.join().unwrap();
         assert!(child.status().is_none(), "a timeout must not stop the program");
         let stopping = std::thread::spawn(move || child.stop(Signal::SIGTERM, Duration::from_secs(30)));
-        until_waiting(&clock, 1);
+        clock.until_waiting(1, "the child");
         clock.advance(Duration::from_secs(30));
         assert_eq!(stopping.join().unwrap().to_string(), "killed by SIGKILL");
     }
