@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{after, bounded, never, select, Receiver};
 use nix::sys::signal::Signal;
@@ -189,7 +189,7 @@ impl BuildpackCache {
                         "{} cannot be reached ({why}): using the cached copy at {} (fetched {})",
                         redact(url),
                         crate::source::short(&entry.commit),
-                        crate::units::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
+                        crate::units::utc_ms(entry.fetched_at)
                     );
                     (entry, Some(note))
                 }
@@ -271,7 +271,7 @@ impl BuildpackCache {
                 let note = format!(
                     "{} cannot be reached ({why}): using the copy downloaded {}",
                     redact(url),
-                    crate::units::utc(UNIX_EPOCH + Duration::from_millis(entry.fetched_at))
+                    crate::units::utc_ms(entry.fetched_at)
                 );
                 (entry, Some(note))
             }

@@ -602,16 +602,6 @@ fn has(list: &str, controller: &str) -> bool {
     list.split_whitespace().any(|c| c == controller)
 }
 
-/// `256 MB`, as the platform writes a size's memory.
-pub fn human_memory(bytes: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    if bytes >= 1024 * MIB && bytes.is_multiple_of(1024 * MIB) {
-        format!("{} GB", bytes / (1024 * MIB))
-    } else {
-        format!("{} MB", bytes / MIB)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,12 +661,5 @@ proc /proc proc rw 0 0
         assert_eq!(cpu_shares(CpuPriority::Standard), 1024);
         assert_eq!(cpu_shares(CpuPriority::Low), 512);
         assert_eq!(cpu_shares(CpuPriority::High), 2048);
-    }
-
-    #[test]
-    fn memory_is_written_as_the_platform_does() {
-        assert_eq!(human_memory(Size::named("S").unwrap().memory), "256 MB");
-        assert_eq!(human_memory(Size::named("L").unwrap().memory), "1 GB");
-        assert_eq!(human_memory(Size::named("3XL").unwrap().memory), "8 GB");
     }
 }

@@ -657,7 +657,7 @@ pub fn out_of_memory(size: Option<Size>) -> String {
     match size {
         Some(size) => format!(
             "out of memory (limit {}, size {})",
-            crate::cgroup::human_memory(size.memory),
+            crate::units::human_memory(size.memory),
             size.name
         ),
         None => "out of memory".to_string(),

@@ -48,6 +48,22 @@ pub fn utc(time: std::time::SystemTime) -> String {
     )
 }
 
+/// [`utc`] of a time in milliseconds since the Unix epoch, as shipway records times.
+pub fn utc_ms(ms: u64) -> String {
+    utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
+/// Memory as the platform's size table writes it: `256 MB`, `1 GB`.
+pub fn human_memory(bytes: u64) -> String {
+    const MB: u64 = 1024 * 1024;
+    const GB: u64 = 1024 * MB;
+    if bytes >= GB && bytes.is_multiple_of(GB) {
+        format!("{} GB", bytes / GB)
+    } else {
+        format!("{} MB", bytes / MB)
+    }
+}
+
 /// (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (Howard Hinnant's
 /// civil-from-days).
 pub fn civil(days: i64) -> (i64, u32, u32) {
@@ -66,6 +82,10 @@ pub fn civil(days: i64) -> (i64, u32, u32) {
 mod tests {
     #[test]
     fn utc_dates_are_civil() {
+        assert_eq!(
+            utc_ms(1_795_771_809_848),
+            utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_771_809_848))
+        );
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_771_809_848);
         assert_eq!(utc(t), "2026-11-27T09:30:09.848Z");
         assert_eq!(utc(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
@@ -79,5 +99,13 @@ mod tests {
         assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(human_duration(std::time::Duration::from_millis(850)), "850ms");
         assert_eq!(human_duration(std::time::Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn memory_is_written_as_the_platform_does() {
+        use crate::platform_numbers::Size;
+        assert_eq!(human_memory(Size::named("S").unwrap().memory), "256 MB");
+        assert_eq!(human_memory(Size::named("L").unwrap().memory), "1 GB");
+        assert_eq!(human_memory(Size::named("3XL").unwrap().memory), "8 GB");
     }
 }

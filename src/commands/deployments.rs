@@ -1,14 +1,12 @@
 //! `shipway deployments`, `deployment-logs [ID]`, `deployment-delete-cache`: an app's
 //! history, the whole output of one deployment, and its build cache.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use super::tables::{self, DeploymentRow};
 use crate::deployment::Deployment;
 use crate::error::{exit, Error};
 use crate::settings::Settings;
 use crate::ui::Output;
-use crate::units::utc;
+use crate::units::utc_ms;
 
 pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;
@@ -16,10 +14,7 @@ pub fn list(settings: &Settings, choice: &super::AppChoice, json: bool) -> Resul
         .into_iter()
         .rev()
         .map(|d| DeploymentRow {
-            created_at: d
-                .statuses
-                .first()
-                .map_or("-".into(), |s| utc(UNIX_EPOCH + Duration::from_millis(s.at))),
+            created_at: d.statuses.first().map_or("-".into(), |s| utc_ms(s.at)),
             status: d.status().map_or("-".into(), |s| s.to_string()),
             id: d.id,
             duration_ms: d.duration_ms,

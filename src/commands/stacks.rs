@@ -37,9 +37,10 @@ pub fn list(settings: &Settings, json: bool, prune: bool) -> Result<i32, Error> 
             let image = store
                 .installed(s.name)
                 .and_then(|i| store.image(&i.digest).map(|r| (i, r)));
-            let pulled_at = image.as_ref().and_then(|_| store.pulled(s.name)).map(|p| {
-                crate::units::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(p.at_ms))
-            });
+            let pulled_at = image
+                .as_ref()
+                .and_then(|_| store.pulled(s.name))
+                .map(|p| crate::units::utc_ms(p.at_ms));
             StackRow {
                 name: s.name,
                 base: format!("Ubuntu {}", s.ubuntu),

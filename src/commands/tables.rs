@@ -4,7 +4,7 @@
 //! the platform's stacks), while `ui` stays below the steps that write through it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ use crate::listing::{AddonRow, ContainerRow};
 use crate::source::short;
 use crate::ui::console::status;
 use crate::ui::terminal::Abilities;
-use crate::units::{human_bytes, human_duration, utc};
+use crate::units::{human_bytes, human_duration, utc_ms};
 
 /// How much of a process's command line `ps` shows on its line (`--json` has it all).
 const COMMAND_WIDTH: usize = 100;
@@ -278,8 +278,8 @@ impl From<&Entry> for BuildpackRow {
             url: e.url.clone(),
             git_ref: e.reference.clone(),
             commit: e.commit.clone(),
-            fetched_at: utc(UNIX_EPOCH + Duration::from_millis(e.fetched_at)),
-            last_used_at: utc(UNIX_EPOCH + Duration::from_millis(e.last_used)),
+            fetched_at: utc_ms(e.fetched_at),
+            last_used_at: utc_ms(e.last_used),
             disk_size: e.bytes,
         }
     }
@@ -301,7 +301,7 @@ pub fn buildpacks(entries: &[Entry]) {
             e.reference.as_deref().unwrap_or("(default)"),
             short(&e.commit),
             human_bytes(e.bytes),
-            utc(UNIX_EPOCH + Duration::from_millis(e.last_used)),
+            utc_ms(e.last_used),
             e.url
         );
     }

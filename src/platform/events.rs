@@ -216,7 +216,7 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "{container} stopped: out of memory (limit {}, size {size})",
-                memory(*memory_limit_bytes)
+                crate::units::human_memory(*memory_limit_bytes)
             ),
             // Quoted with its escapes: a command may hold a newline, which would end the line.
             Event::Run {
@@ -247,17 +247,6 @@ impl fmt::Display for Event {
                 write!(f, "stack changed from {from} to {to}, for the next deployment")
             }
         }
-    }
-}
-
-/// A memory limit as the platform's size table says it: `256 MB`, `1 GB`.
-fn memory(bytes: u64) -> String {
-    const MB: u64 = 1024 * 1024;
-    const GB: u64 = 1024 * MB;
-    if bytes >= GB && bytes.is_multiple_of(GB) {
-        format!("{} GB", bytes / GB)
-    } else {
-        format!("{} MB", bytes / MB)
     }
 }
 

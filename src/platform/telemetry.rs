@@ -75,8 +75,8 @@ pub fn figures(
     let span_ms = now_ms.saturating_sub(span_start).max(60_000);
     let rate = recent as f64 * 60_000.0 / span_ms as f64;
     RouterFigures {
-        window_start_at: rfc3339(first * 60_000),
-        measured_at: rfc3339(now_ms),
+        window_start_at: crate::units::utc_ms(first * 60_000),
+        measured_at: crate::units::utc_ms(now_ms),
         requests,
         errors,
         requests_per_minute: (rate * 100.0).round() / 100.0,
@@ -84,7 +84,7 @@ pub fn figures(
         minutes: if minutes {
             kept.iter()
                 .map(|m| MinuteFigures {
-                    minute_at: rfc3339(m.minute * 60_000),
+                    minute_at: crate::units::utc_ms(m.minute * 60_000),
                     requests: m.requests,
                     errors: m.errors,
                     response_time_ms: m.times.percentiles(),
@@ -94,10 +94,6 @@ pub fn figures(
             Vec::new()
         },
     }
-}
-
-fn rfc3339(ms: u64) -> String {
-    crate::units::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// Ask the running platform for the app's router figures (`since`, `minutes`: as
