@@ -124,9 +124,7 @@ pub struct Plan<'a> {
     pub settings: &'a Settings,
     pub release: &'a Release,
     pub release_dir: &'a Path,
-    pub config_vars: &'a BTreeMap<String, String>,
-    pub formation: &'a BTreeMap<String, u32>,
-    /// The app's config, whose sizes the containers get.
+    /// The app's config: its variables, formation and sizes.
     pub config: &'a crate::state::AppConfig,
     /// What the boot timeout and the hook's timeout are measured on.
     pub clock: &'a Arc<dyn Clock>,
@@ -140,7 +138,13 @@ pub fn start(
     out: &Output,
     cancel: &Receiver<()>,
 ) -> Result<Vec<Container>, RolloutError> {
-    start_specs(plan, specs(plan.release, plan.formation), log, out, cancel)
+    start_specs(
+        plan,
+        specs(plan.release, &plan.config.formation),
+        log,
+        out,
+        cancel,
+    )
 }
 
 /// Start these containers of the plan's release and wait until the routed ones are ready.
@@ -235,7 +239,7 @@ pub fn start_unprobed(
             plan.settings,
             plan.release,
             plan.release_dir,
-            plan.config_vars,
+            &plan.config.config_vars,
             spec,
             plan.config.size(&process_type),
             log(&name),
@@ -278,7 +282,7 @@ pub fn run_hook(
         plan.settings,
         plan.release,
         plan.release_dir,
-        plan.config_vars,
+        &plan.config.config_vars,
         "postdeploy-1",
         command,
         plan.config.size("postdeploy"),

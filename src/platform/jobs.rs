@@ -147,8 +147,6 @@ fn plan<'a>(
         settings: &ctx.settings,
         release,
         release_dir,
-        config_vars: &config.config_vars,
-        formation: &config.formation,
         config,
         clock: &ctx.clock,
     }
