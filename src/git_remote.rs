@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::io_error::{io, IoError};
 use crate::process::{Exit, ProcessError, Spawn};
+use crate::shell::{single_quoted, unquoted};
 use crate::state::AppDir;
 
 /// An all-zero SHA: the old value of a ref being created, the new one of a deletion.
@@ -220,20 +221,9 @@ pub fn retarget_hook(app: &AppDir, exe: &Path, home: &Path) -> Result<(), GitRem
     };
     let remote = text
         .rsplit_once(" --remote ")
-        .and_then(|(_, quoted)| sh_unquote(quoted.trim_end()))
+        .and_then(|(_, quoted)| unquoted(quoted.trim_end()))
         .unwrap_or_else(|| "shipway".to_string());
     write_hook(&repo, &app.name, &remote, exe, home)
-}
-
-/// The word [`sh_quote`] wrote.
-fn sh_unquote(quoted: &str) -> Option<String> {
-    let inner = quoted.strip_prefix('\'')?.strip_suffix('\'')?;
-    Some(inner.replace(r"'\''", "'"))
-}
-
-/// A word for `sh`, single-quoted.
-fn sh_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 fn write_hook(repo: &Path, app: &str, remote: &str, exe: &Path, home: &Path) -> Result<(), GitRemoteError> {
@@ -250,10 +240,10 @@ fn write_hook(repo: &Path, app: &str, remote: &str, exe: &Path, home: &Path) -> 
          \x20 exit 1\n\
          fi\n\
          exec \"$shipway\" git-receive --app {app_q} --remote {remote_q}\n",
-        home = sh_quote(&home.to_string_lossy()),
-        exe = sh_quote(&exe),
-        app_q = sh_quote(app),
-        remote_q = sh_quote(remote),
+        home = single_quoted(&home.to_string_lossy()),
+        exe = single_quoted(&exe),
+        app_q = single_quoted(app),
+        remote_q = single_quoted(remote),
     );
     let hooks = repo.join("hooks");
     std::fs::create_dir_all(&hooks).map_err(io("create", &hooks))?;
@@ -500,6 +490,6 @@ mod tests {
 
     #[test]
     fn hook_quotes_what_it_embeds() {
-        assert_eq!(sh_quote("/a b/it's"), r"'/a b/it'\''s'");
+        assert_eq!(single_quoted("/a b/it's"), r"'/a b/it'\''s'");
     }
 }

@@ -58,7 +58,7 @@ pub fn in_browser(url: &str) -> Result<String, Vec<String>> {
         let line = if browser.contains("%s") {
             browser.replace("%s", url)
         } else {
-            format!("{browser} '{url}'")
+            format!("{browser} {}", crate::shell::shell_quoted(url))
         };
         match std::process::Command::new("sh").args(["-c", &line]).status() {
             Ok(s) if s.success() => return Ok(browser.trim().to_string()),
