@@ -460,6 +460,11 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
+    /// Where its web router serves it, once its first deploy gave it a port.
+    pub fn url(&self) -> Option<String> {
+        self.router_port.map(|p| format!("http://127.0.0.1:{p}"))
+    }
+
     /// The container size of `process_type`: the one it was given, else M.
     pub fn size(&self, process_type: &str) -> crate::platform_numbers::Size {
         self.sizes

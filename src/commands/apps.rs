@@ -18,7 +18,7 @@ pub fn run(settings: &Settings, json: bool) -> Result<i32, Error> {
         list.push(AppRow {
             name,
             release: app.current(),
-            url: config.router_port.map(|p| format!("http://127.0.0.1:{p}")),
+            url: config.url(),
             status,
             stack: config.stack().to_string(),
             running_stack: running

@@ -12,14 +12,14 @@ use crate::error::{exit, Error};
 use crate::platform::protocol::AddonRow;
 use crate::release::Release;
 use crate::settings::Settings;
-use crate::state::AppDir;
+use crate::state::AppConfig;
 
 /// The app's URL, opened in a browser when a person runs it on a terminal: `$BROWSER`
 /// (a `:`-separated list, tried in turn, as `man` and `git` read it), else `xdg-open`.
 /// Elsewhere (a script, a pipe) the URL is printed, as a value.
 pub fn open(settings: &Settings, choice: &super::AppChoice) -> Result<i32, Error> {
     let (_, app) = super::existing_app(settings, choice)?;
-    let url = url(&app)?.ok_or_else(|| {
+    let url = url(&app.load_config()?).ok_or_else(|| {
         Error::Usage(format!(
             "{} has no URL yet: `shipway deploy` gives it its router port",
             app.name
@@ -70,11 +70,8 @@ pub fn in_browser(url: &str) -> Result<String, Vec<String>> {
 }
 
 /// `http://127.0.0.1:PORT/`, once the app has a router port.
-fn url(app: &AppDir) -> Result<Option<String>, Error> {
-    Ok(app
-        .load_config()?
-        .router_port
-        .map(|p| format!("http://127.0.0.1:{p}/")))
+fn url(config: &AppConfig) -> Option<String> {
+    config.url().map(|u| u + "/")
 }
 
 #[derive(Serialize)]
@@ -108,7 +105,7 @@ pub fn apps_info(settings: &Settings, choice: &super::AppChoice, json: bool) -> 
         name: app.name.clone(),
         stack: config.stack().to_string(),
         status: crate::platform::protocol::app_status(&containers),
-        url: url(&app)?,
+        url: url(&config),
         release: release.as_ref().map(|r| r.number),
         git_ref: release.as_ref().and_then(|r| r.git_ref.clone()),
         formation,

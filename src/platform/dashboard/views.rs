@@ -80,7 +80,7 @@ pub fn apps(home: &Home, supervisor: &Handle) -> Result<Vec<AppSummary>, Error> 
         };
         list.push(AppSummary {
             release: app.current(),
-            url: config.router_port.map(|p| format!("http://127.0.0.1:{p}")),
+            url: config.url(),
             status: super::super::protocol::app_status(&containers),
             containers: containers.len(),
             name,
@@ -98,7 +98,7 @@ pub fn app(home: &Home, supervisor: &Handle, name: &str) -> Result<AppView, Erro
     Ok(AppView {
         name: app.name.clone(),
         release: app.current(),
-        url: config.router_port.map(|p| format!("http://127.0.0.1:{p}")),
+        url: config.url(),
         status: super::super::protocol::app_status(&containers),
         stack: config.stack().to_string(),
         formation: config.formation.clone(),
