@@ -414,19 +414,20 @@ impl Worker {
     /// Start `specs` of the app's current `release`: the routed ones first, until they
     /// are ready; then the others, without waiting for them (README: a worker is not
     /// waited for, the crash policy watches it from the start, as after a deploy).
+    /// `config` is the one they start with, which may not be stored yet.
     fn start_ready(
         &self,
         app: &AppDir,
         release: &Release,
+        config: &AppConfig,
         specs: Vec<ContainerSpec>,
         out: &Output,
     ) -> Result<Vec<Container>, Error> {
-        let config = app.load_config()?;
         let (routed, others): (Vec<_>, Vec<_>) = specs
             .into_iter()
             .partition(|s| crate::container::is_routed(&s.process_type));
         let mut ready = self
-            .start_containers(app, release, &config, routed, out)
+            .start_containers(app, release, config, routed, out)
             .map_err(|e| {
                 out.error(&e.to_string());
                 for line in e.details() {
@@ -434,7 +435,7 @@ impl Worker {
                 }
                 fail("nothing was changed".into())
             })?;
-        match self.with_plan(app, release, &config, |plan, log_for| {
+        match self.with_plan(app, release, config, |plan, log_for| {
             rollout::start_unprobed(plan, others, log_for)
         }) {
             Ok(started) => ready.extend(started),
@@ -548,15 +549,11 @@ impl Worker {
                 "Starting {}",
                 missing.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
             ));
-            // Started with the new sizes: stored first, put back if they fail to start.
-            app.update_config(|c| c.sizes.extend(sizes.clone()))?;
-            match self.start_ready(app, &release, missing, out) {
-                Ok(started) => started,
-                Err(e) => {
-                    app.update_config(|c| c.sizes = config.sizes.clone())?;
-                    return Err(e);
-                }
-            }
+            // Started with the new sizes; they are stored below only once the
+            // containers are up, so a failed start leaves app.toml as it was.
+            let mut resized_config = config.clone();
+            resized_config.sizes.extend(sizes.clone());
+            self.start_ready(app, &release, &resized_config, missing, out)?
         };
         let config_now = app.update_config(|c| {
             c.formation.extend(counts.clone());
@@ -680,7 +677,8 @@ impl Worker {
             scope: names.iter().cloned().collect(),
             release: release.number,
         });
-        let fresh = self.start_ready(app, &release, chosen, out)?;
+        let config = app.load_config()?;
+        let fresh = self.start_ready(app, &release, &config, chosen, out)?;
         self.replace(fresh, move |s| names.contains(&s.name()))?;
         Ok(())
     }
