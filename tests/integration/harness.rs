@@ -300,6 +300,12 @@ impl std::ops::DerefMut for Guarded {
 impl Drop for Guarded {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
+            // A child that leads its own process group takes what it forked with it. Only
+            // while it runs: a reaped child's pid may be someone else's already.
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = self.0.kill();
             // SIGKILL cannot be caught: the wait returns at once.
             let _ = self.0.wait();

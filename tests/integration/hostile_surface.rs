@@ -245,18 +245,3 @@ fn down_in_a_loosened_home_signals_no_process_but_a_shipway_of_this_user() {
     );
     chmod(home, 0o700);
 }
-
-/// A child killed and reaped however the test ends, with its process group when it leads
-/// one (what it forked goes too).
-struct Guarded(std::process::Child);
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
