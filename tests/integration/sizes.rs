@@ -232,7 +232,10 @@ fn without_a_cgroup_sizes_are_not_enforced_and_it_is_said_once() {
     let stats: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
     let Some(why) = stats["unmeasured"].as_str() else {
         run(&["down"]);
-        skipped(what, "nobody has a delegated cgroup on this machine");
+        skipped(
+            what,
+            "nobody has a delegated cgroup here: its sizes are enforced, so the path where they are not cannot be shown",
+        );
         return;
     };
     deployed.ok();
