@@ -39,13 +39,13 @@ impl Worker {
             env: _,
             source,
         } = what;
-        let name = self.app.as_str();
+        let name = self.dir.name.as_str();
         let (input, git_ref) = (what.path.as_path(), what.git_ref.as_deref());
         // Created when the deployment was admitted, and opened then (`Worker::dir`).
         let app = self.dir.clone();
         // Also exclude a `shipway build` of the same app in another process.
         let Some(_flock) = super::turn::app_lock(&app, cancel)? else {
-            super::turn::write_aborted(&app, name, source.as_deref(), input, git_ref)?;
+            super::turn::write_aborted(&app, source.as_deref(), input, git_ref)?;
             out.line("<-- Deployment aborted while queued: nothing was built -->");
             return Ok(Status::Aborted);
         };

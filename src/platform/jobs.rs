@@ -200,7 +200,6 @@ fn send_restore(ctx: &Context, supervisor: &Handle, app: &AppDir, job: Job) {
 pub struct Worker {
     pub(super) ctx: Arc<Context>,
     pub(super) supervisor: Handle,
-    pub(super) app: String,
     /// The app's folder as the supervisor opened it, its privacy checked then: the job
     /// does not check it again. Jobs of one app run one at a time and only a job moves or
     /// removes its folder (rename, destroy), so it is the app's folder for the whole job.
@@ -214,7 +213,6 @@ impl Worker {
         Worker {
             ctx,
             supervisor,
-            app: dir.name.clone(),
             dir,
             log,
         }
@@ -254,10 +252,11 @@ impl Worker {
                 match self.restore(number) {
                     Ok(url) => self
                         .ctx
-                        .say(&format!("{}: release {number} serves at {url}", self.app)),
-                    Err(e) => self
-                        .ctx
-                        .say(&format!("{}: cannot start release {number} again: {e}", self.app)),
+                        .say(&format!("{}: release {number} serves at {url}", self.dir.name)),
+                    Err(e) => self.ctx.say(&format!(
+                        "{}: cannot start release {number} again: {e}",
+                        self.dir.name
+                    )),
                 }
                 return;
             }
@@ -279,7 +278,7 @@ impl Worker {
         let bound = self
             .supervisor
             .call(|reply| Message::Routers {
-                app: self.app.clone(),
+                app: self.dir.name.clone(),
                 port,
                 wants_tcp,
                 kept,
@@ -318,7 +317,7 @@ impl Worker {
     /// containers are being stopped.
     pub(super) fn switch(&self, release: u32, containers: Vec<Container>) -> Result<usize, Error> {
         self.supervisor.call(|reply| Message::Switch {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             release,
             containers,
             reply,
@@ -337,7 +336,7 @@ impl Worker {
 
     fn present_all(&self) -> Result<Vec<ContainerSpec>, Error> {
         self.supervisor.call(|reply| Message::Present {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             reply,
         })
     }
@@ -348,7 +347,7 @@ impl Worker {
         leaving: impl Fn(&ContainerSpec) -> bool + Send + 'static,
     ) -> Result<Vec<String>, Error> {
         self.supervisor.call(|reply| Message::Replace {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             fresh,
             leaving: Box::new(leaving),
             reply,
@@ -366,7 +365,7 @@ impl Worker {
     ) -> T {
         let release_dir = app.release(release.number);
         let plan = plan(&self.ctx, release, &release_dir, config);
-        let log_for = |c: &str| self.ctx.container_log(&self.log, &self.app, c);
+        let log_for = |c: &str| self.ctx.container_log(&self.log, &self.dir.name, c);
         start(&plan, &log_for)
     }
 
@@ -387,7 +386,7 @@ impl Worker {
 
     /// A platform event: in the app's record (`shipway timeline`) and log (`shipway logs`).
     pub(super) fn event(&self, event: Event) {
-        self.ctx.event(&self.log, &self.app, event);
+        self.ctx.event(&self.log, &self.dir.name, event);
     }
 
     /// Start the current release again; the URL it serves at.
@@ -575,7 +574,7 @@ impl Worker {
         if web_off {
             out.detail("web is scaled to 0: the router answers 503 until it is scaled up again");
         }
-        out.step(&format!("{} is scaled to:", self.app));
+        out.step(&format!("{} is scaled to:", self.dir.name));
         for (t, n) in rollout::amounts(&release, &formation_now) {
             out.detail(&format!("{t}: {n} - {}", config_now.size(&t).name));
         }
@@ -596,7 +595,7 @@ impl Worker {
         let Some(release) = self.current_release(app)? else {
             return Err(fail(format!(
                 "{} has no release deployed yet: deploy it first",
-                self.app
+                self.dir.name
             )));
         };
         let mut vars = app.load_config()?.config_vars;
@@ -611,7 +610,7 @@ impl Worker {
             .find(|s| !taken.contains(&s.name()))
             .ok_or_else(|| fail("no one-off name is free".into()))?;
         let name = spec.name();
-        let log = self.ctx.container_log(&self.log, &self.app, &name);
+        let log = self.ctx.container_log(&self.log, &self.dir.name, &name);
         let started = container::start(
             &self.ctx.settings,
             &release,
@@ -625,24 +624,24 @@ impl Worker {
         )
         .map_err(|e| fail(e.to_string()))?;
         self.supervisor.call(|reply| Message::OneOff {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             container: started,
             reply,
         })?;
         out.step(&format!(
             "Starting one-off {name} for app {}: {command}",
-            self.app
+            self.dir.name
         ));
         out.detail(&format!(
             "its output goes to the app's logs: `shipway -a {0} logs --filter {name}` (and `shipway -a {0} ps` while it runs)",
-            self.app
+            self.dir.name
         ));
         Ok(())
     }
 
     /// `restart [TYPE|CONTAINER]`: new containers ready first, then the old ones stopped.
     pub(super) fn restart(&self, target: Option<&str>, out: &Output) -> Result<(), Error> {
-        let name = self.app.as_str();
+        let name = self.dir.name.as_str();
         let app = self.existing()?;
         let Some(release) = self.current_release(app)? else {
             return Err(fail(format!(
@@ -686,7 +685,7 @@ impl Worker {
     /// `rollback [ID]`: roll out the release of an earlier successful deployment again,
     /// from its kept slug, without building.
     fn rollback(&self, id: Option<&str>, out: &Output) -> Result<Status, Error> {
-        let name = self.app.as_str();
+        let name = self.dir.name.as_str();
         let app = self.existing()?;
         let current = app.current();
         let history = Deployment::list(app);
@@ -781,19 +780,22 @@ impl Worker {
         // A `shipway build` of the app in another process holds its lock.
         let Some(_lock) = app.try_lock()? else {
             return Err(Error::Platform {
-                message: format!("a build of {} runs: rename it once the build is over", self.app),
+                message: format!(
+                    "a build of {} runs: rename it once the build is over",
+                    self.dir.name
+                ),
             });
         };
         let containers = self.supervisor.call(|reply| Message::Dismantle {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             reply,
         })?;
         if !containers.is_empty() {
-            out.step(&format!("Stopping the containers of {}", self.app));
+            out.step(&format!("Stopping the containers of {}", self.dir.name));
         }
         crate::container::stop_all(containers, self.ctx.settings.grace_period);
         let servers = self.supervisor.call(|reply| Message::AddonTake {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             id: None,
             reply,
         })?;
@@ -821,20 +823,20 @@ impl Worker {
     fn destroy(&self) -> Result<(), Error> {
         let app = self.existing()?;
         let containers = self.supervisor.call(|reply| Message::Dismantle {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             reply,
         })?;
         crate::container::stop_all(containers, self.ctx.settings.grace_period);
         // Then the addon servers, whose data goes with the app's folder.
         let servers = self.supervisor.call(|reply| Message::AddonTake {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             id: None,
             reply,
         })?;
         super::life::stop_servers(servers);
         // As root, each addon has an OS user of its own, which goes with the app.
         if let Err(e) = crate::addon::remove_users(app) {
-            self.ctx.say(&format!("{}: {e}", self.app));
+            self.ctx.say(&format!("{}: {e}", self.dir.name));
         }
         std::fs::remove_dir_all(&app.root).map_err(|source| Error::io("remove", app.root.clone(), source))
     }

@@ -33,7 +33,7 @@ impl Worker {
         let app = self.existing()?;
         let found = addon::find(app, id).map_err(|e| fail(e.to_string()))?;
         let servers = self.supervisor.call(|reply| Message::AddonTake {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             id: Some(found.id.clone()),
             reply,
         })?;
@@ -84,7 +84,7 @@ impl Worker {
             "Provisioning addon {kind} (plan {shown}){}",
             why.map(|w| format!(", requested by {w}")).unwrap_or_default()
         ));
-        let sink = self.ctx.container_log(&self.log, &self.app, kind.name());
+        let sink = self.ctx.container_log(&self.log, &self.dir.name, kind.name());
         let server = addon::provision(
             app,
             kind,
@@ -117,7 +117,7 @@ impl Worker {
             }
         };
         self.supervisor.send(Message::AddonUp {
-            app: self.app.clone(),
+            app: self.dir.name.clone(),
             server: Box::new(server),
         });
         self.event(Event::NewAddon {
@@ -166,11 +166,11 @@ impl Worker {
             Err(e) => {
                 return self
                     .ctx
-                    .say(&format!("{}: cannot read its addons: {e}", self.app))
+                    .say(&format!("{}: cannot read its addons: {e}", self.dir.name))
             }
         };
         for a in addons {
-            let sink = self.ctx.container_log(&self.log, &self.app, a.kind.name());
+            let sink = self.ctx.container_log(&self.log, &self.dir.name, a.kind.name());
             match addon::start(app, &a, &self.ctx.settings, sink, &self.ctx.stopping) {
                 Ok(server) => {
                     if server.addon.port != a.port {
@@ -178,21 +178,21 @@ impl Worker {
                         let _ = app.update_config(|c| c.config_vars.extend(vars));
                         self.ctx.say(&format!(
                             "{}: port {} of addon {} was taken: it moved to {} (its config vars follow)",
-                            self.app, a.port, a.id, server.addon.port
+                            self.dir.name, a.port, a.id, server.addon.port
                         ));
                     }
                     self.ctx.say(&format!(
                         "{}: addon {} ({}) serves on 127.0.0.1:{}",
-                        self.app, a.kind, a.id, server.addon.port
+                        self.dir.name, a.kind, a.id, server.addon.port
                     ));
                     self.supervisor.send(Message::AddonUp {
-                        app: self.app.clone(),
+                        app: self.dir.name.clone(),
                         server: Box::new(server),
                     });
                 }
                 Err(e) => self.ctx.say(&format!(
                     "{}: cannot start addon {} ({}) again: {e}",
-                    self.app, a.kind, a.id
+                    self.dir.name, a.kind, a.id
                 )),
             }
         }
@@ -303,7 +303,7 @@ impl Worker {
     ) -> Result<(), Error> {
         let mut said = Vec::new();
         let (mut added, mut removed) = (Vec::new(), Vec::new());
-        let name = self.app.clone();
+        let name = self.dir.name.clone();
         // Drawn before the config is locked, so that no randomness can fail in there.
         let mut secrets = std::collections::BTreeMap::new();
         for (k, v) in &m.env {

@@ -867,7 +867,7 @@ impl Supervisor {
         a.recording.insert(token);
         let (dir, app) = (a.dir.clone(), name.to_string());
         self.spawn(move || {
-            gone.tell(&dir, &app);
+            gone.tell(&dir);
             Some(Message::Recorded { app, token })
         });
     }

@@ -45,12 +45,11 @@ impl CalledOff {
 
     /// Each deployment is recorded `aborted` in `app` (nothing was built), then its client,
     /// if it still reads, is told so: the record is there before the client hears of it.
-    pub fn tell(self, app: &AppDir, name: &str) {
+    pub fn tell(self, app: &AppDir) {
         for (job, caller) in self.jobs {
             let result = match &job {
                 Job::Deploy(args) => write_aborted(
                     app,
-                    name,
                     args.source.as_deref(),
                     &args.input.path,
                     args.input.git_ref.as_deref(),
@@ -97,10 +96,9 @@ pub fn deployments(name: &str, queue: &mut VecDeque<(Job, Option<Caller>)>) -> C
 }
 
 /// The record of a deployment that ended before it built anything, in the app's folder
-/// as the supervisor opened it.
+/// as the supervisor opened it, under the name it was opened by.
 pub fn write_aborted(
     app: &AppDir,
-    name: &str,
     source: Option<&str>,
     input: &std::path::Path,
     git_ref: Option<&str>,
@@ -108,7 +106,7 @@ pub fn write_aborted(
     let source = source
         .map(String::from)
         .unwrap_or_else(|| input.display().to_string());
-    Deployment::new(name, &source, git_ref).set_status(Status::Aborted, app)?;
+    Deployment::new(&app.name, &source, git_ref).set_status(Status::Aborted, app)?;
     Ok(())
 }
 
