@@ -189,12 +189,12 @@ pub struct Metered {
 /// How long `stats` watches the containers' CPU time to tell their CPU use.
 const CPU_WINDOW: Duration = Duration::from_millis(250);
 
-/// The figures of `stats`: each container's cgroup read twice, `CPU_WINDOW` apart (on a
-/// worker: it waits).
-pub fn stats(app: &str, metered: Vec<Metered>) -> AppStats {
+/// The figures of `stats`: each container's cgroup read twice, `CPU_WINDOW` apart, for
+/// its CPU (on a worker: it waits); without `cpu`, once, with no CPU figure.
+pub fn stats(app: &str, metered: Vec<Metered>, cpu: bool) -> AppStats {
     let first: Vec<_> = metered
         .iter()
-        .map(|m| m.meter.as_ref().and_then(Meter::read))
+        .map(|m| m.meter.as_ref().filter(|_| cpu).and_then(Meter::read))
         .collect();
     let start = Instant::now();
     if first.iter().any(Option::is_some) {

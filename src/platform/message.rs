@@ -45,9 +45,11 @@ pub enum Message {
         names: Vec<String>,
         reply: Sender<Targets>,
     },
-    /// `shipway stats`: the containers' figures, read on a worker.
+    /// `shipway stats`: the containers' figures, read on a worker. Without `cpu`, memory
+    /// only, read once at once (the dashboard's memory chart), with no CPU window waited.
     Stats {
         app: String,
+        cpu: bool,
         reply: Sender<Result<AppStats, Error>>,
     },
     /// A job for an app, queued behind the app's running one; `caller` gets its output.

@@ -146,7 +146,11 @@ fn serve(ctx: &Arc<Context>, supervisor: &Handle, dashboard: &Dashboard, stream:
         }
         Request::Stats { app } => {
             let event = match supervisor
-                .call(|reply| Message::Stats { app, reply })
+                .call(|reply| Message::Stats {
+                    app,
+                    cpu: true,
+                    reply,
+                })
                 .and_then(|r| r)
             {
                 Ok(mut stats) => {

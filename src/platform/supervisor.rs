@@ -241,7 +241,7 @@ impl Supervisor {
                 let _ = reply.send(self.status());
             }
             Message::Ps { app, reply } => self.ps(&app, reply),
-            Message::Stats { app, reply } => self.stats(&app, reply),
+            Message::Stats { app, cpu, reply } => self.stats(&app, cpu, reply),
             Message::Job {
                 app,
                 job,
@@ -552,9 +552,9 @@ impl Supervisor {
         targets
     }
 
-    /// `shipway stats`: each container's cgroup is read on a worker, twice, a moment
-    /// apart, for its CPU.
-    fn stats(&mut self, app: &str, reply: Sender<Result<AppStats, Error>>) {
+    /// `shipway stats`: each container's cgroup is read on a worker, with `cpu` twice, a
+    /// moment apart.
+    fn stats(&mut self, app: &str, cpu: bool, reply: Sender<Result<AppStats, Error>>) {
         let known = self
             .apps
             .get(app)
@@ -563,7 +563,7 @@ impl Supervisor {
         let (ctx, app) = (self.ctx.clone(), app.to_string());
         self.spawn(move || {
             let stats = match known {
-                Some(metered) => Ok(life::stats(&app, metered)),
+                Some(metered) => Ok(life::stats(&app, metered, cpu)),
                 None => ctx
                     .home
                     .existing_app(&app)

@@ -38,8 +38,10 @@ impl Samples {
         std::thread::spawn(move || loop {
             let now = crate::clock::now_ms();
             for app in ctx.home.apps() {
+                // Memory only: a CPU window per app would hold this loop 250 ms an app.
                 let asked = supervisor.call(|reply| Message::Stats {
                     app: app.clone(),
+                    cpu: false,
                     reply,
                 });
                 // A platform stopping, or an app destroyed meanwhile: nothing to keep.

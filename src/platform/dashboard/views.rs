@@ -147,6 +147,7 @@ pub fn stats(
     let stats = supervisor
         .call(|reply| Message::Stats {
             app: name.to_string(),
+            cpu: true,
             reply,
         })
         .and_then(|r| r)?;
