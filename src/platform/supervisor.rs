@@ -430,10 +430,9 @@ impl Supervisor {
                         })
                         .collect();
                     a.slots.retain(|s| !gone(s));
-                    let (ctx, log) = (self.ctx.clone(), a.log.clone());
-                    self.writer.write(move || {
+                    self.in_log(&app, move |ctx, log, app| {
                         for event in stopped {
-                            ctx.event(&log, &app, event);
+                            ctx.event(log, app, event);
                         }
                     });
                 }
@@ -518,8 +517,7 @@ impl Supervisor {
             container: name.to_string(),
             release: c.release,
         };
-        let (ctx, log, at) = (self.ctx.clone(), a.log.clone(), app.to_string());
-        self.writer.write(move || ctx.event(&log, &at, event));
+        self.in_log(app, move |ctx, log, app| ctx.event(log, app, event));
         self.retire(app, vec![*c]);
         Ok(())
     }
@@ -1010,14 +1008,12 @@ impl Supervisor {
         for (id, exited) in adopted.watch {
             watch(&self.handle, name, id, exited);
         }
-        let Some(a) = self.apps.get(name) else { return };
         if adopted.started.is_empty() {
             return;
         }
-        let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), name.to_string());
-        self.writer.write(move || {
+        self.in_log(name, move |ctx, log, app| {
             for event in adopted.started {
-                ctx.event(&log, &app, event);
+                ctx.event(log, app, event);
             }
         });
     }
@@ -1135,6 +1131,15 @@ impl Supervisor {
         });
     }
 
+    /// Hand `write` to the writer thread with the log of `app` (nothing if the supervisor
+    /// does not keep it): its lines land in the order said, and the supervisor never
+    /// waits on the disk.
+    fn in_log(&self, app: &str, write: impl FnOnce(&Context, &AppLog, &str) + Send + 'static) {
+        let Some(a) = self.apps.get(app) else { return };
+        let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), app.to_string());
+        self.writer.write(move || write(&ctx, &log, &app));
+    }
+
     /// After a crash (or a failed restart): restart the container after a pause that
     /// grows with `streak`, or leave it crashed once the streak reaches `crash_limit`.
     fn crashed(&mut self, app: &str, i: usize, streak: u32, crash: Crash) {
@@ -1185,15 +1190,14 @@ impl Supervisor {
                 )
             }
         };
-        let (ctx, log, app) = (self.ctx.clone(), a.log.clone(), app.to_string());
-        self.writer.write(move || {
-            ctx.event(&log, &app, event);
-            let lines = ctx.container_log(&log, &app, &name);
+        self.in_log(app, move |ctx, log, app| {
+            ctx.event(log, app, event);
+            let lines = ctx.container_log(log, app, &name);
             for line in std::iter::once(&said).chain(&crash.details) {
                 lines(Stream::Stderr, line);
             }
             if let Some(e) = given_up {
-                ctx.event(&log, &app, e);
+                ctx.event(log, app, e);
             }
         });
     }
