@@ -27,7 +27,7 @@ const REMOVE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The two layouts of cgroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
+enum Version {
     V1,
     V2,
 }
@@ -144,8 +144,8 @@ fn remove_left(base: &Base, gone: impl Fn(i32) -> bool) {
 }
 
 /// Whether container sizes can be enforced here, and why not.
-pub fn available() -> Result<Version, Unavailable> {
-    base().as_ref().map(|b| b.version).map_err(Clone::clone)
+pub fn available() -> Result<(), Unavailable> {
+    base().as_ref().map(|_| ()).map_err(Clone::clone)
 }
 
 impl Cgroup {
@@ -265,7 +265,7 @@ fn make(base: &Base, name: &str, size: Size) -> io::Result<Cgroup> {
 }
 
 /// v1 `cpu.shares` of a priority: 1024 is the kernel's default, Standard.
-pub fn cpu_shares(cpu: CpuPriority) -> u32 {
+fn cpu_shares(cpu: CpuPriority) -> u32 {
     cpu.weight() * 1024 / 100
 }
 
@@ -378,7 +378,7 @@ impl Meter {
 
 /// The number after `key` in a cgroup file of `key value` lines (`memory.events`,
 /// `cpu.stat`, `memory.oom_control`).
-pub fn keyed(text: &str, key: &str) -> Option<u64> {
+fn keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
@@ -387,7 +387,7 @@ pub fn keyed(text: &str, key: &str) -> Option<u64> {
 
 /// A cgroup tree mounted on this machine, as `/proc/self/mounts` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
+struct Mount {
     pub path: PathBuf,
     /// v1: the controllers of the tree (`memory`; `cpu,cpuacct` share one); v2: none.
     pub controllers: Vec<String>,
@@ -395,7 +395,7 @@ pub struct Mount {
 }
 
 /// The cgroup trees in a `/proc/self/mounts` text.
-pub fn parse_mounts(text: &str) -> Vec<Mount> {
+fn parse_mounts(text: &str) -> Vec<Mount> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
@@ -445,7 +445,7 @@ fn unescape_mount(path: &str) -> String {
 
 /// This process's own cgroup in each tree, from a `/proc/self/cgroup` text: by
 /// controller for v1 (`memory` -> `/a/b`), and under `""` for v2 (`0::/a/b`).
-pub fn parse_own(text: &str) -> Vec<(String, String)> {
+fn parse_own(text: &str) -> Vec<(String, String)> {
     let mut own = Vec::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
