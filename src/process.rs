@@ -892,16 +892,16 @@ impl Drop for Child {
 /// The program a shim runs: the shim's oldest child, while it runs.
 pub fn program_of(shim: Pid) -> Option<Pid> {
     // Through all of /proc (a few milliseconds) only if pids wrapped around.
-    match program_near(shim) {
-        Some(pid) => Some(pid),
-        None => Some(
-            processes()
-                .into_iter()
-                .filter(|p| p.ppid == shim)
-                .min_by_key(|p| p.start)?
-                .pid,
-        ),
-    }
+    program_near(shim).or_else(|| program_in(&processes(), shim))
+}
+
+/// The program of `shim` in `table`, a read of /proc: the shim's oldest child.
+pub fn program_in(table: &[ProcessInfo], shim: Pid) -> Option<Pid> {
+    table
+        .iter()
+        .filter(|p| p.ppid == shim)
+        .min_by_key(|p| p.start)
+        .map(|p| p.pid)
 }
 
 /// The program a shim runs, looked for among the next 64 pids: it was forked right after

@@ -244,16 +244,6 @@ pub struct Seen {
     pub shim: Option<u32>,
 }
 
-/// The program of `shim` in `table`: its oldest child, as [`process::program_of`] finds it.
-fn program_in(table: &[ProcessInfo], shim: u32) -> Option<u32> {
-    let shim = nix::unistd::Pid::from_raw(shim as i32);
-    table
-        .iter()
-        .filter(|p| p.ppid == shim)
-        .min_by_key(|p| p.start)
-        .map(|p| p.pid.as_raw() as u32)
-}
-
 /// What runs in a container, as `ps` shows it.
 fn process_rows(group: i32, table: &[ProcessInfo]) -> Vec<ProcessRow> {
     let group = nix::unistd::Pid::from_raw(group);
@@ -287,7 +277,10 @@ pub fn with_processes(seen: Vec<Seen>) -> Vec<ContainerRow> {
                  shim,
              }| {
                 if let (None, Some(shim)) = (row.pid, shim) {
-                    row.pid = Some(program_in(&table, shim).unwrap_or(shim));
+                    row.pid = Some(
+                        process::program_in(&table, nix::unistd::Pid::from_raw(shim as i32))
+                            .map_or(shim, |p| p.as_raw() as u32),
+                    );
                 }
                 if let Some(g) = group {
                     row.processes = process_rows(g, &table);
