@@ -10,10 +10,6 @@ use crate::harness::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
-}
-
 /// The `cron` fixture deployed as `app`, with GREETING and MARKER config vars.
 fn deployed(env: &Env, app: &str) -> std::path::PathBuf {
     let dir = env.app_as("cron", app);

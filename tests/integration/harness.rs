@@ -68,6 +68,26 @@ impl From<Output> for Run {
     }
 }
 
+/// A `--json` command's output, parsed; the test fails with the whole output when it is not JSON.
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
+}
+
+/// The `type` of each event of a timeline (`timeline --json`, the dashboard's), in order.
+pub fn types(timeline: &serde_json::Value) -> Vec<String> {
+    timeline
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {timeline}"))
+        .iter()
+        .map(|e| {
+            e["type"]
+                .as_str()
+                .unwrap_or_else(|| panic!("an event without a type: {e}"))
+                .to_string()
+        })
+        .collect()
+}
+
 impl Run {
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)

@@ -5,10 +5,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
-}
-
 /// Crash the first container `ps` lists for `app` with SIGKILL: its pid.
 fn kill_first_container(env: &Env, app: &str) -> i64 {
     let rows = json(&env.run(&["ps", "-a", app, "--json"]).ok());

@@ -46,10 +46,6 @@ fn no_escapes(run: &Run, what: &str) {
     );
 }
 
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
-}
-
 #[test]
 fn piped_output_is_plain_lines_and_errors_go_to_stderr() {
     let env = Env::new();

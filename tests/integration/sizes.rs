@@ -9,10 +9,6 @@ use crate::harness::*;
 
 const S_MEMORY: u64 = 268_435_456;
 
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
-}
-
 /// The `sizes` fixture deployed as `app`, its web container of size S; None (said) where
 /// no cgroup can be made here.
 fn deployed(env: &Env, app: &str, what: &str) -> Option<()> {

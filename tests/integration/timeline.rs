@@ -8,19 +8,6 @@ use crate::harness::*;
 /// A value no event may show: it is set as a config var and looked for everywhere.
 const SECRET: &str = "s3cr3t-value-7f1e9a";
 
-fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
-}
-
-fn types(timeline: &serde_json::Value) -> Vec<String> {
-    timeline
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {timeline}"))
-        .iter()
-        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 /// Each event of `timeline --json` is a `[platform]` line of `logs --filter platform`, at
 /// its time and with its text, and the log has no platform line the timeline lacks.
 fn same_events_in_logs(env: &Env, app: &str, timeline: &serde_json::Value) {
