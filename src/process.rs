@@ -24,7 +24,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::cgroup::{Cgroup, Meter, Usage};
+use crate::cgroup::{Cgroup, Meter};
 use crate::clock::Clock;
 use crate::io_error::{io, IoError};
 use crate::platform_numbers::Size;
@@ -525,10 +525,8 @@ impl Spawn {
             .wait()
             .map(Exit)
             .map_err(|source| ProcessError::Spawn { program, source })?;
-        if let Some(usage) = cgroup.as_ref().and_then(|c| c.meter().read()) {
-            if usage.oom_kills > 0 {
-                eprintln!("shipway: {}", out_of_memory(self.size.as_ref().map(|s| s.1)));
-            }
+        if let Some(size) = cgroup.as_ref().and_then(stopped_for_memory) {
+            eprintln!("shipway: {}", out_of_memory(size));
         }
         Ok(exit)
     }
@@ -653,15 +651,18 @@ fn utf8_cut(bytes: &[u8]) -> usize {
 }
 
 /// How a container stopped for memory is described: `out of memory (limit 256 MB, size S)`.
-pub fn out_of_memory(size: Option<Size>) -> String {
-    match size {
-        Some(size) => format!(
-            "out of memory (limit {}, size {})",
-            crate::units::human_memory(size.memory),
-            size.name
-        ),
-        None => "out of memory".to_string(),
-    }
+pub fn out_of_memory(size: Size) -> String {
+    format!(
+        "out of memory (limit {}, size {})",
+        crate::units::human_memory(size.memory),
+        size.name
+    )
+}
+
+/// The size of the container of `cgroup`, if the kernel stopped a process of it for memory.
+fn stopped_for_memory(cgroup: &Cgroup) -> Option<Size> {
+    let meter = cgroup.meter();
+    (meter.read()?.oom_kills > 0).then_some(meter.size)
 }
 
 /// A started child: its shim, the leader of its own process group, with the program
@@ -675,10 +676,10 @@ pub struct Child {
     /// The program's pid, once looked up (the shim's first child).
     program: OnceLock<Pid>,
     sink: LineSink,
-    /// The container's cgroup, removed once its group has ended (`end`), when its last
-    /// figures are kept in `last_usage`.
+    /// The container's cgroup, removed once its group has ended (`end`), when whether the
+    /// kernel stopped it for memory is kept in `ended_for_memory`.
     cgroup: Option<Cgroup>,
-    last_usage: Option<(Usage, Size)>,
+    ended_for_memory: Option<Size>,
     /// Reaps the leader; taken once the group has ended (`stop`, `reap_group`), so `None`
     /// means the group is gone and the watchdog told.
     waiter: Option<JoinHandle<()>>,
@@ -725,7 +726,7 @@ impl Child {
             program: OnceLock::new(),
             sink,
             cgroup: None,
-            last_usage: None,
+            ended_for_memory: None,
             waiter: Some(waiter),
             clock,
         }
@@ -742,17 +743,16 @@ impl Child {
 
     /// Its size, when the kernel stopped it (or a process of it) for memory.
     pub fn stopped_for_memory(&self) -> Option<Size> {
-        let (usage, size) = match &self.cgroup {
-            Some(c) => (c.meter().read()?, c.meter().size),
-            None => self.last_usage?,
-        };
-        (usage.oom_kills > 0).then_some(size)
+        match &self.cgroup {
+            Some(cgroup) => stopped_for_memory(cgroup),
+            None => self.ended_for_memory,
+        }
     }
 
     /// Why it ended, when the kernel stopped it for memory: `out of memory (limit 256
     /// MB, size S)`.
     pub fn out_of_memory(&self) -> Option<String> {
-        self.stopped_for_memory().map(|size| out_of_memory(Some(size)))
+        self.stopped_for_memory().map(out_of_memory)
     }
 
     /// A receiver that becomes ready (disconnected) when the leader exits, for
@@ -860,8 +860,7 @@ impl Child {
             notify(GroupEvent::Ended(self.pid()));
         }
         if let Some(cgroup) = self.cgroup.take() {
-            let meter = cgroup.meter();
-            self.last_usage = meter.read().map(|u| (u, meter.size));
+            self.ended_for_memory = stopped_for_memory(&cgroup);
         }
         if let Err(RecvTimeoutError::Timeout) = self.drained.recv_timeout(DRAIN_DEADLINE) {
             (self.sink)(

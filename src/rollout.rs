@@ -27,7 +27,7 @@ use crate::ui::{Output, Progress};
 pub enum RolloutError {
     #[error(transparent)]
     Start(#[from] ContainerError),
-    #[error("{container} {} before it accepted connections on its PORT", .out_of_memory.map_or_else(|| .exit.to_string(), |size| format!("stopped: {}", crate::process::out_of_memory(Some(size)))))]
+    #[error("{container} {} before it accepted connections on its PORT", .out_of_memory.map_or_else(|| .exit.to_string(), |size| format!("stopped: {}", crate::process::out_of_memory(size))))]
     Crashed {
         container: String,
         exit: Exit,

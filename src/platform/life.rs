@@ -492,7 +492,7 @@ impl RestartError {
                     RolloutError::Crashed {
                         out_of_memory: Some(size),
                         ..
-                    } => crate::process::out_of_memory(Some(*size)),
+                    } => crate::process::out_of_memory(*size),
                     RolloutError::Crashed { exit, .. } => exit.to_string(),
                     other => other.to_string(),
                 },

@@ -396,7 +396,7 @@ impl Supervisor {
                     let name = self.apps[&a].slots[i].name();
                     let crash = match out_of_memory {
                         Some(size) => {
-                            let why = crate::process::out_of_memory(Some(size));
+                            let why = crate::process::out_of_memory(size);
                             Crash {
                                 message: format!("{name} stopped: {why}"),
                                 details: Vec::new(),
