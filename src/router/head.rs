@@ -399,19 +399,29 @@ pub(crate) fn parse_response(
     )))
 }
 
-/// A response the router writes itself (404, 502, 503, 504, 400): a short text that says
-/// what happened and what to do.
-pub(crate) fn error_response(code: u16, message: &str, keep_alive: bool, is_head: bool) -> Vec<u8> {
-    let reason = match code {
+/// The reason phrase of a status shipway answers itself (the router's errors, the
+/// dashboard's answers).
+pub(crate) fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Error",
-    };
+    }
+}
+
+/// A response the router writes itself (404, 502, 503, 504, 400): a short text that says
+/// what happened and what to do.
+pub(crate) fn error_response(code: u16, message: &str, keep_alive: bool, is_head: bool) -> Vec<u8> {
+    let reason = reason(code);
     let mut out = Vec::with_capacity(160 + message.len());
     push(
         &mut out,

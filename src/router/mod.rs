@@ -36,6 +36,7 @@ mod buf;
 mod conn;
 mod dial;
 mod head;
+pub(crate) use head::reason;
 mod http;
 pub mod logs;
 pub mod metrics;

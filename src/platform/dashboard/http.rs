@@ -123,7 +123,7 @@ impl Answer {
              Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n\
              Referrer-Policy: no-referrer\r\n",
             self.status,
-            reason(self.status),
+            crate::router::reason(self.status),
             self.content_type,
             self.body.len()
         );
@@ -136,19 +136,6 @@ impl Answer {
             out.write_all(&self.body)?;
         }
         out.flush()
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "",
     }
 }
 
