@@ -37,9 +37,11 @@ impl Job {
     /// What is checked or stored before the job waits for its turn: a deploy creates the
     /// app and stores its config vars; the others need the app to exist. The app's folder,
     /// its privacy checked here, once per job: the app is opened with it
-    /// (`Opened::with_dir`).
-    pub fn admit(&self, ctx: &Context, name: &str) -> Result<AppDir, Error> {
+    /// (`Opened::with_dir`). With it, the events to record in the app's log once it is
+    /// open: `admit_and_send` opens it once, for them and for the job.
+    pub fn admit(&self, ctx: &Context, name: &str) -> Result<(AppDir, Vec<Event>), Error> {
         let app = ctx.home.app(name)?;
+        let mut said = Vec::new();
         match self {
             Job::Deploy(args) => {
                 app.create()?;
@@ -48,7 +50,7 @@ impl Job {
                         config_vars::validate(k, v)?;
                     }
                     let env = args.env.clone();
-                    let events = app.update_config(|c| {
+                    said = app.update_config(|c| {
                         // Only what changes: the same `--env` at every deploy is no event.
                         let changed: Vec<String> = env
                             .iter()
@@ -59,9 +61,6 @@ impl Job {
                         c.config_vars.extend(env);
                         events
                     })?;
-                    // In the app's log and timeline as `env-set` puts it; a write that
-                    // fails does not stop the deployment.
-                    let _ = super::applog::record(&app, events);
                 }
             }
             Job::Restore(_) | Job::RestoreAddons => {}
@@ -76,7 +75,7 @@ impl Job {
             }
             _ => exists(&app)?,
         }
-        Ok(app)
+        Ok((app, said))
     }
 }
 
@@ -97,11 +96,22 @@ pub(super) fn exists(app: &AppDir) -> Result<(), Error> {
 pub fn admit_and_send(ctx: &Context, supervisor: &Handle, app: String, job: Job, caller: Option<Caller>) {
     let stopping = ctx.stopping.try_recv() == Err(crossbeam_channel::TryRecvError::Disconnected);
     let admitted = if stopping {
-        ctx.home.app(&app).map_err(Error::from)
+        ctx.home
+            .app(&app)
+            .map(|dir| (dir, Vec::new()))
+            .map_err(Error::from)
     } else {
         job.admit(ctx, &app)
     };
-    match admitted.and_then(Opened::with_dir) {
+    let opened = admitted.and_then(|(dir, said)| {
+        let opened = Opened::with_dir(dir)?;
+        // In the app's log and timeline as `env-set` puts them.
+        for event in said {
+            opened.log.event(event);
+        }
+        Ok(opened)
+    });
+    match opened {
         Ok(opened) => {
             supervisor.send(Message::Job {
                 app,
@@ -169,28 +179,33 @@ pub fn restore(ctx: &Context, supervisor: &Handle) {
             }
         }
         let current = app.current();
-        let jobs = addons
+        let jobs: Vec<Job> = addons
             .then_some(Job::RestoreAddons)
             .into_iter()
-            .chain(current.map(Job::Restore));
-        for job in jobs {
-            send_restore(ctx, supervisor, &app, job);
-        }
+            .chain(current.map(Job::Restore))
+            .collect();
+        send_restore(ctx, supervisor, &app, jobs);
     }
 }
 
-/// Hand the supervisor a job that starts the addons or release of `app` again, the app
-/// opened here with its folder as its caller checked it (the platform's start) or moved
-/// it (a rename); one that cannot be opened is said in the platform's log.
-fn send_restore(ctx: &Context, supervisor: &Handle, app: &AppDir, job: Job) {
+/// Hand the supervisor the jobs that start the addons or release of `app` again, the
+/// app opened here once for all of them, with its folder as its caller checked it (the
+/// platform's start) or moved it (a rename); one that cannot be opened is said in the
+/// platform's log.
+fn send_restore(ctx: &Context, supervisor: &Handle, app: &AppDir, jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
     match Opened::with_dir(app.clone()) {
         Ok(opened) => {
-            supervisor.send(Message::Job {
-                app: app.name.clone(),
-                job,
-                caller: None,
-                opened,
-            });
+            for job in jobs {
+                supervisor.send(Message::Job {
+                    app: app.name.clone(),
+                    job,
+                    caller: None,
+                    opened: opened.clone(),
+                });
+            }
         }
         Err(e) => ctx.say(&format!("{} cannot be started again: {e}", app.name)),
     }
@@ -810,13 +825,15 @@ impl Worker {
         };
         // The folder this job was handed, moved or not: its privacy was checked when the
         // app was opened, and the move changed nothing in it.
+        let mut jobs = Vec::new();
         if crate::addon::folder(&started).exists() {
-            send_restore(&self.ctx, &self.supervisor, &started, Job::RestoreAddons);
+            jobs.push(Job::RestoreAddons);
         }
         if let Some(number) = started.current() {
             out.step(&format!("Starting release {number} of {} again", started.name));
-            send_restore(&self.ctx, &self.supervisor, &started, Job::Restore(number));
+            jobs.push(Job::Restore(number));
         }
+        send_restore(&self.ctx, &self.supervisor, &started, jobs);
         result
     }
 
@@ -889,6 +906,26 @@ mod tests {
     }
 
     #[test]
+    fn a_deploy_s_new_variables_are_said_in_the_log_it_is_sent_with() {
+        let home = tempfile::tempdir().unwrap();
+        // Held: a platform that is serving admits the job.
+        let (ctx, _serving) = Context::for_tests(Settings::defaults(home.path().to_path_buf()));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        admit_and_send(
+            &ctx,
+            &Handle(tx),
+            "web".into(),
+            deploy(&[("GREETING", "hi")]),
+            None,
+        );
+        let Ok(Message::Job { opened, .. }) = rx.try_recv() else {
+            panic!("the deployment was sent to the supervisor");
+        };
+        let log = std::fs::read_to_string(opened.dir.root.join("app.log")).unwrap();
+        assert!(log.contains("GREETING"), "{log}");
+    }
+
+    #[test]
     fn a_bad_config_var_name_is_refused_and_not_stored() {
         let (_home, ctx) = ctx();
         let err = deploy(&[("OK", "1"), ("NOT-A-NAME", "x")])
@@ -949,10 +986,10 @@ mod tests {
     #[test]
     fn a_job_is_admitted_with_the_app_s_folder_its_privacy_checked() {
         let (_home, ctx) = ctx();
-        let dir = deploy(&[]).admit(&ctx, "fresh").unwrap();
+        let (dir, _) = deploy(&[]).admit(&ctx, "fresh").unwrap();
         assert_eq!(dir.name, "fresh");
         assert!(dir.exists(), "the deploy created it");
-        assert_eq!(Job::Restore(1).admit(&ctx, "fresh").unwrap().root, dir.root);
+        assert_eq!(Job::Restore(1).admit(&ctx, "fresh").unwrap().0.root, dir.root);
         // Another user could write in it: the next job is refused when it is admitted.
         make_group_writable(&dir);
         let err = Job::Restart(None).admit(&ctx, "fresh").unwrap_err().to_string();
@@ -962,7 +999,7 @@ mod tests {
     #[test]
     fn a_job_works_in_the_folder_it_was_handed_without_checking_its_privacy_again() {
         let (_home, ctx) = ctx();
-        let dir = deploy(&[]).admit(&ctx, "web").unwrap();
+        let (dir, _) = deploy(&[]).admit(&ctx, "web").unwrap();
         // Changed after the app was opened: seen when it is opened next (the platform's
         // next start), not by each of its jobs.
         make_group_writable(&dir);
@@ -975,7 +1012,7 @@ mod tests {
     #[test]
     fn a_job_of_an_app_whose_folder_is_gone_fails_as_an_unknown_app() {
         let (_home, ctx) = ctx();
-        let dir = deploy(&[]).admit(&ctx, "web").unwrap();
+        let (dir, _) = deploy(&[]).admit(&ctx, "web").unwrap();
         let worker = worker(ctx, dir.clone());
         std::fs::remove_dir_all(&dir.root).unwrap();
         let counts = BTreeMap::from([("web".to_string(), Amount::To(2))]);
@@ -990,7 +1027,7 @@ mod tests {
     #[test]
     fn a_deploy_called_off_while_a_build_holds_the_app_s_lock_is_recorded_in_its_folder() {
         let (_home, ctx) = ctx();
-        let dir = deploy(&[]).admit(&ctx, "web").unwrap();
+        let (dir, _) = deploy(&[]).admit(&ctx, "web").unwrap();
         // A `shipway build` of the app in another process.
         let build = dir.try_lock().unwrap().expect("a free lock");
         let worker = worker(ctx, dir.clone());

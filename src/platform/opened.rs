@@ -10,6 +10,8 @@ use super::context::Context;
 use crate::error::Error;
 use crate::state::AppDir;
 
+/// Cheap to clone: a folder's paths and a shared handle on the open log.
+#[derive(Clone)]
 pub struct Opened {
     pub dir: AppDir,
     pub log: AppLog,
