@@ -213,31 +213,26 @@ mod tests {
         let mut routers = Routers::default();
         assert_eq!((routers.url(), routers.ports()), (None, Ports::default()));
         let none = |_: u16| None;
-        let bound = routers
-            .ensure(
-                &settings,
-                Ports::default(),
-                Some(0),
-                true,
-                none,
-                reporting(&log, &telemetries),
-            )
-            .unwrap();
+        // The same ask each time: the first deploy's, then the next's.
+        let ensure = |routers: &mut Routers| {
+            routers
+                .ensure(
+                    &settings,
+                    Ports::default(),
+                    Some(0),
+                    true,
+                    none,
+                    reporting(&log, &telemetries),
+                )
+                .unwrap()
+        };
+        let bound = ensure(&mut routers);
         let (web, tcp) = (bound.ports.web.unwrap(), bound.ports.tcp.unwrap());
         assert_ne!(web, tcp);
         assert_eq!(bound.url, format!("http://127.0.0.1:{web}"));
         assert_eq!(bound.tcp_url, Some(format!("tcp://127.0.0.1:{tcp}")));
         // Asked again (the next deploy), the same routers answer.
-        let again = routers
-            .ensure(
-                &settings,
-                Ports::default(),
-                Some(0),
-                true,
-                none,
-                reporting(&log, &telemetries),
-            )
-            .unwrap();
+        let again = ensure(&mut routers);
         assert_eq!(again.ports, bound.ports);
         // No container is ready: nothing is routed to.
         let crashed = Slot {
