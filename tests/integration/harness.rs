@@ -35,6 +35,18 @@ pub fn procfile_only() -> String {
     format!("BUILDPACK_URL={}", fixture_buildpack("procfile-only").display())
 }
 
+/// An Env whose crash policy gives up quickly (a 50 ms back-off, 3 crashes), with the
+/// `crash-loop-worker` fixture deployed as `app` and its worker scaled to 1, crashing.
+pub fn crash_looping_worker(app: &str) -> Env {
+    let mut env = Env::new();
+    env.set("SHIPWAY_CRASH_BACKOFF", "50ms")
+        .set("SHIPWAY_CRASH_LIMIT", "3");
+    let dir = env.app("crash-loop-worker");
+    env.deploy(&dir, app, &["--env", &procfile_only()]).ok();
+    env.run(&["scale", "-a", app, "worker=1"]).ok();
+    env
+}
+
 /// The `PIDS_DIR=` config var of fixtures that tell their pids: the work folder, since a
 /// container's own writes under `/app` stay in its layer.
 pub fn pids_dir(env: &Env) -> String {

@@ -121,12 +121,7 @@ fn scale_balances_round_robin_and_zero_answers_503() {
 
 #[test]
 fn a_crash_looping_worker_ends_crashed() {
-    let mut env = Env::new();
-    env.set("SHIPWAY_CRASH_BACKOFF", "50ms")
-        .set("SHIPWAY_CRASH_LIMIT", "3");
-    let app = env.app("crash-loop-worker");
-    env.deploy(&app, "loopy", &["--env", &procfile_only()]).ok();
-    env.run(&["scale", "-a", "loopy", "worker=1"]).ok();
+    let env = crash_looping_worker("loopy");
     eventually(Duration::from_secs(20), "worker-1 to be left crashed", || {
         let rows = json(&env.run(&["ps", "-a", "loopy", "--json"]).ok());
         rows.as_array()

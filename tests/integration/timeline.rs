@@ -208,12 +208,7 @@ fn a_stack_change_is_on_the_timeline_without_a_platform() {
 
 #[test]
 fn crashes_and_the_crash_policy_giving_up_are_on_the_timeline() {
-    let mut env = Env::new();
-    env.set("SHIPWAY_CRASH_BACKOFF", "50ms")
-        .set("SHIPWAY_CRASH_LIMIT", "3");
-    let app = env.app("crash-loop-worker");
-    env.deploy(&app, "loopy", &["--env", &procfile_only()]).ok();
-    env.run(&["scale", "-a", "loopy", "worker=1"]).ok();
+    let env = crash_looping_worker("loopy");
     let mut timeline = serde_json::Value::Null;
     eventually(Duration::from_secs(20), "the crash policy to give up", || {
         timeline = json(&env.run(&["timeline", "-a", "loopy", "--json"]).ok());
